@@ -1,0 +1,15 @@
+module github.com/mailnfs/mailnfs
+
+go 1.26.8
+
+require (
+	github.com/go-git/go-billy/v5 v5.9.2 // indirect
+	github.com/klauspost/compress v1.20.4 // indirect
+	github.com/rasky/go-xdr v0.0.0-20170124162913-1a41d1a06c93 // indirect
+	github.com/stretchr/testify v1.12.1 // indirect
+	github.com/vmihailenco/msgpack/v5 v5.4.1 // indirect
+	github.com/vmihailenco/tagparser/v2 v2.0.0 // indirect
+	github.com/willscott/go-nfs v0.0.4 // indirect
+	github.com/willscott/go-nfs-client v0.0.0-20240104095149-b44639837b00 // indirect
+	golang.org/x/sys v0.50.0 // indirect
+)

@@ -1,0 +1,78 @@
+package nfsd
+
+import (
+	"context"
+	"log/slog"
+	"net/netip"
+
+	"github.com/mailnfs/mailnfs/internal/rpc"
+	"github.com/mailnfs/mailnfs/internal/xdr"
+)
+
+// Request is one decoded RPC call handed to a Program.
+type Request struct {
+	XID  uint32
+	Prog uint32
+	Vers uint32
+	Proc uint32
+
+	// Cred is the call's credential as sent. AuthSys is set when its flavor
+	// is AUTH_SYS and the body decoded (the transport answers AUTH_BADCRED
+	// for a malformed one, so a Program never sees it).
+	Cred    rpc.OpaqueAuth
+	AuthSys *rpc.AuthSysParms
+
+	// Addr is the client's address and source port; Net is "tcp" or "udp".
+	Addr netip.AddrPort
+	Net  string
+
+	// Local is the server address the call arrived on.
+	Local netip.AddrPort
+
+	// Args holds the procedure's arguments; a Program must check Args.Done()
+	// (or Err) after decoding and answer GarbageArgs on failure.
+	Args *xdr.Decoder
+
+	// Log is the request-scoped logger (connection and xid attributes).
+	Log *slog.Logger
+}
+
+// Program serves one ONC RPC program over all its versions.
+type Program interface {
+	// Prog returns the program number.
+	Prog() uint32
+	// Versions returns the lowest and highest version served; a call for
+	// another version gets PROG_MISMATCH with this range.
+	Versions() (low, high uint32)
+	// Serve runs one call. On rpc.Success it has appended the procedure's
+	// results to res. Any other status is sent as an accepted reply with
+	// that status and res is discarded. A non-zero AuthStat (with Denied)
+	// is sent as MSG_DENIED/AUTH_ERROR. A panic inside Serve is recovered
+	// by the transport and answered as SYSTEM_ERR.
+	Serve(ctx context.Context, req *Request, res *xdr.Encoder) Status
+}
+
+// Status is a Program's verdict on one call.
+type Status struct {
+	Accept rpc.AcceptStat
+	// Auth, when non-zero, turns the reply into MSG_DENIED/AUTH_ERROR.
+	Auth rpc.AuthStat
+	// Drop means send no reply at all (a denied portmap caller, an
+	// in-progress duplicate).
+	Drop bool
+}
+
+// Cacheable is implemented by Programs with non-idempotent procedures. The
+// transport's duplicate request cache stores and replays replies only for
+// calls for which NonIdempotent returns true.
+type Cacheable interface {
+	NonIdempotent(vers, proc uint32) bool
+}
+
+// Common statuses.
+var (
+	StatusOK          = Status{Accept: rpc.Success}
+	StatusProcUnavail = Status{Accept: rpc.ProcUnavail}
+	StatusGarbage     = Status{Accept: rpc.GarbageArgs}
+	StatusSystemErr   = Status{Accept: rpc.SystemErr}
+)
