@@ -1,0 +1,54 @@
+# mailnfs build and test entry points. `make test` is what CI runs (.ci/run).
+SHELL := /bin/bash
+GO ?= go
+BIN := bin
+FUZZTIME ?= 10s
+# Where `make run` keeps the demo export and the server's state.
+VAR := $(CURDIR)/var
+# Flags for `make run`, e.g. make run RUNFLAGS='-log-level debug'.
+RUNFLAGS ?=
+TESTFLAGS ?=
+
+.PHONY: all build run test check fmt vet deps bench fuzz clean
+
+all: build
+
+## build: compile every command into bin/
+build:
+	@mkdir -p $(BIN)
+	$(GO) build -o $(BIN)/ ./cmd/...
+
+## run: build, then serve the demo export on loopback (state under ./var/)
+run: build
+	@mkdir -p $(VAR)
+	$(BIN)/mailnfsd -demo $(VAR) -listen 127.0.0.1 $(RUNFLAGS)
+
+## deps: install the system tools tests talk to (libnfs-utils, rpcbind, ...)
+deps:
+	@scripts/deps.sh
+
+## fmt: fail if any Go file needs gofmt
+fmt:
+	@scripts/gofmt-check.sh
+
+## vet: go vet every package
+vet:
+	$(GO) vet ./...
+
+## check: fmt + vet
+check: fmt vet
+
+## test: deps, fmt, vet, then every test with the race detector
+test: deps check
+	$(GO) test -race -count=1 -timeout 12m $(TESTFLAGS) ./...
+
+## bench: run the Go benchmarks (no tests)
+bench:
+	$(GO) test -run='^$$' -bench=. ./...
+
+## fuzz: run every fuzz target for FUZZTIME (default 10s) each
+fuzz:
+	@FUZZTIME=$(FUZZTIME) scripts/fuzz.sh
+
+clean:
+	rm -rf $(BIN)
