@@ -1,0 +1,106 @@
+package bench
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+func requireRoot(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("bench: needs root (network namespaces, /proc/PID/clear_refs)")
+	}
+}
+
+// testBinary builds the main package pkg once per test binary.
+func testBinary(t *testing.T, pkg string) string {
+	t.Helper()
+	binMu.Lock()
+	defer binMu.Unlock()
+	if p, ok := binBuilt[pkg]; ok {
+		return p
+	}
+	ctx := context.Background()
+	root, err := ModuleRoot(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if binDir == "" {
+		if binDir, err = os.MkdirTemp("", "mnfs-bench-bin-"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out := filepath.Join(binDir, filepath.Base(pkg))
+	if err := Build(ctx, root, pkg, out); err != nil {
+		t.Fatal(err)
+	}
+	binBuilt[pkg] = out
+	return out
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binDir != "" {
+		os.RemoveAll(binDir)
+	}
+	os.Exit(code)
+}
+
+func TestStartServer(t *testing.T) {
+	requireRoot(t)
+	for _, tc := range []ServerOptions{
+		{Kind: KindMailnfsd},
+		{Kind: KindGoNFS},
+		{Kind: KindGanesha},
+	} {
+		t.Run(tc.Kind, func(t *testing.T) {
+			tc.Bin = testServerBin(t, tc.Kind)
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			tc.UID, tc.GID = 1000, 1000
+			s, err := StartServer(ctx, tc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			pid, ns, dir := s.PID(), s.NS.Name, s.Dir
+			if ok, err := listening(pid, s.NFSPort); err != nil || !ok {
+				t.Errorf("port %d not listening in %s (%v)", s.NFSPort, ns, err)
+			}
+			if err := ResetPeakRSS(pid); err != nil {
+				t.Errorf("ResetPeakRSS: %v", err)
+			}
+			ps, err := SampleProc(pid)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ps.PeakRSS <= 0 || ps.RSS <= 0 {
+				t.Errorf("SampleProc(%d) = %+v, want RSS and peak > 0", pid, ps)
+			}
+			fi, err := os.Stat(s.Export)
+			if err != nil || !fi.IsDir() {
+				t.Fatalf("export %s: %v", s.Export, err)
+			}
+			if err := s.Stop(); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := os.Stat(dir); !os.IsNotExist(err) {
+				t.Errorf("server dir %s still there after Stop (%v)", dir, err)
+			}
+			if _, err := os.Stat("/proc/" + itoa(pid)); !os.IsNotExist(err) {
+				t.Errorf("server process %d still alive after Stop", pid)
+			}
+			stale, err := StaleNetNS()
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, n := range stale {
+				if n == ns {
+					t.Errorf("namespace %s not deleted", ns)
+				}
+			}
+		})
+	}
+}
