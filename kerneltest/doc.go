@@ -1,0 +1,21 @@
+// Package kerneltest proves mailnfsd against the real Linux kernel NFSv3
+// client. This machine's kernel has no NFS, so the test boots Debian's own
+// kernel (the package linux-image-amd64 depends on, fetched with apt-get
+// download and cached under CacheDir, never committed) under QEMU with TCG,
+// with an initramfs built here: the guest program in ./guest as /init, a
+// static busybox for ip(8), and the NFS client modules.
+//
+// QEMU's user-mode network runs inside a network namespace made by the test,
+// so the guest's 10.0.2.2 is that namespace's loopback, where mailnfsd serves
+// NFS, MOUNT and its portmapper on the standard ports; nothing else is
+// reachable. slirp rewrites source ports, so the server must accept calls from
+// non-reserved ports (its default).
+//
+// The guest mounts the export through the portmapper (no port= options),
+// delivers Maildir messages from concurrent writers (tmp/, fsync, rename or
+// link+unlink into new/), reads them back with O_DIRECT, flags some by
+// renaming into cur/ and deletes a few, writes and reads back a large file,
+// and unmounts. It reports a manifest that the test checks against the
+// server's disk: every message once, intact, tmp/ empty, owned by the right
+// uid.
+package kerneltest

@@ -1,0 +1,404 @@
+//go:build linux
+
+// Command guest is the /init of the kernel-client test's initramfs. Inside a
+// QEMU guest running Debian's own kernel it loads the NFS client modules,
+// brings up the network, mounts mailnfsd with the kernel's NFSv3 client and
+// runs Maildir workloads through ordinary system calls (open O_EXCL, write,
+// fsync, rename, link+unlink, readdir, O_DIRECT reads). It prints one
+// "MAILNFS-RESULT {json}" line per run, then "MAILNFS-DONE ok" or
+// "MAILNFS-DONE fail: reason", and powers the guest off.
+package main
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Config is read from /config.json (written by the test).
+type Config struct {
+	Server  string `json:"server"`  // e.g. 10.0.2.2
+	Export  string `json:"export"`  // e.g. /export
+	Options string `json:"options"` // mount options without addr=
+	Runs    []Run  `json:"runs"`
+}
+
+// Run is one workload, run under one uid.
+type Run struct {
+	Name     string `json:"name"`
+	UID      int    `json:"uid"`
+	GID      int    `json:"gid"`
+	Maildir  string `json:"maildir"` // relative to the mount
+	Writers  int    `json:"writers"`
+	Messages int    `json:"messages"` // per writer
+	BigMiB   int    `json:"big_mib"`
+	Flag     int    `json:"flag"`   // messages moved to cur/ with :2,S
+	Delete   int    `json:"delete"` // of those, removed
+}
+
+// Message is one message the workload expects to find on the server.
+type Message struct {
+	Dir    string `json:"dir"` // new or cur
+	Name   string `json:"name"`
+	Size   int    `json:"size"`
+	SHA256 string `json:"sha256"`
+}
+
+// Result is printed after each run.
+type Result struct {
+	Run      string    `json:"run"`
+	UID      int       `json:"uid"`
+	Messages []Message `json:"messages"`
+	BigName  string    `json:"big_name,omitempty"`
+	BigSHA   string    `json:"big_sha256,omitempty"`
+	BigSize  int       `json:"big_size,omitempty"`
+	Seconds  float64   `json:"seconds"`
+}
+
+const mnt = "/mnt"
+
+func main() {
+	if w := os.Getenv("MAILNFS_WORKER"); w != "" {
+		os.Exit(worker(w))
+	}
+	err := initMain()
+	if err != nil {
+		fmt.Printf("MAILNFS-DONE fail: %v\n", err)
+		dmesgTail()
+	} else {
+		fmt.Println("MAILNFS-DONE ok")
+	}
+	unix.Sync()
+	unix.Reboot(unix.LINUX_REBOOT_CMD_POWER_OFF)
+}
+
+func initMain() error {
+	for _, m := range []struct{ src, dst, typ string }{
+		{"proc", "/proc", "proc"}, {"sysfs", "/sys", "sysfs"}, {"devtmpfs", "/dev", "devtmpfs"}, {"tmpfs", "/tmp", "tmpfs"},
+	} {
+		if err := unix.Mount(m.src, m.dst, m.typ, 0, ""); err != nil {
+			return fmt.Errorf("mount %s: %w", m.dst, err)
+		}
+	}
+	var uts unix.Utsname
+	unix.Uname(&uts)
+	fmt.Printf("MAILNFS-GUEST kernel %s\n", unix.ByteSliceToString(uts.Release[:]))
+	cfg, err := readConfig()
+	if err != nil {
+		return err
+	}
+	mods, _ := filepath.Glob("/modules/*.ko")
+	order := moduleOrder()
+	sort.SliceStable(mods, func(i, j int) bool { return order[filepath.Base(mods[i])] < order[filepath.Base(mods[j])] })
+	for _, m := range mods {
+		if err := loadModule(m); err != nil {
+			return fmt.Errorf("load %s: %w", m, err)
+		}
+	}
+	for _, args := range [][]string{
+		{"ip", "link", "set", "lo", "up"},
+		{"ip", "link", "set", "eth0", "up"},
+		{"ip", "addr", "add", "10.0.2.15/24", "dev", "eth0"},
+		{"ip", "route", "add", "default", "via", "10.0.2.2"},
+	} {
+		if out, err := exec.Command("/bin/busybox", args...).CombinedOutput(); err != nil {
+			return fmt.Errorf("%s: %w: %s", strings.Join(args, " "), err, out)
+		}
+	}
+	opts := cfg.Options + ",addr=" + cfg.Server
+	src := cfg.Server + ":" + cfg.Export
+	t0 := time.Now()
+	var merr error
+	for i := 0; i < 20; i++ { // the server may still be starting
+		if merr = unix.Mount(src, mnt, "nfs", 0, opts); merr == nil {
+			break
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	if merr != nil {
+		return fmt.Errorf("mount -t nfs -o %s %s %s: %w", opts, src, mnt, merr)
+	}
+	fmt.Printf("MAILNFS-GUEST mounted %s with %s in %v\n", src, opts, time.Since(t0).Round(time.Millisecond))
+	for i, r := range cfg.Runs {
+		cmd := exec.Command("/init")
+		cmd.Env = []string{"MAILNFS_WORKER=" + strconv.Itoa(i)}
+		cmd.Stdout, cmd.Stderr = os.Stdout, os.Stdout
+		if r.UID != 0 {
+			cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(r.UID), Gid: uint32(r.GID)}}
+		}
+		if err := cmd.Run(); err != nil {
+			return fmt.Errorf("run %s (uid %d): %w", r.Name, r.UID, err)
+		}
+	}
+	if err := unix.Unmount(mnt, 0); err != nil {
+		return fmt.Errorf("umount: %w", err)
+	}
+	fmt.Println("MAILNFS-GUEST unmounted")
+	return nil
+}
+
+func moduleOrder() map[string]int {
+	b, _ := os.ReadFile("/modules/order")
+	m := map[string]int{}
+	for i, l := range strings.Fields(string(b)) {
+		m[l] = i
+	}
+	return m
+}
+
+func loadModule(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	err = unix.FinitModule(int(f.Fd()), "", 0)
+	if errors.Is(err, unix.EEXIST) {
+		return nil
+	}
+	return err
+}
+
+func readConfig() (*Config, error) {
+	b, err := os.ReadFile("/config.json")
+	if err != nil {
+		return nil, err
+	}
+	var c Config
+	if err := json.Unmarshal(b, &c); err != nil {
+		return nil, fmt.Errorf("config.json: %w", err)
+	}
+	return &c, nil
+}
+
+func dmesgTail() {
+	out, _ := exec.Command("/bin/busybox", "dmesg").CombinedOutput()
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	if len(lines) > 40 {
+		lines = lines[len(lines)-40:]
+	}
+	for _, l := range lines {
+		fmt.Println("MAILNFS-DMESG", l)
+	}
+}
+
+// worker runs one Run as the current (already switched) uid.
+func worker(idx string) int {
+	cfg, err := readConfig()
+	if err != nil {
+		fmt.Println("MAILNFS-WORKER error:", err)
+		return 1
+	}
+	i, _ := strconv.Atoi(idx)
+	r := cfg.Runs[i]
+	res, err := runWorkload(r)
+	if err != nil {
+		fmt.Printf("MAILNFS-WORKER %s error: %v\n", r.Name, err)
+		return 1
+	}
+	b, _ := json.Marshal(res)
+	fmt.Printf("MAILNFS-RESULT %s\n", b)
+	return 0
+}
+
+func message(w, i int) []byte {
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "Return-Path: <writer%d@guest.example>\nFrom: writer%d@guest.example\nTo: tevie@example.com\nSubject: kernel client message %d-%d\n\n", w, w, w, i)
+	rng := rand.New(rand.NewPCG(uint64(w), uint64(i)))
+	n := 200 + rng.IntN(16<<10)
+	for b.Len() < n {
+		fmt.Fprintf(&b, "line %d of message %d from writer %d: %x\n", b.Len(), i, w, rng.Uint64())
+	}
+	return b.Bytes()
+}
+
+func sum(b []byte) string {
+	h := sha256.Sum256(b)
+	return hex.EncodeToString(h[:])
+}
+
+func runWorkload(r Run) (*Result, error) {
+	t0 := time.Now()
+	md := filepath.Join(mnt, r.Maildir)
+	host := "guest"
+	var mu sync.Mutex
+	delivered := map[string]Message{}
+	errs := make(chan error, r.Writers)
+	var wg sync.WaitGroup
+	for w := 0; w < r.Writers; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for i := 0; i < r.Messages; i++ {
+				body := message(w+100*r.UID, i)
+				name := fmt.Sprintf("%d.M%dP%dQ%d.%s,S=%d", time.Now().Unix(), w, os.Getpid(), i, host, len(body))
+				tmp := filepath.Join(md, "tmp", name)
+				f, err := os.OpenFile(tmp, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+				if err != nil {
+					errs <- fmt.Errorf("create %s: %w", tmp, err)
+					return
+				}
+				if _, err := f.Write(body); err != nil {
+					f.Close()
+					errs <- fmt.Errorf("write %s: %w", tmp, err)
+					return
+				}
+				if err := f.Sync(); err != nil {
+					f.Close()
+					errs <- fmt.Errorf("fsync %s: %w", tmp, err)
+					return
+				}
+				if err := f.Close(); err != nil {
+					errs <- fmt.Errorf("close %s: %w", tmp, err)
+					return
+				}
+				dst := filepath.Join(md, "new", name)
+				if i%2 == 0 {
+					err = os.Rename(tmp, dst) // qmail/Dovecot style
+				} else {
+					// link+unlink, as Exim and Courier may do, refusing to overwrite.
+					if err = os.Link(tmp, dst); err == nil {
+						err = os.Remove(tmp)
+					}
+				}
+				if err != nil {
+					errs <- fmt.Errorf("move %s into new/: %w", name, err)
+					return
+				}
+				mu.Lock()
+				delivered[name] = Message{Dir: "new", Name: name, Size: len(body), SHA256: sum(body)}
+				mu.Unlock()
+			}
+		}(w)
+	}
+	wg.Wait()
+	close(errs)
+	if err := <-errs; err != nil {
+		return nil, err
+	}
+	// Readers: list new/ and read every message back with O_DIRECT, which
+	// bypasses the client's page cache and so reads what the server holds.
+	ents, err := os.ReadDir(filepath.Join(md, "new"))
+	if err != nil {
+		return nil, err
+	}
+	seen := map[string]bool{}
+	for _, e := range ents {
+		seen[e.Name()] = true
+	}
+	for name, m := range delivered {
+		if !seen[name] {
+			return nil, fmt.Errorf("readdir new/: %s missing (%d entries)", name, len(ents))
+		}
+		b, err := readDirect(filepath.Join(md, "new", name))
+		if err != nil {
+			return nil, err
+		}
+		if sum(b) != m.SHA256 {
+			return nil, fmt.Errorf("read back %s: content differs (%d bytes, want %d)", name, len(b), m.Size)
+		}
+	}
+	if len(ents) != len(delivered) {
+		return nil, fmt.Errorf("new/ has %d entries, delivered %d", len(ents), len(delivered))
+	}
+	tmpEnts, err := os.ReadDir(filepath.Join(md, "tmp"))
+	if err != nil || len(tmpEnts) != 0 {
+		return nil, fmt.Errorf("tmp/ not empty after delivery: %d entries, %v", len(tmpEnts), err)
+	}
+	// A POP3/IMAP server marks messages seen by renaming them into cur/,
+	// then deletes some.
+	names := make([]string, 0, len(delivered))
+	for n := range delivered {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for i, n := range names[:min(r.Flag, len(names))] {
+		m := delivered[n]
+		cur := n + ":2,S"
+		if err := os.Rename(filepath.Join(md, "new", n), filepath.Join(md, "cur", cur)); err != nil {
+			return nil, fmt.Errorf("flag %s: %w", n, err)
+		}
+		delete(delivered, n)
+		if i < r.Delete {
+			if err := os.Remove(filepath.Join(md, "cur", cur)); err != nil {
+				return nil, fmt.Errorf("delete %s: %w", cur, err)
+			}
+			continue
+		}
+		m.Dir, m.Name = "cur", cur
+		delivered[cur] = m
+	}
+	res := &Result{Run: r.Name, UID: os.Getuid()}
+	for _, m := range delivered {
+		res.Messages = append(res.Messages, m)
+	}
+	sort.Slice(res.Messages, func(i, j int) bool { return res.Messages[i].Name < res.Messages[j].Name })
+	if r.BigMiB > 0 {
+		name := filepath.Join(md, fmt.Sprintf("big-%d.bin", os.Getuid()))
+		big := make([]byte, r.BigMiB<<20)
+		rng := rand.New(rand.NewPCG(7, uint64(r.UID)))
+		for i := 0; i+8 <= len(big); i += 8 {
+			v := rng.Uint64()
+			for k := 0; k < 8; k++ {
+				big[i+k] = byte(v >> (8 * k))
+			}
+		}
+		if err := os.WriteFile(name, big, 0o644); err != nil {
+			return nil, fmt.Errorf("write big file: %w", err)
+		}
+		f, err := os.OpenFile(name, os.O_WRONLY, 0)
+		if err == nil {
+			err = f.Sync()
+			f.Close()
+		}
+		if err != nil {
+			return nil, fmt.Errorf("fsync big file: %w", err)
+		}
+		back, err := readDirect(name)
+		if err != nil {
+			return nil, err
+		}
+		if sum(back) != sum(big) {
+			return nil, fmt.Errorf("big file read back differs (%d bytes)", len(back))
+		}
+		res.BigName, res.BigSHA, res.BigSize = filepath.Base(name), sum(big), len(big)
+	}
+	res.Seconds = time.Since(t0).Seconds()
+	return res, nil
+}
+
+func readDirect(path string) ([]byte, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_DIRECT, 0)
+	if err != nil {
+		return nil, fmt.Errorf("open O_DIRECT %s: %w", path, err)
+	}
+	defer f.Close()
+	var out bytes.Buffer
+	buf := make([]byte, 1<<20)
+	for {
+		n, err := f.Read(buf)
+		out.Write(buf[:n])
+		if n == 0 || err != nil {
+			if err != nil && !errors.Is(err, io.EOF) {
+				return nil, fmt.Errorf("read %s: %w", path, err)
+			}
+			return out.Bytes(), nil
+		}
+	}
+}

@@ -1,0 +1,279 @@
+package kerneltest
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/mailnfs/mailnfs/internal/netnstest"
+)
+
+// guestMaildirs are the Maildirs the guest delivers into, with the owner the
+// server must give what each run creates.
+var guestRuns = []Run{
+	// root on the front end is squashed to nobody (65534) by default.
+	{Name: "root", UID: 0, GID: 0, Maildir: "root/Maildir", Writers: 4, Messages: 40, BigMiB: 8, Flag: 30, Delete: 10},
+	// an ordinary mail uid owns what it delivers into its own Maildir.
+	{Name: "tevie", UID: 2001, GID: 2001, Maildir: "12/34-tevie/Maildir", Writers: 4, Messages: 40, BigMiB: 0, Flag: 20, Delete: 5},
+}
+
+// Run mirrors guest.Run (the guest is a separate main package).
+type Run struct {
+	Name     string `json:"name"`
+	UID      int    `json:"uid"`
+	GID      int    `json:"gid"`
+	Maildir  string `json:"maildir"`
+	Writers  int    `json:"writers"`
+	Messages int    `json:"messages"`
+	BigMiB   int    `json:"big_mib"`
+	Flag     int    `json:"flag"`
+	Delete   int    `json:"delete"`
+}
+
+type message struct {
+	Dir    string `json:"dir"`
+	Name   string `json:"name"`
+	Size   int    `json:"size"`
+	SHA256 string `json:"sha256"`
+}
+
+type result struct {
+	Run      string    `json:"run"`
+	UID      int       `json:"uid"`
+	Messages []message `json:"messages"`
+	BigName  string    `json:"big_name"`
+	BigSHA   string    `json:"big_sha256"`
+	BigSize  int       `json:"big_size"`
+	Seconds  float64   `json:"seconds"`
+}
+
+// owners maps a guest uid to the owner the server must record.
+var owners = map[int]uint32{0: 65534, 2001: 2001}
+
+func TestLinuxKernelClient(t *testing.T) {
+	if testing.Short() {
+		t.Skip("boots a kernel under QEMU; skipped in -short")
+	}
+	netnstest.RequireRoot(t)
+	qemu := netnstest.RequireTool(t, "qemu-system-x86_64")
+	busybox := netnstest.RequireTool(t, "busybox")
+	if out, err := exec.Command("file", "-L", busybox).Output(); err == nil && !bytes.Contains(out, []byte("statically linked")) {
+		t.Fatalf("%s is not static (install busybox-static): %s", busybox, out)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
+	defer cancel()
+
+	k, err := FetchKernel(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	guestBin := filepath.Join(dir, "guest")
+	if err := BuildGuest(ctx, guestBin); err != nil {
+		t.Fatal(err)
+	}
+	mailnfsd := filepath.Join(dir, "mailnfsd")
+	if out, err := exec.CommandContext(ctx, "go", "build", "-o", mailnfsd, "../cmd/mailnfsd").CombinedOutput(); err != nil {
+		t.Fatalf("build mailnfsd: %v\n%s", err, out)
+	}
+
+	export := filepath.Join(dir, "export")
+	for _, r := range guestRuns {
+		owner := int(owners[r.UID])
+		for _, sub := range []string{"tmp", "new", "cur"} {
+			p := filepath.Join(export, r.Maildir, sub)
+			if err := os.MkdirAll(p, 0o700); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// As an operator does (chown 2001:2001 /usr/mail1/12/34-tevie): the
+		// home belongs to the user, the hash directories above it to root.
+		home := filepath.Join(export, filepath.Dir(r.Maildir))
+		for p := filepath.Dir(home); p != export; p = filepath.Dir(p) {
+			os.Chmod(p, 0o755)
+		}
+		filepath.Walk(home, func(p string, _ os.FileInfo, _ error) error {
+			return os.Lchown(p, owner, owner)
+		})
+	}
+	os.Chmod(export, 0o755)
+	exports := filepath.Join(dir, "exports")
+	if err := os.WriteFile(exports, []byte(export+" -network 127.0.0.0 -mask 255.0.0.0\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg, _ := json.Marshal(map[string]any{
+		"server":  "10.0.2.2",
+		"export":  export,
+		"options": "vers=3,proto=tcp,mountproto=tcp,nolock",
+		"runs":    guestRuns,
+	})
+	initrd := filepath.Join(dir, "initrd")
+	if err := BuildInitramfs(k, guestBin, busybox, cfg, initrd); err != nil {
+		t.Fatal(err)
+	}
+
+	ns := netnstest.New(t, "kernel")
+	srv := ns.Start(mailnfsd, "-exports", exports, "-state-dir", filepath.Join(dir, "state"),
+		"-listen", "127.0.0.1", "-nfs-port", "2049", "-portmap-port", "111", "-log-level", "info")
+	waitListening(t, ns, srv, "127.0.0.1:111", "127.0.0.1:2049")
+
+	console := &bytes.Buffer{}
+	qcmd := ns.Command(ctx, qemu, "-machine", "pc,accel=tcg", "-m", "512", "-smp", "1",
+		"-nographic", "-no-reboot", "-kernel", k.Vmlinuz, "-initrd", initrd,
+		"-append", "console=ttyS0 loglevel=5 panic=-1",
+		"-nic", "user,model=virtio-net-pci")
+	qcmd.Stdout, qcmd.Stderr = console, console
+	t0 := time.Now()
+	err = qcmd.Run()
+	elapsed := time.Since(t0)
+	fail := func(format string, args ...any) {
+		t.Helper()
+		t.Errorf(format, args...)
+		t.Logf("guest console (tail):\n%s", tail(console.String(), 80))
+		t.Logf("mailnfsd log (tail):\n%s", tail(srv.Log(), 60))
+		t.FailNow()
+	}
+	if err != nil {
+		fail("qemu: %v after %v", err, elapsed)
+	}
+	out := console.String()
+	if !strings.Contains(out, "MAILNFS-DONE ok") {
+		fail("guest did not finish cleanly after %v", elapsed)
+	}
+	var kernel string
+	var results []result
+	sc := bufio.NewScanner(strings.NewReader(out))
+	sc.Buffer(make([]byte, 1<<20), 16<<20)
+	for sc.Scan() {
+		line := strings.TrimRight(sc.Text(), "\r")
+		if i := strings.Index(line, "MAILNFS-GUEST kernel "); i >= 0 {
+			kernel = strings.TrimSpace(line[i+len("MAILNFS-GUEST kernel "):])
+		}
+		if i := strings.Index(line, "MAILNFS-RESULT "); i >= 0 {
+			var r result
+			if err := json.Unmarshal([]byte(line[i+len("MAILNFS-RESULT "):]), &r); err != nil {
+				fail("bad result line %q: %v", line, err)
+			}
+			results = append(results, r)
+		}
+	}
+	if len(results) != len(guestRuns) {
+		fail("got %d results, want %d", len(results), len(guestRuns))
+	}
+	for i, r := range results {
+		run := guestRuns[i]
+		want := run.Writers*run.Messages - run.Delete
+		if len(r.Messages) != want {
+			t.Errorf("%s: guest reports %d messages, want %d", r.Run, len(r.Messages), want)
+		}
+		checkMaildir(t, filepath.Join(export, run.Maildir), r, owners[run.UID])
+		if r.BigName != "" {
+			b, err := os.ReadFile(filepath.Join(export, run.Maildir, r.BigName))
+			if err != nil || len(b) != r.BigSize || hexSum(b) != r.BigSHA {
+				t.Errorf("%s: big file on server: %d bytes, err %v, sha match %v", r.Run, len(b), err, err == nil && hexSum(b) == r.BigSHA)
+			}
+		}
+		t.Logf("run %s as uid %d: %d messages checked on the server, guest workload %.1fs", r.Run, run.UID, len(r.Messages), r.Seconds)
+	}
+	t.Logf("Linux %s NFSv3 client: boot+mount+workload+umount in %v", kernel, elapsed.Round(time.Second))
+	if t.Failed() {
+		t.Logf("mailnfsd log (tail):\n%s", tail(srv.Log(), 60))
+	}
+}
+
+// checkMaildir compares the server's Maildir with the guest's manifest:
+// exactly the reported messages, once each, intact, owned by owner, and an
+// empty tmp/.
+func checkMaildir(t *testing.T, md string, r result, owner uint32) {
+	t.Helper()
+	want := map[string]message{}
+	for _, m := range r.Messages {
+		want[m.Dir+"/"+m.Name] = m
+	}
+	var got []string
+	for _, sub := range []string{"new", "cur"} {
+		ents, err := os.ReadDir(filepath.Join(md, sub))
+		if err != nil {
+			t.Fatalf("%s: %v", r.Run, err)
+		}
+		for _, e := range ents {
+			got = append(got, sub+"/"+e.Name())
+		}
+	}
+	sort.Strings(got)
+	for _, k := range got {
+		m, ok := want[k]
+		if !ok {
+			t.Errorf("%s: unexpected %s on the server", r.Run, k)
+			continue
+		}
+		delete(want, k)
+		p := filepath.Join(md, k)
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Errorf("%s: %v", r.Run, err)
+			continue
+		}
+		if len(b) != m.Size || hexSum(b) != m.SHA256 {
+			t.Errorf("%s: %s differs on the server (%d bytes, want %d)", r.Run, k, len(b), m.Size)
+		}
+		var st syscall.Stat_t
+		if err := syscall.Stat(p, &st); err == nil && st.Uid != owner {
+			t.Errorf("%s: %s owned by uid %d, want %d", r.Run, k, st.Uid, owner)
+		}
+	}
+	for k := range want {
+		t.Errorf("%s: %s missing on the server", r.Run, k)
+	}
+	if ents, err := os.ReadDir(filepath.Join(md, "tmp")); err != nil || len(ents) != 0 {
+		t.Errorf("%s: tmp/ not empty on the server: %d entries (%v)", r.Run, len(ents), err)
+	}
+}
+
+func hexSum(b []byte) string {
+	h := sha256.Sum256(b)
+	return hex.EncodeToString(h[:])
+}
+
+func tail(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// waitListening waits until every address accepts TCP connections inside ns.
+func waitListening(t *testing.T, ns *netnstest.NS, p *netnstest.Proc, addrs ...string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for _, a := range addrs {
+		for {
+			c, err := ns.Dial(context.Background(), "tcp", a)
+			if err == nil {
+				c.Close()
+				break
+			}
+			select {
+			case <-p.Done():
+				t.Fatalf("mailnfsd exited: %v\n%s", p.Err(), p.Log())
+			default:
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("mailnfsd not listening on %s: %v\n%s", a, err, p.Log())
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+}
