@@ -1,0 +1,72 @@
+// Package nfsd is the mailnfs server: the ONC RPC transport, and the
+// programs it serves (NFSv3, MOUNT v3, the portmapper), with exports, access
+// control and credential mapping in front of a maildirfs store.
+//
+// # Programs
+//
+// A Program (program.go) serves one RPC program number over a range of
+// versions. The transport decodes the record, the call header and the
+// credential and answers RPC-level errors itself; the Program decodes its
+// arguments from Request.Args and appends results to the reply encoder.
+// Results are encoded in place after the reply header, so a Program only
+// appends to the encoder it is given (it never calls Reset, and offsets it
+// keeps come from Len or Reserve). Request.Args and the bytes it returns
+// alias a buffer that is reused once Serve returns: copy what must outlive
+// the call.
+//
+// # Transport
+//
+// Server serves TCP (Serve) and UDP (ServeUDP) with one bounded worker pool
+// (Server.Workers) shared by all connections and datagrams.
+//
+// Each TCP connection has one reader goroutine and one writer goroutine.
+// The reader reassembles record-marked records (RFC 5531 §11; several
+// fragments, zero-length ones included, up to Server.MaxRecord, beyond which
+// the connection is closed before anything is allocated for the record) and
+// starts a call on a worker for each. A connection has at most
+// Server.MaxInFlightPerConn calls running or waiting to be written; at that
+// bound its reader stops reading, which pushes back on the client through
+// TCP. Replies leave in the order calls finish, matched by XID, each as one
+// record; the writer sends the replies that are ready in one write.
+//
+// Calls are answered in the order of reference §1.5: a record that is not
+// a CALL closes the connection (a UDP datagram is dropped); RPC version
+// other than 2 gets RPC_MISMATCH 2..2; AUTH_SYS credentials are decoded
+// (malformed: AUTH_BADCRED), flavors other than AUTH_NONE and AUTH_SYS get
+// AUTH_TOOWEAK except for procedure 0 (NULL); an unknown program gets
+// PROG_UNAVAIL and an unserved version PROG_MISMATCH with the program's
+// range; then Server.Gate, if set, and the duplicate request cache are
+// consulted and the Program runs. A panic in a Program is recovered, its
+// stack logged once, and answered with SYSTEM_ERR; the connection and the
+// server go on.
+//
+// Slow or idle peers are bounded in time: a record must complete within
+// Server.RecordTimeout of its first byte, a connection with no call in
+// flight is closed after Server.IdleTimeout, and replies not taken within
+// Server.WriteTimeout close the connection. Server.MaxConns bounds open
+// connections.
+//
+// Shutdown closes the listeners, stops the readers at a record boundary,
+// lets calls in flight finish and their replies go out, then closes the
+// connections; Serve and ServeUDP return ErrServerClosed.
+//
+// # Duplicate request cache
+//
+// Replies of calls a Program marks non-idempotent (Cacheable) are kept for
+// Server.DRCTTL, keyed by client IP (not port: a client retransmits on a
+// new connection after a reconnect), XID, program, version, procedure and a
+// CRC-32C and length of the argument bytes. A duplicate of a call still
+// running is dropped; a duplicate of a finished call gets the cached reply
+// bytes. The cache is bounded by entries and bytes and expires lazily on
+// access with Server.Clock; it has no goroutine. It is volatile: after a
+// restart, a retransmitted non-idempotent call runs again.
+//
+// # Concurrency and lock order
+//
+// Server.mu guards the sets of listeners, UDP sockets and connections; it
+// is taken before a connection's mu (Shutdown stops readers while holding
+// it). The duplicate request cache's mutex is a leaf and is never held
+// while a Program runs. Every goroutine has an owner: Serve owns nothing
+// beyond its accept loop; each connection's reader owns its writer and its
+// calls and waits for them; Shutdown waits for all readers and UDP loops.
+package nfsd

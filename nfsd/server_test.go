@@ -1,0 +1,794 @@
+package nfsd
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"net"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/mailnfs/mailnfs/internal/rpc"
+	"github.com/mailnfs/mailnfs/internal/xdr"
+)
+
+// The test program: a tiny ONC RPC program with procedures that exercise the
+// transport.
+const (
+	testProgNum = 0x20000101
+
+	procNull   = 0
+	procEcho   = 1  // opaque<4096> -> the same opaque
+	procSleep  = 2  // uint32 ms -> uint32 ms; stops early on ctx
+	procPanic  = 3  // panics
+	procDrop   = 4  // no reply
+	procCount  = 5  // non-idempotent: opaque<4096> -> uint32 number of runs so far
+	procBlock  = 6  // non-idempotent: waits for release -> uint32 number of runs
+	procDeny   = 7  // AUTH_ERROR/AUTH_TOOWEAK
+	procWhoami = 8  // -> uint32 uid (or 0xffffffff without AUTH_SYS), string net
+	procBig    = 9  // uint32 n -> opaque of n bytes
+	procWait   = 10 // idempotent: waits for release -> void
+)
+
+type testProg struct {
+	noBlock bool          // procBlock and procWait return at once (fuzzing)
+	started chan uint32   // procBlock/procWait send their xid here when they begin (if non-nil)
+	release chan struct{} // closed or sent on to let procBlock/procWait finish
+	counts  atomic.Uint32 // runs of procCount and procBlock
+}
+
+func newTestProg() *testProg {
+	return &testProg{started: make(chan uint32, 64), release: make(chan struct{})}
+}
+
+func (p *testProg) Prog() uint32                 { return testProgNum }
+func (p *testProg) Versions() (low, high uint32) { return 1, 2 }
+func (p *testProg) NonIdempotent(vers, proc uint32) bool {
+	return proc == procCount || proc == procBlock
+}
+
+func (p *testProg) wait(ctx context.Context, xid uint32) bool {
+	if p.noBlock {
+		return true
+	}
+	if p.started != nil {
+		select {
+		case p.started <- xid:
+		default:
+		}
+	}
+	select {
+	case <-p.release:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+func (p *testProg) Serve(ctx context.Context, req *Request, res *xdr.Encoder) Status {
+	d := req.Args
+	switch req.Proc {
+	case procNull:
+	case procEcho:
+		b := d.Opaque(4096)
+		if d.Done() != nil {
+			return StatusGarbage
+		}
+		res.Opaque(b)
+	case procSleep:
+		ms := d.Uint32()
+		if d.Done() != nil {
+			return StatusGarbage
+		}
+		if p.noBlock {
+			ms = min(ms, 20)
+		}
+		select {
+		case <-time.After(time.Duration(ms) * time.Millisecond):
+		case <-ctx.Done():
+		}
+		res.Uint32(ms)
+	case procPanic:
+		res.Uint32(12345) // discarded by the transport
+		panic("test panic")
+	case procDrop:
+		return Status{Drop: true}
+	case procCount:
+		d.Opaque(4096)
+		if d.Done() != nil {
+			return StatusGarbage
+		}
+		res.Uint32(p.counts.Add(1))
+	case procBlock:
+		n := p.counts.Add(1)
+		if !p.wait(ctx, req.XID) {
+			return StatusSystemErr
+		}
+		res.Uint32(n)
+	case procDeny:
+		return Status{Auth: rpc.AuthTooWeak}
+	case procWhoami:
+		uid := ^uint32(0)
+		if req.AuthSys != nil {
+			uid = req.AuthSys.UID
+		}
+		res.Uint32(uid)
+		res.String(req.Net)
+	case procBig:
+		n := d.Uint32()
+		if d.Done() != nil || n > 1<<20 {
+			return StatusGarbage
+		}
+		res.Opaque(make([]byte, n))
+	case procWait:
+		if !p.wait(ctx, req.XID) {
+			return StatusSystemErr
+		}
+	default:
+		return StatusProcUnavail
+	}
+	return StatusOK
+}
+
+// fixedProg serves only a program number and a version range, NULL only.
+type fixedProg struct{ prog, low, high uint32 }
+
+func (p fixedProg) Prog() uint32                 { return p.prog }
+func (p fixedProg) Versions() (low, high uint32) { return p.low, p.high }
+func (p fixedProg) Serve(ctx context.Context, req *Request, res *xdr.Encoder) Status {
+	if req.Proc != 0 {
+		return StatusProcUnavail
+	}
+	return StatusOK
+}
+
+// startTCP serves s on a loopback listener and registers a cleanup that
+// shuts it down and checks that Serve returned ErrServerClosed.
+func startTCP(t testing.TB, s *Server) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- s.Serve(ln) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := s.Shutdown(ctx); err != nil {
+			t.Errorf("Shutdown: %v", err)
+		}
+		if err := <-served; !errors.Is(err, ErrServerClosed) {
+			t.Errorf("Serve returned %v, want ErrServerClosed", err)
+		}
+	})
+	return ln.Addr().String()
+}
+
+// testClient speaks raw record-marked RPC over one TCP connection.
+type testClient struct {
+	t  testing.TB
+	c  net.Conn
+	rr *rpc.RecordReader
+}
+
+func dial(t testing.TB, addr string) *testClient {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return &testClient{t: t, c: c, rr: rpc.NewRecordReader(c, 4<<20)}
+}
+
+// callMsg builds a CALL message (without record mark).
+func callMsg(xid, prog, vers, proc uint32, cred rpc.OpaqueAuth, args []byte) []byte {
+	var e xdr.Encoder
+	rpc.CallHeader{XID: xid, RPCVers: rpc.Version, Prog: prog, Vers: vers, Proc: proc, Cred: cred}.Encode(&e)
+	e.FixedOpaque(args)
+	return e.Bytes()
+}
+
+func testCall(xid, proc uint32, args []byte) []byte {
+	return callMsg(xid, testProgNum, 1, proc, rpc.OpaqueAuth{}, args)
+}
+
+func opaqueArg(b []byte) []byte {
+	var e xdr.Encoder
+	e.Opaque(b)
+	return e.Bytes()
+}
+
+func u32Arg(v uint32) []byte { return binary.BigEndian.AppendUint32(nil, v) }
+
+func (tc *testClient) send(msg []byte) {
+	tc.t.Helper()
+	tc.write(rpc.FrameRecord(msg))
+}
+
+func (tc *testClient) write(b []byte) {
+	tc.t.Helper()
+	tc.c.SetWriteDeadline(time.Now().Add(10 * time.Second))
+	if _, err := tc.c.Write(b); err != nil {
+		tc.t.Fatalf("write: %v", err)
+	}
+}
+
+func (tc *testClient) recv() []byte {
+	tc.t.Helper()
+	tc.c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	rec, err := tc.rr.Next()
+	if err != nil {
+		tc.t.Fatalf("read reply: %v", err)
+	}
+	return append([]byte(nil), rec...)
+}
+
+// call sends msg and returns the next reply.
+func (tc *testClient) call(msg []byte) []byte {
+	tc.t.Helper()
+	tc.send(msg)
+	return tc.recv()
+}
+
+// expectClosed checks that the server closes the connection (EOF or reset)
+// without sending anything else.
+func (tc *testClient) expectClosed() {
+	tc.t.Helper()
+	tc.c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	var b [1]byte
+	n, err := tc.c.Read(b[:])
+	if n != 0 || err == nil {
+		tc.t.Fatalf("read %d bytes, err %v; want the connection closed", n, err)
+	}
+	if isTimeout(err) {
+		tc.t.Fatalf("connection not closed: %v", err)
+	}
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// words renders a reply as big-endian 32-bit words.
+func words(b []byte) []uint32 {
+	w := make([]uint32, len(b)/4)
+	for i := range w {
+		w[i] = binary.BigEndian.Uint32(b[4*i:])
+	}
+	return w
+}
+
+func wordsBytes(w ...uint32) []byte {
+	var b []byte
+	for _, v := range w {
+		b = binary.BigEndian.AppendUint32(b, v)
+	}
+	return b
+}
+
+func replyXID(t testing.TB, b []byte) uint32 {
+	t.Helper()
+	if len(b) < 4 {
+		t.Fatalf("short reply %x", b)
+	}
+	return binary.BigEndian.Uint32(b)
+}
+
+// successBody checks an accepted SUCCESS header and returns the results.
+func successBody(t testing.TB, b []byte, xid uint32) []byte {
+	t.Helper()
+	want := wordsBytes(xid, rpc.Reply, rpc.MsgAccepted, rpc.AuthNone, 0, uint32(rpc.Success))
+	if len(b) < 24 || !bytes.Equal(b[:24], want) {
+		t.Fatalf("reply %v, want SUCCESS header %v", words(b), words(want))
+	}
+	return b[24:]
+}
+
+func newServer(p Program) *Server {
+	s := &Server{}
+	s.Register(p)
+	return s
+}
+
+func TestServeErrorReplies(t *testing.T) {
+	p := newTestProg()
+	s := newServer(p)
+	s.Register(fixedProg{prog: rpc.ProgNFS, low: 3, high: 3})
+	tc := dial(t, startTCP(t, s))
+
+	sys := rpc.AuthSysParms{Stamp: 7, MachineName: "client", UID: 1000, GID: 100, GIDs: []uint32{1, 2}}.Credential()
+	badSys := rpc.OpaqueAuth{Flavor: rpc.AuthSys, Body: append(append([]byte(nil), sys.Body...), 0, 0, 0, 0)}
+	gss := rpc.OpaqueAuth{Flavor: 6, Body: []byte{1, 2, 3, 4}}
+	const acc, den = rpc.MsgAccepted, rpc.MsgDenied
+
+	tests := []struct {
+		name string
+		msg  []byte
+		want []byte
+	}{
+		{"RPCMismatch", func() []byte {
+			m := testCall(1, procNull, nil)
+			binary.BigEndian.PutUint32(m[8:], 3)
+			return m
+		}(), wordsBytes(1, 1, den, uint32(rpc.RPCMismatch), 2, 2)},
+		{"AuthSysMalformed", callMsg(2, testProgNum, 1, procEcho, badSys, opaqueArg(nil)),
+			wordsBytes(2, 1, den, uint32(rpc.AuthError), uint32(rpc.AuthBadCred))},
+		{"AuthSysMalformedOnNull", callMsg(3, testProgNum, 1, procNull, badSys, nil),
+			wordsBytes(3, 1, den, uint32(rpc.AuthError), uint32(rpc.AuthBadCred))},
+		{"FlavorTooWeak", callMsg(4, testProgNum, 1, procEcho, gss, opaqueArg(nil)),
+			wordsBytes(4, 1, den, uint32(rpc.AuthError), uint32(rpc.AuthTooWeak))},
+		{"AnyFlavorMayCallNull", callMsg(5, testProgNum, 1, procNull, gss, nil),
+			wordsBytes(5, 1, acc, 0, 0, uint32(rpc.Success))},
+		{"ProgUnavail", callMsg(6, 0x20000999, 1, 0, rpc.OpaqueAuth{}, nil),
+			wordsBytes(6, 1, acc, 0, 0, uint32(rpc.ProgUnavail))},
+		{"ProgMismatch", callMsg(7, testProgNum, 3, 0, rpc.OpaqueAuth{}, nil),
+			wordsBytes(7, 1, acc, 0, 0, uint32(rpc.ProgMismatch), 1, 2)},
+		{"NFSv4Probe", callMsg(8, rpc.ProgNFS, 4, 0, rpc.OpaqueAuth{}, nil),
+			wordsBytes(8, 1, acc, 0, 0, uint32(rpc.ProgMismatch), 3, 3)},
+		{"ProcUnavail", testCall(9, 99, nil),
+			wordsBytes(9, 1, acc, 0, 0, uint32(rpc.ProcUnavail))},
+		{"GarbageArgs", testCall(10, procEcho, []byte{0, 0, 0, 8, 1}),
+			wordsBytes(10, 1, acc, 0, 0, uint32(rpc.GarbageArgs))},
+		{"TrailingArgs", testCall(11, procEcho, append(opaqueArg([]byte("x")), 0, 0, 0, 0)),
+			wordsBytes(11, 1, acc, 0, 0, uint32(rpc.GarbageArgs))},
+		{"SystemErrOnPanic", testCall(12, procPanic, nil),
+			wordsBytes(12, 1, acc, 0, 0, uint32(rpc.SystemErr))},
+		{"ProgramAuthError", testCall(13, procDeny, nil),
+			wordsBytes(13, 1, den, uint32(rpc.AuthError), uint32(rpc.AuthTooWeak))},
+		{"Echo", testCall(14, procEcho, opaqueArg([]byte("hello"))),
+			append(wordsBytes(14, 1, acc, 0, 0, 0), opaqueArg([]byte("hello"))...)},
+		{"AuthSys", callMsg(15, testProgNum, 2, procWhoami, sys, nil),
+			append(wordsBytes(15, 1, acc, 0, 0, 0, 1000), opaqueArg([]byte("tcp"))...)},
+		{"AuthNone", testCall(16, procWhoami, nil),
+			append(wordsBytes(16, 1, acc, 0, 0, 0, ^uint32(0)), opaqueArg([]byte("tcp"))...)},
+	}
+	sizes := map[string]int{ // reference §1.1 byte counts
+		"RPCMismatch": 24, "AuthSysMalformed": 20, "FlavorTooWeak": 20, "ProgUnavail": 24,
+		"ProgMismatch": 32, "NFSv4Probe": 32, "ProcUnavail": 24, "GarbageArgs": 24, "SystemErrOnPanic": 24,
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tc.t = t
+			got := tc.call(tt.msg)
+			if !bytes.Equal(got, tt.want) {
+				t.Errorf("reply\n got %v\nwant %v", words(got), words(tt.want))
+			}
+			if n, ok := sizes[tt.name]; ok && len(got) != n {
+				t.Errorf("reply is %d bytes, want %d", len(got), n)
+			}
+		})
+	}
+	st := s.Stats()
+	if st.Panics != 1 || st.RPCMismatch != 1 || st.ProgUnavail != 1 || st.ProgMismatch != 2 {
+		t.Errorf("stats %+v", st)
+	}
+	if got := st.Calls[CallKey{testProgNum, procEcho}]; got != 3 {
+		t.Errorf("echo calls %d, want 3 (%v)", got, st.Calls)
+	}
+}
+
+func TestServeUndecodableHeaderClosesConnection(t *testing.T) {
+	for name, msg := range map[string][]byte{
+		"Reply":       wordsBytes(1, rpc.Reply, 0, 0, 0, 0),
+		"Truncated":   testCall(1, procNull, nil)[:20],
+		"CredTooLong": callMsg(1, testProgNum, 1, 0, rpc.OpaqueAuth{Flavor: 1, Body: make([]byte, 404)}, nil),
+		"Empty":       {},
+	} {
+		t.Run(name, func(t *testing.T) {
+			s := newServer(newTestProg())
+			tc := dial(t, startTCP(t, s))
+			tc.send(msg)
+			tc.expectClosed()
+			if st := s.Stats(); st.BadCalls != 1 {
+				t.Errorf("BadCalls %d, want 1", st.BadCalls)
+			}
+		})
+	}
+}
+
+func TestServePipelining(t *testing.T) {
+	p := newTestProg()
+	s := newServer(p)
+	tc := dial(t, startTCP(t, s))
+	tc.send(testCall(1, procWait, nil))
+	<-p.started
+	tc.send(testCall(2, procEcho, opaqueArg([]byte("fast"))))
+	// The fast call overtakes the blocked one on the same connection.
+	if xid := replyXID(t, tc.recv()); xid != 2 {
+		t.Fatalf("first reply xid %d, want 2", xid)
+	}
+	close(p.release)
+	if xid := replyXID(t, tc.recv()); xid != 1 {
+		t.Fatalf("second reply xid %d, want 1", xid)
+	}
+	// Many pipelined calls: every one answered once.
+	const n = 200
+	var all []byte
+	for i := range uint32(n) {
+		all = append(all, rpc.FrameRecord(testCall(100+i, procSleep, u32Arg(i%3)))...)
+	}
+	tc.write(all)
+	seen := map[uint32]bool{}
+	for range n {
+		xid := replyXID(t, tc.recv())
+		if seen[xid] || xid < 100 || xid >= 100+n {
+			t.Fatalf("unexpected or repeated xid %d", xid)
+		}
+		seen[xid] = true
+	}
+}
+
+func TestServeMultiFragment(t *testing.T) {
+	s := newServer(newTestProg())
+	tc := dial(t, startTCP(t, s))
+	msg := testCall(42, procEcho, opaqueArg([]byte("fragmented record")))
+	frag := func(b []byte, last bool) []byte {
+		h := uint32(len(b))
+		if last {
+			h |= 1 << 31
+		}
+		return append(binary.BigEndian.AppendUint32(nil, h), b...)
+	}
+	want := append(wordsBytes(42, 1, 0, 0, 0, 0), opaqueArg([]byte("fragmented record"))...)
+	cases := map[string][]byte{
+		"ThreeFragments": bytes.Join([][]byte{frag(msg[:5], false), frag(msg[5:17], false), frag(msg[17:], true)}, nil),
+		"ZeroLengthFragments": bytes.Join([][]byte{frag(nil, false), frag(msg[:9], false), frag(nil, false),
+			frag(msg[9:], false), frag(nil, true)}, nil),
+		"ByteFragments": func() []byte {
+			var b []byte
+			for i := range msg {
+				b = append(b, frag(msg[i:i+1], i == len(msg)-1)...)
+			}
+			return b
+		}(),
+	}
+	for name, stream := range cases {
+		t.Run(name, func(t *testing.T) {
+			tc.t = t
+			// Written a byte at a time, so every read boundary is met.
+			for i := range stream {
+				tc.write(stream[i : i+1])
+			}
+			if got := tc.recv(); !bytes.Equal(got, want) {
+				t.Errorf("reply %v, want %v", words(got), words(want))
+			}
+		})
+	}
+}
+
+func TestServeOversizedRecord(t *testing.T) {
+	cases := []struct {
+		name      string
+		maxRecord int
+		stream    []byte
+	}{
+		{"Claims2GiB", 0, wordsBytes(1<<31 | (1<<31 - 1))},
+		{"Claims2GiBNotLast", 0, wordsBytes(1<<31 - 1)},
+		{"SmallLimit", 1024, wordsBytes(1<<31 | 1025)},
+		{"FragmentsAddUp", 1024, append(append(wordsBytes(600), make([]byte, 600)...), wordsBytes(1<<31|600)...)},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			s := &Server{MaxRecord: c.maxRecord}
+			s.Register(newTestProg())
+			tc := dial(t, startTCP(t, s))
+			// The limit is checked before the body arrives, so nothing of
+			// the claimed size is ever allocated.
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
+			tc.write(c.stream)
+			tc.expectClosed()
+			runtime.ReadMemStats(&after)
+			if d := after.TotalAlloc - before.TotalAlloc; d > 16<<20 {
+				t.Errorf("allocated %d bytes for a rejected record", d)
+			}
+			if st := s.Stats(); st.BadRecords != 1 {
+				t.Errorf("BadRecords %d, want 1", st.BadRecords)
+			}
+		})
+	}
+}
+
+func TestServePanicKeepsConnection(t *testing.T) {
+	s := newServer(newTestProg())
+	tc := dial(t, startTCP(t, s))
+	for i := range uint32(3) {
+		got := tc.call(testCall(10+i, procPanic, nil))
+		if want := wordsBytes(10+i, 1, 0, 0, 0, uint32(rpc.SystemErr)); !bytes.Equal(got, want) {
+			t.Fatalf("panic reply %v, want %v", words(got), words(want))
+		}
+		body := successBody(t, tc.call(testCall(20+i, procEcho, opaqueArg([]byte("alive")))), 20+i)
+		if !bytes.Equal(body, opaqueArg([]byte("alive"))) {
+			t.Fatalf("echo after panic: %x", body)
+		}
+	}
+	if st := s.Stats(); st.Panics != 3 {
+		t.Errorf("Panics %d, want 3", st.Panics)
+	}
+}
+
+func TestServeDropSendsNothing(t *testing.T) {
+	s := newServer(newTestProg())
+	tc := dial(t, startTCP(t, s))
+	tc.send(testCall(1, procDrop, nil))
+	if xid := replyXID(t, tc.call(testCall(2, procNull, nil))); xid != 2 {
+		t.Fatalf("got reply for xid %d, want only 2", xid)
+	}
+	if st := s.Stats(); st.Drops != 1 {
+		t.Errorf("Drops %d, want 1", st.Drops)
+	}
+}
+
+func TestServeGate(t *testing.T) {
+	s := newServer(newTestProg())
+	var gated atomic.Int32
+	s.Gate = func(req *Request) Status {
+		gated.Add(1)
+		switch req.Proc {
+		case procEcho:
+			return Status{Auth: rpc.AuthTooWeak}
+		case procSleep:
+			return Status{Drop: true}
+		case procCount:
+			return StatusSystemErr
+		}
+		return Status{}
+	}
+	tc := dial(t, startTCP(t, s))
+	if got, want := tc.call(testCall(1, procEcho, opaqueArg(nil))), wordsBytes(1, 1, 1, 1, uint32(rpc.AuthTooWeak)); !bytes.Equal(got, want) {
+		t.Errorf("gated echo %v, want %v", words(got), words(want))
+	}
+	if got, want := tc.call(testCall(2, procCount, opaqueArg(nil))), wordsBytes(2, 1, 0, 0, 0, uint32(rpc.SystemErr)); !bytes.Equal(got, want) {
+		t.Errorf("gated count %v, want %v", words(got), words(want))
+	}
+	tc.send(testCall(3, procSleep, u32Arg(0)))
+	if xid := replyXID(t, tc.call(testCall(4, procNull, nil))); xid != 4 {
+		t.Errorf("reply to dropped call %d", xid)
+	}
+	// The gate is not consulted for calls the transport answers itself.
+	tc.call(callMsg(5, 0x20000999, 1, 0, rpc.OpaqueAuth{}, nil))
+	if n := gated.Load(); n != 4 {
+		t.Errorf("gate ran %d times, want 4", n)
+	}
+	if st := s.Stats(); st.GateRefusals != 3 {
+		t.Errorf("GateRefusals %d, want 3", st.GateRefusals)
+	}
+}
+
+// waitFor polls cond until it holds or 10 s pass.
+func waitFor(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+func TestServeBackpressure(t *testing.T) {
+	p := newTestProg()
+	s := &Server{MaxInFlightPerConn: 2}
+	s.Register(p)
+	tc := dial(t, startTCP(t, s))
+	for i := range uint32(5) {
+		tc.send(testCall(i+1, procWait, nil))
+	}
+	waitFor(t, "two calls in flight", func() bool { return s.Stats().InFlight == 2 })
+	time.Sleep(50 * time.Millisecond)
+	if n := s.Stats().InFlight; n != 2 {
+		t.Fatalf("InFlight %d, want 2 (reader must stop at MaxInFlightPerConn)", n)
+	}
+	close(p.release)
+	seen := map[uint32]bool{}
+	for range 5 {
+		seen[replyXID(t, tc.recv())] = true
+	}
+	if len(seen) != 5 {
+		t.Errorf("replies %v", seen)
+	}
+}
+
+func TestServeWorkerPoolShared(t *testing.T) {
+	p := newTestProg()
+	s := &Server{Workers: 1}
+	s.Register(p)
+	addr := startTCP(t, s)
+	a, b := dial(t, addr), dial(t, addr)
+	a.send(testCall(1, procWait, nil))
+	<-p.started
+	b.send(testCall(2, procWait, nil))
+	time.Sleep(50 * time.Millisecond)
+	if n := s.Stats().InFlight; n != 1 {
+		t.Fatalf("InFlight %d with one worker", n)
+	}
+	close(p.release)
+	if xid := replyXID(t, a.recv()); xid != 1 {
+		t.Errorf("a got %d", xid)
+	}
+	if xid := replyXID(t, b.recv()); xid != 2 {
+		t.Errorf("b got %d", xid)
+	}
+}
+
+func TestServeMaxConns(t *testing.T) {
+	s := &Server{MaxConns: 1}
+	s.Register(newTestProg())
+	addr := startTCP(t, s)
+	a := dial(t, addr)
+	successBody(t, a.call(testCall(1, procNull, nil)), 1)
+	b := dial(t, addr)
+	b.expectClosed()
+	successBody(t, a.call(testCall(2, procNull, nil)), 2)
+	a.c.Close()
+	waitFor(t, "connection count to drop", func() bool { return s.Stats().Conns == 0 })
+	c := dial(t, addr)
+	successBody(t, c.call(testCall(3, procNull, nil)), 3)
+	if st := s.Stats(); st.ConnsRejected != 1 || st.ConnsAccepted != 2 {
+		t.Errorf("stats %+v", st)
+	}
+}
+
+func TestServeTimeouts(t *testing.T) {
+	t.Run("Idle", func(t *testing.T) {
+		s := &Server{IdleTimeout: 100 * time.Millisecond}
+		s.Register(newTestProg())
+		tc := dial(t, startTCP(t, s))
+		successBody(t, tc.call(testCall(1, procNull, nil)), 1)
+		tc.expectClosed()
+	})
+	t.Run("IdleNotWhileCallInFlight", func(t *testing.T) {
+		p := newTestProg()
+		s := &Server{IdleTimeout: 50 * time.Millisecond}
+		s.Register(p)
+		tc := dial(t, startTCP(t, s))
+		tc.send(testCall(1, procWait, nil))
+		<-p.started
+		time.Sleep(200 * time.Millisecond)
+		close(p.release)
+		if xid := replyXID(t, tc.recv()); xid != 1 {
+			t.Fatalf("xid %d", xid)
+		}
+	})
+	t.Run("PartialRecord", func(t *testing.T) {
+		s := &Server{RecordTimeout: 100 * time.Millisecond}
+		s.Register(newTestProg())
+		tc := dial(t, startTCP(t, s))
+		msg := rpc.FrameRecord(testCall(1, procNull, nil))
+		tc.write(msg[:10])
+		tc.expectClosed()
+	})
+}
+
+func TestShutdownDrainsInFlight(t *testing.T) {
+	before := runtime.NumGoroutine()
+	p := newTestProg()
+	s := newServer(p)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- s.Serve(ln) }()
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	servedUDP := make(chan error, 1)
+	go func() { servedUDP <- s.ServeUDP(pc) }()
+
+	tc := dial(t, ln.Addr().String())
+	idle := dial(t, ln.Addr().String())
+	successBody(t, idle.call(testCall(1, procNull, nil)), 1)
+	tc.send(testCall(2, procWait, nil))
+	<-p.started
+
+	shut := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		shut <- s.Shutdown(ctx)
+	}()
+	if err := <-served; !errors.Is(err, ErrServerClosed) {
+		t.Fatalf("Serve: %v", err)
+	}
+	if err := <-servedUDP; !errors.Is(err, ErrServerClosed) {
+		t.Fatalf("ServeUDP: %v", err)
+	}
+	// New connections are refused once the listener is closed.
+	if c, err := net.Dial("tcp", ln.Addr().String()); err == nil {
+		c.Close()
+		t.Error("listener still accepting after Shutdown")
+	}
+	idle.expectClosed()
+	select {
+	case err := <-shut:
+		t.Fatalf("Shutdown returned %v with a call in flight", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	close(p.release)
+	if xid := replyXID(t, tc.recv()); xid != 2 {
+		t.Fatalf("drained reply xid %d", xid)
+	}
+	if err := <-shut; err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	tc.expectClosed()
+	if err := s.Serve(ln); !errors.Is(err, ErrServerClosed) {
+		t.Errorf("Serve after Shutdown: %v", err)
+	}
+	checkGoroutines(t, before)
+}
+
+func TestShutdownContextExpires(t *testing.T) {
+	before := runtime.NumGoroutine()
+	p := newTestProg()
+	s := newServer(p)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- s.Serve(ln) }()
+	tc := dial(t, ln.Addr().String())
+	tc.send(testCall(1, procWait, nil))
+	<-p.started
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if err := s.Shutdown(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Shutdown: %v, want deadline exceeded", err)
+	}
+	<-served
+	// The call saw its context cancelled; the connection is closed.
+	tc.expectClosed()
+	checkGoroutines(t, before)
+}
+
+// checkGoroutines waits for the goroutine count to return to n.
+func checkGoroutines(t *testing.T, n int) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for runtime.NumGoroutine() > n {
+		if time.Now().After(deadline) {
+			buf := make([]byte, 1<<20)
+			buf = buf[:runtime.Stack(buf, true)]
+			t.Fatalf("%d goroutines, want %d:\n%s", runtime.NumGoroutine(), n, buf)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func TestServeConcurrentClients(t *testing.T) {
+	s := newServer(newTestProg())
+	addr := startTCP(t, s)
+	var wg sync.WaitGroup
+	for c := range 8 {
+		tc := dial(t, addr)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range uint32(50) {
+				xid := uint32(c)<<16 | i
+				arg := []byte{byte(c), byte(i)}
+				tc.send(testCall(xid, procEcho, opaqueArg(arg)))
+				got := tc.recv()
+				if want := append(wordsBytes(xid, 1, 0, 0, 0, 0), opaqueArg(arg)...); !bytes.Equal(got, want) {
+					t.Errorf("client %d: %v", c, words(got))
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if n := s.Stats().Calls[CallKey{testProgNum, procEcho}]; n != 400 {
+		t.Errorf("echo calls %d", n)
+	}
+}

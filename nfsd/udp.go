@@ -1,0 +1,136 @@
+package nfsd
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"sync"
+	"time"
+)
+
+// maxDatagram is the read buffer for one UDP call: the largest UDP payload.
+const maxDatagram = 64 << 10
+
+// ServeUDP serves calls arriving as datagrams on pc, one call per datagram,
+// replying to the sender, until Shutdown, after which it returns
+// ErrServerClosed. Calls run on the same worker pool as TCP calls. It closes
+// pc on return. A datagram that is not an RPC call is dropped.
+func (s *Server) ServeUDP(pc net.PacketConn) error {
+	s.init()
+	s.mu.Lock()
+	if s.closing.Load() {
+		s.mu.Unlock()
+		pc.Close()
+		return ErrServerClosed
+	}
+	s.mu.packets[pc] = struct{}{}
+	s.serveWG.Add(1)
+	s.mu.Unlock()
+
+	var calls sync.WaitGroup
+	err := s.readUDP(pc, &calls)
+	calls.Wait()
+	pc.Close()
+
+	s.mu.Lock()
+	delete(s.mu.packets, pc)
+	s.mu.Unlock()
+	s.serveWG.Done()
+	if s.closing.Load() {
+		return ErrServerClosed
+	}
+	return err
+}
+
+// readUDP reads datagrams and starts a worker for each.
+func (s *Server) readUDP(pc net.PacketConn, calls *sync.WaitGroup) error {
+	uc, _ := pc.(*net.UDPConn)
+	local := addrPort(pc.LocalAddr())
+	log := s.log.With("udp", local.String())
+	buf := make([]byte, maxDatagram)
+	var backoff time.Duration
+	for {
+		var (
+			n    int
+			from netip.AddrPort
+			err  error
+		)
+		if uc != nil {
+			n, from, err = uc.ReadFromUDPAddrPort(buf)
+		} else {
+			var a net.Addr
+			n, a, err = pc.ReadFrom(buf)
+			from = addrPort(a)
+		}
+		if s.closing.Load() {
+			return nil
+		}
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return fmt.Errorf("nfsd: udp read: %w", err)
+			}
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				continue
+			}
+			// Transient errors (ICMP-induced refusals and the like):
+			// back off, never spin.
+			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			log.Warn("nfsd: udp read failed; retrying", "err", err, "backoff", backoff)
+			select {
+			case <-time.After(backoff):
+			case <-s.done:
+			}
+			continue
+		}
+		backoff = 0
+		if n == 0 || !from.IsValid() {
+			continue
+		}
+		if !s.acquireWorker(nil) {
+			return nil
+		}
+		rec := getRecord(buf[:n])
+		s.stats.inFlight.Add(1)
+		calls.Add(1)
+		go func() {
+			defer calls.Done()
+			s.udpCall(pc, uc, local, from, rec)
+		}()
+	}
+}
+
+// udpCall runs one datagram's call and sends the reply.
+func (s *Server) udpCall(pc net.PacketConn, uc *net.UDPConn, local, from netip.AddrPort, rec *[]byte) {
+	ep := endpoint{
+		ctx:    s.baseCtx,
+		net:    "udp",
+		remote: netip.AddrPortFrom(from.Addr().Unmap(), from.Port()),
+		local:  local,
+		log:    s.log.With("udp", local.String(), "remote", from.String()),
+	}
+	e := getEncoder()
+	defer putEncoder(e)
+	v := s.dispatch(&ep, *rec, e)
+	putRecord(rec)
+	s.releaseWorker()
+	s.stats.inFlight.Add(-1)
+	if v != sendReply {
+		return
+	}
+	if e.Len() > maxUDPReply {
+		s.stats.udpReplyTooLong.Add(1)
+		ep.log.Warn("nfsd: reply too large for a datagram; dropped", "bytes", e.Len())
+		return
+	}
+	var err error
+	if uc != nil {
+		_, err = uc.WriteToUDPAddrPort(e.Bytes(), from)
+	} else {
+		_, err = pc.WriteTo(e.Bytes(), net.UDPAddrFromAddrPort(from))
+	}
+	if err != nil && !errors.Is(err, net.ErrClosed) {
+		ep.log.Debug("nfsd: udp reply failed", "err", err)
+	}
+}
