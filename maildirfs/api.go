@@ -160,4 +160,52 @@ type Options struct {
 	SyncWindow time.Duration
 	// Logger receives store-level warnings. Nil means slog.Default().
 	Logger *slog.Logger
+	// Inject, when set, is called before each injectable step (tests only,
+	// see maildirfs/mdtest). A non-nil result fails that step with the
+	// returned error instead of running the system call. Nil: no faults.
+	Inject func(op FaultOp) error
+	// MaxOpenNodes bounds the cache of open fds keyed by handle. Zero
+	// means 1024.
+	MaxOpenNodes int
 }
+
+// Stats is a snapshot of store counters (see FS.Stats). Sync counters let
+// tests prove that a sync happened before a reply: every namespace operation
+// adds one to DirSyncCalls, every stable WRITE, COMMIT and SETATTR one to
+// FileSyncCalls, and the group commit turns several calls into one actual
+// fsync (DirSyncs, FileSyncs).
+type Stats struct {
+	// FileSyncCalls counts requests for a file sync (stable WRITE, COMMIT,
+	// SETATTR, EXCLUSIVE CREATE).
+	FileSyncCalls uint64
+	// DirSyncCalls counts requests for a directory sync (namespace operations).
+	DirSyncCalls uint64
+	// SyncCalls is FileSyncCalls + DirSyncCalls.
+	SyncCalls uint64
+	// FileSyncs counts fsync/fdatasync system calls on files.
+	FileSyncs uint64
+	// DirSyncs counts fsync system calls on directories.
+	DirSyncs uint64
+	// SyncBatches is FileSyncs + DirSyncs: actual syncs after coalescing.
+	SyncBatches uint64
+	// SyncErrors counts failed syncs (each rotates the write verifier).
+	SyncErrors uint64
+	// OpenNodes is the number of objects with an open fd in the handle cache.
+	OpenNodes int
+	// CacheHits and CacheMisses count handle resolutions served from the
+	// open-fd cache and those that needed open_by_handle_at.
+	CacheHits, CacheMisses uint64
+}
+
+// FaultOp names a storage step that Options.Inject may fail.
+type FaultOp string
+
+// Injectable steps.
+const (
+	FaultFsync  FaultOp = "fsync"  // fsync/fdatasync of a file or directory
+	FaultRename FaultOp = "rename" // renameat
+	FaultLink   FaultOp = "link"   // linkat
+	FaultWrite  FaultOp = "write"  // pwrite
+	FaultCreate FaultOp = "create" // openat(O_CREAT), mkdirat, symlinkat, mknodat
+	FaultUnlink FaultOp = "unlink" // unlinkat
+)

@@ -1,0 +1,77 @@
+// Package maildirfs is the store behind mailnfsd: one FS per exported
+// directory tree, reached only through directory file descriptors, with
+// signed inode-identity file handles, user-space permission checks, honest
+// durability and group commit. It knows nothing of NFS; nfsd maps its
+// errors (syscall.Errno values and the Err* sentinels) to NFS statuses.
+//
+// # Model
+//
+// Every operation starts from a Handle, resolved with open_by_handle_at
+// against the export root's fd, and then works relative to that fd
+// (openat, mkdirat, renameat, unlinkat, linkat, symlinkat, fstatat with
+// AT_SYMLINK_NOFOLLOW, O_NOFOLLOW). No path string is ever joined under
+// the root, and Lookup never follows symlinks, so "..", absolute and
+// relative symlinks cannot reach outside the export. ".." of the export
+// root is the root. Names are at most 255 bytes and contain no "/" or NUL.
+//
+// # Handles
+//
+// A handle is: version byte | export id (4 bytes) | kernel handle type
+// (1 byte) | kernel handle from name_to_handle_at | HMAC-SHA256 over the
+// preceding bytes truncated to 16 bytes; at most 64 bytes (ext4: 30). The
+// key is 32 random bytes in Options.StateDir (maildirfs-handle.key,
+// created 0600 on first Open and reused after restarts). The kernel handle
+// names the inode (ext4: inode + generation), so handles survive renames
+// (tmp -> new -> cur) and restarts, and go stale (ErrStale) once the inode
+// is freed; a forged, edited, truncated or other-export handle is
+// ErrBadHandle and never resolves to another file. A resolved object must
+// be on the export's filesystem (same st_dev); a file moved out of the
+// export subtree by a local process on the same filesystem still resolves
+// (the MAC proves we handed the handle out, not where the file is now).
+//
+// open_by_handle_at needs CAP_DAC_READ_SEARCH: Open fails with a clear
+// error when it is not permitted. There is no weaker fallback mode; run
+// mailnfsd as root.
+//
+// # Permissions
+//
+// The server runs as root; permissions of the caller's Cred are checked in
+// user space with the owner/group/other rules and the sticky bit. As in
+// knfsd, the owner of a file may READ, WRITE and COMMIT it regardless of
+// its mode (a file created 0444 must still take its first writes); Access
+// reports the plain mode rules. Created objects are chowned to the
+// credential unless Options.NoChown (setgid directories pass their group
+// on).
+//
+// # Durability
+//
+// CREATE, MKDIR, SYMLINK, MKNOD, REMOVE, RMDIR and LINK fsync the parent
+// directory before returning; RENAME fsyncs the target directory, then the
+// source directory if different; SETATTR fsyncs the object; EXCLUSIVE
+// CREATE also fsyncs the new file so its verifier (kept in the times) is
+// durable. WRITE UNSTABLE only pwrites; DATA_SYNC fdatasyncs; FILE_SYNC and
+// COMMIT fsync. On ext4 the metadata of a newly created inode (owner, mode)
+// is committed by the same journal transaction as the parent directory's
+// fsync.
+//
+// Syncs of one object are coalesced (group commit): a caller needs a sync
+// that starts after its change; while one runs, all arrivals wait for the
+// next, which one of them runs for all. Options.SyncWindow lets the leader
+// wait to gather more. A failed sync returns its error to every caller it
+// covered and rotates the write verifier.
+//
+// # Concurrency and locks
+//
+// Open objects live in a bounded LRU cache (Options.MaxOpenNodes) of nodes
+// keyed by kernel handle; a node holds an O_PATH fd plus, when needed, an
+// fd for I/O, and is closed only when unused. Lock order: nodeCache.mu is
+// a leaf; node.dirMu (directory cursor: lseek+getdents) may be held while
+// taking nodeCache.mu and node.ioMu; syncer.mu is a leaf. No lock is held
+// across fsync except a node's own syncer state (not its mutex).
+//
+// # Caveats
+//
+// READDIR cookies are the filesystem's d_off values: ext4 hash cookies are
+// stable across changes and restarts; a listing concurrent with renames
+// may miss an entry or show it twice, which Maildir readers tolerate.
+package maildirfs

@@ -1,0 +1,353 @@
+package maildirfs
+
+import (
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// keyFile is the name of the handle key inside Options.StateDir.
+const keyFile = "maildirfs-handle.key"
+
+// FS is one export: a directory tree served through fd-relative system
+// calls. All methods are safe for concurrent use.
+type FS struct {
+	root     string
+	rootFd   int // O_RDONLY|O_DIRECTORY; also the mount fd for open_by_handle_at
+	rootDev  uint64
+	rootIno  uint64
+	rootNode *node // pinned in the cache
+	rootH    Handle
+
+	key      [32]byte
+	exportID uint32
+	fsid     uint64
+	opts     Options
+	log      *slog.Logger
+
+	cache nodeCache
+
+	verfMu sync.Mutex
+	verf   [8]byte // guarded by verfMu
+
+	closed atomic.Bool
+
+	stats struct {
+		fileSyncCalls, dirSyncCalls atomic.Uint64
+		fileSyncs, dirSyncs         atomic.Uint64
+		syncErrors                  atomic.Uint64
+		hits, misses                atomic.Uint64
+	}
+}
+
+// Open opens the export rooted at root. The handle key is read from (or
+// created in) opts.StateDir. Open fails if the process may not call
+// open_by_handle_at (it needs CAP_DAC_READ_SEARCH: run mailnfsd as root);
+// there is no weaker fallback mode.
+func Open(root string, opts Options) (*FS, error) {
+	if opts.StateDir == "" {
+		return nil, errors.New("maildirfs: Options.StateDir is required")
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.MaxOpenNodes <= 0 {
+		opts.MaxOpenNodes = 1024
+	}
+	f := &FS{root: root, exportID: opts.ExportID, opts: opts, log: opts.Logger}
+	key, err := loadKey(opts.StateDir)
+	if err != nil {
+		return nil, err
+	}
+	f.key = key
+	f.fsid = binary.BigEndian.Uint64(f.mac(binary.BigEndian.AppendUint32([]byte("fsid"), opts.ExportID))[:8])
+	if _, err := rand.Read(f.verf[:]); err != nil {
+		return nil, fmt.Errorf("maildirfs: write verifier: %w", err)
+	}
+	fd, err := unix.Open(root, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: root, Err: err}
+	}
+	f.rootFd = fd
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		unix.Close(fd)
+		return nil, &os.PathError{Op: "fstat", Path: root, Err: err}
+	}
+	f.rootDev, f.rootIno = st.Dev, st.Ino
+	fh, _, err := unix.NameToHandleAt(fd, "", unix.AT_EMPTY_PATH)
+	if err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("maildirfs: name_to_handle_at on %s (filesystem without exportable handles?): %w", root, err)
+	}
+	k := kernelFH{typ: fh.Type(), bytes: append([]byte(nil), fh.Bytes()...)}
+	h, ok := f.encodeHandle(k)
+	if !ok {
+		unix.Close(fd)
+		return nil, fmt.Errorf("maildirfs: kernel file handle of %s too large (%d bytes, type %d)", root, len(k.bytes), k.typ)
+	}
+	// Probe open_by_handle_at now so a missing capability fails Open, not
+	// every request later.
+	pfd, err := unix.OpenByHandleAt(fd, fh, unix.O_PATH|unix.O_CLOEXEC)
+	if err != nil {
+		unix.Close(fd)
+		if errors.Is(err, unix.EPERM) {
+			return nil, fmt.Errorf("maildirfs: open_by_handle_at not permitted (needs CAP_DAC_READ_SEARCH; run mailnfsd as root): %w", err)
+		}
+		return nil, fmt.Errorf("maildirfs: open_by_handle_at on %s: %w", root, err)
+	}
+	f.cache.init(opts.MaxOpenNodes)
+	f.rootH = h
+	n := &node{key: k.key(), kfh: k, h: h, pathFd: pfd, ioFd: -1, typ: TypeDir, ino: st.Ino}
+	f.rootNode = n
+	f.cache.insert(n) // refs = 1: pinned forever
+	return f, nil
+}
+
+// loadKey reads the 32-byte handle key, creating it (0600) on first use.
+func loadKey(dir string) ([32]byte, error) {
+	var key [32]byte
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return key, fmt.Errorf("maildirfs: state dir: %w", err)
+	}
+	p := filepath.Join(dir, keyFile)
+	for range 3 {
+		b, err := os.ReadFile(p)
+		if err == nil {
+			if len(b) != len(key) {
+				return key, fmt.Errorf("maildirfs: %s: %d bytes, want %d: %w", p, len(b), len(key), ErrCorrupt)
+			}
+			copy(key[:], b)
+			return key, nil
+		}
+		if !errors.Is(err, os.ErrNotExist) {
+			return key, fmt.Errorf("maildirfs: read key: %w", err)
+		}
+		// Write a temporary file, sync it, then link it into place: two
+		// concurrent Opens agree on one key.
+		if _, err := rand.Read(key[:]); err != nil {
+			return key, err
+		}
+		tmp, err := os.CreateTemp(dir, keyFile+".tmp*")
+		if err != nil {
+			return key, fmt.Errorf("maildirfs: create key: %w", err)
+		}
+		err = tmp.Chmod(0o600)
+		if err == nil {
+			_, err = tmp.Write(key[:])
+		}
+		if err == nil {
+			err = tmp.Sync()
+		}
+		if cerr := tmp.Close(); err == nil {
+			err = cerr
+		}
+		if err == nil {
+			err = os.Link(tmp.Name(), p)
+			if errors.Is(err, os.ErrExist) {
+				err = nil
+			}
+		}
+		os.Remove(tmp.Name())
+		if err != nil {
+			return key, fmt.Errorf("maildirfs: write key: %w", err)
+		}
+		if d, err := os.Open(dir); err == nil {
+			d.Sync()
+			d.Close()
+		}
+	}
+	return key, fmt.Errorf("maildirfs: could not establish key in %s", dir)
+}
+
+// Close closes every cached fd. Calls after Close fail.
+func (f *FS) Close() error {
+	if f.closed.Swap(true) {
+		return nil
+	}
+	f.cache.closeAll()
+	return unix.Close(f.rootFd)
+}
+
+// Root returns the handle of the export root.
+func (f *FS) Root() Handle { return append(Handle(nil), f.rootH...) }
+
+// FSID returns the fsid reported in every Attr; it is derived from the key
+// and the export id, so it is constant across restarts.
+func (f *FS) FSID() uint64 { return f.fsid }
+
+// WriteVerifier returns the current write verifier: random per Open,
+// replaced after any failed sync.
+func (f *FS) WriteVerifier() [8]byte {
+	f.verfMu.Lock()
+	defer f.verfMu.Unlock()
+	return f.verf
+}
+
+func (f *FS) rotateVerifier() {
+	var v [8]byte
+	rand.Read(v[:])
+	f.verfMu.Lock()
+	f.verf = v
+	f.verfMu.Unlock()
+}
+
+// Stats returns a snapshot of the counters.
+func (f *FS) Stats() Stats {
+	s := Stats{
+		FileSyncCalls: f.stats.fileSyncCalls.Load(),
+		DirSyncCalls:  f.stats.dirSyncCalls.Load(),
+		FileSyncs:     f.stats.fileSyncs.Load(),
+		DirSyncs:      f.stats.dirSyncs.Load(),
+		SyncErrors:    f.stats.syncErrors.Load(),
+		CacheHits:     f.stats.hits.Load(),
+		CacheMisses:   f.stats.misses.Load(),
+		OpenNodes:     f.cache.len(),
+	}
+	s.SyncCalls = s.FileSyncCalls + s.DirSyncCalls
+	s.SyncBatches = s.FileSyncs + s.DirSyncs
+	return s
+}
+
+// inject runs the fault hook for op.
+func (f *FS) inject(op FaultOp) error {
+	if f.opts.Inject == nil {
+		return nil
+	}
+	return f.opts.Inject(op)
+}
+
+// get resolves h to a referenced node and its current stat. The caller must
+// f.put(n). ErrBadHandle: not ours; ErrStale: the object is gone.
+func (f *FS) get(h Handle) (*node, *unix.Stat_t, error) {
+	if f.closed.Load() {
+		return nil, nil, syscall.EBADF
+	}
+	k, err := f.decodeHandle(h)
+	if err != nil {
+		return nil, nil, err
+	}
+	key := k.key()
+	n := f.cache.lookup(key)
+	if n != nil {
+		f.stats.hits.Add(1)
+	} else {
+		f.stats.misses.Add(1)
+		fd, err := unix.OpenByHandleAt(f.rootFd, unix.NewFileHandle(k.typ, k.bytes), unix.O_PATH|unix.O_CLOEXEC)
+		if err != nil {
+			switch {
+			case errors.Is(err, unix.ESTALE), errors.Is(err, unix.ENOENT):
+				return nil, nil, ErrStale
+			case errors.Is(err, unix.EINVAL), errors.Is(err, unix.EOPNOTSUPP):
+				return nil, nil, ErrBadHandle
+			}
+			return nil, nil, fmt.Errorf("open_by_handle_at: %w", err)
+		}
+		var st unix.Stat_t
+		if err := unix.Fstat(fd, &st); err != nil {
+			unix.Close(fd)
+			return nil, nil, err
+		}
+		if st.Dev != f.rootDev || st.Nlink == 0 {
+			unix.Close(fd)
+			return nil, nil, ErrStale
+		}
+		hh := append(Handle(nil), h...)
+		n = f.cache.insert(&node{key: key, kfh: kernelFH{typ: k.typ, bytes: append([]byte(nil), k.bytes...)}, h: hh, pathFd: fd, ioFd: -1, typ: fileType(st.Mode), ino: st.Ino})
+	}
+	st := new(unix.Stat_t)
+	if err := unix.Fstat(n.pathFd, st); err != nil {
+		f.put(n)
+		return nil, nil, err
+	}
+	if st.Nlink == 0 {
+		f.cache.drop(n)
+		f.put(n)
+		return nil, nil, ErrStale
+	}
+	return n, st, nil
+}
+
+func (f *FS) put(n *node) { f.cache.release(n) }
+
+// handleFor returns the handle of the object open as fd (any open mode).
+func (f *FS) handleFor(fd int) (Handle, error) {
+	fh, _, err := unix.NameToHandleAt(fd, "", unix.AT_EMPTY_PATH)
+	if err != nil {
+		return nil, fmt.Errorf("name_to_handle_at: %w", err)
+	}
+	h, ok := f.encodeHandle(kernelFH{typ: fh.Type(), bytes: fh.Bytes()})
+	if !ok {
+		return nil, fmt.Errorf("kernel file handle too large: %w", unix.EOVERFLOW)
+	}
+	return h, nil
+}
+
+// attr converts a stat to an Attr.
+func (f *FS) attr(st *unix.Stat_t) *Attr {
+	return &Attr{
+		Type:      fileType(st.Mode),
+		Mode:      st.Mode & 0o7777,
+		Nlink:     uint32(st.Nlink),
+		UID:       st.Uid,
+		GID:       st.Gid,
+		Size:      uint64(st.Size),
+		Used:      uint64(st.Blocks) * 512,
+		RdevMajor: unix.Major(st.Rdev),
+		RdevMinor: unix.Minor(st.Rdev),
+		FSID:      f.fsid,
+		FileID:    st.Ino,
+		Atime:     ts(st.Atim),
+		Mtime:     ts(st.Mtim),
+		Ctime:     ts(st.Ctim),
+	}
+}
+
+func ts(t unix.Timespec) time.Time { return time.Unix(t.Sec, t.Nsec) }
+
+func wccAttr(st *unix.Stat_t) *WccAttr {
+	if st == nil {
+		return nil
+	}
+	return &WccAttr{Size: uint64(st.Size), Mtime: ts(st.Mtim), Ctime: ts(st.Ctim)}
+}
+
+func fileType(mode uint32) FileType {
+	switch mode & unix.S_IFMT {
+	case unix.S_IFDIR:
+		return TypeDir
+	case unix.S_IFLNK:
+		return TypeLnk
+	case unix.S_IFBLK:
+		return TypeBlk
+	case unix.S_IFCHR:
+		return TypeChr
+	case unix.S_IFSOCK:
+		return TypeSock
+	case unix.S_IFIFO:
+		return TypeFifo
+	}
+	return TypeReg
+}
+
+// postAttr stats n now; nil if that fails (post_op_attr is optional).
+func (f *FS) postAttr(n *node) *Attr {
+	var st unix.Stat_t
+	if unix.Fstat(n.pathFd, &st) != nil {
+		return nil
+	}
+	return f.attr(&st)
+}
+
+var _ io.Closer = (*FS)(nil)

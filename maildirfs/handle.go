@@ -1,0 +1,77 @@
+package maildirfs
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/binary"
+)
+
+// Handle layout (version 1), at most MaxHandle bytes:
+//
+//	[0]      version (1)
+//	[1:5]    export id, big endian (readable by ExportIDOf without the key)
+//	[5]      kernel handle type (struct file_handle.handle_type, < 256)
+//	[6:n-16] kernel handle bytes from name_to_handle_at
+//	[n-16:n] HMAC-SHA256 over bytes [0:n-16], truncated to 16 bytes
+//
+// The kernel handle names the inode (ext4: inode + generation), so the
+// handle survives renames and restarts and goes stale when the inode is
+// freed. The MAC binds it to this server's key and export.
+const (
+	handleVersion = 1
+	handleHdr     = 6
+	handleMAC     = 16
+	maxKernelFH   = MaxHandle - handleHdr - handleMAC
+)
+
+// ExportIDOf returns the export id of h without checking its MAC, so a server
+// with several exports can route a handle to the FS that verifies it.
+func ExportIDOf(h Handle) (id uint32, ok bool) {
+	if len(h) < handleHdr+1+handleMAC || len(h) > MaxHandle || h[0] != handleVersion {
+		return 0, false
+	}
+	return binary.BigEndian.Uint32(h[1:5]), true
+}
+
+// kernelFH is a decoded kernel file handle; key is its cache key.
+type kernelFH struct {
+	typ   int32
+	bytes []byte
+}
+
+func (k kernelFH) key() string {
+	return string(append([]byte{byte(k.typ)}, k.bytes...))
+}
+
+func (f *FS) mac(b []byte) []byte {
+	m := hmac.New(sha256.New, f.key[:])
+	m.Write(b)
+	return m.Sum(nil)[:handleMAC]
+}
+
+// encodeHandle builds a signed handle for a kernel handle.
+func (f *FS) encodeHandle(k kernelFH) (Handle, bool) {
+	if k.typ < 0 || k.typ > 255 || len(k.bytes) == 0 || len(k.bytes) > maxKernelFH {
+		return nil, false
+	}
+	h := make([]byte, 0, handleHdr+len(k.bytes)+handleMAC)
+	h = append(h, handleVersion)
+	h = binary.BigEndian.AppendUint32(h, f.exportID)
+	h = append(h, byte(k.typ))
+	h = append(h, k.bytes...)
+	h = append(h, f.mac(h)...)
+	return h, true
+}
+
+// decodeHandle checks h's shape, export and MAC.
+func (f *FS) decodeHandle(h Handle) (kernelFH, error) {
+	id, ok := ExportIDOf(h)
+	if !ok || id != f.exportID {
+		return kernelFH{}, ErrBadHandle
+	}
+	body := h[:len(h)-handleMAC]
+	if !hmac.Equal(f.mac(body), h[len(h)-handleMAC:]) {
+		return kernelFH{}, ErrBadHandle
+	}
+	return kernelFH{typ: int32(h[5]), bytes: body[handleHdr:]}, nil
+}

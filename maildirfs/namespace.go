@@ -1,0 +1,371 @@
+package maildirfs
+
+import (
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// Mkdir creates a directory; the entry is durable on return.
+func (f *FS) Mkdir(dir Handle, c Cred, name string, s SetAttr) (_ Handle, _ *Attr, wcc Wcc, _ error) {
+	d, dst, err := f.getDir(dir, c, &wcc, true)
+	if err != nil {
+		return nil, nil, wcc, err
+	}
+	defer f.finishDir(d, &wcc)
+	if err := checkNewName(name, unix.EEXIST); err != nil {
+		return nil, nil, wcc, err
+	}
+	if err := f.inject(FaultCreate); err != nil {
+		return nil, nil, wcc, err
+	}
+	if err := unix.Mkdirat(d.pathFd, name, 0o700); err != nil {
+		return nil, nil, wcc, err
+	}
+	fd, st, err := openChild(d, name)
+	if err != nil {
+		return nil, nil, wcc, err
+	}
+	mode := uint32(0o755)
+	if s.Mode != nil {
+		mode = *s.Mode & 0o7777
+	}
+	if err := f.setupNew(d, dst, name, fd, c, s, mode, TypeDir); err != nil {
+		unix.Close(fd)
+		return nil, nil, wcc, err
+	}
+	h, err := f.adopt(fd, st)
+	if err == nil {
+		rest := SetAttr{Atime: s.Atime, AtimeVal: s.AtimeVal, Mtime: s.Mtime, MtimeVal: s.MtimeVal}
+		if rest.Atime != DontChange || rest.Mtime != DontChange {
+			err = f.withNode(h, func(n *node, nst *unix.Stat_t) error { return f.setAttrLocked(n, nst, c, rest, true) })
+		}
+	}
+	if err == nil {
+		err = f.syncDir(d)
+	}
+	if err != nil {
+		return nil, nil, wcc, err
+	}
+	a, err := f.Getattr(h)
+	if err != nil {
+		return nil, nil, wcc, err
+	}
+	return h, &a, wcc, nil
+}
+
+// Symlink creates a symlink holding target verbatim; the store never
+// follows it. The entry is durable on return.
+func (f *FS) Symlink(dir Handle, c Cred, name, target string, s SetAttr) (_ Handle, _ *Attr, wcc Wcc, _ error) {
+	d, dst, err := f.getDir(dir, c, &wcc, true)
+	if err != nil {
+		return nil, nil, wcc, err
+	}
+	defer f.finishDir(d, &wcc)
+	if err := checkNewName(name, unix.EEXIST); err != nil {
+		return nil, nil, wcc, err
+	}
+	switch {
+	case target == "":
+		return nil, nil, wcc, unix.ENOENT
+	case len(target) > maxSymlink:
+		return nil, nil, wcc, unix.ENAMETOOLONG
+	case strings.IndexByte(target, 0) >= 0:
+		return nil, nil, wcc, unix.EINVAL
+	}
+	if err := f.inject(FaultCreate); err != nil {
+		return nil, nil, wcc, err
+	}
+	if err := unix.Symlinkat(target, d.pathFd, name); err != nil {
+		return nil, nil, wcc, err
+	}
+	return f.finishCreate(d, dst, c, name, s, 0, TypeLnk, &wcc)
+}
+
+// finishCreate sets owner/mode of the new object name in d (created by
+// name, not open), caches it and syncs d.
+func (f *FS) finishCreate(d *node, dst *unix.Stat_t, c Cred, name string, s SetAttr, mode uint32, typ FileType, wcc *Wcc) (Handle, *Attr, Wcc, error) {
+	fd, st, err := openChild(d, name)
+	if err != nil {
+		return nil, nil, *wcc, err
+	}
+	if st.Mode&unix.S_IFMT != typeBits(typ) {
+		unix.Close(fd) // replaced under us by a local process
+		return nil, nil, *wcc, unix.EEXIST
+	}
+	if err := f.setupNew(d, dst, name, fd, c, s, mode, typ); err != nil {
+		unix.Close(fd)
+		return nil, nil, *wcc, err
+	}
+	h, err := f.adopt(fd, st)
+	if err == nil {
+		err = f.syncDir(d)
+	}
+	if err != nil {
+		return nil, nil, *wcc, err
+	}
+	a, err := f.Getattr(h)
+	if err != nil {
+		return nil, nil, *wcc, err
+	}
+	return h, &a, *wcc, nil
+}
+
+func typeBits(t FileType) uint32 {
+	switch t {
+	case TypeDir:
+		return unix.S_IFDIR
+	case TypeLnk:
+		return unix.S_IFLNK
+	case TypeBlk:
+		return unix.S_IFBLK
+	case TypeChr:
+		return unix.S_IFCHR
+	case TypeSock:
+		return unix.S_IFSOCK
+	case TypeFifo:
+		return unix.S_IFIFO
+	}
+	return unix.S_IFREG
+}
+
+// Mknod creates a fifo, socket or (root only: EPERM otherwise) a character
+// or block device. Other types: EINVAL (NFS3ERR_BADTYPE is nfsd's choice).
+func (f *FS) Mknod(dir Handle, c Cred, name string, typ FileType, s SetAttr, major, minor uint32) (_ Handle, _ *Attr, wcc Wcc, _ error) {
+	d, dst, err := f.getDir(dir, c, &wcc, true)
+	if err != nil {
+		return nil, nil, wcc, err
+	}
+	defer f.finishDir(d, &wcc)
+	if err := checkNewName(name, unix.EEXIST); err != nil {
+		return nil, nil, wcc, err
+	}
+	var dev int
+	switch typ {
+	case TypeChr, TypeBlk:
+		if c.UID != 0 {
+			return nil, nil, wcc, unix.EPERM
+		}
+		dev = int(unix.Mkdev(major, minor))
+	case TypeFifo, TypeSock:
+	default:
+		return nil, nil, wcc, unix.EINVAL
+	}
+	mode := uint32(0o644)
+	if s.Mode != nil {
+		mode = *s.Mode & 0o7777
+	}
+	if err := f.inject(FaultCreate); err != nil {
+		return nil, nil, wcc, err
+	}
+	if err := unix.Mknodat(d.pathFd, name, typeBits(typ)|0o600, dev); err != nil {
+		return nil, nil, wcc, err
+	}
+	return f.finishCreate(d, dst, c, name, s, mode, typ, &wcc)
+}
+
+// Remove removes a non-directory entry; the removal is durable on return.
+func (f *FS) Remove(dir Handle, c Cred, name string) (wcc Wcc, _ error) {
+	return f.remove(dir, c, name, false)
+}
+
+// Rmdir removes an empty directory; the removal is durable on return.
+func (f *FS) Rmdir(dir Handle, c Cred, name string) (wcc Wcc, _ error) {
+	return f.remove(dir, c, name, true)
+}
+
+func (f *FS) remove(dir Handle, c Cred, name string, isDir bool) (wcc Wcc, _ error) {
+	d, dst, err := f.getDir(dir, c, &wcc, true)
+	if err != nil {
+		return wcc, err
+	}
+	defer f.finishDir(d, &wcc)
+	dotErr := unix.EINVAL
+	if isDir && name == ".." {
+		dotErr = unix.ENOTEMPTY
+	}
+	if err := checkNewName(name, dotErr); err != nil {
+		return wcc, err
+	}
+	var vst unix.Stat_t
+	if err := unix.Fstatat(d.pathFd, name, &vst, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return wcc, err
+	}
+	victimDir := vst.Mode&unix.S_IFMT == unix.S_IFDIR
+	switch {
+	case isDir && !victimDir:
+		return wcc, unix.ENOTDIR
+	case !isDir && victimDir:
+		return wcc, unix.EISDIR
+	case !stickyOK(dst, &vst, c):
+		return wcc, unix.EACCES
+	case victimDir && vst.Ino == f.rootIno && vst.Dev == f.rootDev:
+		return wcc, unix.EBUSY
+	}
+	if err := f.inject(FaultUnlink); err != nil {
+		return wcc, err
+	}
+	flags := 0
+	if isDir {
+		flags = unix.AT_REMOVEDIR
+	}
+	if err := unix.Unlinkat(d.pathFd, name, flags); err != nil {
+		return wcc, err
+	}
+	if isDir || vst.Nlink <= 1 {
+		f.cache.dropIno(vst.Ino)
+	}
+	return wcc, f.syncDir(d)
+}
+
+// Link makes name in dir another link to file; durable on return.
+func (f *FS) Link(file Handle, dir Handle, name string, c Cred) (_ *Attr, wcc Wcc, _ error) {
+	n, _, err := f.get(file)
+	if err != nil {
+		return nil, wcc, err
+	}
+	defer f.put(n)
+	d, _, err := f.getDir(dir, c, &wcc, true)
+	if err != nil {
+		return f.postAttr(n), wcc, err
+	}
+	defer f.finishDir(d, &wcc)
+	if err := checkNewName(name, unix.EEXIST); err != nil {
+		return f.postAttr(n), wcc, err
+	}
+	if n.typ == TypeDir {
+		return f.postAttr(n), wcc, unix.EISDIR
+	}
+	if err := f.inject(FaultLink); err != nil {
+		return f.postAttr(n), wcc, err
+	}
+	// AT_EMPTY_PATH links the inode itself (needs CAP_DAC_READ_SEARCH,
+	// which handle resolution needs anyway).
+	if err := unix.Linkat(n.pathFd, "", d.pathFd, name, unix.AT_EMPTY_PATH); err != nil {
+		return f.postAttr(n), wcc, err
+	}
+	err = f.syncDir(d)
+	return f.postAttr(n), wcc, err
+}
+
+// Rename atomically moves fromName in fromDir to toName in toDir (renameat),
+// replacing a compatible target. Same file: no-op. Both directories are
+// durable on return (toDir first: a crash in between leaves two names,
+// never none).
+func (f *FS) Rename(fromDir Handle, fromName string, toDir Handle, toName string, c Cred) (from, to Wcc, err error) {
+	fd, fdst, err := f.getDir(fromDir, c, &from, true)
+	if err != nil {
+		if td, tst, terr := f.get(toDir); terr == nil {
+			to.Before, to.After = wccAttr(tst), f.attr(tst)
+			f.put(td)
+		}
+		return from, to, err
+	}
+	defer f.finishDir(fd, &from)
+	td, tdst, err := f.getDir(toDir, c, &to, true)
+	if err != nil {
+		return from, to, err
+	}
+	defer f.finishDir(td, &to)
+	if err := checkNewName(fromName, unix.EINVAL); err != nil {
+		return from, to, err
+	}
+	if err := checkNewName(toName, unix.EINVAL); err != nil {
+		return from, to, err
+	}
+	var vst, tst unix.Stat_t
+	if err := unix.Fstatat(fd.pathFd, fromName, &vst, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return from, to, err
+	}
+	if !stickyOK(fdst, &vst, c) {
+		return from, to, unix.EACCES
+	}
+	terr := unix.Fstatat(td.pathFd, toName, &tst, unix.AT_SYMLINK_NOFOLLOW)
+	exists := terr == nil
+	if terr != nil && terr != unix.ENOENT {
+		return from, to, terr
+	}
+	srcDir := vst.Mode&unix.S_IFMT == unix.S_IFDIR
+	if exists {
+		if tst.Ino == vst.Ino && tst.Dev == vst.Dev {
+			return from, to, nil // POSIX: same file, nothing to do
+		}
+		tgtDir := tst.Mode&unix.S_IFMT == unix.S_IFDIR
+		switch {
+		case !stickyOK(tdst, &tst, c):
+			return from, to, unix.EACCES
+		case srcDir && !tgtDir:
+			return from, to, unix.ENOTDIR
+		case !srcDir && tgtDir:
+			return from, to, unix.EISDIR
+		}
+	}
+	if srcDir && fd.ino != td.ino && !may(&vst, c, permW) {
+		return from, to, unix.EACCES // its ".." entry changes
+	}
+	if err := f.inject(FaultRename); err != nil {
+		return from, to, err
+	}
+	if err := unix.Renameat(fd.pathFd, fromName, td.pathFd, toName); err != nil {
+		return from, to, err
+	}
+	if exists && (tst.Mode&unix.S_IFMT == unix.S_IFDIR || tst.Nlink <= 1) {
+		f.cache.dropIno(tst.Ino)
+	}
+	if err := f.syncDir(td); err != nil {
+		return from, to, err
+	}
+	if td != fd {
+		err = f.syncDir(fd)
+	}
+	return from, to, err
+}
+
+// FSStat reports space and inode counts of the filesystem holding h.
+func (f *FS) FSStat(h Handle) (FSStat, *Attr, error) {
+	n, st, err := f.get(h)
+	if err != nil {
+		return FSStat{}, nil, err
+	}
+	defer f.put(n)
+	var s unix.Statfs_t
+	if err := unix.Fstatfs(n.pathFd, &s); err != nil {
+		return FSStat{}, f.attr(st), err
+	}
+	bs := uint64(s.Frsize)
+	if bs == 0 {
+		bs = uint64(s.Bsize)
+	}
+	return FSStat{
+		TotalBytes: s.Blocks * bs, FreeBytes: s.Bfree * bs, AvailBytes: s.Bavail * bs,
+		TotalFiles: s.Files, FreeFiles: s.Ffree, AvailFiles: s.Ffree,
+	}, f.attr(st), nil
+}
+
+// LookupPath resolves rel (slash-separated, relative to the export root;
+// a leading "/" is ignored) one component at a time, for MNT of a
+// subdirectory. It refuses ".." (EACCES), symlinks and non-directories
+// (ENOTDIR), and needs search permission on each directory.
+func (f *FS) LookupPath(c Cred, rel string) (Handle, error) {
+	h := f.Root()
+	if len(rel) > 4096 {
+		return nil, unix.ENAMETOOLONG
+	}
+	for comp := range strings.SplitSeq(rel, "/") {
+		if comp == "" || comp == "." {
+			continue
+		}
+		if comp == ".." {
+			return nil, unix.EACCES
+		}
+		nh, a, _, err := f.Lookup(h, c, comp)
+		if err != nil {
+			return nil, err
+		}
+		if a.Type != TypeDir {
+			return nil, unix.ENOTDIR
+		}
+		h = nh
+	}
+	return h, nil
+}

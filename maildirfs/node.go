@@ -1,0 +1,227 @@
+package maildirfs
+
+import (
+	"container/list"
+	"sync"
+
+	"golang.org/x/sys/unix"
+)
+
+// node is one open object in the handle cache.
+type node struct {
+	key    string   // kernelFH.key()
+	kfh    kernelFH // to reopen with other flags
+	h      Handle
+	pathFd int      // O_PATH fd: stat, *at calls as dirfd, fchownat
+	typ    FileType // never changes for an inode
+	ino    uint64
+
+	ioMu       sync.Mutex // guards opening ioFd
+	ioFd       int        // -1 until needed; reg: O_RDWR (or O_RDONLY), dir: O_RDONLY
+	ioWritable bool
+	oldFds     []int // replaced ioFds, closed with the node; guarded by ioMu
+
+	dirMu sync.Mutex // makes lseek+getdents on ioFd atomic (directories)
+
+	sync syncer // group commit of fsyncs of ioFd
+
+	// Guarded by nodeCache.mu.
+	refs    int
+	elem    *list.Element
+	dropped bool
+}
+
+// nodeCache is a bounded LRU of open nodes keyed by kernel handle. Nodes in
+// use (refs > 0) are never closed; a dropped or evicted node is closed when
+// its last user releases it.
+type nodeCache struct {
+	mu    sync.Mutex
+	max   int
+	byKey map[string]*node // guarded by mu
+	byIno map[uint64]*node // guarded by mu
+	lru   *list.List       // guarded by mu; front = most recent
+}
+
+func (c *nodeCache) init(max int) {
+	c.max = max
+	c.byKey = make(map[string]*node)
+	c.byIno = make(map[uint64]*node)
+	c.lru = list.New()
+}
+
+func (c *nodeCache) len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.byKey)
+}
+
+// lookup returns a referenced node or nil.
+func (c *nodeCache) lookup(key string) *node {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := c.byKey[key]
+	if n == nil {
+		return nil
+	}
+	n.refs++
+	c.lru.MoveToFront(n.elem)
+	return n
+}
+
+// insert adds n with one reference, or returns the node already cached for
+// its key (closing n's fd).
+func (c *nodeCache) insert(n *node) *node {
+	c.mu.Lock()
+	if old := c.byKey[n.key]; old != nil {
+		old.refs++
+		c.lru.MoveToFront(old.elem)
+		c.mu.Unlock()
+		n.close()
+		return old
+	}
+	n.refs = 1
+	n.elem = c.lru.PushFront(n)
+	c.byKey[n.key] = n
+	c.byIno[n.ino] = n
+	var victims []*node
+	for e := c.lru.Back(); e != nil && len(c.byKey) > c.max; {
+		prev := e.Prev()
+		v := e.Value.(*node)
+		if v.refs == 0 {
+			c.removeLocked(v)
+			victims = append(victims, v)
+		}
+		e = prev
+	}
+	c.mu.Unlock()
+	for _, v := range victims {
+		v.close()
+	}
+	return n
+}
+
+func (c *nodeCache) removeLocked(n *node) {
+	if n.dropped {
+		return
+	}
+	n.dropped = true
+	c.lru.Remove(n.elem)
+	delete(c.byKey, n.key)
+	if c.byIno[n.ino] == n {
+		delete(c.byIno, n.ino)
+	}
+}
+
+// release drops one reference.
+func (c *nodeCache) release(n *node) {
+	c.mu.Lock()
+	n.refs--
+	closeIt := n.refs == 0 && n.dropped
+	c.mu.Unlock()
+	if closeIt {
+		n.close()
+	}
+}
+
+// drop removes n from the cache (its object is gone); it is closed once
+// unused.
+func (c *nodeCache) drop(n *node) {
+	c.mu.Lock()
+	c.removeLocked(n)
+	c.mu.Unlock()
+}
+
+// dropIno drops the cached node for inode ino, if any (after its last link
+// was removed, so its fd does not keep the space allocated).
+func (c *nodeCache) dropIno(ino uint64) {
+	c.mu.Lock()
+	n := c.byIno[ino]
+	var closeIt bool
+	if n != nil {
+		c.removeLocked(n)
+		closeIt = n.refs == 0
+	}
+	c.mu.Unlock()
+	if closeIt {
+		n.close()
+	}
+}
+
+func (c *nodeCache) closeAll() {
+	c.mu.Lock()
+	var all []*node
+	for _, n := range c.byKey {
+		all = append(all, n)
+	}
+	for _, n := range all {
+		c.removeLocked(n)
+	}
+	c.mu.Unlock()
+	for _, n := range all {
+		n.close()
+	}
+}
+
+func (n *node) close() {
+	if n.pathFd >= 0 {
+		unix.Close(n.pathFd)
+		n.pathFd = -1
+	}
+	if n.ioFd >= 0 {
+		unix.Close(n.ioFd)
+		n.ioFd = -1
+	}
+	for _, fd := range n.oldFds {
+		unix.Close(fd)
+	}
+	n.oldFds = nil
+}
+
+// io returns an fd usable for read/write/fsync/getdents. For regular files
+// it is opened O_RDWR when possible (the server runs as root; permissions
+// are checked in user space), else O_RDONLY; for directories O_RDONLY.
+func (f *FS) io(n *node, needWrite bool) (int, error) {
+	n.ioMu.Lock()
+	defer n.ioMu.Unlock()
+	if n.ioFd >= 0 && (!needWrite || n.ioWritable) {
+		return n.ioFd, nil
+	}
+	fh := unix.NewFileHandle(n.kfh.typ, n.kfh.bytes)
+	var fd int
+	var err error
+	writable := false
+	switch n.typ {
+	case TypeDir:
+		fd, err = unix.OpenByHandleAt(f.rootFd, fh, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC)
+	case TypeReg:
+		if !f.opts.ReadOnly {
+			fd, err = unix.OpenByHandleAt(f.rootFd, fh, unix.O_RDWR|unix.O_CLOEXEC)
+			writable = err == nil
+		}
+		if !writable {
+			if needWrite && err != nil {
+				return -1, err
+			}
+			fd, err = unix.OpenByHandleAt(f.rootFd, fh, unix.O_RDONLY|unix.O_CLOEXEC)
+		}
+	default:
+		return -1, unix.EINVAL
+	}
+	if err != nil {
+		if err == unix.ESTALE {
+			return -1, ErrStale
+		}
+		return -1, err
+	}
+	if needWrite && !writable {
+		unix.Close(fd)
+		return -1, unix.EROFS
+	}
+	if n.ioFd >= 0 {
+		// Upgrade O_RDONLY -> O_RDWR. Others may still be using the old fd
+		// without a lock: close it only with the node.
+		n.oldFds = append(n.oldFds, n.ioFd)
+	}
+	n.ioFd, n.ioWritable = fd, writable
+	return fd, nil
+}

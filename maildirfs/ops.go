@@ -1,0 +1,664 @@
+package maildirfs
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// maxName is the longest name accepted (NAME_MAX).
+const maxName = 255
+
+// maxSymlink bounds a symlink target (NFS3 path max used by Linux).
+const maxSymlink = 4096
+
+// checkName validates a directory entry name. "." and ".." pass; each
+// operation decides what they mean.
+func checkName(name string) error {
+	switch {
+	case name == "":
+		return unix.ENOENT
+	case len(name) > maxName:
+		return unix.ENAMETOOLONG
+	case strings.ContainsAny(name, "/\x00"):
+		return unix.EINVAL
+	}
+	return nil
+}
+
+// checkNewName validates a name that an operation creates or removes:
+// "." and ".." are refused.
+func checkNewName(name string, dotErr unix.Errno) error {
+	if err := checkName(name); err != nil {
+		return err
+	}
+	if name == "." || name == ".." {
+		return dotErr
+	}
+	return nil
+}
+
+// getDir resolves a directory handle for a modifying namespace operation
+// and fills wcc.Before. Errors: ENOTDIR, EROFS, EACCES (needs w+x).
+func (f *FS) getDir(h Handle, c Cred, wcc *Wcc, modify bool) (*node, *unix.Stat_t, error) {
+	d, st, err := f.get(h)
+	if err != nil {
+		return nil, nil, err
+	}
+	wcc.Before = wccAttr(st)
+	switch {
+	case d.typ != TypeDir:
+		err = unix.ENOTDIR
+	case modify && f.opts.ReadOnly:
+		err = unix.EROFS
+	case modify && !may(st, c, permW|permX):
+		err = unix.EACCES
+	case !modify && !may(st, c, permX):
+		err = unix.EACCES
+	}
+	if err != nil {
+		wcc.After = f.attr(st)
+		f.put(d)
+		return nil, nil, err
+	}
+	return d, st, nil
+}
+
+// finishDir fills wcc.After and releases d.
+func (f *FS) finishDir(d *node, wcc *Wcc) {
+	wcc.After = f.postAttr(d)
+	f.put(d)
+}
+
+// adopt turns an fd (any mode, typically O_PATH) into a handle and caches it
+// as a node, taking ownership of fd.
+func (f *FS) adopt(fd int, st *unix.Stat_t) (Handle, error) {
+	fh, _, err := unix.NameToHandleAt(fd, "", unix.AT_EMPTY_PATH)
+	if err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("name_to_handle_at: %w", err)
+	}
+	k := kernelFH{typ: fh.Type(), bytes: append([]byte(nil), fh.Bytes()...)}
+	h, ok := f.encodeHandle(k)
+	if !ok {
+		unix.Close(fd)
+		return nil, fmt.Errorf("kernel file handle too large: %w", unix.EOVERFLOW)
+	}
+	if st.Dev != f.rootDev {
+		// Another filesystem mounted inside the export: its handles would
+		// not resolve against our root; refuse to hand them out.
+		unix.Close(fd)
+		return nil, unix.EXDEV
+	}
+	n := f.cache.insert(&node{key: k.key(), kfh: k, h: h, pathFd: fd, ioFd: -1, typ: fileType(st.Mode), ino: st.Ino})
+	f.put(n)
+	return h, nil
+}
+
+// openChild opens name in directory d as O_PATH without following a
+// symlink, and stats it.
+func openChild(d *node, name string) (int, *unix.Stat_t, error) {
+	fd, err := unix.Openat(d.pathFd, name, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, nil, err
+	}
+	st := new(unix.Stat_t)
+	if err := unix.Fstat(fd, st); err != nil {
+		unix.Close(fd)
+		return -1, nil, err
+	}
+	return fd, st, nil
+}
+
+// Getattr returns the attributes of h.
+func (f *FS) Getattr(h Handle) (Attr, error) {
+	n, st, err := f.get(h)
+	if err != nil {
+		return Attr{}, err
+	}
+	f.put(n)
+	return *f.attr(st), nil
+}
+
+// Lookup finds name in dir without following symlinks. "." is dir itself,
+// ".." its parent, and ".." of the export root is the root.
+func (f *FS) Lookup(dir Handle, c Cred, name string) (Handle, Attr, *Attr, error) {
+	var wcc Wcc
+	d, dst, err := f.getDir(dir, c, &wcc, false)
+	if err != nil {
+		return nil, Attr{}, wcc.After, err
+	}
+	defer f.put(d)
+	if err := checkName(name); err != nil {
+		return nil, Attr{}, f.attr(dst), err
+	}
+	if name == "." || (name == ".." && d.ino == f.rootIno) {
+		return append(Handle(nil), d.h...), *f.attr(dst), f.attr(dst), nil
+		// (".." of the root: d is the root, so d.h is the root handle.)
+	}
+	fd, st, err := openChild(d, name)
+	if err != nil {
+		return nil, Attr{}, f.postAttr(d), err
+	}
+	h, err := f.adopt(fd, st)
+	if err != nil {
+		return nil, Attr{}, f.postAttr(d), err
+	}
+	return h, *f.attr(st), f.postAttr(d), nil
+}
+
+// Access reports which of the ACCESS3 bits in want c has on h.
+func (f *FS) Access(h Handle, c Cred, want uint32) (uint32, *Attr, error) {
+	n, st, err := f.get(h)
+	if err != nil {
+		return 0, nil, err
+	}
+	f.put(n)
+	return accessBits(st, c, f.opts.ReadOnly) & want, f.attr(st), nil
+}
+
+// Readlink returns a symlink's target (never followed by the store).
+func (f *FS) Readlink(h Handle, c Cred) (string, *Attr, error) {
+	n, st, err := f.get(h)
+	if err != nil {
+		return "", nil, err
+	}
+	defer f.put(n)
+	if n.typ != TypeLnk {
+		return "", f.attr(st), unix.EINVAL
+	}
+	buf := make([]byte, maxSymlink+1)
+	k, err := unix.Readlinkat(n.pathFd, "", buf)
+	if err != nil {
+		return "", f.attr(st), err
+	}
+	if k > maxSymlink {
+		return "", f.attr(st), unix.ENAMETOOLONG
+	}
+	return string(buf[:k]), f.attr(st), nil
+}
+
+// Read reads up to len(buf) bytes at off. Like knfsd, the owner may read
+// regardless of the mode, and execute permission suffices (clients execute
+// by reading).
+func (f *FS) Read(h Handle, c Cred, off uint64, buf []byte) (int, bool, *Attr, error) {
+	n, st, err := f.get(h)
+	if err != nil {
+		return 0, false, nil, err
+	}
+	defer f.put(n)
+	switch {
+	case n.typ == TypeDir:
+		return 0, false, f.attr(st), unix.EISDIR
+	case n.typ != TypeReg:
+		return 0, false, f.attr(st), unix.EINVAL
+	case !owns(st, c) && !may(st, c, permR) && !may(st, c, permX):
+		return 0, false, f.attr(st), unix.EACCES
+	}
+	if off >= uint64(st.Size) || len(buf) == 0 {
+		return 0, off >= uint64(st.Size), f.attr(st), nil
+	}
+	fd, err := f.io(n, false)
+	if err != nil {
+		return 0, false, f.attr(st), err
+	}
+	total := 0
+	for total < len(buf) {
+		k, err := unix.Pread(fd, buf[total:], int64(off)+int64(total))
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return total, false, f.postAttr(n), err
+		}
+		if k == 0 {
+			break
+		}
+		total += k
+	}
+	post := f.postAttr(n)
+	eof := post != nil && off+uint64(total) >= post.Size
+	return total, eof, post, nil
+}
+
+// Write writes data at off. UNSTABLE only writes (pwrite); DATA_SYNC adds
+// fdatasync and FILE_SYNC fsync before returning. verf is the verifier read
+// before the write, so a sync failure after it changes what COMMIT returns.
+func (f *FS) Write(h Handle, c Cred, off uint64, data []byte, stable StableHow) (int, StableHow, [8]byte, Wcc, error) {
+	var wcc Wcc
+	verf := f.WriteVerifier()
+	n, st, err := f.get(h)
+	if err != nil {
+		return 0, 0, verf, wcc, err
+	}
+	defer f.put(n)
+	wcc.Before = wccAttr(st)
+	switch {
+	case f.opts.ReadOnly:
+		err = unix.EROFS
+	case n.typ == TypeDir:
+		err = unix.EISDIR
+	case n.typ != TypeReg:
+		err = unix.EINVAL
+	case !owns(st, c) && !may(st, c, permW):
+		err = unix.EACCES
+	case off > 1<<63-1 || uint64(len(data)) > 1<<63-1-off:
+		err = unix.EFBIG
+	}
+	if err != nil {
+		wcc.After = f.attr(st)
+		return 0, 0, verf, wcc, err
+	}
+	fd, err := f.io(n, true)
+	if err == nil {
+		err = f.inject(FaultWrite)
+	}
+	total := 0
+	for err == nil && total < len(data) {
+		var k int
+		k, err = unix.Pwrite(fd, data[total:], int64(off)+int64(total))
+		if err == unix.EINTR {
+			err = nil
+			continue
+		}
+		total += k
+		if err == nil && k == 0 {
+			err = unix.EIO
+		}
+	}
+	committed := Unstable
+	if err == nil {
+		switch stable {
+		case DataSync:
+			err = f.syncFile(n, false)
+			committed = DataSync
+		case FileSync:
+			err = f.syncFile(n, true)
+			committed = FileSync
+		}
+	}
+	wcc.After = f.postAttr(n)
+	if err != nil {
+		return total, 0, verf, wcc, err
+	}
+	return total, committed, verf, wcc, nil
+}
+
+// Commit makes the file's data and metadata durable (fsync; the range is
+// not used) and returns the write verifier.
+func (f *FS) Commit(h Handle, c Cred, off uint64, count uint32) ([8]byte, Wcc, error) {
+	var wcc Wcc
+	verf := f.WriteVerifier()
+	n, st, err := f.get(h)
+	if err != nil {
+		return verf, wcc, err
+	}
+	defer f.put(n)
+	wcc.Before = wccAttr(st)
+	switch {
+	case n.typ == TypeDir:
+		err = unix.EISDIR
+	case n.typ != TypeReg:
+		err = unix.EINVAL
+	case !owns(st, c) && !may(st, c, permW) && !f.opts.ReadOnly:
+		err = unix.EACCES
+	}
+	if err == nil && !f.opts.ReadOnly {
+		err = f.syncFile(n, true)
+	}
+	wcc.After = f.postAttr(n)
+	return verf, wcc, err
+}
+
+// SetAttr changes attributes. The owner (or root) may chmod and set times
+// to a client time; anyone with write access may set times to the server
+// time and (regular files) the size; only root may change the owner; the
+// owner may change the group to one of its groups. The change is fsynced
+// before returning. guardCtime (SETATTR guard) must equal the current ctime.
+func (f *FS) SetAttr(h Handle, c Cred, s SetAttr, guardCtime *time.Time) (Wcc, error) {
+	var wcc Wcc
+	n, st, err := f.get(h)
+	if err != nil {
+		return wcc, err
+	}
+	defer f.put(n)
+	wcc.Before = wccAttr(st)
+	if guardCtime != nil && !ts(st.Ctim).Equal(*guardCtime) {
+		wcc.After = f.attr(st)
+		return wcc, ErrNotSync
+	}
+	if err := f.setAttrLocked(n, st, c, s, false); err != nil {
+		wcc.After = f.postAttr(n)
+		return wcc, err
+	}
+	err = f.syncNode(n)
+	wcc.After = f.postAttr(n)
+	return wcc, err
+}
+
+// syncNode makes n's inode durable: fsync for files and directories,
+// syncfs for other types (no fd can be opened on them safely).
+func (f *FS) syncNode(n *node) error {
+	switch n.typ {
+	case TypeReg:
+		return f.syncFile(n, true)
+	case TypeDir:
+		return f.syncDir(n)
+	}
+	f.stats.fileSyncCalls.Add(1)
+	f.stats.fileSyncs.Add(1)
+	err := f.inject(FaultFsync)
+	if err == nil {
+		err = unix.Syncfs(n.pathFd)
+	}
+	if err != nil {
+		f.syncFailed(err)
+	}
+	return err
+}
+
+// setAttrLocked checks and applies s to n (no sync). created: n was just
+// created by c, so owner and group were already chosen.
+func (f *FS) setAttrLocked(n *node, st *unix.Stat_t, c Cred, s SetAttr, created bool) error {
+	empty := s.Mode == nil && s.UID == nil && s.GID == nil && s.Size == nil && s.Atime == DontChange && s.Mtime == DontChange
+	if empty {
+		return nil
+	}
+	if f.opts.ReadOnly {
+		return unix.EROFS
+	}
+	owner := owns(st, c)
+	if !created {
+		if s.UID != nil && *s.UID != st.Uid && c.UID != 0 {
+			return unix.EPERM
+		}
+		if s.GID != nil && *s.GID != st.Gid && !(c.UID == 0 || (c.UID == st.Uid && c.inGroup(*s.GID))) {
+			return unix.EPERM
+		}
+		if s.Mode != nil && !owner {
+			return unix.EPERM
+		}
+		if (s.Atime == ClientTime || s.Mtime == ClientTime) && !owner {
+			return unix.EPERM
+		}
+		if (s.Atime == ServerTime || s.Mtime == ServerTime) && !owner && !may(st, c, permW) {
+			return unix.EACCES
+		}
+	}
+	if s.Size != nil {
+		switch {
+		case n.typ == TypeDir:
+			return unix.EISDIR
+		case n.typ != TypeReg:
+			return unix.EINVAL
+		case !owner && !may(st, c, permW):
+			return unix.EACCES
+		case *s.Size > 1<<63-1:
+			return unix.EFBIG
+		}
+	}
+	// chown before chmod: chown clears setuid/setgid bits.
+	if (s.UID != nil || s.GID != nil) && !created {
+		uid, gid := -1, -1
+		if s.UID != nil {
+			uid = int(*s.UID)
+		}
+		if s.GID != nil {
+			gid = int(*s.GID)
+		}
+		if err := unix.Fchownat(n.pathFd, "", uid, gid, unix.AT_EMPTY_PATH|unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			return err
+		}
+	}
+	if s.Mode != nil && n.typ != TypeLnk {
+		if err := f.chmod(n, *s.Mode&0o7777); err != nil {
+			return err
+		}
+	}
+	if s.Size != nil {
+		fd, err := f.io(n, true)
+		if err != nil {
+			return err
+		}
+		if err := unix.Ftruncate(fd, int64(*s.Size)); err != nil {
+			return err
+		}
+	}
+	if s.Atime != DontChange || s.Mtime != DontChange {
+		times := []unix.Timespec{timeSpec(s.Atime, s.AtimeVal), timeSpec(s.Mtime, s.MtimeVal)}
+		if err := unix.UtimesNanoAt(n.pathFd, "", times, unix.AT_EMPTY_PATH|unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func timeSpec(how TimeHow, t time.Time) unix.Timespec {
+	switch how {
+	case ServerTime:
+		return unix.Timespec{Nsec: unix.UTIME_NOW}
+	case ClientTime:
+		return unix.NsecToTimespec(t.UnixNano())
+	}
+	return unix.Timespec{Nsec: unix.UTIME_OMIT}
+}
+
+// chmod sets n's mode through its O_PATH fd (fchmodat2 AT_EMPTY_PATH),
+// falling back to fchmod on an opened fd on kernels without fchmodat2.
+func (f *FS) chmod(n *node, mode uint32) error {
+	err := unix.Fchmodat(n.pathFd, "", mode, unix.AT_EMPTY_PATH)
+	if err == nil || (err != unix.EOPNOTSUPP && err != unix.ENOSYS) {
+		return err
+	}
+	if n.typ != TypeReg && n.typ != TypeDir {
+		return unix.EOPNOTSUPP
+	}
+	fd, err := f.io(n, false)
+	if err != nil {
+		return err
+	}
+	return unix.Fchmod(fd, mode)
+}
+
+// newOwner returns the owner and group for an object c creates in a
+// directory with stat dst (BSD group semantics under a setgid directory).
+func newOwner(dst *unix.Stat_t, c Cred, s SetAttr) (uid, gid int) {
+	uid, gid = int(c.UID), int(c.GID)
+	if dst.Mode&unix.S_ISGID != 0 {
+		gid = int(dst.Gid)
+	}
+	if s.UID != nil && c.UID == 0 {
+		uid = int(*s.UID)
+	}
+	if s.GID != nil && (c.UID == 0 || c.inGroup(*s.GID)) {
+		gid = int(*s.GID)
+	}
+	return uid, gid
+}
+
+// setupNew chowns and chmods a freshly created object (open as fd, or
+// named name in d when fd < 0, e.g. symlinks and device nodes).
+func (f *FS) setupNew(d *node, dst *unix.Stat_t, name string, fd int, c Cred, s SetAttr, mode uint32, typ FileType) error {
+	if !f.opts.NoChown {
+		uid, gid := newOwner(dst, c, s)
+		var err error
+		if fd >= 0 {
+			err = unix.Fchownat(fd, "", uid, gid, unix.AT_EMPTY_PATH|unix.AT_SYMLINK_NOFOLLOW)
+		} else {
+			err = unix.Fchownat(d.pathFd, name, uid, gid, unix.AT_SYMLINK_NOFOLLOW)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	if typ == TypeLnk {
+		return nil
+	}
+	if typ == TypeDir && dst.Mode&unix.S_ISGID != 0 {
+		mode |= unix.S_ISGID // setgid directories propagate
+	}
+	if fd >= 0 {
+		return unix.Fchmodat(fd, "", mode, unix.AT_EMPTY_PATH)
+	}
+	return unix.Fchmodat(d.pathFd, name, mode, unix.AT_SYMLINK_NOFOLLOW)
+}
+
+// Create creates a regular file (RFC 1813 CREATE). UNCHECKED creates or
+// opens an existing regular file, truncating it only when s.Size is 0;
+// GUARDED fails with EEXIST if the name exists; EXCLUSIVE stores verf in the
+// times as knfsd does (verf[0:4]&0x7fffffff in mtime.sec, verf[4:8]&0x7fffffff
+// in atime.sec) and answers a retransmission (times match, size 0) with the
+// same handle. The new file and directory entry are durable on return.
+func (f *FS) Create(dir Handle, c Cred, name string, how CreateMode, s SetAttr, verf [8]byte) (_ Handle, _ *Attr, wcc Wcc, _ error) {
+	d, dst, err := f.getDir(dir, c, &wcc, true)
+	if err != nil {
+		return nil, nil, wcc, err
+	}
+	defer f.finishDir(d, &wcc)
+	if err := checkNewName(name, unix.EEXIST); err != nil {
+		return nil, nil, wcc, err
+	}
+	if how > Exclusive {
+		return nil, nil, wcc, unix.EINVAL
+	}
+	mtimeSec := int64(uint32(verf[0])<<24|uint32(verf[1])<<16|uint32(verf[2])<<8|uint32(verf[3])) & 0x7fffffff
+	atimeSec := int64(uint32(verf[4])<<24|uint32(verf[5])<<16|uint32(verf[6])<<8|uint32(verf[7])) & 0x7fffffff
+
+	if err := f.inject(FaultCreate); err != nil {
+		return nil, nil, wcc, err
+	}
+	fd, err := unix.Openat(d.pathFd, name, unix.O_CREAT|unix.O_EXCL|unix.O_RDWR|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	if errors.Is(err, unix.EEXIST) && how != Guarded {
+		h, a, err := f.createExisting(d, c, name, how, s, mtimeSec, atimeSec)
+		return h, a, wcc, err
+	}
+	if err != nil {
+		return nil, nil, wcc, err
+	}
+	mode := uint32(0o644)
+	if how == Exclusive {
+		mode = 0o600
+	} else if s.Mode != nil {
+		mode = *s.Mode & 0o7777
+	}
+	err = f.setupNew(d, dst, name, fd, c, s, mode, TypeReg)
+	if err == nil && how == Exclusive {
+		err = unix.UtimesNanoAt(fd, "", []unix.Timespec{{Sec: atimeSec}, {Sec: mtimeSec}}, unix.AT_EMPTY_PATH)
+	}
+	var st unix.Stat_t
+	if err == nil {
+		err = unix.Fstat(fd, &st)
+	}
+	if err != nil {
+		unix.Close(fd)
+		return nil, nil, wcc, err
+	}
+	h, err := f.adoptOpen(fd, &st)
+	if err == nil && how != Exclusive {
+		rest := s
+		rest.Mode, rest.UID, rest.GID = nil, nil, nil
+		if rest.Size != nil || rest.Atime != DontChange || rest.Mtime != DontChange {
+			err = f.withNode(h, func(n *node, nst *unix.Stat_t) error {
+				return f.setAttrLocked(n, nst, c, rest, true)
+			})
+		}
+	}
+	if err == nil && how == Exclusive {
+		// The verifier must be durable (RFC 1813 §3.3.8): sync the inode.
+		err = f.withNode(h, func(n *node, _ *unix.Stat_t) error { return f.syncFile(n, true) })
+	}
+	if err == nil {
+		err = f.syncDir(d)
+	}
+	if err != nil {
+		return nil, nil, wcc, err
+	}
+	a, err := f.Getattr(h)
+	if err != nil {
+		return nil, nil, wcc, err
+	}
+	return h, &a, wcc, nil
+}
+
+// adoptOpen caches a freshly created regular file opened O_RDWR as fd,
+// taking ownership of fd, and returns its handle.
+func (f *FS) adoptOpen(fd int, st *unix.Stat_t) (Handle, error) {
+	fh, _, err := unix.NameToHandleAt(fd, "", unix.AT_EMPTY_PATH)
+	if err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("name_to_handle_at: %w", err)
+	}
+	k := kernelFH{typ: fh.Type(), bytes: append([]byte(nil), fh.Bytes()...)}
+	h, ok := f.encodeHandle(k)
+	if !ok {
+		unix.Close(fd)
+		return nil, fmt.Errorf("kernel file handle too large: %w", unix.EOVERFLOW)
+	}
+	io, err := unix.Dup(fd)
+	if err != nil {
+		unix.Close(fd)
+		return nil, err
+	}
+	unix.CloseOnExec(io)
+	n := f.cache.insert(&node{key: k.key(), kfh: k, h: h, pathFd: fd, ioFd: io, ioWritable: true, typ: TypeReg, ino: st.Ino})
+	f.put(n)
+	return h, nil
+}
+
+// withNode runs fn on the node of h.
+func (f *FS) withNode(h Handle, fn func(n *node, st *unix.Stat_t) error) error {
+	n, st, err := f.get(h)
+	if err != nil {
+		return err
+	}
+	defer f.put(n)
+	return fn(n, st)
+}
+
+// createExisting handles CREATE of an existing name in UNCHECKED and
+// EXCLUSIVE mode.
+func (f *FS) createExisting(d *node, c Cred, name string, how CreateMode, s SetAttr, mtimeSec, atimeSec int64) (Handle, *Attr, error) {
+	fd, st, err := openChild(d, name)
+	if err != nil {
+		return nil, nil, err
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		unix.Close(fd)
+		return nil, nil, unix.EEXIST
+	}
+	if how == Exclusive {
+		if st.Size != 0 || st.Mtim.Sec != mtimeSec || st.Atim.Sec != atimeSec {
+			unix.Close(fd)
+			return nil, nil, unix.EEXIST
+		}
+		h, err := f.adopt(fd, st)
+		if err != nil {
+			return nil, nil, err
+		}
+		return h, f.attr(st), nil
+	}
+	h, err := f.adopt(fd, st)
+	if err != nil {
+		return nil, nil, err
+	}
+	// UNCHECKED on an existing file applies only a size of 0, as knfsd.
+	if s.Size != nil && *s.Size == 0 && st.Size != 0 {
+		err = f.withNode(h, func(n *node, nst *unix.Stat_t) error {
+			if err := f.setAttrLocked(n, nst, c, SetAttr{Size: s.Size}, false); err != nil {
+				return err
+			}
+			return f.syncFile(n, true)
+		})
+		if err != nil {
+			return nil, nil, err
+		}
+	}
+	a, err := f.Getattr(h)
+	if err != nil {
+		return nil, nil, err
+	}
+	return h, &a, nil
+}

@@ -1,0 +1,127 @@
+package maildirfs
+
+import (
+	"encoding/binary"
+
+	"golang.org/x/sys/unix"
+)
+
+// direntBuf is the getdents64 buffer size: a page of typical Maildir names
+// is ~60 entries per 4 KiB, so one call serves one reply.
+const direntBuf = 8 << 10
+
+// ReadDir lists dir from cookie on (0 = start), calling emit for each entry
+// until emit returns false (that entry is not consumed: its predecessor's
+// cookie resumes at it) or the directory ends (eof). Cookies are the
+// filesystem's own d_off values (getdents64 + lseek), so a call costs
+// O(entries returned) and cookies survive unrelated changes and restarts.
+// "." and ".." are included (".." of the export root is the root). With
+// plus, each entry carries Attr and Handle; an entry that vanishes between
+// getdents and the stat is skipped.
+func (f *FS) ReadDir(dir Handle, c Cred, cookie uint64, plus bool, emit func(e *DirEntry) bool) (bool, *Attr, error) {
+	d, dst, err := f.get(dir)
+	if err != nil {
+		return false, nil, err
+	}
+	defer f.put(d)
+	switch {
+	case d.typ != TypeDir:
+		return false, f.attr(dst), unix.ENOTDIR
+	case !may(dst, c, permR):
+		return false, f.attr(dst), unix.EACCES
+	case cookie > 1<<63-1:
+		return false, f.attr(dst), ErrBadCookie
+	}
+	fd, err := f.io(d, false)
+	if err != nil {
+		return false, f.attr(dst), err
+	}
+	isRoot := d.ino == f.rootIno
+	canLookup := may(dst, c, permX)
+	buf := make([]byte, direntBuf)
+
+	d.dirMu.Lock()
+	defer d.dirMu.Unlock()
+	if _, err := unix.Seek(fd, int64(cookie), 0); err != nil {
+		if err == unix.EINVAL {
+			return false, f.attr(dst), ErrBadCookie
+		}
+		return false, f.attr(dst), err
+	}
+	for {
+		nb, err := unix.Getdents(fd, buf)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			if err == unix.ENOENT { // directory removed under us
+				return false, f.postAttr(d), ErrStale
+			}
+			return false, f.postAttr(d), err
+		}
+		if nb == 0 {
+			return true, f.postAttr(d), nil
+		}
+		for off := 0; off < nb; {
+			// struct linux_dirent64 { u64 d_ino; s64 d_off; u16 d_reclen; u8 d_type; char d_name[]; }
+			if off+19 > nb {
+				return false, f.postAttr(d), ErrCorrupt
+			}
+			rec := buf[off:nb]
+			ino := binary.NativeEndian.Uint64(rec[0:8])
+			next := binary.NativeEndian.Uint64(rec[8:16])
+			reclen := int(binary.NativeEndian.Uint16(rec[16:18]))
+			if reclen < 19 || reclen > len(rec) {
+				return false, f.postAttr(d), ErrCorrupt
+			}
+			nameb := rec[19:reclen]
+			for i, ch := range nameb {
+				if ch == 0 {
+					nameb = nameb[:i]
+					break
+				}
+			}
+			off += reclen
+			name := string(nameb)
+			if ino == 0 {
+				continue // deleted entry (some filesystems)
+			}
+			e := DirEntry{Name: name, FileID: ino, Cookie: next}
+			if name == ".." && isRoot {
+				e.FileID = f.rootIno
+			}
+			if plus && canLookup {
+				if !f.fillPlus(d, isRoot, &e) {
+					continue // vanished
+				}
+			}
+			if !emit(&e) {
+				return false, f.postAttr(d), nil
+			}
+		}
+	}
+}
+
+// fillPlus stats e.Name in d and fills Attr and Handle. False: the entry is
+// gone (skip it).
+func (f *FS) fillPlus(d *node, isRoot bool, e *DirEntry) bool {
+	if e.Name == "." || (e.Name == ".." && isRoot) {
+		e.Handle = append(Handle(nil), d.h...)
+		e.Attr = f.postAttr(d)
+		if e.Attr != nil {
+			e.FileID = e.Attr.FileID
+		}
+		return e.Attr != nil
+	}
+	fd, st, err := openChild(d, e.Name)
+	if err != nil {
+		return err != unix.ENOENT
+	}
+	e.Attr = f.attr(st)
+	e.FileID = st.Ino
+	h, err := f.adopt(fd, st)
+	if err == nil {
+		e.Handle = h
+	}
+	return true
+}
