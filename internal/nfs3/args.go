@@ -111,7 +111,8 @@ func (a *WriteArgs) Encode(e *xdr.Encoder) {
 	e.Opaque(a.Data)
 }
 
-// Decode reads a; data up to MaxData bytes.
+// Decode reads a; data up to MaxData bytes. Count must equal the data's
+// length (as Linux knfsd requires), else ErrWriteCount.
 func (a *WriteArgs) Decode(d *xdr.Decoder) {
 	a.File = DecodeFH(d)
 	a.Offset = d.Uint64()
@@ -121,6 +122,9 @@ func (a *WriteArgs) Decode(d *xdr.Decoder) {
 		d.Fail(ErrEnum)
 	}
 	a.Data = d.Opaque(MaxData)
+	if d.Err() == nil && int64(a.Count) != int64(len(a.Data)) {
+		d.Fail(ErrWriteCount)
+	}
 }
 
 // CreateArgs is CREATE3args. Attr is used with Unchecked and Guarded, Verf

@@ -99,7 +99,7 @@ func FuzzReadArgs(f *testing.F) {
 }
 
 func FuzzWriteArgs(f *testing.F) {
-	fuzzCodec[WriteArgs](f, WriteArgs{fh1, 0, 5, FileSync, []byte("hello")},
+	fuzzCodec[WriteArgs](f, WriteArgs{fh1, 0, 5, FileSync, []byte("hello")}, WriteArgs{fh1, 0, 3, FileSync, []byte("hello")},
 		WriteArgs{fh2, 99, 0, Unstable, []byte{}})
 }
 
@@ -337,7 +337,9 @@ func TestDecodeBounds(t *testing.T) {
 		{"stable-3", encode[WriteArgs](&WriteArgs{File: fh1, Stable: 3}), func(d *xdr.Decoder) { new(WriteArgs).Decode(d) }, false},
 		{"createmode-3", encode[CreateArgs](&CreateArgs{Mode: 3}), func(d *xdr.Decoder) { new(CreateArgs).Decode(d) }, false},
 		{"timehow-3", encode[SetAttr](&SetAttr{Atime: 3}), func(d *xdr.Decoder) { new(SetAttr).Decode(d) }, false},
-		{"data-over-max", encode[WriteArgs](&WriteArgs{File: fh1, Data: long(MaxData + 1)}), func(d *xdr.Decoder) { new(WriteArgs).Decode(d) }, false},
+		{"data-over-max", encode[WriteArgs](&WriteArgs{File: fh1, Count: MaxData + 1, Data: long(MaxData + 1)}), func(d *xdr.Decoder) { new(WriteArgs).Decode(d) }, false},
+		{"data-max", encode[WriteArgs](&WriteArgs{File: fh1, Count: MaxData, Data: long(MaxData)}), func(d *xdr.Decoder) { new(WriteArgs).Decode(d) }, true},
+		{"write-count-mismatch", encode[WriteArgs](&WriteArgs{File: fh1, Count: 4, Data: long(5)}), func(d *xdr.Decoder) { new(WriteArgs).Decode(d) }, false},
 		{"bool-2", []byte{0, 0, 0, 2}, func(d *xdr.Decoder) { new(Guard).Decode(d) }, false},
 		{"flavors-huge", []byte{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 60}, func(d *xdr.Decoder) { new(MountRes3).Decode(d) }, false},
 	}

@@ -50,6 +50,8 @@ const (
 var (
 	// ErrEnum: an enumeration that selects a union arm is out of range.
 	ErrEnum = errors.New("nfs3: enumeration value out of range")
+	// ErrWriteCount: a WRITE's count differs from the length of its data.
+	ErrWriteCount = errors.New("nfs3: WRITE count does not match data length")
 )
 
 // Proc is an NFSv3 procedure number.
