@@ -1,0 +1,1011 @@
+package nfsd
+
+// The dialect parsers live in exports_bsdsyntax.go and
+// exports_linuxsyntax.go: a _freebsd.go or _linux.go suffix would be a GOOS
+// build constraint.
+
+import (
+	"fmt"
+	"hash/fnv"
+	"net/netip"
+	"os"
+	"sort"
+	"strings"
+
+	"github.com/mailnfs/mailnfs/internal/rpc"
+	"github.com/mailnfs/mailnfs/maildirfs"
+)
+
+// This file holds the exports model and its parser. The parser reads both
+// dialects of reference.md §5: FreeBSD exports(5) lines
+//
+//	/srv/mail /srv/spool -maproot=0:0 -network 10.1.2.0 -mask 255.255.255.0
+//
+// and Linux exports(5) lines
+//
+//	/srv/mail 10.1.2.0/24(rw,no_root_squash) 127.0.0.1(ro)
+//
+// and normalises both to one model: an ExportTable of Exports, each with the
+// Rules of every line that named its path. access.go applies the model to
+// requests.
+
+// Nobody is the uid and gid that squashed callers get unless an option says
+// otherwise (modern Linux and FreeBSD nobody; reference.md §1.3).
+const Nobody = 65534
+
+// Limits on what an exports file may hold. They bound memory for a hostile
+// or broken file; real files are far below them.
+const (
+	// MaxExportsFile is the largest exports file LoadExports reads.
+	MaxExportsFile = 4 << 20
+	// MaxExports is the most distinct export paths in one table.
+	MaxExports = 4096
+	// maxParseErrors is how many errors a parse reports before giving up.
+	maxParseErrors = 50
+	// maxPath is MNTPATHLEN (RFC 1813 Appendix I).
+	maxPath = 1024
+)
+
+// Pos is a position in an exports file: 1-based line and byte column.
+type Pos struct {
+	File      string
+	Line, Col int
+}
+
+// String formats p as file:line:col.
+func (p Pos) String() string { return fmt.Sprintf("%s:%d:%d", p.File, p.Line, p.Col) }
+
+func (p Pos) add(cols int) Pos { p.Col += cols; return p }
+
+// ParseError is one problem in an exports file. Msg says what was expected.
+type ParseError struct {
+	Pos Pos
+	Msg string
+}
+
+// Error formats the error as file:line:col: message.
+func (e *ParseError) Error() string { return e.Pos.String() + ": " + e.Msg }
+
+// ParseErrors is every problem found in one exports file, in file order.
+type ParseErrors []*ParseError
+
+// Error returns the errors one per line.
+func (l ParseErrors) Error() string {
+	s := make([]string, len(l))
+	for i, e := range l {
+		s[i] = e.Error()
+	}
+	return strings.Join(s, "\n")
+}
+
+// Unwrap returns the errors for errors.Is and errors.As.
+func (l ParseErrors) Unwrap() []error {
+	errs := make([]error, len(l))
+	for i, e := range l {
+		errs[i] = e
+	}
+	return errs
+}
+
+// Dialect is the exports syntax a line was written in.
+type Dialect uint8
+
+// Dialects.
+const (
+	FreeBSD Dialect = iota + 1
+	Linux
+)
+
+// String names the dialect.
+func (d Dialect) String() string {
+	switch d {
+	case FreeBSD:
+		return "freebsd"
+	case Linux:
+		return "linux"
+	}
+	return fmt.Sprintf("dialect(%d)", uint8(d))
+}
+
+// ClientKind says how a Client matches addresses.
+type ClientKind uint8
+
+// Client kinds.
+const (
+	// ClientWorld matches every address (FreeBSD: a line without hosts;
+	// Linux: "*" or no client).
+	ClientWorld ClientKind = iota
+	// ClientNet matches an address prefix; a single address is a /32 or /128.
+	ClientNet
+	// ClientHost matches the addresses a host name resolved to at load time.
+	ClientHost
+)
+
+// Client is one host, network or "everyone" on an exports line.
+type Client struct {
+	Kind ClientKind
+	// Net is the prefix for ClientNet, host bits cleared.
+	Net netip.Prefix
+	// Name is the host name for ClientHost, as written.
+	Name string
+	// Addrs are the addresses Name resolved to (ClientHost).
+	Addrs []netip.Addr
+}
+
+// String formats c as MOUNT EXPORT lists it: "10.1.2.0/24", "10.1.2.3",
+// a host name, or "*" for everyone.
+func (c Client) String() string {
+	switch c.Kind {
+	case ClientNet:
+		if c.Net.IsSingleIP() {
+			return c.Net.Addr().String()
+		}
+		return c.Net.String()
+	case ClientHost:
+		return c.Name
+	}
+	return "*"
+}
+
+// specificity ranks how narrowly c matches a (negative: no match). A
+// single host beats any network and a longer prefix beats a shorter one;
+// everyone ranks lowest (FreeBSD mountd: host > network > default; Linux
+// exportfs orders single hosts before networks before "*").
+func (c Client) specificity(a netip.Addr) int {
+	switch c.Kind {
+	case ClientWorld:
+		return 0
+	case ClientNet:
+		if c.Net.Contains(a) {
+			return 1 + c.Net.Bits()
+		}
+	case ClientHost:
+		for _, h := range c.Addrs {
+			if h == a {
+				return 1 + a.BitLen()
+			}
+		}
+	}
+	return -1
+}
+
+// key identifies the client for duplicate detection.
+func (c Client) key() string {
+	switch c.Kind {
+	case ClientNet:
+		return "net " + c.Net.String()
+	case ClientHost:
+		return "host " + c.Name
+	}
+	return "world"
+}
+
+// SquashMode says whose credentials a rule replaces.
+type SquashMode uint8
+
+// Squash modes.
+const (
+	// SquashRoot maps uid 0 (FreeBSD default, -maproot; Linux root_squash).
+	SquashRoot SquashMode = iota
+	// SquashNone keeps every credential (FreeBSD -maproot=0; Linux
+	// no_root_squash).
+	SquashNone
+	// SquashAll maps every caller (FreeBSD -mapall; Linux all_squash).
+	SquashAll
+)
+
+// Squash is a rule's credential mapping.
+type Squash struct {
+	Mode SquashMode
+	// Anon is the credential squashed callers get. AUTH_NONE callers get it
+	// too under SquashAll and PerID (Linux anonuid/anongid); otherwise
+	// (FreeBSD -maproot, whose target may be root itself) they get
+	// 65534:65534.
+	Anon maildirfs.Cred
+	// PerID selects Linux semantics for SquashRoot: uid 0 becomes Anon.UID
+	// and gid 0 (primary or supplementary) becomes Anon.GID, each on its
+	// own. Without it (FreeBSD -maproot) a caller with uid 0 gets all of
+	// Anon and other callers are untouched.
+	PerID bool
+}
+
+// DefaultSquash is the mapping of a rule without squash options: root
+// becomes 65534:65534 with no supplementary groups.
+func DefaultSquash() Squash {
+	return Squash{Mode: SquashRoot, Anon: maildirfs.Cred{UID: Nobody, GID: Nobody}}
+}
+
+// Map returns the credential a call runs with. sys is the call's AUTH_SYS
+// body, nil for AUTH_NONE and any other flavor (treated as anonymous). The
+// result never aliases sys or s.
+func (s Squash) Map(sys *rpc.AuthSysParms) maildirfs.Cred {
+	if s.Mode == SquashAll || (sys == nil && s.PerID) {
+		return s.anon()
+	}
+	if sys == nil {
+		return maildirfs.Cred{UID: Nobody, GID: Nobody}
+	}
+	c := maildirfs.Cred{UID: sys.UID, GID: sys.GID, GIDs: append([]uint32(nil), sys.GIDs...)}
+	if s.Mode == SquashNone {
+		return c
+	}
+	if !s.PerID {
+		if c.UID == 0 {
+			return s.anon()
+		}
+		return c
+	}
+	if c.UID == 0 {
+		c.UID = s.Anon.UID
+	}
+	if c.GID == 0 {
+		c.GID = s.Anon.GID
+	}
+	for i, g := range c.GIDs {
+		if g == 0 {
+			c.GIDs[i] = s.Anon.GID
+		}
+	}
+	return c
+}
+
+func (s Squash) anon() maildirfs.Cred {
+	c := s.Anon
+	c.GIDs = append([]uint32(nil), c.GIDs...)
+	return c
+}
+
+// String formats s for logs and -check-config: "root->65534:65534",
+// "all->1000:1000:20", "none".
+func (s Squash) String() string {
+	var b strings.Builder
+	switch s.Mode {
+	case SquashNone:
+		return "none"
+	case SquashAll:
+		b.WriteString("all->")
+	default:
+		b.WriteString("root->")
+	}
+	fmt.Fprintf(&b, "%d:%d", s.Anon.UID, s.Anon.GID)
+	for _, g := range s.Anon.GIDs {
+		fmt.Fprintf(&b, ":%d", g)
+	}
+	if s.PerID {
+		b.WriteString(" (per id)")
+	}
+	return b.String()
+}
+
+// Rule is what one exports line grants to its clients on one path.
+type Rule struct {
+	// Pos is where the line starts.
+	Pos     Pos
+	Dialect Dialect
+	// Clients are the hosts and networks the rule applies to; empty means
+	// everyone.
+	Clients  []Client
+	ReadOnly bool
+	Squash   Squash
+	// AllDirs lets clients MNT any directory below the export, not only the
+	// export itself (FreeBSD -alldirs; always on for Linux lines, whose
+	// mountd allows subdirectory mounts).
+	AllDirs bool
+}
+
+// matches returns the rule's specificity for a (negative: no match).
+func (r *Rule) matches(a netip.Addr) int {
+	if len(r.Clients) == 0 {
+		return 0
+	}
+	best := -1
+	for _, c := range r.Clients {
+		best = max(best, c.specificity(a))
+	}
+	return best
+}
+
+// Export is one exported directory and every rule for it.
+type Export struct {
+	// Path is the absolute, cleaned directory path.
+	Path string
+	// ID is the export's stable id in file handles: FNV-1a of Path.
+	ID uint32
+	// Pos is where Path first appears.
+	Pos   Pos
+	Rules []*Rule
+}
+
+// Match returns the rule that applies to a client address, or nil if the
+// client may not use this export. The most specific match wins (single host,
+// then longer network prefix, then everyone); among equals, the first in
+// file order.
+func (e *Export) Match(a netip.Addr) *Rule {
+	a = a.Unmap()
+	var best *Rule
+	bestScore := -1
+	for _, r := range e.Rules {
+		if s := r.matches(a); s > bestScore {
+			best, bestScore = r, s
+		}
+	}
+	return best
+}
+
+// Groups returns the client list MOUNT EXPORT reports: nil if everyone may
+// mount, else each client once, in file order.
+func (e *Export) Groups() []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, r := range e.Rules {
+		if len(r.Clients) == 0 {
+			return nil
+		}
+		for _, c := range r.Clients {
+			if c.Kind == ClientWorld {
+				return nil
+			}
+			s := c.String()
+			if !seen[s] {
+				seen[s] = true
+				out = append(out, s)
+			}
+		}
+	}
+	return out
+}
+
+// ExportID returns the handle export id for path: FNV-1a 32 of the path, so
+// it is the same on every start and on every server serving that path.
+func ExportID(path string) uint32 {
+	h := fnv.New32a()
+	h.Write([]byte(path))
+	return h.Sum32()
+}
+
+// ExportTable is a parsed exports file.
+type ExportTable struct {
+	// Exports in order of first appearance.
+	Exports []*Export
+	byPath  map[string]*Export
+}
+
+// Lookup returns the export for an absolute, cleaned path, or nil.
+func (t *ExportTable) Lookup(path string) *Export {
+	if t == nil {
+		return nil
+	}
+	return t.byPath[path]
+}
+
+// Summary describes the table for -check-config and logs, one export a line.
+func (t *ExportTable) Summary() string {
+	var b strings.Builder
+	rules := 0
+	for _, e := range t.Exports {
+		rules += len(e.Rules)
+	}
+	fmt.Fprintf(&b, "%d exports, %d rules\n", len(t.Exports), rules)
+	for _, e := range t.Exports {
+		for _, r := range e.Rules {
+			cl := make([]string, len(r.Clients))
+			for i, c := range r.Clients {
+				cl[i] = c.String()
+			}
+			if len(cl) == 0 {
+				cl = []string{"*"}
+			}
+			mode := "rw"
+			if r.ReadOnly {
+				mode = "ro"
+			}
+			extra := ""
+			if r.AllDirs {
+				extra = " alldirs"
+			}
+			fmt.Fprintf(&b, "%s\t%s %s squash=%s%s (%s)\n", e.Path, strings.Join(cl, ","), mode, r.Squash, extra, r.Pos)
+		}
+	}
+	return b.String()
+}
+
+// Format writes the table back as an exports file that parses to the same
+// table (positions aside): FreeBSD rules as FreeBSD lines, Linux rules as
+// Linux lines, numbers instead of user names.
+func (t *ExportTable) Format() string {
+	var b strings.Builder
+	for _, e := range t.Exports {
+		for _, r := range e.Rules {
+			b.WriteString(quoteExportPath(e.Path))
+			if r.Dialect == Linux {
+				formatLinuxRule(&b, r)
+			} else {
+				formatFreeBSDRule(&b, r)
+			}
+			b.WriteByte('\n')
+		}
+	}
+	return b.String()
+}
+
+func formatFreeBSDRule(b *strings.Builder, r *Rule) {
+	if r.ReadOnly {
+		b.WriteString(" -ro")
+	}
+	if r.AllDirs {
+		b.WriteString(" -alldirs")
+	}
+	switch r.Squash.Mode {
+	case SquashAll:
+		fmt.Fprintf(b, " -mapall=%s", credText(r.Squash.Anon))
+	default:
+		fmt.Fprintf(b, " -maproot=%s", credText(r.Squash.Anon))
+	}
+	for _, c := range r.Clients {
+		if c.Kind == ClientNet && !c.Net.IsSingleIP() {
+			fmt.Fprintf(b, " -network %s", c.Net)
+		} else {
+			b.WriteString(" " + c.String())
+		}
+	}
+}
+
+func formatLinuxRule(b *strings.Builder, r *Rule) {
+	client := "*"
+	if len(r.Clients) > 0 {
+		client = r.Clients[0].String()
+	}
+	mode := "rw"
+	if r.ReadOnly {
+		mode = "ro"
+	}
+	sq := "root_squash"
+	switch r.Squash.Mode {
+	case SquashNone:
+		sq = "no_root_squash"
+	case SquashAll:
+		sq = "all_squash"
+	}
+	fmt.Fprintf(b, " %s(%s,%s,anonuid=%d,anongid=%d)", client, mode, sq, r.Squash.Anon.UID, r.Squash.Anon.GID)
+}
+
+// credText formats a credential as uid:gid:gid...
+func credText(c maildirfs.Cred) string {
+	s := fmt.Sprintf("%d:%d", c.UID, c.GID)
+	for _, g := range c.GIDs {
+		s += fmt.Sprintf(":%d", g)
+	}
+	return s
+}
+
+// quoteExportPath writes a path so the scanner reads it back unchanged:
+// bytes that would end or change a word are written as \ooo.
+func quoteExportPath(p string) string {
+	var b strings.Builder
+	for i := 0; i < len(p); i++ {
+		c := p[i]
+		if c <= ' ' || c >= 0x7f || c == '"' || c == '\\' || c == '#' || c == '(' {
+			fmt.Fprintf(&b, "\\%03o", c)
+			continue
+		}
+		b.WriteByte(c)
+	}
+	return b.String()
+}
+
+// ParseOptions adjust ParseExports. The zero value resolves nothing: host
+// names are an error and user names are looked up in the local passwd file.
+type ParseOptions struct {
+	// LookupHost resolves a host name to addresses at load time. Nil means
+	// host names are rejected (write an address).
+	LookupHost func(name string) ([]netip.Addr, error)
+	// LookupUser resolves a -maproot/-mapall user given without groups
+	// (name or number) to a credential with its groups. Nil means the
+	// local user database (os/user).
+	LookupUser func(name string) (maildirfs.Cred, error)
+}
+
+// LoadExports reads and parses an exports file; errors name the path.
+func LoadExports(path string, opts *ParseOptions) (*ExportTable, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if st.Size() > MaxExportsFile {
+		return nil, fmt.Errorf("%s: exports file is %d bytes, more than the %d allowed", path, st.Size(), MaxExportsFile)
+	}
+	data := make([]byte, st.Size())
+	if _, err := f.ReadAt(data, 0); err != nil && st.Size() > 0 {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	return ParseExports(path, data, opts)
+}
+
+// ParseExports parses an exports file in either dialect; name is used in
+// error positions. On error it returns ParseErrors (up to 50) and no table.
+// A file without exports is valid and yields an empty table.
+func ParseExports(name string, data []byte, opts *ParseOptions) (*ExportTable, error) {
+	if opts == nil {
+		opts = &ParseOptions{}
+	}
+	p := &parser{opts: opts, table: &ExportTable{byPath: map[string]*Export{}}, seen: map[string]Pos{}}
+	if len(data) > MaxExportsFile {
+		p.errorf(Pos{File: name, Line: 1, Col: 1}, "exports file is %d bytes, more than the %d allowed", len(data), MaxExportsFile)
+		return nil, p.errs
+	}
+	for _, line := range p.scan(name, data) {
+		if len(p.errs) >= maxParseErrors {
+			break
+		}
+		p.line(line)
+	}
+	if len(p.errs) > 0 {
+		if len(p.errs) > maxParseErrors {
+			p.errs = p.errs[:maxParseErrors]
+		}
+		return nil, p.errs
+	}
+	return p.table, nil
+}
+
+type parser struct {
+	opts  *ParseOptions
+	table *ExportTable
+	errs  ParseErrors
+	// seen maps path+client key to the line that first granted it.
+	seen map[string]Pos
+}
+
+func (p *parser) errorf(pos Pos, format string, args ...any) {
+	p.errs = append(p.errs, &ParseError{Pos: pos, Msg: fmt.Sprintf(format, args...)})
+}
+
+// token is one whitespace-separated word of a logical line, with quotes and
+// escapes resolved.
+type token struct {
+	text string
+	pos  Pos
+	// literal means part of the token was quoted or escaped, so it is never
+	// an option or a special word.
+	literal bool
+}
+
+// scan splits data into logical lines of tokens: "#" starts a comment
+// (outside quotes), a backslash before the newline continues a line,
+// "..." quotes, and a backslash escapes the next byte or, before three
+// octal digits, writes that byte (Linux \040).
+func (p *parser) scan(name string, data []byte) [][]token {
+	var (
+		lines    [][]token
+		cur      []token
+		tok      []byte
+		inTok    bool
+		literal  bool
+		tokPos   Pos
+		line     = 1
+		col      = 1
+		i        int
+		inQuote  bool
+		quotePos Pos
+	)
+	pos := func() Pos { return Pos{File: name, Line: line, Col: col} }
+	start := func() {
+		if !inTok {
+			inTok, tokPos = true, pos()
+		}
+	}
+	flushTok := func() {
+		if inTok {
+			cur = append(cur, token{text: string(tok), pos: tokPos, literal: literal})
+		}
+		inTok, literal, tok = false, false, tok[:0]
+	}
+	flushLine := func() {
+		flushTok()
+		if len(cur) > 0 {
+			lines = append(lines, cur)
+		}
+		cur = nil
+	}
+	for i < len(data) {
+		c := data[i]
+		if inQuote {
+			switch c {
+			case '"':
+				inQuote = false
+				i++
+				col++
+			case '\n':
+				p.errorf(quotePos, "quote is not closed before the end of the line")
+				inQuote = false
+				inTok, literal, tok, cur = false, false, tok[:0], nil
+			case '\\':
+				n := p.escape(data[i:], &tok, pos())
+				i += n
+				col += n
+			case 0:
+				p.errorf(pos(), "NUL byte in exports file")
+				i++
+				col++
+			default:
+				tok = append(tok, c)
+				i++
+				col++
+			}
+			continue
+		}
+		switch {
+		case c == '\n':
+			flushLine()
+			i++
+			line, col = line+1, 1
+		case c == '\\' && (hasPrefix(data[i+1:], "\n") || hasPrefix(data[i+1:], "\r\n")):
+			// Continuation: the logical line goes on; positions stay
+			// those of the physical lines.
+			flushTok()
+			if data[i+1] == '\r' {
+				i++
+			}
+			i += 2
+			line, col = line+1, 1
+		case c == '\\':
+			start()
+			literal = true
+			n := p.escape(data[i:], &tok, pos())
+			i += n
+			col += n
+		case c == '#':
+			flushTok()
+			for i < len(data) && data[i] != '\n' {
+				i++
+			}
+		case c == '"':
+			start()
+			literal, inQuote, quotePos = true, true, pos()
+			i++
+			col++
+		case c == ' ' || c == '\t' || c == '\r' || c == '\f' || c == '\v':
+			flushTok()
+			i++
+			col++
+		case c == 0:
+			p.errorf(pos(), "NUL byte in exports file")
+			i++
+			col++
+		default:
+			start()
+			tok = append(tok, c)
+			i++
+			col++
+		}
+	}
+	if inQuote {
+		p.errorf(quotePos, "quote is not closed before the end of the file")
+		return lines
+	}
+	flushLine()
+	return lines
+}
+
+// escape decodes the backslash escape at the start of b into *tok and
+// returns the bytes consumed.
+func (p *parser) escape(b []byte, tok *[]byte, pos Pos) int {
+	if len(b) < 2 || b[1] == '\n' {
+		p.errorf(pos, "backslash at the end of the file or a quoted string escapes nothing")
+		return 1
+	}
+	if len(b) >= 4 && isOctal(b[1]) && isOctal(b[2]) && isOctal(b[3]) {
+		v := int(b[1]-'0')<<6 | int(b[2]-'0')<<3 | int(b[3]-'0')
+		if v > 0xff || v == 0 {
+			p.errorf(pos, "octal escape \\%s must be a byte from \\001 to \\377", b[1:4])
+			return 4
+		}
+		*tok = append(*tok, byte(v))
+		return 4
+	}
+	*tok = append(*tok, b[1])
+	return 2
+}
+
+func isOctal(c byte) bool { return c >= '0' && c <= '7' }
+
+func hasPrefix(b []byte, s string) bool { return len(b) >= len(s) && string(b[:len(s)]) == s }
+
+// line parses one logical line.
+func (p *parser) line(toks []token) {
+	first := toks[0]
+	if !first.literal && first.text == "V4:" {
+		// FreeBSD NFSv4 root marker: nothing to do for NFSv3.
+		return
+	}
+	var dirs []token
+	for len(toks) > 0 && strings.HasPrefix(toks[0].text, "/") {
+		dirs = append(dirs, toks[0])
+		toks = toks[1:]
+	}
+	if len(dirs) == 0 {
+		p.errorf(first.pos, "an exports line starts with an absolute directory path like /srv/mail, got %q", first.text)
+		return
+	}
+	var paths []string
+	for _, d := range dirs {
+		clean, msg := cleanExportPath(d.text)
+		if msg != "" {
+			p.errorf(d.pos, "%s", msg)
+			return
+		}
+		paths = append(paths, clean)
+	}
+	var rules []*Rule
+	var ok bool
+	if isLinuxLine(toks) {
+		if len(dirs) > 1 {
+			p.errorf(dirs[1].pos, "a Linux exports line names one directory, got a second one %q", dirs[1].text)
+			return
+		}
+		rules, ok = p.linuxLine(first.pos, toks)
+	} else {
+		var r *Rule
+		r, ok = p.freebsdLine(first.pos, toks)
+		rules = []*Rule{r}
+	}
+	if !ok {
+		return
+	}
+	for i, path := range paths {
+		p.add(path, dirs[i].pos, rules)
+	}
+}
+
+// add appends rules to the export for path, rejecting a client that a
+// previous line already named for the same path.
+func (p *parser) add(path string, pos Pos, rules []*Rule) {
+	e := p.table.byPath[path]
+	if e == nil {
+		if len(p.table.Exports) >= MaxExports {
+			p.errorf(pos, "more than %d exports", MaxExports)
+			return
+		}
+		e = &Export{Path: path, ID: ExportID(path), Pos: pos}
+		for _, o := range p.table.Exports {
+			if o.ID == e.ID {
+				p.errorf(pos, "export %s has the same handle id as %s (%s); rename one of them", path, o.Path, o.Pos)
+				return
+			}
+		}
+		p.table.byPath[path] = e
+		p.table.Exports = append(p.table.Exports, e)
+	}
+	for _, r := range rules {
+		clients := r.Clients
+		if len(clients) == 0 {
+			clients = []Client{{Kind: ClientWorld}}
+		}
+		keys := make([]string, len(clients))
+		line := map[string]bool{}
+		for i, c := range clients {
+			k := c.key()
+			keys[i] = k
+			what := c.String()
+			if c.Kind == ClientWorld {
+				what = "everyone"
+			}
+			prev, dup := p.seen[path+"\x00"+k]
+			switch {
+			case line[k]:
+				p.errorf(r.Pos, "%s names %s twice on one line", path, what)
+				return
+			case dup:
+				p.errorf(r.Pos, "%s is already exported to %s at %s; a client may appear once per directory", path, what, prev)
+				return
+			}
+			line[k] = true
+		}
+		for _, k := range keys {
+			p.seen[path+"\x00"+k] = r.Pos
+		}
+		e.Rules = append(e.Rules, r)
+	}
+}
+
+// cleanExportPath checks and cleans an export path; msg is non-empty on
+// error.
+func cleanExportPath(s string) (clean, msg string) {
+	if !strings.HasPrefix(s, "/") {
+		return "", fmt.Sprintf("export path must be absolute, got %q", s)
+	}
+	if len(s) > maxPath {
+		return "", fmt.Sprintf("export path is %d bytes, longer than the %d MOUNT allows", len(s), maxPath)
+	}
+	var parts []string
+	for _, c := range strings.Split(s, "/") {
+		switch c {
+		case "":
+		case ".", "..":
+			return "", fmt.Sprintf("export path must not contain %q components, got %q", c, s)
+		default:
+			parts = append(parts, c)
+		}
+	}
+	return "/" + strings.Join(parts, "/"), ""
+}
+
+// isLinuxLine reports whether the tokens after the directories are in the
+// Linux dialect: a client immediately followed by "(options)", a "*", or a
+// "-opts" defaults token with Linux-only option names (reference.md §5.3).
+func isLinuxLine(toks []token) bool {
+	for _, t := range toks {
+		if t.literal {
+			continue
+		}
+		if strings.Contains(t.text, "(") || t.text == "*" {
+			return true
+		}
+		if strings.HasPrefix(t.text, "-") {
+			for _, o := range strings.Split(t.text[1:], ",") {
+				name, _, _ := strings.Cut(o, "=")
+				if linuxOnlyOptions[name] {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+// linuxOnlyOptions are Linux option names that are not FreeBSD flags.
+var linuxOnlyOptions = map[string]bool{
+	"rw": true, "sync": true, "async": true, "secure": true, "insecure": true,
+	"root_squash": true, "no_root_squash": true, "all_squash": true, "no_all_squash": true,
+	"anonuid": true, "anongid": true, "subtree_check": true, "no_subtree_check": true,
+	"wdelay": true, "no_wdelay": true, "hide": true, "nohide": true, "crossmnt": true,
+	"nocrossmnt": true, "fsid": true, "mountpoint": true, "mp": true, "no_acl": true,
+	"acl": true, "insecure_locks": true, "secure_locks": true, "no_auth_nlm": true,
+	"auth_nlm": true, "pnfs": true, "no_pnfs": true, "security_label": true,
+}
+
+// parseAddrOrNet parses a single address or a network written as
+// addr/len or addr/dotted-mask (Linux). ok=false with msg on error.
+func parseAddrOrNet(s string) (netip.Prefix, string) {
+	addrPart, maskPart, hasMask := strings.Cut(s, "/")
+	if strings.Contains(addrPart, "%") {
+		return netip.Prefix{}, fmt.Sprintf("scoped IPv6 addresses are not supported, got %q", s)
+	}
+	a, err := netip.ParseAddr(addrPart)
+	if err != nil {
+		return netip.Prefix{}, ""
+	}
+	a = a.Unmap()
+	if !hasMask {
+		return netip.PrefixFrom(a, a.BitLen()), ""
+	}
+	if bits, ok := parseDecimal(maskPart, a.BitLen()); ok {
+		return netip.PrefixFrom(a, bits).Masked(), ""
+	}
+	if a.Is4() {
+		if bits, ok := parseDottedMask(maskPart); ok {
+			return netip.PrefixFrom(a, bits).Masked(), ""
+		}
+	}
+	return netip.Prefix{}, fmt.Sprintf("network %q needs a prefix length from 0 to %d or a dotted netmask like 255.255.255.0 after the /", s, a.BitLen())
+}
+
+// parseDecimal parses a small non-negative decimal of at most limit.
+func parseDecimal(s string, limit int) (int, bool) {
+	if s == "" || len(s) > 10 {
+		return 0, false
+	}
+	n := 0
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return 0, false
+		}
+		n = n*10 + int(s[i]-'0')
+	}
+	return n, n <= limit
+}
+
+// parseUint32 parses a decimal uid or gid.
+func parseUint32(s string) (uint32, bool) {
+	n, ok := parseDecimal(s, 1<<32-1)
+	return uint32(n), ok
+}
+
+// parseDottedMask parses a contiguous IPv4 netmask and returns its length.
+func parseDottedMask(s string) (int, bool) {
+	a, err := netip.ParseAddr(s)
+	if err != nil || !a.Is4() {
+		return 0, false
+	}
+	b := a.As4()
+	m := uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
+	bits := 0
+	for m&(1<<31) != 0 {
+		bits++
+		m <<= 1
+	}
+	if m != 0 {
+		return 0, false
+	}
+	return bits, true
+}
+
+// parseHostClient turns a host word (address, network or name) into a
+// Client. It reports errors itself.
+func (p *parser) parseHostClient(t token, text string) (Client, bool) {
+	if text == "" {
+		p.errorf(t.pos, "expected a host address, network or name, got an empty word")
+		return Client{}, false
+	}
+	if pfx, msg := parseAddrOrNet(text); msg != "" {
+		p.errorf(t.pos, "%s", msg)
+		return Client{}, false
+	} else if pfx.IsValid() {
+		return Client{Kind: ClientNet, Net: pfx}, true
+	}
+	switch {
+	case strings.HasPrefix(text, "@"):
+		p.errorf(t.pos, "netgroups are not supported, got %q; list the hosts or a network", text)
+		return Client{}, false
+	case strings.ContainsAny(text, "*?["):
+		p.errorf(t.pos, "host name wildcards are not supported, got %q; use a network like 10.1.2.0/24", text)
+		return Client{}, false
+	case strings.Contains(text, "/"):
+		p.errorf(t.pos, "expected a network like 10.1.2.0/24, got %q", text)
+		return Client{}, false
+	}
+	if !validHostName(text) {
+		p.errorf(t.pos, "expected a host address, network or name, got %q", text)
+		return Client{}, false
+	}
+	if p.opts.LookupHost == nil {
+		p.errorf(t.pos, "host names are not resolved by this server yet, got %q; write its address", text)
+		return Client{}, false
+	}
+	addrs, err := p.opts.LookupHost(text)
+	if err != nil {
+		p.errorf(t.pos, "cannot resolve host %q: %v", text, err)
+		return Client{}, false
+	}
+	if len(addrs) == 0 {
+		p.errorf(t.pos, "host %q has no addresses", text)
+		return Client{}, false
+	}
+	c := Client{Kind: ClientHost, Name: text}
+	for _, a := range addrs {
+		c.Addrs = append(c.Addrs, a.Unmap())
+	}
+	return c, true
+}
+
+// validHostName accepts RFC 1123 style names (letters, digits, '-', '.',
+// '_'), at most 253 bytes.
+func validHostName(s string) bool {
+	if len(s) == 0 || len(s) > 253 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '-', c == '.', c == '_':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// sortedKeys returns the keys of m, sorted, for error messages.
+func sortedKeys(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}

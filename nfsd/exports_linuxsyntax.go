@@ -1,0 +1,148 @@
+package nfsd
+
+import (
+	"strings"
+
+	"github.com/mailnfs/mailnfs/maildirfs"
+)
+
+// linuxOptions are the Linux exports(5) options the parser accepts. Those
+// mapped to false are accepted and ignored: this server is always sync,
+// never hides or crosses mounts, has no NLM, and derives fsid itself.
+var linuxOptions = map[string]bool{
+	"ro": true, "rw": true, "root_squash": true, "no_root_squash": true,
+	"all_squash": true, "no_all_squash": true, "anonuid": true, "anongid": true,
+	"sec":  true,
+	"sync": false, "async": false, "secure": false, "insecure": false,
+	"subtree_check": false, "no_subtree_check": false, "wdelay": false, "no_wdelay": false,
+	"hide": false, "nohide": false, "crossmnt": false, "nocrossmnt": false, "fsid": false,
+	"mountpoint": false, "mp": false, "no_acl": false, "acl": false,
+	"insecure_locks": false, "secure_locks": false, "no_auth_nlm": false, "auth_nlm": false,
+	"pnfs": false, "no_pnfs": false, "security_label": false,
+}
+
+// linuxOpts is the option state for one Linux client.
+type linuxOpts struct {
+	readOnly bool
+	squash   SquashMode
+	anonUID  uint32
+	anonGID  uint32
+}
+
+func defaultLinuxOpts() linuxOpts {
+	// Linux defaults: ro, root_squash, anonuid=anongid=65534.
+	return linuxOpts{readOnly: true, squash: SquashRoot, anonUID: Nobody, anonGID: Nobody}
+}
+
+func (o linuxOpts) rule(pos Pos, clients []Client) *Rule {
+	sq := Squash{Mode: o.squash, Anon: maildirfs.Cred{UID: o.anonUID, GID: o.anonGID}, PerID: true}
+	return &Rule{Pos: pos, Dialect: Linux, Clients: clients, ReadOnly: o.readOnly, Squash: sq, AllDirs: true}
+}
+
+// linuxLine parses the part of a Linux line after its directory: clients
+// each with "(options)" attached, and "-options" words that set the
+// defaults for the clients after them.
+func (p *parser) linuxLine(linePos Pos, toks []token) ([]*Rule, bool) {
+	defaults := defaultLinuxOpts()
+	var rules []*Rule
+	for _, t := range toks {
+		switch {
+		case !t.literal && strings.HasPrefix(t.text, "-"):
+			if !p.linuxOptions(&defaults, t.text[1:], t.pos.add(1)) {
+				return nil, false
+			}
+			continue
+		case !t.literal && strings.HasPrefix(t.text, "("):
+			p.errorf(t.pos, "options %s must follow the client with no space: write host%s, or *%s for everyone", t.text, t.text, t.text)
+			return nil, false
+		}
+		host, opts, hasOpts := strings.Cut(t.text, "(")
+		o := defaults
+		if hasOpts {
+			if !strings.HasSuffix(opts, ")") {
+				p.errorf(t.pos.add(len(t.text)), "expected ) to close the options of %s", host)
+				return nil, false
+			}
+			if !p.linuxOptions(&o, strings.TrimSuffix(opts, ")"), t.pos.add(len(host)+1)) {
+				return nil, false
+			}
+		}
+		var clients []Client
+		if host != "*" {
+			c, ok := p.parseHostClient(t, host)
+			if !ok {
+				return nil, false
+			}
+			clients = []Client{c}
+		}
+		rules = append(rules, o.rule(t.pos, clients))
+	}
+	if len(rules) == 0 {
+		// A path with only defaults (or nothing): everyone, as exportfs does.
+		rules = append(rules, defaults.rule(linePos, nil))
+	}
+	return rules, true
+}
+
+// linuxOptions applies a comma-separated Linux option list to o.
+func (p *parser) linuxOptions(o *linuxOpts, text string, pos Pos) bool {
+	allSquash, noRootSquash := o.squash == SquashAll, o.squash == SquashNone
+	for _, part := range splitOptions(text, pos) {
+		name, val, hasVal := strings.Cut(part.text, "=")
+		valPos := part.pos.add(len(name) + 1)
+		if _, known := linuxOptions[name]; !known {
+			if name == "" {
+				p.errorf(part.pos, "empty option; options look like rw,no_root_squash")
+			} else {
+				p.errorf(part.pos, "unknown Linux export option %q; known: %s", name, strings.Join(sortedLinuxOptions(), ", "))
+			}
+			return false
+		}
+		switch name {
+		case "ro":
+			o.readOnly = true
+		case "rw":
+			o.readOnly = false
+		case "root_squash":
+			noRootSquash = false
+		case "no_root_squash":
+			noRootSquash = true
+		case "all_squash":
+			allSquash = true
+		case "no_all_squash":
+			allSquash = false
+		case "anonuid", "anongid":
+			id, ok := parseUint32(val)
+			if !hasVal || !ok {
+				p.errorf(valPos, "%s needs a number like %s=65534, got %q", name, name, val)
+				return false
+			}
+			if name == "anonuid" {
+				o.anonUID = id
+			} else {
+				o.anonGID = id
+			}
+		case "sec":
+			if !p.checkFlavors("sec", optPart{text: val, pos: valPos}) {
+				return false
+			}
+		}
+	}
+	switch {
+	case allSquash:
+		o.squash = SquashAll
+	case noRootSquash:
+		o.squash = SquashNone
+	default:
+		o.squash = SquashRoot
+	}
+	return true
+}
+
+func sortedLinuxOptions() []string {
+	m := make(map[string]bool, len(linuxOptions))
+	for k := range linuxOptions {
+		m[k] = true
+	}
+	return sortedKeys(m)
+}
