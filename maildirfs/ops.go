@@ -352,7 +352,7 @@ func (f *FS) syncNode(n *node) error {
 	f.stats.fileSyncs.Add(1)
 	err := f.inject(FaultFsync)
 	if err == nil {
-		err = unix.Syncfs(n.pathFd)
+		err = unix.Syncfs(f.rootFd) // O_PATH fds cannot be synced; same filesystem
 	}
 	if err != nil {
 		f.syncFailed(err)

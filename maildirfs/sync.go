@@ -21,6 +21,7 @@ type syncer struct {
 	nextFull bool   // some waiter of the next sync needs fsync, not fdatasync; guarded by mu
 	failGen  uint64 // last failed sync; guarded by mu
 	failErr  error  // its error; guarded by mu
+	waiters  int    // callers blocked waiting for a sync; guarded by mu
 }
 
 // do makes sure a sync of fd that started after the call happens, using
@@ -40,7 +41,9 @@ func (s *syncer) do(window time.Duration, full bool, run func(full bool) error) 
 	}
 	for s.done < target {
 		if s.running {
+			s.waiters++
 			s.cond.Wait()
+			s.waiters--
 			if full && s.started < target {
 				s.nextFull = true
 			}

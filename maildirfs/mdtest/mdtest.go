@@ -6,6 +6,7 @@ package mdtest
 
 import (
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"sync"
@@ -62,6 +63,9 @@ func NewOpts(t testing.TB, opts maildirfs.Options) *Store {
 	}
 	if opts.Inject == nil {
 		opts.Inject = s.Faults.Hook()
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.NewTextHandler(testWriter{t}, nil))
 	}
 	s.StateDir, s.Opts = opts.StateDir, opts
 	fsys, err := maildirfs.Open(s.Dir, opts)
@@ -187,4 +191,13 @@ func (f *Faults) Hook() func(maildirfs.FaultOp) error {
 		}
 		return nil
 	}
+}
+
+// testWriter sends log output to t.Log.
+type testWriter struct{ t testing.TB }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Helper()
+	w.t.Log(string(p))
+	return len(p), nil
 }
