@@ -1,0 +1,231 @@
+package nfsd
+
+import (
+	"bytes"
+	"encoding/binary"
+	"net/netip"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mailnfs/mailnfs/internal/rpc"
+)
+
+// fakeClock is an injectable clock for the cache.
+type fakeClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
+}
+
+func countOf(t *testing.T, reply []byte, xid uint32) uint32 {
+	t.Helper()
+	body := successBody(t, reply, xid)
+	if len(body) != 4 {
+		t.Fatalf("count reply body %x", body)
+	}
+	return binary.BigEndian.Uint32(body)
+}
+
+func TestDRCReplaysFinishedCall(t *testing.T) {
+	p := newTestProg()
+	s := newServer(p)
+	addr := startTCP(t, s)
+	tc := dial(t, addr)
+	call := testCall(77, procCount, opaqueArg([]byte("mkdir x")))
+	first := tc.call(call)
+	second := tc.call(call)
+	if !bytes.Equal(first, second) {
+		t.Fatalf("replay differs:\n%v\n%v", words(first), words(second))
+	}
+	// A retransmission after a reconnect comes from another port.
+	other := dial(t, addr)
+	if third := other.call(call); !bytes.Equal(first, third) {
+		t.Fatalf("replay on new connection differs: %v", words(third))
+	}
+	if n := p.counts.Load(); n != 1 {
+		t.Fatalf("handler ran %d times, want 1", n)
+	}
+	if st := s.Stats(); st.DRCHits != 2 || st.DRCEntries != 1 {
+		t.Errorf("DRCHits %d DRCEntries %d, want 2 and 1", st.DRCHits, st.DRCEntries)
+	}
+
+	// Same xid, different arguments: another call, not a hit.
+	if n := countOf(t, tc.call(testCall(77, procCount, opaqueArg([]byte("mkdir y")))), 77); n != 2 {
+		t.Errorf("different args: count %d, want 2", n)
+	}
+	// Same xid and arguments, other version or procedure: not a hit.
+	if n := countOf(t, tc.call(callMsg(77, testProgNum, 2, procCount, rpc.OpaqueAuth{}, opaqueArg([]byte("mkdir x")))), 77); n != 3 {
+		t.Errorf("other version: count %d, want 3", n)
+	}
+	// Idempotent procedures are never cached.
+	echo := testCall(78, procEcho, opaqueArg([]byte("e")))
+	tc.call(echo)
+	tc.call(echo)
+	if st := s.Stats(); st.DRCHits != 2 || st.DRCEntries != 3 {
+		t.Errorf("DRCHits %d DRCEntries %d, want 2 and 3", st.DRCHits, st.DRCEntries)
+	}
+}
+
+func TestDRCDropsDuplicateInProgress(t *testing.T) {
+	p := newTestProg()
+	s := newServer(p)
+	addr := startTCP(t, s)
+	tc := dial(t, addr)
+	call := testCall(5, procBlock, nil)
+	tc.send(call)
+	<-p.started
+	// The duplicate arrives on another connection while the first runs.
+	dup := dial(t, addr)
+	dup.send(call)
+	waitFor(t, "the duplicate to be dropped", func() bool { return s.Stats().DRCInProgressDrops == 1 })
+	close(p.release)
+	want := countOf(t, tc.recv(), 5)
+	// The duplicate got no reply: the next reply on its connection is for
+	// the next call.
+	if xid := replyXID(t, dup.call(testCall(6, procNull, nil))); xid != 6 {
+		t.Fatalf("duplicate was answered (xid %d)", xid)
+	}
+	// Once done, a retransmission gets the cached reply.
+	if got := countOf(t, dup.call(call), 5); got != want || p.counts.Load() != 1 {
+		t.Fatalf("replay count %d (runs %d), want %d and 1 run", got, p.counts.Load(), want)
+	}
+}
+
+func TestDRCExpiresWithClock(t *testing.T) {
+	clock := &fakeClock{now: time.Unix(1000, 0)}
+	p := newTestProg()
+	s := &Server{Clock: clock.Now, DRCTTL: time.Minute}
+	s.Register(p)
+	tc := dial(t, startTCP(t, s))
+	call := testCall(9, procCount, opaqueArg(nil))
+	tc.call(call)
+	clock.Advance(59 * time.Second)
+	tc.call(call)
+	if n := p.counts.Load(); n != 1 {
+		t.Fatalf("runs %d before TTL, want 1", n)
+	}
+	clock.Advance(2 * time.Second)
+	if n := countOf(t, tc.call(call), 9); n != 2 {
+		t.Fatalf("after TTL count %d, want 2 (entry must expire)", n)
+	}
+}
+
+func TestDRCDroppedCallNotCached(t *testing.T) {
+	d := newDRC(10, 1<<20, time.Minute, time.Now)
+	k := drcKey{addr: netip.MustParseAddr("127.0.0.1"), xid: 1}
+	e, _, st := d.begin(k)
+	if st != drcNew {
+		t.Fatalf("state %v", st)
+	}
+	d.forget(e)
+	if _, _, st := d.begin(k); st != drcNew {
+		t.Fatalf("after forget: state %v, want new", st)
+	}
+}
+
+func TestDRCBounds(t *testing.T) {
+	key := func(i int) drcKey {
+		return drcKey{addr: netip.MustParseAddr("127.0.0.1"), xid: uint32(i), proc: 1}
+	}
+	t.Run("Entries", func(t *testing.T) {
+		d := newDRC(3, 1<<20, time.Minute, time.Now)
+		for i := range 10 {
+			e, _, st := d.begin(key(i))
+			if st != drcNew {
+				t.Fatalf("%d: state %v", i, st)
+			}
+			d.finish(e, make([]byte, 24))
+			if n, _ := d.size(); n > 3 {
+				t.Fatalf("%d entries, bound 3", n)
+			}
+		}
+		// The newest survive, the oldest were evicted.
+		if _, reply, st := d.begin(key(9)); st != drcDone || len(reply) != 24 {
+			t.Errorf("newest: state %v", st)
+		}
+		if _, _, st := d.begin(key(0)); st != drcNew {
+			t.Errorf("oldest: state %v, want evicted", st)
+		}
+	})
+	t.Run("Bytes", func(t *testing.T) {
+		const max = 4 * (drcEntryOverhead + 1000)
+		d := newDRC(1000, max, time.Minute, time.Now)
+		for i := range 20 {
+			e, _, _ := d.begin(key(i))
+			d.finish(e, make([]byte, 1000))
+			if _, b := d.size(); b > max {
+				t.Fatalf("%d bytes, bound %d", b, max)
+			}
+		}
+		if n, _ := d.size(); n != 4 {
+			t.Errorf("%d entries, want 4", n)
+		}
+		// A reply bigger than the whole budget is not kept.
+		e, _, _ := d.begin(key(100))
+		d.finish(e, make([]byte, 2*max))
+		if _, _, st := d.begin(key(100)); st != drcNew {
+			t.Errorf("oversized reply cached (state %v)", st)
+		}
+		if _, b := d.size(); b > max {
+			t.Errorf("%d bytes, bound %d", b, max)
+		}
+	})
+	t.Run("EvictedWhileInProgress", func(t *testing.T) {
+		d := newDRC(1, 1<<20, time.Minute, time.Now)
+		a, _, _ := d.begin(key(1))
+		d.begin(key(2)) // evicts a
+		d.finish(a, []byte{1, 2, 3, 4})
+		if n, _ := d.size(); n != 1 {
+			t.Errorf("%d entries after finishing an evicted entry", n)
+		}
+		if _, _, st := d.begin(key(1)); st != drcNew {
+			t.Errorf("evicted entry came back (state %v)", st)
+		}
+	})
+	t.Run("ReplyIsCopied", func(t *testing.T) {
+		d := newDRC(10, 1<<20, time.Minute, time.Now)
+		e, _, _ := d.begin(key(1))
+		buf := []byte{1, 2, 3, 4}
+		d.finish(e, buf)
+		buf[0] = 9
+		_, got, _ := d.begin(key(1))
+		got[1] = 9
+		_, again, _ := d.begin(key(1))
+		if !bytes.Equal(again, []byte{1, 2, 3, 4}) {
+			t.Errorf("cached reply changed: %v", again)
+		}
+	})
+}
+
+func TestDRCKeyIgnoresPort(t *testing.T) {
+	p := newTestProg()
+	s := newServer(p)
+	addr := startTCP(t, s)
+	call := testCall(1234, procCount, opaqueArg([]byte("rename")))
+	var replies [][]byte
+	for range 3 {
+		tc := dial(t, addr)
+		replies = append(replies, tc.call(call))
+		tc.c.Close()
+	}
+	for _, r := range replies[1:] {
+		if !bytes.Equal(r, replies[0]) {
+			t.Fatalf("replies differ: %v vs %v", words(r), words(replies[0]))
+		}
+	}
+	if n := p.counts.Load(); n != 1 {
+		t.Errorf("ran %d times", n)
+	}
+}

@@ -1,0 +1,132 @@
+package nfsd
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/mailnfs/mailnfs/internal/rpc"
+)
+
+// startUDP serves s on a loopback UDP socket and returns a connected client
+// socket.
+func startUDP(t *testing.T, s *Server) *net.UDPConn {
+	t.Helper()
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- s.ServeUDP(pc) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := s.Shutdown(ctx); err != nil {
+			t.Errorf("Shutdown: %v", err)
+		}
+		if err := <-served; !errors.Is(err, ErrServerClosed) {
+			t.Errorf("ServeUDP returned %v", err)
+		}
+	})
+	c, err := net.DialUDP("udp", nil, pc.LocalAddr().(*net.UDPAddr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func udpCall(t *testing.T, c *net.UDPConn, msg []byte) []byte {
+	t.Helper()
+	if _, err := c.Write(msg); err != nil {
+		t.Fatal(err)
+	}
+	return udpRecv(t, c, 10*time.Second)
+}
+
+func udpRecv(t *testing.T, c *net.UDPConn, wait time.Duration) []byte {
+	t.Helper()
+	c.SetReadDeadline(time.Now().Add(wait))
+	buf := make([]byte, 70000)
+	n, err := c.Read(buf)
+	if err != nil {
+		t.Fatalf("udp read: %v", err)
+	}
+	return buf[:n]
+}
+
+func TestServeUDP(t *testing.T) {
+	p := newTestProg()
+	s := newServer(p)
+	c := startUDP(t, s)
+
+	got := udpCall(t, c, testCall(1, procEcho, opaqueArg([]byte("datagram"))))
+	if want := append(wordsBytes(1, 1, 0, 0, 0, 0), opaqueArg([]byte("datagram"))...); !bytes.Equal(got, want) {
+		t.Fatalf("echo %v, want %v", words(got), words(want))
+	}
+	body := successBody(t, udpCall(t, c, testCall(2, procWhoami, nil)), 2)
+	if !bytes.Equal(body[4:], opaqueArg([]byte("udp"))) {
+		t.Errorf("Request.Net: %x", body)
+	}
+	if got, want := udpCall(t, c, callMsg(3, testProgNum, 9, 0, rpc.OpaqueAuth{}, nil)),
+		wordsBytes(3, 1, 0, 0, 0, uint32(rpc.ProgMismatch), 1, 2); !bytes.Equal(got, want) {
+		t.Errorf("prog mismatch %v", words(got))
+	}
+
+	// Garbage, a dropped call and an oversized reply get no answer; the
+	// next call's reply is the next datagram.
+	for _, msg := range [][]byte{
+		{1, 2, 3},
+		wordsBytes(4, rpc.Reply, 0, 0, 0, 0),
+		testCall(5, procDrop, nil),
+		testCall(6, procBig, u32Arg(70000)),
+	} {
+		if _, err := c.Write(msg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if xid := replyXID(t, udpCall(t, c, testCall(7, procNull, nil))); xid != 7 {
+		t.Fatalf("got reply for xid %d, want 7", xid)
+	}
+	// The largest reply that fits in a datagram is sent.
+	const bigN = (maxUDPReply - 28) &^ 3 // 65476: the reply is 65504 bytes
+	big := udpCall(t, c, testCall(8, procBig, u32Arg(bigN)))
+	if len(big) != 28+bigN {
+		t.Errorf("big reply %d bytes", len(big))
+	}
+
+	// Panics are answered and the socket serves on.
+	if got, want := udpCall(t, c, testCall(9, procPanic, nil)), wordsBytes(9, 1, 0, 0, 0, uint32(rpc.SystemErr)); !bytes.Equal(got, want) {
+		t.Errorf("panic %v", words(got))
+	}
+
+	// Retransmission is answered from the cache.
+	call := testCall(10, procCount, opaqueArg([]byte("x")))
+	a := udpCall(t, c, call)
+	b := udpCall(t, c, call)
+	if !bytes.Equal(a, b) || p.counts.Load() != 1 {
+		t.Errorf("retransmit: %v vs %v, runs %d", words(a), words(b), p.counts.Load())
+	}
+	// UDP calls run concurrently: the oversized reply may be dropped late.
+	waitFor(t, "the oversized reply to be dropped", func() bool { return s.Stats().UDPReplyTooLong == 1 })
+	st := s.Stats()
+	if st.BadCalls != 2 || st.UDPReplyTooLong != 1 || st.DRCHits != 1 || st.Panics != 1 {
+		t.Errorf("stats %+v", st)
+	}
+}
+
+func TestServeUDPAndTCPShareCache(t *testing.T) {
+	p := newTestProg()
+	s := newServer(p)
+	addr := startTCP(t, s)
+	c := startUDP(t, s)
+	call := testCall(21, procCount, opaqueArg([]byte("y")))
+	a := udpCall(t, c, call)
+	b := dial(t, addr).call(call)
+	if !bytes.Equal(a, b) || p.counts.Load() != 1 {
+		t.Errorf("udp then tcp: %v vs %v, runs %d", words(a), words(b), p.counts.Load())
+	}
+}
