@@ -1,0 +1,22 @@
+package nfsd
+
+import "github.com/mailnfs/mailnfs/maildirfs"
+
+// TODO(nfs3): this file holds the Authorizer contract from docs/design.md
+// until nfsd/access.go (exports owner) defines it; delete it then.
+
+// Access is what one NFS call may do.
+type Access struct {
+	Store    Store          // the export's store
+	Cred     maildirfs.Cred // credential after squashing/mapping
+	ReadOnly bool           // export is -ro for this client
+	Export   string         // export path, for logs
+}
+
+// Authorizer checks every NFS call against the exports, not only MNT.
+type Authorizer interface {
+	// Authorize finds the export that handle h belongs to and checks that req's
+	// client may use it. Errors: maildirfs.ErrBadHandle / ErrStale (no such export),
+	// nfsd.ErrAccess (host not allowed: NFS3ERR_ACCES).
+	Authorize(req *Request, h []byte) (Access, error)
+}
