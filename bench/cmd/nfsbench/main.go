@@ -1,0 +1,228 @@
+// Command nfsbench compares NFSv3 servers on Maildir work: durable
+// deliveries at several concurrencies and a 100,000-entry READDIRPLUS
+// listing, for mailnfsd, the stock go-nfs server and NFS-Ganesha, each in
+// its own network namespace, interleaved in one run (see package bench).
+//
+// Usage (as root, from the module):
+//
+//	go run ./bench/cmd/nfsbench [flags]
+//
+// It prints a markdown report and writes it, with a JSON copy, to -out.
+// "nfsbench step" is the driver mode the orchestrator runs inside each
+// namespace; it speaks the step protocol on stdin/stdout.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/mailnfs/mailnfs/bench"
+)
+
+func main() {
+	if len(os.Args) > 1 && os.Args[1] == "step" {
+		if err := step(os.Args[2:]); err != nil {
+			fmt.Fprintln(os.Stderr, "nfsbench step:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	code, err := run(os.Args[1:])
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "nfsbench:", err)
+		os.Exit(2)
+	}
+	os.Exit(code)
+}
+
+// dialers are the Session implementations -client chooses from.
+var dialers = map[string]bench.Dialer{
+	"raw": bench.DialRaw,
+}
+
+// clientNames describe the -client choices in the report.
+var clientNames = map[string]string{
+	"raw":    "the bench's raw NFSv3 client (GUARDED CREATE, FILE_SYNC WRITE, RENAME; one call at a time per mount)",
+	"client": "package client",
+}
+
+func step(args []string) error {
+	fs := flag.NewFlagSet("step", flag.ContinueOnError)
+	client := fs.String("client", "raw", "NFS client implementation")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	dial, ok := dialers[*client]
+	if !ok {
+		return fmt.Errorf("unknown -client %q", *client)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	return bench.ServeStep(ctx, os.Stdin, os.Stdout, dial)
+}
+
+func run(args []string) (int, error) {
+	fs := flag.NewFlagSet("nfsbench", flag.ContinueOnError)
+	servers := fs.String("servers", "mailnfsd,gonfs,ganesha", "servers to compare, in order: mailnfsd, gonfs, ganesha")
+	mailnfsd := fs.String("mailnfsd", "", "mailnfsd binary (default: go build ./cmd/mailnfsd)")
+	gonfs := fs.String("gonfs", "", "gonfs-baseline binary (default: go build ./cmd/gonfs-baseline)")
+	conc := fs.String("c", "1,8,32", "concurrent deliverers per step, comma-separated")
+	duration := fs.Duration("duration", 5*time.Second, "length of each delivery step")
+	count := fs.Int("count", 0, "deliveries per step instead of -duration (0: use -duration)")
+	size := fs.Int("size", 4096, "message size in bytes")
+	mailboxes := fs.Int("mailboxes", 8, "Maildirs per delivery step")
+	rounds := fs.Int("rounds", 1, "repeat the interleaved delivery sequence this many times")
+	list := fs.Int("list", 100_000, "entries of the directory listed with READDIRPLUS (negative: skip)")
+	listPasses := fs.Int("list-passes", 2, "times the directory is listed")
+	census := fs.Int("census", 200, "deliveries in the strace sync census step per server (0: skip)")
+	uid := fs.Uint("uid", 1000, "AUTH_SYS uid (owns the export trees)")
+	gid := fs.Uint("gid", 1000, "AUTH_SYS gid")
+	shared := fs.Bool("shared", false, "all deliverers of a step share one mount (default: one each)")
+	client := fs.String("client", "raw", "NFS client implementation for the driver: raw")
+	dir := fs.String("dir", "", "where exports live (default: $TMPDIR); must not be a tmpfs")
+	out := fs.String("out", "bench/out", "directory for the report (markdown and JSON)")
+	command := fs.String("command", "", "command line to print in the report (default: this one)")
+	verbose := fs.Bool("v", false, "log progress to stderr")
+	if err := fs.Parse(args); err != nil {
+		return 2, err
+	}
+	if os.Geteuid() != 0 {
+		return 2, errors.New("must run as root (network namespaces, /proc/PID/clear_refs)")
+	}
+	if _, ok := dialers[*client]; !ok {
+		return 2, fmt.Errorf("unknown -client %q", *client)
+	}
+	var cs []int
+	for f := range strings.SplitSeq(*conc, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n <= 0 {
+			return 2, fmt.Errorf("-c: bad concurrency %q", f)
+		}
+		cs = append(cs, n)
+	}
+	level := slog.LevelWarn
+	if *verbose {
+		level = slog.LevelInfo
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+
+	self, err := os.Executable()
+	if err != nil {
+		return 2, err
+	}
+	cfg := bench.Config{
+		Driver:        []string{self, "step", "-client", *client},
+		Concurrencies: cs, Duration: *duration, Count: *count, Size: *size,
+		Mailboxes: *mailboxes, Rounds: *rounds, ListEntries: *list, ListPasses: *listPasses,
+		CensusCount: *census, UID: uint32(*uid), GID: uint32(*gid), SharedSession: *shared,
+		Dir: *dir, Logger: log, Client: clientNames[*client],
+	}
+	if *list < 0 {
+		cfg.ListEntries = -1
+	}
+	var binDir string
+	build := func(pkg string) (string, error) {
+		root, err := bench.ModuleRoot(ctx)
+		if err != nil {
+			return "", err
+		}
+		if binDir == "" {
+			if binDir, err = os.MkdirTemp("", "mnfs-bench-bin-"); err != nil {
+				return "", err
+			}
+		}
+		p := filepath.Join(binDir, filepath.Base(pkg))
+		return p, bench.Build(ctx, root, pkg, p)
+	}
+	defer func() {
+		if binDir != "" {
+			os.RemoveAll(binDir)
+		}
+	}()
+	for k := range strings.SplitSeq(*servers, ",") {
+		so := bench.ServerOptions{Kind: strings.TrimSpace(k)}
+		switch so.Kind {
+		case bench.KindMailnfsd:
+			if so.Bin = *mailnfsd; so.Bin == "" {
+				if so.Bin, err = build("./cmd/mailnfsd"); err != nil {
+					return 2, err
+				}
+			}
+		case bench.KindGoNFS:
+			if so.Bin = *gonfs; so.Bin == "" {
+				if so.Bin, err = build("./cmd/gonfs-baseline"); err != nil {
+					return 2, err
+				}
+			}
+		case bench.KindGanesha:
+		default:
+			return 2, fmt.Errorf("-servers: unknown server %q", so.Kind)
+		}
+		cfg.Servers = append(cfg.Servers, so)
+	}
+
+	rep, err := bench.Run(ctx, cfg)
+	if err != nil {
+		return 2, err
+	}
+	cmdline := *command
+	if cmdline == "" {
+		cmdline = "go run ./bench/cmd/nfsbench " + strings.Join(args, " ")
+	}
+	if err := writeReport(rep, cmdline, *out, os.Stdout); err != nil {
+		return 2, err
+	}
+	if len(rep.Failures) > 0 {
+		return 1, nil
+	}
+	return 0, nil
+}
+
+// writeReport prints the markdown report to w and stores it, with a JSON
+// copy, as OUT/bench-<time>.{md,json} and OUT/latest.md.
+func writeReport(rep *bench.Report, cmdline, out string, w io.Writer) error {
+	var md strings.Builder
+	if err := rep.WriteMarkdown(&md, cmdline); err != nil {
+		return err
+	}
+	if _, err := io.WriteString(w, md.String()); err != nil {
+		return err
+	}
+	if out == "" {
+		return nil
+	}
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		return err
+	}
+	stamp := rep.Started.UTC().Format("20060102-150405")
+	js, err := json.MarshalIndent(rep, "", "  ")
+	if err != nil {
+		return err
+	}
+	for name, b := range map[string][]byte{
+		"bench-" + stamp + ".md":   []byte(md.String()),
+		"latest.md":                []byte(md.String()),
+		"bench-" + stamp + ".json": js,
+	} {
+		if err := os.WriteFile(filepath.Join(out, name), b, 0o644); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintf(os.Stderr, "report written to %s/bench-%s.md\n", out, stamp)
+	return nil
+}
