@@ -286,7 +286,7 @@ func TestPortmapRpcbind(t *testing.T) {
 		for _, b := range []portmap.RPCB{
 			{Prog: 8, Vers: 1, Netid: "local", Addr: "/run/x.sock"},
 			{Prog: 8, Vers: 1, Netid: "tcp", Addr: "not-an-address"},
-			{Prog: 8, Vers: 1, Netid: "tcp", Addr: "::1.8.1"},      // family mismatch
+			{Prog: 8, Vers: 1, Netid: "tcp", Addr: "::1.8.1"},        // family mismatch
 			{Prog: 8, Vers: 1, Netid: "udp6", Addr: "127.0.0.1.8.1"}, // family mismatch
 			{Prog: 8, Vers: 1, Netid: "tcp", Addr: "0.0.0.0.0.0"},    // port 0
 			{Prog: 100000, Vers: 9, Netid: "tcp", Addr: "0.0.0.0.0.111"},
