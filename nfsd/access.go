@@ -1,0 +1,233 @@
+package nfsd
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/mailnfs/mailnfs/maildirfs"
+)
+
+// The Access and Authorizer types of docs/design.md are declared in
+// authorizer.go; Exports below is their implementation.
+
+// ErrExportsClosed is returned by Reload after Close.
+var ErrExportsClosed = errors.New("nfsd: exports closed")
+
+// ExportsOptions configure OpenExports.
+type ExportsOptions struct {
+	// StateDir holds the handle key shared by every export (see
+	// maildirfs.Options.StateDir). Required.
+	StateDir string
+	// Logger receives reload and store messages. Nil discards.
+	Logger *slog.Logger
+	// NoChown is passed to every store: created objects keep the server's
+	// uid (a server not running as root).
+	NoChown bool
+	// SyncWindow is passed to every store (group commit wait); zero syncs
+	// at once.
+	SyncWindow time.Duration
+	// OpenStore opens the store of one export. Nil means maildirfs.Open;
+	// tests wrap stores with it (fault injection, counting).
+	OpenStore func(root string, opts maildirfs.Options) (Store, error)
+}
+
+// Exports is the live export table: the parsed rules plus one open Store per
+// exported directory, each opened with ExportID(path) as its handle export
+// id and the shared StateDir, so handles route back to their export and
+// survive restarts.
+//
+// It implements Authorizer for every NFS call and answers MOUNT's
+// questions. The rules sit in an immutable snapshot behind an
+// atomic.Pointer: Reload builds a new snapshot and swaps it in, and calls
+// already running finish on the snapshot they loaded.
+//
+// Stores are kept by path for the life of the Exports: a reload that drops
+// a path leaves its store open (a call in flight may still use it) and a
+// later reload that brings the path back reuses it. Close closes them all.
+// An Exports is safe for concurrent use.
+type Exports struct {
+	opts ExportsOptions
+	log  *slog.Logger
+	cur  atomic.Pointer[exportSet]
+
+	// mu serialises Reload and Close; it guards stores and closed. It is
+	// never held while a call is served.
+	mu struct {
+		sync.Mutex
+		stores map[string]Store // by export path
+		closed bool
+	}
+}
+
+var _ Authorizer = (*Exports)(nil)
+
+// exportSet is one immutable snapshot of the table.
+type exportSet struct {
+	table *ExportTable
+	byID  map[uint32]*liveExport
+	list  []*liveExport // table order
+}
+
+// liveExport is an export with its open store.
+type liveExport struct {
+	*Export
+	store Store
+}
+
+// OpenExports opens a store for every export in t and returns the live
+// table. On error nothing stays open.
+func OpenExports(t *ExportTable, opts ExportsOptions) (*Exports, error) {
+	if opts.StateDir == "" {
+		return nil, errors.New("nfsd: ExportsOptions.StateDir is required")
+	}
+	x := &Exports{opts: opts, log: opts.Logger}
+	if x.log == nil {
+		x.log = slog.New(slog.DiscardHandler)
+	}
+	x.mu.stores = map[string]Store{}
+	if err := x.Reload(t); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// Reload makes t the table that new calls see. Stores for new paths are
+// opened first; if one fails, the ones just opened are closed, the old
+// table stays in force and the error (naming the export's file position)
+// is returned.
+func (x *Exports) Reload(t *ExportTable) error {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if x.mu.closed {
+		return ErrExportsClosed
+	}
+	set := &exportSet{table: t, byID: make(map[uint32]*liveExport, len(t.Exports))}
+	var opened []string
+	fail := func(err error) error {
+		for _, p := range opened {
+			if cerr := x.mu.stores[p].Close(); cerr != nil {
+				err = fmt.Errorf("%w; closing %s also failed: %v", err, p, cerr)
+			}
+			delete(x.mu.stores, p)
+		}
+		return err
+	}
+	for _, e := range t.Exports {
+		st := x.mu.stores[e.Path]
+		if st == nil {
+			var err error
+			st, err = x.open(e)
+			if err != nil {
+				return fail(fmt.Errorf("%s: export %s: %w", e.Pos, e.Path, err))
+			}
+			x.mu.stores[e.Path] = st
+			opened = append(opened, e.Path)
+		}
+		if o := set.byID[e.ID]; o != nil {
+			// ParseExports rejects colliding ids; a hand-built table
+			// might not.
+			return fail(fmt.Errorf("%s: export %s has the same handle id as %s", e.Pos, e.Path, o.Path))
+		}
+		le := &liveExport{Export: e, store: st}
+		set.byID[e.ID] = le
+		set.list = append(set.list, le)
+	}
+	x.cur.Store(set)
+	return nil
+}
+
+func (x *Exports) open(e *Export) (Store, error) {
+	o := maildirfs.Options{
+		StateDir:   x.opts.StateDir,
+		ExportID:   e.ID,
+		NoChown:    x.opts.NoChown,
+		SyncWindow: x.opts.SyncWindow,
+		Logger:     x.log.With("export", e.Path),
+	}
+	if x.opts.OpenStore != nil {
+		return x.opts.OpenStore(e.Path, o)
+	}
+	fs, err := maildirfs.Open(e.Path, o)
+	if err != nil {
+		return nil, err
+	}
+	return fs, nil
+}
+
+// Close closes every store. Calls still running may fail afterwards; close
+// the server first.
+func (x *Exports) Close() error {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if x.mu.closed {
+		return nil
+	}
+	x.mu.closed = true
+	var errs []error
+	for p, st := range x.mu.stores {
+		if err := st.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close export %s: %w", p, err))
+		}
+	}
+	x.mu.stores = nil
+	return errors.Join(errs...)
+}
+
+// Table returns the table in force.
+func (x *Exports) Table() *ExportTable { return x.cur.Load().table }
+
+// Store returns the store of the export at path, or nil.
+func (x *Exports) Store(path string) Store {
+	for _, le := range x.cur.Load().list {
+		if le.Path == path {
+			return le.store
+		}
+	}
+	return nil
+}
+
+// Authorize routes handle h to its export by the export id in the handle
+// (maildirfs.ExportIDOf), checks the client's address against that
+// export's rules and maps the credential. Errors: maildirfs.ErrBadHandle
+// (not one of our handles), maildirfs.ErrStale (no export with that id any
+// more) and ErrAccess (the client may not use the export).
+func (x *Exports) Authorize(req *Request, h []byte) (Access, error) {
+	id, ok := maildirfs.ExportIDOf(h)
+	if !ok {
+		return Access{}, maildirfs.ErrBadHandle
+	}
+	le := x.cur.Load().byID[id]
+	if le == nil {
+		return Access{}, maildirfs.ErrStale
+	}
+	r := le.Match(req.Addr.Addr())
+	if r == nil {
+		return Access{}, ErrAccess
+	}
+	return Access{Store: le.store, Cred: r.Squash.Map(req.AuthSys), ReadOnly: r.ReadOnly, Export: le.Path}, nil
+}
+
+// resolve finds the export a MOUNT dirpath names: the export itself, or the
+// export with the longest path above it (rel is then the rest, without a
+// leading slash). path must be cleaned. le is nil if no export covers it.
+func (s *exportSet) resolve(path string) (le *liveExport, rel string) {
+	for _, e := range s.list {
+		switch {
+		case e.Path == path:
+			return e, ""
+		case e.Path == "/" || strings.HasPrefix(path, e.Path+"/"):
+			if le == nil || len(e.Path) > len(le.Path) {
+				le = e
+			}
+		}
+	}
+	if le == nil {
+		return nil, ""
+	}
+	return le, strings.TrimPrefix(strings.TrimPrefix(path, le.Path), "/")
+}

@@ -1,0 +1,94 @@
+package nfsd
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"time"
+)
+
+// DefaultShutdownTimeout bounds the drain of Daemon.Shutdown when
+// Config.ShutdownTimeout is zero.
+const DefaultShutdownTimeout = 30 * time.Second
+
+// Config is everything a mailnfsd needs: what cmd/mailnfsd's flags fill in,
+// and what nfsdtest builds for in-process servers. Start takes it after
+// Validate.
+type Config struct {
+	// ExportsFile is the exports file (FreeBSD or Linux dialect), re-read
+	// by Daemon.Reload. Ignored when ExportsText is set.
+	ExportsFile string
+	// ExportsText, when not empty, is the exports table itself (the
+	// embedded demo table, tests); error positions name it "exports".
+	ExportsText string
+	// HostsAllow is a hosts_access(5) file for the portmapper and MOUNT.
+	// Accepted but not enforced yet; Start logs a warning.
+	HostsAllow string
+
+	// Listen is the IP address to serve on; empty means every address
+	// (IPv4 and IPv6).
+	Listen string
+	// NFSPort is the NFS port; zero picks a free port.
+	NFSPort int
+	// MountPort is the MOUNT port; zero (or NFSPort) serves MOUNT on the
+	// NFS listeners.
+	MountPort int
+	// PortmapPort is the portmapper's port; zero picks a free port unless
+	// NoPortmap.
+	PortmapPort int
+	// NoPortmap serves no portmapper: Start registers NFS and MOUNT with the
+	// system's rpcbind instead, and goes on with a warning if there is
+	// none.
+	NoPortmap bool
+
+	// StateDir holds the handle key (created 0700 if missing). Required:
+	// handles must verify after a restart.
+	StateDir string
+	// SyncWindow is the group commit wait of every store; zero syncs at
+	// once.
+	SyncWindow time.Duration
+	// ShutdownTimeout bounds how long Run waits for calls in flight after
+	// its context ends. Zero means DefaultShutdownTimeout.
+	ShutdownTimeout time.Duration
+
+	// ConfigureServer, if set, is called with the transport before it is
+	// used, to tune it (Workers, timeouts, DRC sizes, Clock, Gate). Nil
+	// keeps the transport's defaults. Logger is already set.
+	ConfigureServer func(*Server)
+
+	// Logger receives everything. Nil discards.
+	Logger *slog.Logger
+
+	// ParseOptions adjust exports parsing. Nil resolves host names with
+	// the system resolver at load time and user names with os/user.
+	ParseOptions *ParseOptions
+}
+
+// Validate checks c for mistakes Start would otherwise meet late.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.ExportsFile == "" && c.ExportsText == "" {
+		errs = append(errs, errors.New("no exports file given"))
+	}
+	if c.StateDir == "" {
+		errs = append(errs, errors.New("no state directory given (it holds the handle key)"))
+	}
+	if c.Listen != "" {
+		if _, err := netip.ParseAddr(c.Listen); err != nil {
+			errs = append(errs, fmt.Errorf("listen address %q is not an IP address", c.Listen))
+		}
+	}
+	for _, p := range []struct {
+		name string
+		v    int
+	}{{"NFS", c.NFSPort}, {"MOUNT", c.MountPort}, {"portmap", c.PortmapPort}} {
+		if p.v < 0 || p.v > 65535 {
+			errs = append(errs, fmt.Errorf("%s port %d is not in 0..65535", p.name, p.v))
+		}
+	}
+	if c.ShutdownTimeout < 0 {
+		errs = append(errs, fmt.Errorf("shutdown timeout %v is negative", c.ShutdownTimeout))
+	}
+	return errors.Join(errs...)
+}

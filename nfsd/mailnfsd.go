@@ -1,0 +1,338 @@
+package nfsd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/mailnfs/mailnfs/internal/portmap"
+)
+
+// Daemon is a running mailnfsd: the transport with the NFSv3, MOUNT and
+// (unless Config.NoPortmap) portmapper programs, serving TCP and UDP on
+// each configured port over the live export table.
+type Daemon struct {
+	// Server is the transport.
+	Server *Server
+	// Exports is the live export table (Reload swaps it).
+	Exports *Exports
+	// NFS and Mount are the programs served.
+	NFS   *NFS3
+	Mount *Mount
+	// Portmap is the in-process portmapper, nil with Config.NoPortmap.
+	Portmap *Portmap
+
+	cfg Config
+	log *slog.Logger
+
+	nfsAddr, mountAddr, portmapAddr netip.AddrPort
+
+	// rpcbind and mappings are set when the system's rpcbind took our
+	// registrations (NoPortmap); Shutdown removes them.
+	rpcbind  *RpcbindClient
+	mappings []RpcbindMapping
+
+	wg       sync.WaitGroup // serve loops
+	fatal    chan error     // a serve loop that failed other than by Shutdown
+	reloadMu sync.Mutex     // serialises Reload
+	stopOnce sync.Once
+	stopErr  error
+}
+
+// Start loads the exports, opens their stores, binds every port (TCP and
+// UDP), registers the programs with the portmapper and starts serving. On
+// error nothing is left open or listening.
+func Start(ctx context.Context, cfg Config) (d *Daemon, err error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	d = &Daemon{cfg: cfg, log: log}
+	if cfg.HostsAllow != "" {
+		log.Warn("hosts_access file accepted but not enforced yet", "hosts_allow", cfg.HostsAllow)
+	}
+	table, err := d.loadTable()
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
+		return nil, fmt.Errorf("state directory: %w", err)
+	}
+	d.Exports, err = OpenExports(table, ExportsOptions{
+		StateDir:   cfg.StateDir,
+		Logger:     log,
+		NoChown:    os.Geteuid() != 0,
+		SyncWindow: cfg.SyncWindow,
+	})
+	if err != nil {
+		return nil, err
+	}
+	var (
+		lns []net.Listener
+		pcs []net.PacketConn
+	)
+	defer func() {
+		if err != nil {
+			for _, ln := range lns {
+				ln.Close()
+			}
+			for _, pc := range pcs {
+				pc.Close()
+			}
+			d.Exports.Close()
+		}
+	}()
+
+	// Bind: one TCP listener and one UDP socket per distinct port.
+	bind := func(port int) (netip.AddrPort, error) {
+		ln, pc, err := listenPair(cfg.Listen, port)
+		if err != nil {
+			return netip.AddrPort{}, err
+		}
+		lns, pcs = append(lns, ln), append(pcs, pc)
+		return ln.Addr().(*net.TCPAddr).AddrPort(), nil
+	}
+	if d.nfsAddr, err = bind(cfg.NFSPort); err != nil {
+		return nil, fmt.Errorf("NFS port: %w", err)
+	}
+	d.mountAddr = d.nfsAddr
+	if cfg.MountPort != 0 && cfg.MountPort != cfg.NFSPort {
+		if d.mountAddr, err = bind(cfg.MountPort); err != nil {
+			return nil, fmt.Errorf("MOUNT port: %w", err)
+		}
+	}
+	if !cfg.NoPortmap {
+		switch {
+		case cfg.PortmapPort != 0 && cfg.PortmapPort == int(d.nfsAddr.Port()):
+			d.portmapAddr = d.nfsAddr
+		case cfg.PortmapPort != 0 && cfg.PortmapPort == int(d.mountAddr.Port()):
+			d.portmapAddr = d.mountAddr
+		default:
+			if d.portmapAddr, err = bind(cfg.PortmapPort); err != nil {
+				return nil, fmt.Errorf("portmap port: %w", err)
+			}
+		}
+	}
+
+	d.Server = &Server{Logger: log}
+	if cfg.ConfigureServer != nil {
+		cfg.ConfigureServer(d.Server)
+	}
+	d.NFS = &NFS3{Auth: d.Exports, Logger: log}
+	d.Mount = &Mount{Exports: d.Exports}
+	d.Server.Register(d.NFS)
+	d.Server.Register(d.Mount)
+
+	ipv6 := cfg.Listen == "" || netip.MustParseAddr(cfg.Listen).Is6()
+	maps := ServiceMappings(d.nfsAddr.Port(), d.mountAddr.Port(), ipv6)
+	if cfg.NoPortmap {
+		d.registerRpcbind(ctx, maps)
+	} else {
+		d.Portmap = NewPortmap(d.portmapAddr.Port())
+		if ipv6 {
+			for _, netid := range []string{portmap.NetidTCP6, portmap.NetidUDP6} {
+				for v := uint32(portmap.V2); v <= portmap.V4; v++ {
+					if err := d.Portmap.SetLocal(portmap.Prog, v, netid, d.portmapAddr.Port()); err != nil {
+						return nil, err
+					}
+				}
+			}
+		}
+		for _, m := range maps {
+			if err := d.Portmap.SetLocal(m.Prog, m.Vers, m.Netid, m.Port); err != nil {
+				return nil, err
+			}
+		}
+		d.Server.Register(d.Portmap)
+	}
+
+	d.fatal = make(chan error, len(lns)+len(pcs))
+	for _, ln := range lns {
+		d.wg.Add(1)
+		go func() {
+			defer d.wg.Done()
+			if err := d.Server.Serve(ln); err != nil && !errors.Is(err, ErrServerClosed) {
+				d.fatal <- fmt.Errorf("serve tcp %s: %w", ln.Addr(), err)
+			}
+		}()
+	}
+	for _, pc := range pcs {
+		d.wg.Add(1)
+		go func() {
+			defer d.wg.Done()
+			if err := d.Server.ServeUDP(pc); err != nil && !errors.Is(err, ErrServerClosed) {
+				d.fatal <- fmt.Errorf("serve udp %s: %w", pc.LocalAddr(), err)
+			}
+		}()
+	}
+	attrs := []any{"exports", len(table.Exports), "nfs", d.nfsAddr, "mount", d.mountAddr, "state_dir", cfg.StateDir}
+	if d.Portmap != nil {
+		attrs = append(attrs, "portmap", d.portmapAddr)
+	} else {
+		attrs = append(attrs, "portmap", "system rpcbind")
+	}
+	log.Info("mailnfsd serving", attrs...)
+	return d, nil
+}
+
+// registerRpcbind registers with the system's rpcbind; without one, the
+// server still runs and clients need port= and mountport=.
+func (d *Daemon) registerRpcbind(ctx context.Context, maps []RpcbindMapping) {
+	c := &RpcbindClient{}
+	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := c.Register(rctx, maps); err != nil {
+		d.log.Warn("not registered with the system rpcbind; clients must name the ports (port=, mountport=)", "err", err)
+		uctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		_ = c.Unregister(uctx, maps)
+		return
+	}
+	d.rpcbind, d.mappings = c, maps
+	d.log.Info("registered with the system rpcbind", "mappings", len(maps))
+}
+
+// listenPair binds TCP and UDP on the same port of host; port 0 picks a
+// port free for both.
+func listenPair(host string, port int) (net.Listener, net.PacketConn, error) {
+	for try := 0; ; try++ {
+		addr := net.JoinHostPort(host, strconv.Itoa(port))
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return nil, nil, err
+		}
+		p := ln.Addr().(*net.TCPAddr).Port
+		pc, err := net.ListenPacket("udp", net.JoinHostPort(host, strconv.Itoa(p)))
+		if err == nil {
+			return ln, pc, nil
+		}
+		ln.Close()
+		if port != 0 || try == 20 {
+			return nil, nil, err
+		}
+	}
+}
+
+// loadTable reads and parses the exports.
+func (d *Daemon) loadTable() (*ExportTable, error) {
+	opts := d.cfg.ParseOptions
+	if opts == nil {
+		opts = &ParseOptions{LookupHost: lookupHost}
+	}
+	if d.cfg.ExportsText != "" {
+		return ParseExports("exports", []byte(d.cfg.ExportsText), opts)
+	}
+	return LoadExports(d.cfg.ExportsFile, opts)
+}
+
+// lookupHost resolves a host name from the exports with the system
+// resolver, bounded in time.
+func lookupHost(name string) ([]netip.Addr, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return net.DefaultResolver.LookupNetIP(ctx, "ip", name)
+}
+
+// NFSAddr returns the address the NFS program listens on (TCP and UDP).
+func (d *Daemon) NFSAddr() netip.AddrPort { return d.nfsAddr }
+
+// MountAddr returns the MOUNT address; it equals NFSAddr when MOUNT shares
+// the NFS port.
+func (d *Daemon) MountAddr() netip.AddrPort { return d.mountAddr }
+
+// PortmapAddr returns the portmapper's address, or the zero AddrPort with
+// Config.NoPortmap.
+func (d *Daemon) PortmapAddr() netip.AddrPort { return d.portmapAddr }
+
+// Fatal delivers an error when a serve loop stops for a reason other than
+// Shutdown (the daemon is then only partly serving and should stop).
+func (d *Daemon) Fatal() <-chan error { return d.fatal }
+
+// Reload re-reads the exports and swaps the new table in. On any error
+// (parse, or an export that cannot be opened) the old table stays in force,
+// the error is logged and returned.
+func (d *Daemon) Reload() error {
+	d.reloadMu.Lock()
+	defer d.reloadMu.Unlock()
+	table, err := d.loadTable()
+	if err == nil {
+		err = d.Exports.Reload(table)
+	}
+	if err != nil {
+		d.log.Error("exports reload failed; keeping the previous exports", "err", err)
+		return err
+	}
+	d.log.Info("exports reloaded", "exports", len(table.Exports))
+	return nil
+}
+
+// Shutdown stops taking calls, lets the calls in flight finish (until ctx
+// ends), removes rpcbind registrations and closes the stores. It is safe
+// to call more than once; later calls return the first result.
+func (d *Daemon) Shutdown(ctx context.Context) error {
+	d.stopOnce.Do(func() {
+		var errs []error
+		if err := d.Server.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("drain: %w", err))
+		}
+		d.wg.Wait()
+		if d.rpcbind != nil {
+			uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			if err := d.rpcbind.Unregister(uctx, d.mappings); err != nil {
+				errs = append(errs, fmt.Errorf("rpcbind: %w", err))
+			}
+			cancel()
+		}
+		if err := d.Exports.Close(); err != nil {
+			errs = append(errs, err)
+		}
+		d.stopErr = errors.Join(errs...)
+		if d.stopErr != nil {
+			d.log.Error("mailnfsd stopped with errors", "err", d.stopErr)
+		} else {
+			d.log.Info("mailnfsd stopped")
+		}
+	})
+	return d.stopErr
+}
+
+// Run starts a daemon for cfg, serves until ctx ends (or a serve loop
+// fails), then shuts down within cfg.ShutdownTimeout. reload, if not nil,
+// triggers Reload on each receive (cmd/mailnfsd feeds it SIGHUP). Run
+// returns nil after a clean shutdown.
+func Run(ctx context.Context, cfg Config, reload <-chan os.Signal) error {
+	d, err := Start(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	var fatal error
+loop:
+	for {
+		select {
+		case <-ctx.Done():
+			break loop
+		case fatal = <-d.Fatal():
+			break loop
+		case <-reload:
+			_ = d.Reload() // logged; the old table stays
+		}
+	}
+	timeout := cfg.ShutdownTimeout
+	if timeout == 0 {
+		timeout = DefaultShutdownTimeout
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
+	defer cancel()
+	err = d.Shutdown(sctx)
+	return errors.Join(fatal, err)
+}

@@ -1,0 +1,318 @@
+package nfsd
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"strings"
+	"sync"
+	"syscall"
+
+	"github.com/mailnfs/mailnfs/internal/nfs3"
+	"github.com/mailnfs/mailnfs/internal/rpc"
+	"github.com/mailnfs/mailnfs/internal/xdr"
+	"github.com/mailnfs/mailnfs/maildirfs"
+)
+
+// DefaultMaxMounts bounds the DUMP mount list when Mount.MaxMounts is zero.
+const DefaultMaxMounts = 1024
+
+// maxMountReply bounds the DUMP and EXPORT results so a reply fits one UDP
+// datagram (showmount asks over UDP as often as over TCP); entries beyond
+// it are left out.
+const maxMountReply = 60000
+
+// mountFlavors are the flavors a MNT v3 reply offers, preferred first: the
+// Linux kernel uses the first one it supports and BSD clients refuse a
+// list without AUTH_SYS (rclone PR #9597).
+var mountFlavors = []uint32{rpc.AuthSys, rpc.AuthNone}
+
+// Mount is the MOUNT program, 100005 versions 1 to 3 (RFC 1813 Appendix I).
+//
+//   - NULL.
+//   - MNT: the path is cleaned ("." and empty components dropped; ".." is
+//     MNT3ERR_ACCES) and must be an export, or with -alldirs (always on
+//     Linux lines) a directory below one, resolved with Store.LookupPath
+//     under the mapped credential. A client that no rule of the export
+//     names, or a path that no export covers, gets MNT3ERR_ACCES, as from
+//     FreeBSD and Linux mountd. The v3 reply carries the handle and the
+//     flavors AUTH_SYS, AUTH_NONE. A v1 (and v2) MNT answers
+//     MNT3ERR_NOTSUPP: its fhstatus holds a 32-byte NFSv2 handle and this
+//     server does not serve NFSv2; showmount, the only v1 user, asks only
+//     EXPORT and DUMP.
+//   - DUMP: the (client address, path) pairs of successful MNTs not yet
+//     unmounted, in MNT order; at most MaxMounts, the oldest dropped first.
+//     The list lives in memory only (no rmtab): it is advisory in every
+//     implementation.
+//   - UMNT, UMNTALL: remove the caller's entries (by client address).
+//   - EXPORT (and v1/v2 EXPORTALL): every export with its clients; an empty
+//     list means everyone (showmount prints "(everyone)"); networks appear
+//     as "10.1.2.0/24".
+//
+// Reserved source ports are not required (FreeBSD mountd -n, Linux
+// insecure): libnfs and Go clients run unprivileged. Mount is safe for
+// concurrent use.
+type Mount struct {
+	// Exports answers which export a path is and who may mount it.
+	// Required.
+	Exports *Exports
+	// MaxMounts bounds the DUMP list. Zero means DefaultMaxMounts.
+	MaxMounts int
+
+	mu struct {
+		sync.Mutex
+		list []nfs3.MountEntry // in MNT order, no duplicates
+	}
+}
+
+var _ Program = (*Mount)(nil)
+
+// Prog returns 100005.
+func (m *Mount) Prog() uint32 { return nfs3.MountProgram }
+
+// Versions returns 1..3; version 2 is answered like version 1.
+func (m *Mount) Versions() (low, high uint32) { return nfs3.MountV1, nfs3.MountV3 }
+
+// Serve runs one MOUNT call.
+func (m *Mount) Serve(ctx context.Context, req *Request, res *xdr.Encoder) Status {
+	v3 := req.Vers == nfs3.MountV3
+	switch nfs3.MountProc(req.Proc) {
+	case nfs3.MountProcNull:
+		if req.Args.Done() != nil {
+			return StatusGarbage
+		}
+		return StatusOK
+	case nfs3.MountProcMnt:
+		var a nfs3.DirPath
+		a.Decode(req.Args)
+		if req.Args.Done() != nil {
+			return StatusGarbage
+		}
+		h, st := m.mnt(req, a.Path)
+		if !v3 {
+			if st == nfs3.MountOK {
+				st = nfs3.MountNotSupp
+			}
+			r := nfs3.FHStatus{Status: st}
+			r.Encode(res)
+			return StatusOK
+		}
+		r := nfs3.MountRes3{Status: st}
+		if st == nfs3.MountOK {
+			r.Handle, r.AuthFlavors = h, mountFlavors
+		}
+		r.Encode(res)
+		return StatusOK
+	case nfs3.MountProcDump:
+		if req.Args.Done() != nil {
+			return StatusGarbage
+		}
+		m.dump().Encode(res)
+		return StatusOK
+	case nfs3.MountProcUmnt:
+		var a nfs3.DirPath
+		a.Decode(req.Args)
+		if req.Args.Done() != nil {
+			return StatusGarbage
+		}
+		path, _ := cleanMountPath(a.Path)
+		m.forget(clientName(req), func(dir string) bool { return dir == path || dir == a.Path })
+		return StatusOK
+	case nfs3.MountProcUmntAll:
+		if req.Args.Done() != nil {
+			return StatusGarbage
+		}
+		m.forget(clientName(req), func(string) bool { return true })
+		return StatusOK
+	case nfs3.MountProcExport:
+		if req.Args.Done() != nil {
+			return StatusGarbage
+		}
+		m.exports().Encode(res)
+		return StatusOK
+	case nfs3.MountProcExportAll:
+		if v3 {
+			return StatusProcUnavail
+		}
+		if req.Args.Done() != nil {
+			return StatusGarbage
+		}
+		m.exports().Encode(res)
+		return StatusOK
+	}
+	return StatusProcUnavail
+}
+
+// mnt checks and resolves a MNT path and records the mount.
+func (m *Mount) mnt(req *Request, dirpath string) (maildirfs.Handle, nfs3.MountStat) {
+	log := req.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	client := clientName(req)
+	path, st := cleanMountPath(dirpath)
+	if st != nfs3.MountOK {
+		log.Info("mount: refused", "client", client, "path", dirpath, "status", st)
+		return nil, st
+	}
+	le, rel := m.Exports.cur.Load().resolve(path)
+	if le == nil {
+		log.Info("mount: refused: path is not exported", "client", client, "path", path)
+		return nil, nfs3.MountAcces
+	}
+	r := le.Match(req.Addr.Addr())
+	if r == nil {
+		log.Info("mount: refused: client not allowed", "client", client, "path", path, "export", le.Path)
+		return nil, nfs3.MountAcces
+	}
+	h := le.store.Root()
+	if rel != "" {
+		if !r.AllDirs {
+			log.Info("mount: refused: subdirectory of an export without -alldirs", "client", client, "path", path, "export", le.Path)
+			return nil, nfs3.MountAcces
+		}
+		var err error
+		h, err = le.store.LookupPath(r.Squash.Map(req.AuthSys), rel)
+		if err != nil {
+			st := mountStatFromError(err)
+			log.Info("mount: refused", "client", client, "path", path, "export", le.Path, "status", st, "err", err)
+			return nil, st
+		}
+	}
+	m.remember(nfs3.MountEntry{Hostname: client, Directory: path})
+	log.Info("mount: granted", "client", client, "path", path, "export", le.Path, "ro", r.ReadOnly)
+	return h, nfs3.MountOK
+}
+
+// cleanMountPath drops empty and "." components; ".." is refused.
+func cleanMountPath(p string) (string, nfs3.MountStat) {
+	if !strings.HasPrefix(p, "/") || strings.IndexByte(p, 0) >= 0 {
+		return "", nfs3.MountInval
+	}
+	var parts []string
+	for _, c := range strings.Split(p, "/") {
+		switch c {
+		case "", ".":
+		case "..":
+			return "", nfs3.MountAcces
+		default:
+			parts = append(parts, c)
+		}
+	}
+	return "/" + strings.Join(parts, "/"), nfs3.MountOK
+}
+
+// mountStatFromError maps a LookupPath error to mountstat3.
+func mountStatFromError(err error) nfs3.MountStat {
+	var errno syscall.Errno
+	switch {
+	case errors.As(err, &errno):
+		switch errno {
+		case syscall.ENOENT:
+			return nfs3.MountNoEnt
+		case syscall.ENOTDIR, syscall.ELOOP:
+			return nfs3.MountNotDir
+		case syscall.EACCES:
+			return nfs3.MountAcces
+		case syscall.EPERM:
+			return nfs3.MountPerm
+		case syscall.ENAMETOOLONG:
+			return nfs3.MountNameTooLong
+		case syscall.EINVAL:
+			return nfs3.MountInval
+		case syscall.EIO:
+			return nfs3.MountIO
+		}
+	case errors.Is(err, maildirfs.ErrStale), errors.Is(err, maildirfs.ErrBadHandle):
+		return nfs3.MountNoEnt
+	}
+	return nfs3.MountServerFault
+}
+
+// clientName is the DUMP host name of the caller: its address.
+func clientName(req *Request) string { return req.Addr.Addr().Unmap().String() }
+
+func (m *Mount) max() int {
+	if m.MaxMounts > 0 {
+		return m.MaxMounts
+	}
+	return DefaultMaxMounts
+}
+
+// remember adds a mount list entry, moving a repeated one to the end.
+func (m *Mount) remember(e nfs3.MountEntry) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	l := m.mu.list
+	for i, o := range l {
+		if o == e {
+			l = append(l[:i], l[i+1:]...)
+			break
+		}
+	}
+	if len(l) >= m.max() {
+		l = append(l[:0], l[len(l)-m.max()+1:]...)
+	}
+	m.mu.list = append(l, e)
+}
+
+// forget removes the entries of host whose directory matches.
+func (m *Mount) forget(host string, match func(dir string) bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	l := m.mu.list[:0]
+	for _, e := range m.mu.list {
+		if e.Hostname != host || !match(e.Directory) {
+			l = append(l, e)
+		}
+	}
+	clear(m.mu.list[len(l):])
+	m.mu.list = l
+}
+
+// dump returns the mount list, cut to maxMountReply encoded bytes.
+func (m *Mount) dump() nfs3.MountList {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out nfs3.MountList
+	size := 4
+	for _, e := range m.mu.list {
+		size += 4 + xdrStringSize(e.Hostname) + xdrStringSize(e.Directory)
+		if size > maxMountReply {
+			break
+		}
+		out = append(out, e)
+	}
+	return out
+}
+
+// Mounts returns a copy of the mount list (DUMP), for tests and status.
+func (m *Mount) Mounts() []nfs3.MountEntry {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return append([]nfs3.MountEntry(nil), m.mu.list...)
+}
+
+// exports returns the EXPORT result, cut to maxMountReply encoded bytes.
+func (m *Mount) exports() nfs3.Exports {
+	var out nfs3.Exports
+	size := 4
+	for _, le := range m.Exports.cur.Load().list {
+		size += 4 + xdrStringSize(le.Path) + 4
+		if size > maxMountReply {
+			break
+		}
+		ex := nfs3.Export{Dir: le.Path}
+		for _, g := range le.Groups() {
+			size += 4 + xdrStringSize(g)
+			if size > maxMountReply {
+				break
+			}
+			ex.Groups = append(ex.Groups, g)
+		}
+		out = append(out, ex)
+	}
+	return out
+}
+
+func xdrStringSize(s string) int { return 4 + len(s) + xdr.Pad(len(s)) }
