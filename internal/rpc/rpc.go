@@ -290,10 +290,10 @@ func EncodeAuthError(e *xdr.Encoder, xid uint32, stat AuthStat) {
 // ReplyError is a reply that carried no results: denied, or accepted with a
 // status other than SUCCESS. Client code returns it as an error.
 type ReplyError struct {
-	Denied   bool
-	Reject   RejectStat
-	Auth     AuthStat
-	Accept   AcceptStat
+	Denied    bool
+	Reject    RejectStat
+	Auth      AuthStat
+	Accept    AcceptStat
 	Low, High uint32 // version range for PROG_MISMATCH and RPC_MISMATCH
 }
 
