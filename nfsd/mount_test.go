@@ -1,0 +1,246 @@
+package nfsd_test
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"testing"
+
+	"github.com/mailnfs/mailnfs/internal/nfs3"
+	"github.com/mailnfs/mailnfs/internal/rpc"
+	"github.com/mailnfs/mailnfs/internal/xdr"
+	"github.com/mailnfs/mailnfs/nfsd/nfsdtest"
+)
+
+// mountServer starts a server with three exports: the test root for
+// 127.0.0.1 (with -alldirs), root/noall for 127.0.0.1 without -alldirs,
+// and root/other for 10.0.0.0/8 only.
+func mountServer(t *testing.T) *nfsdtest.TestServer {
+	return nfsdtest.StartServer(t,
+		nfsdtest.WithSetup(func(t testing.TB, root string) {
+			for _, d := range []string{"sub/deeper", "noall/sub", "other"} {
+				if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := os.WriteFile(filepath.Join(root, "file"), []byte("x"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}),
+		nfsdtest.WithExports(func(root string) string {
+			return fmt.Sprintf("# test exports\n%s -alldirs -maproot=0:0 127.0.0.1\n%s/noall 127.0.0.1\n%s/other -network 10.0.0.0/8\n", root, root, root)
+		}))
+}
+
+func mnt(t *testing.T, c *nfsdtest.Caller, vers uint32, path string) (nfs3.MountRes3, nfs3.FHStatus) {
+	t.Helper()
+	d, err := c.Call(nfs3.MountProgram, vers, uint32(nfs3.MountProcMnt), nfsdtest.AuthSys(0, 0), func(e *xdr.Encoder) {
+		(&nfs3.DirPath{Path: path}).Encode(e)
+	})
+	if err != nil {
+		t.Fatalf("MNT v%d %q: %v", vers, path, err)
+	}
+	var r3 nfs3.MountRes3
+	var r1 nfs3.FHStatus
+	if vers == nfs3.MountV3 {
+		r3.Decode(d)
+	} else {
+		r1.Decode(d)
+	}
+	if err := d.Done(); err != nil {
+		t.Fatalf("MNT v%d %q reply: %v", vers, path, err)
+	}
+	return r3, r1
+}
+
+func dump(t *testing.T, c *nfsdtest.Caller, vers uint32) nfs3.MountList {
+	t.Helper()
+	d, err := c.Call(nfs3.MountProgram, vers, uint32(nfs3.MountProcDump), nfsdtest.AuthNone, nil)
+	if err != nil {
+		t.Fatalf("DUMP: %v", err)
+	}
+	var l nfs3.MountList
+	l.Decode(d)
+	if err := d.Done(); err != nil {
+		t.Fatalf("DUMP reply: %v", err)
+	}
+	return l
+}
+
+func TestMount(t *testing.T) {
+	s := mountServer(t)
+	root := s.Root
+	rootHandle := []byte(s.Daemon.Exports.Store(root).Root())
+	for _, network := range []string{"tcp", "udp"} {
+		t.Run(network, func(t *testing.T) {
+			c := nfsdtest.Dial(t, network, s.MountAddr)
+			for _, v := range []uint32{1, 2, 3} {
+				c.Null(t, nfs3.MountProgram, v)
+			}
+
+			t.Run("MntExport", func(t *testing.T) {
+				r, _ := mnt(t, c, 3, root)
+				want := nfs3.MountRes3{Status: nfs3.MountOK, Handle: rootHandle, AuthFlavors: []uint32{rpc.AuthSys, rpc.AuthNone}}
+				if !reflect.DeepEqual(want, r) {
+					t.Fatalf("MNT %s:\nwant %+v\ngot  %+v", root, want, r)
+				}
+				// The path is normalised: "." and doubled slashes.
+				r2, _ := mnt(t, c, 3, root+"/./")
+				if !reflect.DeepEqual(want, r2) {
+					t.Fatalf("MNT %s/./: got %+v", root, r2)
+				}
+			})
+			t.Run("MntAllDirs", func(t *testing.T) {
+				r, _ := mnt(t, c, 3, root+"/sub/deeper")
+				if r.Status != nfs3.MountOK || len(r.Handle) == 0 || reflect.DeepEqual(r.Handle, rootHandle) {
+					t.Fatalf("MNT sub/deeper: %+v", r)
+				}
+			})
+			cases := []struct {
+				name, path string
+				want       nfs3.MountStat
+			}{
+				{"Unexported", "/etc", nfs3.MountAcces},
+				{"ClientNotAllowed", root + "/other", nfs3.MountAcces},
+				{"BelowExportWithoutAllDirs", root + "/noall/sub", nfs3.MountAcces},
+				{"DotDot", root + "/sub/../..", nfs3.MountAcces},
+				{"Relative", "export", nfs3.MountInval},
+				{"Missing", root + "/nosuch", nfs3.MountNoEnt},
+				{"NotDir", root + "/file", nfs3.MountNotDir},
+			}
+			for _, tc := range cases {
+				t.Run("Mnt"+tc.name, func(t *testing.T) {
+					r, _ := mnt(t, c, 3, tc.path)
+					if r.Status != tc.want || r.Handle != nil {
+						t.Fatalf("MNT %q: want %v, got %+v", tc.path, tc.want, r)
+					}
+				})
+			}
+			t.Run("MntV1NotSupported", func(t *testing.T) {
+				_, r := mnt(t, c, 1, root)
+				if r.Status != nfs3.MountNotSupp {
+					t.Fatalf("MNT v1: %+v", r)
+				}
+			})
+			t.Run("Export", func(t *testing.T) {
+				want := nfs3.Exports{
+					{Dir: root, Groups: []string{"127.0.0.1"}},
+					{Dir: root + "/noall", Groups: []string{"127.0.0.1"}},
+					{Dir: root + "/other", Groups: []string{"10.0.0.0/8"}},
+				}
+				for _, v := range []uint32{1, 3} {
+					d, err := c.Call(nfs3.MountProgram, v, uint32(nfs3.MountProcExport), nfsdtest.AuthNone, nil)
+					if err != nil {
+						t.Fatal(err)
+					}
+					var got nfs3.Exports
+					got.Decode(d)
+					if err := d.Done(); err != nil {
+						t.Fatal(err)
+					}
+					if !reflect.DeepEqual(want, got) {
+						t.Fatalf("EXPORT v%d:\nwant %+v\ngot  %+v", v, want, got)
+					}
+				}
+				// EXPORTALL exists in v1 only.
+				if _, err := c.Call(nfs3.MountProgram, 1, uint32(nfs3.MountProcExportAll), nfsdtest.AuthNone, nil); err != nil {
+					t.Fatalf("EXPORTALL v1: %v", err)
+				}
+				_, err := c.Call(nfs3.MountProgram, 3, uint32(nfs3.MountProcExportAll), nfsdtest.AuthNone, nil)
+				var re *rpc.ReplyError
+				if !errors.As(err, &re) || re.Accept != rpc.ProcUnavail {
+					t.Fatalf("EXPORTALL v3: want PROC_UNAVAIL, got %v", err)
+				}
+			})
+			t.Run("DumpUmnt", func(t *testing.T) {
+				c.Call(nfs3.MountProgram, 3, uint32(nfs3.MountProcUmntAll), nfsdtest.AuthNone, nil)
+				if l := dump(t, c, 3); len(l) != 0 {
+					t.Fatalf("DUMP after UMNTALL: %+v", l)
+				}
+				mnt(t, c, 3, root)
+				mnt(t, c, 3, root+"/sub")
+				mnt(t, c, 3, root) // again: listed once, last
+				mnt(t, c, 3, "/etc")
+				want := nfs3.MountList{{Hostname: "127.0.0.1", Directory: root + "/sub"}, {Hostname: "127.0.0.1", Directory: root}}
+				if got := dump(t, c, 1); !reflect.DeepEqual(want, got) {
+					t.Fatalf("DUMP:\nwant %+v\ngot  %+v", want, got)
+				}
+				if _, err := c.Call(nfs3.MountProgram, 3, uint32(nfs3.MountProcUmnt), nfsdtest.AuthNone, func(e *xdr.Encoder) {
+					(&nfs3.DirPath{Path: root + "/sub"}).Encode(e)
+				}); err != nil {
+					t.Fatal(err)
+				}
+				if got := dump(t, c, 3); !reflect.DeepEqual(want[1:], got) {
+					t.Fatalf("DUMP after UMNT: %+v", got)
+				}
+				if _, err := c.Call(nfs3.MountProgram, 3, uint32(nfs3.MountProcUmntAll), nfsdtest.AuthNone, nil); err != nil {
+					t.Fatal(err)
+				}
+				if got := dump(t, c, 3); len(got) != 0 {
+					t.Fatalf("DUMP after UMNTALL: %+v", got)
+				}
+			})
+			t.Run("Garbage", func(t *testing.T) {
+				_, err := c.Call(nfs3.MountProgram, 3, uint32(nfs3.MountProcMnt), nfsdtest.AuthNone, func(e *xdr.Encoder) {
+					e.Uint32(2000) // dirpath longer than MNTPATHLEN, no bytes
+				})
+				var re *rpc.ReplyError
+				if !errors.As(err, &re) || re.Accept != rpc.GarbageArgs {
+					t.Fatalf("MNT with a bad path: want GARBAGE_ARGS, got %v", err)
+				}
+				_, err = c.Call(nfs3.MountProgram, 3, 99, nfsdtest.AuthNone, nil)
+				if !errors.As(err, &re) || re.Accept != rpc.ProcUnavail {
+					t.Fatalf("proc 99: want PROC_UNAVAIL, got %v", err)
+				}
+				_, err = c.Call(nfs3.MountProgram, 4, 0, nfsdtest.AuthNone, nil)
+				if !errors.As(err, &re) || re.Accept != rpc.ProgMismatch || re.Low != 1 || re.High != 3 {
+					t.Fatalf("MOUNT v4: want PROG_MISMATCH 1..3, got %v", err)
+				}
+			})
+		})
+	}
+}
+
+func TestMountReload(t *testing.T) {
+	s := mountServer(t)
+	c := nfsdtest.Dial(t, "tcp", s.MountAddr)
+	if r, _ := mnt(t, c, 3, s.Root+"/other"); r.Status != nfs3.MountAcces {
+		t.Fatalf("before reload: %+v", r)
+	}
+	// A broken file keeps the old rules.
+	if err := os.WriteFile(s.ExportsFile, []byte(s.Root+"/other -mask foo\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	err := s.Daemon.Reload()
+	if err == nil || err.Error() != s.ExportsFile+":1:"+fmt.Sprint(len(s.Root+"/other ")+1)+": -mask needs a -network on the same line" {
+		t.Fatalf("reload of a bad file: %v", err)
+	}
+	if r, _ := mnt(t, c, 3, s.Root); r.Status != nfs3.MountOK {
+		t.Fatalf("after failed reload: %+v", r)
+	}
+	// A good file replaces them: root is gone, other is open to us.
+	if err := os.WriteFile(s.ExportsFile, []byte(s.Root+"/other 127.0.0.1(rw)\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Daemon.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if r, _ := mnt(t, c, 3, s.Root+"/other"); r.Status != nfs3.MountOK {
+		t.Fatalf("after reload: %+v", r)
+	}
+	if r, _ := mnt(t, c, 3, s.Root); r.Status != nfs3.MountAcces {
+		t.Fatalf("old export after reload: %+v", r)
+	}
+	// An export whose directory is missing fails the reload as a whole.
+	if err := os.WriteFile(s.ExportsFile, []byte(s.Root+"/nosuch\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Daemon.Reload(); err == nil {
+		t.Fatal("reload with a missing export directory succeeded")
+	}
+	if r, _ := mnt(t, c, 3, s.Root+"/other"); r.Status != nfs3.MountOK {
+		t.Fatalf("after failed reload: %+v", r)
+	}
+}
