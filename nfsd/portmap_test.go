@@ -2,11 +2,15 @@ package nfsd
 
 import (
 	"context"
+	"net"
 	"net/netip"
 	"reflect"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/mailnfs/mailnfs/internal/netnstest"
 	"github.com/mailnfs/mailnfs/internal/portmap"
 	"github.com/mailnfs/mailnfs/internal/rpc"
 	"github.com/mailnfs/mailnfs/internal/xdr"
@@ -442,4 +446,148 @@ func TestPortmapTableBound(t *testing.T) {
 	if got := len(p.Mappings()); got != MaxPortmapRegistrations || n != MaxPortmapRegistrations-6 {
 		t.Fatalf("table has %d entries after %d accepted SETs", got, n)
 	}
+}
+
+// TestPortmapRpcinfo serves the portmapper on port 111 of a private network
+// namespace, over TCP and UDP on 127.0.0.1 and ::1, and queries it with
+// rpcinfo from the rpcbind package: portmap v2 DUMP (-p), rpcbind v3/v4 DUMP
+// (-s, plain), GETPORT and GETADDR followed by NULL pings (-T, -t, -u),
+// GETADDRLIST (-l) and UNSET (-d).
+func TestPortmapRpcinfo(t *testing.T) {
+	ns := netnstest.New(t, "pm")
+	netnstest.RequireTool(t, "rpcinfo")
+	p := NewPortmap(portmap.Port)
+	for v := uint32(2); v <= 4; v++ {
+		for _, n := range []string{"tcp6", "udp6"} {
+			if err := p.SetLocal(portmap.Prog, v, n, portmap.Port); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := p.SetMappings(ServiceMappings(2049, 20048, true)); err != nil {
+		t.Fatal(err)
+	}
+	for _, host := range []string{"127.0.0.1", "::1"} {
+		var ln net.Listener
+		var pc net.PacketConn
+		err := ns.Do(func() error {
+			var err error
+			addr := net.JoinHostPort(host, "111")
+			if ln, err = net.Listen("tcp", addr); err != nil {
+				return err
+			}
+			pc, err = net.ListenPacket("udp", addr)
+			return err
+		})
+		if err != nil {
+			t.Fatalf("listen on %s port 111 in %s: %v", host, ns.Name, err)
+		}
+		servePortmap(t, p, ln, pc)
+	}
+	ctx := ctxT(t)
+
+	out := rpcinfo(t, ctx, ns, "-p", "127.0.0.1")
+	t.Logf("rpcinfo -p:\n%s", out)
+	for _, want := range [][]string{
+		{"100000", "2", "tcp", "111", "portmapper"}, {"100000", "3", "tcp", "111"}, {"100000", "4", "tcp", "111"},
+		{"100000", "2", "udp", "111"}, {"100000", "3", "udp", "111"}, {"100000", "4", "udp", "111"},
+		{"100003", "3", "tcp", "2049", "nfs"}, {"100003", "3", "udp", "2049"},
+		{"100005", "1", "tcp", "20048", "mountd"}, {"100005", "3", "tcp", "20048"},
+		{"100005", "1", "udp", "20048"}, {"100005", "3", "udp", "20048"},
+	} {
+		if !containsLine(out, want...) {
+			t.Errorf("rpcinfo -p lacks %q", want)
+		}
+	}
+
+	out = rpcinfo(t, ctx, ns, "-s", "127.0.0.1")
+	t.Logf("rpcinfo -s:\n%s", out)
+	for _, want := range [][]string{
+		{"100000", "4,3,2", "udp6,tcp6,udp,tcp", "portmapper", "mailnfsd"},
+		{"100003", "3", "udp6,tcp6,udp,tcp", "nfs", "mailnfsd"},
+		{"100005", "3,1", "udp6,tcp6,udp,tcp", "mountd", "mailnfsd"},
+	} {
+		if !containsLine(out, want...) {
+			t.Errorf("rpcinfo -s lacks %q", want)
+		}
+	}
+	out = rpcinfo(t, ctx, ns, "127.0.0.1")
+	t.Logf("rpcinfo:\n%s", out)
+	for _, want := range [][]string{
+		{"100000", "4", "udp6", "::.0.111", "portmapper", "mailnfsd"},
+		{"100003", "3", "tcp", "0.0.0.0.8.1", "nfs", "mailnfsd"},
+		{"100005", "1", "udp", "0.0.0.0.78.80", "mountd", "mailnfsd"},
+	} {
+		if !containsLine(out, want...) {
+			t.Errorf("rpcinfo lacks %q", want)
+		}
+	}
+	// The same over IPv6: rpcinfo -s ::1 sends rpcbind v4 DUMP on udp6 or tcp6.
+	if out6 := rpcinfo(t, ctx, ns, "-s", "::1"); !containsLine(out6, "100003", "3", "udp6,tcp6,udp,tcp") {
+		t.Errorf("rpcinfo -s ::1:\n%s", out6)
+	}
+
+	for _, args := range [][]string{
+		{"-T", "tcp", "127.0.0.1", "100000", "4"},
+		{"-T", "udp", "127.0.0.1", "100000", "3"},
+		{"-T", "tcp6", "::1", "100000", "4"},
+		{"-T", "udp6", "::1", "100000", "2"},
+		{"-t", "127.0.0.1", "100000", "2"},
+		{"-u", "127.0.0.1", "100000", "2"},
+	} {
+		out := rpcinfo(t, ctx, ns, args...)
+		want := "program 100000 version " + args[len(args)-1] + " ready and waiting"
+		if !strings.Contains(out, want) {
+			t.Errorf("rpcinfo %q = %q, want %q", args, out, want)
+		}
+	}
+	// All versions: rpcinfo learns the range from PROG_MISMATCH first.
+	out = rpcinfo(t, ctx, ns, "-t", "127.0.0.1", "100000")
+	for v := 2; v <= 4; v++ {
+		if want := "program 100000 version " + strconv.Itoa(v) + " ready and waiting"; !strings.Contains(out, want) {
+			t.Errorf("rpcinfo -t 127.0.0.1 100000 = %q, lacks %q", out, want)
+		}
+	}
+	// GETADDRLIST: wildcard registrations come back with the address the
+	// call arrived on (127.0.0.1) where the family matches.
+	out = rpcinfo(t, ctx, ns, "-l", "127.0.0.1", "100003", "3")
+	t.Logf("rpcinfo -l:\n%s", out)
+	for _, want := range [][]string{
+		{"100003", "3", "inet/tcp/cots_ord", "127.0.0.1.8.1", "nfs"},
+		{"100003", "3", "inet/udp/clts", "127.0.0.1.8.1", "nfs"},
+		{"100003", "3", "inet6/tcp/cots_ord", "::.8.1", "nfs"},
+	} {
+		if !containsLine(out, want...) {
+			t.Errorf("rpcinfo -l lacks %q", want)
+		}
+	}
+	out = rpcinfo(t, ctx, ns, "-l", "::1", "100005", "1")
+	if !containsLine(out, "100005", "1", "inet6/udp/clts", "::1.78.80") || !containsLine(out, "100005", "1", "inet/tcp/cots_ord", "0.0.0.0.78.80") {
+		t.Errorf("rpcinfo -l ::1 100005 1:\n%s", out)
+	}
+
+	// UNSET with rpcinfo -d. libtirpc tries the AF_LOCAL socket
+	// /run/rpcbind.sock first; a private empty /run makes it fall back to
+	// loopback, where this portmapper takes UNSET from a local caller.
+	stdout, stderr, err := ns.Exec(ctx, "unshare", "-m", "--propagation", "private", "sh", "-c",
+		"mount -t tmpfs tmpfs /run && exec rpcinfo -d 100005 1")
+	if err != nil {
+		t.Fatalf("rpcinfo -d: %v\n%s%s", err, stdout, stderr)
+	}
+	if port, _ := pmLookupV2(p, 100005, 1, portmap.IPProtoTCP); port != 0 {
+		t.Errorf("MOUNT v1 still registered at %d after rpcinfo -d", port)
+	}
+	if port, _ := pmLookupV2(p, 100005, 3, portmap.IPProtoTCP); port != 20048 {
+		t.Errorf("rpcinfo -d 100005 1 removed MOUNT v3 too")
+	}
+}
+
+// pmLookupV2 returns the exact-version port of (prog, vers, prot).
+func pmLookupV2(p *Portmap, prog, vers, prot uint32) (uint16, bool) {
+	netid, ok := v2Netid(prot)
+	if !ok {
+		return 0, false
+	}
+	r, ok := p.lookup(prog, vers, netid, false)
+	return r.addr.Port(), ok
 }
