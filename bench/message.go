@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"math"
 )
 
 // benchHeader is the header line that carries a message's delivery ID.
@@ -62,4 +63,40 @@ func MessageID(body []byte) (string, error) {
 		return "", errNoBenchID
 	}
 	return string(rest[:j]), nil
+}
+
+// SizeMix as a message size asks for the mail-like size mix of MixSize.
+const SizeMix = -1
+
+// messageSize is the size of message id under a size setting: size itself
+// when positive, MixSize(id) for SizeMix.
+func messageSize(id string, size int) int {
+	if size == SizeMix {
+		return MixSize(id)
+	}
+	return size
+}
+
+// MixSize draws a mail-like message size from id deterministically: 90% of
+// messages log-normal around 2 KiB (plain text mail), 10% log-normal around
+// 64 KiB (attachments), clamped to [300 B, 1 MiB]. The median is about
+// 2.3 KiB, the mean about 16 KiB.
+func MixSize(id string) int {
+	h := fnv.New64a()
+	h.Write([]byte(id))
+	x := h.Sum64()
+	u := func() float64 { // uniform in (0, 1)
+		x ^= x << 13
+		x ^= x >> 7
+		x ^= x << 17
+		return (float64(x>>11) + 0.5) / (1 << 53)
+	}
+	// Box-Muller: a standard normal deviate.
+	z := math.Sqrt(-2*math.Log(u())) * math.Cos(2*math.Pi*u())
+	median, sigma := 2048.0, 0.8
+	if u() < 0.10 {
+		median, sigma = 64<<10, 1.2
+	}
+	s := median * math.Exp(sigma*z)
+	return int(min(max(s, 300), 1<<20))
 }

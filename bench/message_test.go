@@ -2,6 +2,7 @@ package bench
 
 import (
 	"bytes"
+	"slices"
 	"testing"
 )
 
@@ -34,4 +35,25 @@ func FuzzMessageID(f *testing.F) {
 			t.Fatalf("MessageID(%q) = %q", b, id)
 		}
 	})
+}
+
+func TestMixSize(t *testing.T) {
+	const n = 4000
+	sizes := make([]int, n)
+	for i := range sizes {
+		sizes[i] = MixSize("mix-" + itoa(i))
+		if sizes[i] < 300 || sizes[i] > 1<<20 {
+			t.Fatalf("MixSize out of range: %d", sizes[i])
+		}
+	}
+	if MixSize("same") != MixSize("same") {
+		t.Fatal("MixSize not deterministic")
+	}
+	slices.Sort(sizes)
+	if med := sizes[n/2]; med < 1500 || med > 3500 {
+		t.Errorf("median %d, want about 2.3 KiB", med)
+	}
+	if p99 := sizes[n*99/100]; p99 < 64<<10 {
+		t.Errorf("p99 %d, want a tail beyond 64 KiB", p99)
+	}
 }

@@ -21,12 +21,28 @@ import (
 	"github.com/mailnfs/mailnfs/internal/xdr"
 )
 
-// DialRaw opens a Session with the bench's own minimal NFSv3 client: one
+// RawOptions configures the raw client.
+type RawOptions struct {
+	// Unstable writes messages with UNSTABLE WRITEs followed by one COMMIT
+	// (rewriting if the write verifier changed) instead of FILE_SYNC WRITEs.
+	Unstable bool
+}
+
+// RawDialer returns a Dialer for the bench's own minimal NFSv3 client: one
 // TCP connection, one call at a time, built directly on internal/rpc and
 // internal/nfs3. It is the fallback driver (nfsbench -client raw) and a
-// cross-check of package client. A delivery is GUARDED CREATE in tmp/, one
-// FILE_SYNC WRITE per 64 KiB, RENAME into new/.
-func DialRaw(ctx context.Context, rawURL string) (Session, error) {
+// cross-check of package client. A delivery is GUARDED CREATE in tmp/, WRITEs
+// of at most 64 KiB (FILE_SYNC, or UNSTABLE + COMMIT), RENAME into new/.
+func RawDialer(opts RawOptions) Dialer {
+	return func(ctx context.Context, url string) (Session, error) { return dialRaw(ctx, url, opts) }
+}
+
+// DialRaw is RawDialer(RawOptions{}).
+func DialRaw(ctx context.Context, url string) (Session, error) {
+	return dialRaw(ctx, url, RawOptions{})
+}
+
+func dialRaw(ctx context.Context, rawURL string, opts RawOptions) (Session, error) {
 	u, err := parseNFSURL(rawURL)
 	if err != nil {
 		return nil, err
@@ -50,7 +66,7 @@ func DialRaw(ctx context.Context, rawURL string) (Session, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &rawSession{c: c, root: mres.Handle, dirs: map[string]mailboxFH{}}, nil
+	return &rawSession{c: c, root: mres.Handle, dirs: map[string]mailboxFH{}, opts: opts}, nil
 }
 
 type nfsURL struct {
@@ -164,6 +180,7 @@ type mailboxFH struct{ tmp, new []byte }
 
 type rawSession struct {
 	c    *rpcConn
+	opts RawOptions
 	root []byte
 	mu   sync.Mutex
 	dirs map[string]mailboxFH // mailbox -> handles of tmp/ and new/
@@ -254,20 +271,8 @@ func (s *rawSession) Deliver(ctx context.Context, mb string, body []byte) error 
 			return err
 		}
 	}
-	const chunk = 64 << 10
-	for off := 0; off < len(body); off += chunk {
-		data := body[off:min(off+chunk, len(body))]
-		wa := nfs3.WriteArgs{File: fh, Offset: uint64(off), Count: uint32(len(data)), Stable: nfs3.FileSync, Data: data}
-		var wr nfs3.WriteRes
-		if err := s.nfs(ctx, nfs3.ProcWrite, wa.Encode, wr.Decode); err != nil {
-			return err
-		}
-		if wr.Status != nfs3.StatusOK {
-			return fmt.Errorf("WRITE tmp/%s: %w", name, wr.Status)
-		}
-		if wr.Count != uint32(len(data)) || wr.Committed != nfs3.FileSync {
-			return fmt.Errorf("WRITE tmp/%s: short or unstable (%d of %d, %v)", name, wr.Count, len(data), wr.Committed)
-		}
+	if err := s.write(ctx, fh, name, body); err != nil {
+		return err
 	}
 	ra := nfs3.RenameArgs{From: nfs3.DirOpArgs{Dir: m.tmp, Name: name},
 		To: nfs3.DirOpArgs{Dir: m.new, Name: fmt.Sprintf("%s,S=%d", name, len(body))}}
@@ -279,6 +284,54 @@ func (s *rawSession) Deliver(ctx context.Context, mb string, body []byte) error 
 		return fmt.Errorf("RENAME tmp/%s: %w", name, rr.Status)
 	}
 	return nil
+}
+
+// write writes body to fh: FILE_SYNC WRITEs, or UNSTABLE WRITEs and a
+// COMMIT, all over again (up to 3 times) if the server's write verifier
+// changed in between (it restarted or lost written data).
+func (s *rawSession) write(ctx context.Context, fh []byte, name string, body []byte) error {
+	const chunk = 64 << 10
+	stable := nfs3.FileSync
+	if s.opts.Unstable {
+		stable = nfs3.Unstable
+	}
+	for try := 0; try < 3; try++ {
+		var verf [nfs3.VerfSize]byte
+		changed := false
+		for off := 0; off < len(body); off += chunk {
+			data := body[off:min(off+chunk, len(body))]
+			wa := nfs3.WriteArgs{File: fh, Offset: uint64(off), Count: uint32(len(data)), Stable: stable, Data: data}
+			var wr nfs3.WriteRes
+			if err := s.nfs(ctx, nfs3.ProcWrite, wa.Encode, wr.Decode); err != nil {
+				return err
+			}
+			if wr.Status != nfs3.StatusOK {
+				return fmt.Errorf("WRITE tmp/%s: %w", name, wr.Status)
+			}
+			if wr.Count != uint32(len(data)) || wr.Committed < stable {
+				return fmt.Errorf("WRITE tmp/%s: short or less stable than asked (%d of %d, %v)", name, wr.Count, len(data), wr.Committed)
+			}
+			if off > 0 && wr.Verf != verf {
+				changed = true
+			}
+			verf = wr.Verf
+		}
+		if !s.opts.Unstable {
+			return nil
+		}
+		ca := nfs3.CommitArgs{File: fh}
+		var cr nfs3.CommitRes
+		if err := s.nfs(ctx, nfs3.ProcCommit, ca.Encode, cr.Decode); err != nil {
+			return err
+		}
+		if cr.Status != nfs3.StatusOK {
+			return fmt.Errorf("COMMIT tmp/%s: %w", name, cr.Status)
+		}
+		if !changed && cr.Verf == verf {
+			return nil
+		}
+	}
+	return fmt.Errorf("WRITE tmp/%s: write verifier kept changing", name)
 }
 
 // ListPlus implements Session.

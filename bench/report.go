@@ -30,11 +30,15 @@ func (r *Report) WriteMarkdown(w io.Writer, command string) error {
 	if cfg.SharedSession {
 		conn = "one mount shared by all deliverers"
 	}
-	fmt.Fprintf(&b, "Deliveries: %d-byte messages, tmp/ -> write+commit -> rename into new/ over NFSv3 "+
+	sizes := fmt.Sprintf("%d-byte messages", cfg.Size)
+	if cfg.Size == SizeMix {
+		sizes = "messages of a mail-like size mix (median ~2.3 KiB, 10% around 64 KiB, up to 1 MiB)"
+	}
+	fmt.Fprintf(&b, "Deliveries: %s, tmp/ -> write+commit -> rename into new/ over NFSv3 "+
 		"through %s, %d Maildirs per step, %s per step, %s, servers interleaved "+
 		"(each concurrency runs on every server before the next), %d round(s). Every step verified on disk: "+
 		"each acknowledged message in new/ exactly once with the bytes sent, tmp/ empty.\n\n",
-		cfg.Size, cfg.Client, cfg.Mailboxes, dur, conn, cfg.Rounds)
+		sizes, cfg.Client, cfg.Mailboxes, dur, conn, cfg.Rounds)
 
 	b.WriteString("| server | deliverers | deliveries/s | p50 ms | p99 ms | server CPU ms/delivery | deliveries/s vs Ganesha | CPU/delivery vs Ganesha | server peak RSS MiB | disk fsync µs | verified |\n")
 	b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n")

@@ -49,7 +49,7 @@ type StepSpec struct {
 	Concurrency int           `json:"concurrency,omitempty"`
 	Duration    time.Duration `json:"duration,omitempty"`
 	Count       int           `json:"count,omitempty"`
-	Size        int           `json:"size,omitempty"`
+	Size        int           `json:"size,omitempty"` // bytes, or SizeMix
 	Mailboxes   []string      `json:"mailboxes,omitempty"`
 	IDPrefix    string        `json:"id_prefix,omitempty"`
 	// SharedSession makes all workers use one Session (one mount) instead
@@ -212,7 +212,7 @@ func dialRetry(ctx context.Context, dial Dialer, url string) (Session, error) {
 
 func runDeliver(ctx context.Context, spec StepSpec, dial Dialer, gate func(func() error) error) (*StepResult, error) {
 	c := spec.Concurrency
-	if c <= 0 || len(spec.Mailboxes) == 0 || spec.Size <= 0 || (spec.Duration <= 0 && spec.Count <= 0) {
+	if c <= 0 || len(spec.Mailboxes) == 0 || (spec.Size <= 0 && spec.Size != SizeMix) || (spec.Duration <= 0 && spec.Count <= 0) {
 		return nil, errors.New("deliver step needs concurrency, mailboxes, size and a duration or count")
 	}
 	sessions := make([]Session, c)
@@ -254,7 +254,7 @@ func runDeliver(ctx context.Context, spec StepSpec, dial Dialer, gate func(func(
 		wg.Go(func() {
 			id := fmt.Sprintf("%s-w%d-warm", spec.IDPrefix, w)
 			mb := spec.Mailboxes[w%len(spec.Mailboxes)]
-			if err := session(w).Deliver(ctx, mb, MessageBody(id, spec.Size)); err != nil {
+			if err := session(w).Deliver(ctx, mb, MessageBody(id, messageSize(id, spec.Size))); err != nil {
 				results[w].errs++
 				results[w].first = fmt.Errorf("warm-up delivery to %s: %w", mb, err)
 				return
@@ -299,7 +299,7 @@ func runDeliver(ctx context.Context, spec StepSpec, dial Dialer, gate func(func(
 					}
 					id := fmt.Sprintf("%s-w%d-%d", spec.IDPrefix, w, seq)
 					mb := spec.Mailboxes[(w+seq)%len(spec.Mailboxes)]
-					body := MessageBody(id, spec.Size)
+					body := MessageBody(id, messageSize(id, spec.Size))
 					t0 := time.Now()
 					err := session(w).Deliver(ctx, mb, body)
 					if err != nil {

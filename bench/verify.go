@@ -53,7 +53,8 @@ func (v *Verification) String() string {
 
 // VerifyMaildirs checks, on disk under export, the Maildirs a delivery step
 // used: every acknowledged ID is in some new/ exactly once with exactly the
-// bytes MessageBody(id, size) produces, tmp/ and cur/ are empty.
+// bytes MessageBody produces for it (size is the step's size setting, a
+// byte count or SizeMix), tmp/ and cur/ are empty.
 func VerifyMaildirs(export string, mailboxes []string, acked []string, size int) (*Verification, error) {
 	v := &Verification{Acked: len(acked)}
 	seen := make(map[string]int, len(acked))
@@ -93,7 +94,7 @@ func VerifyMaildirs(export string, mailboxes []string, acked []string, size int)
 				v.Corrupt = append(v.Corrupt, p)
 				continue
 			}
-			if !bytes.Equal(b, MessageBody(id, size)) {
+			if !bytes.Equal(b, MessageBody(id, messageSize(id, size))) {
 				v.Corrupt = append(v.Corrupt, p)
 			}
 			seen[id]++

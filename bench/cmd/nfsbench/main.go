@@ -47,27 +47,32 @@ func main() {
 	os.Exit(code)
 }
 
-// dialers are the Session implementations -client chooses from.
-var dialers = map[string]bench.Dialer{
-	"raw": bench.DialRaw,
+// dialers are the Session implementations -client chooses from; unstable
+// selects UNSTABLE WRITE + COMMIT where the client lets the caller choose.
+var dialers = map[string]func(unstable bool) bench.Dialer{
+	"raw": func(unstable bool) bench.Dialer { return bench.RawDialer(bench.RawOptions{Unstable: unstable}) },
 }
 
 // clientNames describe the -client choices in the report.
 var clientNames = map[string]string{
-	"raw":    "the bench's raw NFSv3 client (GUARDED CREATE, FILE_SYNC WRITE, RENAME; one call at a time per mount)",
-	"client": "package client",
+	"raw/filesync":    "the bench's raw NFSv3 client (GUARDED CREATE, FILE_SYNC WRITE, RENAME; one call at a time per mount)",
+	"raw/unstable":    "the bench's raw NFSv3 client (GUARDED CREATE, UNSTABLE WRITE + COMMIT, RENAME; one call at a time per mount)",
+	"client/filesync": "package client",
+	"client/unstable": "package client",
 }
 
 func step(args []string) error {
 	fs := flag.NewFlagSet("step", flag.ContinueOnError)
 	client := fs.String("client", "raw", "NFS client implementation")
+	write := fs.String("write", "filesync", "how the raw client writes: filesync or unstable (+COMMIT)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	dial, ok := dialers[*client]
+	mk, ok := dialers[*client]
 	if !ok {
 		return fmt.Errorf("unknown -client %q", *client)
 	}
+	dial := mk(*write == "unstable")
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	return bench.ServeStep(ctx, os.Stdin, os.Stdout, dial)
@@ -81,7 +86,8 @@ func run(args []string) (int, error) {
 	conc := fs.String("c", "1,8,32", "concurrent deliverers per step, comma-separated")
 	duration := fs.Duration("duration", 5*time.Second, "length of each delivery step")
 	count := fs.Int("count", 0, "deliveries per step instead of -duration (0: use -duration)")
-	size := fs.Int("size", 4096, "message size in bytes")
+	size := fs.String("size", "4096", "message size in bytes, or \"mix\" for a mail-like size mix (median ~2.3 KiB, tail to 1 MiB)")
+	write := fs.String("write", "filesync", "raw client: FILE_SYNC WRITEs (filesync) or UNSTABLE WRITEs + COMMIT (unstable)")
 	mailboxes := fs.Int("mailboxes", 8, "Maildirs per delivery step")
 	rounds := fs.Int("rounds", 1, "repeat the interleaved delivery sequence this many times")
 	list := fs.Int("list", 100_000, "entries of the directory listed with READDIRPLUS (negative: skip)")
@@ -103,6 +109,17 @@ func run(args []string) (int, error) {
 	}
 	if _, ok := dialers[*client]; !ok {
 		return 2, fmt.Errorf("unknown -client %q", *client)
+	}
+	msgSize := bench.SizeMix
+	if *size != "mix" {
+		n, err := strconv.Atoi(*size)
+		if err != nil || n < 200 || n > 16<<20 {
+			return 2, fmt.Errorf("-size: want a byte count in [200, 16 MiB] or \"mix\", got %q", *size)
+		}
+		msgSize = n
+	}
+	if *write != "filesync" && *write != "unstable" {
+		return 2, fmt.Errorf("-write: want filesync or unstable, got %q", *write)
 	}
 	var cs []int
 	for f := range strings.SplitSeq(*conc, ",") {
@@ -126,11 +143,11 @@ func run(args []string) (int, error) {
 		return 2, err
 	}
 	cfg := bench.Config{
-		Driver:        []string{self, "step", "-client", *client},
-		Concurrencies: cs, Duration: *duration, Count: *count, Size: *size,
+		Driver:        []string{self, "step", "-client", *client, "-write", *write},
+		Concurrencies: cs, Duration: *duration, Count: *count, Size: msgSize,
 		Mailboxes: *mailboxes, Rounds: *rounds, ListEntries: *list, ListPasses: *listPasses,
 		CensusCount: *census, UID: uint32(*uid), GID: uint32(*gid), SharedSession: *shared,
-		Dir: *dir, Logger: log, Client: clientNames[*client],
+		Dir: *dir, Logger: log, Client: clientNames[*client+"/"+*write],
 	}
 	if *list < 0 {
 		cfg.ListEntries = -1
