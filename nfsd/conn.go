@@ -149,7 +149,7 @@ func (c *conn) serve() {
 	}()
 
 	dr := &deadlineReader{c: c}
-	br := bufio.NewReaderSize(dr, 64<<10)
+	br := bufio.NewReaderSize(dr, 32<<10)
 	rr := rpc.NewRecordReader(br, s.MaxRecord)
 	err := c.readLoop(dr, br, rr)
 
@@ -200,45 +200,60 @@ func (c *conn) readLoop(dr *deadlineReader, br *bufio.Reader, rr *rpc.RecordRead
 		case <-ctxDone:
 			return c.abortCause()
 		}
-		if br.Buffered() > 0 {
+		if br.Buffered() == 0 {
+			dr.armed = false
+			c.setReadDeadline(time.Now().Add(s.IdleTimeout))
+			if c.stopping() {
+				<-c.slots
+				return nil
+			}
+			// Wait for the next record's first byte before taking a
+			// buffer, so an idle connection holds none.
+			if _, err := br.Peek(1); err != nil {
+				<-c.slots
+				if c.stopping() {
+					return nil
+				}
+				if errors.Is(err, os.ErrDeadlineExceeded) && c.active.Load() > 0 {
+					// Idle only counts while nothing is in flight.
+					continue
+				}
+				if ctxErr := c.abortCause(); ctxErr != nil {
+					return ctxErr
+				}
+				return err // io.EOF: the client closed between records
+			}
+		} else {
 			// The next record has begun already.
 			dr.armed = true
 			c.setReadDeadline(time.Now().Add(s.RecordTimeout))
-		} else {
-			dr.armed = false
-			c.setReadDeadline(time.Now().Add(s.IdleTimeout))
 		}
 		if c.stopping() {
 			<-c.slots
 			return nil
 		}
-		rec, err := rr.Next()
+		buf := recPool.Get().(*[]byte)
+		rec, err := rr.NextInto(*buf)
+		*buf = rec
 		if err != nil {
+			putRecord(buf)
 			<-c.slots
 			if c.stopping() && !errors.Is(err, rpc.ErrRecordTooLarge) {
 				return nil
-			}
-			if errors.Is(err, os.ErrDeadlineExceeded) && !dr.armed && c.active.Load() > 0 {
-				// Idle only counts while nothing is in flight.
-				continue
 			}
 			if ctxErr := c.abortCause(); ctxErr != nil {
 				return ctxErr
 			}
 			return err
 		}
-		if c.stopping() {
-			<-c.slots
-			return nil
-		}
-		if !s.acquireWorker(ctxDone) {
+		if c.stopping() || !s.acquireWorker(ctxDone) {
+			putRecord(buf)
 			<-c.slots
 			if c.stopping() || s.closing.Load() {
 				return nil
 			}
 			return c.abortCause()
 		}
-		buf := getRecord(rec)
 		c.pending.Add(1)
 		c.active.Add(1)
 		s.stats.inFlight.Add(1)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"log/slog"
+	"math/bits"
 	"net"
 	"net/netip"
 	"runtime"
@@ -586,18 +587,19 @@ var (
 	encPool = sync.Pool{New: func() any { return new(xdr.Encoder) }}
 )
 
-// maxPooled is the largest buffer kept in a pool; a bigger one (a 1 MiB
-// READ reply, say) is left to the garbage collector... unless it is the
-// common maximum, which is kept.
+// maxPooled is the largest buffer kept in a pool: room for a record of
+// the default maximum size (a 1 MiB WRITE or READ reply); anything bigger
+// is left to the garbage collector.
 const maxPooled = rpc.MaxRecord + 64<<10
 
+// getRecord returns a pooled copy of b (a UDP datagram).
 func getRecord(b []byte) *[]byte {
 	p := recPool.Get().(*[]byte)
 	if cap(*p) < len(b) {
-		*p = make([]byte, len(b), max(len(b), 512))
+		// Round up so that buffers are reused across similar sizes.
+		*p = make([]byte, 0, max(512, 1<<bits.Len(uint(len(b)-1))))
 	}
-	*p = (*p)[:len(b)]
-	copy(*p, b)
+	*p = append((*p)[:0], b...)
 	return p
 }
 

@@ -1,6 +1,7 @@
 package nfsd
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/binary"
@@ -790,5 +791,51 @@ func TestServeConcurrentClients(t *testing.T) {
 	wg.Wait()
 	if n := s.Stats().Calls[CallKey{testProgNum, procEcho}]; n != 400 {
 		t.Errorf("echo calls %d", n)
+	}
+}
+
+// BenchmarkServeNull measures one NULL round trip at a time on one
+// connection: the transport's latency floor.
+func BenchmarkServeNull(b *testing.B) {
+	s := newServer(newTestProg())
+	tc := dial(b, startTCP(b, s))
+	msg := rpc.FrameRecord(testCall(1, procNull, nil))
+	b.ReportAllocs()
+	for b.Loop() {
+		tc.write(msg)
+		tc.recv()
+	}
+}
+
+// BenchmarkServePipelined keeps up to 64 echo calls in flight on one
+// connection: the transport's throughput.
+func BenchmarkServePipelined(b *testing.B) {
+	s := newServer(newTestProg())
+	tc := dial(b, startTCP(b, s))
+	msg := rpc.FrameRecord(testCall(1, procEcho, opaqueArg(make([]byte, 128))))
+	const window = 64
+	rr := rpc.NewRecordReader(bufio.NewReaderSize(tc.c, 64<<10), 0)
+	b.ReportAllocs()
+	b.ResetTimer()
+	sent := make(chan struct{}, window)
+	go func() {
+		// Send in batches of up to 16 calls, as a pipelining client does.
+		var batch []byte
+		for i := 0; i < b.N; {
+			batch = batch[:0]
+			for j := 0; j < 16 && i < b.N; j++ {
+				sent <- struct{}{}
+				batch = append(batch, msg...)
+				i++
+			}
+			tc.c.Write(batch)
+		}
+	}()
+	for i := 0; i < b.N; i++ {
+		tc.c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		if _, err := rr.Next(); err != nil {
+			b.Fatal(err)
+		}
+		<-sent
 	}
 }

@@ -62,6 +62,22 @@ func (rr *RecordReader) Next() ([]byte, error) {
 	}
 }
 
+// NextInto is like Next but reassembles the record in buf (from buf[:0],
+// growing it only as data arrives) and keeps no reference to it, so the
+// caller owns the result; on error the returned slice may still be reused.
+// A server reads each record into its own pooled buffer this way, with no
+// copy and no large buffer left behind in an idle connection's reader.
+func (rr *RecordReader) NextInto(buf []byte) ([]byte, error) {
+	saved := rr.buf
+	rr.buf = buf[:0]
+	rec, err := rr.Next()
+	if err != nil {
+		rec = rr.buf[:0]
+	}
+	rr.buf = saved[:0]
+	return rec, err
+}
+
 // read appends n bytes, growing the buffer in steps of at most 64 KiB beyond
 // what has arrived.
 func (rr *RecordReader) read(n int) error {

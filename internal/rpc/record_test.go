@@ -190,7 +190,27 @@ func FuzzRecordReader(f *testing.F) {
 		if total > len(stream) {
 			t.Fatalf("records hold %d bytes from a %d-byte stream", total, len(stream))
 		}
+		// NextInto gives the same records in the caller's buffer.
 		rr := NewRecordReader(bytes.NewReader(stream), int(max))
+		var buf []byte
+		for i := 0; ; i++ {
+			rec, err := rr.NextInto(buf)
+			if err != nil {
+				if errClass(err) != errClass(wantErr) || i != len(want) {
+					t.Fatalf("NextInto: error %v after %d records, want %v after %d", err, i, wantErr, len(want))
+				}
+				break
+			}
+			if !bytes.Equal(rec, want[i]) {
+				t.Fatalf("NextInto record %d = %x, want %x", i, rec, want[i])
+			}
+			buf = rec
+		}
+		if cap(rr.buf) != 0 {
+			t.Fatalf("NextInto left a %d-byte buffer in the reader", cap(rr.buf))
+		}
+
+		rr = NewRecordReader(bytes.NewReader(stream), int(max))
 		for {
 			if _, err := rr.Next(); err != nil {
 				break
@@ -200,4 +220,21 @@ func FuzzRecordReader(f *testing.F) {
 			t.Fatalf("buffer capacity %d for a %d-byte stream", c, len(stream))
 		}
 	})
+}
+
+func TestNextIntoReusesBuffer(t *testing.T) {
+	stream := bytes.Join([][]byte{frag([]byte("abcd"), false), frag([]byte("efgh"), true), frag([]byte("ij"), true)}, nil)
+	rr := NewRecordReader(bytes.NewReader(stream), 0)
+	buf := make([]byte, 0, 64)
+	rec, err := rr.NextInto(buf)
+	if err != nil || string(rec) != "abcdefgh" || &rec[:1][0] != &buf[:1][0] {
+		t.Fatalf("first record %q, %v (in the caller's buffer: %v)", rec, err, err == nil && &rec[:1][0] == &buf[:1][0])
+	}
+	rec2, err := rr.NextInto(make([]byte, 0, 1))
+	if err != nil || string(rec2) != "ij" || string(rec) != "abcdefgh" {
+		t.Fatalf("second record %q (first now %q), %v", rec2, rec, err)
+	}
+	if _, err := rr.NextInto(buf); err != io.EOF {
+		t.Fatalf("end: %v", err)
+	}
 }
