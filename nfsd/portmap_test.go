@@ -2,6 +2,7 @@ package nfsd
 
 import (
 	"context"
+	"errors"
 	"net"
 	"net/netip"
 	"reflect"
@@ -590,4 +591,145 @@ func pmLookupV2(p *Portmap, prog, vers, prot uint32) (uint16, bool) {
 	}
 	r, ok := p.lookup(prog, vers, netid, false)
 	return r.addr.Port(), ok
+}
+
+// TestPortmapRemoteHost serves the portmapper on the wildcard address in one
+// namespace and queries it from another over a private bridge
+// (10.77.41.0/24): lookups answer with the server address the client
+// reached, SET and UNSET from the remote host are refused, and rpcinfo -p
+// works across hosts.
+func TestPortmapRemoteHost(t *testing.T) {
+	br := netnstest.NewBridge(t, 41)
+	srv, srvAddr := br.Host("pmsrv", 1)
+	cli, _ := br.Host("pmcli", 2)
+	netnstest.RequireTool(t, "rpcinfo")
+
+	p := NewPortmap(portmap.Port)
+	if err := p.SetMappings(ServiceMappings(2049, 20048, false)); err != nil {
+		t.Fatal(err)
+	}
+	var ln net.Listener
+	var pc, pc1 net.PacketConn
+	err := srv.Do(func() error {
+		var err error
+		if ln, err = net.Listen("tcp", "0.0.0.0:111"); err != nil {
+			return err
+		}
+		if pc, err = net.ListenPacket("udp", "0.0.0.0:111"); err != nil {
+			return err
+		}
+		// A UDP socket on the specific address, so Request.Local is that
+		// address (a wildcard UDP socket does not tell the transport which
+		// address a datagram arrived on).
+		pc1, err = net.ListenPacket("udp", netip.AddrPortFrom(srvAddr, 112).String())
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	servePortmap(t, p, ln, pc)
+	ln2, err := net.Listen("tcp", "127.0.0.1:0") // unused TCP side of the second server
+	if err != nil {
+		t.Fatal(err)
+	}
+	servePortmap(t, p, ln2, pc1)
+	ctx := ctxT(t)
+
+	server := netip.AddrPortFrom(srvAddr, portmap.Port).String()
+	want := portmap.FormatUaddr(netip.AddrPortFrom(srvAddr, 2049))
+	err = cli.Do(func() error {
+		for _, c := range []*RpcbindClient{
+			{Network: "tcp", Address: server},
+			{Network: "udp", Address: netip.AddrPortFrom(srvAddr, 112).String()},
+		} {
+			if a, err := c.GetAddr(ctx, rpc.ProgNFS, 3, "tcp"); err != nil || a != want {
+				t.Errorf("%s GETADDR = %q, %v; want %q", c.Network, a, err, want)
+			}
+			if port, err := c.GetPort(ctx, rpc.ProgMount, 1, portmap.IPProtoUDP); err != nil || port != 20048 {
+				t.Errorf("%s GETPORT = %d, %v", c.Network, port, err)
+			}
+			if err := c.Register(ctx, []RpcbindMapping{{Prog: 100099, Vers: 1, Netid: "tcp", Port: 999}}); !errors.Is(err, ErrRpcbindRefused) {
+				t.Errorf("%s remote Register: %v, want ErrRpcbindRefused", c.Network, err)
+			}
+			if ok, err := c.Unset(ctx, rpc.ProgNFS, 3, "tcp"); ok || err != nil {
+				t.Errorf("%s remote UNSET = %v, %v; want FALSE", c.Network, ok, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := len(p.Mappings()); got != 6+6 {
+		t.Fatalf("table changed by remote calls: %+v", p.Mappings())
+	}
+	out := rpcinfo(t, ctx, cli, "-p", srvAddr.String())
+	if !containsLine(out, "100003", "3", "tcp", "2049", "nfs") || !containsLine(out, "100000", "2", "udp", "111", "portmapper") {
+		t.Errorf("rpcinfo -p %s:\n%s", srvAddr, out)
+	}
+	out = rpcinfo(t, ctx, cli, "-l", srvAddr.String(), "100005", "3")
+	if !containsLine(out, "100005", "3", "inet/tcp/cots_ord", portmap.FormatUaddr(netip.AddrPortFrom(srvAddr, 20048))) {
+		t.Errorf("rpcinfo -l %s 100005 3:\n%s", srvAddr, out)
+	}
+}
+
+// FuzzPortmapServe feeds arbitrary arguments to every procedure: Serve
+// never panics, answers only SUCCESS, GARBAGE_ARGS or PROC_UNAVAIL, and a
+// SUCCESS result decodes exactly as the procedure's result type.
+func FuzzPortmapServe(f *testing.F) {
+	var e xdr.Encoder
+	portmap.RPCB{Prog: 100003, Vers: 3, Netid: "tcp", Addr: "0.0.0.0.8.1", Owner: "x"}.Encode(&e)
+	rpcbArgs := append([]byte(nil), e.Bytes()...)
+	e.Reset()
+	portmap.Mapping{Prog: 100003, Vers: 3, Prot: 6, Port: 2049}.Encode(&e)
+	pmapArgs := append([]byte(nil), e.Bytes()...)
+	for proc := uint8(0); proc < 14; proc++ {
+		f.Add(uint8(2), proc, pmapArgs, true)
+		f.Add(uint8(4), proc, rpcbArgs, true)
+		f.Add(uint8(3), proc, []byte{}, false)
+	}
+	f.Fuzz(func(t *testing.T, vers, proc uint8, args []byte, loopback bool) {
+		v := 2 + uint32(vers)%3
+		p := NewPortmap(111)
+		_ = p.SetMappings(ServiceMappings(2049, 20048, true))
+		from := remoteCaller
+		if loopback {
+			from = loopbackCaller
+		}
+		req := &Request{Prog: portmap.Prog, Vers: v, Proc: uint32(proc), Addr: from, Net: "udp", Local: localV4, Args: xdr.NewDecoder(args)}
+		var res xdr.Encoder
+		st := p.Serve(context.Background(), req, &res)
+		switch st {
+		case StatusGarbage, StatusProcUnavail:
+			return
+		case StatusOK:
+		default:
+			t.Fatalf("status %+v", st)
+		}
+		d := xdr.NewDecoder(res.Bytes())
+		switch {
+		case proc == 0:
+		case proc == 1 || proc == 2:
+			d.Bool()
+		case v == 2 && proc == 3, v > 2 && proc == 6:
+			d.Uint32()
+		case v == 2 && proc == 4:
+			portmap.DecodeMappingList(d)
+		case v > 2 && (proc == 3 || proc == 9):
+			if s := d.String(portmap.MaxUaddr); s != "" {
+				if _, err := portmap.ParseUaddr(s); err != nil {
+					t.Fatalf("GETADDR returned %q: %v", s, err)
+				}
+			}
+		case v > 2 && proc == 4:
+			portmap.DecodeRPCBList(d)
+		case v == 4 && proc == 11:
+			portmap.DecodeEntryList(d)
+		default:
+			t.Fatalf("v%d proc %d succeeded", v, proc)
+		}
+		if err := d.Done(); err != nil {
+			t.Fatalf("v%d proc %d result: %v", v, proc, err)
+		}
+	})
 }
