@@ -113,14 +113,28 @@ func (f *FS) fillPlus(d *node, isRoot bool, e *DirEntry) bool {
 		}
 		return e.Attr != nil
 	}
-	fd, st, err := openChild(d, e.Name)
-	if err != nil {
+	// Two system calls per entry (fstatat, name_to_handle_at), no open:
+	// syscalls dominate READDIRPLUS. If the name is replaced between the
+	// two, the attributes may describe the replaced object; clients
+	// revalidate with GETATTR, and the handle is still one we issued for
+	// an object in this directory.
+	var st unix.Stat_t
+	if err := unix.Fstatat(d.pathFd, e.Name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 		return err != unix.ENOENT
 	}
-	e.Attr = f.attr(st)
+	e.Attr = f.attr(&st)
 	e.FileID = st.Ino
-	h, err := f.adopt(fd, st)
-	if err == nil {
+	if st.Dev != f.rootDev {
+		return true // a mount point inside the export: no handle
+	}
+	fh, _, err := unix.NameToHandleAt(d.pathFd, e.Name, 0)
+	if err != nil {
+		if err == unix.ENOENT {
+			return false
+		}
+		return true
+	}
+	if h, ok := f.encodeHandle(kernelFH{typ: fh.Type(), bytes: fh.Bytes()}); ok {
 		e.Handle = h
 	}
 	return true

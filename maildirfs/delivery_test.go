@@ -1,0 +1,109 @@
+package maildirfs_test
+
+import (
+	"crypto/rand"
+	"encoding/binary"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+
+	"github.com/mailnfs/mailnfs/maildirfs"
+	"github.com/mailnfs/mailnfs/maildirfs/mdtest"
+)
+
+// deliver runs the §7.6 delivery through the store: EXCLUSIVE create in
+// tmp/, SETATTR, FILE_SYNC write, rename into new/.
+func deliver(s *mdtest.Store, tmp, nw maildirfs.Handle, c maildirfs.Cred, uniq string, body []byte) error {
+	var verf [8]byte
+	rand.Read(verf[:])
+	h, _, _, err := s.Create(tmp, c, uniq, maildirfs.Exclusive, maildirfs.SetAttr{}, verf)
+	if err != nil {
+		return fmt.Errorf("create: %w", err)
+	}
+	mode := uint32(0o600)
+	if _, err := s.SetAttr(h, c, maildirfs.SetAttr{Mode: &mode, Atime: maildirfs.ServerTime, Mtime: maildirfs.ServerTime}, nil); err != nil {
+		return fmt.Errorf("setattr: %w", err)
+	}
+	n, committed, _, _, err := s.Write(h, c, 0, body, maildirfs.FileSync)
+	if err != nil || n != len(body) || committed != maildirfs.FileSync {
+		return fmt.Errorf("write: %d %v", n, err)
+	}
+	final := fmt.Sprintf("%s,S=%d", uniq, len(body))
+	if _, _, err := s.Rename(tmp, uniq, nw, final, c); err != nil {
+		return fmt.Errorf("rename: %w", err)
+	}
+	return nil
+}
+
+// TestConcurrentDeliveries: 16 deliverers into one new/; every message
+// arrives exactly once, tmp/ ends empty (Check at cleanup), and directory
+// syncs happened for every operation (coalesced or not).
+func TestConcurrentDeliveries(t *testing.T) {
+	s := mdtest.New(t)
+	tmp, nw := lookup(t, s, "Maildir", "tmp"), lookup(t, s, "Maildir", "new")
+	const workers, per = 16, 25
+	before := s.Stats()
+	var wg sync.WaitGroup
+	errs := make(chan error, workers*per)
+	for w := range workers {
+		wg.Go(func() {
+			for i := range per {
+				var r [8]byte
+				rand.Read(r[:])
+				uniq := fmt.Sprintf("1700000000.M%dP%dR%xQ%d.host", i, w, binary.BigEndian.Uint64(r[:]), i)
+				if err := deliver(s, tmp, nw, root, uniq, []byte(fmt.Sprintf("message %d/%d\n", w, i))); err != nil {
+					errs <- err
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	ents, err := os.ReadDir(filepath.Join(s.Dir, "Maildir/new"))
+	if err != nil || len(ents) != workers*per {
+		t.Fatalf("new/ has %d entries (%v), want %d", len(ents), err, workers*per)
+	}
+	st := s.Stats()
+	dirCalls := st.DirSyncCalls - before.DirSyncCalls
+	dirSyncs := st.DirSyncs - before.DirSyncs
+	// Per delivery: create (tmp) + rename (new, tmp) = 3 dir sync calls.
+	if dirCalls != 3*workers*per {
+		t.Fatalf("dir sync calls = %d, want %d", dirCalls, 3*workers*per)
+	}
+	if dirSyncs == 0 || dirSyncs > dirCalls {
+		t.Fatalf("dir syncs = %d for %d calls", dirSyncs, dirCalls)
+	}
+	t.Logf("%d dir sync calls served by %d fsyncs; %d file sync calls by %d fsyncs",
+		dirCalls, dirSyncs, st.FileSyncCalls-before.FileSyncCalls, st.FileSyncs-before.FileSyncs)
+}
+
+// BenchmarkDeliver32 measures 32 concurrent deliverers into one new/.
+func BenchmarkDeliver32(b *testing.B) {
+	s := mdtest.New(b)
+	s.SkipCheck = false
+	tmp, nw := lookup(b, s, "Maildir", "tmp"), lookup(b, s, "Maildir", "new")
+	body := make([]byte, 4096)
+	var seq sync.Mutex
+	n := 0
+	b.SetParallelism(16) // 2 cores x 16 = 32 goroutines
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			seq.Lock()
+			n++
+			i := n
+			seq.Unlock()
+			if err := deliver(s, tmp, nw, root, fmt.Sprintf("1700000000.M%dP1.bench", i), body); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	st := s.Stats()
+	b.ReportMetric(float64(st.SyncCalls)/float64(max(st.SyncBatches, 1)), "syncs/fsync")
+}

@@ -1,0 +1,148 @@
+package maildirfs_test
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"os"
+	"path/filepath"
+	"syscall"
+	"testing"
+
+	"github.com/mailnfs/mailnfs/maildirfs"
+	"github.com/mailnfs/mailnfs/maildirfs/mdtest"
+	"golang.org/x/sys/unix"
+)
+
+// TestNoEscape plants symlinks that point outside the export and tries
+// every way through them; the outside file must stay untouched and
+// unread.
+func TestNoEscape(t *testing.T) {
+	s := mdtest.New(t)
+	outsideDir := t.TempDir()
+	secret := filepath.Join(outsideDir, "secret")
+	if err := os.WriteFile(secret, []byte("SECRET"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	rel, err := filepath.Rel(s.Dir, outsideDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, target := range map[string]string{
+		"abs":     outsideDir,
+		"absfile": secret,
+		"rel":     rel,
+		"relfile": filepath.Join(rel, "secret"),
+		"dotdot":  "../../../../../../../../..",
+	} {
+		if err := os.Symlink(target, filepath.Join(s.Dir, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := s.Root()
+	for _, name := range []string{"abs", "absfile", "rel", "relfile", "dotdot"} {
+		h, a, _, err := s.Lookup(r, root, name)
+		if err != nil || a.Type != maildirfs.TypeLnk {
+			t.Fatalf("%s: lookup gives %v %+v, want the symlink itself", name, err, a)
+		}
+		if _, _, _, err := s.Lookup(h, root, "secret"); !errors.Is(err, syscall.ENOTDIR) {
+			t.Errorf("%s: lookup through symlink: %v", name, err)
+		}
+		if _, _, _, err := s.Read(h, root, 0, make([]byte, 10)); err == nil {
+			t.Errorf("%s: read through symlink succeeded", name)
+		}
+		if _, _, _, _, err := s.Write(h, root, 0, []byte("pwned"), maildirfs.FileSync); err == nil {
+			t.Errorf("%s: write through symlink succeeded", name)
+		}
+		if _, _, _, err := s.Create(r, root, name, maildirfs.Unchecked, maildirfs.SetAttr{Size: u64(0)}, [8]byte{}); !errors.Is(err, syscall.EEXIST) {
+			t.Errorf("%s: unchecked create over symlink: %v", name, err)
+		}
+		if _, _, _, err := s.Create(h, root, "secret", maildirfs.Unchecked, maildirfs.SetAttr{Size: u64(0)}, [8]byte{}); !errors.Is(err, syscall.ENOTDIR) {
+			t.Errorf("%s: create inside symlink: %v", name, err)
+		}
+		if _, err := s.SetAttr(h, root, maildirfs.SetAttr{Mode: u32(0o777), Size: nil}, nil); err != nil {
+			t.Errorf("%s: chmod symlink: %v", name, err)
+		}
+		if _, err := s.LookupPath(root, name+"/secret"); err == nil {
+			t.Errorf("%s: LookupPath followed the symlink", name)
+		}
+		if _, err := s.LookupPath(root, name); !errors.Is(err, syscall.ENOTDIR) {
+			t.Errorf("%s: LookupPath of symlink: %v", name, err)
+		}
+		if _, _, err := s.Link(h, r, name+"-link", root); err != nil {
+			t.Errorf("%s: link of symlink: %v", name, err)
+		}
+		if _, _, err := s.ReadDir(h, root, 0, false, func(*maildirfs.DirEntry) bool { return true }); !errors.Is(err, syscall.ENOTDIR) {
+			t.Errorf("%s: readdir symlink: %v", name, err)
+		}
+	}
+	// ".." chains never leave the root.
+	h := r
+	for range 5 {
+		h, _, _, err = s.Lookup(h, root, "..")
+		if err != nil || !bytes.Equal(h, r) {
+			t.Fatalf(".. from root: %v", err)
+		}
+	}
+	// Renaming onto a symlink replaces the link, not its target.
+	create(t, s, r, root, "payload", []byte("pwned"))
+	if _, _, err := s.Rename(r, "payload", r, "absfile", root); err != nil {
+		t.Fatal(err)
+	}
+	// A handle crafted for the outside file with a wrong MAC.
+	fh, _, err := unix.NameToHandleAt(unix.AT_FDCWD, secret, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	forged := []byte{1}
+	forged = binary.BigEndian.AppendUint32(forged, 0)
+	forged = append(forged, byte(fh.Type()))
+	forged = append(forged, fh.Bytes()...)
+	forged = append(forged, make([]byte, 16)...)
+	if _, err := s.Getattr(forged); !errors.Is(err, maildirfs.ErrBadHandle) {
+		t.Fatalf("forged handle: %v", err)
+	}
+	// Splice the outside kernel handle into a genuine handle's MAC.
+	good := r
+	spliced := append(append(append([]byte(nil), good[:5]...), byte(fh.Type())), fh.Bytes()...)
+	spliced = append(spliced, good[len(good)-16:]...)
+	if _, err := s.Getattr(spliced); !errors.Is(err, maildirfs.ErrBadHandle) {
+		t.Fatalf("spliced handle: %v", err)
+	}
+	got, err := os.ReadFile(secret)
+	if err != nil || string(got) != "SECRET" {
+		t.Fatalf("outside file changed: %q %v", got, err)
+	}
+	fi, err := os.Stat(secret)
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("outside file mode changed: %v", fi.Mode())
+	}
+	if fi, err := os.Stat(outsideDir); err != nil || fi.Mode().Perm() == 0o777 {
+		t.Fatalf("outside dir mode changed")
+	}
+}
+
+// TestHandleKeyPersists: the key file is created 0600 and reused.
+func TestHandleKeyPersists(t *testing.T) {
+	s := mdtest.New(t)
+	fi, err := os.Stat(filepath.Join(s.StateDir, "maildirfs-handle.key"))
+	if err != nil || fi.Mode().Perm() != 0o600 || fi.Size() != 32 {
+		t.Fatalf("key file: %v %v", err, fi)
+	}
+	r1, fsid := s.Root(), s.FSID()
+	s.Reopen(t)
+	if !bytes.Equal(r1, s.Root()) || fsid != s.FSID() {
+		t.Fatal("root handle or fsid changed across restart")
+	}
+	other, err := maildirfs.Open(s.Dir, maildirfs.Options{StateDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	if _, err := other.Getattr(r1); !errors.Is(err, maildirfs.ErrBadHandle) {
+		t.Fatalf("handle under another key: %v", err)
+	}
+	if _, err := maildirfs.Open(s.Dir, maildirfs.Options{}); err == nil {
+		t.Fatal("Open without StateDir succeeded")
+	}
+}
