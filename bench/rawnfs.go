@@ -26,6 +26,9 @@ type RawOptions struct {
 	// Unstable writes messages with UNSTABLE WRITEs followed by one COMMIT
 	// (rewriting if the write verifier changed) instead of FILE_SYNC WRITEs.
 	Unstable bool
+	// DirCount and MaxCount are READDIRPLUS's budgets. Zero: 64 KiB and
+	// 256 KiB (servers cap them at their own limits).
+	DirCount, MaxCount uint32
 }
 
 // RawDialer returns a Dialer for the bench's own minimal NFSv3 client: one
@@ -341,7 +344,13 @@ func (s *rawSession) ListPlus(ctx context.Context, dir string) (int, error) {
 		return 0, err
 	}
 	n := 0
-	a := nfs3.ReaddirplusArgs{Dir: fh, DirCount: 64 << 10, MaxCount: 256 << 10}
+	a := nfs3.ReaddirplusArgs{Dir: fh, DirCount: s.opts.DirCount, MaxCount: s.opts.MaxCount}
+	if a.DirCount == 0 {
+		a.DirCount = 64 << 10
+	}
+	if a.MaxCount == 0 {
+		a.MaxCount = 256 << 10
+	}
 	for calls := 0; ; calls++ {
 		if calls > 10_000_000 {
 			return n, errors.New("READDIRPLUS: no end in sight")

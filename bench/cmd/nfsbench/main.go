@@ -49,8 +49,8 @@ func main() {
 
 // dialers are the Session implementations -client chooses from; unstable
 // selects UNSTABLE WRITE + COMMIT where the client lets the caller choose.
-var dialers = map[string]func(unstable bool) bench.Dialer{
-	"raw": func(unstable bool) bench.Dialer { return bench.RawDialer(bench.RawOptions{Unstable: unstable}) },
+var dialers = map[string]func(o bench.RawOptions) bench.Dialer{
+	"raw": bench.RawDialer,
 }
 
 // clientNames describe the -client choices in the report.
@@ -65,6 +65,8 @@ func step(args []string) error {
 	fs := flag.NewFlagSet("step", flag.ContinueOnError)
 	client := fs.String("client", "raw", "NFS client implementation")
 	write := fs.String("write", "filesync", "how the raw client writes: filesync or unstable (+COMMIT)")
+	dircount := fs.Uint("dircount", 0, "raw client: READDIRPLUS dircount (0: 64 KiB)")
+	maxcount := fs.Uint("maxcount", 0, "raw client: READDIRPLUS maxcount (0: 256 KiB)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -72,7 +74,7 @@ func step(args []string) error {
 	if !ok {
 		return fmt.Errorf("unknown -client %q", *client)
 	}
-	dial := mk(*write == "unstable")
+	dial := mk(bench.RawOptions{Unstable: *write == "unstable", DirCount: uint32(*dircount), MaxCount: uint32(*maxcount)})
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	return bench.ServeStep(ctx, os.Stdin, os.Stdout, dial)
@@ -88,6 +90,8 @@ func run(args []string) (int, error) {
 	count := fs.Int("count", 0, "deliveries per step instead of -duration (0: use -duration)")
 	size := fs.String("size", "4096", "message size in bytes, or \"mix\" for a mail-like size mix (median ~2.3 KiB, tail to 1 MiB)")
 	write := fs.String("write", "filesync", "raw client: FILE_SYNC WRITEs (filesync) or UNSTABLE WRITEs + COMMIT (unstable)")
+	dircount := fs.Uint("dircount", 0, "raw client: READDIRPLUS dircount (0: 64 KiB)")
+	maxcount := fs.Uint("maxcount", 0, "raw client: READDIRPLUS maxcount (0: 256 KiB)")
 	mailboxes := fs.Int("mailboxes", 8, "Maildirs per delivery step")
 	rounds := fs.Int("rounds", 1, "repeat the interleaved delivery sequence this many times")
 	list := fs.Int("list", 100_000, "entries of the directory listed with READDIRPLUS (negative: skip)")
@@ -143,7 +147,8 @@ func run(args []string) (int, error) {
 		return 2, err
 	}
 	cfg := bench.Config{
-		Driver:        []string{self, "step", "-client", *client, "-write", *write},
+		Driver: []string{self, "step", "-client", *client, "-write", *write,
+			"-dircount", strconv.FormatUint(uint64(*dircount), 10), "-maxcount", strconv.FormatUint(uint64(*maxcount), 10)},
 		Concurrencies: cs, Duration: *duration, Count: *count, Size: msgSize,
 		Mailboxes: *mailboxes, Rounds: *rounds, ListEntries: *list, ListPasses: *listPasses,
 		CensusCount: *census, UID: uint32(*uid), GID: uint32(*gid), SharedSession: *shared,
