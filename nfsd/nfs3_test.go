@@ -50,7 +50,7 @@ func (a *n3Auth) Authorize(req *Request, h []byte) (Access, error) {
 
 // n3Env calls NFS3.Serve directly with encoded arguments.
 type n3Env struct {
-	t    *testing.T
+	t    testing.TB
 	n    *NFS3
 	auth *n3Auth
 	st   *mdtest.Store // export 1
@@ -58,7 +58,9 @@ type n3Env struct {
 	cred *rpc.AuthSysParms
 }
 
-func newN3Env(t *testing.T) *n3Env {
+func newN3Env(t *testing.T) *n3Env { return newN3EnvTB(t) }
+
+func newN3EnvTB(t testing.TB) *n3Env {
 	t.Helper()
 	st := mdtest.NewOpts(t, maildirfs.Options{ExportID: 1})
 	auth := &n3Auth{exports: map[uint32]*n3Export{1: {store: st}}}
