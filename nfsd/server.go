@@ -94,7 +94,8 @@ type Server struct {
 	// version before the Program serves it (and before the duplicate
 	// request cache is consulted). A zero Status lets the call through; any
 	// other Status (Accept, Auth or Drop) is the answer and the Program is
-	// not called. Gate runs on a worker and must be safe for concurrent use.
+	// not called. Gate runs on a worker and must be safe for concurrent use;
+	// it must not read req.Args, which belong to the Program.
 	Gate func(req *Request) Status
 
 	initOnce sync.Once

@@ -6,8 +6,10 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"log/slog"
 	"net"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -33,6 +35,7 @@ const (
 	procWhoami = 8  // -> uint32 uid (or 0xffffffff without AUTH_SYS), string net
 	procBig    = 9  // uint32 n -> opaque of n bytes
 	procWait   = 10 // idempotent: waits for release -> void
+	procAddr   = 11 // -> string client addr:port, string local addr:port
 )
 
 type testProg struct {
@@ -119,6 +122,9 @@ func (p *testProg) Serve(ctx context.Context, req *Request, res *xdr.Encoder) St
 		}
 		res.Uint32(uid)
 		res.String(req.Net)
+	case procAddr:
+		res.String(req.Addr.String())
+		res.String(req.Local.String())
 	case procBig:
 		n := d.Uint32()
 		if d.Done() != nil || n > 1<<20 {
@@ -837,5 +843,98 @@ func BenchmarkServePipelined(b *testing.B) {
 			b.Fatal(err)
 		}
 		<-sent
+	}
+}
+
+func TestRequestAddresses(t *testing.T) {
+	for _, network := range []string{"127.0.0.1", "[::1]"} {
+		t.Run(network, func(t *testing.T) {
+			ln, err := net.Listen("tcp", network+":0")
+			if err != nil {
+				t.Skipf("no %s: %v", network, err)
+			}
+			s := newServer(newTestProg())
+			served := make(chan error, 1)
+			go func() { served <- s.Serve(ln) }()
+			defer func() {
+				s.Shutdown(context.Background())
+				<-served
+			}()
+			tc := dial(t, ln.Addr().String())
+			body := successBody(t, tc.call(testCall(1, procAddr, nil)), 1)
+			d := xdr.NewDecoder(body)
+			remote, local := d.String(100), d.String(100)
+			if d.Done() != nil || remote != tc.c.LocalAddr().String() || local != tc.c.RemoteAddr().String() {
+				t.Errorf("server saw %s -> %s; client is %s -> %s", remote, local, tc.c.LocalAddr(), tc.c.RemoteAddr())
+			}
+		})
+	}
+}
+
+// logRecords is a slog.Handler that keeps what it is given.
+type logRecords struct {
+	mu    sync.Mutex
+	attrs []slog.Attr
+	recs  *[]logRecord
+}
+
+type logRecord struct {
+	level slog.Level
+	msg   string
+	attrs map[string]string
+}
+
+func (h *logRecords) Enabled(context.Context, slog.Level) bool { return true }
+func (h *logRecords) WithAttrs(as []slog.Attr) slog.Handler {
+	return &logRecords{attrs: append(append([]slog.Attr{}, h.attrs...), as...), recs: h.recs}
+}
+func (h *logRecords) WithGroup(string) slog.Handler { return h }
+func (h *logRecords) Handle(_ context.Context, r slog.Record) error {
+	rec := logRecord{level: r.Level, msg: r.Message, attrs: map[string]string{}}
+	for _, a := range h.attrs {
+		rec.attrs[a.Key] = a.Value.String()
+	}
+	r.Attrs(func(a slog.Attr) bool {
+		rec.attrs[a.Key] = a.Value.String()
+		return true
+	})
+	logMu.Lock()
+	*h.recs = append(*h.recs, rec)
+	logMu.Unlock()
+	return nil
+}
+
+var logMu sync.Mutex
+
+func TestPanicLoggedOnceWithRequestAttrs(t *testing.T) {
+	var recs []logRecord
+	s := &Server{Logger: slog.New(&logRecords{recs: &recs})}
+	s.Register(newTestProg())
+	tc := dial(t, startTCP(t, s))
+	tc.call(testCall(0x51, procPanic, nil))
+	logMu.Lock()
+	defer logMu.Unlock()
+	var errs []logRecord
+	for _, r := range recs {
+		if r.level >= slog.LevelError {
+			errs = append(errs, r)
+		}
+	}
+	if len(errs) != 1 {
+		t.Fatalf("%d error records, want 1: %+v", len(errs), errs)
+	}
+	a := errs[0].attrs
+	if a["xid"] != "81" || a["conn"] == "" || a["remote"] == "" || !strings.Contains(a["stack"], "testProg") {
+		t.Errorf("panic record attrs %v", a)
+	}
+	// Debug tracing records each call and reply, with the xid.
+	var traced int
+	for _, r := range recs {
+		if r.level == slog.LevelDebug && r.attrs["xid"] == "81" {
+			traced++
+		}
+	}
+	if traced < 2 {
+		t.Errorf("%d debug records for the call, want call and reply", traced)
 	}
 }

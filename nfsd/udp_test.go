@@ -71,6 +71,10 @@ func TestServeUDP(t *testing.T) {
 	if !bytes.Equal(body[4:], opaqueArg([]byte("udp"))) {
 		t.Errorf("Request.Net: %x", body)
 	}
+	body = successBody(t, udpCall(t, c, testCall(22, procAddr, nil)), 22)
+	if want := append(opaqueArg([]byte(c.LocalAddr().String())), opaqueArg([]byte(c.RemoteAddr().String()))...); !bytes.Equal(body, want) {
+		t.Errorf("addresses %q, want %q", body, want)
+	}
 	if got, want := udpCall(t, c, callMsg(3, testProgNum, 9, 0, rpc.OpaqueAuth{}, nil)),
 		wordsBytes(3, 1, 0, 0, 0, uint32(rpc.ProgMismatch), 1, 2); !bytes.Equal(got, want) {
 		t.Errorf("prog mismatch %v", words(got))
