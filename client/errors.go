@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"syscall"
 
+	"github.com/mailnfs/mailnfs/internal/nfs3"
 	"github.com/mailnfs/mailnfs/internal/rpc"
 )
 
@@ -22,106 +23,50 @@ type Error struct {
 	Proc   uint32 // procedure number
 	Op     string // procedure name, e.g. "LOOKUP"
 	Path   string // name or path involved, when known
-	Status uint32 // nfsstat3 or mountstat3; 0 when RPC is set
+	Status Status // nfsstat3, or a mountstat3 value for MOUNT calls; 0 when RPC is set
 	RPC    *rpc.ReplyError
 }
 
-// NFSv3 status codes (RFC 1813 §2.6) that the client inspects.
+// Status is an NFSv3 status (nfsstat3, RFC 1813 §2.6).
+type Status = nfs3.Status
+
+// NFSv3 status codes that callers commonly inspect.
 const (
-	NFS3OK             = 0
-	NFS3ErrPerm        = 1
-	NFS3ErrNoEnt       = 2
-	NFS3ErrIO          = 5
-	NFS3ErrNXIO        = 6
-	NFS3ErrAcces       = 13
-	NFS3ErrExist       = 17
-	NFS3ErrXDev        = 18
-	NFS3ErrNoDev       = 19
-	NFS3ErrNotDir      = 20
-	NFS3ErrIsDir       = 21
-	NFS3ErrInval       = 22
-	NFS3ErrFBig        = 27
-	NFS3ErrNoSpc       = 28
-	NFS3ErrROFS        = 30
-	NFS3ErrMLink       = 31
-	NFS3ErrNameTooLong = 63
-	NFS3ErrNotEmpty    = 66
-	NFS3ErrDQuot       = 69
-	NFS3ErrStale       = 70
-	NFS3ErrRemote      = 71
-	NFS3ErrBadHandle   = 10001
-	NFS3ErrNotSync     = 10002
-	NFS3ErrBadCookie   = 10003
-	NFS3ErrNotSupp     = 10004
-	NFS3ErrTooSmall    = 10005
-	NFS3ErrServerFault = 10006
-	NFS3ErrBadType     = 10007
-	NFS3ErrJukebox     = 10008
+	NFS3OK             = nfs3.StatusOK
+	NFS3ErrPerm        = nfs3.StatusPerm
+	NFS3ErrNoEnt       = nfs3.StatusNoEnt
+	NFS3ErrIO          = nfs3.StatusIO
+	NFS3ErrAcces       = nfs3.StatusAcces
+	NFS3ErrExist       = nfs3.StatusExist
+	NFS3ErrNotDir      = nfs3.StatusNotDir
+	NFS3ErrIsDir       = nfs3.StatusIsDir
+	NFS3ErrInval       = nfs3.StatusInval
+	NFS3ErrNoSpc       = nfs3.StatusNoSpc
+	NFS3ErrROFS        = nfs3.StatusROFS
+	NFS3ErrNameTooLong = nfs3.StatusNameTooLong
+	NFS3ErrNotEmpty    = nfs3.StatusNotEmpty
+	NFS3ErrDQuot       = nfs3.StatusDQuot
+	NFS3ErrStale       = nfs3.StatusStale
+	NFS3ErrBadHandle   = nfs3.StatusBadHandle
+	NFS3ErrNotSync     = nfs3.StatusNotSync
+	NFS3ErrBadCookie   = nfs3.StatusBadCookie
+	NFS3ErrNotSupp     = nfs3.StatusNotSupp
+	NFS3ErrTooSmall    = nfs3.StatusTooSmall
+	NFS3ErrServerFault = nfs3.StatusServerFault
+	NFS3ErrJukebox     = nfs3.StatusJukebox
 )
 
-var statusNames = map[uint32]string{
-	NFS3OK: "NFS3_OK", NFS3ErrPerm: "NFS3ERR_PERM", NFS3ErrNoEnt: "NFS3ERR_NOENT",
-	NFS3ErrIO: "NFS3ERR_IO", NFS3ErrNXIO: "NFS3ERR_NXIO", NFS3ErrAcces: "NFS3ERR_ACCES",
-	NFS3ErrExist: "NFS3ERR_EXIST", NFS3ErrXDev: "NFS3ERR_XDEV", NFS3ErrNoDev: "NFS3ERR_NODEV",
-	NFS3ErrNotDir: "NFS3ERR_NOTDIR", NFS3ErrIsDir: "NFS3ERR_ISDIR", NFS3ErrInval: "NFS3ERR_INVAL",
-	NFS3ErrFBig: "NFS3ERR_FBIG", NFS3ErrNoSpc: "NFS3ERR_NOSPC", NFS3ErrROFS: "NFS3ERR_ROFS",
-	NFS3ErrMLink: "NFS3ERR_MLINK", NFS3ErrNameTooLong: "NFS3ERR_NAMETOOLONG",
-	NFS3ErrNotEmpty: "NFS3ERR_NOTEMPTY", NFS3ErrDQuot: "NFS3ERR_DQUOT", NFS3ErrStale: "NFS3ERR_STALE",
-	NFS3ErrRemote: "NFS3ERR_REMOTE", NFS3ErrBadHandle: "NFS3ERR_BADHANDLE",
-	NFS3ErrNotSync: "NFS3ERR_NOT_SYNC", NFS3ErrBadCookie: "NFS3ERR_BAD_COOKIE",
-	NFS3ErrNotSupp: "NFS3ERR_NOTSUPP", NFS3ErrTooSmall: "NFS3ERR_TOOSMALL",
-	NFS3ErrServerFault: "NFS3ERR_SERVERFAULT", NFS3ErrBadType: "NFS3ERR_BADTYPE",
-	NFS3ErrJukebox: "NFS3ERR_JUKEBOX",
-}
-
 // statusErrno maps the nfsstat3 values that share an errno number.
-func statusErrno(s uint32) (syscall.Errno, bool) {
-	switch s {
-	case NFS3ErrPerm, NFS3ErrNoEnt, NFS3ErrIO, NFS3ErrNXIO, NFS3ErrAcces, NFS3ErrExist,
-		NFS3ErrXDev, NFS3ErrNoDev, NFS3ErrNotDir, NFS3ErrIsDir, NFS3ErrInval, NFS3ErrFBig,
-		NFS3ErrNoSpc, NFS3ErrROFS, NFS3ErrMLink, NFS3ErrNameTooLong, NFS3ErrNotEmpty,
-		NFS3ErrDQuot, NFS3ErrStale, NFS3ErrRemote:
-		return syscall.Errno(s), true
-	case NFS3ErrNotSupp:
+func statusErrno(s Status) (syscall.Errno, bool) {
+	switch {
+	case s == NFS3ErrNotSupp:
 		return syscall.ENOTSUP, true
-	case NFS3ErrBadHandle:
+	case s == NFS3ErrBadHandle:
 		return syscall.EBADF, true
+	case s > 0 && s < 100:
+		return syscall.Errno(s), true
 	}
 	return 0, false
-}
-
-// StatusName returns the symbolic name of an nfsstat3.
-func StatusName(s uint32) string {
-	if n, ok := statusNames[s]; ok {
-		return n
-	}
-	return fmt.Sprintf("nfsstat3(%d)", s)
-}
-
-func mountStatusName(s uint32) string {
-	switch s {
-	case 0:
-		return "MNT3_OK"
-	case 1:
-		return "MNT3ERR_PERM"
-	case 2:
-		return "MNT3ERR_NOENT"
-	case 5:
-		return "MNT3ERR_IO"
-	case 13:
-		return "MNT3ERR_ACCES"
-	case 20:
-		return "MNT3ERR_NOTDIR"
-	case 22:
-		return "MNT3ERR_INVAL"
-	case 63:
-		return "MNT3ERR_NAMETOOLONG"
-	case 10004:
-		return "MNT3ERR_NOTSUPP"
-	case 10006:
-		return "MNT3ERR_SERVERFAULT"
-	}
-	return fmt.Sprintf("mountstat3(%d)", s)
 }
 
 func (e *Error) Error() string {
@@ -136,9 +81,9 @@ func (e *Error) Error() string {
 		return "client: " + op + ": " + e.RPC.Error()
 	}
 	if e.Prog == rpc.ProgMount {
-		return "client: " + op + ": " + mountStatusName(e.Status)
+		return "client: " + op + ": " + nfs3.MountStat(e.Status).String()
 	}
-	return "client: " + op + ": " + StatusName(e.Status)
+	return "client: " + op + ": " + e.Status.String()
 }
 
 // Unwrap returns the RPC-level error, if any, so errors.As finds an
@@ -175,7 +120,7 @@ func (e *Error) Is(target error) bool {
 }
 
 // IsStatus reports whether err is an *Error with NFS status s.
-func IsStatus(err error, s uint32) bool {
+func IsStatus(err error, s Status) bool {
 	var e *Error
 	return errors.As(err, &e) && e.RPC == nil && e.Status == s
 }
