@@ -158,7 +158,9 @@ func StartServer(ctx context.Context, opts ServerOptions) (_ *Server, err error)
 
 func (s *Server) startMailnfsd(ctx context.Context, opts ServerOptions) error {
 	exports := filepath.Join(s.Dir, "exports")
-	if err := os.WriteFile(exports, []byte(s.Export+"\n"), 0o644); err != nil {
+	// Linux exports(5) syntax: read-write for loopback (the namespace has
+	// nothing else), root not squashed like the other servers.
+	if err := os.WriteFile(exports, []byte(s.Export+" 127.0.0.0/8(rw,no_root_squash)\n"), 0o644); err != nil {
 		return err
 	}
 	state := filepath.Join(s.Dir, "state")
@@ -168,7 +170,7 @@ func (s *Server) startMailnfsd(ctx context.Context, opts ServerOptions) error {
 	p, err := s.start("mailnfsd", s.NS.Command(ctx, opts.Bin,
 		"-exports", exports, "-listen", "127.0.0.1",
 		"-nfs-port", strconv.Itoa(nfsPort), "-mount-port", strconv.Itoa(nfsPort),
-		"-portmap-port", strconv.Itoa(portmapPort), "-state-dir", state))
+		"-portmap-port", strconv.Itoa(portmapPort), "-state-dir", state, "-log-level", "warn"))
 	if err != nil {
 		return err
 	}
