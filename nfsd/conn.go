@@ -294,8 +294,10 @@ func (c *conn) call(buf *[]byte) {
 // abortWith aborts the connection recording why.
 func (c *conn) abortWith(err error) {
 	c.closeOnce.Do(func() {
-		c.cancel(err)
+		// Close first: a call that stops on the cancelled context must
+		// not get its (failure) reply out.
 		c.nc.Close()
+		c.cancel(err)
 	})
 }
 

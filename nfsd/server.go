@@ -337,7 +337,8 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		return nil
 	case <-ctx.Done():
 	}
-	s.cancel()
+	// Close the sockets before cancelling the calls, so that calls that
+	// give up send no replies.
 	s.mu.Lock()
 	for c := range s.mu.conns {
 		c.abort()
@@ -346,6 +347,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		pc.Close()
 	}
 	s.mu.Unlock()
+	s.cancel()
 	return ctx.Err()
 }
 
