@@ -733,3 +733,41 @@ func FuzzPortmapServe(f *testing.F) {
 		}
 	})
 }
+
+// TestPortmapSetRetransmit checks that a retransmitted SET (same XID, over
+// UDP) gets the original TRUE from the server's duplicate request cache,
+// not FALSE for "already registered".
+func TestPortmapSetRetransmit(t *testing.T) {
+	p := NewPortmap(111)
+	ln, pc := listenLoopback(t, 0)
+	_, udpAddr := servePortmap(t, p, ln, pc)
+	conn, err := net.Dial("udp", udpAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	var e xdr.Encoder
+	rpc.CallHeader{XID: 0x5e7, Prog: portmap.Prog, Vers: portmap.V2, Proc: portmap.PmapProcSet}.Encode(&e)
+	portmap.Mapping{Prog: 100099, Vers: 1, Prot: portmap.IPProtoUDP, Port: 999}.Encode(&e)
+	buf := make([]byte, 1024)
+	for i := range 2 {
+		if _, err := conn.Write(e.Bytes()); err != nil {
+			t.Fatal(err)
+		}
+		_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		n, err := conn.Read(buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d := xdr.NewDecoder(buf[:n])
+		if xid, err := rpc.DecodeReply(d); err != nil || xid != 0x5e7 {
+			t.Fatalf("reply %d: xid %#x, %v", i, xid, err)
+		}
+		if ok := d.Bool(); !ok || d.Done() != nil {
+			t.Fatalf("reply %d to SET = %v (%v), want TRUE", i, ok, d.Done())
+		}
+	}
+	if got := pmGetPort(t, p, 100099, 1, portmap.IPProtoUDP); got != 999 {
+		t.Fatalf("GETPORT = %d", got)
+	}
+}

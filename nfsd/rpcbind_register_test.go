@@ -292,3 +292,17 @@ func pmWaitFor(t *testing.T, ctx context.Context, cond func() bool) {
 		}
 	}
 }
+
+// TestRpcbindClientTargets checks where the zero client looks: the AF_LOCAL
+// socket first (Linux rpcbind takes SET only there), then loopback TCP.
+func TestRpcbindClientTargets(t *testing.T) {
+	got := (&RpcbindClient{}).targets()
+	want := []target{{"unix", "/run/rpcbind.sock"}, {"tcp", "127.0.0.1:111"}}
+	if !slices.Equal(got, want) {
+		t.Fatalf("targets = %v, want %v", got, want)
+	}
+	got = (&RpcbindClient{Network: "udp", Address: "127.0.0.1:1111"}).targets()
+	if !slices.Equal(got, []target{{"udp", "127.0.0.1:1111"}}) {
+		t.Fatalf("targets = %v", got)
+	}
+}
