@@ -64,12 +64,20 @@
 //
 // Open objects live in a bounded LRU cache (Options.MaxOpenNodes) of nodes
 // keyed by kernel handle; a node holds an O_PATH fd plus, when needed, an
-// fd for I/O, and is closed only when unused. Lock order: nodeCache.mu is
-// a leaf; node.dirMu (directory cursor: lseek+getdents) may be held while
-// taking nodeCache.mu and node.ioMu; syncer.mu is a leaf. No lock is held
-// across fsync except a node's own syncer state (not its mutex).
+// fd for I/O and up to four directory cursors (fds whose offset is a
+// READDIR position), and is closed only when unused.
+//
+// Lock order: dirCursor.mu (held for a whole ReadDir call, including the
+// emit callbacks) -> node.curMu, node.ioMu, nodeCache.mu, syncer.mu, each of
+// which is a leaf taken without holding another. No mutex is held across an
+// fsync (the syncer releases its mutex while the leader syncs). The emit
+// callback of ReadDir must not call ReadDir on the same directory more than
+// three times concurrently (it would wait for its own cursor).
 //
 // # Caveats
+//
+// Another filesystem mounted inside the export is not crossed: Lookup of
+// its mount point fails with EXDEV and READDIRPLUS omits its handle.
 //
 // READDIR cookies are the filesystem's d_off values: ext4 hash cookies are
 // stable across changes and restarts; a listing concurrent with renames

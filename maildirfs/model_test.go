@@ -30,7 +30,7 @@ type mobj struct {
 func (m *model) children(p string) []string {
 	var out []string
 	for q := range m.tree {
-		if q != "" && path.Dir("/"+q)[1:] == p {
+		if q != "" && path.Dir("/" + q)[1:] == p {
 			out = append(out, q)
 		}
 	}

@@ -21,7 +21,9 @@ type node struct {
 	ioWritable bool
 	oldFds     []int // replaced ioFds, closed with the node; guarded by ioMu
 
-	dirMu sync.Mutex // makes lseek+getdents on ioFd atomic (directories)
+	curMu   sync.Mutex   // guards curs
+	curs    []*dirCursor // open directory cursors, at most maxDirCursors
+	nextCur int          // round robin when all are busy; guarded by curMu
 
 	sync syncer // group commit of fsyncs of ioFd
 
@@ -171,6 +173,10 @@ func (n *node) close() {
 		unix.Close(n.ioFd)
 		n.ioFd = -1
 	}
+	for _, c := range n.curs {
+		unix.Close(c.fd)
+	}
+	n.curs = nil
 	for _, fd := range n.oldFds {
 		unix.Close(fd)
 	}
@@ -224,4 +230,48 @@ func (f *FS) io(n *node, needWrite bool) (int, error) {
 	}
 	n.ioFd, n.ioWritable = fd, writable
 	return fd, nil
+}
+
+// maxDirCursors bounds the open directory fds per directory node, so that
+// concurrent READDIRs of one big directory do not all queue on one fd.
+const maxDirCursors = 4
+
+// dirCursor is one directory fd whose file offset is the READDIR position;
+// mu makes lseek+getdents atomic.
+type dirCursor struct {
+	mu sync.Mutex
+	fd int
+}
+
+// cursor returns a locked cursor of directory n: a free one, a new one if
+// fewer than maxDirCursors exist, else (round robin) a busy one after
+// waiting for it. The caller unlocks c.mu.
+func (f *FS) cursor(n *node) (*dirCursor, error) {
+	n.curMu.Lock()
+	for _, c := range n.curs {
+		if c.mu.TryLock() {
+			n.curMu.Unlock()
+			return c, nil
+		}
+	}
+	if len(n.curs) < maxDirCursors {
+		fd, err := unix.OpenByHandleAt(f.rootFd, unix.NewFileHandle(n.kfh.typ, n.kfh.bytes), unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC)
+		if err != nil {
+			n.curMu.Unlock()
+			if err == unix.ESTALE {
+				return nil, ErrStale
+			}
+			return nil, err
+		}
+		c := &dirCursor{fd: fd}
+		c.mu.Lock()
+		n.curs = append(n.curs, c)
+		n.curMu.Unlock()
+		return c, nil
+	}
+	c := n.curs[n.nextCur%len(n.curs)]
+	n.nextCur++
+	n.curMu.Unlock()
+	c.mu.Lock()
+	return c, nil
 }

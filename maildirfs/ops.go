@@ -334,7 +334,9 @@ func (f *FS) SetAttr(h Handle, c Cred, s SetAttr, guardCtime *time.Time) (Wcc, e
 		wcc.After = f.postAttr(n)
 		return wcc, err
 	}
-	err = f.syncNode(n)
+	if s.Mode != nil || s.UID != nil || s.GID != nil || s.Size != nil || s.Atime != DontChange || s.Mtime != DontChange {
+		err = f.syncNode(n)
+	}
 	wcc.After = f.postAttr(n)
 	return wcc, err
 }

@@ -32,16 +32,16 @@ func (f *FS) ReadDir(dir Handle, c Cred, cookie uint64, plus bool, emit func(e *
 	case cookie > 1<<63-1:
 		return false, f.attr(dst), ErrBadCookie
 	}
-	fd, err := f.io(d, false)
+	cur, err := f.cursor(d)
 	if err != nil {
 		return false, f.attr(dst), err
 	}
+	defer cur.mu.Unlock()
+	fd := cur.fd
 	isRoot := d.ino == f.rootIno
 	canLookup := may(dst, c, permX)
 	buf := make([]byte, direntBuf)
 
-	d.dirMu.Lock()
-	defer d.dirMu.Unlock()
 	if _, err := unix.Seek(fd, int64(cookie), 0); err != nil {
 		if err == unix.EINVAL {
 			return false, f.attr(dst), ErrBadCookie
