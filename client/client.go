@@ -136,7 +136,8 @@ type Client struct {
 
 	rtmax, wtmax, dtpref uint32
 
-	deliveries atomic.Uint64 // Maildir Q counter
+	deliveries *atomic.Uint64 // Maildir Q counter, shared with WithAuth views
+	mdc        *maildirCache  // Maildir handles, shared with WithAuth views
 }
 
 // Dial mounts the export named by rawURL (see ParseURL) and connects to its
@@ -189,11 +190,13 @@ func DialTarget(ctx context.Context, t Target, opts Options) (*Client, error) {
 		t.NFSPort = p
 	}
 	c := &Client{
-		auth:      auth,
-		target:    t,
-		mountAddr: net.JoinHostPort(t.Host, strconv.Itoa(t.MountPort)),
-		hostname:  host,
-		log:       log,
+		auth:       auth,
+		target:     t,
+		mountAddr:  net.JoinHostPort(t.Host, strconv.Itoa(t.MountPort)),
+		hostname:   host,
+		log:        log,
+		deliveries: new(atomic.Uint64),
+		mdc:        new(maildirCache),
 	}
 	mnt, rest, err := c.mount(ctx)
 	if err != nil {
@@ -305,7 +308,8 @@ func (c *Client) Auth() Auth { return c.auth }
 // c's connections, so it must not outlive c and needs no Close of its own.
 func (c *Client) WithAuth(auth Auth) *Client {
 	v := &Client{rpc: c.rpc, auth: auth, target: c.target, mountAddr: c.mountAddr, root: c.root,
-		hostname: c.hostname, log: c.log, rtmax: c.rtmax, wtmax: c.wtmax, dtpref: c.dtpref}
+		hostname: c.hostname, log: c.log, rtmax: c.rtmax, wtmax: c.wtmax, dtpref: c.dtpref,
+		deliveries: c.deliveries, mdc: c.mdc}
 	return v
 }
 

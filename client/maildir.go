@@ -1,0 +1,515 @@
+package client
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/mailnfs/mailnfs/internal/nfs3"
+)
+
+// MaxMessageSize bounds one delivery; Deliver reads the message into memory
+// to know its size (for ",S=") before naming it.
+const MaxMessageSize = 256 << 20
+
+// ErrMessageTooLarge means a message exceeded MaxMessageSize.
+var ErrMessageTooLarge = errors.New("client: message exceeds MaxMessageSize")
+
+// ErrNoMessage means no message with the given key is in new/ or cur/.
+var ErrNoMessage = errors.New("client: no such message")
+
+// TmpMaxAge is how old a file in tmp/ must be before CleanTmp removes it
+// (maildir(5): 36 hours).
+const TmpMaxAge = 36 * time.Hour
+
+// maildirHandles are the cached handles of one Maildir.
+type maildirHandles struct {
+	root, tmp, new, cur []byte
+}
+
+type maildirCache struct {
+	mu sync.Mutex
+	m  map[string]*maildirHandles
+}
+
+// maildir resolves mailbox (a path relative to the client's root) and its
+// tmp, new and cur directories, caching the handles (reference.md §7.6
+// step 1). A STALE answer anywhere drops the cache entry (dropMaildir).
+func (c *Client) maildir(ctx context.Context, mailbox string) (*maildirHandles, error) {
+	key := path.Clean("/" + mailbox)
+	c.mdc.mu.Lock()
+	h := c.mdc.m[key]
+	c.mdc.mu.Unlock()
+	if h != nil {
+		return h, nil
+	}
+	root, attr, err := c.LookupPath(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	if attr.Type != nfs3.TypeDir {
+		return nil, fmt.Errorf("client: maildir %s is not a directory", mailbox)
+	}
+	h = &maildirHandles{root: root}
+	for _, d := range []struct {
+		name string
+		fh   *[]byte
+	}{{"tmp", &h.tmp}, {"new", &h.new}, {"cur", &h.cur}} {
+		fh, _, err := c.Lookup(ctx, root, d.name)
+		if err != nil {
+			return nil, fmt.Errorf("client: maildir %s: %w", mailbox, err)
+		}
+		*d.fh = fh
+	}
+	c.mdc.mu.Lock()
+	if c.mdc.m == nil {
+		c.mdc.m = map[string]*maildirHandles{}
+	}
+	c.mdc.m[key] = h
+	c.mdc.mu.Unlock()
+	return h, nil
+}
+
+func (c *Client) dropMaildir(mailbox string) {
+	c.mdc.mu.Lock()
+	delete(c.mdc.m, path.Clean("/"+mailbox))
+	c.mdc.mu.Unlock()
+}
+
+// withMaildir runs fn with the mailbox's handles, once more with fresh
+// handles if the cached ones were STALE.
+func (c *Client) withMaildir(ctx context.Context, mailbox string, fn func(h *maildirHandles) error) error {
+	for try := 0; ; try++ {
+		h, err := c.maildir(ctx, mailbox)
+		if err != nil {
+			return err
+		}
+		err = fn(h)
+		if try == 0 && (IsStatus(err, NFS3ErrStale) || IsStatus(err, NFS3ErrBadHandle)) {
+			c.dropMaildir(mailbox)
+			continue
+		}
+		return err
+	}
+}
+
+// MakeMaildir creates mailbox (and missing parents) with tmp/, new/ and
+// cur/, mode 0700. Existing directories are fine.
+func (c *Client) MakeMaildir(ctx context.Context, mailbox string) error {
+	fh := c.root
+	perm := uint32(0o700)
+	parts := strings.Split(strings.Trim(path.Clean("/"+mailbox), "/"), "/")
+	if parts[0] == "" {
+		parts = nil
+	}
+	for _, name := range append(parts, "") {
+		var dirs []string
+		if name == "" {
+			dirs = []string{"tmp", "new", "cur"}
+		} else {
+			dirs = []string{name}
+		}
+		var next []byte
+		for _, d := range dirs {
+			h, _, err := c.Mkdir(ctx, fh, d, SetAttr{Mode: &perm})
+			if IsStatus(err, NFS3ErrExist) {
+				h, _, err = c.Lookup(ctx, fh, d)
+			}
+			if err != nil {
+				return fmt.Errorf("client: make maildir %s: %w", mailbox, err)
+			}
+			next = h
+		}
+		if name != "" {
+			fh = next
+		}
+	}
+	return nil
+}
+
+// Deliver stores the message read from r in mailbox's new/ and returns its
+// file name there. It follows reference.md §7.6:
+//
+//  1. resolve (cached) handles of the Maildir and its tmp/ and new/;
+//  2. name it <unique>,S=<size> (UniqueName);
+//  3. CREATE tmp/<name> EXCLUSIVE with a random verifier, so a retransmitted
+//     CREATE is recognised by the server; then SETATTR mode 0600 and
+//     atime/mtime to server time (the verifier may live in the times, and
+//     mtime is Dovecot's INTERNALDATE). A server that answers NOTSUPP gets
+//     GUARDED with mode 0600;
+//  4. WRITE the data: one FILE_SYNC WRITE if it fits in wtmax, else UNSTABLE
+//     WRITEs and a COMMIT, starting again if the write verifier changes;
+//     every count is checked;
+//  5. RENAME tmp/<name> to new/<name>. If RENAME answers NOENT, the reply
+//     to an earlier transmission was lost and the server (without a
+//     duplicate request cache entry) ran it again: LOOKUP new/<name> and
+//     compare the fileid with the one created; equal means delivered.
+//
+// A failure removes the tmp file when it can and never reuses the name. Only
+// a nil error means the message is in new/. Temporary(err) tells an MTA
+// whether to defer (EX_TEMPFAIL) or bounce.
+func (c *Client) Deliver(ctx context.Context, mailbox string, r io.Reader) (string, error) {
+	data, err := io.ReadAll(io.LimitReader(r, MaxMessageSize+1))
+	if err != nil {
+		return "", fmt.Errorf("client: deliver to %s: read message: %w", mailbox, err)
+	}
+	if len(data) > MaxMessageSize {
+		return "", fmt.Errorf("client: deliver to %s: %w", mailbox, ErrMessageTooLarge)
+	}
+	var name string
+	err = c.withMaildir(ctx, mailbox, func(h *maildirHandles) error {
+		var err error
+		name, err = c.deliver(ctx, h, data)
+		return err
+	})
+	if err != nil {
+		return "", fmt.Errorf("client: deliver to %s: %w", mailbox, err)
+	}
+	return name, nil
+}
+
+func (c *Client) deliver(ctx context.Context, h *maildirHandles, data []byte) (string, error) {
+	for attempt := 0; ; attempt++ {
+		name := UniqueName(time.Now(), os.Getpid(), c.deliveries.Add(1), c.hostname) + ",S=" + strconv.Itoa(len(data))
+		fh, fileid, err := c.createTmp(ctx, h, name)
+		if IsStatus(err, NFS3ErrExist) && attempt < 3 {
+			continue // someone has this name: never reuse it, pick another
+		}
+		if err != nil {
+			return "", err
+		}
+		if err := c.fillTmp(ctx, fh, data); err != nil {
+			return "", c.cleanup(h, name, err)
+		}
+		err = c.Rename(ctx, h.tmp, name, h.new, name)
+		if IsStatus(err, NFS3ErrNoEnt) {
+			got, attr, lerr := c.Lookup(ctx, h.new, name)
+			switch {
+			case lerr == nil && attr != nil && attr.FileID == fileid:
+				err = nil
+			case lerr == nil && attr == nil:
+				if a, gerr := c.Getattr(ctx, got); gerr == nil && a.FileID == fileid {
+					err = nil
+				}
+			}
+		}
+		if err != nil {
+			return "", c.cleanup(h, name, err)
+		}
+		return name, nil
+	}
+}
+
+// createTmp creates tmp/name exclusively and returns its handle and fileid.
+func (c *Client) createTmp(ctx context.Context, h *maildirHandles, name string) ([]byte, uint64, error) {
+	var verf [8]byte
+	_, _ = rand.Read(verf[:])
+	fh, attr, err := c.Create(ctx, h.tmp, name, Exclusive, SetAttr{}, verf)
+	mode := uint32(0o600)
+	if IsStatus(err, NFS3ErrNotSupp) {
+		fh, attr, err = c.Create(ctx, h.tmp, name, Guarded, SetAttr{Mode: &mode}, verf)
+		if err != nil {
+			return nil, 0, err
+		}
+	} else if err != nil {
+		return nil, 0, err
+	} else {
+		// RFC 1813 §3.3.8: after an exclusive create the client sets the
+		// real attributes; the times may hold the verifier.
+		set := SetAttr{Mode: &mode, Atime: nfs3.SetToServerTime, Mtime: nfs3.SetToServerTime}
+		if _, err := c.Setattr(ctx, fh, set, nil); err != nil {
+			return nil, 0, c.cleanup(h, name, err)
+		}
+	}
+	if attr == nil {
+		attr, err = c.Getattr(ctx, fh)
+		if err != nil {
+			return nil, 0, c.cleanup(h, name, err)
+		}
+	}
+	return fh, attr.FileID, nil
+}
+
+// fillTmp writes data durably (step 4) and checks the size that landed.
+func (c *Client) fillTmp(ctx context.Context, fh []byte, data []byte) error {
+	if err := c.WriteAll(ctx, fh, data); err != nil {
+		return err
+	}
+	return nil
+}
+
+// cleanup removes tmp/name after a failed delivery, with its own short
+// deadline so that an expired ctx does not leave the file behind. It
+// returns cause, joined with the cleanup error if that failed too.
+func (c *Client) cleanup(h *maildirHandles, name string, cause error) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := c.Remove(ctx, h.tmp, name); err != nil && !IsStatus(err, NFS3ErrNoEnt) {
+		return fmt.Errorf("%w; cleanup of tmp/%s also failed: %v", cause, name, err)
+	}
+	return cause
+}
+
+// Message is one message of a Maildir listing.
+type Message struct {
+	Dir    string // "new" or "cur"
+	Name   string // file name in Dir
+	Key    string // the unique part, stable across flag changes
+	Size   int64  // from ",S=", else the file's size
+	Flags  string // maildir flags (cur/ only)
+	FileID uint64
+}
+
+// List returns the messages in new/ and cur/ (READDIRPLUS, so sizes without
+// ",S=" come from attributes). Names starting with "." and unparsable
+// names are skipped.
+func (c *Client) List(ctx context.Context, mailbox string) ([]Message, error) {
+	var out []Message
+	err := c.withMaildir(ctx, mailbox, func(h *maildirHandles) error {
+		out = out[:0]
+		for _, d := range []struct {
+			name string
+			fh   []byte
+		}{{"new", h.new}, {"cur", h.cur}} {
+			err := c.ReadDirPlusAll(ctx, d.fh, func(es []DirEntryPlus) bool {
+				for _, e := range es {
+					mn, err := ParseMessageName(e.Name)
+					if err != nil {
+						continue
+					}
+					m := Message{Dir: d.name, Name: e.Name, Key: mn.Unique, Size: mn.Size, FileID: e.FileID}
+					if d.name == "cur" {
+						m.Flags = mn.Flags
+					}
+					if m.Size < 0 && e.Attr != nil {
+						m.Size = int64(e.Attr.Size)
+					}
+					out = append(out, m)
+				}
+				return true
+			})
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("client: list %s: %w", mailbox, err)
+	}
+	return out, nil
+}
+
+// Usage returns the Maildir++ quota figures of mailbox: total bytes and
+// message count of new/ and cur/, sizes taken from ",S=" where present
+// (reference.md §7.2).
+func (c *Client) Usage(ctx context.Context, mailbox string) (bytes, count int64, err error) {
+	ms, err := c.List(ctx, mailbox)
+	if err != nil {
+		return 0, 0, err
+	}
+	for _, m := range ms {
+		if m.Size > 0 {
+			bytes += m.Size
+		}
+		count++
+	}
+	return bytes, count, nil
+}
+
+// find locates the message whose key (unique part) or file name is key, in
+// new/ first, then cur/.
+func (c *Client) find(ctx context.Context, h *maildirHandles, key string) (dir []byte, dirName, name string, fh []byte, attr *Attr, err error) {
+	mn, err := ParseMessageName(key)
+	if err != nil {
+		return nil, "", "", nil, nil, err
+	}
+	if mn.Info == "" {
+		fh, attr, err = c.Lookup(ctx, h.new, key)
+		if err == nil {
+			return h.new, "new", key, fh, attr, nil
+		}
+		if !IsStatus(err, NFS3ErrNoEnt) {
+			return nil, "", "", nil, nil, err
+		}
+	}
+	fh, attr, err = c.Lookup(ctx, h.cur, key)
+	if err == nil {
+		return h.cur, "cur", key, fh, attr, nil
+	}
+	if !IsStatus(err, NFS3ErrNoEnt) {
+		return nil, "", "", nil, nil, err
+	}
+	var found string
+	err = c.ReadDirAll(ctx, h.cur, func(es []DirEntry) bool {
+		for _, e := range es {
+			if e.Name == mn.Unique || strings.HasPrefix(e.Name, mn.Unique+":") {
+				found = e.Name
+				return false
+			}
+		}
+		return true
+	})
+	if err != nil {
+		return nil, "", "", nil, nil, err
+	}
+	if found == "" {
+		return nil, "", "", nil, nil, fmt.Errorf("%w: %s", ErrNoMessage, key)
+	}
+	fh, attr, err = c.Lookup(ctx, h.cur, found)
+	if err != nil {
+		return nil, "", "", nil, nil, err
+	}
+	return h.cur, "cur", found, fh, attr, nil
+}
+
+// Open returns a reader of the message with the given key (its unique part,
+// or its file name) in mailbox.
+func (c *Client) Open(ctx context.Context, mailbox, key string) (io.ReadCloser, error) {
+	var fh []byte
+	err := c.withMaildir(ctx, mailbox, func(h *maildirHandles) error {
+		var err error
+		_, _, _, fh, _, err = c.find(ctx, h, key)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("client: open %s in %s: %w", key, mailbox, err)
+	}
+	return &fileReader{ctx: ctx, c: c, fh: fh}, nil
+}
+
+// fileReader reads a file sequentially with READ calls.
+type fileReader struct {
+	ctx context.Context
+	c   *Client
+	fh  []byte
+	off uint64
+	buf []byte
+	eof bool
+}
+
+func (r *fileReader) Read(p []byte) (int, error) {
+	for len(r.buf) == 0 {
+		if r.eof {
+			return 0, io.EOF
+		}
+		data, eof, err := r.c.Read(r.ctx, r.fh, r.off, r.c.MaxRead())
+		if err != nil {
+			return 0, err
+		}
+		if len(data) == 0 && !eof {
+			return 0, fmt.Errorf("client: READ returned no data before eof")
+		}
+		r.off += uint64(len(data))
+		r.buf, r.eof = data, eof
+	}
+	n := copy(p, r.buf)
+	r.buf = r.buf[n:]
+	return n, nil
+}
+
+func (r *fileReader) Close() error { return nil }
+
+// SetFlags gives the message with key the flags (any order; they are
+// sorted) by renaming it to cur/<unique>:2,<flags>. A message in new/ moves
+// to cur/. It returns the new file name.
+func (c *Client) SetFlags(ctx context.Context, mailbox, key, flags string) (string, error) {
+	flags, err := NormalizeFlags(flags)
+	if err != nil {
+		return "", err
+	}
+	var to string
+	err = c.withMaildir(ctx, mailbox, func(h *maildirHandles) error {
+		dir, _, name, _, attr, err := c.find(ctx, h, key)
+		if err != nil {
+			return err
+		}
+		mn, _ := ParseMessageName(name)
+		to = CurName(mn.Unique, flags)
+		if name == to && bytes.Equal(dir, h.cur) {
+			return nil
+		}
+		err = c.Rename(ctx, dir, name, h.cur, to)
+		if IsStatus(err, NFS3ErrNoEnt) && attr != nil {
+			// A retransmitted RENAME that already ran: check the target.
+			if _, a, lerr := c.Lookup(ctx, h.cur, to); lerr == nil && a != nil && a.FileID == attr.FileID {
+				return nil
+			}
+		}
+		return err
+	})
+	if err != nil {
+		return "", fmt.Errorf("client: set flags of %s in %s: %w", key, mailbox, err)
+	}
+	return to, nil
+}
+
+// Delete removes the message with key. A message already gone after a
+// retransmitted REMOVE is success.
+func (c *Client) Delete(ctx context.Context, mailbox, key string) error {
+	err := c.withMaildir(ctx, mailbox, func(h *maildirHandles) error {
+		dir, _, name, _, _, err := c.find(ctx, h, key)
+		if err != nil {
+			return err
+		}
+		err = c.Remove(ctx, dir, name)
+		if IsStatus(err, NFS3ErrNoEnt) {
+			return nil
+		}
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("client: delete %s in %s: %w", key, mailbox, err)
+	}
+	return nil
+}
+
+// CleanTmp removes files in mailbox's tmp/ whose atime, mtime and ctime are
+// all older than maxAge (TmpMaxAge if zero), measured against now on the
+// client's clock (keep clocks in sync with NTP). It returns the names
+// removed.
+func (c *Client) CleanTmp(ctx context.Context, mailbox string, maxAge time.Duration, now time.Time) ([]string, error) {
+	if maxAge <= 0 {
+		maxAge = TmpMaxAge
+	}
+	cutoff := now.Add(-maxAge)
+	var removed []string
+	err := c.withMaildir(ctx, mailbox, func(h *maildirHandles) error {
+		var old []string
+		err := c.ReadDirPlusAll(ctx, h.tmp, func(es []DirEntryPlus) bool {
+			for _, e := range es {
+				a := e.Attr
+				if a == nil || a.Type == nfs3.TypeDir {
+					continue
+				}
+				if a.Atime.Time().Before(cutoff) && a.Mtime.Time().Before(cutoff) && a.Ctime.Time().Before(cutoff) {
+					old = append(old, e.Name)
+				}
+			}
+			return true
+		})
+		if err != nil {
+			return err
+		}
+		for _, n := range old {
+			if err := c.Remove(ctx, h.tmp, n); err != nil && !IsStatus(err, NFS3ErrNoEnt) {
+				return err
+			}
+			removed = append(removed, n)
+		}
+		return nil
+	})
+	if err != nil {
+		return removed, fmt.Errorf("client: clean tmp of %s: %w", mailbox, err)
+	}
+	return removed, nil
+}

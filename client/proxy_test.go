@@ -1,0 +1,157 @@
+package client
+
+import (
+	"encoding/binary"
+	"io"
+	"net"
+	"sync"
+	"testing"
+
+	"github.com/mailnfs/mailnfs/internal/rpc"
+	"github.com/mailnfs/mailnfs/internal/xdr"
+)
+
+// cutProxy is a record-aware TCP proxy between a client and a real server.
+// Armed for a procedure, it forwards the next call of that procedure, then
+// swallows its reply and cuts both connections: the server has acted, the
+// client never hears. onCut runs (with new connections held off) before
+// the proxy accepts again.
+type cutProxy struct {
+	t       *testing.T
+	ln      net.Listener
+	backend string
+
+	mu      sync.Mutex // held while onCut runs, so accepts wait
+	armProc int        // -1: not armed
+	dropXID map[uint32]bool
+	seen    map[uint32]int // calls of the armed procedure by xid
+	cuts    int
+	onCut   func()
+	conns   []net.Conn
+	wg      sync.WaitGroup
+	closed  bool
+}
+
+func startCutProxy(t *testing.T, backend string) *cutProxy {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &cutProxy{t: t, ln: ln, backend: backend, armProc: -1, dropXID: map[uint32]bool{}, seen: map[uint32]int{}}
+	p.wg.Add(1)
+	go p.accept()
+	t.Cleanup(p.Close)
+	return p
+}
+
+func (p *cutProxy) Port() int { return p.ln.Addr().(*net.TCPAddr).Port }
+
+func (p *cutProxy) Arm(proc int, onCut func()) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.armProc, p.onCut = proc, onCut
+}
+
+func (p *cutProxy) Stats() (cuts int, seen map[uint32]int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	m := map[uint32]int{}
+	for k, v := range p.seen {
+		m[k] = v
+	}
+	return p.cuts, m
+}
+
+func (p *cutProxy) Close() {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return
+	}
+	p.closed = true
+	p.ln.Close()
+	for _, c := range p.conns {
+		c.Close()
+	}
+	p.mu.Unlock()
+	p.wg.Wait()
+}
+
+func (p *cutProxy) accept() {
+	defer p.wg.Done()
+	for {
+		cc, err := p.ln.Accept()
+		if err != nil {
+			return
+		}
+		p.mu.Lock() // waits for a running onCut
+		if p.closed {
+			p.mu.Unlock()
+			cc.Close()
+			return
+		}
+		sc, err := net.Dial("tcp", p.backend)
+		if err != nil {
+			p.mu.Unlock()
+			cc.Close()
+			continue
+		}
+		p.conns = append(p.conns, cc, sc)
+		p.mu.Unlock()
+		p.wg.Add(2)
+		go p.pump(cc, sc, true)
+		go p.pump(sc, cc, false)
+	}
+}
+
+// pump copies records from src to dst. Calls (toServer) are inspected for
+// the armed procedure; replies for dropped xids trigger the cut.
+func (p *cutProxy) pump(src, dst net.Conn, toServer bool) {
+	defer p.wg.Done()
+	defer src.Close()
+	defer dst.Close()
+	rr := rpc.NewRecordReader(src, 0)
+	for {
+		rec, err := rr.Next()
+		if err != nil {
+			return
+		}
+		if len(rec) < 4 {
+			return
+		}
+		xid := binary.BigEndian.Uint32(rec)
+		if toServer {
+			h, err := rpc.DecodeCall(xdr.NewDecoder(rec))
+			if err == nil {
+				p.mu.Lock()
+				if p.armProc >= 0 && int(h.Proc) == p.armProc && h.Prog == 100003 {
+					p.dropXID[xid] = true
+					p.armProc = -1
+				}
+				if p.dropXID[xid] {
+					p.seen[xid]++
+				}
+				p.mu.Unlock()
+			}
+		} else {
+			p.mu.Lock()
+			drop := p.dropXID[xid] && p.seen[xid] == 1
+			if drop {
+				p.cuts++
+				src.Close()
+				dst.Close()
+				if p.onCut != nil {
+					p.onCut()
+				}
+				p.mu.Unlock()
+				return
+			}
+			p.mu.Unlock()
+		}
+		if _, err := dst.Write(rpc.FrameRecord(rec)); err != nil {
+			return
+		}
+	}
+}
+
+var _ io.Closer = (*net.TCPConn)(nil)
