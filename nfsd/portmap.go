@@ -65,7 +65,9 @@ var ErrUnknownNetid = errors.New("nfsd: unknown netid")
 // otherwise the registered address is returned as it is.
 //
 // Access control beyond the SET/UNSET rule (hosts_access) belongs in
-// Server.Gate. A Portmap is safe for concurrent use.
+// Server.Gate. A Portmap is safe for concurrent use; its table's mutex is a
+// leaf lock (nothing else is locked while it is held). The zero Portmap has
+// an empty table; NewPortmap lists the portmapper itself.
 type Portmap struct {
 	// Clock returns the time for GETTIME. Nil means time.Now.
 	Clock func() time.Time
