@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -155,10 +156,13 @@ func (c *CensusRow) PerDelivery() float64 {
 type Report struct {
 	Started  time.Time
 	Finished time.Time
-	Config   Config
-	Deliver  []DeliverRow
-	List     []ListRow
-	Census   []CensusRow
+	// LoadBefore and LoadAfter are /proc/loadavg's 1-minute figure at the
+	// start and end: other work on the machine skews every number.
+	LoadBefore, LoadAfter string
+	Config                Config
+	Deliver               []DeliverRow
+	List                  []ListRow
+	Census                []CensusRow
 	// Failures lists every verification or step failure; a run with any is
 	// a failed run whatever its speed.
 	Failures []string
@@ -174,7 +178,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if len(cfg.Driver) == 0 {
 		return nil, errors.New("bench: Config.Driver is empty")
 	}
-	rep := &Report{Started: time.Now(), Config: cfg}
+	rep := &Report{Started: time.Now(), Config: cfg, LoadBefore: loadAvg()}
 	log := cfg.Logger
 	var servers []*Server
 	defer func() {
@@ -241,6 +245,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		}
 	}
 	rep.Finished = time.Now()
+	rep.LoadAfter = loadAvg()
 	return rep, nil
 }
 
@@ -429,4 +434,16 @@ func makeFiles(cur string, first, step, n, uid, gid int) error {
 		}
 	}
 	return nil
+}
+
+// loadAvg is the 1-minute load average.
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	if f := strings.Fields(string(b)); len(f) > 0 {
+		return f[0]
+	}
+	return "?"
 }

@@ -20,8 +20,9 @@ func (r *Report) WriteMarkdown(w io.Writer, command string) error {
 	cfg := r.Config
 	fmt.Fprintf(&b, "## mailnfs benchmark, %s\n\n", r.Started.UTC().Format("2006-01-02 15:04 UTC"))
 	fmt.Fprintf(&b, "Command: `%s`\n\n", command)
-	fmt.Fprintf(&b, "Machine: %s, %d CPUs (%s), Linux %s, %s. Servers and driver share the CPUs.\n\n",
-		hostName(), runtime.NumCPU(), cpuModel(), kernelRelease(), runtime.Version())
+	fmt.Fprintf(&b, "Machine: %s, %d CPUs (%s), Linux %s, %s, load average %s at the start and %s at the end. "+
+		"Servers and driver share the CPUs.\n\n",
+		hostName(), runtime.NumCPU(), cpuModel(), kernelRelease(), runtime.Version(), r.LoadBefore, r.LoadAfter)
 	dur := cfg.Duration.String()
 	if cfg.Count > 0 {
 		dur = fmt.Sprintf("%d messages", cfg.Count)
