@@ -38,6 +38,8 @@ type NFS3 struct {
 	// Logger receives errors that have no NFS mapping; nil uses each
 	// request's Log, or discards if that is nil too.
 	Logger *slog.Logger
+
+	counters n3Counters // replies by procedure and status (Stats)
 }
 
 var (
@@ -73,12 +75,13 @@ type argsCodec[A any] interface {
 
 type resCodec[R any] interface {
 	*R
+	nfs3.Result
 	Encode(*xdr.Encoder)
 }
 
 // call decodes the arguments (GARBAGE_ARGS if they do not decode or have
-// trailing bytes), runs fn and encodes its result.
-func call[A, R any, PA argsCodec[A], PR resCodec[R]](ctx context.Context, req *Request, res *xdr.Encoder,
+// trailing bytes), runs fn, counts and encodes its result.
+func call[A, R any, PA argsCodec[A], PR resCodec[R]](ctx context.Context, n *NFS3, req *Request, res *xdr.Encoder,
 	fn func(context.Context, *Request, *A, *R)) Status {
 	var a A
 	PA(&a).Decode(req.Args)
@@ -87,6 +90,7 @@ func call[A, R any, PA argsCodec[A], PR resCodec[R]](ctx context.Context, req *R
 	}
 	var r R
 	fn(ctx, req, &a, &r)
+	n.counters.add(nfs3.Proc(req.Proc), PR(&r).Stat())
 	PR(&r).Encode(res)
 	return StatusOK
 }
@@ -98,49 +102,50 @@ func (n *NFS3) Serve(ctx context.Context, req *Request, res *xdr.Encoder) Status
 		if req.Args.Done() != nil {
 			return StatusGarbage
 		}
+		n.counters.add(nfs3.ProcNull, nfs3.StatusOK)
 		return StatusOK
 	case nfs3.ProcGetattr:
-		return call(ctx, req, res, n.getattr)
+		return call(ctx, n, req, res, n.getattr)
 	case nfs3.ProcSetattr:
-		return call(ctx, req, res, n.setattr)
+		return call(ctx, n, req, res, n.setattr)
 	case nfs3.ProcLookup:
-		return call(ctx, req, res, n.lookup)
+		return call(ctx, n, req, res, n.lookup)
 	case nfs3.ProcAccess:
-		return call(ctx, req, res, n.access)
+		return call(ctx, n, req, res, n.access)
 	case nfs3.ProcReadlink:
-		return call(ctx, req, res, n.readlink)
+		return call(ctx, n, req, res, n.readlink)
 	case nfs3.ProcRead:
 		return n.read(req, res)
 	case nfs3.ProcWrite:
-		return call(ctx, req, res, n.write)
+		return call(ctx, n, req, res, n.write)
 	case nfs3.ProcCreate:
-		return call(ctx, req, res, n.create)
+		return call(ctx, n, req, res, n.create)
 	case nfs3.ProcMkdir:
-		return call(ctx, req, res, n.mkdir)
+		return call(ctx, n, req, res, n.mkdir)
 	case nfs3.ProcSymlink:
-		return call(ctx, req, res, n.symlink)
+		return call(ctx, n, req, res, n.symlink)
 	case nfs3.ProcMknod:
-		return call(ctx, req, res, n.mknod)
+		return call(ctx, n, req, res, n.mknod)
 	case nfs3.ProcRemove:
-		return call(ctx, req, res, n.remove)
+		return call(ctx, n, req, res, n.remove)
 	case nfs3.ProcRmdir:
-		return call(ctx, req, res, n.rmdir)
+		return call(ctx, n, req, res, n.rmdir)
 	case nfs3.ProcRename:
-		return call(ctx, req, res, n.rename)
+		return call(ctx, n, req, res, n.rename)
 	case nfs3.ProcLink:
-		return call(ctx, req, res, n.link)
+		return call(ctx, n, req, res, n.link)
 	case nfs3.ProcReaddir:
-		return call(ctx, req, res, n.readdir)
+		return call(ctx, n, req, res, n.readdir)
 	case nfs3.ProcReaddirplus:
-		return call(ctx, req, res, n.readdirplus)
+		return call(ctx, n, req, res, n.readdirplus)
 	case nfs3.ProcFsstat:
-		return call(ctx, req, res, n.fsstat)
+		return call(ctx, n, req, res, n.fsstat)
 	case nfs3.ProcFsinfo:
-		return call(ctx, req, res, n.fsinfo)
+		return call(ctx, n, req, res, n.fsinfo)
 	case nfs3.ProcPathconf:
-		return call(ctx, req, res, n.pathconf)
+		return call(ctx, n, req, res, n.pathconf)
 	case nfs3.ProcCommit:
-		return call(ctx, req, res, n.commit)
+		return call(ctx, n, req, res, n.commit)
 	}
 	return StatusProcUnavail
 }
@@ -392,6 +397,7 @@ func (n *NFS3) read(req *Request, res *xdr.Encoder) Status {
 		return StatusGarbage
 	}
 	var r nfs3.ReadRes
+	defer func() { n.counters.add(nfs3.ProcRead, r.Status) }()
 	acc, st := n.authorize(req, a.File)
 	if st != nfs3.StatusOK {
 		r.Status = st

@@ -760,3 +760,22 @@ func TestNFS3Durability(t *testing.T) {
 		t.Errorf("REMOVE replied without a directory sync: %+v -> %+v", s5, s6)
 	}
 }
+
+func TestNFS3Stats(t *testing.T) {
+	e := newN3Env(t)
+	e.mustLookup(e.root, "Maildir")
+	e.lookup(e.root, "nope")
+	e.lookup(e.root, "nope")
+	e.getattr([]byte{1})
+	var r nfs3.ReadRes
+	e.call(nfs3.ProcRead, &nfs3.ReadArgs{File: e.root, Count: 1}, &r)
+	e.raw(nfs3.ProcGetattr, []byte{1}) // GARBAGE_ARGS: not a reply with results
+	want := map[string]map[string]uint64{
+		"LOOKUP":  {"NFS3_OK": 1, "NFS3ERR_NOENT": 2},
+		"GETATTR": {"NFS3ERR_BADHANDLE": 1},
+		"READ":    {"NFS3ERR_ISDIR": 1},
+	}
+	if got := e.n.Stats().Replies; !reflect.DeepEqual(got, want) {
+		t.Errorf("Stats\n got  %v\n want %v", got, want)
+	}
+}
