@@ -50,20 +50,21 @@ func main() {
 // dialers are the Session implementations -client chooses from; unstable
 // selects UNSTABLE WRITE + COMMIT where the client lets the caller choose.
 var dialers = map[string]func(o bench.RawOptions) bench.Dialer{
-	"raw": bench.RawDialer,
+	"raw":    bench.RawDialer,
+	"client": func(bench.RawOptions) bench.Dialer { return dialClient },
 }
 
 // clientNames describe the -client choices in the report.
 var clientNames = map[string]string{
 	"raw/filesync":    "the bench's raw NFSv3 client (GUARDED CREATE, FILE_SYNC WRITE, RENAME; one call at a time per mount)",
 	"raw/unstable":    "the bench's raw NFSv3 client (GUARDED CREATE, UNSTABLE WRITE + COMMIT, RENAME; one call at a time per mount)",
-	"client/filesync": "package client",
-	"client/unstable": "package client",
+	"client/filesync": "package client (Deliver: EXCLUSIVE CREATE in tmp/, WRITE + COMMIT, RENAME into new/; pipelined)",
+	"client/unstable": "package client (Deliver: EXCLUSIVE CREATE in tmp/, WRITE + COMMIT, RENAME into new/; pipelined)",
 }
 
 func step(args []string) error {
 	fs := flag.NewFlagSet("step", flag.ContinueOnError)
-	client := fs.String("client", "raw", "NFS client implementation")
+	client := fs.String("client", "client", "NFS client implementation: client or raw")
 	write := fs.String("write", "filesync", "how the raw client writes: filesync or unstable (+COMMIT)")
 	dircount := fs.Uint("dircount", 0, "raw client: READDIRPLUS dircount (0: 64 KiB)")
 	maxcount := fs.Uint("maxcount", 0, "raw client: READDIRPLUS maxcount (0: 256 KiB)")
@@ -100,7 +101,7 @@ func run(args []string) (int, error) {
 	uid := fs.Uint("uid", 1000, "AUTH_SYS uid (owns the export trees)")
 	gid := fs.Uint("gid", 1000, "AUTH_SYS gid")
 	shared := fs.Bool("shared", false, "all deliverers of a step share one mount (default: one each)")
-	client := fs.String("client", "raw", "NFS client implementation for the driver: raw")
+	client := fs.String("client", "client", "NFS client implementation for the driver: client (package client) or raw (the bench's own)")
 	dir := fs.String("dir", "", "where exports live (default: $TMPDIR); must not be a tmpfs")
 	out := fs.String("out", "bench/out", "directory for the report (markdown and JSON)")
 	command := fs.String("command", "", "command line to print in the report (default: this one)")
