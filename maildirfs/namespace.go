@@ -369,3 +369,21 @@ func (f *FS) LookupPath(c Cred, rel string) (Handle, error) {
 	}
 	return h, nil
 }
+
+// LinkMax returns the hard link limit of the export's filesystem for
+// PATHCONF (nfsd.LinkMaxer): known limits by filesystem type, else 32000.
+func (f *FS) LinkMax() uint32 {
+	var s unix.Statfs_t
+	if unix.Fstatfs(f.rootFd, &s) != nil {
+		return 32000
+	}
+	switch s.Type {
+	case unix.EXT4_SUPER_MAGIC: // also ext2/ext3 (same magic)
+		return 65000
+	case unix.XFS_SUPER_MAGIC, unix.TMPFS_MAGIC:
+		return 1<<31 - 1
+	case unix.BTRFS_SUPER_MAGIC:
+		return 65535
+	}
+	return 32000
+}

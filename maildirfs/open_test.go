@@ -1,0 +1,59 @@
+package maildirfs_test
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/mailnfs/mailnfs/maildirfs"
+	"github.com/mailnfs/mailnfs/maildirfs/mdtest"
+)
+
+// TestOpenWithoutCapability re-runs this test binary as an unprivileged
+// user: Open must fail with an error telling the operator to run as root.
+func TestOpenWithoutCapability(t *testing.T) {
+	if dir := os.Getenv("MAILDIRFS_UNPRIV_DIR"); dir != "" {
+		_, err := maildirfs.Open(dir, maildirfs.Options{StateDir: filepath.Join(dir, "state")})
+		if err == nil || !strings.Contains(err.Error(), "run mailnfsd as root") {
+			t.Fatalf("unprivileged Open: %v", err)
+		}
+		return
+	}
+	mdtest.RequireRoot(t)
+	dir, err := os.MkdirTemp("", "maildirfs-unpriv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	os.Chmod(dir, 0o777)
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The test binary may live in a 0700 build directory: copy it.
+	bin := filepath.Join(dir, "maildirfs.test")
+	data, err := os.ReadFile(exe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bin, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "-test.run", "^TestOpenWithoutCapability$", "-test.v")
+	cmd.Env = append(os.Environ(), "MAILDIRFS_UNPRIV_DIR="+dir)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "PASS") {
+		t.Fatalf("unprivileged child: %v\n%s", err, out)
+	}
+}
+
+func TestLinkMax(t *testing.T) {
+	s := mdtest.New(t)
+	if s.LinkMax() < 1000 {
+		t.Fatalf("LinkMax = %d", s.LinkMax())
+	}
+}
