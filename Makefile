@@ -21,7 +21,7 @@ build:
 ## run: build, then serve the demo export on loopback (state under ./var/)
 run: build
 	@mkdir -p $(VAR)
-	$(BIN)/mailnfsd -demo $(VAR) -listen 127.0.0.1 $(RUNFLAGS)
+	$(BIN)/mailnfsd -demo $(VAR) $(RUNFLAGS)
 
 ## deps: install the system tools tests talk to (libnfs-utils, rpcbind, ...)
 deps:

@@ -64,25 +64,43 @@ func TestPortmapRpcinfo(t *testing.T) {
 		}
 	})
 
-	// Without -p, rpcinfo speaks rpcbind v3/v4 and prints universal addresses.
+	// Without -p, rpcinfo speaks rpcbind v3/v4 and prints universal
+	// addresses. A wildcard host part (0.0.0.0) is what rpcbind shows for a
+	// service bound to every address; GETADDR merges it with the address the
+	// caller used. The port must be right either way.
 	t.Run("DumpRpcbind", func(t *testing.T) {
 		out := s.exec(rpcinfo, "127.0.0.1")
-		for _, want := range [][2]string{
-			{"100003", fmt.Sprintf("127.0.0.1.%d.%d", nfsPort>>8, nfsPort&255)},
-			{"100005", fmt.Sprintf("127.0.0.1.%d.%d", mountPort>>8, mountPort&255)},
-		} {
-			found := false
-			for _, line := range strings.Split(out, "\n") {
-				f := strings.Fields(line)
-				if len(f) >= 4 && f[0] == want[0] && f[2] == "tcp" && f[3] == want[1] {
-					found = true
+		for _, want := range []struct {
+			prog string
+			port int
+		}{{"100003", nfsPort}, {"100005", mountPort}} {
+			for _, netid := range []string{"tcp", "udp"} {
+				suffix := fmt.Sprintf(".%d.%d", want.port>>8, want.port&255)
+				found := false
+				for _, line := range strings.Split(out, "\n") {
+					f := strings.Fields(line)
+					if len(f) >= 4 && f[0] == want.prog && f[2] == netid &&
+						(f[3] == "127.0.0.1"+suffix || f[3] == "0.0.0.0"+suffix) {
+						found = true
+					}
 				}
-			}
-			if !found {
-				t.Errorf("rpcinfo (rpcbind dump) has no tcp line for %s at %s:\n%s", want[0], want[1], out)
+				if !found {
+					t.Errorf("rpcinfo (rpcbind dump) has no %s line for %s at port %d:\n%s", netid, want.prog, want.port, out)
+				}
 			}
 		}
 	})
+
+	// GETADDR through rpcbind v3/v4 (-T), then a NULL call to the address
+	// it returned.
+	for _, netid := range []string{"tcp", "udp"} {
+		t.Run("GetaddrNull/"+netid, func(t *testing.T) {
+			out := s.exec(rpcinfo, "-T", netid, "127.0.0.1", "100003", "3")
+			if !strings.Contains(out, "ready and waiting") {
+				t.Fatalf("rpcinfo -T %s 127.0.0.1 100003 3: %s", netid, out)
+			}
+		})
+	}
 
 	// NULL calls to each program and version, on both transports.
 	for _, proto := range []string{"-t", "-u"} {
