@@ -42,7 +42,7 @@ func TestRunTiny(t *testing.T) {
 	const count, listN = 24, 300
 	cfg := Config{
 		Servers:       servers,
-		Driver:        []string{testBinary(t, "./bench/cmd/nfsbench"), "step", "-client", "raw"},
+		Driver:        []string{testBinary(t, "./bench/cmd/nfsbench"), "step", "-client", "client"},
 		Concurrencies: []int{1, 4},
 		Count:         count,
 		Size:          3000,
@@ -117,5 +117,37 @@ func TestRunTiny(t *testing.T) {
 	}
 	if len(stale) > 0 {
 		t.Errorf("namespaces left behind: %v", stale)
+	}
+}
+
+// TestRunRawDriver runs the bench's own raw client (FILE_SYNC and
+// UNSTABLE+COMMIT) against go-nfs at a tiny scale.
+func TestRunRawDriver(t *testing.T) {
+	requireRoot(t)
+	for _, write := range []string{"filesync", "unstable"} {
+		t.Run(write, func(t *testing.T) {
+			cfg := Config{
+				Servers:       []ServerOptions{{Kind: KindGoNFS, Bin: testServerBin(t, KindGoNFS)}},
+				Driver:        []string{testBinary(t, "./bench/cmd/nfsbench"), "step", "-client", "raw", "-write", write},
+				Concurrencies: []int{3},
+				Count:         30,
+				Size:          SizeMix,
+				Mailboxes:     2,
+				ListEntries:   -1,
+				UID:           1000, GID: 1000,
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			rep, err := Run(ctx, cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(rep.Failures) > 0 {
+				t.Errorf("failures:\n%s", strings.Join(rep.Failures, "\n"))
+			}
+			if len(rep.Deliver) != 1 || !rep.Deliver[0].Verify.OK() || rep.Deliver[0].Verify.Found != 33 {
+				t.Errorf("got %+v, want one verified step of 30+3 deliveries", rep.Deliver)
+			}
+		})
 	}
 }
