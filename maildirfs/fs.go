@@ -31,6 +31,7 @@ type FS struct {
 	rootH    Handle
 
 	key      [32]byte
+	macs     sync.Pool // of hash.Hash: HMAC-SHA256 keyed with key
 	exportID uint32
 	fsid     uint64
 	opts     Options

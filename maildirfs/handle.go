@@ -4,6 +4,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/binary"
+	"hash"
 )
 
 // Handle layout (version 1), at most MaxHandle bytes:
@@ -44,9 +45,15 @@ func (k kernelFH) key() string {
 }
 
 func (f *FS) mac(b []byte) []byte {
-	m := hmac.New(sha256.New, f.key[:])
+	m, _ := f.macs.Get().(hash.Hash)
+	if m == nil {
+		m = hmac.New(sha256.New, f.key[:])
+	}
+	m.Reset()
 	m.Write(b)
-	return m.Sum(nil)[:handleMAC]
+	sum := m.Sum(make([]byte, 0, sha256.Size))[:handleMAC]
+	f.macs.Put(m)
+	return sum
 }
 
 // encodeHandle builds a signed handle for a kernel handle.

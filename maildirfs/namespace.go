@@ -220,7 +220,7 @@ func (f *FS) remove(dir Handle, c Cred, name string, isDir bool) (wcc Wcc, _ err
 
 // Link makes name in dir another link to file; durable on return.
 func (f *FS) Link(file Handle, dir Handle, name string, c Cred) (_ *Attr, wcc Wcc, _ error) {
-	n, _, err := f.get(file)
+	n, nst, err := f.get(file)
 	if err != nil {
 		return nil, wcc, err
 	}
@@ -236,6 +236,9 @@ func (f *FS) Link(file Handle, dir Handle, name string, c Cred) (_ *Attr, wcc Wc
 	if n.typ == TypeDir {
 		return f.postAttr(n), wcc, unix.EISDIR
 	}
+	if !mayLink(nst, c) {
+		return f.postAttr(n), wcc, unix.EPERM
+	}
 	if err := f.inject(FaultLink); err != nil {
 		return f.postAttr(n), wcc, err
 	}
@@ -246,6 +249,20 @@ func (f *FS) Link(file Handle, dir Handle, name string, c Cred) (_ *Attr, wcc Wc
 	}
 	err = f.syncDir(d)
 	return f.postAttr(n), wcc, err
+}
+
+// mayLink applies Linux's protected_hardlinks rule, which the kernel does
+// not enforce for us (we run as root): only the owner may link a file,
+// unless it is a regular file that is not setuid or setgid-executable and
+// c may read and write it.
+func mayLink(st *unix.Stat_t, c Cred) bool {
+	if owns(st, c) {
+		return true
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG || st.Mode&unix.S_ISUID != 0 || st.Mode&(unix.S_ISGID|unix.S_IXGRP) == unix.S_ISGID|unix.S_IXGRP {
+		return false
+	}
+	return may(st, c, permR|permW)
 }
 
 // Rename atomically moves fromName in fromDir to toName in toDir (renameat),

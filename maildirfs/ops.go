@@ -269,6 +269,11 @@ func (f *FS) Write(h Handle, c Cred, off uint64, data []byte, stable StableHow) 
 			err = unix.EIO
 		}
 	}
+	if err == nil && total > 0 && c.UID != 0 && st.Mode&(unix.S_ISUID|unix.S_ISGID) != 0 {
+		// The kernel would drop setuid/setgid on a write by a process
+		// without CAP_FSETID; we write as root, so do it ourselves.
+		err = f.killPriv(n, st)
+	}
 	committed := Unstable
 	if err == nil {
 		switch stable {
@@ -285,6 +290,20 @@ func (f *FS) Write(h Handle, c Cred, off uint64, data []byte, stable StableHow) 
 		return total, 0, verf, wcc, err
 	}
 	return total, committed, verf, wcc, nil
+}
+
+// killPriv clears setuid, and setgid when group-executable, as
+// file_remove_privs does.
+func (f *FS) killPriv(n *node, st *unix.Stat_t) error {
+	mode := st.Mode & 0o7777
+	nm := mode &^ unix.S_ISUID
+	if mode&unix.S_IXGRP != 0 {
+		nm &^= unix.S_ISGID
+	}
+	if nm == mode {
+		return nil
+	}
+	return f.chmod(n, nm)
 }
 
 // Commit makes the file's data and metadata durable (fsync; the range is
@@ -416,7 +435,15 @@ func (f *FS) setAttrLocked(n *node, st *unix.Stat_t, c Cred, s SetAttr, created 
 		}
 	}
 	if s.Mode != nil && n.typ != TypeLnk {
-		if err := f.chmod(n, *s.Mode&0o7777); err != nil {
+		mode := *s.Mode & 0o7777
+		gid := st.Gid
+		if s.GID != nil {
+			gid = *s.GID
+		}
+		if c.UID != 0 && n.typ != TypeDir && !c.inGroup(gid) {
+			mode &^= unix.S_ISGID // as chmod(2) without CAP_FSETID
+		}
+		if err := f.chmod(n, mode); err != nil {
 			return err
 		}
 	}

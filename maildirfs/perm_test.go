@@ -192,3 +192,47 @@ func TestAccessAgrees(t *testing.T) {
 		}
 	}
 }
+
+// TestPrivilegeRules: protected_hardlinks and setuid clearing, which the
+// kernel does not enforce for a root server.
+func TestPrivilegeRules(t *testing.T) {
+	s := mdtest.New(t)
+	r := s.Root()
+	if _, err := s.SetAttr(r, root, maildirfs.SetAttr{Mode: u32(0o1777)}, nil); err != nil {
+		t.Fatal(err)
+	}
+	secret, _, _, _ := s.Create(r, alice, "secret", maildirfs.Guarded, maildirfs.SetAttr{Mode: u32(0o600)}, [8]byte{})
+	shared, _, _, _ := s.Create(r, alice, "shared", maildirfs.Guarded, maildirfs.SetAttr{Mode: u32(0o666)}, [8]byte{})
+	suid, _, _, _ := s.Create(r, alice, "suid", maildirfs.Guarded, maildirfs.SetAttr{Mode: u32(0o4777)}, [8]byte{})
+	if _, _, err := s.Link(secret, r, "mine", bob); !errors.Is(err, syscall.EPERM) {
+		t.Errorf("bob links alice's 0600 file: %v", err)
+	}
+	if _, _, err := s.Link(suid, r, "mine", bob); !errors.Is(err, syscall.EPERM) {
+		t.Errorf("bob links a setuid file: %v", err)
+	}
+	if _, _, err := s.Link(shared, r, "mine", bob); err != nil {
+		t.Errorf("bob links a 0666 file: %v", err)
+	}
+	if _, _, err := s.Link(secret, r, "alice2", alice); err != nil {
+		t.Errorf("owner links: %v", err)
+	}
+	if _, _, _, _, err := s.Write(suid, bob, 0, []byte("#!/bin/sh\n"), maildirfs.Unstable); err != nil {
+		t.Fatal(err)
+	}
+	if a := getattr(t, s, suid); a.Mode != 0o777 {
+		t.Errorf("setuid kept after a write by another user: %o", a.Mode)
+	}
+	// chmod g+s by a non-member drops the setgid bit.
+	if _, err := s.SetAttr(shared, alice, maildirfs.SetAttr{Mode: u32(0o2755), GID: u32(7)}, nil); !errors.Is(err, syscall.EPERM) {
+		t.Errorf("chgrp to foreign group: %v", err)
+	}
+	if _, err := s.SetAttr(shared, root, maildirfs.SetAttr{GID: u32(7)}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.SetAttr(shared, alice, maildirfs.SetAttr{Mode: u32(0o2755)}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if a := getattr(t, s, shared); a.Mode != 0o755 {
+		t.Errorf("setgid set by non-member: %o", a.Mode)
+	}
+}
