@@ -234,7 +234,11 @@ func TestMaildirLifecycle(t *testing.T) {
 // through one client: every message present exactly once, tmp/ empty.
 func TestDeliverConcurrent(t *testing.T) {
 	checkGoroutines(t)
-	const workers, perWorker, boxes = 16, 500, 20
+	const workers, boxes = 16, 20
+	perWorker := 500
+	if raceEnabled {
+		perWorker = 100
+	}
 	var names []string
 	for i := range boxes {
 		names = append(names, fmt.Sprintf("u%02d/Maildir", i))

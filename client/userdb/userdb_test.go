@@ -1,0 +1,192 @@
+package userdb
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+const sample = `# mail users
+tevie	uid=2001|gid=2001|home=/mail1/12/34-tevie|server=storage1:/usr/mail1|customer=C00042
+
+golde		uid=2002|gid=2001|home=/usr/mail1/56/78-golde|server=storage1:/usr/mail1|mail=/usr/mail1/56/78-golde/Mail
+lazar	uid=2003|gid=2003|home=/m2/lazar|server=[::1]:/srv/m2|quota=10000000S
+`
+
+func TestParseSample(t *testing.T) {
+	es, err := Parse(strings.NewReader(sample), "userdb")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(es) != 3 || es[0].Name != "golde" || es[2].Name != "tevie" {
+		t.Fatalf("entries %+v", es)
+	}
+	tv := es[2]
+	if tv.UID != 2001 || tv.GID != 2001 || tv.Home != "/mail1/12/34-tevie" || tv.Server != "storage1:/usr/mail1" || tv.Fields["customer"] != "C00042" {
+		t.Errorf("tevie = %+v", tv)
+	}
+}
+
+func TestParseErrorsNameTheLine(t *testing.T) {
+	for _, tc := range []struct{ text, want string }{
+		{"a uid=1", "f:1: want NAME<TAB>"},
+		{"# c\na\tuid=1|gid=1|home=/h", "f:2: user \"a\" has no server="},
+		{"a\tuid=x|gid=1|home=/h|server=s:/e", "f:1: uid=\"x\""},
+		{"a\tuid=1|uid=2", "f:1: field \"uid\" given twice"},
+		{"a\tuid=1|gid=1|home=rel|server=s:/e", "f:1: home=\"rel\" must be an absolute path"},
+		{"a\tuid=1|gid=1|home=/h|server=s:/e\n\na\tuid=1|gid=1|home=/h|server=s:/e", "f:3: user \"a\" already defined on line 1"},
+		{"a\tuid=1|gid=1|home=/h|server=nocolon", "f:1: server=\"nocolon\""},
+		{"a\tuid=1|junk", "f:1: field \"junk\" is not name=value"},
+		{"a\tuid=99999999999|gid=1|home=/h|server=s:/e", "f:1: uid="},
+	} {
+		_, err := Parse(strings.NewReader(tc.text), "f")
+		var se *SyntaxError
+		if !errors.As(err, &se) || !strings.HasPrefix(err.Error(), tc.want) {
+			t.Errorf("Parse(%q) = %v, want prefix %q", tc.text, err, tc.want)
+		}
+	}
+}
+
+func TestCompileOpenLookup(t *testing.T) {
+	dir := t.TempDir()
+	src, dst := filepath.Join(dir, "userdb"), filepath.Join(dir, "userdb.dat")
+	os.WriteFile(src, []byte(sample), 0o600)
+	n, err := Compile(src, dst)
+	if err != nil || n != 3 {
+		t.Fatalf("Compile = %d, %v", n, err)
+	}
+	// The compiled file must be read without the text.
+	os.Remove(src)
+	db, err := Open(dst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := db.Lookup("tevie")
+	if err != nil || e.UID != 2001 || e.Fields["customer"] != "C00042" {
+		t.Errorf("Lookup tevie = %+v, %v", e, err)
+	}
+	if _, err := db.Lookup("nobody"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("Lookup nobody: %v", err)
+	}
+	if db.Len() != 3 {
+		t.Errorf("Len = %d", db.Len())
+	}
+}
+
+func TestCorruptDatabaseRejected(t *testing.T) {
+	es, _ := Parse(strings.NewReader(sample), "s")
+	var buf bytes.Buffer
+	if err := Encode(&buf, es); err != nil {
+		t.Fatal(err)
+	}
+	good := buf.Bytes()
+	if _, err := Decode(good); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < len(good); i++ {
+		if _, err := Decode(good[:i]); !errors.Is(err, ErrCorrupt) {
+			t.Fatalf("truncated to %d bytes: %v", i, err)
+		}
+	}
+	for i := 0; i < len(good); i++ {
+		b := bytes.Clone(good)
+		b[i] ^= 0x40
+		if _, err := Decode(b); !errors.Is(err, ErrCorrupt) {
+			t.Fatalf("bit flip at %d accepted: %v", i, err)
+		}
+	}
+	if _, err := Decode([]byte(strings.Repeat("tevie\tuid=1\n", 10))); !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "magic") {
+		t.Errorf("text file as database: %v", err)
+	}
+}
+
+func TestRoute(t *testing.T) {
+	es, _ := Parse(strings.NewReader(sample), "s")
+	want := map[string]Route{
+		"tevie": {Host: "storage1", Export: "/usr/mail1", Maildir: "12/34-tevie/Maildir", UID: 2001, GID: 2001},
+		"golde": {Host: "storage1", Export: "/usr/mail1", Maildir: "56/78-golde/Mail", UID: 2002, GID: 2001},
+		"lazar": {Host: "::1", Export: "/srv/m2", Maildir: "lazar/Maildir", UID: 2003, GID: 2003},
+	}
+	for _, e := range es {
+		r, err := e.Route()
+		if err != nil || r != want[e.Name] {
+			t.Errorf("Route(%s) = %+v, %v; want %+v", e.Name, r, err, want[e.Name])
+		}
+	}
+	r, _ := es[1].Route()
+	if got := r.URL(); got != "nfs://[::1]/srv/m2?version=3&uid=2003&gid=2003" {
+		t.Errorf("URL = %q", got)
+	}
+}
+
+func TestHashedHome(t *testing.T) {
+	re := regexp.MustCompile(`^[0-9]{2}/[0-9]{2}-tevie$`)
+	h := HashedHome("tevie")
+	if !re.MatchString(h) || HashedHome("TEVIE")[:5] != h[:5] {
+		t.Errorf("HashedHome = %q", h)
+	}
+	// Spread: 1000 users land in many directories.
+	dirs := map[string]bool{}
+	for i := range 1000 {
+		dirs[HashedHome("user" + string(rune('a'+i%26)) + strings.Repeat("x", i/26))[:2]] = true
+	}
+	if len(dirs) < 60 {
+		t.Errorf("1000 users in only %d top-level dirs", len(dirs))
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	f.Add(sample)
+	f.Add("a\tuid=1|gid=1|home=/h|server=s:/e")
+	f.Add("a\t\t|=|")
+	f.Fuzz(func(t *testing.T, text string) {
+		es, err := Parse(strings.NewReader(text), "fuzz")
+		if err != nil {
+			var se *SyntaxError
+			if !errors.As(err, &se) && !strings.Contains(err.Error(), "fuzz:") {
+				t.Fatalf("error without file:line: %v", err)
+			}
+			return
+		}
+		var buf bytes.Buffer
+		if err := Encode(&buf, es); err != nil {
+			t.Fatal(err)
+		}
+		db, err := Decode(buf.Bytes())
+		if err != nil || db.Len() != len(es) {
+			t.Fatalf("round trip: %v", err)
+		}
+		for _, e := range es {
+			if _, err := db.Lookup(e.Name); err != nil {
+				t.Fatal(err)
+			}
+			_, _ = e.Route()
+		}
+	})
+}
+
+func FuzzDecode(f *testing.F) {
+	es, _ := Parse(strings.NewReader(sample), "s")
+	var buf bytes.Buffer
+	Encode(&buf, es)
+	f.Add(buf.Bytes())
+	f.Add([]byte(Magic))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		db, err := Decode(b)
+		if err != nil {
+			if !errors.Is(err, ErrCorrupt) {
+				t.Fatalf("error not ErrCorrupt: %v", err)
+			}
+			return
+		}
+		for _, e := range db.Entries() {
+			if _, err := db.Lookup(e.Name); err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
+}
