@@ -58,13 +58,20 @@ func FuzzServerConn(f *testing.F) {
 		}
 	})
 	addr := ln.Addr().String()
+	alive := dial(f, addr)
+	var xid uint32
 
 	f.Fuzz(func(t *testing.T, data []byte) {
 		c, err := net.Dial("tcp", addr)
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer c.Close()
+		defer func() {
+			// Reset rather than close: thousands of iterations would
+			// otherwise use up the loopback ports in TIME_WAIT.
+			c.(*net.TCPConn).SetLinger(0)
+			c.Close()
+		}()
 		wrote := make(chan struct{})
 		go func() {
 			defer close(wrote)
@@ -94,8 +101,9 @@ func FuzzServerConn(f *testing.F) {
 		<-wrote
 
 		// The server lives on.
-		tc := dial(t, addr)
-		successBody(t, tc.call(testCall(0xabcdef, procNull, nil)), 0xabcdef)
+		xid++
+		alive.t = t
+		successBody(t, alive.call(testCall(xid, procNull, nil)), xid)
 	})
 }
 

@@ -189,7 +189,11 @@ func dial(t testing.TB, addr string) *testClient {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { c.Close() })
+	t.Cleanup(func() {
+		// Reset rather than close, leaving no TIME_WAIT behind.
+		c.(*net.TCPConn).SetLinger(0)
+		c.Close()
+	})
 	return &testClient{t: t, c: c, rr: rpc.NewRecordReader(c, 4<<20)}
 }
 
