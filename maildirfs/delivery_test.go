@@ -1,12 +1,15 @@
 package maildirfs_test
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"testing"
 
 	"github.com/mailnfs/mailnfs/maildirfs"
@@ -106,4 +109,48 @@ func BenchmarkDeliver32(b *testing.B) {
 	})
 	st := s.Stats()
 	b.ReportMetric(float64(st.SyncCalls)/float64(max(st.SyncBatches, 1)), "syncs/fsync")
+}
+
+// TestDeliveryFaults fails each storage step of a delivery in turn. The
+// deliverer reports the error and removes its tmp/ file, as a client
+// would; afterwards the message is either fully in new/ or absent, tmp/
+// is empty (Check at cleanup), and every failed sync rotated the verifier.
+func TestDeliveryFaults(t *testing.T) {
+	s := mdtest.New(t)
+	tmp, nw := lookup(t, s, "Maildir", "tmp"), lookup(t, s, "Maildir", "new")
+	type fault struct {
+		op maildirfs.FaultOp
+		n  int
+	}
+	var faults []fault
+	for n := 1; n <= 6; n++ { // create: file+dir; setattr; write; rename: 2 dirs
+		faults = append(faults, fault{maildirfs.FaultFsync, n})
+	}
+	faults = append(faults, fault{maildirfs.FaultCreate, 1}, fault{maildirfs.FaultWrite, 1}, fault{maildirfs.FaultRename, 1})
+	for i, fl := range faults {
+		uniq := fmt.Sprintf("1700000000.M%dP1.faults", i)
+		body := []byte(fmt.Sprintf("body of message %d\n", i))
+		v0 := s.WriteVerifier()
+		s.Faults.FailNth(fl.op, fl.n, nil)
+		err := deliver(s, tmp, nw, root, uniq, body)
+		s.Faults.Clear()
+		if err == nil {
+			t.Fatalf("%s #%d: delivery succeeded despite the fault", fl.op, fl.n)
+		}
+		if fl.op == maildirfs.FaultFsync && s.WriteVerifier() == v0 {
+			t.Errorf("%s #%d: verifier not rotated", fl.op, fl.n)
+		}
+		if _, err := s.Remove(tmp, root, uniq); err != nil && !errors.Is(err, syscall.ENOENT) {
+			t.Fatalf("cleanup: %v", err)
+		}
+		final := filepath.Join(s.Dir, "Maildir/new", fmt.Sprintf("%s,S=%d", uniq, len(body)))
+		got, err := os.ReadFile(final)
+		switch {
+		case err == nil && !bytes.Equal(got, body):
+			t.Errorf("%s #%d: partial message in new/: %q", fl.op, fl.n, got)
+		case err != nil && !errors.Is(err, os.ErrNotExist):
+			t.Fatal(err)
+		}
+		t.Logf("%s #%d: message in new/ after the failure: %v", fl.op, fl.n, err == nil)
+	}
 }
