@@ -33,6 +33,21 @@
 // error when it is not permitted. There is no weaker fallback mode; run
 // mailnfsd as root.
 //
+// # Errors
+//
+// Errors are ErrBadHandle (malformed, wrong MAC, other export or key),
+// ErrStale (the object is gone), ErrNotSync (SETATTR guard), ErrBadCookie
+// (never produced on ext4, whose cookies always resume), or wrap a
+// syscall.Errno: ENOENT, EEXIST (also CREATE over a non-regular file and
+// creating "." or ".."), ENOTDIR, EISDIR, ENOTEMPTY, EINVAL (bad name
+// byte, rename into own subtree, READ/WRITE/READLINK of the wrong type,
+// MKNOD of a non-special type), ENAMETOOLONG, EACCES (mode or sticky bit),
+// EPERM (owner-only or root-only changes, device nodes, protected hard
+// links), EROFS (Options.ReadOnly), EXDEV (mount point inside the export),
+// EFBIG, and whatever the system call returned (ENOSPC, EDQUOT, EIO, ...).
+// A failed sync returns its error after the change was made: the client
+// learns that it may not be durable, and the write verifier changes.
+//
 // # Permissions
 //
 // The server runs as root; permissions of the caller's Cred are checked in
@@ -73,6 +88,14 @@
 // fsync (the syncer releases its mutex while the leader syncs). The emit
 // callback of ReadDir must not call ReadDir on the same directory more than
 // three times concurrently (it would wait for its own cursor).
+//
+// # Testing
+//
+// Options.Inject fails chosen storage steps (fsync, rename, link, write,
+// create, unlink); maildirfs/mdtest wires it to Faults.FailNth and
+// provides New (a temporary export, closed and checked with Check at
+// cleanup). Check is the Maildir invariant checker also meant for a
+// "check DIR" command.
 //
 // # Caveats
 //
