@@ -134,3 +134,40 @@ func TestServeUDPAndTCPShareCache(t *testing.T) {
 		t.Errorf("udp then tcp: %v vs %v, runs %d", words(a), words(b), p.counts.Load())
 	}
 }
+
+func TestShutdownDrainsUDPCall(t *testing.T) {
+	p := newTestProg()
+	s := newServer(p)
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- s.ServeUDP(pc) }()
+	c, err := net.DialUDP("udp", nil, pc.LocalAddr().(*net.UDPAddr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Write(testCall(1, procWait, nil)); err != nil {
+		t.Fatal(err)
+	}
+	<-p.started
+	shut := make(chan error, 1)
+	go func() { shut <- s.Shutdown(context.Background()) }()
+	select {
+	case err := <-served:
+		t.Fatalf("ServeUDP returned %v with a call in flight", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	close(p.release)
+	if xid := replyXID(t, udpRecv(t, c, 10*time.Second)); xid != 1 {
+		t.Fatalf("drained reply xid %d", xid)
+	}
+	if err := <-shut; err != nil {
+		t.Fatal(err)
+	}
+	if err := <-served; !errors.Is(err, ErrServerClosed) {
+		t.Fatalf("ServeUDP: %v", err)
+	}
+}
