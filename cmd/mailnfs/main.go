@@ -1,0 +1,413 @@
+// Command mailnfs is the front end's tool for Maildirs on mailnfs storage
+// boxes, spoken over NFSv3 without a kernel mount.
+//
+//	mailnfs deliver TARGET < message        store a message (MTA transport)
+//	mailnfs ls TARGET                       list messages
+//	mailnfs cat TARGET KEY                  print a message
+//	mailnfs flag TARGET KEY FLAGS           set maildir flags (moves new -> cur)
+//	mailnfs rm TARGET KEY                   delete a message
+//	mailnfs clean-tmp TARGET                remove tmp/ files older than 36 h
+//	mailnfs userdb compile [SRC [DST]]      compile the userdb text to userdb.dat
+//	mailnfs userdb lookup USER              show a user and their route
+//	mailnfs userdb hash USER                print the hashed home for a new user
+//	mailnfs mount-test URL|HOST[:PORT]      diagnose a storage box
+//
+// TARGET is a Maildir named by an nfs:// URL
+// (nfs://host[:portmapper-port]/export/path/to/Maildir?uid=N&gid=N, with
+// optional nfsport= and mountport=) or a user name looked up in the
+// compiled userdb. KEY is a message's unique name (as deliver prints it,
+// without the ":2,flags" part) or its file name.
+//
+// deliver exits 0 only once the message has been renamed into new/; 75
+// (EX_TEMPFAIL) on any failure that may pass (network, server, quota), so
+// the MTA retries; 67 (EX_NOUSER) for an unknown user; 65 (EX_DATAERR) for
+// an oversized message; 64 (EX_USAGE) for bad arguments. mount-test exits 1
+// when a step fails. Other commands exit 75 on temporary failures and 70
+// otherwise.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/mailnfs/mailnfs/client"
+	"github.com/mailnfs/mailnfs/client/userdb"
+)
+
+// Exit codes from sysexits.h.
+const (
+	exitOK       = 0
+	exitUsage    = 64
+	exitDataErr  = 65
+	exitNoUser   = 67
+	exitSoftware = 70
+	exitTempFail = 75
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := Run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// Config is what the common flags set.
+type Config struct {
+	UserDB                          string        // compiled userdb path
+	Timeout                         time.Duration // whole-command deadline
+	Hostname                        string        // AUTH_SYS machine name and Maildir host part
+	PortmapPort, NFSPort, MountPort int           // overrides for userdb routes; 0 = default/portmapper
+	Verbose                         bool
+	Create                          bool // deliver: create the Maildir if missing
+}
+
+// Validate checks the flag values.
+func (c *Config) Validate() error {
+	if c.Timeout <= 0 {
+		return fmt.Errorf("-timeout must be positive")
+	}
+	for _, p := range []int{c.PortmapPort, c.NFSPort, c.MountPort} {
+		if p < 0 || p > 65535 {
+			return fmt.Errorf("port %d out of range", p)
+		}
+	}
+	return nil
+}
+
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+// Run runs one mailnfs command and returns its exit code.
+func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprintln(stderr, usage)
+		return exitUsage
+	}
+	cmd, args := args[0], args[1:]
+	var cfg Config
+	fs := flag.NewFlagSet("mailnfs "+cmd, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&cfg.UserDB, "userdb", "/etc/mailnfs/userdb.dat", "compiled userdb used to resolve user names")
+	fs.DurationVar(&cfg.Timeout, "timeout", 2*time.Minute, "deadline for the whole command")
+	fs.StringVar(&cfg.Hostname, "hostname", "", "machine name for AUTH_SYS and Maildir names (default: os hostname)")
+	fs.IntVar(&cfg.PortmapPort, "portmap-port", 0, "portmapper port for userdb routes (default 111)")
+	fs.IntVar(&cfg.NFSPort, "nfsport", 0, "NFS port for userdb routes (default: ask the portmapper)")
+	fs.IntVar(&cfg.MountPort, "mountport", 0, "MOUNT port for userdb routes (default: ask the portmapper)")
+	fs.BoolVar(&cfg.Verbose, "v", false, "log protocol events to stderr")
+	if cmd == "deliver" {
+		fs.BoolVar(&cfg.Create, "create", false, "create the Maildir (tmp, new, cur) if it is missing")
+	}
+	if cmd == "-h" || cmd == "help" || cmd == "--help" {
+		fmt.Fprintln(stdout, usage)
+		return exitOK
+	}
+	if err := fs.Parse(args); err != nil {
+		return exitUsage
+	}
+	if err := cfg.Validate(); err != nil {
+		fmt.Fprintf(stderr, "mailnfs: %v\n", err)
+		return exitUsage
+	}
+	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
+	defer cancel()
+	logger := slog.New(slog.DiscardHandler)
+	if cfg.Verbose {
+		logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	r := &runner{cfg: cfg, log: logger, stdin: stdin, stdout: stdout, stderr: stderr}
+	rest := fs.Args()
+	var err error
+	switch cmd {
+	case "deliver":
+		return r.deliver(ctx, rest)
+	case "ls":
+		err = r.ls(ctx, rest)
+	case "cat":
+		err = r.cat(ctx, rest)
+	case "flag":
+		err = r.flag(ctx, rest)
+	case "rm":
+		err = r.rm(ctx, rest)
+	case "clean-tmp":
+		err = r.cleanTmp(ctx, rest)
+	case "userdb":
+		err = r.userdb(rest)
+	case "mount-test":
+		err = r.mountTest(ctx, rest)
+	default:
+		err = usageError{fmt.Sprintf("unknown command %q\n%s", cmd, usage)}
+	}
+	if err == nil {
+		return exitOK
+	}
+	fmt.Fprintf(stderr, "mailnfs %s: %v\n", cmd, err)
+	var ue usageError
+	switch {
+	case errors.Is(err, errMountTest):
+		return 1
+	case errors.As(err, &ue):
+		return exitUsage
+	case errors.Is(err, userdb.ErrNotFound):
+		return exitNoUser
+	case client.Temporary(err):
+		return exitTempFail
+	}
+	return exitSoftware
+}
+
+const usage = `usage: mailnfs COMMAND [flags] ARGS
+  deliver TARGET < message      store a message in TARGET's Maildir (exit 75 = try again)
+  ls TARGET                     list messages (dir, size, flags, key)
+  cat TARGET KEY                print a message
+  flag TARGET KEY FLAGS         set maildir flags, e.g. FS (moves new -> cur)
+  rm TARGET KEY                 delete a message
+  clean-tmp TARGET              remove tmp/ files older than 36 hours
+  userdb compile [SRC [DST]]    compile /etc/mailnfs/userdb to userdb.dat
+  userdb lookup USER            show a user's fields and route
+  userdb hash USER              print the hashed home (NN/MM-user) for a new user
+  mount-test URL|HOST[:PORT]    portmapper, MOUNT and NFS round trip with a diagnosis
+TARGET: nfs://host[:pmport]/export/path/Maildir?uid=N&gid=N[&nfsport=P&mountport=P] or a userdb user.
+Flags (before ARGS): -userdb FILE -timeout D -hostname H -portmap-port P -nfsport P -mountport P -v; deliver: -create`
+
+type runner struct {
+	cfg            Config
+	log            *slog.Logger
+	stdin          io.Reader
+	stdout, stderr io.Writer
+}
+
+// open dials TARGET and returns the client and the mailbox path inside its
+// root.
+func (r *runner) open(ctx context.Context, target string) (*client.Client, string, error) {
+	opts := client.Options{Hostname: r.cfg.Hostname, Logger: r.log}
+	if strings.HasPrefix(target, "nfs://") {
+		c, err := client.Dial(ctx, target, opts)
+		return c, "", err
+	}
+	db, err := userdb.Open(r.cfg.UserDB)
+	if err != nil {
+		return nil, "", err
+	}
+	e, err := db.Lookup(target)
+	if err != nil {
+		return nil, "", err
+	}
+	route, err := e.Route()
+	if err != nil {
+		return nil, "", err
+	}
+	t, err := client.ParseURL(route.URL())
+	if err != nil {
+		return nil, "", err
+	}
+	if r.cfg.PortmapPort != 0 {
+		t.PortmapPort = r.cfg.PortmapPort
+	}
+	t.NFSPort, t.MountPort = r.cfg.NFSPort, r.cfg.MountPort
+	c, err := client.DialTarget(ctx, t, opts)
+	return c, route.Maildir, err
+}
+
+func need(args []string, n int, what string) error {
+	if len(args) != n {
+		return usageError{"want " + what}
+	}
+	return nil
+}
+
+func (r *runner) deliver(ctx context.Context, args []string) int {
+	fail := func(code int, err error) int {
+		fmt.Fprintf(r.stderr, "mailnfs deliver: %v\n", err)
+		return code
+	}
+	if err := need(args, 1, "TARGET"); err != nil {
+		return fail(exitUsage, err)
+	}
+	c, box, err := r.open(ctx, args[0])
+	if errors.Is(err, userdb.ErrNotFound) {
+		return fail(exitNoUser, err)
+	}
+	if err != nil {
+		// Unreachable box, unreadable userdb: let the MTA retry.
+		return fail(exitTempFail, err)
+	}
+	defer c.Close()
+	if r.cfg.Create {
+		if err := c.MakeMaildir(ctx, box); err != nil {
+			return fail(exitTempFail, err)
+		}
+	}
+	name, err := c.Deliver(ctx, box, r.stdin)
+	switch {
+	case errors.Is(err, client.ErrMessageTooLarge):
+		return fail(exitDataErr, err)
+	case err != nil:
+		// Anything else may pass (or needs an operator): never bounce
+		// mail for it, defer.
+		return fail(exitTempFail, err)
+	}
+	fmt.Fprintln(r.stdout, name)
+	return exitOK
+}
+
+func (r *runner) ls(ctx context.Context, args []string) error {
+	if err := need(args, 1, "TARGET"); err != nil {
+		return err
+	}
+	c, box, err := r.open(ctx, args[0])
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	ms, err := c.List(ctx, box)
+	if err != nil {
+		return err
+	}
+	var total int64
+	for _, m := range ms {
+		fmt.Fprintf(r.stdout, "%s\t%d\t%s\t%s\n", m.Dir, m.Size, orDash(m.Flags), m.Key)
+		total += max(m.Size, 0)
+	}
+	fmt.Fprintf(r.stderr, "%d messages, %d bytes\n", len(ms), total)
+	return nil
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func (r *runner) cat(ctx context.Context, args []string) error {
+	if err := need(args, 2, "TARGET KEY"); err != nil {
+		return err
+	}
+	c, box, err := r.open(ctx, args[0])
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	rc, err := c.Open(ctx, box, args[1])
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	_, err = io.Copy(r.stdout, rc)
+	return err
+}
+
+func (r *runner) flag(ctx context.Context, args []string) error {
+	if len(args) == 2 {
+		args = append(args, "") // clear all flags
+	}
+	if err := need(args, 3, "TARGET KEY FLAGS"); err != nil {
+		return err
+	}
+	c, box, err := r.open(ctx, args[0])
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	name, err := c.SetFlags(ctx, box, args[1], args[2])
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(r.stdout, "cur/"+name)
+	return nil
+}
+
+func (r *runner) rm(ctx context.Context, args []string) error {
+	if err := need(args, 2, "TARGET KEY"); err != nil {
+		return err
+	}
+	c, box, err := r.open(ctx, args[0])
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	return c.Delete(ctx, box, args[1])
+}
+
+func (r *runner) cleanTmp(ctx context.Context, args []string) error {
+	if err := need(args, 1, "TARGET"); err != nil {
+		return err
+	}
+	c, box, err := r.open(ctx, args[0])
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	removed, err := c.CleanTmp(ctx, box, 0, time.Now())
+	for _, n := range removed {
+		fmt.Fprintln(r.stdout, "removed tmp/"+n)
+	}
+	return err
+}
+
+func (r *runner) userdb(args []string) error {
+	if len(args) == 0 {
+		return usageError{"want compile, lookup or hash"}
+	}
+	switch args[0] {
+	case "compile":
+		src, dst := "/etc/mailnfs/userdb", r.cfg.UserDB
+		if len(args) > 1 {
+			src = args[1]
+		}
+		if len(args) > 2 {
+			dst = args[2]
+		}
+		if len(args) > 3 {
+			return usageError{"want userdb compile [SRC [DST]]"}
+		}
+		n, err := userdb.Compile(src, dst)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(r.stdout, "%s: %d users\n", dst, n)
+		return nil
+	case "lookup":
+		if err := need(args[1:], 1, "userdb lookup USER"); err != nil {
+			return err
+		}
+		db, err := userdb.Open(r.cfg.UserDB)
+		if err != nil {
+			return err
+		}
+		e, err := db.Lookup(args[1])
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(r.stdout, "name\t%s\nuid\t%d\ngid\t%d\nhome\t%s\nserver\t%s\n", e.Name, e.UID, e.GID, e.Home, e.Server)
+		if e.Mail != "" {
+			fmt.Fprintf(r.stdout, "mail\t%s\n", e.Mail)
+		}
+		for k, v := range e.Fields {
+			fmt.Fprintf(r.stdout, "%s\t%s\n", k, v)
+		}
+		route, err := e.Route()
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(r.stdout, "url\t%s\nmaildir\t%s\n", route.URL(), route.Maildir)
+		return nil
+	case "hash":
+		if err := need(args[1:], 1, "userdb hash USER"); err != nil {
+			return err
+		}
+		fmt.Fprintln(r.stdout, userdb.HashedHome(args[1]))
+		return nil
+	}
+	return usageError{fmt.Sprintf("unknown userdb command %q", args[0])}
+}

@@ -1,0 +1,168 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/mailnfs/mailnfs/nfsd/nfsdtest"
+)
+
+type result struct {
+	code           int
+	stdout, stderr string
+}
+
+func run(t *testing.T, stdin string, args ...string) result {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code := Run(context.Background(), args, strings.NewReader(stdin), &out, &errb)
+	return result{code, out.String(), errb.String()}
+}
+
+func mustRun(t *testing.T, stdin string, args ...string) string {
+	t.Helper()
+	r := run(t, stdin, args...)
+	if r.code != 0 {
+		t.Fatalf("mailnfs %v: exit %d\n%s%s", args, r.code, r.stdout, r.stderr)
+	}
+	return r.stdout
+}
+
+func TestURLCommands(t *testing.T) {
+	s := nfsdtest.StartServer(t)
+	u := s.URL("12/34-tevie/Maildir") + "&uid=0&gid=0"
+	msg := "From: a@example.com\nSubject: t\n\nhello\n"
+	// The Maildir does not exist yet: deliver without -create defers.
+	if r := run(t, msg, "deliver", s.URL("")+"&uid=0"); r.code != exitTempFail {
+		t.Errorf("deliver into a non-Maildir: exit %d, want 75 (%s)", r.code, r.stderr)
+	}
+	if err := os.MkdirAll(filepath.Join(s.Root, "12/34-tevie/Maildir"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	name := strings.TrimSpace(mustRun(t, msg, "deliver", "-create", "-hostname", "front1", u))
+	if !strings.Contains(name, ".front1,S=") {
+		t.Errorf("deliver printed %q", name)
+	}
+	ls := mustRun(t, "", "ls", u)
+	if !strings.Contains(ls, "new\t"+fmt.Sprint(len(msg))+"\t-\t"+name) {
+		t.Errorf("ls = %q", ls)
+	}
+	if got := mustRun(t, "", "cat", u, name); got != msg {
+		t.Errorf("cat = %q", got)
+	}
+	if got := mustRun(t, "", "flag", u, name, "SR"); strings.TrimSpace(got) != "cur/"+name+":2,RS" {
+		t.Errorf("flag = %q", got)
+	}
+	if _, err := os.Stat(filepath.Join(s.Root, "12/34-tevie/Maildir/cur", name+":2,RS")); err != nil {
+		t.Error(err)
+	}
+	mustRun(t, "", "rm", u, name)
+	if r := run(t, "", "cat", u, name); r.code == 0 {
+		t.Errorf("cat after rm succeeded")
+	}
+	if r := run(t, "", "flag", u, name, "S!"); r.code == 0 {
+		t.Errorf("bad flags accepted")
+	}
+}
+
+func TestDeliverTempFailWhenServerDown(t *testing.T) {
+	r := run(t, "x", "deliver", "-timeout", "3s", "nfs://127.0.0.1/x?nfsport=1&mountport=1")
+	if r.code != exitTempFail {
+		t.Errorf("exit %d, want 75: %s", r.code, r.stderr)
+	}
+	if r := run(t, "x", "deliver"); r.code != exitUsage {
+		t.Errorf("no target: exit %d", r.code)
+	}
+}
+
+func TestUserdbRouting(t *testing.T) {
+	s := nfsdtest.StartServer(t)
+	dir := t.TempDir()
+	src, dat := filepath.Join(dir, "userdb"), filepath.Join(dir, "userdb.dat")
+	text := fmt.Sprintf("tevie\tuid=2001|gid=2001|home=%s/12/34-tevie|server=127.0.0.1:%s|customer=C00042\n", s.Export, s.Export)
+	os.WriteFile(src, []byte(text), 0o600)
+	if out := mustRun(t, "", "userdb", "compile", src, dat); !strings.Contains(out, "1 users") {
+		t.Errorf("compile: %q", out)
+	}
+	out := mustRun(t, "", "userdb", "-userdb", dat, "lookup", "tevie")
+	if !strings.Contains(out, "customer\tC00042") || !strings.Contains(out, "maildir\t12/34-tevie/Maildir") {
+		t.Errorf("lookup: %q", out)
+	}
+	if r := run(t, "", "userdb", "-userdb", dat, "lookup", "nobody"); r.code != exitNoUser {
+		t.Errorf("lookup nobody: exit %d", r.code)
+	}
+	if h := strings.TrimSpace(mustRun(t, "", "userdb", "hash", "tevie")); len(h) != len("12/34-tevie") {
+		t.Errorf("hash: %q", h)
+	}
+	// A Maildir owned by the user; delivery runs as uid 2001 via AUTH_SYS.
+	md := filepath.Join(s.Root, "12/34-tevie/Maildir")
+	os.MkdirAll(md, 0o755)
+	for _, d := range []string{"tmp", "new", "cur"} {
+		os.MkdirAll(filepath.Join(md, d), 0o700)
+	}
+	for _, p := range []string{filepath.Join(s.Root, "12/34-tevie"), md, md + "/tmp", md + "/new", md + "/cur"} {
+		os.Chown(p, 2001, 2001)
+	}
+	flags := []string{"-userdb", dat, "-portmap-port", fmt.Sprint(s.PortmapAddr.Port())}
+	name := strings.TrimSpace(mustRun(t, "routed\n", append(append([]string{"deliver"}, flags...), "tevie")...))
+	fi, err := os.Stat(filepath.Join(md, "new", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if uid := fileUID(fi); uid != 2001 {
+		t.Errorf("delivered file owned by %d, want 2001", uid)
+	}
+	if r := run(t, "x", append(append([]string{"deliver"}, flags...), "nobody")...); r.code != exitNoUser {
+		t.Errorf("deliver to unknown user: exit %d", r.code)
+	}
+}
+
+func TestMountTest(t *testing.T) {
+	s := nfsdtest.StartServer(t)
+	r := run(t, "", "mount-test", s.PortmapAddr.String())
+	if r.code != 0 || !strings.Contains(r.stdout, "answers every step") || strings.Contains(r.stdout, "FAIL") {
+		t.Errorf("mount-test: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	r = run(t, "", "mount-test", s.URL("nonexistent"))
+	if r.code != 1 || !strings.Contains(r.stdout, "FAIL  MNT") {
+		t.Errorf("mount-test of a missing path: exit %d\n%s", r.code, r.stdout)
+	}
+}
+
+// TestLibnfsInterop: a message delivered by mailnfs is read back
+// byte-identical by libnfs's nfs-cat, and a file written by nfs-cp is read
+// by mailnfs cat.
+func TestLibnfsInterop(t *testing.T) {
+	if _, err := exec.LookPath("nfs-cat"); err != nil {
+		t.Skip("libnfs-utils not installed")
+	}
+	s := nfsdtest.StartServer(t)
+	md := filepath.Join(s.Root, "box")
+	for _, d := range []string{"tmp", "new", "cur"} {
+		os.MkdirAll(filepath.Join(md, d), 0o755)
+	}
+	msg := strings.Repeat("Subject: interop\r\n\r\nline of text\r\n", 2000)
+	name := strings.TrimSpace(mustRun(t, msg, "deliver", s.URL("box")+"&uid=0&gid=0"))
+	out, err := exec.Command("nfs-cat", s.URL("box/new/"+name)).Output()
+	if err != nil {
+		t.Fatalf("nfs-cat: %v", err)
+	}
+	if string(out) != msg {
+		t.Errorf("nfs-cat read %d bytes, want %d identical", len(out), len(msg))
+	}
+	local := filepath.Join(t.TempDir(), "m")
+	os.WriteFile(local, []byte("From libnfs\n"), 0o644)
+	dst := "1700000000.M1P1Q1.libnfs,S=12"
+	if b, err := exec.Command("nfs-cp", local, s.URL("box/new/"+dst)).CombinedOutput(); err != nil {
+		t.Fatalf("nfs-cp: %v %s", err, b)
+	}
+	if got := mustRun(t, "", "cat", s.URL("box")+"&uid=0", dst); got != "From libnfs\n" {
+		t.Errorf("cat of the nfs-cp file: %q", got)
+	}
+}
