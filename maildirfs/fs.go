@@ -27,6 +27,7 @@ type FS struct {
 	rootFd   int // O_RDONLY|O_DIRECTORY; also the mount fd for open_by_handle_at
 	rootDev  uint64
 	rootIno  uint64
+	mountID  int // of the root: kernel handles from other mounts are refused
 	rootNode *node // pinned in the cache
 	rootH    Handle
 
@@ -87,7 +88,7 @@ func Open(root string, opts Options) (*FS, error) {
 		return nil, &os.PathError{Op: "fstat", Path: root, Err: err}
 	}
 	f.rootDev, f.rootIno = st.Dev, st.Ino
-	fh, _, err := unix.NameToHandleAt(fd, "", unix.AT_EMPTY_PATH)
+	fh, mnt, err := unix.NameToHandleAt(fd, "", unix.AT_EMPTY_PATH)
 	if err != nil {
 		unix.Close(fd)
 		return nil, fmt.Errorf("maildirfs: name_to_handle_at on %s (filesystem without exportable handles?): %w", root, err)
@@ -110,6 +111,7 @@ func Open(root string, opts Options) (*FS, error) {
 	}
 	f.cache.init(opts.MaxOpenNodes)
 	f.rootH = h
+	f.mountID = mnt
 	n := &node{key: k.key(), kfh: k, h: h, pathFd: pfd, ioFd: -1, typ: TypeDir, ino: st.Ino}
 	f.rootNode = n
 	f.cache.insert(n) // refs = 1: pinned forever

@@ -124,15 +124,15 @@ func (f *FS) fillPlus(d *node, isRoot bool, e *DirEntry) bool {
 	}
 	e.Attr = f.attr(&st)
 	e.FileID = st.Ino
-	if st.Dev != f.rootDev {
-		return true // a mount point inside the export: no handle
-	}
-	fh, _, err := unix.NameToHandleAt(d.pathFd, e.Name, 0)
+	fh, mnt, err := unix.NameToHandleAt(d.pathFd, e.Name, 0)
 	if err != nil {
 		if err == unix.ENOENT {
 			return false
 		}
 		return true
+	}
+	if mnt != f.mountID || st.Dev != f.rootDev {
+		return true // a mount point inside the export: no handle
 	}
 	if h, ok := f.encodeHandle(kernelFH{typ: fh.Type(), bytes: fh.Bytes()}); ok {
 		e.Handle = h
