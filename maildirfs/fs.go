@@ -27,7 +27,7 @@ type FS struct {
 	rootFd   int // O_RDONLY|O_DIRECTORY; also the mount fd for open_by_handle_at
 	rootDev  uint64
 	rootIno  uint64
-	mountID  int // of the root: kernel handles from other mounts are refused
+	mountID  int   // of the root: kernel handles from other mounts are refused
 	rootNode *node // pinned in the cache
 	rootH    Handle
 
