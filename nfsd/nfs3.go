@@ -35,8 +35,9 @@ const (
 type NFS3 struct {
 	// Auth resolves a handle to its export and checks the caller. Required.
 	Auth Authorizer
-	// Logger receives errors that have no NFS mapping; nil uses each
-	// request's Log, or discards if that is nil too.
+	// Logger receives store errors that have no specific NFS status, for
+	// calls whose Request carries no Log (Request.Log, with connection and
+	// xid attributes, is preferred). Nil discards.
 	Logger *slog.Logger
 
 	counters n3Counters // replies by procedure and status (Stats)
@@ -667,6 +668,8 @@ func (n *NFS3) readdir(ctx context.Context, req *Request, a *nfs3.ReaddirArgs, r
 	switch {
 	case err != nil:
 		r.Status, r.Entries = n.status(req, err), nil
+	case len(r.Entries) == 0 && !eof && ctx.Err() != nil:
+		r.Status = nfs3.StatusJukebox // cancelled (shutdown), not too small
 	case len(r.Entries) == 0 && !eof:
 		r.Status = nfs3.StatusTooSmall
 	default:
@@ -708,6 +711,8 @@ func (n *NFS3) readdirplus(ctx context.Context, req *Request, a *nfs3.Readdirplu
 	switch {
 	case err != nil:
 		r.Status, r.Entries = n.status(req, err), nil
+	case len(r.Entries) == 0 && !eof && ctx.Err() != nil:
+		r.Status = nfs3.StatusJukebox // cancelled (shutdown), not too small
 	case len(r.Entries) == 0 && !eof:
 		r.Status = nfs3.StatusTooSmall
 	default:

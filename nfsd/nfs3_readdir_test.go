@@ -1,6 +1,7 @@
 package nfsd
 
 import (
+	"context"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -228,6 +229,18 @@ func TestNFS3ReaddirEdges(t *testing.T) {
 		r2, _ := e.readdirRaw(&nfs3.ReaddirArgs{Dir: newDir, Cookie: r.Entries[0].Cookie, Verf: r.Verf, Count: 4096})
 		if r2.Status != nfs3.StatusOK || len(r2.Entries) != 1 || r2.Entries[0].Name != ".." || !r2.EOF {
 			t.Errorf("READDIR resume: %v %+v eof %v", r2.Status, r2.Entries, r2.EOF)
+		}
+	})
+	t.Run("CancelledIsNotTooSmall", func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		enc := xdr.NewEncoder(nil)
+		(&nfs3.ReaddirArgs{Dir: newDir, Count: 4096}).Encode(enc)
+		st, out := e.rawCtx(ctx, nfs3.ProcReaddir, enc.Bytes())
+		var r nfs3.ReaddirRes
+		r.Decode(xdr.NewDecoder(out))
+		if st != StatusOK || r.Status != nfs3.StatusJukebox {
+			t.Errorf("READDIR with cancelled context: %+v %v, want JUKEBOX", st, r.Status)
 		}
 	})
 	t.Run("NotADirectory", func(t *testing.T) {

@@ -82,6 +82,10 @@ type n3Decoder interface{ Decode(*xdr.Decoder) }
 
 // raw runs one call with args as the argument bytes.
 func (e *n3Env) raw(proc nfs3.Proc, args []byte) (Status, []byte) {
+	return e.rawCtx(context.Background(), proc, args)
+}
+
+func (e *n3Env) rawCtx(ctx context.Context, proc nfs3.Proc, args []byte) (Status, []byte) {
 	req := &Request{
 		XID: 1, Prog: nfs3.Program, Vers: nfs3.Version, Proc: uint32(proc),
 		AuthSys: e.cred, Cred: rpc.OpaqueAuth{Flavor: 1},
@@ -90,7 +94,7 @@ func (e *n3Env) raw(proc nfs3.Proc, args []byte) (Status, []byte) {
 		Args:  xdr.NewDecoder(args),
 	}
 	res := xdr.NewEncoder(nil)
-	st := e.n.Serve(context.Background(), req, res)
+	st := e.n.Serve(ctx, req, res)
 	return st, res.Bytes()
 }
 
