@@ -2,8 +2,8 @@ package nfsd
 
 import "github.com/mailnfs/mailnfs/maildirfs"
 
-// TODO(nfs3): this file holds the Authorizer contract from docs/design.md
-// until nfsd/access.go (exports owner) defines it; delete it then.
+// This file holds the Authorizer contract from docs/design.md, which the
+// NFSv3 program consumes; Exports (access.go) implements it.
 
 // Access is what one NFS call may do.
 type Access struct {
