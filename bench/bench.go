@@ -45,8 +45,11 @@ type Config struct {
 	ListPasses int
 	// CensusCount > 0 runs, after everything else, one delivery step of that
 	// many messages at concurrency 8 per server under strace, counting sync
-	// system calls. Zero: off.
+	// system calls. Zero: off. (Delivery steps count them with perf anyway
+	// when perf works; the census is for machines without it.)
 	CensusCount int
+	// NoPerf turns off counting sync calls with perf during delivery steps.
+	NoPerf bool
 	// UID and GID own the export trees and are sent in AUTH_SYS. Zero: 0.
 	UID, GID uint32
 	// Dir is where servers keep their exports. Zero: os.TempDir().
@@ -103,7 +106,10 @@ type DeliverRow struct {
 	PeakRSS int64
 	// DiskFsync is the disk's fsync latency measured just before the step.
 	DiskFsync time.Duration
-	Verify    *Verification
+	// Syncs counts the server's sync system calls during the measured part
+	// (perf tracepoints); nil when perf is not available.
+	Syncs  map[string]int
+	Verify *Verification
 }
 
 // Rate is deliveries per second.
@@ -112,6 +118,19 @@ func (r *DeliverRow) Rate() float64 {
 		return 0
 	}
 	return float64(r.Delivered) / r.Elapsed.Seconds()
+}
+
+// SyncsPerDelivery is the server's sync system calls per delivery, or -1
+// when they were not counted.
+func (r *DeliverRow) SyncsPerDelivery() float64 {
+	if r.Syncs == nil || r.Delivered == 0 {
+		return -1
+	}
+	n := 0
+	for _, v := range r.Syncs {
+		n += v
+	}
+	return float64(n) / float64(r.Delivered)
 }
 
 // CPUPerDelivery is the server's CPU time per delivery.
@@ -178,8 +197,12 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if len(cfg.Driver) == 0 {
 		return nil, errors.New("bench: Config.Driver is empty")
 	}
-	rep := &Report{Started: time.Now(), Config: cfg, LoadBefore: loadAvg()}
 	log := cfg.Logger
+	rep := &Report{Started: time.Now(), Config: cfg, LoadBefore: loadAvg()}
+	usePerf := !cfg.NoPerf && perfAvailable()
+	if !usePerf {
+		log.Warn("not counting sync calls during delivery steps: perf unavailable or disabled")
+	}
 	var servers []*Server
 	defer func() {
 		for _, s := range servers {
@@ -203,7 +226,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 				if err := ctx.Err(); err != nil {
 					return nil, err
 				}
-				row, err := deliverStep(ctx, cfg, s, round, c, cfg.Count, fmt.Sprintf("r%d-c%d", round, c))
+				row, err := deliverStep(ctx, cfg, s, round, c, fmt.Sprintf("r%d-c%d", round, c), usePerf)
 				if err != nil {
 					rep.Failures = append(rep.Failures, err.Error())
 					log.Error("delivery step failed", "server", s.Name, "c", c, "err", err)
@@ -303,7 +326,8 @@ func stepMailboxes(prefix string, n int) []string {
 	return mbs
 }
 
-func deliverStep(ctx context.Context, cfg Config, s *Server, round, c, count int, prefix string) (*DeliverRow, error) {
+func deliverStep(ctx context.Context, cfg Config, s *Server, round, c int, prefix string, usePerf bool) (*DeliverRow, error) {
+	count := cfg.Count
 	mbs := stepMailboxes(prefix, cfg.Mailboxes)
 	if err := MakeMaildirs(s.Export, mbs, int(cfg.UID), int(cfg.GID)); err != nil {
 		return nil, err
@@ -320,7 +344,13 @@ func deliverStep(ctx context.Context, cfg Config, s *Server, round, c, count int
 		spec.Duration = 0
 	}
 	var before, after ProcSample
+	var pc *perfCounter
 	res, err := s.RunStep(ctx, cfg.Driver, spec, func() (err error) {
+		if usePerf {
+			if pc, err = startPerf(s.PID(), filepath.Join(s.Dir, "perf-"+prefix+".csv")); err != nil {
+				return err
+			}
+		}
 		if err := ResetPeakRSS(s.PID()); err != nil {
 			return err
 		}
@@ -328,8 +358,17 @@ func deliverStep(ctx context.Context, cfg Config, s *Server, round, c, count int
 		return err
 	}, func() (err error) {
 		after, err = SampleProc(s.PID())
+		if pc != nil {
+			var perr error
+			row.Syncs, perr = pc.stop()
+			pc = nil
+			err = errors.Join(err, perr)
+		}
 		return err
 	})
+	if pc != nil {
+		_, _ = pc.stop()
+	}
 	if err != nil {
 		return nil, err
 	}

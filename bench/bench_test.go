@@ -76,6 +76,13 @@ func TestRunTiny(t *testing.T) {
 		if !d.Verify.OK() || d.Verify.Found != count+d.Concurrency {
 			t.Errorf("%s c=%d: verification %v, want ok (%d)", d.Server, d.Concurrency, d.Verify, count+d.Concurrency)
 		}
+		if perfAvailable() {
+			// go-nfs never syncs; Ganesha syncs every COMMIT.
+			switch spd := d.SyncsPerDelivery(); {
+			case d.Server == KindGoNFS && spd != 0, d.Server == KindGanesha && spd < 0.5, spd < 0:
+				t.Errorf("%s c=%d: %v syncs per delivery (%v)", d.Server, d.Concurrency, spd, d.Syncs)
+			}
+		}
 		if d.Elapsed <= 0 || d.Latency.P50 <= 0 || d.Latency.P99 < d.Latency.P50 || d.PeakRSS <= 0 {
 			t.Errorf("%s c=%d: implausible measurement %+v", d.Server, d.Concurrency, d)
 		}

@@ -109,3 +109,95 @@ func fsyncProbe(dir string, n int) (time.Duration, error) {
 	}
 	return summarize(d).P50, nil
 }
+
+// perfCounter counts a process's sync system calls with `perf stat` on the
+// syscalls:sys_enter_* tracepoints: counting happens in the kernel, so unlike
+// strace it does not slow the server, and it runs during the timed steps.
+type perfCounter struct {
+	cmd  *exec.Cmd
+	out  string
+	done chan error
+}
+
+// perfAvailable reports whether perf can count the sync tracepoints here.
+func perfAvailable() bool {
+	if _, err := exec.LookPath("perf"); err != nil {
+		return false
+	}
+	cmd := exec.Command("perf", "stat", "-x,", "-e", perfEvents(), "--", "true")
+	return cmd.Run() == nil
+}
+
+func perfEvents() string {
+	ev := make([]string, len(syncCalls))
+	for i, s := range syncCalls {
+		ev[i] = "syscalls:sys_enter_" + s
+	}
+	return strings.Join(ev, ",")
+}
+
+// startPerf starts counting pid's (all threads', inherited by new ones)
+// sync system calls.
+func startPerf(pid int, outFile string) (*perfCounter, error) {
+	cmd := exec.Command("perf", "stat", "-x,", "-o", outFile, "-e", perfEvents(), "-p", strconv.Itoa(pid))
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	p := &perfCounter{cmd: cmd, out: outFile, done: make(chan error, 1)}
+	go func() { p.done <- cmd.Wait() }()
+	// perf opens its counters right after start; there is no readiness
+	// signal, so give it a moment.
+	time.Sleep(150 * time.Millisecond)
+	select {
+	case err := <-p.done:
+		b, _ := os.ReadFile(outFile)
+		return nil, fmt.Errorf("perf stat exited at once: %v: %s", err, b)
+	default:
+	}
+	return p, nil
+}
+
+// stop ends counting and returns the count per system call.
+func (p *perfCounter) stop() (map[string]int, error) {
+	_ = p.cmd.Process.Signal(syscall.SIGINT)
+	select {
+	case <-p.done:
+	case <-time.After(10 * time.Second):
+		_ = p.cmd.Process.Kill()
+		<-p.done
+		return nil, fmt.Errorf("perf stat did not stop")
+	}
+	b, err := os.ReadFile(p.out)
+	if err != nil {
+		return nil, err
+	}
+	return parsePerfCSV(string(b)), nil
+}
+
+// parsePerfCSV reads `perf stat -x,` lines: "count,unit,event,...".
+// Only the calls of syncCalls are kept; "<not counted>", "<not supported>"
+// and anything else that is not a count count as zero.
+func parsePerfCSV(s string) map[string]int {
+	want := map[string]bool{}
+	for _, c := range syncCalls {
+		want[c] = true
+	}
+	counts := map[string]int{}
+	for line := range strings.SplitSeq(s, "\n") {
+		f := strings.Split(line, ",")
+		if len(f) < 3 {
+			continue
+		}
+		name, ok := strings.CutPrefix(f[2], "syscalls:sys_enter_")
+		if !ok || !want[name] {
+			continue
+		}
+		n, err := strconv.Atoi(strings.TrimSpace(f[0]))
+		if err != nil || n < 0 {
+			n = 0
+		}
+		counts[name] += n
+	}
+	return counts
+}

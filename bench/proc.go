@@ -66,6 +66,11 @@ func parseStatCPU(stat []byte) (time.Duration, error) {
 		if err != nil {
 			return 0, fmt.Errorf("field %d: %w", n, err)
 		}
+		// 2^40 ticks is 348 years of CPU: anything above is not a real
+		// reading (and would overflow a Duration).
+		if v < 0 || v > 1<<40 {
+			return 0, fmt.Errorf("field %d: %d ticks out of range", n, v)
+		}
 		ticks += v
 	}
 	return time.Duration(ticks) * time.Second / clockTicks, nil

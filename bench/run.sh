@@ -14,7 +14,7 @@ if [[ $(id -u) -ne 0 ]]; then
 fi
 
 missing=()
-for pkg in nfs-ganesha nfs-ganesha-vfs rpcbind strace iproute2; do
+for pkg in nfs-ganesha nfs-ganesha-vfs rpcbind strace linux-perf iproute2; do
 	dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
 done
 if ((${#missing[@]})); then

@@ -97,7 +97,8 @@ func run(args []string) (int, error) {
 	rounds := fs.Int("rounds", 1, "repeat the interleaved delivery sequence this many times")
 	list := fs.Int("list", 100_000, "entries of the directory listed with READDIRPLUS (negative: skip)")
 	listPasses := fs.Int("list-passes", 2, "times the directory is listed")
-	census := fs.Int("census", 200, "deliveries in the strace sync census step per server (0: skip)")
+	census := fs.Int("census", 0, "deliveries in an extra strace sync census step per server (0: skip; delivery steps count syncs with perf anyway)")
+	noPerf := fs.Bool("no-perf", false, "do not count server sync calls with perf during delivery steps")
 	uid := fs.Uint("uid", 1000, "AUTH_SYS uid (owns the export trees)")
 	gid := fs.Uint("gid", 1000, "AUTH_SYS gid")
 	shared := fs.Bool("shared", false, "all deliverers of a step share one mount (default: one each)")
@@ -152,7 +153,7 @@ func run(args []string) (int, error) {
 			"-dircount", strconv.FormatUint(uint64(*dircount), 10), "-maxcount", strconv.FormatUint(uint64(*maxcount), 10)},
 		Concurrencies: cs, Duration: *duration, Count: *count, Size: msgSize,
 		Mailboxes: *mailboxes, Rounds: *rounds, ListEntries: *list, ListPasses: *listPasses,
-		CensusCount: *census, UID: uint32(*uid), GID: uint32(*gid), SharedSession: *shared,
+		CensusCount: *census, NoPerf: *noPerf, UID: uint32(*uid), GID: uint32(*gid), SharedSession: *shared,
 		Dir: *dir, Logger: log, Client: clientNames[*client+"/"+*write],
 	}
 	if *list < 0 {
