@@ -77,6 +77,10 @@ func mailnfsdBinary(t testing.TB) string {
 
 // serverOpts configures startServer.
 type serverOpts struct {
+	// ns runs the server in an existing namespace; nil creates one.
+	ns *netnstest.NS
+	// listen is the address to serve on; empty means 127.0.0.1.
+	listen string
 	// noPortmap starts the server without its portmapper.
 	noPortmap bool
 	// strace runs the server under strace, logging to server.straceLog.
@@ -95,20 +99,32 @@ type server struct {
 	t    *testing.T
 	ns   *netnstest.NS
 	proc *netnstest.Proc
+	argv []string
+	// base holds export/, state/ and the exports file.
+	base string
 	// root is the export's directory on disk; it is also its export path.
-	root      string
-	stateDir  string
-	straceLog string
-	portmap   bool
+	root        string
+	stateDir    string
+	exportsFile string
+	straceLog   string
+	listen      string
+	portmap     bool
 }
 
-// startServer starts mailnfsd in a fresh namespace and waits until its NFS
-// port accepts connections.
+// startServer starts mailnfsd in a fresh namespace (or o.ns) and waits
+// until its ports accept connections.
 func startServer(t *testing.T, o serverOpts) *server {
 	t.Helper()
 	netnstest.RequireRoot(t)
 	bin := mailnfsdBinary(t)
-	ns := netnstest.New(t, "interop")
+	ns := o.ns
+	if ns == nil {
+		ns = netnstest.New(t, "interop")
+	}
+	listen := o.listen
+	if listen == "" {
+		listen = "127.0.0.1"
+	}
 
 	base := t.TempDir()
 	// t.TempDir's parents are 0700; the store does not need that, but a
@@ -116,7 +132,8 @@ func startServer(t *testing.T, o serverOpts) *server {
 	for d := base; d != os.TempDir() && d != "/"; d = filepath.Dir(d) {
 		_ = os.Chmod(d, 0o755)
 	}
-	s := &server{t: t, ns: ns, root: filepath.Join(base, "export"), stateDir: filepath.Join(base, "state"), portmap: !o.noPortmap}
+	s := &server{t: t, ns: ns, base: base, root: filepath.Join(base, "export"), stateDir: filepath.Join(base, "state"),
+		exportsFile: filepath.Join(base, "exports"), listen: listen, portmap: !o.noPortmap}
 	for _, d := range []string{s.root, s.stateDir} {
 		if err := os.Mkdir(d, 0o755); err != nil {
 			t.Fatal(err)
@@ -132,23 +149,20 @@ func startServer(t *testing.T, o serverOpts) *server {
 	if o.exports != nil {
 		exports = o.exports(s.root)
 	}
-	exportsFile := filepath.Join(base, "exports")
-	if err := os.WriteFile(exportsFile, []byte(exports), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	s.writeExports(exports)
 
-	argv := []string{bin,
-		"-exports", exportsFile,
+	s.argv = []string{bin,
+		"-exports", s.exportsFile,
 		"-state-dir", s.stateDir,
-		"-listen", "127.0.0.1",
+		"-listen", listen,
 		"-nfs-port", strconv.Itoa(nfsPort),
 		"-mount-port", strconv.Itoa(mountPort),
 		"-log-level", "debug",
 	}
 	if o.noPortmap {
-		argv = append(argv, "-portmap-port", "0")
+		s.argv = append(s.argv, "-portmap-port", "0")
 	} else {
-		argv = append(argv, "-portmap-port", strconv.Itoa(portmapPort))
+		s.argv = append(s.argv, "-portmap-port", strconv.Itoa(portmapPort))
 	}
 	if o.strace {
 		netnstest.RequireTool(t, "strace")
@@ -157,12 +171,36 @@ func startServer(t *testing.T, o serverOpts) *server {
 		if calls == "" {
 			calls = "read,write,writev,sendmsg,fsync,fdatasync,syncfs,sync_file_range,rename,renameat,renameat2"
 		}
-		argv = append([]string{"strace", "-f", "-qq", "-yy", "-xx", "-s", "64",
-			"-e", "trace=" + calls, "-o", s.straceLog}, argv...)
+		s.argv = append([]string{"strace", "-f", "-qq", "-yy", "-xx", "-s", "64",
+			"-e", "trace=" + calls, "-o", s.straceLog}, s.argv...)
 	}
-	s.proc = ns.Start(argv...)
-	s.waitReady()
+	s.start()
 	return s
+}
+
+// writeExports replaces the exports file.
+func (s *server) writeExports(content string) {
+	s.t.Helper()
+	if err := os.WriteFile(s.exportsFile, []byte(content), 0o644); err != nil {
+		s.t.Fatal(err)
+	}
+}
+
+// start starts the server process and waits until it is ready.
+func (s *server) start() {
+	s.t.Helper()
+	s.proc = s.ns.Start(s.argv...)
+	s.waitReady()
+}
+
+// restart stops the server gracefully (failing the test unless it exits
+// cleanly) and starts it again with the same flags, state and exports.
+func (s *server) restart() {
+	s.t.Helper()
+	if err := s.stop(); err != nil {
+		s.t.Fatalf("mailnfsd did not exit cleanly on SIGTERM: %v\n%s", err, s.proc.Log())
+	}
+	s.start()
 }
 
 // waitReady waits until the NFS (and, with a portmapper, the portmap) TCP
@@ -175,7 +213,7 @@ func (s *server) waitReady() {
 	}
 	deadline := time.Now().Add(30 * time.Second)
 	for _, port := range ports {
-		addr := fmt.Sprintf("127.0.0.1:%d", port)
+		addr := fmt.Sprintf("%s:%d", s.listen, port)
 		for {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 			c, err := s.ns.Dial(ctx, "tcp", addr)
@@ -220,13 +258,13 @@ func (s *server) execErr(argv ...string) (stdout, stderr string, err error) {
 // url returns a libnfs URL for rel (relative to the export root) that finds
 // the ports through the portmapper, with AUTH_SYS testUID/testGID.
 func (s *server) url(rel string) string {
-	return fmt.Sprintf("nfs://127.0.0.1%s?version=3&uid=%d&gid=%d", s.path(rel), testUID, testGID)
+	return fmt.Sprintf("nfs://%s%s?version=3&uid=%d&gid=%d", s.listen, s.path(rel), testUID, testGID)
 }
 
 // urlPorts is url with explicit ports, for a server without portmapper.
 func (s *server) urlPorts(rel string) string {
-	return fmt.Sprintf("nfs://127.0.0.1%s?version=3&uid=%d&gid=%d&nfsport=%d&mountport=%d",
-		s.path(rel), testUID, testGID, nfsPort, mountPort)
+	return fmt.Sprintf("nfs://%s%s?version=3&uid=%d&gid=%d&nfsport=%d&mountport=%d",
+		s.listen, s.path(rel), testUID, testGID, nfsPort, mountPort)
 }
 
 func (s *server) path(rel string) string {
@@ -236,5 +274,6 @@ func (s *server) path(rel string) string {
 	return s.root + "/" + strings.TrimPrefix(rel, "/")
 }
 
-// stop stops the server gracefully and returns its exit error.
+// stop stops the server with SIGTERM (SIGKILL after 5 s) and returns its
+// exit error.
 func (s *server) stop() error { return s.proc.Stop() }

@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"net"
+	"strconv"
 	"time"
 
 	"github.com/mailnfs/mailnfs/internal/netnstest"
@@ -28,9 +29,13 @@ type rawConn struct {
 	enc  xdr.Encoder
 }
 
-// dialRaw connects to 127.0.0.1:port inside ns.
-func dialRaw(ctx context.Context, ns *netnstest.NS, port int, uid, gid uint32) (*rawConn, error) {
-	c, err := ns.Dial(ctx, "tcp", fmt.Sprintf("127.0.0.1:%d", port))
+// dialRaw connects from inside ns to port on host (default 127.0.0.1).
+func dialRaw(ctx context.Context, ns *netnstest.NS, port int, uid, gid uint32, host ...string) (*rawConn, error) {
+	h := "127.0.0.1"
+	if len(host) > 0 {
+		h = host[0]
+	}
+	c, err := ns.Dial(ctx, "tcp", net.JoinHostPort(h, strconv.Itoa(port)))
 	if err != nil {
 		return nil, err
 	}
@@ -213,4 +218,34 @@ func (r *rawConn) rename(fromDir []byte, from string, toDir []byte, to string) e
 		return fmt.Errorf("RENAME %s -> %s: %w", from, to, res.Status)
 	}
 	return nil
+}
+
+// getattr returns the attributes of fh, or the NFS status as the error.
+func (r *rawConn) getattr(fh []byte) (nfs3.Fattr, error) {
+	var res nfs3.GetattrRes
+	if err := r.nfs(nfs3.ProcGetattr, &nfs3.GetattrArgs{Object: fh}, &res); err != nil {
+		return nfs3.Fattr{}, err
+	}
+	if res.Status != nfs3.StatusOK {
+		return nfs3.Fattr{}, res.Status
+	}
+	return res.Attr, nil
+}
+
+// readAll reads fh from offset 0 to EOF.
+func (r *rawConn) readAll(fh []byte) ([]byte, error) {
+	var out []byte
+	for {
+		var res nfs3.ReadRes
+		if err := r.nfs(nfs3.ProcRead, &nfs3.ReadArgs{File: fh, Offset: uint64(len(out)), Count: 64 << 10}, &res); err != nil {
+			return nil, err
+		}
+		if res.Status != nfs3.StatusOK {
+			return nil, fmt.Errorf("READ: %w", res.Status)
+		}
+		out = append(out, res.Data...)
+		if res.EOF || len(res.Data) == 0 {
+			return out, nil
+		}
+	}
 }
