@@ -146,3 +146,35 @@ func TestHandleKeyPersists(t *testing.T) {
 		t.Fatal("Open without StateDir succeeded")
 	}
 }
+
+// TestMountInsideExport: a filesystem mounted inside the export is not
+// crossed (its kernel handles would decode against the export's
+// filesystem).
+func TestMountInsideExport(t *testing.T) {
+	s := mdtest.New(t)
+	mnt := filepath.Join(s.Dir, "mnt")
+	if err := os.Mkdir(mnt, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mount("tmpfs", mnt, "tmpfs", 0, "size=1m"); err != nil {
+		t.Skipf("cannot mount tmpfs (%v): skipping", err)
+	}
+	t.Cleanup(func() { unix.Unmount(mnt, unix.MNT_DETACH) })
+	os.WriteFile(filepath.Join(mnt, "inner"), []byte("inner"), 0o644)
+	if _, _, _, err := s.Lookup(s.Root(), root, "mnt"); !errors.Is(err, syscall.EXDEV) {
+		t.Fatalf("lookup of mount point: %v", err)
+	}
+	var entry *maildirfs.DirEntry
+	s.ReadDir(s.Root(), root, 0, true, func(e *maildirfs.DirEntry) bool {
+		if e.Name == "mnt" {
+			entry = e
+		}
+		return true
+	})
+	if entry == nil || entry.Handle != nil {
+		t.Fatalf("readdirplus of mount point: %+v", entry)
+	}
+	if _, err := s.LookupPath(root, "mnt/inner"); !errors.Is(err, syscall.EXDEV) {
+		t.Fatalf("LookupPath across mount: %v", err)
+	}
+}
