@@ -1,6 +1,7 @@
 package maildirfs_test
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -55,5 +56,54 @@ func TestLinkMax(t *testing.T) {
 	s := mdtest.New(t)
 	if s.LinkMax() < 1000 {
 		t.Fatalf("LinkMax = %d", s.LinkMax())
+	}
+}
+
+func openFds(t *testing.T) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Skipf("no /proc/self/fd: %v", err)
+	}
+	return len(ents)
+}
+
+// TestCloseReleasesFds: after a workload that opens nodes, io fds, directory
+// cursors and evicts some, Close leaves no fd behind.
+func TestCloseReleasesFds(t *testing.T) {
+	mdtest.RequireRoot(t)
+	dir := t.TempDir()
+	for _, d := range []string{"Maildir", "Maildir/tmp", "Maildir/new", "Maildir/cur"} {
+		os.Mkdir(filepath.Join(dir, d), 0o755)
+	}
+	before := openFds(t)
+	f, err := maildirfs.Open(dir, maildirfs.Options{StateDir: t.TempDir(), MaxOpenNodes: 8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := f.Root()
+	for i := range 30 {
+		name := fmt.Sprintf("f%d", i)
+		h, _, _, err := f.Create(r, root, name, maildirfs.Guarded, maildirfs.SetAttr{}, [8]byte{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.Write(h, root, 0, []byte("x"), maildirfs.FileSync)
+		f.Read(h, root, 0, make([]byte, 1))
+		if i%3 == 0 {
+			f.Remove(r, root, name)
+		}
+	}
+	for range 3 {
+		f.ReadDir(r, root, 0, true, func(*maildirfs.DirEntry) bool { return true })
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if after := openFds(t); after != before {
+		t.Fatalf("%d fds open before Open, %d after Close", before, after)
+	}
+	if _, err := f.Getattr(r); err == nil {
+		t.Fatal("Getattr after Close succeeded")
 	}
 }
