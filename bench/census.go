@@ -3,6 +3,7 @@ package bench
 import (
 	"bufio"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"strconv"
@@ -113,10 +114,16 @@ func fsyncProbe(dir string, n int) (time.Duration, error) {
 // perfCounter counts a process's sync system calls with `perf stat` on the
 // syscalls:sys_enter_* tracepoints: counting happens in the kernel, so unlike
 // strace it does not slow the server, and it runs during the timed steps.
+// perf starts with its counters disabled and is switched on and off through
+// its control pipe (--control), which acknowledges each command, so the
+// counting window is exactly the measured part of the step.
 type perfCounter struct {
-	cmd  *exec.Cmd
-	out  string
-	done chan error
+	cmd     *exec.Cmd
+	out     string
+	ctl     *os.File // write end of perf's control pipe
+	ack     *bufio.Reader
+	ackFile *os.File
+	done    chan error
 }
 
 // perfAvailable reports whether perf can count the sync tracepoints here.
@@ -136,38 +143,80 @@ func perfEvents() string {
 	return strings.Join(ev, ",")
 }
 
-// startPerf starts counting pid's (all threads', inherited by new ones)
-// sync system calls.
-func startPerf(pid int, outFile string) (*perfCounter, error) {
-	cmd := exec.Command("perf", "stat", "-x,", "-o", outFile, "-e", perfEvents(), "-p", strconv.Itoa(pid))
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
+// startPerf attaches perf to pid (all its threads, and threads created
+// later) and enables counting once perf has acknowledged it.
+func startPerf(pid int, outFile string) (_ *perfCounter, err error) {
+	ctlR, ctlW, err := os.Pipe()
+	if err != nil {
 		return nil, err
 	}
-	p := &perfCounter{cmd: cmd, out: outFile, done: make(chan error, 1)}
+	ackR, ackW, err := os.Pipe()
+	if err != nil {
+		ctlR.Close()
+		ctlW.Close()
+		return nil, err
+	}
+	cmd := exec.Command("perf", "stat", "-x,", "-o", outFile, "-e", perfEvents(),
+		"-D", "-1", "--control", "fd:3,4", "-p", strconv.Itoa(pid))
+	cmd.ExtraFiles = []*os.File{ctlR, ackW} // fds 3 and 4
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	err = cmd.Start()
+	ctlR.Close()
+	ackW.Close()
+	if err != nil {
+		ctlW.Close()
+		ackR.Close()
+		return nil, err
+	}
+	p := &perfCounter{cmd: cmd, out: outFile, ctl: ctlW, ack: bufio.NewReader(ackR), ackFile: ackR, done: make(chan error, 1)}
 	go func() { p.done <- cmd.Wait() }()
-	// perf opens its counters right after start; there is no readiness
-	// signal, so give it a moment.
-	time.Sleep(150 * time.Millisecond)
-	select {
-	case err := <-p.done:
-		b, _ := os.ReadFile(outFile)
-		return nil, fmt.Errorf("perf stat exited at once: %v: %s", err, b)
-	default:
+	if err := p.command("enable"); err != nil {
+		p.kill()
+		return nil, fmt.Errorf("perf stat: %w", err)
 	}
 	return p, nil
 }
 
-// stop ends counting and returns the count per system call.
+// command sends a control command and waits up to 10 s for perf's ack.
+func (p *perfCounter) command(c string) error {
+	if _, err := io.WriteString(p.ctl, c+"\n"); err != nil {
+		return err
+	}
+	_ = p.ackFile.SetReadDeadline(time.Now().Add(10 * time.Second))
+	line, err := p.ack.ReadString('\n')
+	if err != nil {
+		return fmt.Errorf("no ack for %q: %w", c, err)
+	}
+	// perf writes "ack\n" with its C string terminator, so the NUL shows
+	// up in front of the next ack.
+	if strings.Trim(line, "\x00 \n") != "ack" {
+		return fmt.Errorf("perf answered %q to %q", line, c)
+	}
+	return nil
+}
+
+func (p *perfCounter) kill() {
+	_ = p.cmd.Process.Kill()
+	<-p.done
+	p.ctl.Close()
+	p.ackFile.Close()
+}
+
+// stop disables counting, ends perf and returns the count per system call.
 func (p *perfCounter) stop() (map[string]int, error) {
+	if err := p.command("disable"); err != nil {
+		p.kill()
+		return nil, fmt.Errorf("perf stat: %w", err)
+	}
 	_ = p.cmd.Process.Signal(syscall.SIGINT)
 	select {
 	case <-p.done:
 	case <-time.After(10 * time.Second):
-		_ = p.cmd.Process.Kill()
-		<-p.done
+		p.kill()
 		return nil, fmt.Errorf("perf stat did not stop")
 	}
+	p.ctl.Close()
+	p.ackFile.Close()
 	b, err := os.ReadFile(p.out)
 	if err != nil {
 		return nil, err

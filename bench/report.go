@@ -43,33 +43,12 @@ func (r *Report) WriteMarkdown(w io.Writer, command string) error {
 		"(perf tracepoints); disk fsync: median 4 KiB write+fsync on the same disk just before the step.\n\n",
 		sizes, cfg.Client, cfg.Mailboxes, dur, conn, cfg.Rounds)
 
-	b.WriteString("| server | deliverers | deliveries/s | p50 ms | p99 ms | server CPU ms/delivery | deliveries/s vs Ganesha | CPU/delivery vs Ganesha | server syncs/delivery | server peak RSS MiB | disk fsync µs | verified |\n")
-	b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n")
-	for _, d := range r.Deliver {
-		base := r.deliverBase(d.Round, d.Concurrency)
-		rateRatio, cpuRatio := "-", "-"
-		if base != nil && base.Server != d.Server {
-			if base.Rate() > 0 {
-				rateRatio = fmt.Sprintf("%.2fx", d.Rate()/base.Rate())
-			}
-			if base.CPUPerDelivery() > 0 {
-				cpuRatio = fmt.Sprintf("%.2fx", float64(d.CPUPerDelivery())/float64(base.CPUPerDelivery()))
-			}
-		}
-		name := d.Server
-		if cfg.Rounds > 1 {
-			name = fmt.Sprintf("%s (round %d)", d.Server, d.Round)
-		}
-		syncs := "-"
-		if v := d.SyncsPerDelivery(); v >= 0 {
-			syncs = fmt.Sprintf("%.2f", v)
-		}
-		fmt.Fprintf(&b, "| %s | %d | %.0f | %.2f | %.2f | %.3f | %s | %s | %s | %.1f | %.0f | %s |\n",
-			name, d.Concurrency, d.Rate(), ms(d.Latency.P50), ms(d.Latency.P99),
-			ms(d.CPUPerDelivery()), rateRatio, cpuRatio, syncs, mib(d.PeakRSS),
-			float64(d.DiskFsync)/float64(time.Microsecond), d.Verify)
+	if cfg.Rounds > 1 {
+		fmt.Fprintf(&b, "Median over the %d rounds (peak RSS: the largest; verified: all rounds):\n\n", cfg.Rounds)
+		writeDeliverTable(&b, r.medianCells())
+		b.WriteString("Every round:\n\n")
 	}
-	b.WriteString("\n")
+	writeDeliverTable(&b, r.roundCells())
 
 	if len(r.List) > 0 {
 		fmt.Fprintf(&b, "Listing a %d-entry directory (cur/ of a Maildir, created on disk) with READDIRPLUS through the same client, "+
@@ -130,15 +109,115 @@ func (r *Report) WriteMarkdown(w io.Writer, command string) error {
 	return err
 }
 
-// deliverBase is the Ganesha row of the same round and concurrency.
-func (r *Report) deliverBase(round, c int) *DeliverRow {
-	for i := range r.Deliver {
-		d := &r.Deliver[i]
-		if d.Server == ratioBase && d.Round == round && d.Concurrency == c {
-			return d
+// deliverCell is one line of a delivery table.
+type deliverCell struct {
+	label, server string
+	round, c      int
+	rate          float64
+	p50, p99, cpu time.Duration // cpu: per delivery
+	syncs         float64       // per delivery, < 0: not counted
+	rss           int64
+	fsync         time.Duration
+	verify        string
+}
+
+func (r *Report) roundCells() []deliverCell {
+	var cells []deliverCell
+	for _, d := range r.Deliver {
+		label := d.Server
+		if r.Config.Rounds > 1 {
+			label = fmt.Sprintf("%s (round %d)", d.Server, d.Round)
 		}
+		cells = append(cells, deliverCell{label: label, server: d.Server, round: d.Round, c: d.Concurrency,
+			rate: d.Rate(), p50: d.Latency.P50, p99: d.Latency.P99, cpu: d.CPUPerDelivery(),
+			syncs: d.SyncsPerDelivery(), rss: d.PeakRSS, fsync: d.DiskFsync, verify: d.Verify.String()})
 	}
-	return nil
+	return cells
+}
+
+// medianCells folds the rounds: the median of each figure per server and
+// concurrency, in first-round order.
+func (r *Report) medianCells() []deliverCell {
+	type key struct {
+		server string
+		c      int
+	}
+	groups := map[key][]DeliverRow{}
+	var order []key
+	for _, d := range r.Deliver {
+		k := key{d.Server, d.Concurrency}
+		if _, ok := groups[k]; !ok {
+			order = append(order, k)
+		}
+		groups[k] = append(groups[k], d)
+	}
+	var cells []deliverCell
+	for _, k := range order {
+		rows := groups[k]
+		med := func(f func(DeliverRow) float64) float64 {
+			v := make([]float64, len(rows))
+			for i, d := range rows {
+				v[i] = f(d)
+			}
+			sort.Float64s(v)
+			if len(v)%2 == 1 {
+				return v[len(v)/2]
+			}
+			return (v[len(v)/2-1] + v[len(v)/2]) / 2
+		}
+		c := deliverCell{label: k.server, server: k.server, c: k.c, verify: "ok"}
+		c.rate = med(func(d DeliverRow) float64 { return d.Rate() })
+		c.p50 = time.Duration(med(func(d DeliverRow) float64 { return float64(d.Latency.P50) }))
+		c.p99 = time.Duration(med(func(d DeliverRow) float64 { return float64(d.Latency.P99) }))
+		c.cpu = time.Duration(med(func(d DeliverRow) float64 { return float64(d.CPUPerDelivery()) }))
+		c.syncs = med(func(d DeliverRow) float64 { return d.SyncsPerDelivery() })
+		c.fsync = time.Duration(med(func(d DeliverRow) float64 { return float64(d.DiskFsync) }))
+		n := 0
+		for _, d := range rows {
+			c.rss = max(c.rss, d.PeakRSS)
+			n += d.Verify.Found
+			if !d.Verify.OK() {
+				c.verify = "FAILED"
+			}
+		}
+		if c.verify == "ok" {
+			c.verify = fmt.Sprintf("ok (%d)", n)
+		}
+		cells = append(cells, c)
+	}
+	return cells
+}
+
+// writeDeliverTable writes cells as a markdown table, with ratios to the
+// Ganesha cell of the same round (0 for medians) and concurrency.
+func writeDeliverTable(b *strings.Builder, cells []deliverCell) {
+	b.WriteString("| server | deliverers | deliveries/s | p50 ms | p99 ms | server CPU ms/delivery | deliveries/s vs Ganesha | CPU/delivery vs Ganesha | server syncs/delivery | server peak RSS MiB | disk fsync µs | verified |\n")
+	b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n")
+	for _, d := range cells {
+		var base *deliverCell
+		for i := range cells {
+			if cells[i].server == ratioBase && cells[i].round == d.round && cells[i].c == d.c {
+				base = &cells[i]
+			}
+		}
+		rateRatio, cpuRatio := "-", "-"
+		if base != nil && base.server != d.server {
+			if base.rate > 0 {
+				rateRatio = fmt.Sprintf("%.2fx", d.rate/base.rate)
+			}
+			if base.cpu > 0 {
+				cpuRatio = fmt.Sprintf("%.2fx", float64(d.cpu)/float64(base.cpu))
+			}
+		}
+		syncs := "-"
+		if d.syncs >= 0 {
+			syncs = fmt.Sprintf("%.2f", d.syncs)
+		}
+		fmt.Fprintf(b, "| %s | %d | %.0f | %.2f | %.2f | %.3f | %s | %s | %s | %.1f | %.0f | %s |\n",
+			d.label, d.c, d.rate, ms(d.p50), ms(d.p99), ms(d.cpu), rateRatio, cpuRatio, syncs, mib(d.rss),
+			float64(d.fsync)/float64(time.Microsecond), d.verify)
+	}
+	b.WriteString("\n")
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
