@@ -60,6 +60,10 @@ type Config struct {
 	// Logger receives everything. Nil discards.
 	Logger *slog.Logger
 
+	// Started, if set, is called by Run once the daemon serves (the demo
+	// prints how to reach it).
+	Started func(*Daemon)
+
 	// ParseOptions adjust exports parsing. Nil resolves host names with
 	// the system resolver at load time and user names with os/user.
 	ParseOptions *ParseOptions

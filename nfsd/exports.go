@@ -725,6 +725,11 @@ func (p *parser) line(toks []token) {
 	}
 	var dirs []token
 	for len(toks) > 0 && strings.HasPrefix(toks[0].text, "/") {
+		if t := toks[0]; !t.literal && strings.Contains(t.text, "(") {
+			dir, opts, _ := strings.Cut(t.text, "(")
+			p.errorf(t.pos, "options need a client before them: write %s *(%s for everyone (quote a path that contains \"(\")", dir, opts)
+			return
+		}
 		dirs = append(dirs, toks[0])
 		toks = toks[1:]
 	}

@@ -342,6 +342,10 @@ func TestParseExportsErrors(t *testing.T) {
 			"/srv 10.0.0.0/40(rw)\n",
 			`exports:1:6: network "10.0.0.0/40" needs a prefix length from 0 to 32 or a dotted netmask like 255.255.255.0 after the /`,
 		},
+		"LinuxOptionsWithoutClient": {
+			"/srv/mail(rw,no_root_squash)\n",
+			`exports:1:1: options need a client before them: write /srv/mail *(rw,no_root_squash) for everyone (quote a path that contains "(")`,
+		},
 		"LinuxBadSec": {
 			"/srv *(sec=krb5p)\n",
 			`exports:1:12: sec flavor "krb5p" is not supported; this server speaks sys (AUTH_SYS)`,

@@ -227,7 +227,7 @@ func listenPair(host string, port int) (net.Listener, net.PacketConn, error) {
 func (d *Daemon) loadTable() (*ExportTable, error) {
 	opts := d.cfg.ParseOptions
 	if opts == nil {
-		opts = &ParseOptions{LookupHost: lookupHost}
+		opts = &ParseOptions{LookupHost: LookupHost}
 	}
 	if d.cfg.ExportsText != "" {
 		return ParseExports("exports", []byte(d.cfg.ExportsText), opts)
@@ -235,9 +235,10 @@ func (d *Daemon) loadTable() (*ExportTable, error) {
 	return LoadExports(d.cfg.ExportsFile, opts)
 }
 
-// lookupHost resolves a host name from the exports with the system
-// resolver, bounded in time.
-func lookupHost(name string) ([]netip.Addr, error) {
+// LookupHost resolves a host name of an exports file with the system
+// resolver (hosts file, then DNS), bounded to 5 seconds: the default
+// ParseOptions.LookupHost of Start.
+func LookupHost(name string) ([]netip.Addr, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	return net.DefaultResolver.LookupNetIP(ctx, "ip", name)
@@ -314,6 +315,9 @@ func Run(ctx context.Context, cfg Config, reload <-chan os.Signal) error {
 	d, err := Start(ctx, cfg)
 	if err != nil {
 		return err
+	}
+	if cfg.Started != nil {
+		cfg.Started(d)
 	}
 	var fatal error
 loop:

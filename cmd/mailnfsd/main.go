@@ -1,0 +1,181 @@
+// Command mailnfsd is the mailnfs NFSv3 server: it serves the directories
+// of an exports file (FreeBSD or Linux syntax) over NFSv3 and MOUNT, with a
+// built-in portmapper, to Maildir clients.
+//
+// Usage:
+//
+//	mailnfsd [-exports /etc/exports] [-listen ADDR] [-nfs-port 2049]
+//	         [-mount-port N] [-portmap-port 111] [-state-dir /var/lib/mailnfsd]
+//	         [-log-level info] [-log-format text]
+//	mailnfsd -check-config [-exports FILE]
+//	mailnfsd -demo DIR
+//
+// SIGTERM and SIGINT stop it after the calls in flight are answered; SIGHUP
+// re-reads the exports file (a broken file keeps the old rules, logged).
+// -demo DIR creates DIR/export with a sample Maildir and serves it to
+// loopback clients, printing how to reach it.
+//
+// Exit status: 0 after a clean stop or a good -check-config, 1 when the
+// server fails or the configuration has errors, 2 for bad flags.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/mailnfs/mailnfs/nfsd"
+)
+
+func main() {
+	os.Exit(run(context.Background(), os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// flags are the command line, before they become an nfsd.Config.
+type flags struct {
+	exports, hostsAllow, listen, stateDir, demo string
+	nfsPort, mountPort, portmapPort             int
+	checkConfig                                 bool
+	logLevel, logFormat                         string
+	syncWindow, shutdownTimeout                 time.Duration
+	set                                         map[string]bool // flags given explicitly
+}
+
+func parseFlags(args []string, stderr io.Writer) (*flags, error) {
+	f := &flags{set: map[string]bool{}}
+	fs := flag.NewFlagSet("mailnfsd", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&f.exports, "exports", "/etc/exports", "exports `file` (FreeBSD or Linux syntax); SIGHUP re-reads it")
+	fs.StringVar(&f.hostsAllow, "hosts-allow", "", "hosts_access(5) `file` for portmap and MOUNT (accepted, not enforced yet)")
+	fs.StringVar(&f.listen, "listen", "", "IP `address` to serve on (default: every address)")
+	fs.IntVar(&f.nfsPort, "nfs-port", 2049, "NFS `port` (TCP and UDP)")
+	fs.IntVar(&f.mountPort, "mount-port", 0, "MOUNT `port` (TCP and UDP); 0 serves MOUNT on the NFS port")
+	fs.IntVar(&f.portmapPort, "portmap-port", 111, "built-in portmapper `port`; 0 runs none and registers with the system rpcbind")
+	fs.StringVar(&f.stateDir, "state-dir", "/var/lib/mailnfsd", "`directory` for the file handle key; handles survive restarts only with the same key")
+	fs.BoolVar(&f.checkConfig, "check-config", false, "parse the exports file, print errors as file:line:col or a summary, and exit")
+	fs.StringVar(&f.logLevel, "log-level", "info", "log `level`: debug (traces every call), info, warn or error")
+	fs.StringVar(&f.logFormat, "log-format", "text", "log `format`: text or json (to stderr)")
+	fs.DurationVar(&f.syncWindow, "sync-window", 0, "group commit wait (`duration`, e.g. 200us); 0 syncs at once")
+	fs.DurationVar(&f.shutdownTimeout, "shutdown-timeout", nfsd.DefaultShutdownTimeout, "on SIGTERM, how long to wait for calls in flight (`duration`)")
+	fs.StringVar(&f.demo, "demo", "", "create `DIR`/export with a sample Maildir and serve it to 127.0.0.0/8")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "mailnfsd: unexpected argument %q\n", fs.Arg(0))
+		fs.Usage()
+		return nil, errors.New("usage")
+	}
+	fs.Visit(func(fl *flag.Flag) { f.set[fl.Name] = true })
+	return f, nil
+}
+
+func newLogger(level, format string, w io.Writer) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("-log-level %q: want debug, info, warn or error", level)
+	}
+	o := &slog.HandlerOptions{Level: l}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, o)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, o)), nil
+	}
+	return nil, fmt.Errorf("-log-format %q: want text or json", format)
+}
+
+// config turns the flags into an nfsd.Config.
+func (f *flags) config(log *slog.Logger) nfsd.Config {
+	c := nfsd.Config{
+		ExportsFile:     f.exports,
+		HostsAllow:      f.hostsAllow,
+		Listen:          f.listen,
+		NFSPort:         f.nfsPort,
+		MountPort:       f.mountPort,
+		PortmapPort:     f.portmapPort,
+		NoPortmap:       f.portmapPort == 0,
+		StateDir:        f.stateDir,
+		SyncWindow:      f.syncWindow,
+		ShutdownTimeout: f.shutdownTimeout,
+		Logger:          log,
+	}
+	return c
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	f, err := parseFlags(args, stderr)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	log, err := newLogger(f.logLevel, f.logFormat, stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "mailnfsd: %v\n", err)
+		return 2
+	}
+	if f.checkConfig {
+		return checkConfig(f.exports, stdout, stderr)
+	}
+	cfg := f.config(log)
+	if f.demo != "" {
+		if err := setupDemo(f, &cfg, stdout); err != nil {
+			fmt.Fprintf(stderr, "mailnfsd: demo: %v\n", err)
+			return 1
+		}
+	}
+	if err := cfg.Validate(); err != nil {
+		fmt.Fprintf(stderr, "mailnfsd: %v\n", err)
+		return 2
+	}
+
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	if f.demo != "" {
+		cfg.Started = func(d *nfsd.Daemon) { printDemo(stdout, d, cfg) }
+	}
+	if err := nfsd.Run(ctx, cfg, hup); err != nil {
+		fmt.Fprintf(stderr, "mailnfsd: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+// checkConfig parses the exports file the way the server would (host names
+// resolved, export directories checked) and reports.
+func checkConfig(path string, stdout, stderr io.Writer) int {
+	table, err := nfsd.LoadExports(path, &nfsd.ParseOptions{LookupHost: nfsd.LookupHost})
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	var problems []string
+	for _, e := range table.Exports {
+		st, err := os.Stat(e.Path)
+		switch {
+		case err != nil:
+			problems = append(problems, fmt.Sprintf("%s: export %s: %v", e.Pos, e.Path, errors.Unwrap(err)))
+		case !st.IsDir():
+			problems = append(problems, fmt.Sprintf("%s: export %s is not a directory", e.Pos, e.Path))
+		}
+	}
+	if len(problems) > 0 {
+		fmt.Fprintln(stderr, strings.Join(problems, "\n"))
+		return 1
+	}
+	fmt.Fprintf(stdout, "%s: OK, %s", path, table.Summary())
+	return 0
+}

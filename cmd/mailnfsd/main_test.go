@@ -1,0 +1,376 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/mailnfs/mailnfs/internal/nfs3"
+	"github.com/mailnfs/mailnfs/internal/portmap"
+	"github.com/mailnfs/mailnfs/internal/xdr"
+	"github.com/mailnfs/mailnfs/nfsd/nfsdtest"
+)
+
+func writeFile(t *testing.T, path, text string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestCheckConfig(t *testing.T) {
+	dir := t.TempDir()
+	export := filepath.Join(dir, "mail")
+	if err := os.Mkdir(export, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(dir, "exports")
+	cases := []struct {
+		name     string
+		text     string
+		code     int
+		out, err string
+	}{
+		{"Good", "# mail\n" + export + " -network 10.1.2.0 -mask 255.255.255.0\n", 0,
+			file + ": OK, 1 exports, 1 rules\n" + export + "\t10.1.2.0/24 rw squash=root->65534:65534 (" + file + ":2:1)\n", ""},
+		{"BadMask", "# mail\n\n" + export + " -network 10.1.2.0 -mask foo\n", 1,
+			"", fmt.Sprintf("%s:3:%d: -mask needs a dotted netmask like 255.255.255.0, got \"foo\"\n", file, len(export)+26)},
+		{"TwoErrors", "/a -frob\n" + export + "(rw)\n", 1,
+			"", file + ":1:4: unknown FreeBSD export option -frob; known: -alldirs, -mapall, -maproot, -mask, -network, -o, -quiet, -r, -ro, -sec\n" +
+				file + ":2:1: options need a client before them: write " + export + " *(rw) for everyone (quote a path that contains \"(\")\n"},
+		{"MissingDirectory", export + "/nosuch 127.0.0.1\n", 1,
+			"", file + ":1:1: export " + export + "/nosuch: no such file or directory\n"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			writeFile(t, file, tc.text)
+			var stdout, stderr bytes.Buffer
+			code := run(context.Background(), []string{"-check-config", "-exports", file}, &stdout, &stderr)
+			if code != tc.code || stdout.String() != tc.out || stderr.String() != tc.err {
+				t.Fatalf("exit %d (want %d)\nstdout:\n%s\nwant:\n%s\nstderr:\n%s\nwant:\n%s", code, tc.code, &stdout, tc.out, &stderr, tc.err)
+			}
+		})
+	}
+	t.Run("MissingFile", func(t *testing.T) {
+		var stdout, stderr bytes.Buffer
+		if code := run(context.Background(), []string{"-check-config", "-exports", filepath.Join(dir, "nosuch")}, &stdout, &stderr); code != 1 {
+			t.Fatalf("exit %d, stderr %s", code, &stderr)
+		}
+		if !strings.Contains(stderr.String(), "no such file or directory") {
+			t.Fatalf("stderr: %s", &stderr)
+		}
+	})
+}
+
+func TestBadFlags(t *testing.T) {
+	for _, args := range [][]string{
+		{"-nosuchflag"},
+		{"extra-argument"},
+		{"-log-level", "loud"},
+		{"-log-format", "xml"},
+		{"-nfs-port", "70000", "-exports", "/dev/null"},
+		{"-listen", "localhost", "-exports", "/dev/null"},
+	} {
+		var stdout, stderr bytes.Buffer
+		if code := run(context.Background(), args, &stdout, &stderr); code != 2 {
+			t.Errorf("%q: exit %d, want 2; stderr %s", args, code, &stderr)
+		}
+		if stderr.Len() == 0 {
+			t.Errorf("%q: nothing on stderr", args)
+		}
+	}
+}
+
+// freePorts returns n ports free on 127.0.0.1 for both TCP and UDP.
+func freePorts(t *testing.T, n int) []int {
+	t.Helper()
+	var ports []int
+	var hold []func() error
+	defer func() {
+		for _, c := range hold {
+			c()
+		}
+	}()
+	for len(ports) < n {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		hold = append(hold, ln.Close)
+		p := ln.Addr().(*net.TCPAddr).Port
+		pc, err := net.ListenPacket("udp", "127.0.0.1:"+strconv.Itoa(p))
+		if err != nil {
+			continue
+		}
+		hold = append(hold, pc.Close)
+		ports = append(ports, p)
+	}
+	return ports
+}
+
+// proc is a mailnfsd process.
+type proc struct {
+	cmd    *exec.Cmd
+	stdout syncBuffer
+	stderr syncBuffer
+	done   chan struct{} // closed when the process has exited
+	err    error         // Wait's result, set before done closes
+}
+
+// syncBuffer is a bytes.Buffer safe for the writer goroutines of exec and
+// the test reading it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+func startBinary(t *testing.T, args ...string) *proc {
+	t.Helper()
+	p := &proc{cmd: exec.Command(nfsdtest.Binary(t), args...), done: make(chan struct{})}
+	p.cmd.Stdout, p.cmd.Stderr = &p.stdout, &p.stderr
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		p.err = p.cmd.Wait()
+		close(p.done)
+	}()
+	t.Cleanup(func() {
+		select {
+		case <-p.done:
+		default:
+			p.cmd.Process.Kill()
+			<-p.done
+		}
+	})
+	return p
+}
+
+// exitCode waits for the process and returns its exit code.
+func (p *proc) exitCode(t *testing.T) int {
+	t.Helper()
+	select {
+	case <-p.done:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("mailnfsd did not exit\n%s", p.stderr.String())
+	}
+	var ee *exec.ExitError
+	if errors.As(p.err, &ee) {
+		return ee.ExitCode()
+	}
+	if p.err != nil {
+		t.Fatal(p.err)
+	}
+	return 0
+}
+
+// waitListening waits until every port accepts TCP connections.
+func (p *proc) waitListening(t *testing.T, ports ...int) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for _, port := range ports {
+		for {
+			c, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(port), time.Second)
+			if err == nil {
+				c.Close()
+				break
+			}
+			select {
+			case <-p.done:
+				t.Fatalf("mailnfsd exited: %v\n%s", p.err, p.stderr.String())
+			default:
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("mailnfsd not listening on %d: %v\n%s", port, err, p.stderr.String())
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+}
+
+// stop sends sig and returns the exit code.
+func (p *proc) stop(t *testing.T, sig os.Signal) int {
+	t.Helper()
+	if err := p.cmd.Process.Signal(sig); err != nil {
+		t.Fatal(err)
+	}
+	return p.exitCode(t)
+}
+
+func TestCheckConfigBinary(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "exports")
+	writeFile(t, file, "/srv/mail -network 10.1.2.0 -mask foo\n")
+	p := startBinary(t, "-check-config", "-exports", file)
+	if code := p.exitCode(t); code != 1 {
+		t.Fatalf("exit %d, want 1", code)
+	}
+	want := file + ":1:35: -mask needs a dotted netmask like 255.255.255.0, got \"foo\"\n"
+	if p.stderr.String() != want {
+		t.Fatalf("stderr:\n%s\nwant:\n%s", &p.stderr, want)
+	}
+}
+
+func TestBinaryServes(t *testing.T) {
+	nfsdtest.RequireRoot(t)
+	dir := t.TempDir()
+	export, other := filepath.Join(dir, "export"), filepath.Join(dir, "other")
+	for _, d := range []string{export, other} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	exports := filepath.Join(dir, "exports")
+	writeFile(t, exports, export+" -network 127.0.0.0/8\n")
+	ports := freePorts(t, 3)
+	nfsPort, mountPort, pmPort := ports[0], ports[1], ports[2]
+	p := startBinary(t, "-exports", exports, "-state-dir", filepath.Join(dir, "state"),
+		"-listen", "127.0.0.1", "-nfs-port", strconv.Itoa(nfsPort), "-mount-port", strconv.Itoa(mountPort),
+		"-portmap-port", strconv.Itoa(pmPort), "-hosts-allow", "/etc/hosts.allow", "-log-format", "json")
+	p.waitListening(t, nfsPort, mountPort, pmPort)
+
+	addr := func(port int) netip.AddrPort {
+		return netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(port))
+	}
+	for _, network := range []string{"tcp", "udp"} {
+		nfsdtest.Dial(t, network, addr(nfsPort)).Null(t, nfs3.Program, nfs3.Version)
+		m := nfsdtest.Dial(t, network, addr(mountPort))
+		m.Null(t, nfs3.MountProgram, nfs3.MountV1)
+		m.Null(t, nfs3.MountProgram, nfs3.MountV3)
+		pm := nfsdtest.Dial(t, network, addr(pmPort))
+		pm.Null(t, portmap.Prog, portmap.V2)
+		// The portmapper knows where NFS and MOUNT are.
+		for _, q := range []struct{ prog, vers, port int }{{nfs3.Program, 3, nfsPort}, {nfs3.MountProgram, 1, mountPort}, {nfs3.MountProgram, 3, mountPort}} {
+			prot := uint32(6)
+			if network == "udp" {
+				prot = 17
+			}
+			d, err := pm.Call(portmap.Prog, portmap.V2, portmap.PmapProcGetPort, nfsdtest.AuthNone, func(e *xdr.Encoder) {
+				e.Uint32(uint32(q.prog))
+				e.Uint32(uint32(q.vers))
+				e.Uint32(prot)
+				e.Uint32(0)
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := d.Uint32(); int(got) != q.port || d.Done() != nil {
+				t.Errorf("GETPORT %d v%d %s: %d, want %d", q.prog, q.vers, network, got, q.port)
+			}
+		}
+	}
+
+	// SIGHUP re-reads the exports.
+	mc := nfsdtest.Dial(t, "tcp", addr(mountPort))
+	mntStatus := func(path string) nfs3.MountStat {
+		d, err := mc.Call(nfs3.MountProgram, 3, uint32(nfs3.MountProcMnt), nfsdtest.AuthSys(0, 0), func(e *xdr.Encoder) {
+			(&nfs3.DirPath{Path: path}).Encode(e)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var r nfs3.MountRes3
+		r.Decode(d)
+		return r.Status
+	}
+	if st := mntStatus(other); st != nfs3.MountAcces {
+		t.Fatalf("MNT %s before SIGHUP: %v", other, st)
+	}
+	writeFile(t, exports, export+" -network 127.0.0.0/8\n"+other+" 127.0.0.1(rw)\n")
+	p.cmd.Process.Signal(syscall.SIGHUP)
+	deadline := time.Now().Add(10 * time.Second)
+	for mntStatus(other) != nfs3.MountOK {
+		if time.Now().After(deadline) {
+			t.Fatalf("MNT %s still refused after SIGHUP\n%s", other, p.stderr.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// A broken file keeps the rules in force.
+	writeFile(t, exports, "/x -mask foo\n")
+	p.cmd.Process.Signal(syscall.SIGHUP)
+	time.Sleep(200 * time.Millisecond)
+	if st := mntStatus(other); st != nfs3.MountOK {
+		t.Fatalf("MNT %s after a broken reload: %v", other, st)
+	}
+
+	if code := p.stop(t, syscall.SIGTERM); code != 0 {
+		t.Fatalf("exit %d after SIGTERM\n%s", code, p.stderr.String())
+	}
+	// The JSON log names the hosts_access warning, the broken reload and
+	// the stop; check the stream is JSON lines, without relying on wording.
+	for _, line := range strings.Split(strings.TrimSpace(p.stderr.String()), "\n") {
+		if !strings.HasPrefix(line, "{") {
+			t.Errorf("not a JSON log line: %s", line)
+		}
+	}
+	if _, err := mc.Call(nfs3.MountProgram, 3, 0, nfsdtest.AuthNone, nil); err == nil {
+		t.Fatal("MOUNT still answers after SIGTERM")
+	}
+}
+
+func TestDemo(t *testing.T) {
+	nfsdtest.RequireRoot(t)
+	nfsLs, err := exec.LookPath("nfs-ls")
+	if err != nil {
+		t.Fatalf("nfs-ls (libnfs-utils) is required: run make deps: %v", err)
+	}
+	dir := t.TempDir()
+	ports := freePorts(t, 2)
+	p := startBinary(t, "-demo", dir, "-nfs-port", strconv.Itoa(ports[0]), "-portmap-port", strconv.Itoa(ports[1]))
+	p.waitListening(t, ports...)
+	md := filepath.Join(dir, "export", demoMaildir)
+	msgs, err := os.ReadDir(filepath.Join(md, "new"))
+	if err != nil || len(msgs) != 1 {
+		t.Fatalf("demo Maildir new/: %v %v", msgs, err)
+	}
+	url := fmt.Sprintf("nfs://127.0.0.1%s/new?version=3&nfsport=%d&mountport=%d", md, ports[0], ports[0])
+	// The banner is printed once the daemon serves; wait for it.
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(p.stdout.String(), "Stop with") && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	for _, want := range []string{url, fmt.Sprintf("mount -t nfs -o vers=3,tcp,nolock,port=%d,mountport=%d 127.0.0.1:%s/export /mnt", ports[0], ports[0], dir)} {
+		if !strings.Contains(p.stdout.String(), want) {
+			t.Errorf("banner lacks %q:\n%s", want, p.stdout.String())
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, nfsLs, url).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), msgs[0].Name()) {
+		t.Fatalf("nfs-ls %s: %v\n%s\nserver log:\n%s", url, err, out, p.stderr.String())
+	}
+	if code := p.stop(t, syscall.SIGINT); code != 0 {
+		t.Fatalf("exit %d after SIGINT\n%s", code, p.stderr.String())
+	}
+	// A second run finds the Maildir and adds no second message.
+	if err := writeDemoMaildir(md); err != nil {
+		t.Fatal(err)
+	}
+	if msgs, _ := os.ReadDir(filepath.Join(md, "new")); len(msgs) != 1 {
+		t.Fatalf("second run: %d messages", len(msgs))
+	}
+}
