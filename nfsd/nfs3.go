@@ -91,9 +91,17 @@ func call[A, R any, PA argsCodec[A], PR resCodec[R]](ctx context.Context, n *NFS
 	}
 	var r R
 	fn(ctx, req, &a, &r)
-	n.counters.add(nfs3.Proc(req.Proc), PR(&r).Stat())
+	n.done(ctx, req, PR(&r).Stat())
 	PR(&r).Encode(res)
 	return StatusOK
+}
+
+// done counts a reply and traces it at debug level.
+func (n *NFS3) done(ctx context.Context, req *Request, st nfs3.Status) {
+	n.counters.add(nfs3.Proc(req.Proc), st)
+	if req.Log != nil && req.Log.Enabled(ctx, slog.LevelDebug) {
+		req.Log.Debug("nfs3: reply", "proc", nfs3.Proc(req.Proc).String(), "status", st.String())
+	}
 }
 
 // Serve runs one NFSv3 call.
@@ -103,7 +111,7 @@ func (n *NFS3) Serve(ctx context.Context, req *Request, res *xdr.Encoder) Status
 		if req.Args.Done() != nil {
 			return StatusGarbage
 		}
-		n.counters.add(nfs3.ProcNull, nfs3.StatusOK)
+		n.done(ctx, req, nfs3.StatusOK)
 		return StatusOK
 	case nfs3.ProcGetattr:
 		return call(ctx, n, req, res, n.getattr)
@@ -116,7 +124,7 @@ func (n *NFS3) Serve(ctx context.Context, req *Request, res *xdr.Encoder) Status
 	case nfs3.ProcReadlink:
 		return call(ctx, n, req, res, n.readlink)
 	case nfs3.ProcRead:
-		return n.read(req, res)
+		return n.read(ctx, req, res)
 	case nfs3.ProcWrite:
 		return call(ctx, n, req, res, n.write)
 	case nfs3.ProcCreate:
@@ -391,14 +399,14 @@ var readBufs = sync.Pool{New: func() any { b := make([]byte, nfs3.MaxIO); return
 
 // RFC 1813 §3.3.6. count is capped at rtmax (nfs3.MaxIO); the data is
 // read into a pooled buffer that is returned once encoded.
-func (n *NFS3) read(req *Request, res *xdr.Encoder) Status {
+func (n *NFS3) read(ctx context.Context, req *Request, res *xdr.Encoder) Status {
 	var a nfs3.ReadArgs
 	a.Decode(req.Args)
 	if req.Args.Done() != nil {
 		return StatusGarbage
 	}
 	var r nfs3.ReadRes
-	defer func() { n.counters.add(nfs3.ProcRead, r.Status) }()
+	defer func() { n.done(ctx, req, r.Status) }()
 	acc, st := n.authorize(req, a.File)
 	if st != nfs3.StatusOK {
 		r.Status = st
@@ -445,6 +453,14 @@ func (n *NFS3) write(_ context.Context, req *Request, a *nfs3.WriteArgs, r *nfs3
 	if err != nil {
 		r.Status = n.status(req, err)
 		fillAfter(&r.Wcc, acc, a.File)
+		return
+	}
+	if nfs3.StableHow(committed) < a.Stable {
+		// RFC 1813 §3.3.7: committed must be at least what was asked; a
+		// store that did less must not have the client drop its copy.
+		n.logger(req).Error("nfs3: store committed less than asked", "asked", a.Stable.String(),
+			"committed", nfs3.StableHow(committed).String(), "export", acc.Export)
+		r.Status = nfs3.StatusServerFault
 		return
 	}
 	r.Count, r.Committed, r.Verf = uint32(nw), nfs3.StableHow(committed), verf

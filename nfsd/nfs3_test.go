@@ -3,9 +3,12 @@ package nfsd
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"log/slog"
 	"net/netip"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/mailnfs/mailnfs/internal/nfs3"
@@ -19,7 +22,8 @@ import (
 type n3Export struct {
 	store    *mdtest.Store
 	readOnly bool
-	deny     bool // every host refused (ErrAccess)
+	deny     bool              // every host refused (ErrAccess)
+	wrap     func(Store) Store // fault injection around the real store
 }
 
 // n3Auth is a test Authorizer: exports are routed by the export ID in the
@@ -45,7 +49,11 @@ func (a *n3Auth) Authorize(req *Request, h []byte) (Access, error) {
 	if req.AuthSys != nil {
 		cred = maildirfs.Cred{UID: req.AuthSys.UID, GID: req.AuthSys.GID, GIDs: req.AuthSys.GIDs}
 	}
-	return Access{Store: ex.store.FS, Cred: cred, ReadOnly: ex.readOnly, Export: ex.store.Dir}, nil
+	var st Store = ex.store.FS
+	if ex.wrap != nil {
+		st = ex.wrap(st)
+	}
+	return Access{Store: st, Cred: cred, ReadOnly: ex.readOnly, Export: ex.store.Dir}, nil
 }
 
 // n3Env calls NFS3.Serve directly with encoded arguments.
@@ -782,4 +790,42 @@ func TestNFS3Stats(t *testing.T) {
 	if got := e.n.Stats().Replies; !reflect.DeepEqual(got, want) {
 		t.Errorf("Stats\n got  %v\n want %v", got, want)
 	}
+}
+
+// n3LyingStore breaks promises the NFS layer must not pass on.
+type n3LyingStore struct {
+	Store
+}
+
+// Write claims UNSTABLE whatever was asked.
+func (s n3LyingStore) Write(h maildirfs.Handle, c maildirfs.Cred, off uint64, data []byte, _ maildirfs.StableHow) (int, maildirfs.StableHow, [8]byte, maildirfs.Wcc, error) {
+	return s.Store.Write(h, c, off, data, maildirfs.Unstable)
+}
+
+// Getattr fails with an error that has no NFS status.
+func (s n3LyingStore) Getattr(h maildirfs.Handle) (maildirfs.Attr, error) {
+	return maildirfs.Attr{}, errors.New("boom: unmapped store failure")
+}
+
+func TestNFS3StoreFaults(t *testing.T) {
+	e := newN3Env(t)
+	fh := e.mustCreate(e.root, "f")
+	var logBuf bytes.Buffer
+	e.n.Logger = slog.New(slog.NewTextHandler(&logBuf, nil))
+	e.auth.exports[1].wrap = func(s Store) Store { return n3LyingStore{s} }
+
+	t.Run("CommittedLessThanAsked", func(t *testing.T) {
+		w := e.write(fh, 0, []byte("x"), nfs3.FileSync)
+		e.wantStatus("FILE_SYNC WRITE on a store that did not sync", w.Status, nfs3.StatusServerFault)
+		if u := e.write(fh, 0, []byte("x"), nfs3.Unstable); u.Status != nfs3.StatusOK {
+			t.Errorf("UNSTABLE WRITE: %v", u.Status)
+		}
+	})
+	t.Run("UnmappedErrorLoggedOnce", func(t *testing.T) {
+		logBuf.Reset()
+		e.wantStatus("GETATTR", e.getattr(fh).Status, nfs3.StatusServerFault)
+		if n := strings.Count(logBuf.String(), "boom"); n != 1 {
+			t.Errorf("unmapped error logged %d times:\n%s", n, logBuf.String())
+		}
+	})
 }
