@@ -9,8 +9,10 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/mailnfs/mailnfs/maildirfs"
 	"github.com/mailnfs/mailnfs/maildirfs/mdtest"
@@ -85,30 +87,30 @@ func TestConcurrentDeliveries(t *testing.T) {
 		dirCalls, dirSyncs, st.FileSyncCalls-before.FileSyncCalls, st.FileSyncs-before.FileSyncs)
 }
 
-// BenchmarkDeliver32 measures 32 concurrent deliverers into one new/.
+// BenchmarkDeliver32 measures 32 concurrent deliverers into one new/, with
+// and without a group commit window.
 func BenchmarkDeliver32(b *testing.B) {
-	s := mdtest.New(b)
-	s.SkipCheck = false
-	tmp, nw := lookup(b, s, "Maildir", "tmp"), lookup(b, s, "Maildir", "new")
-	body := make([]byte, 4096)
-	var seq sync.Mutex
-	n := 0
-	b.SetParallelism(16) // 2 cores x 16 = 32 goroutines
-	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			seq.Lock()
-			n++
-			i := n
-			seq.Unlock()
-			if err := deliver(s, tmp, nw, root, fmt.Sprintf("1700000000.M%dP1.bench", i), body); err != nil {
-				b.Error(err)
-				return
-			}
-		}
-	})
-	st := s.Stats()
-	b.ReportMetric(float64(st.SyncCalls)/float64(max(st.SyncBatches, 1)), "syncs/fsync")
+	for _, window := range []time.Duration{0, 500 * time.Microsecond, 2 * time.Millisecond} {
+		b.Run(fmt.Sprintf("window=%v", window), func(b *testing.B) {
+			s := mdtest.NewOpts(b, maildirfs.Options{SyncWindow: window})
+			tmp, nw := lookup(b, s, "Maildir", "tmp"), lookup(b, s, "Maildir", "new")
+			body := make([]byte, 4096)
+			var seq atomic.Int64
+			b.SetParallelism(16) // 2 cores x 16 = 32 goroutines
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					i := seq.Add(1)
+					if err := deliver(s, tmp, nw, root, fmt.Sprintf("1700000000.M%dP1.bench", i), body); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+			st := s.Stats()
+			b.ReportMetric(float64(st.SyncCalls)/float64(max(st.SyncBatches, 1)), "calls/fsync")
+		})
+	}
 }
 
 // TestDeliveryFaults fails each storage step of a delivery in turn. The
