@@ -18,12 +18,12 @@ import (
 	"github.com/mailnfs/mailnfs/nfsd/nfsdtest"
 )
 
-func startServer(t *testing.T, opts ...nfsdtest.Option) *nfsdtest.TestServer {
+func startServer(t testing.TB, opts ...nfsdtest.Option) *nfsdtest.TestServer {
 	t.Helper()
 	return nfsdtest.StartServer(t, opts...)
 }
 
-func dialServer(t *testing.T, s *nfsdtest.TestServer, sub string, opts Options) *Client {
+func dialServer(t testing.TB, s *nfsdtest.TestServer, sub string, opts Options) *Client {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
