@@ -214,6 +214,55 @@ func TestNFS3OverTCP(t *testing.T) {
 		}
 	})
 
+	t.Run("EveryProcedure", func(t *testing.T) {
+		c.t = t
+		var cr nfs3.CreateRes
+		c.call(nfs3.ProcCreate, &nfs3.CreateArgs{Where: nfs3.DirOpArgs{Dir: root, Name: "every"}, Mode: nfs3.Unchecked}, &cr)
+		c.ok("CREATE", cr.Status)
+		f := cr.Object
+		steps := []struct {
+			proc nfs3.Proc
+			args n3Encoder
+			res  n3Decoder
+			want nfs3.Status
+		}{
+			{nfs3.ProcGetattr, &nfs3.GetattrArgs{Object: f}, &nfs3.GetattrRes{}, nfs3.StatusOK},
+			{nfs3.ProcSetattr, &nfs3.SetattrArgs{Object: f, NewAttr: nfs3.SetAttr{Mode: ptr[uint32](0o640)}}, &nfs3.SetattrRes{}, nfs3.StatusOK},
+			{nfs3.ProcLookup, &nfs3.LookupArgs{Dir: root, Name: "every"}, &nfs3.LookupRes{}, nfs3.StatusOK},
+			{nfs3.ProcAccess, &nfs3.AccessArgs{Object: f, Access: 0x3f}, &nfs3.AccessRes{}, nfs3.StatusOK},
+			{nfs3.ProcWrite, &nfs3.WriteArgs{File: f, Count: 4, Stable: nfs3.Unstable, Data: []byte("data")}, &nfs3.WriteRes{}, nfs3.StatusOK},
+			{nfs3.ProcCommit, &nfs3.CommitArgs{File: f}, &nfs3.CommitRes{}, nfs3.StatusOK},
+			{nfs3.ProcRead, &nfs3.ReadArgs{File: f, Count: 4}, &nfs3.ReadRes{}, nfs3.StatusOK},
+			{nfs3.ProcMkdir, &nfs3.MkdirArgs{Where: nfs3.DirOpArgs{Dir: root, Name: "everydir"}}, &nfs3.MkdirRes{}, nfs3.StatusOK},
+			{nfs3.ProcSymlink, &nfs3.SymlinkArgs{Where: nfs3.DirOpArgs{Dir: root, Name: "everylink"}, Target: "every"}, &nfs3.SymlinkRes{}, nfs3.StatusOK},
+			{nfs3.ProcMknod, &nfs3.MknodArgs{Where: nfs3.DirOpArgs{Dir: root, Name: "everyfifo"}, Type: nfs3.TypeFifo}, &nfs3.MknodRes{}, nfs3.StatusOK},
+			{nfs3.ProcLink, &nfs3.LinkArgs{File: f, Link: nfs3.DirOpArgs{Dir: root, Name: "everyhard"}}, &nfs3.LinkRes{}, nfs3.StatusOK},
+			{nfs3.ProcRename, &nfs3.RenameArgs{From: nfs3.DirOpArgs{Dir: root, Name: "everyhard"}, To: nfs3.DirOpArgs{Dir: root, Name: "everyhard2"}}, &nfs3.RenameRes{}, nfs3.StatusOK},
+			{nfs3.ProcReaddir, &nfs3.ReaddirArgs{Dir: root, Count: 8192}, &nfs3.ReaddirRes{}, nfs3.StatusOK},
+			{nfs3.ProcReaddirplus, &nfs3.ReaddirplusArgs{Dir: root, DirCount: 8192, MaxCount: 32768}, &nfs3.ReaddirplusRes{}, nfs3.StatusOK},
+			{nfs3.ProcRemove, &nfs3.RemoveArgs{Dir: root, Name: "everyhard2"}, &nfs3.RemoveRes{}, nfs3.StatusOK},
+			{nfs3.ProcRmdir, &nfs3.RmdirArgs{Dir: root, Name: "everydir"}, &nfs3.RmdirRes{}, nfs3.StatusOK},
+			{nfs3.ProcFsstat, &nfs3.FsstatArgs{Object: root}, &nfs3.FsstatRes{}, nfs3.StatusOK},
+			{nfs3.ProcFsinfo, &nfs3.FsinfoArgs{Object: root}, &nfs3.FsinfoRes{}, nfs3.StatusOK},
+			{nfs3.ProcPathconf, &nfs3.PathconfArgs{Object: root}, &nfs3.PathconfRes{}, nfs3.StatusOK},
+			{nfs3.ProcReadlink, &nfs3.ReadlinkArgs{Object: f}, &nfs3.ReadlinkRes{}, nfs3.StatusInval},
+			{nfs3.ProcRmdir, &nfs3.RmdirArgs{Dir: root, Name: "every"}, &nfs3.RmdirRes{}, nfs3.StatusNotDir},
+		}
+		for _, s := range steps {
+			c.call(s.proc, s.args, s.res)
+			if got := s.res.(nfs3.Result).Stat(); got != s.want {
+				t.Errorf("%v over TCP: %v, want %v", s.proc, got, s.want)
+			}
+		}
+		c.xid++
+		if err := c.send(c.xid, nfs3.ProcNull, nil); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.recv(c.xid, n3Void{}); err != nil {
+			t.Errorf("NULL over TCP: %v", err)
+		}
+	})
+
 	t.Run("ConcurrentDeliveries", func(t *testing.T) {
 		const conns, each = 6, 40
 		var wg sync.WaitGroup
@@ -283,3 +332,8 @@ func (s *n3SubT) Fatal(args ...any) {
 	s.errs <- fmt.Sprint(args...)
 	panic(errN3Abort)
 }
+
+// n3Void decodes an empty result.
+type n3Void struct{}
+
+func (n3Void) Decode(*xdr.Decoder) {}
