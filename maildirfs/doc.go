@@ -30,8 +30,11 @@
 // (the MAC proves we handed the handle out, not where the file is now).
 //
 // open_by_handle_at needs CAP_DAC_READ_SEARCH: Open fails with a clear
-// error when it is not permitted. There is no weaker fallback mode; run
-// mailnfsd as root.
+// error when it is not permitted. There is no weaker fallback mode (no
+// inode index). Run mailnfsd as root, or as an unprivileged user that owns
+// the export and holds only CAP_DAC_READ_SEARCH (setcap
+// cap_dac_read_search+ep, or an ambient capability) with Options.NoChown;
+// both are tested.
 //
 // # Errors
 //

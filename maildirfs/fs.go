@@ -55,8 +55,9 @@ type FS struct {
 
 // Open opens the export rooted at root. The handle key is read from (or
 // created in) opts.StateDir. Open fails if the process may not call
-// open_by_handle_at (it needs CAP_DAC_READ_SEARCH: run mailnfsd as root);
-// there is no weaker fallback mode.
+// open_by_handle_at (it needs CAP_DAC_READ_SEARCH: run mailnfsd as root, or
+// grant only that capability and set NoChown); there is no weaker fallback
+// mode.
 func Open(root string, opts Options) (*FS, error) {
 	if opts.StateDir == "" {
 		return nil, errors.New("maildirfs: Options.StateDir is required")
@@ -105,7 +106,7 @@ func Open(root string, opts Options) (*FS, error) {
 	if err != nil {
 		unix.Close(fd)
 		if errors.Is(err, unix.EPERM) {
-			return nil, fmt.Errorf("maildirfs: open_by_handle_at not permitted (needs CAP_DAC_READ_SEARCH; run mailnfsd as root): %w", err)
+			return nil, fmt.Errorf("maildirfs: open_by_handle_at not permitted (needs CAP_DAC_READ_SEARCH; run mailnfsd as root, or grant the capability with setcap cap_dac_read_search+ep and set NoChown): %w", err)
 		}
 		return nil, fmt.Errorf("maildirfs: open_by_handle_at on %s: %w", root, err)
 	}
