@@ -17,19 +17,32 @@ import (
 )
 
 // conn is one TCP connection: a reader goroutine that reassembles records
-// and dispatches them to workers, and a writer goroutine that sends replies
-// in the order they finish (not the order of the calls), batching those
-// that are ready into one write.
+// and dispatches them to workers; replies go out in the order calls finish
+// (not the order of the calls), each one record, batched into one write
+// when several are ready.
 type conn struct {
 	s      *Server
 	nc     net.Conn
 	ep     endpoint
 	cancel context.CancelCauseFunc
 
-	slots   chan struct{}     // in-flight tokens, MaxInFlightPerConn of them
-	out     chan *xdr.Encoder // finished replies, record mark in place
-	pending sync.WaitGroup    // calls dispatched and not yet written or dropped
-	active  atomic.Int32      // same count, readable
+	slots   chan struct{}  // in-flight tokens, MaxInFlightPerConn of them
+	pending sync.WaitGroup // calls dispatched and not yet written or dropped
+	active  atomic.Int32   // same count, readable
+
+	// w queues finished replies. The call that finds no flush running
+	// becomes the flusher and writes the queue, its own reply and any that
+	// arrive meanwhile, in batches, until the queue is empty. Replies thus
+	// leave without a hand-off to another goroutine, and pile up into one
+	// write when the socket is busy.
+	w struct {
+		sync.Mutex
+		queue    []*xdr.Encoder // replies with their record mark in place
+		spare    []*xdr.Encoder // the previous batch's slice, for reuse
+		bufs     net.Buffers    // the flusher's iovecs
+		flushing bool           // a call is writing; others only enqueue
+		failed   bool           // a write failed; replies are discarded
+	}
 
 	mu struct {
 		sync.Mutex
@@ -46,7 +59,6 @@ func (s *Server) startConn(nc net.Conn) {
 		s:     s,
 		nc:    nc,
 		slots: make(chan struct{}, s.MaxInFlightPerConn),
-		out:   make(chan *xdr.Encoder, s.MaxInFlightPerConn),
 	}
 	c.ep.net = "tcp"
 	c.ep.remote = addrPort(nc.RemoteAddr())
@@ -58,12 +70,12 @@ func (s *Server) startConn(nc net.Conn) {
 	if s.closing.Load() || len(s.mu.conns) >= s.MaxConns {
 		closing := s.closing.Load()
 		s.mu.Unlock()
-		c.cancel(nil)
-		nc.Close()
 		if !closing {
 			s.stats.connsRejected.Add(1)
 			c.ep.log.Warn("nfsd: too many connections; closed", "max", s.MaxConns)
 		}
+		c.cancel(nil)
+		nc.Close()
 		return
 	}
 	s.mu.conns[c] = struct{}{}
@@ -142,12 +154,6 @@ func (r *deadlineReader) Read(p []byte) (int, error) {
 // connection's cleanup.
 func (c *conn) serve() {
 	s := c.s
-	writerDone := make(chan struct{})
-	go func() {
-		defer close(writerDone)
-		c.writeLoop()
-	}()
-
 	dr := &deadlineReader{c: c}
 	br := bufio.NewReaderSize(dr, 32<<10)
 	rr := rpc.NewRecordReader(br, s.MaxRecord)
@@ -171,10 +177,8 @@ func (c *conn) serve() {
 		c.abort()
 	}
 	// Let calls in flight finish and their replies go out (or fail, if
-	// the socket is closed), then stop the writer.
+	// the socket is closed).
 	c.pending.Wait()
-	close(c.out)
-	<-writerDone
 	c.abort()
 
 	s.mu.Lock()
@@ -282,7 +286,7 @@ func (c *conn) call(buf *[]byte) {
 	switch v {
 	case sendReply:
 		rpc.PutRecordMark(e.Bytes())
-		c.out <- e // never blocks: out has a slot per in-flight call
+		c.send(e)
 		return
 	case closeConn:
 		c.abortWith(errUndecodable)
@@ -308,52 +312,53 @@ func (c *conn) done() {
 	c.pending.Done()
 }
 
-// writeLoop sends replies until out is closed. After a write error it keeps
-// draining so that calls still finish and release their slots.
-func (c *conn) writeLoop() {
-	const maxBatch = 32
-	var (
-		batch  []*xdr.Encoder
-		bufs   net.Buffers
-		failed bool
-	)
-	for {
-		e, ok := <-c.out
-		if !ok {
-			return
-		}
-		batch = append(batch[:0], e)
-	more:
-		for len(batch) < maxBatch {
-			select {
-			case e, ok := <-c.out:
-				if !ok {
-					break more
-				}
-				batch = append(batch, e)
-			default:
-				break more
-			}
-		}
+// send queues a finished reply and, unless another call is flushing
+// already, writes the queue until it is empty. It runs after the call gave
+// back its worker, so a slow reader on the other end holds up only this
+// connection. After a write error replies are discarded, but their slots are
+// still released.
+func (c *conn) send(e *xdr.Encoder) {
+	c.w.Lock()
+	c.w.queue = append(c.w.queue, e)
+	if c.w.flushing {
+		c.w.Unlock()
+		return
+	}
+	c.w.flushing = true
+	for len(c.w.queue) > 0 {
+		batch := c.w.queue
+		c.w.queue = c.w.spare[:0]
+		failed := c.w.failed
+		bufs := c.w.bufs[:0]
+		c.w.Unlock()
+
+		var err error
 		if !failed {
-			bufs = bufs[:0]
 			for _, e := range batch {
 				bufs = append(bufs, e.Bytes())
 			}
 			c.nc.SetWriteDeadline(time.Now().Add(c.s.WriteTimeout))
-			// net.Buffers.WriteTo consumes its receiver; pass a copy.
+			// WriteTo consumes its receiver; keep bufs for reuse.
 			b := bufs
-			if _, err := b.WriteTo(c.nc); err != nil {
-				failed = true
+			if _, err = b.WriteTo(c.nc); err != nil {
 				c.ep.log.Debug("nfsd: write failed; closing", "err", err)
 				c.abort()
 			}
+			clear(bufs)
 		}
 		for i, e := range batch {
 			putEncoder(e)
 			batch[i] = nil
 			c.done()
 		}
-		clear(bufs)
+
+		c.w.Lock()
+		c.w.spare = batch[:0]
+		c.w.bufs = bufs[:0]
+		if err != nil {
+			c.w.failed = true
+		}
 	}
+	c.w.flushing = false
+	c.w.Unlock()
 }
