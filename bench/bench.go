@@ -102,6 +102,8 @@ type DeliverRow struct {
 	Latency     Latency
 	// ServerCPU is the server's CPU time during the measured part.
 	ServerCPU time.Duration
+	// ClientCPU is the driver's CPU time during the measured part.
+	ClientCPU time.Duration
 	// PeakRSS is the server's VmHWM over the step (reset before it).
 	PeakRSS int64
 	// DiskFsync is the disk's fsync latency measured just before the step.
@@ -131,6 +133,14 @@ func (r *DeliverRow) SyncsPerDelivery() float64 {
 		n += v
 	}
 	return float64(n) / float64(r.Delivered)
+}
+
+// ClientCPUPerDelivery is the driver's CPU time per delivery.
+func (r *DeliverRow) ClientCPUPerDelivery() time.Duration {
+	if r.Delivered == 0 {
+		return 0
+	}
+	return r.ClientCPU / time.Duration(r.Delivered)
 }
 
 // CPUPerDelivery is the server's CPU time per delivery.
@@ -378,6 +388,7 @@ func deliverStep(ctx context.Context, cfg Config, s *Server, round, c int, prefi
 	row.Delivered, row.Errors, row.FirstError = res.Delivered, res.Errors, res.FirstError
 	row.Elapsed, row.Latency = res.Elapsed, res.Latency
 	row.ServerCPU = after.CPU - before.CPU
+	row.ClientCPU = res.DriverCPU
 	row.PeakRSS = after.PeakRSS
 	row.Verify, err = VerifyMaildirs(s.Export, mbs, res.Acked, cfg.Size)
 	if err != nil {

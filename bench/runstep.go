@@ -31,7 +31,31 @@ func (s *Server) RunStep(ctx context.Context, driver []string, spec StepSpec, at
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
-	res, perr := s.stepProtocol(stdin, stdout, spec, atGo, atDone)
+	// The driver's own CPU time over the measured part: on a small machine
+	// it competes with the server, and this shows by how much.
+	pid := cmd.Process.Pid
+	var d0, d1 ProcSample
+	goHook := func() error {
+		if atGo != nil {
+			if err := atGo(); err != nil {
+				return err
+			}
+		}
+		var err error
+		d0, err = SampleProc(pid)
+		return err
+	}
+	doneHook := func() error {
+		var err error
+		if d1, err = SampleProc(pid); err != nil {
+			return err
+		}
+		if atDone != nil {
+			return atDone()
+		}
+		return nil
+	}
+	res, perr := s.stepProtocol(stdin, stdout, spec, goHook, doneHook)
 	stdin.Close()
 	if perr != nil {
 		cancel() // kill the driver rather than wait for it
@@ -43,6 +67,7 @@ func (s *Server) RunStep(ctx context.Context, driver []string, spec StepSpec, at
 	if werr != nil {
 		return nil, fmt.Errorf("%s %s step: driver: %w\n%s", s.Name, spec.Kind, werr, tailBytes(stderr.Bytes(), 2000))
 	}
+	res.DriverCPU = d1.CPU - d0.CPU
 	return res, nil
 }
 

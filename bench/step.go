@@ -75,6 +75,10 @@ type StepResult struct {
 
 	ListTimes   []time.Duration `json:"list_times,omitempty"`
 	ListEntries []int           `json:"list_entries,omitempty"`
+
+	// DriverCPU is the driver process's CPU time over the measured part,
+	// filled in by RunStep (the driver does not know it).
+	DriverCPU time.Duration `json:"-"`
 }
 
 // Latency summarises per-delivery latencies.
