@@ -19,15 +19,17 @@
 // Server serves TCP (Serve) and UDP (ServeUDP) with one bounded worker pool
 // (Server.Workers) shared by all connections and datagrams.
 //
-// Each TCP connection has one reader goroutine and one writer goroutine.
-// The reader reassembles record-marked records (RFC 5531 §11; several
+// Each TCP connection has one reader goroutine. It reassembles record-marked records (RFC 5531 §11; several
 // fragments, zero-length ones included, up to Server.MaxRecord, beyond which
 // the connection is closed before anything is allocated for the record) and
 // starts a call on a worker for each. A connection has at most
 // Server.MaxInFlightPerConn calls running or waiting to be written; at that
 // bound its reader stops reading, which pushes back on the client through
 // TCP. Replies leave in the order calls finish, matched by XID, each as one
-// record; the writer sends the replies that are ready in one write.
+// record built in a pooled buffer with its record mark in place. A call
+// whose reply is ready writes it under the connection's write lock, along
+// with any replies that queued up meanwhile (one writev), after giving its
+// worker back: a client slow to read holds up only its own connection.
 //
 // Calls are answered in the order of reference §1.5: a record that is not
 // a CALL closes the connection (a UDP datagram is dropped); RPC version
@@ -65,8 +67,10 @@
 //
 // Server.mu guards the sets of listeners, UDP sockets and connections; it
 // is taken before a connection's mu (Shutdown stops readers while holding
-// it). The duplicate request cache's mutex is a leaf and is never held
-// while a Program runs. Every goroutine has an owner: Serve owns nothing
-// beyond its accept loop; each connection's reader owns its writer and its
-// calls and waits for them; Shutdown waits for all readers and UDP loops.
+// it). A connection's write lock and the duplicate request cache's mutex
+// are leaves, and no lock is held while a Program runs or a socket is
+// written. Every goroutine has an owner: Serve owns its accept loop; each
+// connection's reader owns the connection's calls and waits for them
+// before it closes the socket; ServeUDP waits for its calls; Shutdown waits
+// for all readers and UDP loops.
 package nfsd
