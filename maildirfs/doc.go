@@ -34,7 +34,9 @@
 // inode index). Run mailnfsd as root, or as an unprivileged user that owns
 // the export and holds only CAP_DAC_READ_SEARCH (setcap
 // cap_dac_read_search+ep, or an ambient capability) with Options.NoChown;
-// both are tested.
+// both are tested. With NoChown every object belongs to the server's user,
+// so the permission checks only fit exports that squash all clients to
+// that user (all_squash, anonuid = the server's uid).
 //
 // # Errors
 //
