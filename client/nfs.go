@@ -76,8 +76,13 @@ func (c *Client) call(ctx context.Context, proc nfs3.Proc, name string, args enc
 	}
 	d := xdr.NewDecoder(b)
 	res.Decode(d)
-	if err := d.Done(); err != nil {
+	if err := d.Err(); err != nil {
 		return fmt.Errorf("client: %s %s: bad reply: %w", proc, name, err)
+	}
+	if n := d.Remaining(); n > 0 {
+		// Tolerated, as the Linux client does: stock go-nfs appends 4
+		// bytes to FSSTAT.
+		c.log.Debug("client: trailing bytes after reply", "proc", proc.String(), "bytes", n)
 	}
 	return nil
 }
