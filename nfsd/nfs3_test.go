@@ -829,3 +829,30 @@ func TestNFS3StoreFaults(t *testing.T) {
 		}
 	})
 }
+
+// TestNFS3Restart: handles survive a server restart, and the write
+// verifier changes so clients resend uncommitted data (RFC 1813 §3.3.7).
+func TestNFS3Restart(t *testing.T) {
+	e := newN3Env(t)
+	md := e.mustLookup(e.root, "Maildir")
+	cur := e.mustLookup(md, "cur")
+	fh := e.mustCreate(cur, "1700000000.M9P9.host:2,S")
+	w := e.write(fh, 0, []byte("unstable data"), nfs3.Unstable)
+	e.wantStatus("WRITE", w.Status, nfs3.StatusOK)
+
+	e.st.Reopen(t)
+
+	g := e.getattr(fh)
+	if g.Status != nfs3.StatusOK || g.Attr.Size != 13 {
+		t.Fatalf("GETATTR of a pre-restart handle: %v size %d", g.Status, g.Attr.Size)
+	}
+	if got := e.mustLookup(md, "cur"); !bytes.Equal(got, cur) {
+		t.Error("LOOKUP after restart returned another handle")
+	}
+	var c nfs3.CommitRes
+	e.call(nfs3.ProcCommit, &nfs3.CommitArgs{File: fh}, &c)
+	e.wantStatus("COMMIT after restart", c.Status, nfs3.StatusOK)
+	if c.Verf == w.Verf {
+		t.Error("write verifier unchanged across a restart: clients would not resend lost UNSTABLE data")
+	}
+}
