@@ -23,6 +23,27 @@ func (r *Report) WriteMarkdown(w io.Writer, command string) error {
 	fmt.Fprintf(&b, "Machine: %s, %d CPUs (%s), Linux %s, %s, load average %s at the start and %s at the end. "+
 		"Servers and driver share the CPUs.\n\n",
 		hostName(), runtime.NumCPU(), cpuModel(), kernelRelease(), runtime.Version(), r.LoadBefore, r.LoadAfter)
+	var srv []string
+	for _, so := range cfg.Servers {
+		d := so.Kind
+		switch so.Kind {
+		case KindMailnfsd:
+			d += " (cmd/mailnfsd of this tree"
+		case KindGoNFS:
+			limit := so.GoNFSHandleLimit
+			if limit == 0 {
+				limit = defaultGoNFSHandleLimit
+			}
+			d += fmt.Sprintf(" (stock go-nfs v0.0.4, osfs BoundOS, CachingHandler limit %d, no fsync", limit)
+		case KindGanesha:
+			d += " (apt nfs-ganesha, FSAL_VFS, NFSv3 only"
+		}
+		if len(so.Args) > 0 {
+			d += ", flags `" + strings.Join(so.Args, " ") + "`"
+		}
+		srv = append(srv, d+")")
+	}
+	fmt.Fprintf(&b, "Servers, each in its own network namespace on loopback: %s.\n\n", strings.Join(srv, "; "))
 	dur := cfg.Duration.String()
 	if cfg.Count > 0 {
 		dur = fmt.Sprintf("%d messages", cfg.Count)

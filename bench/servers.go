@@ -22,6 +22,10 @@ const (
 	KindGanesha  = "ganesha"
 )
 
+// defaultGoNFSHandleLimit is go-nfs's CachingHandler size, as in go-nfs's
+// own osnfs example.
+const defaultGoNFSHandleLimit = 1024
+
 // Ports every server uses inside its own namespace.
 const (
 	nfsPort     = 2049
@@ -46,6 +50,9 @@ type ServerOptions struct {
 	// GoNFSHandleLimit is go-nfs's CachingHandler size. Zero: 1024 (the
 	// value of go-nfs's own example).
 	GoNFSHandleLimit int
+	// Args are extra command-line arguments for mailnfsd or gonfs-baseline
+	// (e.g. "-sync-window", "200us"), after the bench's own.
+	Args []string
 	// Logger receives start/stop events. Zero: discard.
 	Logger *slog.Logger
 	// StartTimeout bounds the wait for the server's ports. Zero: 20 s.
@@ -100,7 +107,7 @@ func StartServer(ctx context.Context, opts ServerOptions) (_ *Server, err error)
 		opts.StartTimeout = 20 * time.Second
 	}
 	if opts.GoNFSHandleLimit == 0 {
-		opts.GoNFSHandleLimit = 1024
+		opts.GoNFSHandleLimit = defaultGoNFSHandleLimit
 	}
 	switch opts.Kind {
 	case KindMailnfsd, KindGoNFS:
@@ -167,10 +174,10 @@ func (s *Server) startMailnfsd(ctx context.Context, opts ServerOptions) error {
 	if err := os.Mkdir(state, 0o700); err != nil {
 		return err
 	}
-	p, err := s.start("mailnfsd", s.NS.Command(ctx, opts.Bin,
-		"-exports", exports, "-listen", "127.0.0.1",
+	args := append([]string{"-exports", exports, "-listen", "127.0.0.1",
 		"-nfs-port", strconv.Itoa(nfsPort), "-mount-port", strconv.Itoa(nfsPort),
-		"-portmap-port", strconv.Itoa(portmapPort), "-state-dir", state, "-log-level", "warn"))
+		"-portmap-port", strconv.Itoa(portmapPort), "-state-dir", state, "-log-level", "warn"}, opts.Args...)
+	p, err := s.start("mailnfsd", s.NS.Command(ctx, opts.Bin, args...))
 	if err != nil {
 		return err
 	}
@@ -179,9 +186,9 @@ func (s *Server) startMailnfsd(ctx context.Context, opts ServerOptions) error {
 }
 
 func (s *Server) startGoNFS(ctx context.Context, opts ServerOptions) error {
-	p, err := s.start("gonfs", s.NS.Command(ctx, opts.Bin,
-		"-dir", s.Export, "-listen", fmt.Sprintf("127.0.0.1:%d", nfsPort),
-		"-handle-limit", strconv.Itoa(opts.GoNFSHandleLimit)))
+	args := append([]string{"-dir", s.Export, "-listen", fmt.Sprintf("127.0.0.1:%d", nfsPort),
+		"-handle-limit", strconv.Itoa(opts.GoNFSHandleLimit)}, opts.Args...)
+	p, err := s.start("gonfs", s.NS.Command(ctx, opts.Bin, args...))
 	if err != nil {
 		return err
 	}

@@ -86,6 +86,7 @@ func run(args []string) (int, error) {
 	servers := fs.String("servers", "mailnfsd,gonfs,ganesha", "servers to compare, in order: mailnfsd, gonfs, ganesha")
 	mailnfsd := fs.String("mailnfsd", "", "mailnfsd binary (default: go build ./cmd/mailnfsd)")
 	gonfs := fs.String("gonfs", "", "gonfs-baseline binary (default: go build ./cmd/gonfs-baseline)")
+	mailnfsdFlags := fs.String("mailnfsd-flags", "", "extra flags for mailnfsd, space-separated (e.g. \"-sync-window 200us\")")
 	conc := fs.String("c", "1,8,32", "concurrent deliverers per step, comma-separated")
 	duration := fs.Duration("duration", 5*time.Second, "length of each delivery step")
 	count := fs.Int("count", 0, "deliveries per step instead of -duration (0: use -duration)")
@@ -182,6 +183,7 @@ func run(args []string) (int, error) {
 		so := bench.ServerOptions{Kind: strings.TrimSpace(k)}
 		switch so.Kind {
 		case bench.KindMailnfsd:
+			so.Args = strings.Fields(*mailnfsdFlags)
 			if so.Bin = *mailnfsd; so.Bin == "" {
 				if so.Bin, err = build("./cmd/mailnfsd"); err != nil {
 					return 2, err
