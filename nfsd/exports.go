@@ -708,6 +708,10 @@ func (p *parser) escape(b []byte, tok *[]byte, pos Pos) int {
 		*tok = append(*tok, byte(v))
 		return 4
 	}
+	if b[1] == 0 {
+		p.errorf(pos.add(1), "NUL byte in exports file")
+		return 2
+	}
 	*tok = append(*tok, b[1])
 	return 2
 }
