@@ -195,6 +195,8 @@ type Report struct {
 	// Failures lists every verification or step failure; a run with any is
 	// a failed run whatever its speed.
 	Failures []string
+	// Namespaces are the network namespaces the run created (and deleted).
+	Namespaces []string
 }
 
 // Run starts the servers, runs every step interleaved across them, verifies
@@ -228,6 +230,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			return nil, err
 		}
 		servers = append(servers, s)
+		rep.Namespaces = append(rep.Namespaces, s.NS.Name)
 	}
 
 	for round := 1; round <= cfg.Rounds; round++ {

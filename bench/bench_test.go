@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -118,12 +119,17 @@ func TestRunTiny(t *testing.T) {
 			t.Errorf("report lacks %q:\n%s", want, md.String())
 		}
 	}
+	if len(rep.Namespaces) != len(kinds) {
+		t.Errorf("run used namespaces %v, want one per server", rep.Namespaces)
+	}
 	stale, err := StaleNetNS()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(stale) > 0 {
-		t.Errorf("namespaces left behind: %v", stale)
+	for _, n := range stale {
+		if slices.Contains(rep.Namespaces, n) {
+			t.Errorf("namespace %s left behind", n)
+		}
 	}
 }
 
