@@ -1,7 +1,6 @@
 package nfsd
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
@@ -223,7 +222,13 @@ func fattr(a *maildirfs.Attr) *nfs3.Fattr {
 	if a == nil {
 		return nil
 	}
-	return &nfs3.Fattr{
+	v := fattrOf(a)
+	return &v
+}
+
+// fattrOf converts the store's attributes to fattr3.
+func fattrOf(a *maildirfs.Attr) nfs3.Fattr {
+	return nfs3.Fattr{
 		Type:   nfs3.FileType(a.Type),
 		Mode:   a.Mode & 0o7777,
 		Nlink:  a.Nlink,
@@ -300,7 +305,7 @@ func (n *NFS3) getattr(_ context.Context, req *Request, a *nfs3.GetattrArgs, r *
 		r.Status = n.status(req, err)
 		return
 	}
-	r.Attr = *fattr(&attr)
+	r.Attr = fattrOf(&attr)
 }
 
 // RFC 1813 §3.3.2.
@@ -708,19 +713,39 @@ func (n *NFS3) readdirplus(ctx context.Context, req *Request, a *nfs3.Readdirplu
 	maxBudget := int(min(a.MaxCount, maxDirReply))
 	dirBudget := int(min(a.DirCount, maxDirReply))
 	used, dirUsed := nfs3.ReaddirFixedSize(true), 0
+	// Attributes and handle copies are carved from chunks: one allocation
+	// per chunk rather than two per entry. A chunk is never appended to
+	// beyond its capacity, so pointers into it stay valid.
+	var (
+		attrs   []nfs3.Fattr
+		handles []byte
+	)
 	eof, dirAttr, err := acc.Store.ReadDir(a.Dir, acc.Cred, a.Cookie, true, func(e *maildirfs.DirEntry) bool {
-		var fh []byte
-		if e.Handle != nil {
-			fh = bytes.Clone(e.Handle)
-		}
-		size := nfs3.EntryPlusSize(len(e.Name), e.Attr != nil, fh)
+		size := nfs3.EntryPlusSize(len(e.Name), e.Attr != nil, e.Handle)
 		dsize := nfs3.EntryPlusDirSize(len(e.Name))
 		if used+size > maxBudget || (len(r.Entries) > 0 && dirUsed+dsize > dirBudget) || ctx.Err() != nil {
 			return false
 		}
 		used += size
 		dirUsed += dsize
-		r.Entries = append(r.Entries, nfs3.EntryPlus{FileID: e.FileID, Name: e.Name, Cookie: e.Cookie, Attr: fattr(e.Attr), Handle: fh})
+		en := nfs3.EntryPlus{FileID: e.FileID, Name: e.Name, Cookie: e.Cookie}
+		if e.Attr != nil {
+			if len(attrs) == cap(attrs) {
+				attrs = make([]nfs3.Fattr, 0, 64)
+			}
+			attrs = append(attrs, fattrOf(e.Attr))
+			en.Attr = &attrs[len(attrs)-1]
+		}
+		if e.Handle != nil {
+			// Copied: the store's DirEntry is only lent to emit.
+			if len(handles)+len(e.Handle) > cap(handles) {
+				handles = make([]byte, 0, max(4096, len(e.Handle)))
+			}
+			start := len(handles)
+			handles = append(handles, e.Handle...)
+			en.Handle = handles[start:len(handles):len(handles)]
+		}
+		r.Entries = append(r.Entries, en)
 		return true
 	})
 	r.DirAttr = fattr(dirAttr)
