@@ -1,0 +1,222 @@
+// Package dist holds the service files and the install fragment of
+// mailnfsd: the systemd unit (systemd/mailnfsd.service), the FreeBSD rc.d
+// script (freebsd/mailnfsd), rc.conf lines (rc.conf.sample) and
+// install.mk, which the top-level Makefile includes for `make install`.
+// Its tests check the files with the tools that read them: sh -n,
+// systemd-analyze verify, make, and the mailnfsd binary's own flag parser.
+package dist
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/mailnfs/mailnfs/nfsd/nfsdtest"
+)
+
+// run runs a command in dir and fails the test with its output on error.
+func run(t *testing.T, dir, name string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(name, args...)
+	cmd.Dir = dir
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+// repoRoot is the module root (dist's parent).
+func repoRoot(t *testing.T) string {
+	t.Helper()
+	wd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return filepath.Dir(wd)
+}
+
+func TestRCScriptSyntax(t *testing.T) {
+	run(t, ".", "sh", "-n", "freebsd/mailnfsd")
+	b, err := os.ReadFile("freebsd/mailnfsd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(b)
+	// What rc(8) and rcorder(8) need from a script (rc.subr(8)).
+	for _, want := range []string{
+		"#!/bin/sh\n", "\n# PROVIDE: mailnfsd\n", "\n# REQUIRE: ", "\n# KEYWORD: ",
+		"\n. /etc/rc.subr\n", `name="mailnfsd"`, `rcvar="mailnfsd_enable"`,
+		`load_rc_config "$name"`, `: ${mailnfsd_enable:="NO"}`, `sig_reload="HUP"`,
+		`extra_commands="reload checkconfig"`, "-p ${pidfile}", `command="/usr/sbin/daemon"`,
+		`procname="@SBINDIR@/mailnfsd"`, "\nrun_rc_command \"$1\"\n",
+	} {
+		if !strings.Contains(s, want) {
+			t.Errorf("rc.d script lacks %q", want)
+		}
+	}
+	// Every rc.conf variable the sample sets for mailnfsd is one the script reads.
+	sample, err := os.ReadFile("rc.conf.sample")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range regexp.MustCompile(`(?m)^#?(mailnfsd_[a-z_]+)=`).FindAllStringSubmatch(string(sample), -1) {
+		if m[1] != "mailnfsd_flags" && !strings.Contains(s, "${"+m[1]) {
+			t.Errorf("rc.conf.sample sets %s, which the rc.d script does not read", m[1])
+		}
+	}
+	run(t, ".", "sh", "-n", "rc.conf.sample")
+}
+
+// build gives a directory with the mailnfsd binary, as `make build` leaves
+// it in bin/.
+func build(t *testing.T) string {
+	bin := t.TempDir()
+	b, err := os.ReadFile(nfsdtest.Binary(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(bin, "mailnfsd"), b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return bin
+}
+
+func requireMake(t *testing.T) {
+	if _, err := exec.LookPath("make"); err != nil {
+		t.Skip("make not installed")
+	}
+}
+
+// listTree returns the files under root as "mode path" lines.
+func listTree(t *testing.T, root string) []string {
+	t.Helper()
+	var out []string
+	err := filepath.Walk(root, func(p string, fi os.FileInfo, err error) error {
+		if err != nil || fi.IsDir() {
+			return err
+		}
+		rel, _ := filepath.Rel(root, p)
+		out = append(out, fi.Mode().Perm().String()+" /"+rel)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(out)
+	return out
+}
+
+func TestInstall(t *testing.T) {
+	requireMake(t)
+	bin := build(t)
+	dest := t.TempDir()
+	run(t, repoRoot(t), "make", "-f", "dist/install.mk", "install",
+		"DESTDIR="+dest, "PREFIX=/usr/local", "BIN="+bin, "SERVICE=all")
+	got := listTree(t, dest)
+	for _, want := range []string{
+		"-rwxr-xr-x /usr/local/sbin/mailnfsd",
+		"-rw-r--r-- /usr/local/lib/systemd/system/mailnfsd.service",
+		"-r-xr-xr-x /usr/local/etc/rc.d/mailnfsd",
+		"-rw-r--r-- /usr/local/share/doc/mailnfs/rc.conf.sample",
+	} {
+		if !slices.Contains(got, want) {
+			t.Errorf("installed tree lacks %q; have:\n%s", want, strings.Join(got, "\n"))
+		}
+	}
+	unit, err := os.ReadFile(filepath.Join(dest, "usr/local/lib/systemd/system/mailnfsd.service"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rcd, err := os.ReadFile(filepath.Join(dest, "usr/local/etc/rc.d/mailnfsd"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, b := range map[string][]byte{"unit": unit, "rc.d script": rcd} {
+		if bytes.Contains(b, []byte("@")) && regexp.MustCompile(`@[A-Z]+@`).Match(b) {
+			t.Errorf("installed %s keeps a placeholder: %s", name, regexp.MustCompile(`@[A-Z]+@`).Find(b))
+		}
+	}
+	if !bytes.Contains(unit, []byte("ExecStart=/usr/local/sbin/mailnfsd ")) {
+		t.Error("installed unit does not start /usr/local/sbin/mailnfsd")
+	}
+	if !bytes.Contains(rcd, []byte(`procname="/usr/local/sbin/mailnfsd"`)) {
+		t.Error("installed rc.d script does not run /usr/local/sbin/mailnfsd")
+	}
+	run(t, dest, "sh", "-n", "usr/local/etc/rc.d/mailnfsd")
+
+	// SERVICE=none installs no service file; a missing binary is an error.
+	dest2 := t.TempDir()
+	run(t, repoRoot(t), "make", "-f", "dist/install.mk", "install",
+		"DESTDIR="+dest2, "PREFIX=/opt/mailnfs", "BIN="+bin, "SERVICE=none")
+	for _, f := range listTree(t, dest2) {
+		if strings.Contains(f, "systemd") || strings.Contains(f, "rc.d") {
+			t.Errorf("SERVICE=none installed %s", f)
+		}
+	}
+	cmd := exec.Command("make", "-f", "dist/install.mk", "install", "DESTDIR="+t.TempDir(), "BIN="+t.TempDir())
+	cmd.Dir = repoRoot(t)
+	if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), "not built") {
+		t.Errorf("install without a binary: err %v, output %s", err, out)
+	}
+}
+
+// TestSystemdVerify installs the unit under a temporary PREFIX (so the
+// paths it names exist) and runs systemd-analyze verify on it.
+func TestSystemdVerify(t *testing.T) {
+	if _, err := exec.LookPath("systemd-analyze"); err != nil {
+		t.Skip("systemd-analyze not installed (not a systemd system); the unit is unverified here")
+	}
+	requireMake(t)
+	bin := build(t)
+	prefix := t.TempDir()
+	run(t, repoRoot(t), "make", "-f", "dist/install.mk", "install",
+		"PREFIX="+prefix, "BIN="+bin, "SERVICE=systemd")
+	unit := filepath.Join(prefix, "lib/systemd/system/mailnfsd.service")
+	out := run(t, ".", "systemd-analyze", "verify", unit)
+	// verify exits 0 on warnings too; none are expected from this unit.
+	if strings.TrimSpace(out) != "" {
+		t.Errorf("systemd-analyze verify %s:\n%s", unit, out)
+	}
+}
+
+// TestServiceFlags runs the installed binary with the flags the service
+// files pass (-check-config, -exports, -state-dir), so a renamed flag
+// breaks this test rather than a storage box.
+func TestServiceFlags(t *testing.T) {
+	bin := build(t)
+	dir := t.TempDir()
+	export := filepath.Join(dir, "mail1")
+	if err := os.Mkdir(export, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	exports := filepath.Join(dir, "exports")
+	if err := os.WriteFile(exports, []byte(export+" -network 10.1.2.0 -mask 255.255.255.0\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	run(t, dir, filepath.Join(bin, "mailnfsd"), "-check-config", "-exports", exports, "-state-dir", filepath.Join(dir, "state"))
+
+	// The flags named in the service files are all flags of the binary.
+	usage, _ := exec.Command(filepath.Join(bin, "mailnfsd"), "-h").CombinedOutput()
+	for _, f := range []string{"systemd/mailnfsd.service", "freebsd/mailnfsd", "rc.conf.sample"} {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range regexp.MustCompile(`[\s"](-[a-z][a-z-]+)[ "\n=]`).FindAllStringSubmatch(string(b), -1) {
+			flag := m[1]
+			switch flag {
+			case "-f", "-S", "-l", "-T", "-p", "-d", "-m", "-o", "-g", "-n", "-L", "-HUP":
+				continue // daemon(8), install(1), sh, kill and rpcbind flags
+			}
+			if !strings.Contains(string(usage), "  "+flag+" ") && !strings.Contains(string(usage), "  "+flag+"\n") {
+				t.Errorf("%s passes %s, which mailnfsd -h does not list", f, flag)
+			}
+		}
+	}
+}
