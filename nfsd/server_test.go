@@ -939,3 +939,28 @@ func TestPanicLoggedOnceWithRequestAttrs(t *testing.T) {
 		t.Errorf("%d debug records for the call, want call and reply", traced)
 	}
 }
+
+// TestServeWriteTimeout checks that a client that sends calls but never
+// reads the replies is disconnected after WriteTimeout, and that its calls
+// still release their slots.
+func TestServeWriteTimeout(t *testing.T) {
+	s := &Server{WriteTimeout: 100 * time.Millisecond}
+	s.Register(newTestProg())
+	tc := dial(t, startTCP(t, s))
+	tc.c.(*net.TCPConn).SetReadBuffer(4096)
+	var all []byte
+	for i := range uint32(32) {
+		all = append(all, rpc.FrameRecord(testCall(i, procBig, u32Arg(1<<20)))...)
+	}
+	wrote := make(chan error, 1)
+	go func() {
+		_, err := tc.c.Write(all)
+		wrote <- err
+	}()
+	waitFor(t, "the connection to be closed", func() bool {
+		st := s.Stats()
+		return st.ConnsAccepted == 1 && st.Conns == 0 && st.InFlight == 0
+	})
+	tc.c.SetWriteDeadline(time.Now()) // in case the kernel took it all
+	<-wrote
+}
