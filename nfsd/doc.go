@@ -10,9 +10,9 @@
 // arguments from Request.Args and appends results to the reply encoder.
 // Results are encoded in place after the reply header, so a Program only
 // appends to the encoder it is given (it never calls Reset, and offsets it
-// keeps come from Len or Reserve). Request.Args and the bytes it returns
-// alias a buffer that is reused once Serve returns: copy what must outlive
-// the call.
+// keeps come from Len or Reserve). Request.Args, the bytes it returns and
+// Request.Cred.Body alias a buffer that is reused once Serve returns: copy
+// what must outlive the call.
 //
 // # Transport
 //
