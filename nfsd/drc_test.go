@@ -229,3 +229,29 @@ func TestDRCKeyIgnoresPort(t *testing.T) {
 		t.Errorf("ran %d times", n)
 	}
 }
+
+// TestDRCRetransmitAfterReconnect plays the Linux client's recovery: the
+// connection breaks while a non-idempotent call runs, the client reconnects
+// and retransmits (dropped: still in progress), and retransmits again once
+// the call is done (answered from the cache, not run again).
+func TestDRCRetransmitAfterReconnect(t *testing.T) {
+	p := newTestProg()
+	s := newServer(p)
+	addr := startTCP(t, s)
+	call := testCall(0x77, procBlock, nil)
+	first := dial(t, addr)
+	first.send(call)
+	<-p.started
+	first.c.Close()
+
+	second := dial(t, addr)
+	second.send(call)
+	waitFor(t, "the retransmission to be dropped", func() bool { return s.Stats().DRCInProgressDrops == 1 })
+	close(p.release)
+	// The original's reply is cached once its (broken) connection is done
+	// with it.
+	waitFor(t, "the original to finish", func() bool { return s.Stats().InFlight == 0 })
+	if n := countOf(t, second.call(call), 0x77); n != 1 || p.counts.Load() != 1 {
+		t.Fatalf("replayed count %d, runs %d; want 1 and 1", n, p.counts.Load())
+	}
+}
