@@ -241,6 +241,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 				}
 				row, err := deliverStep(ctx, cfg, s, round, c, fmt.Sprintf("r%d-c%d", round, c), usePerf)
 				if err != nil {
+					if dead, why := s.Exited(); dead {
+						err = fmt.Errorf("%w; %s", err, why)
+					}
 					rep.Failures = append(rep.Failures, err.Error())
 					log.Error("delivery step failed", "server", s.Name, "c", c, "err", err)
 					continue
@@ -316,6 +319,9 @@ func listAll(ctx context.Context, cfg Config, servers []*Server, rep *Report) er
 			return rerr
 		}
 		if err != nil {
+			if dead, why := s.Exited(); dead {
+				err = fmt.Errorf("%w; %s", err, why)
+			}
 			rep.Failures = append(rep.Failures, err.Error())
 			log.Error("listing step failed", "server", s.Name, "err", err)
 			continue

@@ -336,6 +336,17 @@ func listening(pid, port int) (bool, error) {
 	return false, nil
 }
 
+// Exited reports whether the measured server process has exited, and if so
+// how, with the end of its output.
+func (s *Server) Exited() (bool, string) {
+	select {
+	case <-s.main.done:
+		return true, fmt.Sprintf("%s exited: %v\n%s", s.main.name, s.main.err, s.tail(s.main.name))
+	default:
+		return false, ""
+	}
+}
+
 // tail returns the end of a process's output file, for error messages.
 func (s *Server) tail(name string) string {
 	b, _ := os.ReadFile(filepath.Join(s.Dir, name+".out"))
