@@ -4,6 +4,8 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -105,5 +107,38 @@ func TestStartServer(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestStartServerFailureCleansUp starts a "server" that exits at once and
+// checks that StartServer reports it and leaves no namespace or directory.
+func TestStartServerFailureCleansUp(t *testing.T) {
+	requireRoot(t)
+	before, err := StaleNetNS()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	s, err := StartServer(ctx, ServerOptions{Kind: KindGoNFS, Bin: "/bin/false", Dir: dir})
+	if err == nil {
+		s.Stop()
+		t.Fatal("StartServer of /bin/false succeeded")
+	}
+	if !strings.Contains(err.Error(), "exited during start") {
+		t.Errorf("error %q does not say the server exited", err)
+	}
+	after, err := StaleNetNS()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range after {
+		if !slices.Contains(before, n) {
+			t.Errorf("namespace %s left behind", n)
+		}
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+		t.Errorf("%d entries left in %s", len(ents), dir)
 	}
 }
