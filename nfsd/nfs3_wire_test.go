@@ -337,3 +337,74 @@ func (s *n3SubT) Fatal(args ...any) {
 type n3Void struct{}
 
 func (n3Void) Decode(*xdr.Decoder) {}
+
+// TestNFS3OverUDP runs calls as datagrams (no record marking), as UDP
+// mounts and libnfs's UDP mode do.
+func TestNFS3OverUDP(t *testing.T) {
+	st := mdtest.NewOpts(t, maildirfs.Options{ExportID: 1})
+	auth := &n3Auth{exports: map[uint32]*n3Export{1: {store: st}}}
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &Server{}
+	s.Register(&NFS3{Auth: auth})
+	done := make(chan error, 1)
+	go func() { done <- s.ServeUDP(pc) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := s.Shutdown(ctx); err != nil {
+			t.Errorf("Shutdown: %v", err)
+		}
+		if err := <-done; !errors.Is(err, ErrServerClosed) {
+			t.Errorf("ServeUDP: %v", err)
+		}
+	})
+	conn, err := net.Dial("udp", pc.LocalAddr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	parms := rpc.AuthSysParms{MachineName: "udptest"}
+	xid := uint32(5000)
+	call := func(proc nfs3.Proc, args n3Encoder, res n3Decoder) {
+		t.Helper()
+		xid++
+		e := xdr.NewEncoder(nil)
+		rpc.CallHeader{XID: xid, Prog: nfs3.Program, Vers: nfs3.Version, Proc: uint32(proc), Cred: parms.Credential()}.Encode(e)
+		args.Encode(e)
+		if _, err := conn.Write(e.Bytes()); err != nil {
+			t.Fatal(err)
+		}
+		buf := make([]byte, 65536)
+		conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+		n, err := conn.Read(buf)
+		if err != nil {
+			t.Fatalf("%v over UDP: %v", proc, err)
+		}
+		d := xdr.NewDecoder(buf[:n])
+		if got, err := rpc.DecodeReply(d); err != nil || got != xid {
+			t.Fatalf("%v over UDP: xid %d err %v", proc, got, err)
+		}
+		res.Decode(d)
+		if err := d.Done(); err != nil {
+			t.Fatalf("%v over UDP: reply: %v", proc, err)
+		}
+	}
+	var g nfs3.GetattrRes
+	call(nfs3.ProcGetattr, &nfs3.GetattrArgs{Object: st.Root()}, &g)
+	if g.Status != nfs3.StatusOK || g.Attr.Type != nfs3.TypeDir {
+		t.Errorf("GETATTR over UDP: %v %+v", g.Status, g.Attr)
+	}
+	var l nfs3.LookupRes
+	call(nfs3.ProcLookup, &nfs3.LookupArgs{Dir: st.Root(), Name: "Maildir"}, &l)
+	if l.Status != nfs3.StatusOK {
+		t.Fatalf("LOOKUP over UDP: %v", l.Status)
+	}
+	var r nfs3.ReaddirplusRes
+	call(nfs3.ProcReaddirplus, &nfs3.ReaddirplusArgs{Dir: l.Object, DirCount: 1024, MaxCount: 8192}, &r)
+	if r.Status != nfs3.StatusOK || !r.EOF || len(r.Entries) != 5 { // ., .., tmp, new, cur
+		t.Errorf("READDIRPLUS over UDP: %v eof %v %d entries", r.Status, r.EOF, len(r.Entries))
+	}
+}
