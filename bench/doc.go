@@ -19,8 +19,10 @@
 // Servers are interleaved: at each concurrency every server runs once before
 // the next concurrency starts, because fsync latency on shared machines drifts
 // by several times within minutes. Each step also records the local disk's
-// fsync latency just before it ran, and an optional strace census counts the
-// sync system calls each server makes per delivery.
+// fsync latency just before it ran, the driver's own CPU time, and the
+// server's sync system calls (perf stat on the syscalls tracepoints, switched
+// on and off through perf's control pipe at the edges of the measured part);
+// an optional strace census does the same where perf is missing.
 //
 // # Servers
 //
