@@ -244,3 +244,40 @@ func TestMountReload(t *testing.T) {
 		t.Fatalf("after failed reload: %+v", r)
 	}
 }
+
+func TestRestartKeepsHandles(t *testing.T) {
+	s := nfsdtest.StartServer(t, nfsdtest.WithSetup(func(t testing.TB, root string) {
+		if err := os.MkdirAll(filepath.Join(root, "new"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}))
+	mntSub := func() []byte {
+		c := nfsdtest.Dial(t, "tcp", s.MountAddr)
+		defer c.Close()
+		r, _ := mnt(t, c, 3, s.Export+"/new")
+		if r.Status != nfs3.MountOK {
+			t.Fatalf("MNT: %v", r.Status)
+		}
+		return r.Handle
+	}
+	getattr := func(h []byte) uint32 {
+		c := nfsdtest.Dial(t, "tcp", s.NFSAddr)
+		defer c.Close()
+		d, err := c.Call(nfs3.Program, nfs3.Version, 1, nfsdtest.AuthSys(0, 0), func(e *xdr.Encoder) { e.Opaque(h) })
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d.Uint32()
+	}
+	before := mntSub()
+	if st := getattr(before); st != 0 {
+		t.Fatalf("GETATTR before restart: status %d", st)
+	}
+	s.Restart(t)
+	if after := mntSub(); !reflect.DeepEqual(before, after) {
+		t.Fatalf("MNT handle changed across restart:\n%x\n%x", before, after)
+	}
+	if st := getattr(before); st != 0 {
+		t.Fatalf("GETATTR with the old handle after restart: status %d", st)
+	}
+}
