@@ -54,6 +54,9 @@ type Config struct {
 	UID, GID uint32
 	// Dir is where servers keep their exports. Zero: os.TempDir().
 	Dir string
+	// Nice, when not zero, runs servers and drivers under nice(1) with this
+	// increment (e.g. -10 on a machine busy with other work).
+	Nice int
 	// Client names the driver's NFS client in the report. Zero: "package client".
 	Client string
 	// Logger receives progress. Zero: discard.
@@ -224,7 +227,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		}
 	}()
 	for _, so := range cfg.Servers {
-		so.UID, so.GID, so.Dir, so.Logger = cfg.UID, cfg.GID, cfg.Dir, log
+		so.UID, so.GID, so.Dir, so.Logger, so.Nice = cfg.UID, cfg.GID, cfg.Dir, log, cfg.Nice
 		s, err := StartServer(ctx, so)
 		if err != nil {
 			return nil, err

@@ -43,7 +43,11 @@ func (r *Report) WriteMarkdown(w io.Writer, command string) error {
 		}
 		srv = append(srv, d+")")
 	}
-	fmt.Fprintf(&b, "Servers, each in its own network namespace on loopback: %s.\n\n", strings.Join(srv, "; "))
+	fmt.Fprintf(&b, "Servers, each in its own network namespace on loopback: %s.", strings.Join(srv, "; "))
+	if cfg.Nice != 0 {
+		fmt.Fprintf(&b, " Servers and drivers ran under `nice -n %d`.", cfg.Nice)
+	}
+	b.WriteString("\n\n")
 	dur := cfg.Duration.String()
 	if cfg.Count > 0 {
 		dur = fmt.Sprintf("%d messages", cfg.Count)

@@ -17,7 +17,8 @@ import (
 func (s *Server) RunStep(ctx context.Context, driver []string, spec StepSpec, atGo, atDone func() error) (*StepResult, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	cmd := s.NS.Command(ctx, driver[0], driver[1:]...)
+	argv := s.niced(driver[0], driver[1:]...)
+	cmd := s.NS.Command(ctx, argv[0], argv[1:]...)
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		return nil, err

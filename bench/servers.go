@@ -53,6 +53,10 @@ type ServerOptions struct {
 	// Args are extra command-line arguments for mailnfsd or gonfs-baseline
 	// (e.g. "-sync-window", "200us"), after the bench's own.
 	Args []string
+	// Nice, when not zero, starts the server under nice(1) with this
+	// increment (negative: higher priority, for measuring on a busy
+	// machine). The driver of its steps gets the same.
+	Nice int
 	// Logger receives start/stop events. Zero: discard.
 	Logger *slog.Logger
 	// StartTimeout bounds the wait for the server's ports. Zero: 20 s.
@@ -73,6 +77,8 @@ type Server struct {
 	NFSPort, MountPort int
 	// Dir is the server's temporary directory (removed by Stop).
 	Dir string
+	// Nice is the nice(1) increment of the server and its drivers.
+	Nice int
 
 	log   *slog.Logger
 	procs []*serverProc // started order; stopped in reverse
@@ -126,7 +132,7 @@ func StartServer(ctx context.Context, opts ServerOptions) (_ *Server, err error)
 		return nil, err
 	}
 	s := &Server{Kind: opts.Kind, Name: opts.Kind, Dir: dir, NFSPort: nfsPort, MountPort: nfsPort,
-		log: opts.Logger.With("server", opts.Kind)}
+		Nice: opts.Nice, log: opts.Logger.With("server", opts.Kind)}
 	defer func() {
 		if err != nil {
 			if serr := s.Stop(); serr != nil {
@@ -177,7 +183,8 @@ func (s *Server) startMailnfsd(ctx context.Context, opts ServerOptions) error {
 	args := append([]string{"-exports", exports, "-listen", "127.0.0.1",
 		"-nfs-port", strconv.Itoa(nfsPort), "-mount-port", strconv.Itoa(nfsPort),
 		"-portmap-port", strconv.Itoa(portmapPort), "-state-dir", state, "-log-level", "warn"}, opts.Args...)
-	p, err := s.start("mailnfsd", s.NS.Command(ctx, opts.Bin, args...))
+	argv := s.niced(opts.Bin, args...)
+	p, err := s.start("mailnfsd", s.NS.Command(ctx, argv[0], argv[1:]...))
 	if err != nil {
 		return err
 	}
@@ -188,7 +195,8 @@ func (s *Server) startMailnfsd(ctx context.Context, opts ServerOptions) error {
 func (s *Server) startGoNFS(ctx context.Context, opts ServerOptions) error {
 	args := append([]string{"-dir", s.Export, "-listen", fmt.Sprintf("127.0.0.1:%d", nfsPort),
 		"-handle-limit", strconv.Itoa(opts.GoNFSHandleLimit)}, opts.Args...)
-	p, err := s.start("gonfs", s.NS.Command(ctx, opts.Bin, args...))
+	argv := s.niced(opts.Bin, args...)
+	p, err := s.start("gonfs", s.NS.Command(ctx, argv[0], argv[1:]...))
 	if err != nil {
 		return err
 	}
@@ -255,8 +263,8 @@ func (s *Server) startGanesha(ctx context.Context, opts ServerOptions) error {
 		return err
 	}
 	// nsenter execs in place: its PID is ganesha.nfsd's.
-	g, err := s.start("ganesha", exec.Command("nsenter", "-t", strconv.Itoa(rb.cmd.Process.Pid), "-m", "-n",
-		opts.Bin, "-F", "-f", conf, "-L", filepath.Join(s.Dir, "ganesha.log"), "-p", filepath.Join(s.Dir, "ganesha.pid")))
+	g, err := s.start("ganesha", exec.Command("nsenter", append([]string{"-t", strconv.Itoa(rb.cmd.Process.Pid), "-m", "-n"},
+		s.niced(opts.Bin, "-F", "-f", conf, "-L", filepath.Join(s.Dir, "ganesha.log"), "-p", filepath.Join(s.Dir, "ganesha.pid"))...)...))
 	if err != nil {
 		return err
 	}
@@ -265,6 +273,15 @@ func (s *Server) startGanesha(ctx context.Context, opts ServerOptions) error {
 		return err
 	}
 	return s.waitListen(ctx, g, ganeshaMNT)
+}
+
+// niced returns the command line name args..., under nice(1) when s.Nice is
+// set (nice execs in place, so the PID stays the program's).
+func (s *Server) niced(name string, args ...string) []string {
+	if s.Nice == 0 {
+		return append([]string{name}, args...)
+	}
+	return append([]string{"nice", "-n", strconv.Itoa(s.Nice), name}, args...)
 }
 
 // start starts cmd with its output in DIR/name.log.

@@ -108,6 +108,7 @@ func run(args []string) (int, error) {
 	out := fs.String("out", "bench/out", "directory for the report (markdown and JSON)")
 	command := fs.String("command", "", "command line to print in the report (default: this one)")
 	verbose := fs.Bool("v", false, "log progress to stderr")
+	nice := fs.Int("nice", 0, "run servers and drivers under nice -n N (e.g. -10 on a machine busy with other work)")
 	if err := fs.Parse(args); err != nil {
 		return 2, err
 	}
@@ -154,7 +155,7 @@ func run(args []string) (int, error) {
 			"-dircount", strconv.FormatUint(uint64(*dircount), 10), "-maxcount", strconv.FormatUint(uint64(*maxcount), 10)},
 		Concurrencies: cs, Duration: *duration, Count: *count, Size: msgSize,
 		Mailboxes: *mailboxes, Rounds: *rounds, ListEntries: *list, ListPasses: *listPasses,
-		CensusCount: *census, NoPerf: *noPerf, UID: uint32(*uid), GID: uint32(*gid), SharedSession: *shared,
+		CensusCount: *census, NoPerf: *noPerf, Nice: *nice, UID: uint32(*uid), GID: uint32(*gid), SharedSession: *shared,
 		Dir: *dir, Logger: log, Client: clientNames[*client+"/"+*write],
 	}
 	if *list < 0 {
