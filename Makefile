@@ -9,7 +9,7 @@ VAR := $(CURDIR)/var
 RUNFLAGS ?=
 TESTFLAGS ?=
 
-.PHONY: all build run test check fmt vet deps bench fuzz clean
+.PHONY: all build run test interop check fmt vet deps bench fuzz clean
 
 all: build
 
@@ -41,6 +41,10 @@ check: fmt vet
 ## test: deps, fmt, vet, then every test with the race detector
 test: deps check
 	$(GO) test -race -count=1 -timeout 12m $(TESTFLAGS) ./...
+
+## interop: only the end-to-end tests against real peers (root)
+interop: deps
+	$(GO) test -race -count=1 -timeout 12m -v $(TESTFLAGS) ./interop
 
 ## bench: run the Go benchmarks (no tests)
 bench:
