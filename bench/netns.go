@@ -4,9 +4,12 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"os/exec"
+	"strconv"
 	"strings"
+	"syscall"
 )
 
 // NetNSPrefix starts the name of every network namespace the bench creates.
@@ -69,4 +72,36 @@ func StaleNetNS() ([]string, error) {
 		}
 	}
 	return names, nil
+}
+
+// CleanStale removes the namespaces a killed run left behind: it kills the
+// processes still inside each (by PID, from `ip netns pids`) and deletes the
+// namespace. Do not call it while another run is active: its namespaces
+// look the same.
+func CleanStale() ([]string, error) {
+	names, err := StaleNetNS()
+	if err != nil {
+		return nil, err
+	}
+	var errs []error
+	for _, n := range names {
+		if err := removeNetNS(n); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return names, errors.Join(errs...)
+}
+
+// removeNetNS kills the processes inside namespace name and deletes it.
+func removeNetNS(name string) error {
+	out, err := exec.Command("ip", "netns", "pids", name).Output()
+	if err != nil {
+		return fmt.Errorf("ip netns pids %s: %w", name, err)
+	}
+	for f := range strings.FieldsSeq(string(out)) {
+		if pid, err := strconv.Atoi(f); err == nil && pid > 1 {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+	}
+	return (&NetNS{Name: name}).Close()
 }

@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -140,5 +141,49 @@ func TestStartServerFailureCleansUp(t *testing.T) {
 	}
 	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
 		t.Errorf("%d entries left in %s", len(ents), dir)
+	}
+}
+
+// TestRemoveNetNS leaves a process in a namespace, as a killed run would,
+// and checks that the clean-up kills it and deletes the namespace.
+func TestRemoveNetNS(t *testing.T) {
+	requireRoot(t)
+	ns, err := NewNetNS(context.Background(), "cleantest")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := ns.Command(context.Background(), "sleep", "60")
+	if err := cmd.Start(); err != nil {
+		ns.Close()
+		t.Fatal(err)
+	}
+	waited := make(chan error, 1)
+	go func() { waited <- cmd.Wait() }()
+	// ip netns exec joins the namespace, then execs sleep: wait for that.
+	for i := 0; ; i++ {
+		out, _ := exec.Command("ip", "netns", "pids", ns.Name).Output()
+		if strings.TrimSpace(string(out)) != "" {
+			break
+		}
+		if i == 500 {
+			t.Fatal("the process never showed up in the namespace")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := removeNetNS(ns.Name); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-waited:
+	case <-time.After(10 * time.Second):
+		cmd.Process.Kill()
+		t.Fatal("process in the namespace survived")
+	}
+	stale, err := StaleNetNS()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if slices.Contains(stale, ns.Name) {
+		t.Errorf("namespace %s still there", ns.Name)
 	}
 }

@@ -108,12 +108,23 @@ func run(args []string) (int, error) {
 	out := fs.String("out", "bench/out", "directory for the report (markdown and JSON)")
 	command := fs.String("command", "", "command line to print in the report (default: this one)")
 	verbose := fs.Bool("v", false, "log progress to stderr")
+	clean := fs.Bool("clean", false, "remove namespaces (and kill their processes) left by a killed run, then exit; not while another run is active")
 	nice := fs.Int("nice", 0, "run servers and drivers under nice -n N (e.g. -10 on a machine busy with other work)")
 	if err := fs.Parse(args); err != nil {
 		return 2, err
 	}
 	if os.Geteuid() != 0 {
 		return 2, errors.New("must run as root (network namespaces, /proc/PID/clear_refs)")
+	}
+	if *clean {
+		names, err := bench.CleanStale()
+		for _, n := range names {
+			fmt.Println("removed", n)
+		}
+		if err != nil {
+			return 1, err
+		}
+		return 0, nil
 	}
 	if _, ok := dialers[*client]; !ok {
 		return 2, fmt.Errorf("unknown -client %q", *client)
