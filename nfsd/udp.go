@@ -50,14 +50,27 @@ func (s *Server) readUDP(pc net.PacketConn, calls *sync.WaitGroup) error {
 	local := addrPort(pc.LocalAddr())
 	log := s.log.With("udp", local.String())
 	buf := make([]byte, maxDatagram)
+	// On a wildcard socket, learn each datagram's destination address so
+	// the reply leaves from it.
+	var oob []byte
+	if uc != nil && local.Addr().IsUnspecified() && enablePktinfo(uc) {
+		oob = make([]byte, pktinfoSize)
+	}
 	var backoff time.Duration
 	for {
 		var (
 			n    int
 			from netip.AddrPort
+			dst  netip.Addr
 			err  error
 		)
-		if uc != nil {
+		if oob != nil {
+			var oobn int
+			n, oobn, _, from, err = uc.ReadMsgUDPAddrPort(buf, oob)
+			if err == nil {
+				dst, _ = parsePktinfo(oob[:oobn])
+			}
+		} else if uc != nil {
 			n, from, err = uc.ReadFromUDPAddrPort(buf)
 		} else {
 			var a net.Addr
@@ -96,13 +109,17 @@ func (s *Server) readUDP(pc net.PacketConn, calls *sync.WaitGroup) error {
 		calls.Add(1)
 		go func() {
 			defer calls.Done()
-			s.udpCall(pc, uc, local, from, rec)
+			s.udpCall(pc, uc, local, dst, from, rec)
 		}()
 	}
 }
 
-// udpCall runs one datagram's call and sends the reply.
-func (s *Server) udpCall(pc net.PacketConn, uc *net.UDPConn, local, from netip.AddrPort, rec *[]byte) {
+// udpCall runs one datagram's call and sends the reply, from dst if it is
+// known (a wildcard socket with packet info).
+func (s *Server) udpCall(pc net.PacketConn, uc *net.UDPConn, local netip.AddrPort, dst netip.Addr, from netip.AddrPort, rec *[]byte) {
+	if dst.IsValid() {
+		local = netip.AddrPortFrom(dst, local.Port())
+	}
 	ep := endpoint{
 		ctx:    s.baseCtx,
 		net:    "udp",
@@ -125,9 +142,12 @@ func (s *Server) udpCall(pc net.PacketConn, uc *net.UDPConn, local, from netip.A
 		return
 	}
 	var err error
-	if uc != nil {
+	switch {
+	case uc != nil && dst.IsValid():
+		_, _, err = uc.WriteMsgUDPAddrPort(e.Bytes(), pktinfoSource(dst), from)
+	case uc != nil:
 		_, err = uc.WriteToUDPAddrPort(e.Bytes(), from)
-	} else {
+	default:
 		_, err = pc.WriteTo(e.Bytes(), net.UDPAddrFromAddrPort(from))
 	}
 	if err != nil && !errors.Is(err, net.ErrClosed) {

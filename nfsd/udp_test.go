@@ -5,10 +5,13 @@ import (
 	"context"
 	"errors"
 	"net"
+	"strconv"
 	"testing"
 	"time"
 
+	"github.com/mailnfs/mailnfs/internal/netnstest"
 	"github.com/mailnfs/mailnfs/internal/rpc"
+	"github.com/mailnfs/mailnfs/internal/xdr"
 )
 
 // startUDP serves s on a loopback UDP socket and returns a connected client
@@ -168,5 +171,50 @@ func TestShutdownDrainsUDPCall(t *testing.T) {
 	}
 	if err := <-served; !errors.Is(err, ErrServerClosed) {
 		t.Fatalf("ServeUDP: %v", err)
+	}
+}
+
+// TestServeUDPWildcardRepliesFromDestination serves UDP on a wildcard
+// socket inside a private network namespace and calls it at 127.0.0.2: the
+// reply must come from 127.0.0.2 (a connected client socket drops any
+// other), and Request.Local must name it. The same holds for a dual-stack
+// IPv6 socket and for ::1.
+func TestServeUDPWildcardRepliesFromDestination(t *testing.T) {
+	netnstest.RequireRoot(t)
+	ns := netnstest.New(t, "udpwild")
+	for _, tc := range []struct{ network, listen, dial string }{
+		{"udp4", "0.0.0.0:0", "127.0.0.2"},
+		{"udp", "[::]:0", "127.0.0.2"},
+		{"udp6", "[::]:0", "::1"},
+	} {
+		t.Run(tc.network+"-"+tc.dial, func(t *testing.T) {
+			pc, err := ns.ListenPacket(tc.network, tc.listen)
+			if err != nil {
+				t.Skipf("listen %s %s: %v", tc.network, tc.listen, err)
+			}
+			s := newServer(newTestProg())
+			served := make(chan error, 1)
+			go func() { served <- s.ServeUDP(pc) }()
+			defer func() {
+				s.Shutdown(context.Background())
+				<-served
+			}()
+			port := pc.LocalAddr().(*net.UDPAddr).Port
+			target := net.JoinHostPort(tc.dial, strconv.Itoa(port))
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			nc, err := ns.Dial(ctx, "udp", target)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c := nc.(*net.UDPConn)
+			defer c.Close()
+			body := successBody(t, udpCall(t, c, testCall(5, procAddr, nil)), 5)
+			d := xdr.NewDecoder(body)
+			remote, local := d.String(100), d.String(100)
+			if remote != c.LocalAddr().String() || local != target {
+				t.Errorf("server saw %s -> %s; want %s -> %s", remote, local, c.LocalAddr(), target)
+			}
+		})
 	}
 }
