@@ -567,14 +567,14 @@ func TestExportsExample(t *testing.T) {
 	tab, err := ParseExports("exports.example", data, testParseOptions())
 	exNoErr(t, err)
 	want := "6 exports, 9 rules\n" +
-		"/srv/mail\t10.1.2.0/24 rw squash=root->65534:65534 (exports.example:26:1)\n" +
-		"/srv/mail\t10.1.3.10,10.1.3.11 rw squash=root->0:0 alldirs (exports.example:30:1)\n" +
-		"/srv/archive\t192.168.0.0/16 ro squash=all->5000:5000 (exports.example:34:1)\n" +
-		"/srv/spool\t127.0.0.1 rw squash=root->0:65534 (exports.example:37:1)\n" +
-		"/srv/queue\t127.0.0.1 rw squash=root->0:65534 (exports.example:37:1)\n" +
-		"/srv/mail2\t10.2.0.0/16 rw squash=root->65534:65534 (per id) alldirs (exports.example:43:12)\n" +
-		"/srv/mail2\t10.2.0.5 rw squash=none alldirs (exports.example:43:28)\n" +
-		"/srv/mail2\tfd00:2::/64 rw squash=all->5000:5000 (per id) alldirs (exports.example:44:12)\n" +
-		"/srv/public\t* ro squash=root->65534:65534 (per id) alldirs (exports.example:47:34)\n"
+		"/srv/mail\t10.1.2.0/24 rw squash=root->65534:65534 (exports.example:29:1)\n" +
+		"/srv/mail\t10.1.3.10,10.1.3.11 rw squash=root->0:0 alldirs (exports.example:33:1)\n" +
+		"/srv/archive\t192.168.0.0/16 ro squash=all->5000:5000 (exports.example:37:1)\n" +
+		"/srv/spool\t127.0.0.1 rw squash=root->0:65534 (exports.example:40:1)\n" +
+		"/srv/queue\t127.0.0.1 rw squash=root->0:65534 (exports.example:40:1)\n" +
+		"/srv/mail2\t10.2.0.0/16 rw squash=root->65534:65534 (per id) alldirs (exports.example:46:12)\n" +
+		"/srv/mail2\t10.2.0.5 rw squash=none alldirs (exports.example:46:28)\n" +
+		"/srv/mail2\tfd00:2::/64 rw squash=all->5000:5000 (per id) alldirs (exports.example:47:12)\n" +
+		"/srv/public\t* ro squash=root->65534:65534 (per id) alldirs (exports.example:50:34)\n"
 	exEqual(t, want, tab.Summary())
 }
