@@ -49,7 +49,7 @@ type Daemon struct {
 // Start loads the exports, opens their stores, binds every port (TCP and
 // UDP), registers the programs with the portmapper and starts serving. On
 // error nothing is left open or listening.
-func Start(ctx context.Context, cfg Config) (d *Daemon, err error) {
+func Start(ctx context.Context, cfg Config) (_ *Daemon, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -57,7 +57,7 @@ func Start(ctx context.Context, cfg Config) (d *Daemon, err error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	d = &Daemon{cfg: cfg, log: log}
+	d := &Daemon{cfg: cfg, log: log}
 	if cfg.HostsAllow != "" {
 		log.Warn("hosts_access file accepted but not enforced yet", "hosts_allow", cfg.HostsAllow)
 	}
