@@ -158,13 +158,13 @@ func TestRPCDeadlineDoesNotWedgeReader(t *testing.T) {
 	// be dropped without blocking the reader.
 	for range 20 {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Millisecond)
-		_, err := c.Call(ctx, 42, 1, procEcho, AuthNone(), echoArgs(30, []byte("late")))
+		_, err := c.Call(ctx, 42, 1, procEcho, AuthNone(), echoArgs(300, []byte("late")))
 		cancel()
 		if !errors.Is(err, context.DeadlineExceeded) {
 			t.Fatalf("late call: err = %v", err)
 		}
 	}
-	time.Sleep(60 * time.Millisecond) // the late replies arrive now
+	time.Sleep(400 * time.Millisecond) // the late replies arrive now
 	res, err := c.Call(context.Background(), 42, 1, procEcho, AuthNone(), echoArgs(0, []byte("after")))
 	if err != nil {
 		t.Fatalf("call after timeouts: %v", err)
