@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -286,9 +287,9 @@ func (in *instrumented) Serve(ctx context.Context, req *Request, res *xdr.Encode
 		// caller that did not gets no series.
 		return in.p.Serve(ctx, req, res)
 	}
-	in.m.clients.seen(req.Net, req.Addr)
-	in.inFlight.Inc()
 	start := in.m.clock()
+	in.m.clients.seen(req.Net, req.Addr, start)
+	in.inFlight.Inc()
 	before := res.Len()
 	finished := false
 	defer func() {
@@ -500,20 +501,20 @@ type clientTracker struct {
 	window time.Duration
 	clock  func() time.Time
 
-	mu struct {
-		sync.Mutex
-		tcp      map[netip.AddrPort]time.Time // last call per connection
-		udp      map[netip.Addr]time.Time     // last call per UDP client
-		overflow uint64
-	}
+	// tcp and udp map a connection (netip.AddrPort) or a UDP client
+	// (netip.Addr) to its last call, a *atomic.Int64 of Unix nanoseconds:
+	// a known key is updated without a lock. mu serialises inserts (which
+	// check the bound) and expiry.
+	tcp, udp sync.Map
+	mu       sync.Mutex
+	size     atomic.Int64 // entries in tcp and udp
+	overflow atomic.Uint64
 
 	connsDesc, otherDesc, clientsDesc, overflowDesc *prometheus.Desc
 }
 
 func newClientTracker(top int, window time.Duration, clock func() time.Time) *clientTracker {
 	t := &clientTracker{top: top, window: window, clock: clock}
-	t.mu.tcp = make(map[netip.AddrPort]time.Time)
-	t.mu.udp = make(map[netip.Addr]time.Time)
 	t.connsDesc = prometheus.NewDesc(metricsNamespace+"_client_connections",
 		fmt.Sprintf("TCP connections per client address (the top %d), estimated from calls: a "+
 			"(address, port) pair with a call in the last %v counts.", top, window),
@@ -527,44 +528,56 @@ func newClientTracker(top int, window time.Duration, clock func() time.Time) *cl
 	return t
 }
 
-// seen records a call from addr over network nw ("tcp" or "udp").
-func (t *clientTracker) seen(nw string, addr netip.AddrPort) {
+// seen records a call from addr over network nw ("tcp" or "udp") at now.
+func (t *clientTracker) seen(nw string, addr netip.AddrPort, now time.Time) {
 	if !addr.IsValid() {
 		return
 	}
-	addr = netip.AddrPortFrom(addr.Addr().Unmap(), addr.Port())
-	now := t.clock()
-	t.mu.Lock()
-	defer t.mu.Unlock()
+	var (
+		m   *sync.Map
+		key any
+	)
 	if nw == "udp" {
-		if _, ok := t.mu.udp[addr.Addr()]; ok || len(t.mu.udp) < maxTrackedConns || t.expireLocked(now) {
-			t.mu.udp[addr.Addr()] = now
-		} else {
-			t.mu.overflow++
-		}
+		m, key = &t.udp, addr.Addr().Unmap()
+	} else {
+		m, key = &t.tcp, netip.AddrPortFrom(addr.Addr().Unmap(), addr.Port())
+	}
+	ns := now.UnixNano()
+	if v, ok := m.Load(key); ok {
+		v.(*atomic.Int64).Store(ns)
 		return
 	}
-	if _, ok := t.mu.tcp[addr]; ok || len(t.mu.tcp) < maxTrackedConns || t.expireLocked(now) {
-		t.mu.tcp[addr] = now
-	} else {
-		t.mu.overflow++
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if v, ok := m.Load(key); ok {
+		v.(*atomic.Int64).Store(ns)
+		return
 	}
+	if t.size.Load() >= maxTrackedConns {
+		t.expireLocked(now)
+		if t.size.Load() >= maxTrackedConns {
+			t.overflow.Add(1)
+			return
+		}
+	}
+	v := new(atomic.Int64)
+	v.Store(ns)
+	m.Store(key, v)
+	t.size.Add(1)
 }
 
-// expireLocked drops pairs idle for longer than the window and reports
-// whether there is room for another.
-func (t *clientTracker) expireLocked(now time.Time) bool {
-	for k, last := range t.mu.tcp {
-		if now.Sub(last) > t.window {
-			delete(t.mu.tcp, k)
-		}
+// expireLocked drops entries idle for longer than the window. t.mu is held.
+func (t *clientTracker) expireLocked(now time.Time) {
+	limit := now.Add(-t.window).UnixNano()
+	for _, m := range []*sync.Map{&t.tcp, &t.udp} {
+		m.Range(func(k, v any) bool {
+			if v.(*atomic.Int64).Load() < limit {
+				m.Delete(k)
+				t.size.Add(-1)
+			}
+			return true
+		})
 	}
-	for k, last := range t.mu.udp {
-		if now.Sub(last) > t.window {
-			delete(t.mu.udp, k)
-		}
-	}
-	return len(t.mu.tcp) < maxTrackedConns && len(t.mu.udp) < maxTrackedConns
 }
 
 // ClientConns is one client address and its estimated TCP connections.
@@ -576,19 +589,19 @@ type ClientConns struct {
 // snapshot returns the clients by connections (most first, then by
 // address), and the number of distinct client addresses.
 func (t *clientTracker) snapshot() (byConns []ClientConns, clients int, overflow uint64) {
-	now := t.clock()
 	t.mu.Lock()
-	t.expireLocked(now)
-	per := make(map[netip.Addr]int, len(t.mu.tcp))
-	for k := range t.mu.tcp {
-		per[k.Addr()]++
-	}
-	all := make(map[netip.Addr]bool, len(per)+len(t.mu.udp))
-	for a := range t.mu.udp {
-		all[a] = true
-	}
-	overflow = t.mu.overflow
+	t.expireLocked(t.clock())
 	t.mu.Unlock()
+	per := make(map[netip.Addr]int)
+	all := make(map[netip.Addr]bool)
+	t.tcp.Range(func(k, _ any) bool {
+		per[k.(netip.AddrPort).Addr()]++
+		return true
+	})
+	t.udp.Range(func(k, _ any) bool {
+		all[k.(netip.Addr)] = true
+		return true
+	})
 	for a, n := range per {
 		all[a] = true
 		byConns = append(byConns, ClientConns{a, n})
@@ -599,7 +612,7 @@ func (t *clientTracker) snapshot() (byConns []ClientConns, clients int, overflow
 		}
 		return x.Addr.Compare(y.Addr)
 	})
-	return byConns, len(all), overflow
+	return byConns, len(all), t.overflow.Load()
 }
 
 // Clients returns the client addresses with their estimated TCP
