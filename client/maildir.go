@@ -191,6 +191,17 @@ func (c *Client) deliver(ctx context.Context, h *maildirHandles, data []byte) (s
 			return "", c.cleanup(h, name, err)
 		}
 		err = c.Rename(ctx, h.tmp, name, h.new, name)
+		var ce *Error
+		if err != nil && !errors.As(err, &ce) {
+			// No answer (deadline, connection gone for good): the RENAME
+			// may have run. Look with a fresh deadline before giving up,
+			// so a retry by the caller cannot make a second copy.
+			lctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			if _, attr, lerr := c.Lookup(lctx, h.new, name); lerr == nil && attr != nil && attr.FileID == fileid {
+				err = nil
+			}
+			cancel()
+		}
 		if IsStatus(err, NFS3ErrNoEnt) {
 			got, attr, lerr := c.Lookup(ctx, h.new, name)
 			switch {
