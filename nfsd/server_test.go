@@ -964,3 +964,36 @@ func TestServeWriteTimeout(t *testing.T) {
 	tc.c.SetWriteDeadline(time.Now()) // in case the kernel took it all
 	<-wrote
 }
+
+// BenchmarkServeParallelConns runs NULL round trips on one connection per
+// parallel goroutine (b.SetParallelism scales the count): the shared worker
+// pool and accounting under contention.
+func BenchmarkServeParallelConns(b *testing.B) {
+	s := newServer(newTestProg())
+	addr := startTCP(b, s)
+	msg := rpc.FrameRecord(testCall(1, procNull, nil))
+	b.SetParallelism(8)
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			b.Error(err)
+			return
+		}
+		defer func() {
+			c.(*net.TCPConn).SetLinger(0)
+			c.Close()
+		}()
+		rr := rpc.NewRecordReader(bufio.NewReader(c), 0)
+		for pb.Next() {
+			if _, err := c.Write(msg); err != nil {
+				b.Error(err)
+				return
+			}
+			if _, err := rr.Next(); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}
