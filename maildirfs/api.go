@@ -167,6 +167,12 @@ type Options struct {
 	// MaxOpenNodes bounds the cache of open fds keyed by handle. Zero
 	// means 1024.
 	MaxOpenNodes int
+	// Compress selects compression at rest: "" (none) or "zstd". With
+	// "zstd", regular files renamed from a directory named tmp into one
+	// named new or cur are compressed in place by a background worker; the
+	// export root is marked (xattr user.mailnfs.z), and a marked tree is
+	// always decoded, whatever Compress says. See doc.go, "Compression".
+	Compress string
 }
 
 // Stats is a snapshot of store counters (see FS.Stats). Sync counters let
@@ -195,6 +201,13 @@ type Stats struct {
 	// CacheHits and CacheMisses count handle resolutions served from the
 	// open-fd cache and those that needed open_by_handle_at.
 	CacheHits, CacheMisses uint64
+	// Compressed counts files compressed in place; Expanded those rewritten
+	// plain before a modification; CompressDropped deliveries not queued
+	// for compression (queue full); CompressFailed failed rewrites.
+	Compressed, Expanded, CompressDropped, CompressFailed uint64
+	// CompressPlainBytes and CompressStoredBytes sum the sizes of the
+	// compressed files before and after.
+	CompressPlainBytes, CompressStoredBytes uint64
 }
 
 // FaultOp names a storage step that Options.Inject may fail.

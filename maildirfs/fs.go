@@ -39,6 +39,7 @@ type FS struct {
 	log      *slog.Logger
 
 	cache nodeCache
+	z     *zstore // nil: no compression (compress.go)
 
 	verfMu sync.Mutex
 	verf   [8]byte // guarded by verfMu
@@ -59,6 +60,11 @@ type FS struct {
 // grant only that capability and set NoChown); there is no weaker fallback
 // mode.
 func Open(root string, opts Options) (*FS, error) {
+	return open(root, opts, false)
+}
+
+// open is Open; zforce sets up compression state even for an unmarked tree.
+func open(root string, opts Options, zforce bool) (*FS, error) {
 	if opts.StateDir == "" {
 		return nil, errors.New("maildirfs: Options.StateDir is required")
 	}
@@ -116,6 +122,11 @@ func Open(root string, opts Options) (*FS, error) {
 	n := &node{key: k.key(), kfh: k, h: h, pathFd: pfd, ioFd: -1, typ: TypeDir, ino: st.Ino}
 	f.rootNode = n
 	f.cache.insert(n) // refs = 1: pinned forever
+	if err := f.zopen(zforce); err != nil {
+		f.cache.closeAll()
+		unix.Close(fd)
+		return nil, err
+	}
 	return f, nil
 }
 
@@ -180,6 +191,7 @@ func (f *FS) Close() error {
 	if f.closed.Swap(true) {
 		return nil
 	}
+	f.zclose()
 	f.cache.closeAll()
 	return unix.Close(f.rootFd)
 }
@@ -218,6 +230,11 @@ func (f *FS) Stats() Stats {
 		CacheHits:     f.stats.hits.Load(),
 		CacheMisses:   f.stats.misses.Load(),
 		OpenNodes:     f.cache.len(),
+	}
+	if z := f.z; z != nil {
+		s.Compressed, s.Expanded = z.compressed.Load(), z.expanded.Load()
+		s.CompressDropped, s.CompressFailed = z.dropped.Load(), z.failed.Load()
+		s.CompressPlainBytes, s.CompressStoredBytes = z.plainBytes.Load(), z.storedBytes.Load()
 	}
 	s.SyncCalls = s.FileSyncCalls + s.DirSyncCalls
 	s.SyncBatches = s.FileSyncs + s.DirSyncs
@@ -280,6 +297,7 @@ func (f *FS) get(h Handle) (*node, *unix.Stat_t, error) {
 		f.put(n)
 		return nil, nil, ErrStale
 	}
+	f.zfixFd(n.pathFd, st)
 	return n, st, nil
 }
 
@@ -351,6 +369,7 @@ func (f *FS) postAttr(n *node) *Attr {
 	if unix.Fstat(n.pathFd, &st) != nil {
 		return nil
 	}
+	f.zfixFd(n.pathFd, &st)
 	return f.attr(&st)
 }
 

@@ -214,6 +214,7 @@ func (f *FS) remove(dir Handle, c Cred, name string, isDir bool) (wcc Wcc, _ err
 	}
 	if isDir || vst.Nlink <= 1 {
 		f.cache.dropIno(vst.Ino)
+		f.zforget(vst.Ino)
 	}
 	return wcc, f.syncDir(d)
 }
@@ -248,6 +249,9 @@ func (f *FS) Link(file Handle, dir Handle, name string, c Cred) (_ *Attr, wcc Wc
 		return f.postAttr(n), wcc, err
 	}
 	err = f.syncDir(d)
+	if err == nil && n.typ == TypeReg {
+		f.zdelivered(nil, d, func() (Handle, bool) { return append(Handle(nil), n.h...), true })
+	}
 	return f.postAttr(n), wcc, err
 }
 
@@ -328,12 +332,22 @@ func (f *FS) Rename(fromDir Handle, fromName string, toDir Handle, toName string
 	}
 	if exists && (tst.Mode&unix.S_IFMT == unix.S_IFDIR || tst.Nlink <= 1) {
 		f.cache.dropIno(tst.Ino)
+		f.zforget(tst.Ino)
 	}
 	if err := f.syncDir(td); err != nil {
 		return from, to, err
 	}
 	if td != fd {
 		err = f.syncDir(fd)
+	}
+	if err == nil && vst.Mode&unix.S_IFMT == unix.S_IFREG {
+		f.zdelivered(fd, td, func() (Handle, bool) {
+			fh, mnt, err := unix.NameToHandleAt(td.pathFd, toName, 0)
+			if err != nil || mnt != f.mountID {
+				return nil, false
+			}
+			return f.encodeHandle(kernelFH{typ: fh.Type(), bytes: fh.Bytes()})
+		})
 	}
 	return from, to, err
 }

@@ -27,6 +27,16 @@ type node struct {
 
 	sync syncer // group commit of fsyncs of ioFd
 
+	// Compression (compress.go). zmu: readers (READ, WRITE, SETATTR of the
+	// size) hold it shared, a rewrite in place exclusively.
+	zmu       sync.RWMutex
+	zbad      bool          // a rewrite failed: I/O fails until the next Open; guarded by zmu
+	zfmu      sync.Mutex    // guards the fields below
+	zidx      *zindex       // parsed index of the compressed file
+	zidxCtime unix.Timespec // ctime zidx was read at
+	zfi       int           // frame held in zfbuf, -1: none (zero: set by zread before use)
+	zfbuf     []byte
+
 	// Guarded by nodeCache.mu.
 	refs    int
 	elem    *list.Element

@@ -178,6 +178,7 @@ func (f *FS) lookupChild(d *node, name string) (Handle, *unix.Stat_t, error) {
 		if st.Nlink == 0 {
 			return nil, nil, unix.ENOENT // removed since name_to_handle_at
 		}
+		f.zfixFd(n.pathFd, st)
 		return h, st, nil
 	}
 	fd, err := unix.OpenByHandleAt(f.rootFd, fh, unix.O_PATH|unix.O_CLOEXEC)
@@ -191,6 +192,7 @@ func (f *FS) lookupChild(d *node, name string) (Handle, *unix.Stat_t, error) {
 		unix.Close(fd)
 		return nil, nil, err
 	}
+	f.zfixFd(fd, st)
 	k.bytes = append([]byte(nil), k.bytes...)
 	n := f.cache.insert(&node{key: key, kfh: k, h: h, pathFd: fd, ioFd: -1, typ: fileType(st.Mode), ino: st.Ino})
 	f.put(n)
@@ -248,6 +250,22 @@ func (f *FS) Read(h Handle, c Cred, off uint64, buf []byte) (int, bool, *Attr, e
 	if off >= uint64(st.Size) || len(buf) == 0 {
 		return 0, off >= uint64(st.Size), f.attr(st), nil
 	}
+	if f.z != nil {
+		n.zmu.RLock()
+		defer n.zmu.RUnlock()
+		if n.zbad {
+			return 0, false, f.attr(st), unix.EIO
+		}
+		pst, us, err := f.znode(n)
+		if err != nil {
+			return 0, false, f.attr(st), err
+		}
+		if us >= 0 {
+			total, err := f.zread(n, pst, off, buf)
+			pst.Size = us
+			return total, err == nil && off+uint64(total) >= uint64(us), f.attr(pst), err
+		}
+	}
 	fd, err := f.io(n, false)
 	if err != nil {
 		return 0, false, f.attr(st), err
@@ -299,6 +317,12 @@ func (f *FS) Write(h Handle, c Cred, off uint64, data []byte, stable StableHow) 
 		wcc.After = f.attr(st)
 		return 0, 0, verf, wcc, err
 	}
+	release, err := f.zplain(n)
+	if err != nil {
+		wcc.After = f.postAttr(n)
+		return 0, 0, verf, wcc, err
+	}
+	defer release()
 	fd, err := f.io(n, true)
 	if err == nil {
 		err = f.inject(FaultWrite)
@@ -495,6 +519,11 @@ func (f *FS) setAttrLocked(n *node, st *unix.Stat_t, c Cred, s SetAttr, created 
 		}
 	}
 	if s.Size != nil {
+		release, err := f.zplain(n)
+		if err != nil {
+			return err
+		}
+		defer release()
 		fd, err := f.io(n, true)
 		if err != nil {
 			return err

@@ -1,0 +1,902 @@
+package maildirfs
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"golang.org/x/sys/unix"
+)
+
+// Compression at rest (Options.Compress): see doc.go, "Compression".
+
+const (
+	// zBatch bounds the messages one background step compresses under one
+	// journal sync; zBatchBytes bounds their plain bytes.
+	zBatch      = 64
+	zBatchBytes = 32 << 20
+	// zMaxFile: larger files are left plain (they are read into memory).
+	zMaxFile = 64 << 20
+	// zQueue bounds the background queue; a full queue drops (Compact
+	// catches up).
+	zQueue = 4096
+	// zMaxEnts bounds the cache of per-inode compression state.
+	zMaxEnts = 1 << 17
+	// zRootMarker is the value of zXattr on the export root: the tree may
+	// hold compressed files, so every regular file is checked.
+	zRootMarker = "tree"
+	zJournalDir = "maildirfs-z"
+	zWorkerJ    = "worker.j"
+	zJMagic     = "MNFSZJ01"
+)
+
+// Minimum size and gain: files below zMinSize stay plain, and so do files
+// whose compressed form saves less than 1/zMinGainDiv of their size (0:
+// compress whatever the gain).
+// Variables so tests can compress tiny files.
+var (
+	zMinSize    int64 = 512
+	zMinGainDiv int64 = 8
+)
+
+// zcrashHook, when set (tests), is called before each step of a rewrite;
+// a non-nil result stops the rewrite there as if the process had died: no
+// cleanup runs, the journal stays.
+var zcrashHook func(step string) error
+
+// errZCrash marks a simulated crash from zcrashHook.
+var errZCrash = errors.New("maildirfs: simulated crash")
+
+// zent is the cached compression state of an inode, valid while its ctime
+// and physical size are unchanged (our own transitions update it under the
+// node's zmu).
+type zent struct {
+	ctime unix.Timespec
+	size  int64 // physical st_size
+	usize int64 // uncompressed size; -1: plain
+}
+
+// zstore is the compression state of an FS; nil when compression is off and
+// the tree was never compressed (no root marker).
+type zstore struct {
+	compress bool // compress messages delivered into new/ or cur/
+	jdir     string
+	jdirFd   int
+	jmu      sync.Mutex // guards wj and its content
+	wj       int        // worker journal, O_RDWR
+
+	mu   sync.Mutex
+	ents map[uint64]zent // guarded by mu
+
+	queue  chan Handle
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	seq    atomic.Uint64
+
+	compressed, expanded, dropped, failed atomic.Uint64
+	plainBytes, storedBytes               atomic.Uint64
+}
+
+// zrec is one journal record: the final content of an inode and the
+// metadata to restore. Redoing it is idempotent.
+type zrec struct {
+	compress     bool // set the marker xattr (else remove it)
+	kfh          kernelFH
+	ino          uint64
+	atime, mtime unix.Timespec
+	usize        int64
+	data         []byte
+}
+
+// zopen sets up compression state at Open: the root marker, the journal
+// directory, recovery of interrupted rewrites, and the background worker.
+// force: set up even when the tree is unmarked (Expand).
+func (f *FS) zopen(force bool) error {
+	switch f.opts.Compress {
+	case "", "zstd":
+	default:
+		return fmt.Errorf("maildirfs: unknown Options.Compress %q (want \"\" or \"zstd\")", f.opts.Compress)
+	}
+	var v [16]byte
+	k, err := unix.Fgetxattr(f.rootFd, zXattr, v[:])
+	marked := err == nil && string(v[:k]) == zRootMarker
+	if !marked && f.opts.Compress == "" && !force {
+		return nil
+	}
+	z := &zstore{compress: f.opts.Compress != "" && !f.opts.ReadOnly, ents: make(map[uint64]zent), wj: -1, jdirFd: -1}
+	if !marked && f.opts.Compress != "" {
+		// Mark the tree before the first file is compressed, durably, so a
+		// later Open without Compress still decodes it.
+		if err := unix.Fsetxattr(f.rootFd, zXattr, []byte(zRootMarker), 0); err != nil {
+			return fmt.Errorf("maildirfs: marking %s for compression (needs user xattrs): %w", f.root, err)
+		}
+		if err := unix.Fsync(f.rootFd); err != nil {
+			return fmt.Errorf("maildirfs: fsync %s: %w", f.root, err)
+		}
+	}
+	var sfs unix.Statfs_t
+	if err := unix.Fstatfs(f.rootFd, &sfs); err != nil {
+		return fmt.Errorf("maildirfs: statfs %s: %w", f.root, err)
+	}
+	id := fmt.Sprintf("%08x%08x-%02x%s", uint32(sfs.Fsid.Val[0]), uint32(sfs.Fsid.Val[1]), f.rootNode.kfh.typ, hex.EncodeToString(f.rootNode.kfh.bytes))
+	z.jdir = filepath.Join(f.opts.StateDir, zJournalDir, id)
+	if err := os.MkdirAll(z.jdir, 0o700); err != nil {
+		return fmt.Errorf("maildirfs: journal dir: %w", err)
+	}
+	z.jdirFd, err = unix.Open(z.jdir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("maildirfs: journal dir: %w", err)
+	}
+	f.z = z
+	if err := f.zrecover(); err != nil {
+		f.zclose()
+		return err
+	}
+	z.wj, err = unix.Openat(z.jdirFd, zWorkerJ, unix.O_RDWR|unix.O_CREAT|unix.O_CLOEXEC, 0o600)
+	if err == nil {
+		err = unix.Fsync(z.jdirFd)
+	}
+	if err != nil {
+		f.zclose()
+		return fmt.Errorf("maildirfs: worker journal: %w", err)
+	}
+	if z.compress {
+		ctx, cancel := context.WithCancel(context.Background())
+		z.cancel = cancel
+		z.queue = make(chan Handle, zQueue)
+		z.wg.Add(1)
+		go func() {
+			defer z.wg.Done()
+			f.zworker(ctx)
+		}()
+	}
+	return nil
+}
+
+// zstop stops the worker (queued messages stay plain) and closes the
+// journal fds.
+func (f *FS) zclose() {
+	z := f.z
+	if z == nil {
+		return
+	}
+	if z.cancel != nil {
+		z.cancel()
+		z.wg.Wait()
+	}
+	if z.wj >= 0 {
+		unix.Close(z.wj)
+		z.wj = -1
+	}
+	if z.jdirFd >= 0 {
+		unix.Close(z.jdirFd)
+		z.jdirFd = -1
+	}
+}
+
+func zstep(step string) error {
+	if zcrashHook != nil {
+		return zcrashHook(step)
+	}
+	return nil
+}
+
+// ---- per-inode state and logical sizes ----
+
+func (z *zstore) lookup(st *unix.Stat_t) (zent, bool) {
+	z.mu.Lock()
+	e, ok := z.ents[st.Ino]
+	z.mu.Unlock()
+	return e, ok && e.ctime == st.Ctim && e.size == st.Size
+}
+
+func (z *zstore) store(ino uint64, e zent) {
+	z.mu.Lock()
+	if len(z.ents) >= zMaxEnts {
+		clear(z.ents)
+	}
+	z.ents[ino] = e
+	z.mu.Unlock()
+}
+
+// zforget drops the cached state of ino (its last link is gone).
+func (f *FS) zforget(ino uint64) {
+	if f.z == nil {
+		return
+	}
+	f.z.mu.Lock()
+	delete(f.z.ents, ino)
+	f.z.mu.Unlock()
+}
+
+// zstate returns the uncompressed size of a regular file with stat st, or
+// -1 when it is plain. getx reads the marker xattr.
+func (f *FS) zstate(st *unix.Stat_t, getx func(buf []byte) (int, error)) int64 {
+	z := f.z
+	if z == nil || st.Mode&unix.S_IFMT != unix.S_IFREG || st.Size < zHdrLen {
+		return -1
+	}
+	if e, ok := z.lookup(st); ok {
+		return e.usize
+	}
+	var v [zXattrLen + 1]byte
+	e := zent{ctime: st.Ctim, size: st.Size, usize: -1}
+	if k, err := getx(v[:]); err == nil {
+		if us, cs, ok := zparseXattr(v[:k]); ok && cs == st.Size {
+			e.usize = us
+		}
+	}
+	z.store(st.Ino, e)
+	return e.usize
+}
+
+// zfixFd replaces st.Size of the object open as fd (O_PATH is fine) by its
+// uncompressed size.
+func (f *FS) zfixFd(fd int, st *unix.Stat_t) {
+	if f.z == nil {
+		return
+	}
+	if us := f.zstate(st, func(b []byte) (int, error) {
+		return unix.Getxattr("/proc/self/fd/"+strconv.Itoa(fd), zXattr, b)
+	}); us >= 0 {
+		st.Size = us
+	}
+}
+
+// zfixAt is zfixFd for name in directory dirfd (not following a symlink).
+func (f *FS) zfixAt(dirfd int, name string, st *unix.Stat_t) {
+	if f.z == nil {
+		return
+	}
+	if us := f.zstate(st, func(b []byte) (int, error) {
+		return unix.Lgetxattr("/proc/self/fd/"+strconv.Itoa(dirfd)+"/"+name, zXattr, b)
+	}); us >= 0 {
+		st.Size = us
+	}
+}
+
+// znode returns n's physical stat and uncompressed size (-1: plain). The
+// caller holds n.zmu.
+func (f *FS) znode(n *node) (*unix.Stat_t, int64, error) {
+	st := new(unix.Stat_t)
+	if err := unix.Fstat(n.pathFd, st); err != nil {
+		return nil, -1, err
+	}
+	us := f.zstate(st, func(b []byte) (int, error) {
+		return unix.Getxattr("/proc/self/fd/"+strconv.Itoa(n.pathFd), zXattr, b)
+	})
+	return st, us, nil
+}
+
+// ---- serving compressed files ----
+
+// zread serves READ of a compressed file: only the frames covering the range
+// are read and decompressed; the last decoded frame is kept per node for
+// sequential readers. The caller holds n.zmu for reading.
+func (f *FS) zread(n *node, st *unix.Stat_t, off uint64, buf []byte) (int, error) {
+	fd, err := f.io(n, false)
+	if err != nil {
+		return 0, err
+	}
+	n.zfmu.Lock()
+	defer n.zfmu.Unlock()
+	zi := n.zidx
+	if zi == nil || n.zidxCtime != st.Ctim || zi.offs[len(zi.offs)-1] != st.Size {
+		zi, err = zloadIndex(fd, st.Size)
+		if err != nil {
+			f.log.Error("maildirfs: unreadable compressed file", "ino", st.Ino, "err", err)
+			return 0, unix.EIO
+		}
+		n.zidx, n.zidxCtime, n.zfi = zi, st.Ctim, -1
+	}
+	total := 0
+	for total < len(buf) && int64(off)+int64(total) < zi.usize {
+		pos := int64(off) + int64(total)
+		i := int(pos / zi.frameSize)
+		if n.zfi != i {
+			src := make([]byte, zi.offs[i+1]-zi.offs[i])
+			if err := preadFull(fd, src, zi.offs[i]); err != nil {
+				return total, err
+			}
+			if cap(n.zfbuf) < int(zi.frameSize) {
+				n.zfbuf = make([]byte, 0, zi.frameSize)
+			}
+			out, err := zi.decodeFrame(i, src, n.zfbuf)
+			if err != nil {
+				n.zfi = -1
+				f.log.Error("maildirfs: unreadable compressed frame", "ino", st.Ino, "err", err)
+				return total, unix.EIO
+			}
+			n.zfbuf, n.zfi = out, i
+		}
+		total += copy(buf[total:], n.zfbuf[pos-int64(i)*zi.frameSize:])
+	}
+	return total, nil
+}
+
+// zloadIndex reads and parses the header and index of a compressed file.
+func zloadIndex(fd int, size int64) (*zindex, error) {
+	hdr := make([]byte, zHdrLen)
+	if err := preadFull(fd, hdr, 0); err != nil {
+		return nil, err
+	}
+	_, _, nf, err := zparseHeader(hdr, size)
+	if err != nil {
+		return nil, err
+	}
+	b := make([]byte, zHdrLen+4*nf)
+	if err := preadFull(fd, b, 0); err != nil {
+		return nil, err
+	}
+	return zparseIndex(b, size)
+}
+
+// preadFull reads exactly len(b) bytes at off.
+func preadFull(fd int, b []byte, off int64) error {
+	for k := 0; k < len(b); {
+		m, err := unix.Pread(fd, b[k:], off+int64(k))
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if m == 0 {
+			return fmt.Errorf("short read at %d: %w", off+int64(k), unix.EIO)
+		}
+		k += m
+	}
+	return nil
+}
+
+func pwriteFull(fd int, b []byte, off int64) error {
+	for k := 0; k < len(b); {
+		m, err := unix.Pwrite(fd, b[k:], off+int64(k))
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if m == 0 {
+			return unix.EIO
+		}
+		k += m
+	}
+	return nil
+}
+
+// zplain makes sure n is stored plain before a modification (WRITE,
+// SETATTR of the size): a compressed file is expanded first. It returns
+// with n.zmu held for reading (so the compressor waits) and the function
+// that releases it.
+func (f *FS) zplain(n *node) (func(), error) {
+	if f.z == nil || n.typ != TypeReg {
+		return func() {}, nil
+	}
+	for {
+		n.zmu.RLock()
+		_, us, err := f.znode(n)
+		if err != nil || us < 0 {
+			if err != nil {
+				n.zmu.RUnlock()
+				return nil, err
+			}
+			return n.zmu.RUnlock, nil
+		}
+		n.zmu.RUnlock()
+		n.zmu.Lock()
+		err = f.zexpandNode(n)
+		n.zmu.Unlock()
+		if err != nil {
+			return nil, err
+		}
+	}
+}
+
+// ---- rewriting in place ----
+
+// zexpandNode rewrites compressed n plain, through a journal of its own
+// (synced before the inode is touched, removed after the inode is synced).
+// The caller holds n.zmu.
+func (f *FS) zexpandNode(n *node) error {
+	z := f.z
+	st, us, err := f.znode(n)
+	if err != nil || us < 0 {
+		return err
+	}
+	fd, err := f.io(n, true)
+	if err != nil {
+		return err
+	}
+	comp := make([]byte, st.Size)
+	if err := preadFull(fd, comp, 0); err != nil {
+		return err
+	}
+	plain, err := zdecodeAll(comp)
+	if err != nil || int64(len(plain)) != us {
+		f.log.Error("maildirfs: cannot expand compressed file", "ino", st.Ino, "err", err)
+		return unix.EIO
+	}
+	rec := &zrec{compress: false, kfh: n.kfh, ino: st.Ino, atime: st.Atim, mtime: st.Mtim, usize: us, data: plain}
+	name := fmt.Sprintf("e-%d-%d.j", st.Ino, z.seq.Add(1))
+	if err := zwriteJournal(z.jdirFd, name, [][]byte{rec.encode()}); err != nil {
+		return err
+	}
+	if err := zstep("expand-journaled"); err != nil {
+		return err
+	}
+	if err := f.zapply(fd, rec); err != nil {
+		if !errors.Is(err, errZCrash) {
+			f.log.Error("maildirfs: expanding failed; the journal redoes it at the next Open", "ino", st.Ino, "err", err)
+			n.zbad = true
+		}
+		return err
+	}
+	f.zsettled(n, fd, rec)
+	if err := zstep("expand-applied"); err != nil {
+		return err
+	}
+	if err := unix.Unlinkat(z.jdirFd, name, 0); err != nil {
+		return err
+	}
+	z.expanded.Add(1)
+	return unix.Fsync(z.jdirFd)
+}
+
+// zsettled records n's new state after rec was applied.
+func (f *FS) zsettled(n *node, fd int, rec *zrec) {
+	var st unix.Stat_t
+	if unix.Fstat(fd, &st) != nil {
+		f.zforget(rec.ino)
+		return
+	}
+	us := int64(-1)
+	if rec.compress {
+		us = rec.usize
+	}
+	f.z.store(st.Ino, zent{ctime: st.Ctim, size: st.Size, usize: us})
+	if n != nil {
+		n.zfmu.Lock()
+		n.zidx, n.zfi = nil, -1
+		n.zfmu.Unlock()
+	}
+}
+
+// zapply writes rec into the inode open as fd: content, size, times,
+// marker, fsync. Idempotent.
+func (f *FS) zapply(fd int, rec *zrec) error {
+	if err := zstep("write"); err != nil {
+		return err
+	}
+	if err := f.inject(FaultWrite); err != nil {
+		return err
+	}
+	if err := pwriteFull(fd, rec.data, 0); err != nil {
+		return err
+	}
+	if err := zstep("truncate"); err != nil {
+		return err
+	}
+	if err := unix.Ftruncate(fd, int64(len(rec.data))); err != nil {
+		return err
+	}
+	if err := zstep("xattr"); err != nil {
+		return err
+	}
+	if rec.compress {
+		if err := unix.Fsetxattr(fd, zXattr, zxattrValue(rec.usize, int64(len(rec.data))), 0); err != nil {
+			return err
+		}
+	} else if err := unix.Fremovexattr(fd, zXattr); err != nil && err != unix.ENODATA {
+		return err
+	}
+	if err := zstep("times"); err != nil {
+		return err
+	}
+	// The rewrite must not change the mtime clients see (Dovecot's
+	// INTERNALDATE); ctime changes and is reported as it is.
+	if err := unix.UtimesNanoAt(fd, "", []unix.Timespec{rec.atime, rec.mtime}, unix.AT_EMPTY_PATH); err != nil {
+		return err
+	}
+	if err := zstep("fsync"); err != nil {
+		return err
+	}
+	if err := f.inject(FaultFsync); err != nil {
+		return err
+	}
+	return unix.Fsync(fd)
+}
+
+// zwriteJournal creates name in the journal directory holding recs, durably
+// (file and directory entry).
+func zwriteJournal(dirFd int, name string, recs [][]byte) error {
+	fd, err := unix.Openat(dirFd, name, unix.O_RDWR|unix.O_CREAT|unix.O_TRUNC|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return err
+	}
+	var off int64
+	for _, r := range recs {
+		if err == nil {
+			err = pwriteFull(fd, r, off)
+			off += int64(len(r))
+		}
+	}
+	if err == nil {
+		err = unix.Fsync(fd)
+	}
+	unix.Close(fd)
+	if err == nil {
+		err = unix.Fsync(dirFd)
+	}
+	return err
+}
+
+// encode serializes rec:
+//
+//	magic(8) | op(1: 'C' or 'E') | kfh len(1) | kfh type(4) | kfh | ino(8) |
+//	atime sec,nsec | mtime sec,nsec (8 each) | usize(8) | data len(8) | data |
+//	CRC-32C of everything before (4)
+func (r *zrec) encode() []byte {
+	b := make([]byte, 0, 8+2+4+len(r.kfh.bytes)+8*7+len(r.data)+4)
+	b = append(b, zJMagic...)
+	op := byte('E')
+	if r.compress {
+		op = 'C'
+	}
+	b = append(b, op, byte(len(r.kfh.bytes)))
+	b = binary.BigEndian.AppendUint32(b, uint32(r.kfh.typ))
+	b = append(b, r.kfh.bytes...)
+	b = binary.BigEndian.AppendUint64(b, r.ino)
+	for _, v := range []int64{r.atime.Sec, r.atime.Nsec, r.mtime.Sec, r.mtime.Nsec, r.usize, int64(len(r.data))} {
+		b = binary.BigEndian.AppendUint64(b, uint64(v))
+	}
+	b = append(b, r.data...)
+	return binary.BigEndian.AppendUint32(b, crc32.Checksum(b, crcTable))
+}
+
+// zdecodeRec parses one record at the start of b and returns it and its
+// length. A torn or corrupt record is an error (the journal ends there).
+func zdecodeRec(b []byte) (*zrec, int, error) {
+	bad := fmt.Errorf("journal record: %w", ErrCorrupt)
+	if len(b) < 14 || string(b[:8]) != zJMagic || (b[8] != 'C' && b[8] != 'E') {
+		return nil, 0, bad
+	}
+	r := &zrec{compress: b[8] == 'C'}
+	kl := int(b[9])
+	if kl == 0 || kl > maxKernelFH {
+		return nil, 0, bad
+	}
+	r.kfh.typ = int32(binary.BigEndian.Uint32(b[10:]))
+	p := 14
+	if len(b) < p+kl+8*7 {
+		return nil, 0, bad
+	}
+	r.kfh.bytes = append([]byte(nil), b[p:p+kl]...)
+	p += kl
+	r.ino = binary.BigEndian.Uint64(b[p:])
+	p += 8
+	var v [6]int64
+	for i := range v {
+		v[i] = int64(binary.BigEndian.Uint64(b[p:]))
+		p += 8
+	}
+	r.atime = unix.Timespec{Sec: v[0], Nsec: v[1]}
+	r.mtime = unix.Timespec{Sec: v[2], Nsec: v[3]}
+	r.usize = v[4]
+	dl := v[5]
+	if r.usize < 0 || r.usize > zMaxUSize || dl < 0 || dl > int64(len(b)-p-4) {
+		return nil, 0, bad
+	}
+	r.data = b[p : p+int(dl)]
+	p += int(dl)
+	if crc32.Checksum(b[:p], crcTable) != binary.BigEndian.Uint32(b[p:]) {
+		return nil, 0, bad
+	}
+	return r, p + 4, nil
+}
+
+// zrecover redoes every journaled rewrite (Open, before serving): each
+// valid record is applied again to its inode (if it still exists), then
+// the journal is retired.
+func (f *FS) zrecover() error {
+	z := f.z
+	ents, err := os.ReadDir(z.jdir)
+	if err != nil {
+		return fmt.Errorf("maildirfs: journal dir: %w", err)
+	}
+	retired := false
+	for _, e := range ents {
+		name := e.Name()
+		if !strings.HasSuffix(name, ".j") {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(z.jdir, name))
+		if err != nil {
+			return fmt.Errorf("maildirfs: journal: %w", err)
+		}
+		redone := 0
+		for len(b) > 0 {
+			rec, k, err := zdecodeRec(b)
+			if err != nil {
+				// A torn tail: it was never synced, so no inode was touched
+				// for it.
+				break
+			}
+			b = b[k:]
+			if err := f.zredo(rec); err != nil {
+				return fmt.Errorf("maildirfs: journal %s: redo inode %d: %w", name, rec.ino, err)
+			}
+			redone++
+		}
+		if redone > 0 {
+			f.log.Warn("maildirfs: finished interrupted compression rewrites", "journal", name, "records", redone)
+		}
+		if name == zWorkerJ {
+			err = unix.Truncate(filepath.Join(z.jdir, name), 0)
+		} else {
+			err = unix.Unlinkat(z.jdirFd, name, 0)
+		}
+		if err != nil {
+			return fmt.Errorf("maildirfs: journal: %w", err)
+		}
+		retired = retired || redone > 0 || name != zWorkerJ
+	}
+	if !retired {
+		return nil
+	}
+	// Redone inodes were synced by zapply; the retired journals must be
+	// durable before anything else is rewritten: a stale record redone
+	// later would undo newer changes.
+	if fd, err := unix.Openat(z.jdirFd, zWorkerJ, unix.O_RDONLY|unix.O_CLOEXEC, 0); err == nil {
+		err = unix.Fsync(fd)
+		unix.Close(fd)
+		if err != nil {
+			return err
+		}
+	}
+	return unix.Fsync(z.jdirFd)
+}
+
+// zredo applies rec to its inode if it still exists.
+func (f *FS) zredo(rec *zrec) error {
+	fd, err := unix.OpenByHandleAt(f.rootFd, unix.NewFileHandle(rec.kfh.typ, rec.kfh.bytes), unix.O_RDWR|unix.O_CLOEXEC)
+	if err != nil {
+		if err == unix.ESTALE || err == unix.ENOENT {
+			return nil // removed since: nothing to finish
+		}
+		return err
+	}
+	defer unix.Close(fd)
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return err
+	}
+	if st.Ino != rec.ino || st.Mode&unix.S_IFMT != unix.S_IFREG || st.Nlink == 0 {
+		return nil
+	}
+	return f.zapply(fd, rec)
+}
+
+// ---- background compression ----
+
+// zdelivered queues the file handle h for compression when it was moved
+// from a directory named tmp into one named new or cur.
+func (f *FS) zdelivered(from *node, to *node, h func() (Handle, bool)) {
+	z := f.z
+	if z == nil || !z.compress {
+		return
+	}
+	if from != nil && dirName(from.pathFd) != "tmp" {
+		return
+	}
+	if tn := dirName(to.pathFd); tn != "new" && tn != "cur" {
+		return
+	}
+	hh, ok := h()
+	if !ok {
+		return
+	}
+	select {
+	case z.queue <- hh:
+	default:
+		z.dropped.Add(1)
+	}
+}
+
+// dirName is the last path component of the directory open as fd.
+func dirName(fd int) string {
+	p, err := os.Readlink("/proc/self/fd/" + strconv.Itoa(fd))
+	if err != nil {
+		return ""
+	}
+	return filepath.Base(p)
+}
+
+func (f *FS) zworker(ctx context.Context) {
+	z := f.z
+	for {
+		var h Handle
+		select {
+		case <-ctx.Done():
+			return
+		case h = <-z.queue:
+		}
+		batch := []Handle{h}
+	drain:
+		for len(batch) < zBatch {
+			select {
+			case h := <-z.queue:
+				batch = append(batch, h)
+			default:
+				break drain
+			}
+		}
+		if _, err := f.zcompress(batch); err != nil && !errors.Is(err, errZCrash) {
+			f.log.Warn("maildirfs: background compression", "err", err)
+		}
+	}
+}
+
+// zjob is one message being compressed.
+type zjob struct {
+	n   *node
+	fd  int
+	rec *zrec
+}
+
+// zcompress compresses the files named by hs in place, as one group: every
+// file is locked, read and compressed; all records go to the worker
+// journal, which is synced; each inode is rewritten and synced; the journal
+// is emptied and synced; the locks are released. Files not worth
+// compressing, already compressed, gone or not regular are skipped. It
+// returns how many files it compressed.
+func (f *FS) zcompress(hs []Handle) (int, error) {
+	total := 0
+	for len(hs) > 0 {
+		k, used, err := f.zcompressGroup(hs)
+		total += k
+		hs = hs[used:]
+		if err != nil {
+			return total, err
+		}
+	}
+	return total, nil
+}
+
+// zcompressGroup compresses a prefix of hs of at most zBatchBytes plain
+// bytes; used is the length of that prefix.
+func (f *FS) zcompressGroup(hs []Handle) (done, used int, _ error) {
+	z := f.z
+	var jobs []zjob
+	defer func() {
+		for _, j := range jobs {
+			j.n.zmu.Unlock()
+			f.put(j.n)
+		}
+	}()
+	var bytes int64
+	var recs [][]byte
+	for _, h := range hs {
+		if bytes >= zBatchBytes {
+			break
+		}
+		used++
+		n, _, err := f.get(h)
+		if err != nil {
+			continue
+		}
+		n.zmu.Lock()
+		rec, fd, err := f.zprepare(n)
+		if err != nil || rec == nil {
+			n.zmu.Unlock()
+			f.put(n)
+			continue
+		}
+		jobs = append(jobs, zjob{n: n, fd: fd, rec: rec})
+		recs = append(recs, rec.encode())
+		bytes += rec.usize
+	}
+	if len(jobs) == 0 {
+		return 0, used, nil
+	}
+	z.jmu.Lock()
+	defer z.jmu.Unlock()
+	var off int64
+	var err error
+	for _, r := range recs {
+		if err = pwriteFull(z.wj, r, off); err != nil {
+			break
+		}
+		off += int64(len(r))
+	}
+	if err == nil {
+		err = unix.Ftruncate(z.wj, off)
+	}
+	if err == nil {
+		err = f.inject(FaultFsync)
+	}
+	if err == nil {
+		err = unix.Fdatasync(z.wj)
+	}
+	if err != nil {
+		// Nothing was rewritten: empty the journal again (a stale record
+		// must never be redone) and give up on this group.
+		unix.Ftruncate(z.wj, 0)
+		unix.Fdatasync(z.wj)
+		return 0, used, err
+	}
+	if err := zstep("journaled"); err != nil {
+		return 0, used, err
+	}
+	var failed error
+	for _, j := range jobs {
+		if err := f.zapply(j.fd, j.rec); err != nil {
+			if errors.Is(err, errZCrash) {
+				return done, used, err
+			}
+			j.n.zbad = true
+			failed = err
+			z.failed.Add(1)
+			f.log.Error("maildirfs: compressing in place failed; reads of it fail until the journal is redone at the next Open", "ino", j.rec.ino, "err", err)
+			continue
+		}
+		f.zsettled(j.n, j.fd, j.rec)
+		done++
+		z.compressed.Add(1)
+		z.plainBytes.Add(uint64(j.rec.usize))
+		z.storedBytes.Add(uint64(len(j.rec.data)))
+	}
+	if err := zstep("applied"); err != nil {
+		return done, used, err
+	}
+	if failed != nil {
+		// Keep the records for the next Open: move them aside so the next
+		// group does not overwrite them.
+		aside := fmt.Sprintf("failed-%d.j", z.seq.Add(1))
+		if err := zwriteJournal(z.jdirFd, aside, recs); err != nil {
+			return done, used, err
+		}
+	}
+	if err := unix.Ftruncate(z.wj, 0); err != nil {
+		return done, used, err
+	}
+	if err := unix.Fdatasync(z.wj); err != nil {
+		return done, used, err
+	}
+	return done, used, failed
+}
+
+// zprepare reads and compresses n (the caller holds n.zmu) and returns the
+// journal record and a writable fd, or nil when n is to stay as it is.
+func (f *FS) zprepare(n *node) (*zrec, int, error) {
+	if n.typ != TypeReg || n.zbad {
+		return nil, -1, nil
+	}
+	st, us, err := f.znode(n)
+	if err != nil || us >= 0 || st.Nlink == 0 || st.Size < zMinSize || st.Size > zMaxFile {
+		return nil, -1, err
+	}
+	fd, err := f.io(n, true)
+	if err != nil {
+		return nil, -1, err
+	}
+	plain := make([]byte, st.Size)
+	if err := preadFull(fd, plain, 0); err != nil {
+		return nil, -1, err
+	}
+	comp := zencode(plain)
+	if zMinGainDiv > 0 && int64(len(comp)) > st.Size-st.Size/zMinGainDiv {
+		return nil, -1, nil
+	}
+	return &zrec{compress: true, kfh: n.kfh, ino: st.Ino, atime: st.Atim, mtime: st.Mtim, usize: st.Size, data: comp}, fd, nil
+}

@@ -1,0 +1,550 @@
+package maildirfs_test
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/mailnfs/mailnfs/maildirfs"
+	"github.com/mailnfs/mailnfs/maildirfs/mdtest"
+)
+
+// zstore opens a temporary export with compression on.
+func zstore(t testing.TB) *mdtest.Store {
+	t.Helper()
+	return mdtest.NewOpts(t, maildirfs.Options{Compress: "zstd"})
+}
+
+// mixedData returns n bytes: text-like runs mixed with random runs.
+func mixedData(r *rand.Rand, n int) []byte {
+	b := make([]byte, n)
+	for i := 0; i < n; {
+		run := min(n-i, 1+r.IntN(4096))
+		if r.IntN(4) == 0 {
+			for j := range run {
+				b[i+j] = byte(r.Uint32())
+			}
+		} else {
+			w := []byte("lorem ipsum dolor sit amet mailbox delivery ")
+			for j := range run {
+				b[i+j] = w[(i+j)%len(w)]
+			}
+		}
+		i += run
+	}
+	return b
+}
+
+// waitCompressed waits until the background worker compressed want files.
+func waitCompressed(t testing.TB, s *mdtest.Store, want uint64) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for s.Stats().Compressed < want {
+		if time.Now().After(deadline) {
+			t.Fatalf("compressed %d files, want %d (stats %+v)", s.Stats().Compressed, want, s.Stats())
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// readChunks reads h through the FS in chunks of chunk bytes.
+func readChunks(t testing.TB, s *mdtest.Store, h maildirfs.Handle, chunk int) []byte {
+	t.Helper()
+	var out []byte
+	buf := make([]byte, chunk)
+	for {
+		k, eof, _, err := s.Read(h, root, uint64(len(out)), buf)
+		if err != nil {
+			t.Fatalf("read at %d: %v", len(out), err)
+		}
+		out = append(out, buf[:k]...)
+		if eof {
+			return out
+		}
+		if k == 0 {
+			t.Fatalf("read at %d: 0 bytes without eof", len(out))
+		}
+	}
+}
+
+// stored returns the on-disk size of path and whether it carries the marker.
+func stored(t testing.TB, path string) (int64, bool) {
+	t.Helper()
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, xerr := unix.Getxattr(path, maildirfs.ZXattr, make([]byte, 64))
+	return fi.Size(), xerr == nil
+}
+
+// TestCompressRoundTrip delivers files of 0 B..10 MiB (tmp/ -> new/), waits
+// for the background compressor and reads them back through the FS at
+// random offsets and lengths; sizes, mtimes and READDIRPLUS sizes are the
+// originals.
+func TestCompressRoundTrip(t *testing.T) {
+	defer maildirfs.SetZMin(0, 0)()
+	s := zstore(t)
+	tmp, nw := lookup(t, s, "Maildir", "tmp"), lookup(t, s, "Maildir", "new")
+	r := rand.New(rand.NewPCG(1, 2))
+	sizes := []int{0, 1, 31, 32, 100, 4095, 4096, 65535, 65536, 65537, 200_001, 1 << 20, 10 << 20}
+	type msg struct {
+		name  string
+		h     maildirfs.Handle
+		data  []byte
+		mtime time.Time
+	}
+	var msgs []msg
+	for i, n := range sizes {
+		data := mixedData(r, n)
+		name := fmt.Sprintf("m%d", i)
+		h := create(t, s, tmp, root, name, data)
+		mtime := time.Unix(1700000000+int64(i), 123456789)
+		if _, err := s.SetAttr(h, root, maildirfs.SetAttr{Mtime: maildirfs.ClientTime, MtimeVal: mtime}, nil); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := s.Rename(tmp, name, nw, name+":2,", root); err != nil {
+			t.Fatal(err)
+		}
+		msgs = append(msgs, msg{name + ":2,", h, data, mtime})
+	}
+	waitCompressed(t, s, uint64(len(sizes)))
+	plus := map[string]uint64{}
+	if _, _, err := s.ReadDir(nw, root, 0, true, func(e *maildirfs.DirEntry) bool {
+		if e.Attr != nil {
+			plus[e.Name] = e.Attr.Size
+		}
+		return true
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range msgs {
+		phys, marked := stored(t, filepath.Join(s.Dir, "Maildir", "new", m.name))
+		if !marked {
+			t.Errorf("%s: not compressed", m.name)
+		}
+		a := getattr(t, s, m.h)
+		if a.Size != uint64(len(m.data)) || plus[m.name] != a.Size {
+			t.Errorf("%s: size %d, readdirplus %d, want %d (stored %d)", m.name, a.Size, plus[m.name], len(m.data), phys)
+		}
+		if !a.Mtime.Equal(m.mtime) {
+			t.Errorf("%s: mtime %v, want %v", m.name, a.Mtime, m.mtime)
+		}
+		_, la, _, err := s.Lookup(nw, root, m.name)
+		if err != nil || la.Size != a.Size {
+			t.Errorf("%s: lookup size %d %v", m.name, la.Size, err)
+		}
+		if got := readChunks(t, s, m.h, 32<<10); !bytes.Equal(got, m.data) {
+			t.Fatalf("%s: full read differs (%d bytes, want %d)", m.name, len(got), len(m.data))
+		}
+		for range 50 {
+			off := r.IntN(len(m.data) + 10)
+			buf := make([]byte, r.IntN(200<<10)+1)
+			k, eof, pa, err := s.Read(m.h, root, uint64(off), buf)
+			if err != nil {
+				t.Fatalf("%s: read %d+%d: %v", m.name, off, len(buf), err)
+			}
+			want := m.data[min(off, len(m.data)):min(off+len(buf), len(m.data))]
+			if !bytes.Equal(buf[:k], want) || eof != (off+k >= len(m.data)) || pa.Size != uint64(len(m.data)) {
+				t.Fatalf("%s: read %d+%d: got %d bytes eof %v, want %d", m.name, off, len(buf), k, eof, len(want))
+			}
+		}
+	}
+	st := s.Stats()
+	t.Logf("compressed %d files: %d -> %d bytes", st.Compressed, st.CompressPlainBytes, st.CompressStoredBytes)
+	// A restart (fresh caches, compression off) still serves the originals.
+	s.Opts.Compress = ""
+	s.Reopen(t)
+	for _, m := range msgs[len(msgs)-3:] {
+		if got := readChunks(t, s, m.h, 64<<10); !bytes.Equal(got, m.data) {
+			t.Fatalf("%s after reopen: differs", m.name)
+		}
+	}
+}
+
+// TestCompressOnlyDelivered: files written in other directories, and files
+// moved into new/ from anywhere but tmp/, stay plain; incompressible files
+// stay plain.
+func TestCompressOnlyDelivered(t *testing.T) {
+	s := zstore(t)
+	md := lookup(t, s, "Maildir")
+	tmp, nw, cur := lookup(t, s, "Maildir", "tmp"), lookup(t, s, "Maildir", "new"), lookup(t, s, "Maildir", "cur")
+	text := bytes.Repeat([]byte("Subject: hello\n\nsome text\n"), 400)
+	create(t, s, md, root, "dovecot-uidlist", text)
+	create(t, s, cur, root, "direct", text)
+	if _, _, err := s.Rename(cur, "direct", nw, "direct", root); err != nil {
+		t.Fatal(err)
+	}
+	random := make([]byte, 20000)
+	for i := range random {
+		random[i] = byte(rand.Uint32())
+	}
+	create(t, s, tmp, root, "rnd", random)
+	if _, _, err := s.Rename(tmp, "rnd", nw, "rnd", root); err != nil {
+		t.Fatal(err)
+	}
+	create(t, s, tmp, root, "txt", text)
+	if _, _, err := s.Rename(tmp, "txt", cur, "txt:2,S", root); err != nil {
+		t.Fatal(err)
+	}
+	waitCompressed(t, s, 1)
+	time.Sleep(50 * time.Millisecond) // the worker has seen "rnd" too (queued before "txt")
+	for _, p := range []string{"dovecot-uidlist", "new/direct", "new/rnd"} {
+		if _, marked := stored(t, filepath.Join(s.Dir, "Maildir", p)); marked {
+			t.Errorf("%s compressed", p)
+		}
+	}
+	if phys, marked := stored(t, filepath.Join(s.Dir, "Maildir", "cur", "txt:2,S")); !marked || phys*5 > int64(len(text)) {
+		t.Errorf("cur/txt: marked %v, %d bytes for %d", marked, phys, len(text))
+	}
+}
+
+// TestCompressHandleFromTmp: the handle a client got from CREATE in tmp/
+// reads the exact original bytes after the rename and the compression,
+// and after a restart.
+func TestCompressHandleFromTmp(t *testing.T) {
+	s := zstore(t)
+	tmp, nw, cur := lookup(t, s, "Maildir", "tmp"), lookup(t, s, "Maildir", "new"), lookup(t, s, "Maildir", "cur")
+	msg := mdtest.Corpus(1, mdtest.CorpusOptions{Seed: 7})[0]
+	h := create(t, s, tmp, root, "1.M1.host", msg)
+	before := getattr(t, s, h)
+	if _, _, err := s.Rename(tmp, "1.M1.host", nw, "1.M1.host", root); err != nil {
+		t.Fatal(err)
+	}
+	waitCompressed(t, s, 1)
+	if _, _, err := s.Rename(nw, "1.M1.host", cur, "1.M1.host:2,S", root); err != nil {
+		t.Fatal(err)
+	}
+	phys, marked := stored(t, filepath.Join(s.Dir, "Maildir", "cur", "1.M1.host:2,S"))
+	if !marked || phys >= int64(len(msg)) {
+		t.Fatalf("not compressed: %d bytes for %d", phys, len(msg))
+	}
+	after := getattr(t, s, h)
+	if after.Size != before.Size || !after.Mtime.Equal(before.Mtime) || after.FileID != before.FileID {
+		t.Errorf("attributes changed: before %+v after %+v", before, after)
+	}
+	if got := readChunks(t, s, h, 4096); !bytes.Equal(got, msg) {
+		t.Fatal("read through the tmp/ handle differs")
+	}
+	s.Reopen(t)
+	if got := readChunks(t, s, h, 1<<20); !bytes.Equal(got, msg) {
+		t.Fatal("read after restart differs")
+	}
+}
+
+// TestCompressThenWrite: WRITE and SETATTR(size) on a compressed file
+// expand it first; the result is what a plain file would hold.
+func TestCompressThenWrite(t *testing.T) {
+	s := zstore(t)
+	tmp, nw := lookup(t, s, "Maildir", "tmp"), lookup(t, s, "Maildir", "new")
+	msgs := mdtest.Corpus(2, mdtest.CorpusOptions{Seed: 3})
+	var hs []maildirfs.Handle
+	for i, m := range msgs {
+		name := fmt.Sprint("m", i)
+		hs = append(hs, create(t, s, tmp, root, name, m))
+		if _, _, err := s.Rename(tmp, name, nw, name, root); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitCompressed(t, s, 2)
+	want := append([]byte(nil), msgs[0]...)
+	patch := []byte("PATCHED")
+	copy(want[100:], patch)
+	want = append(want, patch...)
+	if _, _, _, _, err := s.Write(hs[0], root, 100, patch, maildirfs.FileSync); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, _, _, err := s.Write(hs[0], root, uint64(len(msgs[0])), patch, maildirfs.Unstable); err != nil {
+		t.Fatal(err)
+	}
+	if got := readChunks(t, s, hs[0], 8192); !bytes.Equal(got, want) {
+		t.Fatal("content after WRITE differs")
+	}
+	if _, marked := stored(t, filepath.Join(s.Dir, "Maildir", "new", "m0")); marked {
+		t.Error("written file still marked compressed")
+	}
+	size := uint64(1000)
+	if _, err := s.SetAttr(hs[1], root, maildirfs.SetAttr{Size: &size}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := readChunks(t, s, hs[1], 8192); !bytes.Equal(got, msgs[1][:1000]) {
+		t.Fatal("content after truncate differs")
+	}
+	if a := getattr(t, s, hs[1]); a.Size != 1000 {
+		t.Fatalf("size %d after truncate", a.Size)
+	}
+	if st := s.Stats(); st.Expanded != 2 {
+		t.Errorf("expanded %d, want 2", st.Expanded)
+	}
+}
+
+// TestCompressMagicIsNotEnough: a plain file that starts with the magic, or
+// that carries a marker naming another size, is served as it is.
+func TestCompressMagicIsNotEnough(t *testing.T) {
+	s := zstore(t)
+	cur := lookup(t, s, "Maildir", "cur")
+	data := append([]byte("MNFSZ\x00\x00\x01"), bytes.Repeat([]byte{0xff}, 100)...)
+	h := create(t, s, cur, root, "evil:2,", data)
+	p := filepath.Join(s.Dir, "Maildir", "cur", "evil:2,")
+	if got := readChunks(t, s, h, 4096); !bytes.Equal(got, data) {
+		t.Fatal("magic-prefixed plain file altered")
+	}
+	v := append([]byte("Z1"), make([]byte, 16)...)
+	v[9], v[17] = 5, 200 // usize 5, csize 200 != 108
+	if err := unix.Setxattr(p, maildirfs.ZXattr, v, 0); err != nil {
+		t.Fatal(err)
+	}
+	s.Reopen(t)
+	if a := getattr(t, s, h); a.Size != uint64(len(data)) {
+		t.Fatalf("size %d", a.Size)
+	}
+	if got := readChunks(t, s, h, 4096); !bytes.Equal(got, data) {
+		t.Fatal("plain file with a mismatching marker altered")
+	}
+}
+
+var crashSteps = []string{"journaled", "write", "truncate", "xattr", "times", "fsync", "applied"}
+
+// TestCompressCrash stops a compression group at each step as if the
+// server died (no cleanup), reopens the store, and checks that every message
+// reads intact with its size and mtime, and that the group was finished.
+func TestCompressCrash(t *testing.T) {
+	defer maildirfs.SetZCrashHook(nil)
+	for _, step := range crashSteps {
+		t.Run(step, func(t *testing.T) {
+			s := zstore(t)
+			cur := lookup(t, s, "Maildir", "cur")
+			msgs := mdtest.Corpus(5, mdtest.CorpusOptions{Seed: 11, AttachmentRate: 0.4, MaxAttachment: 150 << 10})
+			var hs []maildirfs.Handle
+			var attrs []maildirfs.Attr
+			for i, m := range msgs {
+				h := create(t, s, cur, root, fmt.Sprint("m", i, ":2,"), m) // not via tmp: the worker stays idle
+				hs = append(hs, h)
+				attrs = append(attrs, getattr(t, s, h))
+			}
+			maildirfs.SetZCrashHook(func(st string) error {
+				if st == step {
+					return maildirfs.ErrZCrash
+				}
+				return nil
+			})
+			_, err := s.CompressNow(hs)
+			maildirfs.SetZCrashHook(nil)
+			if !errors.Is(err, maildirfs.ErrZCrash) {
+				t.Fatalf("CompressNow: %v, want the simulated crash", err)
+			}
+			s.Reopen(t)
+			for i, h := range hs {
+				a := getattr(t, s, h)
+				if a.Size != attrs[i].Size || !a.Mtime.Equal(attrs[i].Mtime) {
+					t.Errorf("m%d: size %d mtime %v, want %d %v", i, a.Size, a.Mtime, attrs[i].Size, attrs[i].Mtime)
+				}
+				if got := readChunks(t, s, h, 32<<10); !bytes.Equal(got, msgs[i]) {
+					t.Fatalf("m%d differs after recovery", i)
+				}
+				// The journal was durable before the first inode was
+				// touched, so recovery finished every rewrite.
+				if _, marked := stored(t, filepath.Join(s.Dir, "Maildir", "cur", fmt.Sprint("m", i, ":2,"))); !marked {
+					t.Errorf("m%d: rewrite not finished by recovery", i)
+				}
+			}
+			// The group was either finished by recovery or never started:
+			// compressing again works and changes nothing visible.
+			if _, err := s.CompressNow(hs); err != nil {
+				t.Fatal(err)
+			}
+			for i, h := range hs {
+				if got := readChunks(t, s, h, 32<<10); !bytes.Equal(got, msgs[i]) {
+					t.Fatalf("m%d differs after recompression", i)
+				}
+			}
+		})
+	}
+}
+
+// TestExpandCrash stops the expansion before a WRITE at each step; after
+// a restart the file holds its original content (the WRITE never happened)
+// and a new WRITE works.
+func TestExpandCrash(t *testing.T) {
+	defer maildirfs.SetZCrashHook(nil)
+	for _, step := range []string{"expand-journaled", "write", "truncate", "xattr", "times", "fsync", "expand-applied"} {
+		t.Run(step, func(t *testing.T) {
+			s := zstore(t)
+			cur := lookup(t, s, "Maildir", "cur")
+			msg := mdtest.Corpus(1, mdtest.CorpusOptions{Seed: 5})[0]
+			h := create(t, s, cur, root, "m:2,", msg)
+			if k, err := s.CompressNow([]maildirfs.Handle{h}); k != 1 || err != nil {
+				t.Fatalf("compress: %d %v", k, err)
+			}
+			maildirfs.SetZCrashHook(func(st string) error {
+				if st == step {
+					return maildirfs.ErrZCrash
+				}
+				return nil
+			})
+			_, _, _, _, err := s.Write(h, root, 0, []byte("X"), maildirfs.FileSync)
+			maildirfs.SetZCrashHook(nil)
+			if !errors.Is(err, maildirfs.ErrZCrash) {
+				t.Fatalf("write: %v, want the simulated crash", err)
+			}
+			s.Reopen(t)
+			if got := readChunks(t, s, h, 32<<10); !bytes.Equal(got, msg) {
+				t.Fatal("content differs after recovery")
+			}
+			if _, _, _, _, err := s.Write(h, root, 0, []byte("X"), maildirfs.FileSync); err != nil {
+				t.Fatal(err)
+			}
+			want := append([]byte("X"), msg[1:]...)
+			if got := readChunks(t, s, h, 32<<10); !bytes.Equal(got, want) {
+				t.Fatal("content differs after write")
+			}
+		})
+	}
+}
+
+// writeTree writes msgs as files under root/Maildir/cur with distinct
+// mtimes and returns their paths.
+func writeTree(t testing.TB, root string, msgs [][]byte) []string {
+	t.Helper()
+	var paths []string
+	for i, m := range msgs {
+		p := filepath.Join(root, "Maildir", "cur", fmt.Sprintf("%d.M%d.host:2,S", 1700000000+i, i))
+		if err := os.WriteFile(p, m, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		mt := time.Unix(1700000000+int64(i)*60, 0)
+		if err := os.Chtimes(p, mt, mt); err != nil {
+			t.Fatal(err)
+		}
+		paths = append(paths, p)
+	}
+	return paths
+}
+
+// checkTree checks that every path holds msgs[i] and its original mtime
+// on disk (plain, after Expand).
+func checkTree(t testing.TB, paths []string, msgs [][]byte) {
+	t.Helper()
+	for i, p := range paths {
+		b, err := os.ReadFile(p)
+		if err != nil || !bytes.Equal(b, msgs[i]) {
+			t.Fatalf("%s differs after expand (%v)", p, err)
+		}
+		fi, _ := os.Stat(p)
+		if !fi.ModTime().Equal(time.Unix(1700000000+int64(i)*60, 0)) {
+			t.Errorf("%s: mtime %v", p, fi.ModTime())
+		}
+	}
+}
+
+// TestCompactExpand runs the offline tools both ways, twice each.
+func TestCompactExpand(t *testing.T) {
+	mdtest.RequireRoot(t)
+	dir := t.TempDir()
+	exp := filepath.Join(dir, "export")
+	for _, d := range []string{"", "Maildir", "Maildir/tmp", "Maildir/new", "Maildir/cur"} {
+		os.Mkdir(filepath.Join(exp, d), 0o755)
+	}
+	msgs := mdtest.Corpus(60, mdtest.CorpusOptions{Seed: 9})
+	paths := writeTree(t, exp, msgs)
+	opts := maildirfs.Options{StateDir: filepath.Join(dir, "state")}
+	rep, err := maildirfs.Compact(exp, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("compact: %+v (%.2fx)", rep, float64(rep.PlainBytes)/float64(rep.StoredBytes))
+	if rep.Changed != len(msgs) || rep.Files != len(msgs) || rep.StoredBytes*3 > rep.PlainBytes*2 {
+		t.Errorf("compact report %+v", rep)
+	}
+	if rep2, err := maildirfs.Compact(exp, opts); err != nil || rep2.Changed != 0 || rep2.StoredBytes != rep.StoredBytes {
+		t.Errorf("second compact: %+v %v", rep2, err)
+	}
+	for i, p := range paths {
+		fi, _ := os.Stat(p)
+		if !fi.ModTime().Equal(time.Unix(1700000000+int64(i)*60, 0)) {
+			t.Errorf("%s: mtime changed to %v", p, fi.ModTime())
+		}
+	}
+	// The server (compression off) serves the compacted tree.
+	fsys, err := maildirfs.Open(exp, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := fsys.LookupPath(root, "Maildir/cur")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mh, a, _, err := fsys.Lookup(h, root, filepath.Base(paths[3]))
+	if err != nil || a.Size != uint64(len(msgs[3])) {
+		t.Fatalf("lookup: %v size %d", err, a.Size)
+	}
+	buf := make([]byte, len(msgs[3])+10)
+	k, eof, _, err := fsys.Read(mh, root, 0, buf)
+	if err != nil || !eof || !bytes.Equal(buf[:k], msgs[3]) {
+		t.Fatalf("read: %d %v %v", k, eof, err)
+	}
+	fsys.Close()
+	rep, err = maildirfs.Expand(exp, opts)
+	if err != nil || rep.Changed != len(msgs) || rep.PlainBytes != rep.StoredBytes {
+		t.Fatalf("expand: %+v %v", rep, err)
+	}
+	checkTree(t, paths, msgs)
+	if _, err := unix.Getxattr(exp, maildirfs.ZXattr, make([]byte, 16)); err != unix.ENODATA {
+		t.Errorf("root marker after expand: %v", err)
+	}
+	if rep, err := maildirfs.Expand(exp, opts); err != nil || rep.Changed != 0 {
+		t.Errorf("second expand: %+v %v", rep, err)
+	}
+	mdtest.Check(t, exp)
+}
+
+// TestCompactCrash stops Compact, then Expand, at each step; running the
+// tool again finishes the job and every message survives byte for byte.
+func TestCompactCrash(t *testing.T) {
+	mdtest.RequireRoot(t)
+	defer maildirfs.SetZCrashHook(nil)
+	steps := append(append([]string{}, crashSteps...), "expand-journaled", "expand-applied")
+	for _, step := range steps {
+		t.Run(step, func(t *testing.T) {
+			dir := t.TempDir()
+			exp := filepath.Join(dir, "export")
+			for _, d := range []string{"", "Maildir", "Maildir/tmp", "Maildir/new", "Maildir/cur"} {
+				os.Mkdir(filepath.Join(exp, d), 0o755)
+			}
+			msgs := mdtest.Corpus(20, mdtest.CorpusOptions{Seed: 13, AttachmentRate: 0.3, MaxAttachment: 100 << 10})
+			paths := writeTree(t, exp, msgs)
+			opts := maildirfs.Options{StateDir: filepath.Join(dir, "state")}
+			var hits int
+			maildirfs.SetZCrashHook(func(st string) error {
+				if st == step {
+					hits++
+					if hits == 1 {
+						return maildirfs.ErrZCrash
+					}
+				}
+				return nil
+			})
+			_, cerr := maildirfs.Compact(exp, opts)
+			_, eerr := maildirfs.Expand(exp, opts)
+			maildirfs.SetZCrashHook(nil)
+			if hits == 0 || (cerr == nil && eerr == nil) {
+				t.Fatalf("step %s: hits %d, compact %v, expand %v", step, hits, cerr, eerr)
+			}
+			if _, err := maildirfs.Compact(exp, opts); err != nil {
+				t.Fatal(err)
+			}
+			rep, err := maildirfs.Expand(exp, opts)
+			if err != nil || rep.PlainBytes != rep.StoredBytes {
+				t.Fatalf("expand: %+v %v", rep, err)
+			}
+			checkTree(t, paths, msgs)
+		})
+	}
+}

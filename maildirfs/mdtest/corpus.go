@@ -1,0 +1,161 @@
+package mdtest
+
+import (
+	"encoding/base64"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"time"
+)
+
+// CorpusOptions shape the messages Corpus generates.
+type CorpusOptions struct {
+	// Seed makes the corpus reproducible.
+	Seed uint64
+	// AttachmentRate is the fraction of messages (0..1) with a base64
+	// attachment of random (incompressible) bytes, like a JPEG or a zip.
+	AttachmentRate float64
+	// MaxAttachment bounds an attachment's raw size (default 256 KiB).
+	MaxAttachment int
+}
+
+// words is a vocabulary with a natural-language-like frequency skew.
+var words = strings.Fields(`the of and to a in is that for it as was with be by on not he this are or
+his from at which but have an they you were her she there been one all we their has would when if so no
+will can more about what up said out into some them could time only other new than then do its also two
+may like these first any my now such our over me even most made after many before must through back
+where much your way well down should because each just those people how too little state good very make
+world still own see men work long get here between both life being under never day same another know
+while last might us great old year off come since against go came right used take three meeting
+project invoice delivery order account customer payment report attached please regards thanks hello
+tomorrow monday friday schedule server backup storage mailbox quota contract review draft budget team
+office call update question request support ticket issue release version price offer shipping address
+confirm available week month today meeting agenda minutes notes summary details information following`)
+
+var firstNames = strings.Fields("anna bernd carla david eva frank gina hans ines jonas karla lukas maria nils olga paul rita sven tina uwe")
+var domains = strings.Fields("example.com example.net example.org mail.example.de shop.example.com lists.example.org")
+
+// Corpus returns n realistic mail messages: RFC 5322 headers (Received
+// chains, Message-ID, DKIM-like signature), a quoted-printable-free text
+// body with a quoted reply and a signature, and, for o.AttachmentRate of
+// them, a MIME multipart with a base64 attachment of random bytes.
+func Corpus(n int, o CorpusOptions) [][]byte {
+	r := rand.New(rand.NewPCG(o.Seed, o.Seed^0x9e3779b97f4a7c15))
+	if o.MaxAttachment <= 0 {
+		o.MaxAttachment = 256 << 10
+	}
+	out := make([][]byte, n)
+	base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for i := range out {
+		out[i] = message(r, base.Add(time.Duration(i)*37*time.Second), o)
+	}
+	return out
+}
+
+func pick(r *rand.Rand, s []string) string { return s[r.IntN(len(s))] }
+
+// word picks with a Zipf-like skew: low indices are far more frequent.
+func word(r *rand.Rand) string {
+	x := r.Float64()
+	return words[int(x*x*x*float64(len(words)))]
+}
+
+func addr(r *rand.Rand) string {
+	return fmt.Sprintf("%s.%s@%s", pick(r, firstNames), pick(r, firstNames), pick(r, domains))
+}
+
+func sentence(r *rand.Rand) string {
+	k := 5 + r.IntN(14)
+	var b strings.Builder
+	for j := range k {
+		w := word(r)
+		if j == 0 {
+			w = strings.ToUpper(w[:1]) + w[1:]
+		}
+		b.WriteString(w)
+		if j < k-1 {
+			b.WriteByte(' ')
+		}
+	}
+	b.WriteByte('.')
+	return b.String()
+}
+
+// paragraph wraps sentences at 72 columns with prefix on each line.
+func paragraph(r *rand.Rand, prefix string) string {
+	var b strings.Builder
+	line := prefix
+	for range 2 + r.IntN(6) {
+		for _, w := range strings.Fields(sentence(r)) {
+			if len(line)+len(w)+1 > 72 {
+				b.WriteString(line + "\n")
+				line = prefix
+			}
+			if len(line) > len(prefix) {
+				line += " "
+			}
+			line += w
+		}
+	}
+	b.WriteString(line + "\n")
+	return b.String()
+}
+
+func message(r *rand.Rand, t time.Time, o CorpusOptions) []byte {
+	var b strings.Builder
+	from, to := addr(r), addr(r)
+	host := pick(r, domains)
+	for h := range 2 + r.IntN(4) {
+		fmt.Fprintf(&b, "Received: from mx%d.%s (mx%d.%s [192.0.2.%d])\n\tby mail.%s (Postfix) with ESMTPS id %X\n\tfor <%s>; %s\n",
+			h, host, h, host, r.IntN(250)+1, pick(r, domains), r.Uint64()&0xffffffffff, to, t.Add(-time.Duration(h)*time.Second).Format(time.RFC1123Z))
+	}
+	fmt.Fprintf(&b, "DKIM-Signature: v=1; a=rsa-sha256; c=relaxed/relaxed; d=%s; s=mail;\n\tbh=%s;\n\tb=%s\n",
+		host, randB64(r, 32), wrap(randB64(r, 256), 72, "\t"))
+	fmt.Fprintf(&b, "Message-ID: <%d.%x@%s>\nDate: %s\nFrom: %s\nTo: %s\nSubject: %s %s %s\nMIME-Version: 1.0\n",
+		t.Unix(), r.Uint64(), host, t.Format(time.RFC1123Z), from, to, word(r), word(r), word(r))
+	attach := r.Float64() < o.AttachmentRate
+	boundary := fmt.Sprintf("=_%x", r.Uint64())
+	if attach {
+		fmt.Fprintf(&b, "Content-Type: multipart/mixed; boundary=\"%s\"\n\n--%s\nContent-Type: text/plain; charset=utf-8\n\n", boundary, boundary)
+	} else {
+		b.WriteString("Content-Type: text/plain; charset=utf-8\nContent-Transfer-Encoding: 8bit\n\n")
+	}
+	b.WriteString("Hello " + pick(r, firstNames) + ",\n\n")
+	for range 1 + r.IntN(5) {
+		b.WriteString(paragraph(r, "") + "\n")
+	}
+	if r.IntN(2) == 0 {
+		fmt.Fprintf(&b, "On %s, %s wrote:\n", t.Add(-48*time.Hour).Format(time.RFC1123Z), to)
+		for range 1 + r.IntN(4) {
+			b.WriteString(paragraph(r, "> ") + ">\n")
+		}
+	}
+	fmt.Fprintf(&b, "-- \n%s\nPhone +49 30 %07d\n", from, r.IntN(10000000))
+	if attach {
+		raw := make([]byte, 1024+r.IntN(o.MaxAttachment))
+		for i := range raw {
+			raw[i] = byte(r.Uint32())
+		}
+		fmt.Fprintf(&b, "\n--%s\nContent-Type: application/octet-stream; name=\"file%d.bin\"\nContent-Transfer-Encoding: base64\nContent-Disposition: attachment\n\n%s\n--%s--\n",
+			boundary, r.IntN(100), wrap(base64.StdEncoding.EncodeToString(raw), 76, ""), boundary)
+	}
+	return []byte(b.String())
+}
+
+func randB64(r *rand.Rand, n int) string {
+	raw := make([]byte, n*3/4)
+	for i := range raw {
+		raw[i] = byte(r.Uint32())
+	}
+	return base64.StdEncoding.EncodeToString(raw)
+}
+
+func wrap(s string, w int, prefix string) string {
+	var b strings.Builder
+	for len(s) > w {
+		b.WriteString(s[:w] + "\n" + prefix)
+		s = s[w:]
+	}
+	b.WriteString(s)
+	return b.String()
+}
