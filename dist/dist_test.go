@@ -159,6 +159,17 @@ func TestInstall(t *testing.T) {
 			t.Errorf("SERVICE=none installed %s", f)
 		}
 	}
+	// BSD make (FreeBSD's make(1) dialect), where installed: same tree.
+	if _, err := exec.LookPath("bmake"); err == nil {
+		dest3 := t.TempDir()
+		run(t, repoRoot(t), "bmake", "-f", "dist/install.mk", "install",
+			"DESTDIR="+dest3, "PREFIX=/usr/local", "BIN="+bin, "SERVICE=all")
+		if diff := listTree(t, dest3); !slices.Equal(diff, got) {
+			t.Errorf("bmake installed:\n%s\nGNU make installed:\n%s", strings.Join(diff, "\n"), strings.Join(got, "\n"))
+		}
+	} else {
+		t.Log("bmake not installed: the BSD make dialect is not checked")
+	}
 	cmd := exec.Command("make", "-f", "dist/install.mk", "install", "DESTDIR="+t.TempDir(), "BIN="+t.TempDir())
 	cmd.Dir = repoRoot(t)
 	if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), "not built") {

@@ -1,5 +1,6 @@
 # install.mk: `make install` for mailnfs. Included by the top-level Makefile
-# (`include dist/install.mk`) or used alone:
+# (`include dist/install.mk` after its first target, so `install` does not
+# become the default goal; add `install: build` there) or used alone:
 #
 #   make -f dist/install.mk install [PREFIX=/usr/local] [DESTDIR=/tmp/stage] [BIN=bin] [SERVICE=auto]
 #
