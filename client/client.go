@@ -32,6 +32,9 @@ type Options struct {
 	Logger *slog.Logger
 }
 
+// ErrBadURL means an nfs:// URL could not be parsed.
+var ErrBadURL = errors.New("client: bad nfs URL")
+
 // Target is a parsed nfs:// URL.
 type Target struct {
 	Host        string // host name or address, no brackets
@@ -55,19 +58,19 @@ type Target struct {
 func ParseURL(s string) (Target, error) {
 	u, err := url.Parse(s)
 	if err != nil {
-		return Target{}, fmt.Errorf("client: url %q: %w", s, err)
+		return Target{}, fmt.Errorf("%w %q: %v", ErrBadURL, s, err)
 	}
 	if u.Scheme != "nfs" {
-		return Target{}, fmt.Errorf("client: url %q: scheme must be nfs", s)
+		return Target{}, fmt.Errorf("%w %q: scheme must be nfs", ErrBadURL, s)
 	}
 	if u.Host == "" {
-		return Target{}, fmt.Errorf("client: url %q: no host", s)
+		return Target{}, fmt.Errorf("%w %q: no host", ErrBadURL, s)
 	}
 	t := Target{Host: u.Hostname(), PortmapPort: portmap.Port, Path: path.Clean("/" + u.Path)}
 	if p := u.Port(); p != "" {
 		n, err := strconv.Atoi(p)
 		if err != nil || n <= 0 || n > 65535 {
-			return Target{}, fmt.Errorf("client: url %q: bad port %q", s, p)
+			return Target{}, fmt.Errorf("%w %q: bad port %q", ErrBadURL, s, p)
 		}
 		t.PortmapPort = n
 	}
@@ -76,14 +79,14 @@ func ParseURL(s string) (Target, error) {
 		num := func(max uint64) (uint64, error) {
 			n, err := strconv.ParseUint(v, 10, 64)
 			if err != nil || n > max {
-				return 0, fmt.Errorf("client: url %q: bad %s=%q", s, k, v)
+				return 0, fmt.Errorf("%w %q: bad %s=%q", ErrBadURL, s, k, v)
 			}
 			return n, nil
 		}
 		switch k {
 		case "version":
 			if v != "3" {
-				return Target{}, fmt.Errorf("client: url %q: only NFS version 3 is supported", s)
+				return Target{}, fmt.Errorf("%w %q: only NFS version 3 is supported", ErrBadURL, s)
 			}
 		case "nfsport", "mountport":
 			n, err := num(65535)
@@ -113,7 +116,7 @@ func ParseURL(s string) (Target, error) {
 			}
 			t.Conns = int(n)
 		default:
-			return Target{}, fmt.Errorf("client: url %q: unknown parameter %q", s, k)
+			return Target{}, fmt.Errorf("%w %q: unknown parameter %q", ErrBadURL, s, k)
 		}
 	}
 	return t, nil

@@ -148,6 +148,11 @@ func Temporary(err error) bool {
 		}
 		return false
 	}
+	for _, perm := range []error{ErrBadMessageName, ErrBadFlags, ErrNoMessage, ErrMessageTooLarge, ErrBadURL} {
+		if errors.Is(err, perm) {
+			return false
+		}
+	}
 	// Everything else comes from the transport or the context.
 	return true
 }

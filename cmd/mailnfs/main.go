@@ -237,6 +237,9 @@ func (r *runner) deliver(ctx context.Context, args []string) int {
 	if errors.Is(err, userdb.ErrNotFound) {
 		return fail(exitNoUser, err)
 	}
+	if errors.Is(err, client.ErrBadURL) {
+		return fail(exitUsage, err)
+	}
 	if err != nil {
 		// Unreachable box, unreadable userdb: let the MTA retry.
 		return fail(exitTempFail, err)

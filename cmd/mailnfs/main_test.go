@@ -76,6 +76,9 @@ func TestDeliverTempFailWhenServerDown(t *testing.T) {
 	if r.code != exitTempFail {
 		t.Errorf("exit %d, want 75: %s", r.code, r.stderr)
 	}
+	if r := run(t, "x", "deliver", "nfs://h/x?bogus=1"); r.code != exitUsage {
+		t.Errorf("bad URL: exit %d", r.code)
+	}
 	if r := run(t, "x", "deliver"); r.code != exitUsage {
 		t.Errorf("no target: exit %d", r.code)
 	}
