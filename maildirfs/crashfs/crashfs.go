@@ -35,6 +35,12 @@
 // assumes the kernel's fsync makes an object's content or entries durable,
 // that a directory fsync also makes a newly created inode's metadata durable
 // (ext4, see maildirfs/doc.go), and that nothing is durable without a sync.
+// Directories are synced one at a time, so the model is more pessimistic
+// than ext4 for RENAME between directories: ext4 commits a rename in one
+// journal transaction, while the model lets a crash between the target's
+// and the source's fsync keep the name in both. Such a state can only
+// follow a RENAME that was not acknowledged (its second sync failed); the
+// tests allow the resulting duplicate Maildir name for exactly those.
 // It does not model the kernel's own crash behaviour (reordering inside the
 // journal, torn writes, or pages dropped after a failed fsync).
 package crashfs

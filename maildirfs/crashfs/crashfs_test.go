@@ -3,6 +3,7 @@ package crashfs_test
 import (
 	"bytes"
 	"errors"
+	"flag"
 	"fmt"
 	mrand "math/rand/v2"
 	"os"
@@ -83,6 +84,12 @@ func run(t *testing.T, src source, ops int) (acked, syncs, syncFailed, clones in
 	var msgs []msg
 	tmps = append(tmps, nil)
 	seq := 0
+	unackedMove := map[string]bool{} // unique names of unacknowledged new/ -> cur/ moves
+	dupUnacked := 0
+	hist := map[string][]string{} // unique name -> what happened to it
+	note := func(name, what string, err error) {
+		hist[uniq(name)] = append(hist[uniq(name)], fmt.Sprintf("%s: %v", what, err))
+	}
 	key := func(f int, dir, name string) string { return fmt.Sprintf("%d/%s/%s", f, dir, name) }
 	folderPath := func(f int) string { return folders[f].name }
 
@@ -108,7 +115,15 @@ func run(t *testing.T, src source, ops int) (acked, syncs, syncFailed, clones in
 			t.Fatal(err)
 		}
 		for _, p := range probs {
-			t.Errorf("%s: crash clone breaks a Maildir invariant: %s", label, p)
+			if p.Kind == "duplicate" && unackedMove[uniq(filepath.Base(p.Path))] {
+				// A RENAME new/ -> cur/ that was NOT acknowledged (its
+				// second directory sync failed): in a per-directory
+				// model the name may survive in both. Allowed; see the
+				// package comment.
+				dupUnacked++
+				continue
+			}
+			t.Errorf("%s: crash clone breaks a Maildir invariant: %s (history: %v)", label, p, hist[uniq(filepath.Base(p.Path))])
 		}
 	}
 
@@ -155,7 +170,9 @@ func run(t *testing.T, src source, ops int) (acked, syncs, syncFailed, clones in
 				tmps[f] = append(tmps[f], tmpFile{name, fh, body})
 				continue
 			}
-			if err := m.Rename(fo.tmp, name, fo.new, name, root); err != nil {
+			err = m.Rename(fo.tmp, name, fo.new, name, root)
+			note(name, fmt.Sprintf("tmp->new in %d", f), err)
+			if err != nil {
 				tmps[f] = append(tmps[f], tmpFile{name, fh, body})
 				continue
 			}
@@ -170,6 +187,7 @@ func run(t *testing.T, src source, ops int) (acked, syncs, syncFailed, clones in
 			to := mg.name + ":2,S"
 			fo := folders[mg.folder]
 			err := m.Rename(fo.new, mg.name, fo.cur, to, root)
+			note(mg.name, "new->cur", err)
 			switch {
 			case err == nil:
 				delivered[key(mg.folder, "cur", to)] = delivered[key(mg.folder, "new", mg.name)]
@@ -179,6 +197,7 @@ func run(t *testing.T, src source, ops int) (acked, syncs, syncFailed, clones in
 				// Not acknowledged: the move happened but need not
 				// survive a crash. Follow the file, stop requiring it.
 				delete(delivered, key(mg.folder, "new", mg.name))
+				unackedMove[uniq(mg.name)] = true
 				if _, _, _, lerr := s.Lookup(fo.cur, root, to); lerr == nil {
 					msgs[j] = msg{mg.folder, "cur", to}
 				}
@@ -193,7 +212,9 @@ func run(t *testing.T, src source, ops int) (acked, syncs, syncFailed, clones in
 			if mg.dir == "cur" {
 				dir = fo.cur
 			}
-			if err := m.Remove(dir, root, mg.name, false); err == nil || isFault(err) || errors.Is(err, syscall.ENOENT) {
+			err := m.Remove(dir, root, mg.name, false)
+			note(mg.name, "remove "+mg.dir, err)
+			if err == nil || isFault(err) || errors.Is(err, syscall.ENOENT) {
 				// A failed REMOVE still removed the name (the sync
 				// failed after the unlink).
 				delete(delivered, key(mg.folder, mg.dir, mg.name))
@@ -283,11 +304,22 @@ func run(t *testing.T, src source, ops int) (acked, syncs, syncFailed, clones in
 	for _, v := range m.Violations() {
 		t.Errorf("acknowledged but not synced: %s", v)
 	}
+	if dupUnacked > 0 {
+		t.Logf("%d crash clones showed an unacknowledged new/ -> cur/ move in both directories (allowed)", dupUnacked)
+	}
 	acked, syncs, syncFailed = m.Counts()
 	return acked, syncs, syncFailed, clones
 }
 
+// uniq is the unique part of a Maildir file name (before ":2,").
+func uniq(name string) string {
+	u, _, _ := strings.Cut(name, ":")
+	return u
+}
+
 func isFault(err error) bool { return errors.Is(err, syscall.EIO) }
+
+var seedFlag = flag.Uint64("crashfs.seed", 0, "run TestPowerLossModel with this seed only")
 
 // TestPowerLossModel runs randomized operation sequences through the model
 // and checks "acknowledged implies synced" after every operation and the
@@ -298,8 +330,12 @@ func TestPowerLossModel(t *testing.T) {
 	if testing.Short() {
 		seeds = 2
 	}
+	base := uint64(time.Now().UnixNano())
+	if *seedFlag != 0 {
+		base, seeds = *seedFlag, 1
+	}
 	for i := range seeds {
-		seed := uint64(time.Now().UnixNano()) + uint64(i)
+		seed := base + uint64(i)
 		t.Run(fmt.Sprint("seed=", seed), func(t *testing.T) {
 			acked, syncs, failed, clones := run(t, mrand.New(mrand.NewPCG(seed, 7)), ops)
 			if acked < ops/4 {
