@@ -67,6 +67,9 @@ func ParseURL(s string) (Target, error) {
 		return Target{}, fmt.Errorf("%w %q: no host", ErrBadURL, s)
 	}
 	t := Target{Host: u.Hostname(), PortmapPort: portmap.Port, Path: path.Clean("/" + u.Path)}
+	if t.Host == "" {
+		return Target{}, fmt.Errorf("%w %q: no host", ErrBadURL, s)
+	}
 	if p := u.Port(); p != "" {
 		n, err := strconv.Atoi(p)
 		if err != nil || n <= 0 || n > 65535 {
