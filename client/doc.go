@@ -22,6 +22,33 @@
 // deadlines) is a transport error. Temporary classifies both for callers
 // such as an MTA that must choose between deferring and bouncing.
 //
+// # Mounting
+//
+// Dial takes a libnfs-style URL (nfs://host[:portmapper-port]/path?
+// version=3&nfsport=P&mountport=P&uid=N&gid=N&nconnect=N). Ports not given
+// come from the portmapper: portmap v2 GETPORT over TCP, then over UDP, then
+// rpcbind v3 GETADDR (GetPort). MNT of the path is tried first; if refused,
+// the longest exported prefix is mounted and the rest looked up. Every
+// NFSv3 procedure is a method of Client; LookupPath, ReadFile, WriteFile,
+// ReadDirAll and ReadDirPlusAll are path and paging helpers.
+//
+// # Maildir
+//
+// Deliver follows reference.md §7.6: unique name with ",S=<size>", CREATE
+// EXCLUSIVE in tmp/ (GUARDED if the server answers NOTSUPP), SETATTR mode
+// and server-time mtime, FILE_SYNC WRITE or UNSTABLE WRITEs + COMMIT with a
+// verifier check, RENAME into new/, and on NOENT (a retransmitted RENAME
+// that ran twice) a LOOKUP comparing the fileid. List, Open, SetFlags,
+// Delete, Usage and CleanTmp complete the reader side. Handles of tmp/,
+// new/ and cur/ are cached per mailbox and refreshed on STALE.
+//
+// # Routing and other views
+//
+// Router maps users through a compiled userdb (package client/userdb) to
+// one Client per storage box and export, calling as each user's AUTH_SYS
+// uid and gid (Client.WithAuth). BillyFS is a go-billy Filesystem over a
+// Client; it passes go-billy's own FilesystemSuite.
+//
 // # Concurrency
 //
 // Lock order inside an rpcConn: wmu (writes) before mu (state). Close stops
