@@ -435,7 +435,7 @@ func (f *FS) zexpandNode(n *node) error {
 	if err := zstep("expand-journaled"); err != nil {
 		return err
 	}
-	if err := f.zapply(fd, rec); err != nil {
+	if err := f.zapply(fd, rec, true); err != nil {
 		if !errors.Is(err, errZCrash) {
 			f.log.Error("maildirfs: expanding failed; the journal redoes it at the next Open", "ino", st.Ino, "err", err)
 			n.zbad = true
@@ -473,8 +473,9 @@ func (f *FS) zsettled(n *node, fd int, rec *zrec) {
 }
 
 // zapply writes rec into the inode open as fd: content, size, times,
-// marker, fsync. Idempotent.
-func (f *FS) zapply(fd int, rec *zrec) error {
+// marker, and fsync unless !sync (the caller syncs the filesystem).
+// Idempotent.
+func (f *FS) zapply(fd int, rec *zrec, sync bool) error {
 	if err := zstep("write"); err != nil {
 		return err
 	}
@@ -507,6 +508,9 @@ func (f *FS) zapply(fd int, rec *zrec) error {
 	// INTERNALDATE); ctime changes and is reported as it is.
 	if err := unix.UtimesNanoAt(fd, "", []unix.Timespec{rec.atime, rec.mtime}, unix.AT_EMPTY_PATH); err != nil {
 		return err
+	}
+	if !sync {
+		return nil
 	}
 	if err := zstep("fsync"); err != nil {
 		return err
@@ -684,7 +688,7 @@ func (f *FS) zredo(rec *zrec) error {
 	if st.Ino != rec.ino || st.Mode&unix.S_IFMT != unix.S_IFREG || st.Nlink == 0 {
 		return nil
 	}
-	return f.zapply(fd, rec)
+	return f.zapply(fd, rec, true)
 }
 
 // ---- background compression ----
@@ -840,7 +844,7 @@ func (f *FS) zcompressGroup(hs []Handle) (done, used int, _ error) {
 	}
 	var failed error
 	for _, j := range jobs {
-		if err := f.zapply(j.fd, j.rec); err != nil {
+		if err := f.zapply(j.fd, j.rec, false); err != nil {
 			if errors.Is(err, errZCrash) {
 				return done, used, err
 			}
@@ -855,6 +859,22 @@ func (f *FS) zcompressGroup(hs []Handle) (done, used int, _ error) {
 		z.compressed.Add(1)
 		z.plainBytes.Add(uint64(j.rec.usize))
 		z.storedBytes.Add(uint64(len(j.rec.data)))
+	}
+	// One syncfs makes every rewritten inode durable (a journal commit
+	// plus their data) instead of one fsync per file.
+	if err := zstep("fsync"); err != nil {
+		return done, used, err
+	}
+	if err := f.inject(FaultFsync); err == nil {
+		err = unix.Syncfs(f.rootFd)
+	}
+	if err != nil {
+		failed = err
+		for _, j := range jobs {
+			j.n.zbad = true
+		}
+		f.syncFailed(err)
+		f.log.Error("maildirfs: syncing compressed files failed; reads of them fail until the journal is redone at the next Open", "err", err)
 	}
 	if err := zstep("applied"); err != nil {
 		return done, used, err

@@ -548,3 +548,5 @@ func TestCompactCrash(t *testing.T) {
 		})
 	}
 }
+
+func newRand() *rand.Rand { return rand.New(rand.NewPCG(42, 43)) }

@@ -59,11 +59,11 @@ var (
 func zcodecs() (*zstd.Encoder, *zstd.Decoder) {
 	zencOnce.Do(func() {
 		var err error
-		zenc, err = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedBetterCompression), zstd.WithEncoderConcurrency(1), zstd.WithWindowSize(zFrameSize))
+		zenc, err = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedBetterCompression), zstd.WithEncoderConcurrency(1), zstd.WithWindowSize(zFrameSize), zstd.WithEncoderDictRaw(zdictID, zdict))
 		if err != nil {
 			panic(err) // constant options: cannot fail
 		}
-		zdec, err = zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxMemory(zMaxFrameSz*2))
+		zdec, err = zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxMemory(zMaxFrameSz*2), zstd.WithDecoderDictRaw(zdictID, zdict))
 		if err != nil {
 			panic(err)
 		}

@@ -17,6 +17,9 @@ type CorpusOptions struct {
 	AttachmentRate float64
 	// MaxAttachment bounds an attachment's raw size (default 256 KiB).
 	MaxAttachment int
+	// HTMLRate is the fraction of messages sent as multipart/alternative
+	// with an HTML copy of the text (most mail clients do this).
+	HTMLRate float64
 }
 
 // words is a vocabulary with a natural-language-like frequency skew.
@@ -36,9 +39,10 @@ var firstNames = strings.Fields("anna bernd carla david eva frank gina hans ines
 var domains = strings.Fields("example.com example.net example.org mail.example.de shop.example.com lists.example.org")
 
 // Corpus returns n realistic mail messages: RFC 5322 headers (Received
-// chains, Message-ID, DKIM-like signature), a quoted-printable-free text
-// body with a quoted reply and a signature, and, for o.AttachmentRate of
-// them, a MIME multipart with a base64 attachment of random bytes.
+// chains, Message-ID, DKIM-like signature), an 8-bit text body with a
+// quoted reply and a signature; for o.HTMLRate of them also an HTML copy
+// (multipart/alternative), and for o.AttachmentRate of them a base64
+// attachment of random bytes (multipart/mixed).
 func Corpus(n int, o CorpusOptions) [][]byte {
 	r := rand.New(rand.NewPCG(o.Seed, o.Seed^0x9e3779b97f4a7c15))
 	if o.MaxAttachment <= 0 {
@@ -114,23 +118,58 @@ func message(r *rand.Rand, t time.Time, o CorpusOptions) []byte {
 	fmt.Fprintf(&b, "Message-ID: <%d.%x@%s>\nDate: %s\nFrom: %s\nTo: %s\nSubject: %s %s %s\nMIME-Version: 1.0\n",
 		t.Unix(), r.Uint64(), host, t.Format(time.RFC1123Z), from, to, word(r), word(r), word(r))
 	attach := r.Float64() < o.AttachmentRate
+	html := r.Float64() < o.HTMLRate
 	boundary := fmt.Sprintf("=_%x", r.Uint64())
+	alt := fmt.Sprintf("=_alt%x", r.Uint64())
 	if attach {
-		fmt.Fprintf(&b, "Content-Type: multipart/mixed; boundary=\"%s\"\n\n--%s\nContent-Type: text/plain; charset=utf-8\n\n", boundary, boundary)
-	} else {
-		b.WriteString("Content-Type: text/plain; charset=utf-8\nContent-Transfer-Encoding: 8bit\n\n")
+		fmt.Fprintf(&b, "Content-Type: multipart/mixed; boundary=\"%s\"\n\n--%s\n", boundary, boundary)
 	}
-	b.WriteString("Hello " + pick(r, firstNames) + ",\n\n")
+	if html {
+		fmt.Fprintf(&b, "Content-Type: multipart/alternative; boundary=\"%s\"\n\n--%s\n", alt, alt)
+	}
+	b.WriteString("Content-Type: text/plain; charset=utf-8\nContent-Transfer-Encoding: 8bit\n\n")
+	greeting := "Hello " + pick(r, firstNames) + ","
+	var paras []string
 	for range 1 + r.IntN(5) {
-		b.WriteString(paragraph(r, "") + "\n")
+		paras = append(paras, paragraph(r, ""))
 	}
+	var quoted []string
 	if r.IntN(2) == 0 {
-		fmt.Fprintf(&b, "On %s, %s wrote:\n", t.Add(-48*time.Hour).Format(time.RFC1123Z), to)
 		for range 1 + r.IntN(4) {
-			b.WriteString(paragraph(r, "> ") + ">\n")
+			quoted = append(quoted, paragraph(r, ""))
 		}
 	}
-	fmt.Fprintf(&b, "-- \n%s\nPhone +49 30 %07d\n", from, r.IntN(10000000))
+	qhdr := fmt.Sprintf("On %s, %s wrote:", t.Add(-48*time.Hour).Format(time.RFC1123Z), to)
+	sig := fmt.Sprintf("%s\nPhone +49 30 %07d", from, r.IntN(10000000))
+	b.WriteString(greeting + "\n\n")
+	for _, p := range paras {
+		b.WriteString(p + "\n")
+	}
+	if quoted != nil {
+		b.WriteString(qhdr + "\n")
+		for _, p := range quoted {
+			b.WriteString("> " + strings.ReplaceAll(strings.TrimSuffix(p, "\n"), "\n", "\n> ") + "\n>\n")
+		}
+	}
+	b.WriteString("-- \n" + sig + "\n")
+	if html {
+		// The same text as HTML, as mail clients send it.
+		fmt.Fprintf(&b, "\n--%s\nContent-Type: text/html; charset=utf-8\nContent-Transfer-Encoding: 8bit\n\n", alt)
+		b.WriteString("<html><head><meta http-equiv=\"Content-Type\" content=\"text/html; charset=utf-8\"></head><body style=\"font-family: Arial, sans-serif; font-size: 14px;\">\n")
+		b.WriteString("<div dir=\"ltr\"><p>" + greeting + "</p>\n")
+		for _, p := range paras {
+			b.WriteString("<p style=\"margin: 0 0 12px 0;\">" + strings.ReplaceAll(strings.TrimSuffix(p, "\n"), "\n", " ") + "</p>\n")
+		}
+		b.WriteString("<div class=\"signature\">-- <br>" + strings.ReplaceAll(sig, "\n", "<br>\n") + "</div></div>\n")
+		if quoted != nil {
+			b.WriteString("<div class=\"gmail_quote\"><div dir=\"ltr\" class=\"gmail_attr\">" + qhdr + "<br></div>\n<blockquote class=\"gmail_quote\" style=\"margin:0px 0px 0px 0.8ex;border-left:1px solid rgb(204,204,204);padding-left:1ex\">\n")
+			for _, p := range quoted {
+				b.WriteString("<p>" + strings.ReplaceAll(strings.TrimSuffix(p, "\n"), "\n", " ") + "</p>\n")
+			}
+			b.WriteString("</blockquote></div>\n")
+		}
+		fmt.Fprintf(&b, "</body></html>\n\n--%s--\n", alt)
+	}
 	if attach {
 		raw := make([]byte, 1024+r.IntN(o.MaxAttachment))
 		for i := range raw {
