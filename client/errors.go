@@ -69,6 +69,7 @@ func statusErrno(s Status) (syscall.Errno, bool) {
 	return 0, false
 }
 
+// Error describes the failure: procedure, path and status name.
 func (e *Error) Error() string {
 	op := e.Op
 	if op == "" {

@@ -94,6 +94,7 @@ type SyntaxError struct {
 	Msg  string
 }
 
+// Error returns "file:line: message".
 func (e *SyntaxError) Error() string { return fmt.Sprintf("%s:%d: %s", e.File, e.Line, e.Msg) }
 
 // Parse reads a userdb text source. file names it in errors.
