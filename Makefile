@@ -13,6 +13,10 @@ TESTFLAGS ?=
 
 all: build
 
+# `make install` [PREFIX=/usr/local DESTDIR= SERVICE=auto]: dist/install.mk.
+include dist/install.mk
+install: build
+
 ## build: compile every command into bin/
 build:
 	@mkdir -p $(BIN)
