@@ -353,3 +353,25 @@ func TestDeliverRenameReplyLost(t *testing.T) {
 		})
 	}
 }
+
+// TestDeliverAcrossServerRestart: the client reconnects by itself after the
+// server restarts, and its cached handles stay valid.
+func TestDeliverAcrossServerRestart(t *testing.T) {
+	checkGoroutines(t)
+	s := startServer(t, maildirSetup("box"))
+	c := dialServer(t, s, "", Options{RPC: RPCOptions{Conns: 2}})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := c.Deliver(ctx, "box", strings.NewReader("one")); err != nil {
+		t.Fatal(err)
+	}
+	s.Restart(t)
+	for i := range 4 {
+		if _, err := c.Deliver(ctx, "box", strings.NewReader(fmt.Sprint("after ", i))); err != nil {
+			t.Fatalf("delivery %d after restart: %v", i, err)
+		}
+	}
+	if ents, _ := os.ReadDir(filepath.Join(s.Root, "box", "new")); len(ents) != 5 {
+		t.Errorf("new/ holds %d messages, want 5", len(ents))
+	}
+}
