@@ -739,7 +739,8 @@ func (c *serverCollector) Collect(ch chan<- prometheus.Metric) {
 type storeCollector struct {
 	x *Exports
 
-	syncCalls, syncs, syncErrors, groupSize, openNodes, cacheHits, cacheMisses *prometheus.Desc
+	syncCalls, syncs, syncErrors, groupSize, openNodes, cacheHits, cacheMisses,
+	compress, compressPlain, compressStored *prometheus.Desc
 }
 
 func newStoreCollector(x *Exports) *storeCollector {
@@ -758,13 +759,20 @@ func newStoreCollector(x *Exports) *storeCollector {
 		openNodes:   desc("store_open_nodes", "Objects with an open fd in the store's handle cache, by export.", "export"),
 		cacheHits:   desc("store_handle_cache_hits_total", "Handle resolutions served from the open-fd cache, by export.", "export"),
 		cacheMisses: desc("store_handle_cache_misses_total", "Handle resolutions that needed open_by_handle_at, by export.", "export"),
+		compress: desc("store_compressions_total",
+			"Compression at rest, by export and result: compressed in place, expanded before a "+
+				"modification, dropped (queue full) or failed.", "export", "result"),
+		compressPlain: desc("store_compress_plain_bytes_total",
+			"Sizes of the files compressed, before compression, by export.", "export"),
+		compressStored: desc("store_compress_stored_bytes_total",
+			"Sizes of the files compressed, as stored, by export.", "export"),
 	}
 }
 
 // Describe implements prometheus.Collector.
 func (c *storeCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.syncCalls, c.syncs, c.syncErrors, c.groupSize, c.openNodes,
-		c.cacheHits, c.cacheMisses} {
+		c.cacheHits, c.cacheMisses, c.compress, c.compressPlain, c.compressStored} {
 		ch <- d
 	}
 }
@@ -802,5 +810,11 @@ func (c *storeCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.openNodes, prometheus.GaugeValue, float64(st.OpenNodes), e.Path)
 		counter(c.cacheHits, st.CacheHits, e.Path)
 		counter(c.cacheMisses, st.CacheMisses, e.Path)
+		counter(c.compress, st.Compressed, e.Path, "compressed")
+		counter(c.compress, st.Expanded, e.Path, "expanded")
+		counter(c.compress, st.CompressDropped, e.Path, "dropped")
+		counter(c.compress, st.CompressFailed, e.Path, "failed")
+		counter(c.compressPlain, st.CompressPlainBytes, e.Path)
+		counter(c.compressStored, st.CompressStoredBytes, e.Path)
 	}
 }

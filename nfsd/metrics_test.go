@@ -213,7 +213,8 @@ func TestMetricsScrape(t *testing.T) {
 	if got, _ := sample(after, "mailnfsd_rpc_in_flight", labels("program", "nfs")); got != 0 {
 		t.Errorf("in flight after the workload = %v, want 0", got)
 	}
-	for _, name := range []string{"mailnfsd_drc_hits_total", "mailnfsd_panics_total", "mailnfsd_in_flight", "mailnfsd_drc_entries"} {
+	for _, name := range []string{"mailnfsd_drc_hits_total", "mailnfsd_panics_total", "mailnfsd_in_flight", "mailnfsd_drc_entries",
+		"mailnfsd_store_compressions_total", "mailnfsd_store_compress_stored_bytes_total"} {
 		if _, ok := sample(after, name, nil); !ok {
 			t.Errorf("%s missing from the scrape", name)
 		}
