@@ -205,6 +205,9 @@ type Stats struct {
 	// plain before a modification; CompressDropped deliveries not queued
 	// for compression (queue full); CompressFailed failed rewrites.
 	Compressed, Expanded, CompressDropped, CompressFailed uint64
+	// CompressPending is the number of delivered files queued for (or
+	// being given to) the background compressor.
+	CompressPending int
 	// CompressPlainBytes and CompressStoredBytes sum the sizes of the
 	// compressed files before and after.
 	CompressPlainBytes, CompressStoredBytes uint64

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -37,6 +38,9 @@ const (
 	zJournalDir = "maildirfs-z"
 	zWorkerJ    = "worker.j"
 	zJMagic     = "MNFSZJ01"
+	// zIdleFactor: after each group the worker idles this many times as
+	// long as the group took (at most 1/(1+zIdleFactor) of a CPU).
+	zIdleFactor = 2
 )
 
 // Minimum size and gain: files below zMinSize stay plain, and so do files
@@ -82,6 +86,7 @@ type zstore struct {
 	wg     sync.WaitGroup
 	seq    atomic.Uint64
 
+	pending                               atomic.Int64 // queued or being compressed
 	compressed, expanded, dropped, failed atomic.Uint64
 	plainBytes, storedBytes               atomic.Uint64
 }
@@ -710,9 +715,11 @@ func (f *FS) zdelivered(from *node, to *node, h func() (Handle, bool)) {
 	if !ok {
 		return
 	}
+	z.pending.Add(1)
 	select {
 	case z.queue <- hh:
 	default:
+		z.pending.Add(-1)
 		z.dropped.Add(1)
 	}
 }
@@ -745,8 +752,17 @@ func (f *FS) zworker(ctx context.Context) {
 				break drain
 			}
 		}
+		t0 := time.Now()
 		if _, err := f.zcompress(batch); err != nil && !errors.Is(err, errZCrash) {
 			f.log.Warn("maildirfs: background compression", "err", err)
+		}
+		z.pending.Add(-int64(len(batch)))
+		// Duty cycle: leave the CPU to deliveries most of the time; the
+		// queue absorbs bursts and idle time catches up.
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(time.Since(t0) * zIdleFactor):
 		}
 	}
 }
