@@ -28,7 +28,7 @@ import (
 
 var (
 	hostileConns   = flag.Int("hostile.conns", 2000, "hostile test: connections held open at once (long version: 10000)")
-	hostileHandles = flag.Int("hostile.badhandles", 20000, "hostile test: GETATTRs with bad handles")
+	hostileHandles = flag.Int("hostile.badhandles", 10000, "hostile test: GETATTRs with bad handles")
 )
 
 // memWatch samples the process's Go heap and resident set while a flood
