@@ -3,10 +3,12 @@ package client
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"fmt"
 	"io"
 	"path"
 	"strings"
+	"time"
 
 	"github.com/mailnfs/mailnfs/internal/nfs3"
 	"github.com/mailnfs/mailnfs/internal/rpc"
@@ -53,6 +55,12 @@ const (
 	Exclusive = nfs3.Exclusive
 )
 
+// JUKEBOX back-off: first wait, doubling up to the maximum (Linux waits 5 s).
+const (
+	jukeboxFirstWait = 100 * time.Millisecond
+	jukeboxMaxWait   = 5 * time.Second
+)
+
 type encoder interface{ Encode(*xdr.Encoder) }
 type decoder interface{ Decode(*xdr.Decoder) }
 
@@ -64,6 +72,20 @@ func (c *Client) call(ctx context.Context, proc nfs3.Proc, name string, args enc
 		fn = args.Encode
 	}
 	b, err := c.rpc.Call(ctx, nfs3.Program, nfs3.Version, uint32(proc), c.auth, fn)
+	// RFC 1813 §2.6: NFS3ERR_JUKEBOX means "try again later"; like the
+	// Linux client, wait and resend as a new call (new XID). Every NFSv3
+	// result starts with its nfsstat3.
+	for wait := jukeboxFirstWait; err == nil && len(b) >= 4 && nfs3.Status(binary.BigEndian.Uint32(b)) == nfs3.StatusJukebox; wait = min(2*wait, jukeboxMaxWait) {
+		c.log.Debug("client: NFS3ERR_JUKEBOX, retrying", "proc", proc.String(), "wait", wait)
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return statusErr(proc, name, nfs3.StatusJukebox)
+		case <-t.C:
+		}
+		b, err = c.rpc.Call(ctx, nfs3.Program, nfs3.Version, uint32(proc), c.auth, fn)
+	}
 	if err != nil {
 		if e, ok := err.(*Error); ok {
 			e.Op, e.Path = proc.String(), name

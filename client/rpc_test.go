@@ -6,12 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/mailnfs/mailnfs/internal/nfs3"
 	"github.com/mailnfs/mailnfs/internal/rpc"
 	"github.com/mailnfs/mailnfs/internal/xdr"
 )
@@ -392,5 +394,47 @@ func TestErrorIs(t *testing.T) {
 	}
 	if !Temporary(&Error{Prog: rpc.ProgNFS, Status: NFS3ErrJukebox}) {
 		t.Errorf("JUKEBOX must be temporary")
+	}
+}
+
+// TestJukeboxRetried: NFS3ERR_JUKEBOX is retried with a new XID until the
+// server answers; a context that ends first gets the JUKEBOX error.
+func TestJukeboxRetried(t *testing.T) {
+	checkGoroutines(t)
+	var calls atomic.Int32
+	srv := startTestRPCServer(t, func(sc *srvConn, h rpc.CallHeader, args []byte) ([]byte, rpc.AcceptStat, bool) {
+		var e xdr.Encoder
+		if h.Proc == 1 && calls.Add(1) <= 2 {
+			e.Uint32(uint32(NFS3ErrJukebox))
+			return e.Bytes(), rpc.Success, true
+		}
+		if h.Proc == 2 {
+			e.Uint32(uint32(NFS3ErrJukebox))
+			e.Bool(false) // wcc before
+			e.Bool(false) // wcc after
+			return e.Bytes(), rpc.Success, true
+		}
+		res := nfs3.GetattrRes{Attr: nfs3.Fattr{Type: nfs3.TypeReg, Size: 42}}
+		res.Encode(&e)
+		return e.Bytes(), rpc.Success, true
+	})
+	rc := dialTest(t, srv.Addr(), RPCOptions{})
+	c := &Client{rpc: rc, log: slog.New(slog.DiscardHandler), rtmax: 1 << 20, wtmax: 1 << 20}
+	a, err := c.Getattr(context.Background(), []byte{1})
+	if err != nil || a.Size != 42 {
+		t.Fatalf("Getattr after JUKEBOX: %+v %v", a, err)
+	}
+	xids := map[uint32]bool{}
+	for _, sc := range srv.Calls() {
+		xids[sc.xid] = true
+	}
+	if len(xids) != 3 {
+		t.Errorf("%d distinct xids for 3 transmissions; JUKEBOX retries need new ones", len(xids))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	_, err = c.Setattr(ctx, []byte{1}, SetAttr{}, nil)
+	if !IsStatus(err, NFS3ErrJukebox) || !Temporary(err) {
+		t.Errorf("Setattr with JUKEBOX until the deadline: %v", err)
 	}
 }
