@@ -881,7 +881,8 @@ func (f *FS) zcompressGroup(hs []Handle) (done, used int, _ error) {
 	if err := zstep("fsync"); err != nil {
 		return done, used, err
 	}
-	if err := f.inject(FaultFsync); err == nil {
+	err = f.inject(FaultFsync)
+	if err == nil {
 		err = unix.Syncfs(f.rootFd)
 	}
 	if err != nil {
