@@ -94,6 +94,61 @@
 // callback of ReadDir must not call ReadDir on the same directory more than
 // three times concurrently (it would wait for its own cursor).
 //
+// # Compression
+//
+// With Options.Compress = "zstd" a regular file renamed from a directory
+// named tmp into one named new or cur (or hard-linked into new or cur) is
+// queued for a background worker, which rewrites it compressed IN PLACE:
+// same inode, so the handle a client got from CREATE in tmp/ keeps naming
+// it. Files written elsewhere stay plain; files of under 512 bytes, over
+// 64 MiB, or that would shrink by less than 1/8 stay plain. A WRITE, or a
+// SETATTR of the size, to a compressed file first rewrites it plain
+// (journaled, four syncs), so NFS semantics hold for every file.
+//
+// On disk (zformat.go): a 32-byte header (magic, uncompressed size, frame
+// size, frame count, CRC-32C), an index of compressed frame lengths, and
+// independent zstd frames of 64 KiB each (a fixed built-in dictionary of
+// mail boilerplate, zdict.go), so a READ decodes only the frames it
+// covers. The xattr user.mailnfs.z ("Z1", uncompressed size, compressed
+// size) is the authority: a file is compressed only when it parses and
+// st_size equals the compressed size it names; the magic alone never counts.
+// GETATTR, LOOKUP, READDIRPLUS and wcc data report the uncompressed size;
+// used (st_blocks) is the real allocation. The state per inode is cached,
+// validated by ctime and st_size, so the xattr is read once per file.
+//
+// Times: the rewrite restores atime and mtime (utimensat), so the mtime a
+// client sees (Dovecot's INTERNALDATE) never changes. ctime does change and
+// is reported as it is: it is what the kernel has, the SETATTR guard
+// compares against it, and Linux NFS clients treat a ctime change alone as
+// an attribute change, not a data change (no page cache invalidation).
+// The write verifier is untouched (a failed sync of a group rotates it, as
+// any failed sync).
+//
+// Crash safety: the worker takes a group of up to 64 files, locks each
+// (node.zmu; READ holds it shared, so it never sees a half-rewritten file),
+// reads and compresses them, writes one journal record per file (kernel
+// handle, inode, times, final content, CRC) to worker.j in
+// StateDir/maildirfs-z/<fsid>-<root handle>/, fdatasyncs it, rewrites each
+// inode (pwrite, ftruncate, xattr, utimensat), syncs the filesystem once
+// (syncfs), and empties the journal with a second fdatasync before
+// unlocking. Open redoes every valid record whose inode still exists
+// (idempotent), so a crash at any point leaves every message readable.
+// A rewrite that fails without a crash marks the file: its READs fail with
+// EIO until a restart redoes the journal. The export root carries
+// user.mailnfs.z = "tree" once anything may be compressed: a marked tree is
+// always decoded, even with Compress off (Expand removes the mark).
+//
+// Cost: the worker idles twice as long as it worked after each group, so it
+// takes at most a third of a CPU and deliveries keep their rate; the queue
+// holds 4096 files and drops beyond that (Stats.CompressDropped), for
+// Compact to catch up. Close stops the worker; queued files stay plain.
+// Compact and Expand convert a tree offline, crash-safe and idempotent,
+// with the server's StateDir (the journal's place).
+//
+// Lock order: node.zmu -> node.zfmu, node.ioMu; the worker holds the zmu of
+// every file of its group, then zstore.jmu. Request paths hold at most one
+// zmu.
+//
 // # Testing
 //
 // Options.Inject fails chosen storage steps (fsync, rename, link, write,
