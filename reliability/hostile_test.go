@@ -1,6 +1,7 @@
 package reliability
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/binary"
@@ -11,6 +12,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -25,6 +27,42 @@ import (
 	"github.com/mailnfs/mailnfs/nfsd"
 	"github.com/mailnfs/mailnfs/nfsd/nfsdtest"
 )
+
+// envFlood makes the test binary a connection flooder: "ADDR N".
+const envFlood = "MAILNFS_RELIABILITY_FLOOD"
+
+// runFlood opens N connections to ADDR, each sending the start of a record
+// and nothing more, prints "ready" and holds them until stdin closes.
+func runFlood(cfg string) int {
+	var addr string
+	var n int
+	if _, err := fmt.Sscanf(cfg, "%s %d", &addr, &n); err != nil {
+		fmt.Fprintln(os.Stderr, "flood:", err)
+		return 2
+	}
+	var rl syscall.Rlimit
+	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl) == nil && rl.Cur < uint64(n+256) {
+		rl.Cur = min(rl.Max, uint64(n+256))
+		_ = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &rl)
+	}
+	conns := make([]net.Conn, 0, n)
+	d := net.Dialer{Timeout: 10 * time.Second}
+	for i := range n {
+		c, err := d.Dial("tcp", addr)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "flood: connection %d: %v\n", i, err)
+			return 1
+		}
+		_, _ = c.Write([]byte{0x80, 0, 0, 100})
+		conns = append(conns, c)
+	}
+	fmt.Println("ready")
+	_, _ = io.Copy(io.Discard, os.Stdin)
+	for _, c := range conns {
+		c.Close()
+	}
+	return 0
+}
 
 var (
 	hostileConns   = flag.Int("hostile.conns", 2000, "hostile test: connections held open at once (long version: 10000)")
@@ -208,23 +246,35 @@ func TestHostileClients(t *testing.T) {
 		// really held open at once.
 		n := *hostileConns
 		s2 := startInproc(t, inprocOpts{configure: func(srv *nfsd.Server) { srv.MaxConns = max(nfsd.DefaultMaxConns, n+64) }})
-		raiseNoFile(t, uint64(2*n+2048))
+		raiseNoFile(t, uint64(n+2048))
 		w := watchMem()
-		conns := make([]net.Conn, 0, n)
+		// The flood comes from a child process, so that neither side
+		// needs more than n fds.
+		self, err := os.Executable()
+		if err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.Command(self, "-test.run=^$")
+		cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%s %d", envFlood, s2.Addr, n))
+		cmd.Stderr = os.Stderr
+		stdin, err := cmd.StdinPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		stdout, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
 		defer func() {
-			for _, c := range conns {
-				c.Close()
-			}
+			stdin.Close()
+			_ = cmd.Wait()
 		}()
-		d := net.Dialer{Timeout: 10 * time.Second}
-		for i := range n {
-			c, err := d.DialContext(ctx, "tcp", s2.Addr.String())
-			if err != nil {
-				t.Fatalf("connection %d: %v", i, err)
-			}
-			// Each one starts a record and stops: the worst kind.
-			_, _ = c.Write([]byte{0x80, 0, 0, 100})
-			conns = append(conns, c)
+		line, err := bufio.NewReader(stdout).ReadString('\n')
+		if err != nil || strings.TrimSpace(line) != "ready" {
+			t.Fatalf("flooder: %q %v", line, err)
 		}
 		deadline := time.Now().Add(30 * time.Second)
 		for s2.Server.Stats().Conns < int64(n) && time.Now().Before(deadline) {
@@ -244,7 +294,7 @@ func TestHostileClients(t *testing.T) {
 		fc.Close()
 		heap, sys, hwm := w.end()
 		fds, _ := openFDs(os.Getpid())
-		t.Logf("%d connections each holding a partial record open at once (server counts %d): a fresh client was served; peak Go heap %.1f MiB, Go sys %.1f MiB, process VmHWM %.1f MiB, %d fds (server and clients in one process)", n, open, heap, sys, hwm, fds)
+		t.Logf("%d connections from another process, each holding a partial record, open at once (server counts %d): a fresh client was served; server process: peak Go heap %.1f MiB, Go sys %.1f MiB, VmHWM %.1f MiB, %d fds", n, open, heap, sys, hwm, fds)
 	})
 
 	c, err := client.Dial(ctx, s.url(""), client.Options{RPC: client.RPCOptions{Conns: 2}})

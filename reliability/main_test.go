@@ -11,5 +11,8 @@ func TestMain(m *testing.M) {
 	if cfg := os.Getenv(envDriver); cfg != "" {
 		os.Exit(runDriver(cfg))
 	}
+	if cfg := os.Getenv(envFlood); cfg != "" {
+		os.Exit(runFlood(cfg))
+	}
 	os.Exit(m.Run())
 }
