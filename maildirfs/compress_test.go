@@ -656,3 +656,63 @@ func TestCompactKilled(t *testing.T) {
 		checkTree(t, paths, msgs)
 	}
 }
+
+// TestCompressConcurrentReads: readers fetch every message over and over
+// while deliveries happen and the worker compresses them; every READ,
+// GETATTR and READDIRPLUS sees the original bytes and sizes.
+func TestCompressConcurrentReads(t *testing.T) {
+	s := zstore(t)
+	tmp, nw := lookup(t, s, "Maildir", "tmp"), lookup(t, s, "Maildir", "new")
+	msgs := mdtest.Corpus(60, mdtest.CorpusOptions{Seed: 23, HTMLRate: 0.7, AttachmentRate: 0.1, MaxAttachment: 150 << 10})
+	hs := make([]maildirfs.Handle, len(msgs))
+	for i, m := range msgs {
+		hs[i] = create(t, s, tmp, root, fmt.Sprint("m", i), m)
+	}
+	stop := make(chan struct{})
+	errs := make(chan error, 8)
+	for w := range 4 {
+		go func() {
+			r := rand.New(rand.NewPCG(uint64(w), 1))
+			for {
+				select {
+				case <-stop:
+					errs <- nil
+					return
+				default:
+				}
+				i := r.IntN(len(msgs))
+				off := r.IntN(len(msgs[i]))
+				buf := make([]byte, 1+r.IntN(70000))
+				k, _, a, err := s.Read(hs[i], root, uint64(off), buf)
+				if err != nil || a.Size != uint64(len(msgs[i])) || !bytes.Equal(buf[:k], msgs[i][off:min(len(msgs[i]), off+len(buf))]) {
+					errs <- fmt.Errorf("m%d at %d: %d bytes, size %d, %v", i, off, k, a.Size, err)
+					return
+				}
+				if w == 0 {
+					s.ReadDir(nw, root, 0, true, func(e *maildirfs.DirEntry) bool {
+						var j int
+						if _, err := fmt.Sscanf(e.Name, "m%d", &j); err == nil && e.Attr != nil && e.Attr.Size != uint64(len(msgs[j])) {
+							select {
+							case errs <- fmt.Errorf("readdirplus %s: size %d, want %d", e.Name, e.Attr.Size, len(msgs[j])):
+							default:
+							}
+						}
+						return true
+					})
+				}
+			}
+		}()
+	}
+	for i := range msgs {
+		if _, _, err := s.Rename(tmp, fmt.Sprint("m", i), nw, fmt.Sprint("m", i), root); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitCompressed(t, s, uint64(len(msgs)))
+	close(stop)
+	for range 4 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+}
