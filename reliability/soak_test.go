@@ -207,7 +207,7 @@ func TestSoak(t *testing.T) {
 	// and at most an I/O fd each, directories up to four cursors): every
 	// fd beyond the baseline must be one of those.
 	open := s.store().Stats().OpenNodes
-	if bound := base.fds + 2*open + 4*8 + 2; after.fds > bound {
+	if bound := base.fds + 2*open + 4*16 + 2; after.fds > bound {
 		t.Errorf("open fds: %d before, %d after the soak; the store's cache of %d objects explains at most %d", base.fds, after.fds, open, bound)
 	}
 	if mid.rssKiB > 0 && after.rssKiB > mid.rssKiB*3/2+32<<10 {
