@@ -92,6 +92,9 @@ type serverOpts struct {
 	exports func(root string) string
 	// setup runs on the export root before the server starts.
 	setup func(t *testing.T, root string)
+	// hostsAllow, if set, returns the content of a hosts.allow file
+	// (written beside the exports file) passed with -hosts-allow.
+	hostsAllow func(root string) string
 }
 
 // server is a mailnfsd running in its own network namespace.
@@ -107,6 +110,7 @@ type server struct {
 	stateDir    string
 	exportsFile string
 	straceLog   string
+	hostsFile   string
 	listen      string
 	portmap     bool
 }
@@ -159,6 +163,11 @@ func startServer(t *testing.T, o serverOpts) *server {
 		"-mount-port", strconv.Itoa(mountPort),
 		"-log-level", "debug",
 	}
+	if o.hostsAllow != nil {
+		s.hostsFile = filepath.Join(base, "hosts.allow")
+		s.writeHosts(o.hostsAllow(s.root))
+		s.argv = append(s.argv, "-hosts-allow", s.hostsFile)
+	}
 	if o.noPortmap {
 		s.argv = append(s.argv, "-portmap-port", "0")
 	} else {
@@ -182,6 +191,14 @@ func startServer(t *testing.T, o serverOpts) *server {
 func (s *server) writeExports(content string) {
 	s.t.Helper()
 	if err := os.WriteFile(s.exportsFile, []byte(content), 0o644); err != nil {
+		s.t.Fatal(err)
+	}
+}
+
+// writeHosts replaces the hosts.allow file.
+func (s *server) writeHosts(content string) {
+	s.t.Helper()
+	if err := os.WriteFile(s.hostsFile, []byte(content), 0o644); err != nil {
 		s.t.Fatal(err)
 	}
 }

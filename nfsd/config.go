@@ -22,9 +22,16 @@ type Config struct {
 	// ExportsText, when not empty, is the exports table itself (the
 	// embedded demo table, tests); error positions name it "exports".
 	ExportsText string
-	// HostsAllow is a hosts_access(5) file for the portmapper and MOUNT.
-	// Accepted but not enforced yet; Start logs a warning.
+	// HostsAllow is a hosts_access(5) file (hosts.allow, FreeBSD's single
+	// file with ": allow"/": deny" options works too) guarding the
+	// portmapper (daemon names "rpcbind", "portmap") and, when named,
+	// MOUNT ("mountd") and NFS ("nfsd"); see HostsGate. Empty: no checks.
+	// It must exist. Daemon.Reload re-reads it with the exports.
 	HostsAllow string
+	// HostsDeny is the hosts.deny of the classic pair, searched after
+	// HostsAllow. Empty means "hosts.deny" in HostsAllow's directory; "none"
+	// means no deny file. A missing file counts as empty.
+	HostsDeny string
 
 	// Listen is the IP address to serve on; empty means every address
 	// (IPv4 and IPv6).

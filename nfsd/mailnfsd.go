@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"strconv"
 	"sync"
 	"time"
@@ -28,6 +29,9 @@ type Daemon struct {
 	Mount *Mount
 	// Portmap is the in-process portmapper, nil with Config.NoPortmap.
 	Portmap *Portmap
+	// Hosts enforces the hosts_access files (Server.Gate); with no
+	// Config.HostsAllow it holds no rules and lets everything through.
+	Hosts *HostsGate
 
 	cfg Config
 	log *slog.Logger
@@ -58,12 +62,20 @@ func Start(ctx context.Context, cfg Config) (_ *Daemon, err error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	d := &Daemon{cfg: cfg, log: log}
-	if cfg.HostsAllow != "" {
-		log.Warn("hosts_access file accepted but not enforced yet", "hosts_allow", cfg.HostsAllow)
-	}
 	table, err := d.loadTable()
 	if err != nil {
 		return nil, err
+	}
+	hosts, err := d.loadHosts()
+	if err != nil {
+		return nil, err
+	}
+	for _, w := range PublicExposure(cfg.Listen, table, InterfaceAddrs()) {
+		log.Warn("private network guard: " + w)
+	}
+	noChown := os.Geteuid() != 0
+	if noChown {
+		log.Warn("not running as root: files created over NFS belong to mailnfsd's own uid, not the caller's (no chown)", "uid", os.Geteuid())
 	}
 	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
 		return nil, fmt.Errorf("state directory: %w", err)
@@ -71,7 +83,7 @@ func Start(ctx context.Context, cfg Config) (_ *Daemon, err error) {
 	d.Exports, err = OpenExports(table, ExportsOptions{
 		StateDir:   cfg.StateDir,
 		Logger:     log,
-		NoChown:    os.Geteuid() != 0,
+		NoChown:    noChown,
 		SyncWindow: cfg.SyncWindow,
 	})
 	if err != nil {
@@ -127,6 +139,21 @@ func Start(ctx context.Context, cfg Config) (_ *Daemon, err error) {
 	d.Server = &Server{Logger: log}
 	if cfg.ConfigureServer != nil {
 		cfg.ConfigureServer(d.Server)
+	}
+	d.Hosts = NewHostsGate(hosts, log, d.Server.Clock)
+	if next := d.Server.Gate; next != nil {
+		d.Server.Gate = func(req *Request) Status {
+			if st := d.Hosts.Gate(req); st != (Status{}) {
+				return st
+			}
+			return next(req)
+		}
+	} else {
+		d.Server.Gate = d.Hosts.Gate
+	}
+	if hosts != nil {
+		log.Info("hosts_access rules in force", "files", hosts.Files, "rules", len(hosts.Rules),
+			"mountd", hosts.Names(DaemonMountd), "nfsd", hosts.Names(DaemonNFSD))
 	}
 	d.NFS = &NFS3{Auth: d.Exports, Logger: log}
 	d.Mount = &Mount{Exports: d.Exports}
@@ -235,6 +262,42 @@ func (d *Daemon) loadTable() (*ExportTable, error) {
 	return LoadExports(d.cfg.ExportsFile, opts)
 }
 
+// loadHosts reads the hosts_access files; nil without Config.HostsAllow.
+func (d *Daemon) loadHosts() (*HostsAccess, error) {
+	return LoadHostsConfig(d.cfg.HostsAllow, d.cfg.HostsDeny, &HostsOptions{LookupHost: d.lookupHost()})
+}
+
+func (d *Daemon) lookupHost() func(string) ([]netip.Addr, error) {
+	if d.cfg.ParseOptions != nil {
+		return d.cfg.ParseOptions.LookupHost
+	}
+	return LookupHost
+}
+
+// HostsDenyPath returns the hosts.deny file used with allow and the
+// HostsDeny setting deny (see Config.HostsDeny): "" when there is none.
+func HostsDenyPath(allow, deny string) string {
+	switch {
+	case allow == "" || deny == "none":
+		return ""
+	case deny != "":
+		return deny
+	}
+	return filepath.Join(filepath.Dir(allow), "hosts.deny")
+}
+
+// LoadHostsConfig loads hosts.allow and the hosts.deny that goes with it
+// (HostsDenyPath); nil rules when allow is empty.
+func LoadHostsConfig(allow, deny string, opts *HostsOptions) (*HostsAccess, error) {
+	if allow == "" {
+		if deny != "" && deny != "none" {
+			return nil, errors.New("a hosts.deny file is given without hosts.allow")
+		}
+		return nil, nil
+	}
+	return LoadHostsAccess(allow, HostsDenyPath(allow, deny), opts)
+}
+
 // LookupHost resolves a host name of an exports file with the system
 // resolver (hosts file, then DNS), bounded to 5 seconds: the default
 // ParseOptions.LookupHost of Start.
@@ -259,21 +322,35 @@ func (d *Daemon) PortmapAddr() netip.AddrPort { return d.portmapAddr }
 // Shutdown (the daemon is then only partly serving and should stop).
 func (d *Daemon) Fatal() <-chan error { return d.fatal }
 
-// Reload re-reads the exports and swaps the new table in. On any error
-// (parse, or an export that cannot be opened) the old table stays in force,
-// the error is logged and returned.
+// Reload re-reads the exports and the hosts_access files and swaps both
+// in. Both files are parsed before either changes: on any error (parse, or
+// an export that cannot be opened) the old rules of both stay in force,
+// the error is logged and returned. Calls already running finish under
+// the rules they started with.
 func (d *Daemon) Reload() error {
 	d.reloadMu.Lock()
 	defer d.reloadMu.Unlock()
 	table, err := d.loadTable()
+	var hosts *HostsAccess
+	if err == nil {
+		hosts, err = d.loadHosts()
+	}
 	if err == nil {
 		err = d.Exports.Reload(table)
 	}
 	if err != nil {
-		d.log.Error("exports reload failed; keeping the previous exports", "err", err)
+		d.log.Error("reload failed; keeping the previous exports and hosts_access rules", "err", err)
 		return err
 	}
-	d.log.Info("exports reloaded", "exports", len(table.Exports))
+	d.Hosts.Set(hosts)
+	for _, w := range PublicExposure(d.cfg.Listen, table, InterfaceAddrs()) {
+		d.log.Warn("private network guard: " + w)
+	}
+	attrs := []any{"exports", len(table.Exports)}
+	if hosts != nil {
+		attrs = append(attrs, "hosts_rules", len(hosts.Rules))
+	}
+	d.log.Info("exports and hosts_access reloaded", attrs...)
 	return nil
 }
 

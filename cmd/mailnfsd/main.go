@@ -4,14 +4,22 @@
 //
 // Usage:
 //
-//	mailnfsd [-exports /etc/exports] [-listen ADDR] [-nfs-port 2049]
+//	mailnfsd [-exports /etc/exports] [-hosts-allow /etc/hosts.allow [-hosts-deny FILE|none]]
+//	         [-listen ADDR] [-nfs-port 2049]
 //	         [-mount-port N] [-portmap-port 111] [-state-dir /var/lib/mailnfsd]
 //	         [-log-level info] [-log-format text]
-//	mailnfsd -check-config [-exports FILE]
+//	mailnfsd -check-config [-exports FILE] [-hosts-allow FILE] [-listen ADDR]
 //	mailnfsd -demo DIR
 //
 // SIGTERM and SIGINT stop it after the calls in flight are answered; SIGHUP
-// re-reads the exports file (a broken file keeps the old rules, logged).
+// re-reads the exports and hosts_access files (a broken file keeps the old
+// rules of both, logged). -hosts-allow enforces hosts_access(5) rules:
+// "rpcbind"/"portmap" guard the portmapper, "mountd" and "nfsd" guard MOUNT
+// and NFS when named; hosts.deny beside hosts.allow is read too unless
+// -hosts-deny names another file or "none". At start (and in
+// -check-config) mailnfsd warns when it listens on, or an export admits,
+// addresses outside loopback/RFC 1918/fc00::/7/fe80::/10, and when it is
+// not root (created files then belong to its own uid).
 // -demo DIR creates DIR/export with a sample Maildir and serves it to
 // loopback clients, printing how to reach it.
 //
@@ -41,12 +49,13 @@ func main() {
 
 // flags are the command line, before they become an nfsd.Config.
 type flags struct {
-	exports, hostsAllow, listen, stateDir, demo string
-	nfsPort, mountPort, portmapPort             int
-	checkConfig                                 bool
-	logLevel, logFormat                         string
-	syncWindow, shutdownTimeout                 time.Duration
-	set                                         map[string]bool // flags given explicitly
+	exports, hostsAllow, hostsDeny, listen string
+	stateDir, demo                         string
+	nfsPort, mountPort, portmapPort        int
+	checkConfig                            bool
+	logLevel, logFormat                    string
+	syncWindow, shutdownTimeout            time.Duration
+	set                                    map[string]bool // flags given explicitly
 }
 
 func parseFlags(args []string, stderr io.Writer) (*flags, error) {
@@ -54,7 +63,8 @@ func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 	fs := flag.NewFlagSet("mailnfsd", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&f.exports, "exports", "/etc/exports", "exports `file` (FreeBSD or Linux syntax); SIGHUP re-reads it")
-	fs.StringVar(&f.hostsAllow, "hosts-allow", "", "hosts_access(5) `file` for portmap and MOUNT (accepted, not enforced yet)")
+	fs.StringVar(&f.hostsAllow, "hosts-allow", "", "hosts_access(5) `file` (daemons rpcbind/portmap, mountd, nfsd); SIGHUP re-reads it")
+	fs.StringVar(&f.hostsDeny, "hosts-deny", "", "hosts.deny `file` searched after -hosts-allow (default: hosts.deny beside it if present; \"none\": no deny file)")
 	fs.StringVar(&f.listen, "listen", "", "IP `address` to serve on (default: every address)")
 	fs.IntVar(&f.nfsPort, "nfs-port", 2049, "NFS `port` (TCP and UDP)")
 	fs.IntVar(&f.mountPort, "mount-port", 0, "MOUNT `port` (TCP and UDP); 0 serves MOUNT on the NFS port")
@@ -98,6 +108,7 @@ func (f *flags) config(log *slog.Logger) nfsd.Config {
 	c := nfsd.Config{
 		ExportsFile:     f.exports,
 		HostsAllow:      f.hostsAllow,
+		HostsDeny:       f.hostsDeny,
 		Listen:          f.listen,
 		NFSPort:         f.nfsPort,
 		MountPort:       f.mountPort,
@@ -125,7 +136,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	if f.checkConfig {
-		return checkConfig(f.exports, stdout, stderr)
+		return checkConfig(f, stdout, stderr)
 	}
 	cfg := f.config(log)
 	if f.demo != "" {
@@ -154,12 +165,21 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-// checkConfig parses the exports file the way the server would (host names
-// resolved, export directories checked) and reports.
-func checkConfig(path string, stdout, stderr io.Writer) int {
+// checkConfig parses the exports file and the hosts_access files the way
+// the server would (host names resolved, export directories checked),
+// reports errors (exit 1) or a summary, and warns about exposure outside
+// private networks (the warnings do not fail the check).
+func checkConfig(f *flags, stdout, stderr io.Writer) int {
+	path := f.exports
 	table, err := nfsd.LoadExports(path, &nfsd.ParseOptions{LookupHost: nfsd.LookupHost})
-	if err != nil {
-		fmt.Fprintln(stderr, err)
+	hosts, herr := nfsd.LoadHostsConfig(f.hostsAllow, f.hostsDeny, &nfsd.HostsOptions{LookupHost: nfsd.LookupHost})
+	if err != nil || herr != nil {
+		if err != nil {
+			fmt.Fprintln(stderr, err)
+		}
+		if herr != nil {
+			fmt.Fprintln(stderr, herr)
+		}
 		return 1
 	}
 	var problems []string
@@ -177,5 +197,12 @@ func checkConfig(path string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	fmt.Fprintf(stdout, "%s: OK, %s", path, table.Summary())
+	if hosts != nil {
+		fmt.Fprintf(stdout, "%s: OK, %d hosts_access rules (MOUNT checked: %v, NFS checked: %v)\n",
+			strings.Join(hosts.Files, ", "), len(hosts.Rules), hosts.Names(nfsd.DaemonMountd), hosts.Names(nfsd.DaemonNFSD))
+	}
+	for _, w := range nfsd.PublicExposure(f.listen, table, nfsd.InterfaceAddrs()) {
+		fmt.Fprintf(stdout, "warning: private network guard: %s\n", w)
+	}
 	return 0
 }

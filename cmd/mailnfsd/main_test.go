@@ -57,12 +57,62 @@ func TestCheckConfig(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			writeFile(t, file, tc.text)
 			var stdout, stderr bytes.Buffer
-			code := run(context.Background(), []string{"-check-config", "-exports", file}, &stdout, &stderr)
+			code := run(context.Background(), []string{"-check-config", "-exports", file, "-listen", "10.1.2.1"}, &stdout, &stderr)
 			if code != tc.code || stdout.String() != tc.out || stderr.String() != tc.err {
 				t.Fatalf("exit %d (want %d)\nstdout:\n%s\nwant:\n%s\nstderr:\n%s\nwant:\n%s", code, tc.code, &stdout, tc.out, &stderr, tc.err)
 			}
 		})
 	}
+	check := func(t *testing.T, args ...string) (int, string, string) {
+		t.Helper()
+		var stdout, stderr bytes.Buffer
+		code := run(context.Background(), append([]string{"-check-config"}, args...), &stdout, &stderr)
+		return code, stdout.String(), stderr.String()
+	}
+	t.Run("HostsAllow", func(t *testing.T) {
+		writeFile(t, file, export+" -network 10.1.2.0 -mask 255.255.255.0\n")
+		allow := filepath.Join(dir, "hosts.allow")
+		writeFile(t, allow, "ALL : localhost : allow\nrpcbind mountd : 10.1.2.0/255.255.255.0 : allow\nrpcbind mountd : ALL : deny\n")
+		code, out, errOut := check(t, "-exports", file, "-listen", "10.1.2.1", "-hosts-allow", allow, "-hosts-deny", "none")
+		want := allow + ": OK, 3 hosts_access rules (MOUNT checked: true, NFS checked: false)\n"
+		if code != 0 || !strings.HasSuffix(out, want) || errOut != "" {
+			t.Fatalf("exit %d\nstdout:\n%s\nwant suffix:\n%s\nstderr:\n%s", code, out, want, errOut)
+		}
+		// A broken hosts.allow fails the check with file:line:col, even
+		// when the exports are fine.
+		writeFile(t, allow, "# storage box\nrpcbind : 10.1.2.0/255.255.0.255 : allow\n")
+		code, out, errOut = check(t, "-exports", file, "-listen", "10.1.2.1", "-hosts-allow", allow, "-hosts-deny", "none")
+		want = allow + ":2:20: network \"10.1.2.0/255.255.0.255\": expected a netmask (255.255.255.0) or prefix length 0..32 after \"/\"\n"
+		if code != 1 || out != "" || errOut != want {
+			t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s\nwant:\n%s", code, out, errOut, want)
+		}
+		// The classic pair: hosts.deny beside hosts.allow is checked too.
+		writeFile(t, allow, "rpcbind : 10.1.2.0/24\n")
+		writeFile(t, filepath.Join(dir, "hosts.deny"), "rpcbind : ALL EXCEPT\n")
+		code, _, errOut = check(t, "-exports", file, "-listen", "10.1.2.1", "-hosts-allow", allow)
+		if code != 1 || !strings.Contains(errOut, filepath.Join(dir, "hosts.deny")+":1:15: expected a client pattern after EXCEPT") {
+			t.Fatalf("hosts.deny error: exit %d\n%s", code, errOut)
+		}
+		if code, _, errOut = check(t, "-exports", file, "-hosts-allow", filepath.Join(dir, "nosuch")); code != 1 || !strings.Contains(errOut, "no such file") {
+			t.Fatalf("missing hosts.allow: exit %d\n%s", code, errOut)
+		}
+	})
+	t.Run("PublicWarnings", func(t *testing.T) {
+		writeFile(t, file, export+" -network 84.201.31.0 -mask 255.255.255.0\n"+export+" -ro\n")
+		code, out, errOut := check(t, "-exports", file, "-listen", "84.201.31.1")
+		for _, want := range []string{
+			"warning: private network guard: listening on public address 84.201.31.1",
+			"warning: private network guard: " + file + ":1:1: export " + export + " admits 84.201.31.0/24, outside private networks",
+			"warning: private network guard: " + file + ":2:1: export " + export + " admits everyone",
+		} {
+			if !strings.Contains(out, want) {
+				t.Errorf("stdout lacks %q:\n%s", want, out)
+			}
+		}
+		if code != 0 || errOut != "" {
+			t.Fatalf("warnings must not fail the check: exit %d\n%s", code, errOut)
+		}
+	})
 	t.Run("MissingFile", func(t *testing.T) {
 		var stdout, stderr bytes.Buffer
 		if code := run(context.Background(), []string{"-check-config", "-exports", filepath.Join(dir, "nosuch")}, &stdout, &stderr); code != 1 {
@@ -247,9 +297,13 @@ func TestBinaryServes(t *testing.T) {
 	writeFile(t, exports, export+" -network 127.0.0.0/8\n")
 	ports := freePorts(t, 3)
 	nfsPort, mountPort, pmPort := ports[0], ports[1], ports[2]
+	// Loopback callers of the portmapper are never checked; MOUNT and NFS
+	// are, because mountd and nfsd are named.
+	hostsAllow := filepath.Join(dir, "hosts.allow")
+	writeFile(t, hostsAllow, "ALL : localhost : allow\nrpcbind mountd nfsd : ALL : deny\n")
 	p := startBinary(t, "-exports", exports, "-state-dir", filepath.Join(dir, "state"),
 		"-listen", "127.0.0.1", "-nfs-port", strconv.Itoa(nfsPort), "-mount-port", strconv.Itoa(mountPort),
-		"-portmap-port", strconv.Itoa(pmPort), "-hosts-allow", "/etc/hosts.allow", "-log-format", "json")
+		"-portmap-port", strconv.Itoa(pmPort), "-hosts-allow", hostsAllow, "-log-format", "json")
 	p.waitListening(t, nfsPort, mountPort, pmPort)
 
 	addr := func(port int) netip.AddrPort {

@@ -1,0 +1,150 @@
+package nfsd
+
+import (
+	"log/slog"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/mailnfs/mailnfs/internal/nfs3"
+	"github.com/mailnfs/mailnfs/internal/portmap"
+	"github.com/mailnfs/mailnfs/internal/rpc"
+)
+
+// hostsLogEvery is how often a denial is logged per caller address.
+const hostsLogEvery = time.Minute
+
+// maxHostsLogged bounds the addresses whose last denial log is remembered.
+const maxHostsLogged = 4096
+
+// HostsGate enforces a HostsAccess as Server.Gate:
+//
+//   - The portmapper (daemon names "rpcbind" and "portmap") is checked on
+//     every procedure from every caller except loopback ones (as Venema's
+//     portmap; mailnfsd serves no AF_LOCAL socket). A denied caller gets
+//     AUTH_ERROR/AUTH_TOOWEAK, as FreeBSD's rpcbind answers: nothing it
+//     can use, and no port numbers.
+//   - MOUNT ("mountd") and NFS ("nfsd") are checked, for every caller, only
+//     when some rule names that daemon explicitly (ALL alone does not
+//     switch them on; the exports file already guards them). A denied call
+//     gets AUTH_TOOWEAK too.
+//
+// Denials are logged at Warn once per caller address per minute (Clock),
+// not per packet. The rules sit behind an atomic pointer: Set swaps them
+// and calls already past the gate are not affected. A HostsGate is safe
+// for concurrent use.
+type HostsGate struct {
+	log   *slog.Logger
+	clock func() time.Time
+	cur   atomic.Pointer[hostsState]
+
+	mu struct {
+		sync.Mutex
+		logged map[netip.Addr]time.Time
+	}
+	denied atomic.Uint64
+}
+
+type hostsState struct {
+	h            *HostsAccess
+	mountd, nfsd bool
+}
+
+// NewHostsGate returns a gate enforcing h (nil: everything allowed). log
+// may be nil (discard); clock nil means time.Now.
+func NewHostsGate(h *HostsAccess, log *slog.Logger, clock func() time.Time) *HostsGate {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if clock == nil {
+		clock = time.Now
+	}
+	g := &HostsGate{log: log, clock: clock}
+	g.mu.logged = map[netip.Addr]time.Time{}
+	g.Set(h)
+	return g
+}
+
+// Set makes h the rules new calls are checked against (nil: none).
+func (g *HostsGate) Set(h *HostsAccess) {
+	g.cur.Store(&hostsState{h: h, mountd: h.Names(DaemonMountd), nfsd: h.Names(DaemonNFSD)})
+}
+
+// Access returns the rules in force (nil: none).
+func (g *HostsGate) Access() *HostsAccess { return g.cur.Load().h }
+
+// Denied returns how many calls the gate refused.
+func (g *HostsGate) Denied() uint64 { return g.denied.Load() }
+
+var (
+	portmapNames = []string{DaemonRpcbind, DaemonPortmap}
+	mountdNames  = []string{DaemonMountd}
+	nfsdNames    = []string{DaemonNFSD}
+)
+
+// Gate is a Server.Gate: the zero Status lets the call through.
+func (g *HostsGate) Gate(req *Request) Status {
+	st := g.cur.Load()
+	if st.h == nil {
+		return Status{}
+	}
+	client := req.Addr.Addr().Unmap()
+	var names []string
+	switch req.Prog {
+	case portmap.Prog:
+		if client.IsLoopback() {
+			return Status{}
+		}
+		names = portmapNames
+	case nfs3.MountProgram:
+		if !st.mountd {
+			return Status{}
+		}
+		names = mountdNames
+	case nfs3.Program:
+		if !st.nfsd {
+			return Status{}
+		}
+		names = nfsdNames
+	default:
+		return Status{}
+	}
+	v, r := st.h.Check(names, req.Local.Addr(), client)
+	if v == HostsAllow {
+		return Status{}
+	}
+	g.denied.Add(1)
+	if g.shouldLog(client) {
+		attrs := []any{"client", client, "daemon", names[0], "prog", req.Prog, "proc", req.Proc, "net", req.Net}
+		if r != nil {
+			attrs = append(attrs, "rule", r.Pos.String())
+		}
+		g.log.Warn("hosts_access: request from unauthorized host refused (logged once a minute per host)", attrs...)
+	}
+	return Status{Auth: rpc.AuthTooWeak}
+}
+
+// shouldLog reports whether a denial of a is due for a log line.
+func (g *HostsGate) shouldLog(a netip.Addr) bool {
+	now := g.clock()
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if last, ok := g.mu.logged[a]; ok && now.Sub(last) < hostsLogEvery && !now.Before(last) {
+		return false
+	}
+	if len(g.mu.logged) >= maxHostsLogged {
+		for k, t := range g.mu.logged {
+			if now.Sub(t) >= hostsLogEvery {
+				delete(g.mu.logged, k)
+			}
+		}
+		if len(g.mu.logged) >= maxHostsLogged {
+			// A flood from many addresses: forget them all rather than
+			// grow; at worst some host is logged twice in a minute.
+			clear(g.mu.logged)
+		}
+	}
+	g.mu.logged[a] = now
+	return true
+}
