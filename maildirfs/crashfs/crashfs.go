@@ -30,7 +30,9 @@
 // (maildirfs.Stats: FileSyncs for files, DirSyncs for directories): since
 // operations run one at a time through the wrapper and the store syncs only
 // on the caller's goroutine, every sync counted during an operation is a
-// sync of an object that operation touched; directory syncs are credited in
+// sync of an object that operation touched (so the store must be opened
+// without Options.Compress, whose background worker syncs on its own
+// goroutine); directory syncs are credited in
 // the store's documented order (RENAME: target, then source). The model
 // assumes the kernel's fsync makes an object's content or entries durable,
 // that a directory fsync also makes a newly created inode's metadata durable
