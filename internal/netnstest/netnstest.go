@@ -331,7 +331,10 @@ func (ns *NS) StartCmd(cmd *exec.Cmd) *Proc {
 	ns.mu.Lock()
 	ns.procs = append(ns.procs, p)
 	ns.mu.Unlock()
-	name := strings.Join(cmd.Args[3:], " ")
+	name := strings.Join(cmd.Args, " ")
+	if len(cmd.Args) > 4 {
+		name = strings.Join(cmd.Args[4:], " ") // after "ip netns exec NAME"
+	}
 	ns.t.Cleanup(func() {
 		p.Stop()
 		if ns.t.Failed() {
