@@ -252,7 +252,7 @@ func (f *FS) Link(file Handle, dir Handle, name string, c Cred) (_ *Attr, wcc Wc
 	if err == nil && n.typ == TypeReg {
 		f.zdelivered(nil, d, func() (Handle, bool) { return append(Handle(nil), n.h...), true })
 	}
-	return f.postAttr(n), wcc, err
+	return f.postAttrStable(n), wcc, err
 }
 
 // mayLink applies Linux's protected_hardlinks rule, which the kernel does
@@ -271,8 +271,10 @@ func mayLink(st *unix.Stat_t, c Cred) bool {
 
 // Rename atomically moves fromName in fromDir to toName in toDir (renameat),
 // replacing a compatible target. Same file: no-op. Both directories are
-// durable on return (toDir first: a crash in between leaves two names,
-// never none).
+// durable on return. They are synced concurrently: on a journaling file
+// system the rename is one transaction, which either fsync commits, so a
+// crash leaves the old name or the new one; an unacknowledged RENAME may
+// at worst leave both (never none), as before.
 func (f *FS) Rename(fromDir Handle, fromName string, toDir Handle, toName string, c Cred) (from, to Wcc, err error) {
 	fd, fdst, err := f.getDir(fromDir, c, &from, true)
 	if err != nil {
@@ -334,11 +336,13 @@ func (f *FS) Rename(fromDir Handle, fromName string, toDir Handle, toName string
 		f.cache.dropIno(tst.Ino)
 		f.zforget(tst.Ino)
 	}
-	if err := f.syncDir(td); err != nil {
-		return from, to, err
-	}
 	if td != fd {
-		err = f.syncDir(fd)
+		err = syncBoth(func() error { return f.syncDir(td) }, func() error { return f.syncDir(fd) })
+	} else {
+		err = f.syncDir(td)
+	}
+	if err != nil {
+		return from, to, err
 	}
 	if err == nil && vst.Mode&unix.S_IFMT == unix.S_IFREG {
 		f.zdelivered(fd, td, func() (Handle, bool) {

@@ -2,6 +2,7 @@ package maildirfs
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -60,7 +61,9 @@ func (s *syncer) do(window time.Duration, full bool, run func(full bool) error) 
 		doFull := s.nextFull
 		s.nextFull = false
 		s.mu.Unlock()
+		fsyncsRunning.Add(1)
 		err := run(doFull)
+		fsyncsRunning.Add(-1)
 		s.mu.Lock()
 		s.running = false
 		s.done = gen
@@ -117,6 +120,39 @@ func (f *FS) syncDir(n *node) error {
 		}
 		return err
 	})
+}
+
+// fsyncsRunning counts the fsync/fdatasync calls in progress in this
+// process (all stores: they usually share a disk). It only steers
+// syncBoth.
+var fsyncsRunning atomic.Int64
+
+// syncBoth makes two objects durable and returns a's error, else b's; both
+// always run, so the sync counters and the verifier rotation stay exact.
+// On an idle store it runs them at the same time (b on a goroutine it
+// waits for): two fsyncs of different inodes on a journaling file system
+// (ext4, XFS) mostly wait for the same journal commit, so a lone
+// operation waits for one commit instead of two. While other syncs are
+// running it runs them one after the other: the commit in flight or the
+// next one covers both anyway, and the second fsync then finds its
+// transaction committed and returns at once, whereas concurrent calls add
+// commits to a busy journal (measured: BenchmarkDeliver1 ~30% faster
+// concurrent, BenchmarkDeliver32 slower).
+func syncBoth(a, b func() error) error {
+	if fsyncsRunning.Load() > 0 {
+		err := a()
+		if e := b(); err == nil {
+			err = e
+		}
+		return err
+	}
+	errB := make(chan error, 1)
+	go func() { errB <- b() }()
+	err := a()
+	if e := <-errB; err == nil {
+		err = e
+	}
+	return err
 }
 
 // syncFailed rotates the write verifier: data acknowledged UNSTABLE may be
