@@ -82,6 +82,10 @@ func (r *Report) Failed() bool {
 	return false
 }
 
+// testHookBeforeVerify, set by tests, plants faults between the workload and
+// the verification.
+var testHookBeforeVerify func(t Target, mailboxes []string)
+
 type targetRun struct {
 	t        Target
 	spec     string // what workers open
@@ -232,6 +236,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		}
 	}
 	for _, tr := range runs {
+		if testHookBeforeVerify != nil {
+			testHookBeforeVerify(tr.t, tr.boxes)
+		}
 		vt := tr.t
 		if lr, ok := tr.t.(*SelfTarget); ok { // check the disk, not the server's view of it
 			if d, err := OpenDir(lr.LocalRoot()); err == nil {
