@@ -244,6 +244,40 @@ func (f *FS) zstate(st *unix.Stat_t, getx func(buf []byte) (int, error)) int64 {
 	return e.usize
 }
 
+// zfixStable is zfixAt/zfixFd for a stat taken without the node's zmu
+// (LOOKUP, READDIRPLUS): if the inode's node is cached, a rewrite may be in
+// progress, so the stat is taken again under its zmu. A rewrite holds its
+// node (cached, referenced) from before the first change to after the last,
+// so an inode without a cached node was not being rewritten at the stat.
+// The caller must not hold any zmu.
+func (f *FS) zfixStable(st *unix.Stat_t, fix func(st *unix.Stat_t)) {
+	if f.z == nil || st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return
+	}
+	if n := f.cache.lookupIno(st.Ino); n != nil {
+		n.zmu.RLock()
+		var st2 unix.Stat_t
+		if unix.Fstat(n.pathFd, &st2) == nil && st2.Ino == st.Ino && st2.Dev == st.Dev {
+			*st = st2
+			fix = func(st *unix.Stat_t) { f.zfixFd(n.pathFd, st) }
+		}
+		fix(st)
+		n.zmu.RUnlock()
+		f.put(n)
+		return
+	}
+	fix(st)
+}
+
+// postAttrStable is postAttr of a node whose zmu the caller does not hold.
+func (f *FS) postAttrStable(n *node) *Attr {
+	if f.z != nil && n.typ == TypeReg {
+		n.zmu.RLock()
+		defer n.zmu.RUnlock()
+	}
+	return f.postAttr(n)
+}
+
 // zfixFd replaces st.Size of the object open as fd (O_PATH is fine) by its
 // uncompressed size.
 func (f *FS) zfixFd(fd int, st *unix.Stat_t) {
@@ -481,6 +515,27 @@ func (f *FS) zsettled(n *node, fd int, rec *zrec) {
 // marker, and fsync unless !sync (the caller syncs the filesystem).
 // Idempotent.
 func (f *FS) zapply(fd int, rec *zrec, sync bool) error {
+	// Order: compressing sets the marker first (while st_size is still the
+	// plain size, which the marker does not name, so the file still counts
+	// as plain), then writes and truncates; expanding first extends the
+	// file to its plain size (no longer the size the marker names), then
+	// writes, then drops the marker. Either way the size a stat shows is
+	// the uncompressed size throughout.
+	if rec.compress {
+		if err := zstep("xattr"); err != nil {
+			return err
+		}
+		if err := unix.Fsetxattr(fd, zXattr, zxattrValue(rec.usize, int64(len(rec.data))), 0); err != nil {
+			return err
+		}
+	} else {
+		if err := zstep("truncate"); err != nil {
+			return err
+		}
+		if err := unix.Ftruncate(fd, int64(len(rec.data))); err != nil {
+			return err
+		}
+	}
 	if err := zstep("write"); err != nil {
 		return err
 	}
@@ -490,21 +545,20 @@ func (f *FS) zapply(fd int, rec *zrec, sync bool) error {
 	if err := pwriteFull(fd, rec.data, 0); err != nil {
 		return err
 	}
-	if err := zstep("truncate"); err != nil {
-		return err
-	}
-	if err := unix.Ftruncate(fd, int64(len(rec.data))); err != nil {
-		return err
-	}
-	if err := zstep("xattr"); err != nil {
-		return err
-	}
 	if rec.compress {
-		if err := unix.Fsetxattr(fd, zXattr, zxattrValue(rec.usize, int64(len(rec.data))), 0); err != nil {
+		if err := zstep("truncate"); err != nil {
 			return err
 		}
-	} else if err := unix.Fremovexattr(fd, zXattr); err != nil && err != unix.ENODATA {
-		return err
+		if err := unix.Ftruncate(fd, int64(len(rec.data))); err != nil {
+			return err
+		}
+	} else {
+		if err := zstep("xattr"); err != nil {
+			return err
+		}
+		if err := unix.Fremovexattr(fd, zXattr); err != nil && err != unix.ENODATA {
+			return err
+		}
 	}
 	if err := zstep("times"); err != nil {
 		return err
@@ -806,11 +860,16 @@ func (f *FS) zcompressGroup(hs []Handle) (done, used int, _ error) {
 	}()
 	var bytes int64
 	var recs [][]byte
+	seen := make(map[string]bool)
 	for _, h := range hs {
 		if bytes >= zBatchBytes {
 			break
 		}
 		used++
+		if seen[string(h)] {
+			continue // holding its zmu already: get would wait for ourselves
+		}
+		seen[string(h)] = true
 		n, _, err := f.get(h)
 		if err != nil {
 			continue
@@ -932,6 +991,9 @@ func (f *FS) zprepare(n *node) (*zrec, int, error) {
 		return nil, -1, err
 	}
 	comp := zencode(plain)
+	if int64(len(comp)) == st.Size {
+		return nil, -1, nil // the marker could not tell the two apart
+	}
 	if zMinGainDiv > 0 && int64(len(comp)) > st.Size-st.Size/zMinGainDiv {
 		return nil, -1, nil
 	}

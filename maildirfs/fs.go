@@ -289,6 +289,11 @@ func (f *FS) get(h Handle) (*node, *unix.Stat_t, error) {
 		n = f.cache.insert(&node{key: key, kfh: kernelFH{typ: k.typ, bytes: append([]byte(nil), k.bytes...)}, h: hh, pathFd: fd, ioFd: -1, typ: fileType(st.Mode), ino: st.Ino})
 	}
 	st := new(unix.Stat_t)
+	if f.z != nil && n.typ == TypeReg {
+		// Never observe a rewrite in progress (compress.go).
+		n.zmu.RLock()
+		defer n.zmu.RUnlock()
+	}
 	if err := unix.Fstat(n.pathFd, st); err != nil {
 		f.put(n)
 		return nil, nil, err

@@ -252,7 +252,7 @@ func (f *FS) Link(file Handle, dir Handle, name string, c Cred) (_ *Attr, wcc Wc
 	if err == nil && n.typ == TypeReg {
 		f.zdelivered(nil, d, func() (Handle, bool) { return append(Handle(nil), n.h...), true })
 	}
-	return f.postAttr(n), wcc, err
+	return f.postAttrStable(n), wcc, err
 }
 
 // mayLink applies Linux's protected_hardlinks rule, which the kernel does

@@ -135,6 +135,18 @@ func (c *nodeCache) release(n *node) {
 	}
 }
 
+// lookupIno returns the referenced cached node of inode ino, or nil.
+func (c *nodeCache) lookupIno(ino uint64) *node {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := c.byIno[ino]
+	if n == nil {
+		return nil
+	}
+	n.refs++
+	return n
+}
+
 // drop removes n from the cache (its object is gone); it is closed once
 // unused.
 func (c *nodeCache) drop(n *node) {

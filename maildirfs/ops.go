@@ -178,7 +178,8 @@ func (f *FS) lookupChild(d *node, name string) (Handle, *unix.Stat_t, error) {
 		if st.Nlink == 0 {
 			return nil, nil, unix.ENOENT // removed since name_to_handle_at
 		}
-		f.zfixFd(n.pathFd, st)
+		fd := n.pathFd
+		f.zfixStable(st, func(st *unix.Stat_t) { f.zfixFd(fd, st) })
 		return h, st, nil
 	}
 	fd, err := unix.OpenByHandleAt(f.rootFd, fh, unix.O_PATH|unix.O_CLOEXEC)
@@ -192,7 +193,7 @@ func (f *FS) lookupChild(d *node, name string) (Handle, *unix.Stat_t, error) {
 		unix.Close(fd)
 		return nil, nil, err
 	}
-	f.zfixFd(fd, st)
+	f.zfixStable(st, func(st *unix.Stat_t) { f.zfixFd(fd, st) })
 	k.bytes = append([]byte(nil), k.bytes...)
 	n := f.cache.insert(&node{key: key, kfh: k, h: h, pathFd: fd, ioFd: -1, typ: fileType(st.Mode), ino: st.Ino})
 	f.put(n)
@@ -399,7 +400,7 @@ func (f *FS) Commit(h Handle, c Cred, off uint64, count uint32) ([8]byte, Wcc, e
 	if err == nil && !f.opts.ReadOnly {
 		err = f.syncFile(n, true)
 	}
-	wcc.After = f.postAttr(n)
+	wcc.After = f.postAttrStable(n)
 	return verf, wcc, err
 }
 
@@ -427,7 +428,7 @@ func (f *FS) SetAttr(h Handle, c Cred, s SetAttr, guardCtime *time.Time) (Wcc, e
 	if s.Mode != nil || s.UID != nil || s.GID != nil || s.Size != nil || s.Atime != DontChange || s.Mtime != DontChange {
 		err = f.syncNode(n)
 	}
-	wcc.After = f.postAttr(n)
+	wcc.After = f.postAttrStable(n)
 	return wcc, err
 }
 

@@ -122,7 +122,7 @@ func (f *FS) fillPlus(d *node, isRoot bool, e *DirEntry) bool {
 	if err := unix.Fstatat(d.pathFd, e.Name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 		return err != unix.ENOENT
 	}
-	f.zfixAt(d.pathFd, e.Name, &st)
+	f.zfixStable(&st, func(st *unix.Stat_t) { f.zfixAt(d.pathFd, e.Name, st) })
 	e.Attr = f.attr(&st)
 	e.FileID = st.Ino
 	fh, mnt, err := unix.NameToHandleAt(d.pathFd, e.Name, 0)
