@@ -129,9 +129,11 @@
 // reads and compresses them, writes one journal record per file (kernel
 // handle, inode, times, final content, CRC) to worker.j in
 // StateDir/maildirfs-z/<fsid>-<root handle>/, fdatasyncs it, rewrites each
-// inode (pwrite, ftruncate, xattr, utimensat), syncs the filesystem once
-// (syncfs), and empties the journal with a second fdatasync before
-// unlocking. Open redoes every valid record whose inode still exists
+// inode (marker xattr, pwrite, ftruncate, utimensat), syncs the filesystem
+// once (syncfs), and empties the journal with a second fdatasync before
+// unlocking. Every stat the store reports is taken under the node's zmu
+// (shared) when the node is cached, and a rewrite keeps its node cached, so
+// no client sees a rewrite half done (not even a passing mtime). Open redoes every valid record whose inode still exists
 // (idempotent), so a crash at any point leaves every message readable.
 // A rewrite that fails without a crash marks the file: its READs fail with
 // EIO until a restart redoes the journal. The export root carries
@@ -145,9 +147,10 @@
 // Compact and Expand convert a tree offline, crash-safe and idempotent,
 // with the server's StateDir (the journal's place).
 //
-// Lock order: node.zmu -> node.zfmu, node.ioMu; the worker holds the zmu of
-// every file of its group, then zstore.jmu. Request paths hold at most one
-// zmu.
+// Lock order: node.zmu -> node.zfmu, node.ioMu, nodeCache.mu; the worker
+// holds the zmu of every file of its group (distinct files), then
+// zstore.jmu. Request paths hold at most one zmu, and never take it twice
+// (a shared zmu is not reentrant while a rewrite waits).
 //
 // # Testing
 //
