@@ -309,7 +309,7 @@ body{font-family:sans-serif;margin:20px;color:#222;background:#fff}
 table{border-collapse:collapse;margin:10px 0}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}
 th{background:#eee}.ok{color:#080;font-weight:bold}.bad{color:#c00;font-weight:bold}
 .charts{display:flex;flex-wrap:wrap;gap:12px}.key span{display:inline-block;width:14px;height:14px;margin:0 4px 0 12px;vertical-align:middle}
-pre{background:#f4f4f4;padding:8px}
+pre{background:#f4f4f4;padding:8px;overflow-x:auto}
 </style></head><body>`)
 	fmt.Fprintf(&b, `<h1>mailnfs bench: %s</h1><p>%s on %s; %s per target in %d interleaved round(s); front ends %d%s.</p>`,
 		esc(rep.Workload), rep.Started.Format(time.RFC3339), esc(rep.Host), esc(rep.Duration), rep.Rounds, rep.Frontends, map[bool]string{true: " (network namespaces)"}[rep.NetNS])

@@ -22,6 +22,7 @@ func twoDirReport(t *testing.T) *Report {
 }
 
 func TestReportsJSONCompareTable(t *testing.T) {
+	t.Parallel()
 	rep := twoDirReport(t)
 	dir := t.TempDir()
 	a := filepath.Join(dir, "a.json")
@@ -117,6 +118,7 @@ func lastLines(s string, n int) string {
 // and checks the screenshot shows the charts: not blank, many colours, and
 // the chart colour of each target present.
 func TestHTMLReportInChromium(t *testing.T) {
+	t.Parallel()
 	rep := twoDirReport(t)
 	dir := t.TempDir()
 	page := filepath.Join(dir, "report.html")
