@@ -63,6 +63,8 @@ Targets (-target, repeatable; several are measured interleaved, side by side):
   nfs://host[:port]/export[?nfsport=P&mountport=P&uid=N&gid=N]   any NFSv3 server, no kernel mount
   dir:/path                                                      a local Maildir (fsync of file and directory)
   self                                                           mailnfsd started in this process on a temp dir
+  server:mailnfsd, server:gonfs, server:ganesha                   a server process in its own network namespace
+                                                                 (package bench's runners; workers run inside it)
 
 Exit status: 0 ok, 1 verification failed (loss, duplicate, corruption), 2 usage, 3 the run could not be carried out.
 

@@ -173,9 +173,15 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		}
 		var t Target
 		var err error
-		if spec == "self" {
+		switch {
+		case spec == "self":
 			t, err = StartSelf(ctx, listen, cfg.Logger)
-		} else {
+		case strings.HasPrefix(spec, "server:"):
+			if net != nil {
+				return nil, fmt.Errorf("suite: -netns reaches only the self target, not %s", spec)
+			}
+			t, err = StartServerTarget(ctx, strings.TrimPrefix(spec, "server:"), cfg.Logger)
+		default:
 			t, err = Open(ctx, spec, cfg.Logger)
 		}
 		if err != nil {
@@ -184,6 +190,8 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		tr := &targetRun{t: t, spec: spec, top: "suite-" + randHex(4),
 			res: &Result{Target: t.Name(), Workload: cfg.Workload, Extra: map[string]float64{}}}
 		switch tt := t.(type) {
+		case *ServerTarget:
+			tr.spec = tt.URL()
 		case *SelfTarget:
 			tr.spec = tt.URL()
 		case *DirTarget:
@@ -204,12 +212,14 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			job := Job{Workload: cfg.Workload, Spec: tr.spec, Top: tr.top, Mailboxes: tr.boxes,
 				Params: p, Duration: per, Round: round}
 			cfg.Logger.Info("round", "round", round+1, "of", cfg.Rounds, "target", tr.t.Name())
-			t0 := time.Now()
 			results, err := runRound(ctx, cfg, tr, job, net, round)
 			if err != nil {
 				return nil, err
 			}
-			el := time.Since(t0)
+			var el time.Duration // the longest job: front ends' start-up does not count
+			for _, jr := range results {
+				el = max(el, jr.Elapsed)
+			}
 			tr.res.Elapsed += el
 			roundExtra := map[string]float64{}
 			for _, jr := range results {
@@ -422,6 +432,10 @@ func runRound(ctx context.Context, cfg Config, tr *targetRun, job Job, net *Net,
 	}
 	job.SessionTotal = sessions
 	fes := max(cfg.Frontends, 1)
+	srvNS := ""
+	if st, ok := tr.t.(*ServerTarget); ok {
+		srvNS = st.Namespace() // its workers must run where the server is
+	}
 	jobs := make([]Job, fes)
 	for f := range fes {
 		j := job
@@ -438,7 +452,7 @@ func runRound(ctx context.Context, cfg Config, tr *targetRun, job Job, net *Net,
 	}
 	stop := startProgress(cfg.Progress, fmt.Sprintf("%s %s round %d/%d", cfg.Workload, tr.t.Name(), round+1, cfg.Rounds), job.Duration)
 	defer stop()
-	if cfg.Frontends <= 0 {
+	if cfg.Frontends <= 0 && srvNS == "" {
 		rec := NewRecorder()
 		progressRec.Store(rec)
 		return []*JobResult{RunJob(ctx, tr.t, &jobs[0], rec)}, nil
@@ -449,7 +463,7 @@ func runRound(ctx context.Context, cfg Config, tr *targetRun, job Job, net *Net,
 	var wg sync.WaitGroup
 	for f := range fes {
 		wg.Go(func() {
-			var ns string
+			ns := srvNS
 			if net != nil {
 				ns = net.NS[f]
 				jobs[f].Spec = tr.t.(*SelfTarget).URLFor(net.HubAddr)

@@ -120,6 +120,9 @@ type JobResult struct {
 	Extra    map[string]float64 `json:"extra"`
 	Problems []string           `json:"problems"`
 	Err      string             `json:"error,omitempty"`
+	// Elapsed is the job's own running time (process start-up and dialling
+	// excluded).
+	Elapsed time.Duration `json:"elapsed_ns"`
 }
 
 type jobState struct {
@@ -165,6 +168,7 @@ func (s *jobState) extra(k string, v float64, keepMax bool) {
 // progress display). It returns when the job's time is up or ctx ends.
 func RunJob(ctx context.Context, t Target, job *Job, rec *Recorder) *JobResult {
 	s := &jobState{job: job, t: t, rec: rec, res: JobResult{Extra: map[string]float64{}}}
+	start := time.Now()
 	ctx, cancel := context.WithTimeout(ctx, job.Duration)
 	defer cancel()
 	var wg sync.WaitGroup
@@ -185,6 +189,7 @@ func RunJob(ctx context.Context, t Target, job *Job, rec *Recorder) *JobResult {
 	}
 	wg.Wait()
 	s.res.Ops = rec.Snapshot()
+	s.res.Elapsed = time.Since(start)
 	return &s.res
 }
 
