@@ -271,10 +271,10 @@ func mayLink(st *unix.Stat_t, c Cred) bool {
 
 // Rename atomically moves fromName in fromDir to toName in toDir (renameat),
 // replacing a compatible target. Same file: no-op. Both directories are
-// durable on return. They are synced concurrently: on a journaling file
-// system the rename is one transaction, which either fsync commits, so a
-// crash leaves the old name or the new one; an unacknowledged RENAME may
-// at worst leave both (never none), as before.
+// durable on return: toDir first, so that a crash in between leaves two
+// names, never none; where the file system commits the rename as one unit
+// (renameAtomic: ext4 with a journal, XFS, btrfs) the order cannot matter
+// and both are synced at once.
 func (f *FS) Rename(fromDir Handle, fromName string, toDir Handle, toName string, c Cred) (from, to Wcc, err error) {
 	fd, fdst, err := f.getDir(fromDir, c, &from, true)
 	if err != nil {
@@ -336,9 +336,14 @@ func (f *FS) Rename(fromDir Handle, fromName string, toDir Handle, toName string
 		f.cache.dropIno(tst.Ino)
 		f.zforget(tst.Ino)
 	}
-	if td != fd {
+	switch {
+	case td != fd && f.renameAtomic():
 		err = syncBoth(func() error { return f.syncDir(td) }, func() error { return f.syncDir(fd) })
-	} else {
+	case td != fd:
+		if err = f.syncDir(td); err == nil {
+			err = f.syncDir(fd)
+		}
+	default:
 		err = f.syncDir(td)
 	}
 	if err != nil {

@@ -676,7 +676,7 @@ func (f *FS) Create(dir Handle, c Cred, name string, how CreateMode, s SetAttr, 
 	case err != nil:
 	case how == Exclusive:
 		// The verifier must be durable (RFC 1813 §3.3.8): sync the inode,
-		// and the entry, concurrently (one journal commit's wait).
+		// and the entry, concurrently (one wait instead of two).
 		err = f.withNode(h, func(n *node, _ *unix.Stat_t) error {
 			return syncBoth(func() error { return f.syncFile(n, true) }, func() error { return f.syncDir(d) })
 		})
