@@ -64,6 +64,12 @@ type Config struct {
 	// keeps the transport's defaults. Logger is already set.
 	ConfigureServer func(*Server)
 
+	// Instrument, if set, wraps each program (NFS, MOUNT, portmap) before
+	// it is registered with the transport, e.g. InstrumentProgram for
+	// metrics, so every call from the first one on is seen. Nil registers
+	// the programs as they are.
+	Instrument func(Program) Program
+
 	// Logger receives everything. Nil discards.
 	Logger *slog.Logger
 

@@ -157,8 +157,8 @@ func Start(ctx context.Context, cfg Config) (_ *Daemon, err error) {
 	}
 	d.NFS = &NFS3{Auth: d.Exports, Logger: log}
 	d.Mount = &Mount{Exports: d.Exports}
-	d.Server.Register(d.NFS)
-	d.Server.Register(d.Mount)
+	d.register(d.NFS)
+	d.register(d.Mount)
 
 	ipv6 := cfg.Listen == "" || netip.MustParseAddr(cfg.Listen).Is6()
 	maps := ServiceMappings(d.nfsAddr.Port(), d.mountAddr.Port(), ipv6)
@@ -180,7 +180,7 @@ func Start(ctx context.Context, cfg Config) (_ *Daemon, err error) {
 				return nil, err
 			}
 		}
-		d.Server.Register(d.Portmap)
+		d.register(d.Portmap)
 	}
 
 	d.fatal = make(chan error, len(lns)+len(pcs))
@@ -382,6 +382,14 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 		}
 	})
 	return d.stopErr
+}
+
+// register adds p to the transport, wrapped by Config.Instrument if set.
+func (d *Daemon) register(p Program) {
+	if d.cfg.Instrument != nil {
+		p = d.cfg.Instrument(p)
+	}
+	d.Server.Register(p)
 }
 
 // Run starts a daemon for cfg, serves until ctx ends (or a serve loop

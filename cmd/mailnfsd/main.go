@@ -7,7 +7,7 @@
 //	mailnfsd [-exports /etc/exports] [-hosts-allow /etc/hosts.allow [-hosts-deny FILE|none]]
 //	         [-listen ADDR] [-nfs-port 2049]
 //	         [-mount-port N] [-portmap-port 111] [-state-dir /var/lib/mailnfsd]
-//	         [-log-level info] [-log-format text]
+//	         [-log-level info] [-log-format text] [-metrics 127.0.0.1:9139]
 //	mailnfsd -check-config [-exports FILE] [-hosts-allow FILE] [-listen ADDR]
 //	mailnfsd -demo DIR
 //
@@ -50,7 +50,7 @@ func main() {
 // flags are the command line, before they become an nfsd.Config.
 type flags struct {
 	exports, hostsAllow, hostsDeny, listen string
-	stateDir, demo                         string
+	stateDir, demo, metrics                string
 	nfsPort, mountPort, portmapPort        int
 	checkConfig                            bool
 	logLevel, logFormat                    string
@@ -75,6 +75,7 @@ func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 	fs.StringVar(&f.logFormat, "log-format", "text", "log `format`: text or json (to stderr)")
 	fs.DurationVar(&f.syncWindow, "sync-window", 0, "group commit wait (`duration`, e.g. 200us); 0 syncs at once")
 	fs.DurationVar(&f.shutdownTimeout, "shutdown-timeout", nfsd.DefaultShutdownTimeout, "on SIGTERM, how long to wait for calls in flight (`duration`)")
+	fs.StringVar(&f.metrics, "metrics", "", "serve Prometheus metrics at http://`ADDR`/metrics (e.g. 127.0.0.1:9139; keep it on loopback or a management network); empty: off")
 	fs.StringVar(&f.demo, "demo", "", "create `DIR`/export with a sample Maildir and serve it to 127.0.0.0/8")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -157,6 +158,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	defer signal.Stop(hup)
 	if f.demo != "" {
 		cfg.Started = func(d *nfsd.Daemon) { printDemo(stdout, d, cfg) }
+	}
+	if f.metrics != "" {
+		stopMetrics, err := setupMetrics(f.metrics, &cfg, log)
+		if err != nil {
+			fmt.Fprintf(stderr, "mailnfsd: %v\n", err)
+			return 1
+		}
+		defer stopMetrics()
 	}
 	if err := nfsd.Run(ctx, cfg, hup); err != nil {
 		fmt.Fprintf(stderr, "mailnfsd: %v\n", err)
