@@ -9,7 +9,7 @@ VAR := $(CURDIR)/var
 RUNFLAGS ?=
 TESTFLAGS ?=
 
-.PHONY: all build run test interop check fmt vet deps bench fuzz clean
+.PHONY: all build run test interop check fmt vet deps bench bench-go crashtest soak fuzz fuzz-long clean
 
 all: build
 
@@ -50,13 +50,31 @@ test: deps check
 interop: deps
 	$(GO) test -race -count=1 -timeout 12m -v $(TESTFLAGS) ./interop
 
-## bench: run the Go benchmarks (no tests)
-bench:
+## bench: the standard comparison (root): mailnfsd vs stock go-nfs vs NFS-Ganesha,
+## interleaved, 3 rounds; table in bench/out/latest.md (see bench/README.md)
+BENCHFLAGS ?=
+bench: build
+	bench/run.sh $(BENCHFLAGS)
+
+## bench-go: the Go micro-benchmarks (no tests)
+bench-go:
 	$(GO) test -run='^$$' -bench=. ./...
+
+## crashtest: SIGKILL mailnfsd CRASH_KILLS times (default 200) under 4 delivering processes
+crashtest:
+	@scripts/crashtest.sh
+
+## soak: mixed workload for SOAK_DURATION (default 30m); no errors, goroutines/fds/RSS flat
+soak:
+	@scripts/soak.sh
 
 ## fuzz: run every fuzz target for FUZZTIME (default 10s) each
 fuzz:
 	@FUZZTIME=$(FUZZTIME) scripts/fuzz.sh
+
+## fuzz-long: every fuzz target for FUZZTIME each (default 30m here)
+fuzz-long:
+	@FUZZTIME=$(if $(filter command line,$(origin FUZZTIME)),$(FUZZTIME),30m) scripts/fuzz.sh
 
 clean:
 	rm -rf $(BIN)

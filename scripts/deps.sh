@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # deps.sh installs the system tools the tests talk to, when they are missing:
 # libnfs-utils (nfs-ls, nfs-cp, nfs-cat), rpcbind (rpcinfo), nfs-common
-# (showmount), iproute2 (ip), strace, and tshark (optional). It is idempotent
+# (showmount), iproute2 (ip), strace, NFS-Ganesha (the bench's comparison
+# peer), QEMU, a static busybox and file(1) (kerneltest boots Debian's kernel
+# as an NFS client), chromium (the bench HTML report test), and tshark,
+# linux-perf and bmake (optional). It is idempotent
 # and returns at once when everything is present; apt-get update runs at most
 # once, and only when something must be installed.
 set -euo pipefail
@@ -15,12 +18,26 @@ required=(
 	"showmount:nfs-common"
 	"ip:iproute2"
 	"strace:strace"
+	"ganesha.nfsd:nfs-ganesha"
+	"/usr/lib/x86_64-linux-gnu/ganesha/libfsalvfs.so:nfs-ganesha-vfs"
+	"qemu-system-x86_64:qemu-system-x86"
+	"dpkg=busybox-static:busybox-static"
+	"file:file"
+	"chromium:chromium"
 )
 optional=(
 	"tshark:tshark"
+	"perf:linux-perf"
+	"bmake:bmake"
 )
 
 have() {
+	case "$1" in
+	/*) [ -e "$1" ] && return 0 ;;
+	dpkg=*) # a package whose files have other names (busybox-static vs busybox)
+		[ "$(dpkg-query -W -f='${Status}' "${1#dpkg=}" 2>/dev/null)" = "install ok installed" ] && return 0
+		return 1 ;;
+	esac
 	command -v "$1" >/dev/null 2>&1 && return 0
 	# rpcinfo, showmount and ip live in sbin, which a non-login PATH may lack.
 	local d
