@@ -67,12 +67,15 @@
 //
 // CREATE, MKDIR, SYMLINK, MKNOD, REMOVE, RMDIR and LINK fsync the parent
 // directory before returning; RENAME fsyncs the target directory, then the
-// source directory if different; SETATTR fsyncs the object; EXCLUSIVE
-// CREATE also fsyncs the new file so its verifier (kept in the times) is
-// durable. WRITE UNSTABLE only pwrites; DATA_SYNC fdatasyncs; FILE_SYNC and
-// COMMIT fsync. On ext4 the metadata of a newly created inode (owner, mode)
-// is committed by the same journal transaction as the parent directory's
-// fsync.
+// source directory if different (both at once where the file system
+// commits a rename as one unit: ext4 with a journal, XFS, btrfs); SETATTR
+// fsyncs the object; CREATE and MKDIR also fsync the new inode (owner,
+// mode, and for EXCLUSIVE CREATE the verifier kept in the times), at the
+// same time as the parent: ext4 without a journal writes only the fsynced
+// inode, and with one a commit may fall between the create and the chown.
+// WRITE UNSTABLE only pwrites; DATA_SYNC fdatasyncs; FILE_SYNC and COMMIT
+// fsync. For SYMLINK and MKNOD (no fd to fsync) the metadata of the new
+// inode relies on the journal transaction of the parent's fsync (ext4).
 //
 // Syncs of one object are coalesced (group commit): a caller needs a sync
 // that starts after its change; while one runs, all arrivals wait for the

@@ -42,7 +42,10 @@ func (f *FS) Mkdir(dir Handle, c Cred, name string, s SetAttr) (_ Handle, _ *Att
 		}
 	}
 	if err == nil {
-		err = f.syncDir(d)
+		// The new directory's inode and the entry (see Create).
+		err = f.withNode(h, func(n *node, _ *unix.Stat_t) error {
+			return syncBoth(func() error { return f.syncDir(n) }, func() error { return f.syncDir(d) })
+		})
 	}
 	if err != nil {
 		return nil, nil, wcc, err

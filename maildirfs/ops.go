@@ -672,16 +672,15 @@ func (f *FS) Create(dir Handle, c Cred, name string, how CreateMode, s SetAttr, 
 			})
 		}
 	}
-	switch {
-	case err != nil:
-	case how == Exclusive:
-		// The verifier must be durable (RFC 1813 §3.3.8): sync the inode,
-		// and the entry, concurrently (one wait instead of two).
+	if err == nil {
+		// Sync the new inode (owner, mode; for EXCLUSIVE the verifier in
+		// its times, RFC 1813 §3.3.8) and the entry, concurrently (one
+		// wait instead of two). The directory's fsync alone does not
+		// write the new inode on ext4 without a journal, nor on ext4 with
+		// one if a commit started between the create and the chown.
 		err = f.withNode(h, func(n *node, _ *unix.Stat_t) error {
 			return syncBoth(func() error { return f.syncFile(n, true) }, func() error { return f.syncDir(d) })
 		})
-	default:
-		err = f.syncDir(d)
 	}
 	if err != nil {
 		return nil, nil, wcc, err
