@@ -484,8 +484,8 @@ func (c *Client) Delete(ctx context.Context, mailbox, key string) error {
 	return nil
 }
 
-// CleanTmp removes files in mailbox's tmp/ whose atime, mtime and ctime are
-// all older than maxAge (TmpMaxAge if zero), measured against now on the
+// CleanTmp removes files in mailbox's tmp/ whose ctime (last change) is
+// older than maxAge (TmpMaxAge if zero), measured against now on the
 // client's clock (keep clocks in sync with NTP). It returns the names
 // removed.
 func (c *Client) CleanTmp(ctx context.Context, mailbox string, maxAge time.Duration, now time.Time) ([]string, error) {
@@ -502,7 +502,13 @@ func (c *Client) CleanTmp(ctx context.Context, mailbox string, maxAge time.Durat
 				if a == nil || a.Type == nfs3.TypeDir {
 					continue
 				}
-				if a.Atime.Time().Before(cutoff) && a.Mtime.Time().Before(cutoff) && a.Ctime.Time().Before(cutoff) {
+				// ctime alone: a client cannot set it, and every write,
+				// SETATTR and rename moves it. atime and mtime hold an
+				// EXCLUSIVE CREATE's verifier (RFC 1813 §3.3.8, knfsd's
+				// encoding: random seconds, often in the future) until the
+				// delivery's SETATTR, so a delivery cut off right after
+				// its CREATE would otherwise stay in tmp/ for years.
+				if a.Ctime.Time().Before(cutoff) {
 					old = append(old, e.Name)
 				}
 			}
