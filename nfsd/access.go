@@ -60,7 +60,9 @@ type Exports struct {
 	mu struct {
 		sync.Mutex
 		stores map[string]Store // by export path
-		closed bool
+		// compress is the Compress each store was opened with, by path.
+		compress map[string]string
+		closed   bool
 	}
 }
 
@@ -90,6 +92,7 @@ func OpenExports(t *ExportTable, opts ExportsOptions) (*Exports, error) {
 		x.log = slog.New(slog.DiscardHandler)
 	}
 	x.mu.stores = map[string]Store{}
+	x.mu.compress = map[string]string{}
 	if err := x.Reload(t); err != nil {
 		return nil, err
 	}
@@ -114,6 +117,7 @@ func (x *Exports) Reload(t *ExportTable) error {
 				err = fmt.Errorf("%w; closing %s also failed: %v", err, p, cerr)
 			}
 			delete(x.mu.stores, p)
+			delete(x.mu.compress, p)
 		}
 		return err
 	}
@@ -126,7 +130,13 @@ func (x *Exports) Reload(t *ExportTable) error {
 				return fail(fmt.Errorf("%s: export %s: %w", e.Pos, e.Path, err))
 			}
 			x.mu.stores[e.Path] = st
+			x.mu.compress[e.Path] = e.Compress
 			opened = append(opened, e.Path)
+		} else if old := x.mu.compress[e.Path]; old != e.Compress {
+			// The store stays open (calls in flight use it), so the
+			// setting it was opened with stays until a restart.
+			x.log.Warn("exports: compress changed for an open export; it takes effect when mailnfsd restarts",
+				"export", e.Path, "pos", e.Pos.String(), "running", old, "file", e.Compress)
 		}
 		if o := set.byID[e.ID]; o != nil {
 			// ParseExports rejects colliding ids; a hand-built table
@@ -147,6 +157,7 @@ func (x *Exports) open(e *Export) (Store, error) {
 		ExportID:   e.ID,
 		NoChown:    x.opts.NoChown,
 		SyncWindow: x.opts.SyncWindow,
+		Compress:   e.Compress,
 		Logger:     x.log.With("export", e.Path),
 	}
 	if x.opts.OpenStore != nil {

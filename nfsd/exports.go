@@ -291,6 +291,12 @@ type Rule struct {
 	// export itself (FreeBSD -alldirs; always on for Linux lines, whose
 	// mountd allows subdirectory mounts).
 	AllDirs bool
+
+	// compress is the line's compression option ("" or "zstd") and
+	// compressPos where it was written (the rule's Pos if absent); add
+	// moves it to Export.Compress, which is per path.
+	compress    string
+	compressPos Pos
 }
 
 // matches returns the rule's specificity for a (negative: no match).
@@ -314,6 +320,11 @@ type Export struct {
 	// Pos is where Path first appears.
 	Pos   Pos
 	Rules []*Rule
+	// Compress is the store's compression at rest ("" or "zstd", FreeBSD
+	// -compress=zstd, Linux compress=zstd), passed to
+	// maildirfs.Options.Compress. It is per path: every line and client for
+	// the path must say the same.
+	Compress string
 }
 
 // Match returns the rule that applies to a client address, or nil if the
@@ -403,6 +414,9 @@ func (t *ExportTable) Summary() string {
 			if r.AllDirs {
 				extra = " alldirs"
 			}
+			if e.Compress != "" {
+				extra += " compress=" + e.Compress
+			}
 			fmt.Fprintf(&b, "%s\t%s %s squash=%s%s (%s)\n", e.Path, strings.Join(cl, ","), mode, r.Squash, extra, r.Pos)
 		}
 	}
@@ -418,9 +432,9 @@ func (t *ExportTable) Format() string {
 		for _, r := range e.Rules {
 			b.WriteString(quoteExportPath(e.Path))
 			if r.Dialect == Linux {
-				formatLinuxRule(&b, r)
+				formatLinuxRule(&b, r, e.Compress)
 			} else {
-				formatFreeBSDRule(&b, r)
+				formatFreeBSDRule(&b, r, e.Compress)
 			}
 			b.WriteByte('\n')
 		}
@@ -428,9 +442,12 @@ func (t *ExportTable) Format() string {
 	return b.String()
 }
 
-func formatFreeBSDRule(b *strings.Builder, r *Rule) {
+func formatFreeBSDRule(b *strings.Builder, r *Rule, compress string) {
 	if r.ReadOnly {
 		b.WriteString(" -ro")
+	}
+	if compress != "" {
+		b.WriteString(" -compress=" + compress)
 	}
 	if r.AllDirs {
 		b.WriteString(" -alldirs")
@@ -450,7 +467,7 @@ func formatFreeBSDRule(b *strings.Builder, r *Rule) {
 	}
 }
 
-func formatLinuxRule(b *strings.Builder, r *Rule) {
+func formatLinuxRule(b *strings.Builder, r *Rule, compress string) {
 	client := "*"
 	if len(r.Clients) > 0 {
 		client = r.Clients[0].String()
@@ -466,7 +483,11 @@ func formatLinuxRule(b *strings.Builder, r *Rule) {
 	case SquashAll:
 		sq = "all_squash"
 	}
-	fmt.Fprintf(b, " %s(%s,%s,anonuid=%d,anongid=%d)", client, mode, sq, r.Squash.Anon.UID, r.Squash.Anon.GID)
+	comp := ""
+	if compress != "" {
+		comp = ",compress=" + compress
+	}
+	fmt.Fprintf(b, " %s(%s,%s,anonuid=%d,anongid=%d%s)", client, mode, sq, r.Squash.Anon.UID, r.Squash.Anon.GID, comp)
 }
 
 // credText formats a credential as uid:gid:gid...
@@ -775,6 +796,21 @@ func (p *parser) line(toks []token) {
 // previous line already named for the same path.
 func (p *parser) add(path string, pos Pos, rules []*Rule) {
 	e := p.table.byPath[path]
+	// Compression is per store, so per path: every rule must agree.
+	var first *Rule
+	if e != nil && len(e.Rules) > 0 {
+		first = e.Rules[0]
+	} else if len(rules) > 0 {
+		first = rules[0]
+	}
+	if first != nil {
+		for _, r := range rules {
+			if r.compress != first.compress {
+				p.errorf(r.compressPos, "%s: %s here but %s at %s; compression is per directory, so every line and client for it must say the same", path, compressText(r.Dialect, r.compress), compressText(first.Dialect, first.compress), first.compressPos)
+				return
+			}
+		}
+	}
 	if e == nil {
 		if len(p.table.Exports) >= MaxExports {
 			p.errorf(pos, "more than %d exports", MaxExports)
@@ -819,7 +855,34 @@ func (p *parser) add(path string, pos Pos, rules []*Rule) {
 			p.seen[path+"\x00"+k] = r.Pos
 		}
 		e.Rules = append(e.Rules, r)
+		e.Compress = r.compress
 	}
+}
+
+// compressText names a compression setting in a dialect's own words, for
+// messages.
+func compressText(d Dialect, method string) string {
+	switch {
+	case method == "":
+		return "no compress option"
+	case d == Linux:
+		return "compress=" + method
+	}
+	return "-compress=" + method
+}
+
+// checkCompress validates a compress option value; opt is the option as
+// written ("-compress" or "compress"). It reports errors itself.
+func (p *parser) checkCompress(opt string, v optPart, has bool) bool {
+	switch {
+	case !has || v.text == "":
+		p.errorf(v.pos, "%s needs a method: write %s=zstd", opt, opt)
+		return false
+	case v.text != "zstd":
+		p.errorf(v.pos, "%s supports only zstd, got %q", opt, v.text)
+		return false
+	}
+	return true
 }
 
 // cleanExportPath checks and cleans an export path; msg is non-empty on

@@ -15,7 +15,7 @@ import (
 // "unknown option" message.
 var freebsdOptions = map[string]bool{
 	"ro": true, "o": true, "alldirs": true, "quiet": true, "maproot": true, "r": true,
-	"mapall": true, "network": true, "mask": true, "sec": true,
+	"mapall": true, "network": true, "mask": true, "sec": true, "compress": true,
 }
 
 // optPart is one comma-separated part of an option word, with its position.
@@ -37,7 +37,8 @@ func splitOptions(text string, pos Pos) []optPart {
 
 // freebsdLine parses the part of a FreeBSD line after its directories.
 func (p *parser) freebsdLine(linePos Pos, toks []token) (*Rule, bool) {
-	r := &Rule{Pos: linePos, Dialect: FreeBSD, Squash: DefaultSquash()}
+	r := &Rule{Pos: linePos, Dialect: FreeBSD, Squash: DefaultSquash(), compressPos: linePos}
+	var compressTok *optPart
 	var (
 		netTok, maskTok *optPart
 		maskOpt         Pos // where -mask is, for "-mask without -network"
@@ -129,6 +130,17 @@ func (p *parser) freebsdLine(linePos Pos, toks []token) (*Rule, bool) {
 				if !p.checkFlavors("-sec", v) {
 					return nil, false
 				}
+			case "compress":
+				v, has := value()
+				if compressTok != nil {
+					p.errorf(part.pos.add(-1), "only one -compress per line; the first is at %s", compressTok.pos)
+					return nil, false
+				}
+				if !p.checkCompress("-compress", v, has) {
+					return nil, false
+				}
+				compressTok = &optPart{text: "-compress", pos: part.pos.add(-1)}
+				r.compress, r.compressPos = v.text, compressTok.pos
 			case "public", "webnfs", "index", "tls", "tlscert", "tlscertuser":
 				p.errorf(part.pos.add(-1), "-%s is not supported by this server", name)
 				return nil, false

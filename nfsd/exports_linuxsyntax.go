@@ -12,7 +12,7 @@ import (
 var linuxOptions = map[string]bool{
 	"ro": true, "rw": true, "root_squash": true, "no_root_squash": true,
 	"all_squash": true, "no_all_squash": true, "anonuid": true, "anongid": true,
-	"sec":  true,
+	"sec": true, "compress": true,
 	"sync": false, "async": false, "secure": false, "insecure": false,
 	"subtree_check": false, "no_subtree_check": false, "wdelay": false, "no_wdelay": false,
 	"hide": false, "nohide": false, "crossmnt": false, "nocrossmnt": false, "fsid": false,
@@ -27,6 +27,10 @@ type linuxOpts struct {
 	squash   SquashMode
 	anonUID  uint32
 	anonGID  uint32
+	// compress is the compress= value, written at compressPos (valid
+	// only if compress is set).
+	compress    string
+	compressPos Pos
 }
 
 func defaultLinuxOpts() linuxOpts {
@@ -36,7 +40,12 @@ func defaultLinuxOpts() linuxOpts {
 
 func (o linuxOpts) rule(pos Pos, clients []Client) *Rule {
 	sq := Squash{Mode: o.squash, Anon: maildirfs.Cred{UID: o.anonUID, GID: o.anonGID}, PerID: true}
-	return &Rule{Pos: pos, Dialect: Linux, Clients: clients, ReadOnly: o.readOnly, Squash: sq, AllDirs: true}
+	cpos := pos
+	if o.compress != "" {
+		cpos = o.compressPos
+	}
+	return &Rule{Pos: pos, Dialect: Linux, Clients: clients, ReadOnly: o.readOnly, Squash: sq, AllDirs: true,
+		compress: o.compress, compressPos: cpos}
 }
 
 // linuxLine parses the part of a Linux line after its directory: clients
@@ -126,6 +135,15 @@ func (p *parser) linuxOptions(o *linuxOpts, text string, pos Pos) bool {
 			if !p.checkFlavors("sec", optPart{text: val, pos: valPos}) {
 				return false
 			}
+		case "compress":
+			cv := optPart{text: val, pos: valPos}
+			if !hasVal {
+				cv.pos = part.pos.add(len(name))
+			}
+			if !p.checkCompress("compress", cv, hasVal) {
+				return false
+			}
+			o.compress, o.compressPos = val, part.pos
 		}
 	}
 	switch {

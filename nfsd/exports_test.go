@@ -232,7 +232,7 @@ func TestParseExportsErrors(t *testing.T) {
 		},
 		"UnknownOption": {
 			"/srv -frob\n",
-			"exports:1:6: unknown FreeBSD export option -frob; known: -alldirs, -mapall, -maproot, -mask, -network, -o, -quiet, -r, -ro, -sec",
+			"exports:1:6: unknown FreeBSD export option -frob; known: -alldirs, -compress, -mapall, -maproot, -mask, -network, -o, -quiet, -r, -ro, -sec",
 		},
 		"UnsupportedOption": {
 			"/srv -public\n",
@@ -324,7 +324,7 @@ func TestParseExportsErrors(t *testing.T) {
 		},
 		"LinuxUnknownOption": {
 			"/srv 10.0.0.1(rw,frob)\n",
-			`exports:1:18: unknown Linux export option "frob"; known: acl, all_squash, anongid, anonuid, async, auth_nlm, crossmnt, fsid, hide, insecure, insecure_locks, mountpoint, mp, no_acl, no_all_squash, no_auth_nlm, no_pnfs, no_root_squash, no_subtree_check, no_wdelay, nocrossmnt, nohide, pnfs, ro, root_squash, rw, sec, secure, secure_locks, security_label, subtree_check, sync, wdelay`,
+			`exports:1:18: unknown Linux export option "frob"; known: acl, all_squash, anongid, anonuid, async, auth_nlm, compress, crossmnt, fsid, hide, insecure, insecure_locks, mountpoint, mp, no_acl, no_all_squash, no_auth_nlm, no_pnfs, no_root_squash, no_subtree_check, no_wdelay, nocrossmnt, nohide, pnfs, ro, root_squash, rw, sec, secure, secure_locks, security_label, subtree_check, sync, wdelay`,
 		},
 		"LinuxBadAnonuid": {
 			"/srv *(anonuid=x)\n",
@@ -352,7 +352,7 @@ func TestParseExportsErrors(t *testing.T) {
 		},
 		"SeveralErrors": {
 			"/a -frob\n/b -network x\n/ok\n",
-			"exports:1:4: unknown FreeBSD export option -frob; known: -alldirs, -mapall, -maproot, -mask, -network, -o, -quiet, -r, -ro, -sec\n" +
+			"exports:1:4: unknown FreeBSD export option -frob; known: -alldirs, -compress, -mapall, -maproot, -mask, -network, -o, -quiet, -r, -ro, -sec\n" +
 				`exports:2:13: -network needs a network like 10.1.2.0/24 or 10.1.2, got "x"`,
 		},
 		"ErrorColumnAfterContinuation": {
@@ -491,10 +491,10 @@ func TestSquashMap(t *testing.T) {
 func stripPos(t *ExportTable) string {
 	var b strings.Builder
 	for _, e := range t.Exports {
-		fmt.Fprintf(&b, "%s id=%d\n", e.Path, e.ID)
+		fmt.Fprintf(&b, "%s id=%d compress=%q\n", e.Path, e.ID, e.Compress)
 		for _, r := range e.Rules {
 			c := *r
-			c.Pos = Pos{}
+			c.Pos, c.compressPos = Pos{}, Pos{}
 			fmt.Fprintf(&b, "  %+v\n", c)
 		}
 	}
@@ -515,6 +515,8 @@ func FuzzParseExports(f *testing.F) {
 		"/srv\\040x 10.0.0.1 (rw)\n",
 		"V4: / -sec=sys\n",
 		"/a -mask foo\n/b -frob\n\"/c\n",
+		"/m -compress=zstd 127.0.0.1\n/m -compress zstd 10.0.0.0/8(rw)\n",
+		"/m 127.0.0.1(rw,compress=zstd) *(ro)\n/n -compress=lz4\n",
 	}
 	for _, s := range seeds {
 		f.Add(s)
@@ -566,7 +568,7 @@ func TestExportsExample(t *testing.T) {
 	exNoErr(t, err)
 	tab, err := ParseExports("exports.example", data, testParseOptions())
 	exNoErr(t, err)
-	want := "6 exports, 9 rules\n" +
+	want := "8 exports, 11 rules\n" +
 		"/srv/mail\t10.1.2.0/24 rw squash=root->65534:65534 (exports.example:29:1)\n" +
 		"/srv/mail\t10.1.3.10,10.1.3.11 rw squash=root->0:0 alldirs (exports.example:33:1)\n" +
 		"/srv/archive\t192.168.0.0/16 ro squash=all->5000:5000 (exports.example:37:1)\n" +
@@ -575,6 +577,11 @@ func TestExportsExample(t *testing.T) {
 		"/srv/mail2\t10.2.0.0/16 rw squash=root->65534:65534 (per id) alldirs (exports.example:46:12)\n" +
 		"/srv/mail2\t10.2.0.5 rw squash=none alldirs (exports.example:46:28)\n" +
 		"/srv/mail2\tfd00:2::/64 rw squash=all->5000:5000 (per id) alldirs (exports.example:47:12)\n" +
-		"/srv/public\t* ro squash=root->65534:65534 (per id) alldirs (exports.example:50:34)\n"
+		"/srv/public\t* ro squash=root->65534:65534 (per id) alldirs (exports.example:50:34)\n" +
+		"/srv/mail3\t10.3.0.0/16 rw squash=root->0:0 compress=zstd (exports.example:60:1)\n" +
+		"/srv/mail4\t10.4.0.0/16 rw squash=none alldirs compress=zstd (exports.example:61:12)\n"
 	exEqual(t, want, tab.Summary())
+	exEqual(t, "zstd", tab.Lookup("/srv/mail3").Compress)
+	exEqual(t, "zstd", tab.Lookup("/srv/mail4").Compress)
+	exEqual(t, "", tab.Lookup("/srv/mail").Compress)
 }
