@@ -10,6 +10,8 @@
 //	         [-log-level info] [-log-format text] [-metrics 127.0.0.1:9139]
 //	mailnfsd -check-config [-exports FILE] [-hosts-allow FILE] [-listen ADDR]
 //	mailnfsd -demo DIR
+//	mailnfsd compact [-state-dir /var/lib/mailnfsd] DIR
+//	mailnfsd expand [-state-dir /var/lib/mailnfsd] DIR
 //
 // SIGTERM and SIGINT stop it after the calls in flight are answered; SIGHUP
 // re-reads the exports and hosts_access files (a broken file keeps the old
@@ -22,6 +24,9 @@
 // not root (created files then belong to its own uid).
 // -demo DIR creates DIR/export with a sample Maildir and serves it to
 // loopback clients, printing how to reach it.
+// compact and expand (compact.go) convert a tree offline to zstd
+// compression at rest (the exports option -compress=zstd) and back; stop
+// the server for that tree first and pass its -state-dir.
 //
 // Exit status: 0 after a clean stop or a good -check-config, 1 when the
 // server fails or the configuration has errors, 2 for bad flags.
@@ -124,6 +129,9 @@ func (f *flags) config(log *slog.Logger) nfsd.Config {
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && (args[0] == "compact" || args[0] == "expand") {
+		return runTool(args[0], args[1:], stdout, stderr)
+	}
 	f, err := parseFlags(args, stderr)
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {

@@ -48,8 +48,12 @@ func TestCheckConfig(t *testing.T) {
 		{"BadMask", "# mail\n\n" + export + " -network 10.1.2.0 -mask foo\n", 1,
 			"", fmt.Sprintf("%s:3:%d: -mask needs a dotted netmask like 255.255.255.0, got \"foo\"\n", file, len(export)+26)},
 		{"TwoErrors", "/a -frob\n" + export + "(rw)\n", 1,
-			"", file + ":1:4: unknown FreeBSD export option -frob; known: -alldirs, -mapall, -maproot, -mask, -network, -o, -quiet, -r, -ro, -sec\n" +
+			"", file + ":1:4: unknown FreeBSD export option -frob; known: -alldirs, -compress, -mapall, -maproot, -mask, -network, -o, -quiet, -r, -ro, -sec\n" +
 				file + ":2:1: options need a client before them: write " + export + " *(rw) for everyone (quote a path that contains \"(\")\n"},
+		{"Compress", export + " 127.0.0.1(rw,compress=zstd)\n", 0,
+			file + ": OK, 1 exports, 1 rules\n" + export + "\t127.0.0.1 rw squash=root->65534:65534 (per id) alldirs compress=zstd (" + file + fmt.Sprintf(":1:%d)\n", len(export)+2), ""},
+		{"CompressUnknown", export + " -compress=lz4 127.0.0.1\n", 1,
+			"", fmt.Sprintf("%s:1:%d: -compress supports only zstd, got \"lz4\"\n", file, len(export)+12)},
 		{"MissingDirectory", export + "/nosuch 127.0.0.1\n", 1,
 			"", file + ":1:1: export " + export + "/nosuch: no such file or directory\n"},
 	}
