@@ -33,8 +33,8 @@ func worker(in io.Reader, out io.Writer) int {
 	res := &JobResult{Extra: map[string]float64{}}
 	enc := json.NewEncoder(out)
 	dec := json.NewDecoder(io.LimitReader(in, 16<<20))
-	if err := dec.Decode(&job); err != nil {
-		res.Err = "decode job: " + err.Error()
+	if err := decodeJob(dec, &job); err != nil {
+		res.Err = "job: " + err.Error()
 		_ = enc.Encode(res)
 		return 2
 	}
@@ -54,6 +54,14 @@ func worker(in io.Reader, out io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// decodeJob reads one job and validates it.
+func decodeJob(dec *json.Decoder, job *Job) error {
+	if err := dec.Decode(job); err != nil {
+		return err
+	}
+	return job.Validate()
 }
 
 // runFrontend runs job in a new process (in network namespace ns when not

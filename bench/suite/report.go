@@ -135,6 +135,11 @@ func ReadJSONFile(name string) (*Report, error) {
 	if rep.Version != 1 {
 		return nil, fmt.Errorf("%s: report version %d, want 1", name, rep.Version)
 	}
+	for _, r := range rep.Results {
+		if r == nil {
+			return nil, fmt.Errorf("%s: null result", name)
+		}
+	}
 	return &rep, nil
 }
 
@@ -215,7 +220,7 @@ func histogramSVG(s *OpStats, colour string) string {
 		b.WriteString(`<text x="20" y="100" font-size="14">no samples</text></svg>`)
 		return b.String()
 	}
-	lo, hi = max(lo-2, 0), min(hi+2, histBuckets-1)
+	lo, hi = max(lo-2, 0), min(hi+2, len(s.Hist)-1)
 	n := hi - lo + 1
 	pw := float64(W - L - 10)
 	bw := pw / float64(n)

@@ -153,7 +153,8 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	var runs []*targetRun
 	defer func() {
 		for _, tr := range runs {
-			if !cfg.Keep {
+			_, self := tr.t.(*SelfTarget) // Close removes its whole directory, faster than over NFS
+			if !cfg.Keep && !self {
 				if err := tr.t.RemoveAll(context.WithoutCancel(ctx), tr.top); err != nil {
 					cfg.Logger.Warn("cleanup", "target", tr.t.Name(), "err", err)
 				}

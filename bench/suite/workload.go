@@ -125,6 +125,39 @@ type JobResult struct {
 	Elapsed time.Duration `json:"elapsed_ns"`
 }
 
+// Validate checks a job received from another process before it runs.
+func (j *Job) Validate() error {
+	p := j.Params
+	known := false
+	for _, w := range Workloads {
+		known = known || w == j.Workload
+	}
+	switch {
+	case !known:
+		return fmt.Errorf("unknown workload %q", j.Workload)
+	case j.Duration <= 0 || j.Duration > 24*time.Hour:
+		return fmt.Errorf("duration %v out of range", j.Duration)
+	case j.Deliverers < 0 || j.Deliverers > 10000 || len(j.SessionWorkers) > 10000:
+		return fmt.Errorf("%d deliverers, %d session workers: too many", j.Deliverers, len(j.SessionWorkers))
+	case (j.Deliverers > 0 || len(j.SessionWorkers) > 0) && len(j.Mailboxes) == 0:
+		return errors.New("workers but no mailboxes")
+	case len(j.SessionWorkers) > 0 && j.SessionTotal <= 0:
+		return errors.New("session workers but no session total")
+	case p.Size > 256<<20:
+		return fmt.Errorf("message size %d too large", p.Size)
+	case j.Workload == WorkPostMark && (p.PMLow <= 0 || p.PMHigh < p.PMLow || p.PMHigh > 64<<20 || p.PMFiles <= 0 || p.PMFiles > 10_000_000 || p.PMTransactions < 0):
+		return fmt.Errorf("PostMark parameters out of range: files %d, sizes %d..%d, transactions %d", p.PMFiles, p.PMLow, p.PMHigh, p.PMTransactions)
+	case j.Workload == WorkBigDir && p.BigDirN <= 0:
+		return fmt.Errorf("bigdir size %d", p.BigDirN)
+	}
+	for _, g := range j.SessionWorkers {
+		if g < 0 || g >= j.SessionTotal {
+			return fmt.Errorf("session worker %d of %d", g, j.SessionTotal)
+		}
+	}
+	return nil
+}
+
 type jobState struct {
 	job *Job
 	t   Target
