@@ -1,8 +1,14 @@
 package nfsd
 
 import (
+	"bytes"
 	"errors"
+	"log/slog"
+	"strings"
+	"sync"
 	"testing"
+
+	"github.com/mailnfs/mailnfs/maildirfs"
 )
 
 // TestParseExportsCompress covers the compress option in both dialects:
@@ -164,4 +170,47 @@ func TestParseExportsCompressErrors(t *testing.T) {
 			exEqual(t, tc.want, err.Error())
 		})
 	}
+}
+
+// TestExportsOpenCompress checks that each export's store is opened with
+// its Compress, and that a reload changing it keeps the open store (and
+// its setting) and warns that the change needs a restart.
+func TestExportsOpenCompress(t *testing.T) {
+	var (
+		mu     sync.Mutex
+		opened = map[string][]string{} // root -> Compress of each open
+	)
+	var logs bytes.Buffer
+	parse := func(text string) *ExportTable {
+		tab, err := ParseExports("exports", []byte(text), nil)
+		exNoErr(t, err)
+		return tab
+	}
+	x, err := OpenExports(parse("/a 127.0.0.1(rw,compress=zstd)\n/b -network 10.0.0.0/8\n"), ExportsOptions{
+		StateDir: t.TempDir(),
+		Logger:   slog.New(slog.NewTextHandler(&logs, nil)),
+		OpenStore: func(root string, o maildirfs.Options) (Store, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			opened[root] = append(opened[root], o.Compress)
+			return &pathStore{root: []byte("root:" + root), sub: []byte("sub:" + root)}, nil
+		},
+	})
+	exNoErr(t, err)
+	t.Cleanup(func() { x.Close() })
+	exEqual(t, map[string][]string{"/a": {"zstd"}, "/b": {""}}, opened)
+
+	// /a loses compress, /b gains it, /c is new with it.
+	exNoErr(t, x.Reload(parse("/a 127.0.0.1(rw)\n/b -compress=zstd -network 10.0.0.0/8\n/c -compress zstd\n")))
+	exEqual(t, map[string][]string{"/a": {"zstd"}, "/b": {""}, "/c": {"zstd"}}, opened)
+	exEqual(t, "", x.Table().Lookup("/a").Compress)
+	out := logs.String()
+	exEqual(t, 2, strings.Count(out, "compress changed for an open export; it takes effect when mailnfsd restarts"), out)
+	exTrue(t, strings.Contains(out, "export=/a") && strings.Contains(out, "running=zstd"), out)
+	exTrue(t, strings.Contains(out, "export=/b") && strings.Contains(out, "file=zstd"), out)
+
+	// Back to what /a runs with: no warning for it.
+	logs.Reset()
+	exNoErr(t, x.Reload(parse("/a 127.0.0.1(rw,compress=zstd)\n/b\n")))
+	exEqual(t, "", logs.String())
 }
