@@ -75,23 +75,13 @@ func WriteTable(w io.Writer, rep *Report) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	h := headline(rep.Workload)
+	heads := []string{headline(rep.Workload)}
+	if rep.Workload == WorkMixed {
+		heads = append(heads, "session")
+	}
 	fmt.Fprintln(w)
-	base := 0.0
-	for i, r := range rep.Results {
-		rate := r.Rate(h)
-		if i == 0 {
-			base = rate
-		}
-		ratio := ""
-		if i > 0 && base > 0 {
-			ratio = fmt.Sprintf("  (%.2fx %s)", rate/base, rep.Results[0].Target)
-		}
-		unit := h + "/s"
-		if rep.Workload == WorkBigDir {
-			unit = fmt.Sprintf("listings/s of %d entries (%.0f entries/s)", rep.Params.BigDirN, r.Extra["entries"]/max(r.Elapsed.Seconds(), 1e-9))
-		}
-		fmt.Fprintf(w, "%-40s %10.1f %s%s\n", r.Target, rate, unit, ratio)
+	for _, h := range heads {
+		writeHeadline(w, rep, h)
 	}
 	fmt.Fprintln(w)
 	for _, r := range rep.Results {
@@ -111,6 +101,27 @@ func WriteTable(w io.Writer, rep *Report) error {
 		}
 	}
 	return nil
+}
+
+// writeHeadline prints each target's rate of op h with its ratio to the
+// first target.
+func writeHeadline(w io.Writer, rep *Report, h string) {
+	base := 0.0
+	for i, r := range rep.Results {
+		rate := r.Rate(h)
+		if i == 0 {
+			base = rate
+		}
+		ratio := ""
+		if i > 0 && base > 0 {
+			ratio = fmt.Sprintf("  (%.2fx %s)", rate/base, rep.Results[0].Target)
+		}
+		unit := h + "/s"
+		if rep.Workload == WorkBigDir {
+			unit = fmt.Sprintf("listings/s of %d entries (%.0f entries/s)", rep.Params.BigDirN, r.Extra["entries"]/max(r.Elapsed.Seconds(), 1e-9))
+		}
+		fmt.Fprintf(w, "%-40s %10.1f %s%s\n", r.Target, rate, unit, ratio)
+	}
 }
 
 // WriteJSONFile writes rep to name.
