@@ -170,9 +170,11 @@ func (f *FS) lookupChild(d *node, name string) (Handle, *unix.Stat_t, error) {
 	st := new(unix.Stat_t)
 	key := k.key()
 	if n := f.cache.lookup(key); n != nil {
-		err := unix.Fstat(n.pathFd, st)
-		f.put(n)
-		if err != nil {
+		// Hold the reference until the last use of n.pathFd: once put, a
+		// concurrent REMOVE may drop and close the node, and the fd
+		// number could be reused for another file.
+		defer f.put(n)
+		if err := unix.Fstat(n.pathFd, st); err != nil {
 			return nil, nil, err
 		}
 		if st.Nlink == 0 {
