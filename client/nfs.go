@@ -85,6 +85,11 @@ func (c *Client) call(ctx context.Context, proc nfs3.Proc, name string, args enc
 		case <-t.C:
 		}
 		b, err = c.rpc.Call(ctx, nfs3.Program, nfs3.Version, uint32(proc), c.auth, fn)
+		if err != nil && ctx.Err() != nil {
+			// The deadline ended a retry: the server's last word was
+			// "try again later", which says more than the deadline.
+			return statusErr(proc, name, nfs3.StatusJukebox)
+		}
 	}
 	if err != nil {
 		if e, ok := err.(*Error); ok {
