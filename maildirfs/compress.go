@@ -732,7 +732,7 @@ func (f *FS) zrecover() error {
 
 // zredo applies rec to its inode if it still exists.
 func (f *FS) zredo(rec *zrec) error {
-	fd, err := unix.OpenByHandleAt(f.rootFd, unix.NewFileHandle(rec.kfh.typ, rec.kfh.bytes), unix.O_RDWR|unix.O_CLOEXEC)
+	fd, err := openByHandleAt(f.rootFd, unix.NewFileHandle(rec.kfh.typ, rec.kfh.bytes), unix.O_RDWR|unix.O_CLOEXEC)
 	if err != nil {
 		if err == unix.ESTALE || err == unix.ENOENT {
 			return nil // removed since: nothing to finish

@@ -108,7 +108,7 @@ func open(root string, opts Options, zforce bool) (*FS, error) {
 	}
 	// Probe open_by_handle_at now so a missing capability fails Open, not
 	// every request later.
-	pfd, err := unix.OpenByHandleAt(fd, fh, unix.O_PATH|unix.O_CLOEXEC)
+	pfd, err := openByHandleAt(fd, fh, unix.O_PATH|unix.O_CLOEXEC)
 	if err != nil {
 		unix.Close(fd)
 		if errors.Is(err, unix.EPERM) {
@@ -266,7 +266,7 @@ func (f *FS) get(h Handle) (*node, *unix.Stat_t, error) {
 		}
 		key := k.key()
 		f.stats.misses.Add(1)
-		fd, err := unix.OpenByHandleAt(f.rootFd, unix.NewFileHandle(k.typ, k.bytes), unix.O_PATH|unix.O_CLOEXEC)
+		fd, err := openByHandleAt(f.rootFd, unix.NewFileHandle(k.typ, k.bytes), unix.O_PATH|unix.O_CLOEXEC)
 		if err != nil {
 			switch {
 			case errors.Is(err, unix.ESTALE), errors.Is(err, unix.ENOENT):

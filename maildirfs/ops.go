@@ -184,7 +184,7 @@ func (f *FS) lookupChild(d *node, name string) (Handle, *unix.Stat_t, error) {
 		f.zfixStable(st, func(st *unix.Stat_t) { f.zfixFd(fd, st) })
 		return h, st, nil
 	}
-	fd, err := unix.OpenByHandleAt(f.rootFd, fh, unix.O_PATH|unix.O_CLOEXEC)
+	fd, err := openByHandleAt(f.rootFd, fh, unix.O_PATH|unix.O_CLOEXEC)
 	if err != nil {
 		if err == unix.ESTALE {
 			return nil, nil, unix.ENOENT // removed since name_to_handle_at
