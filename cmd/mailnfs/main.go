@@ -11,6 +11,7 @@
 //	mailnfs userdb lookup USER              show a user and their route
 //	mailnfs userdb hash USER                print the hashed home for a new user
 //	mailnfs mount-test URL|HOST[:PORT]      diagnose a storage box
+//	mailnfs bench [flags] WORKLOAD          benchmark targets (nfs://, dir:, self); see bench/suite
 //
 // TARGET is a Maildir named by an nfs:// URL
 // (nfs://host[:portmapper-port]/export/path/to/Maildir?uid=N&gid=N, with
@@ -39,6 +40,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/mailnfs/mailnfs/bench/suite"
 	"github.com/mailnfs/mailnfs/client"
 	"github.com/mailnfs/mailnfs/client/userdb"
 )
@@ -54,6 +56,7 @@ const (
 )
 
 func main() {
+	suite.WorkerMain() // a bench front-end process exits inside
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := Run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
 	stop()
@@ -94,6 +97,9 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return exitUsage
 	}
 	cmd, args := args[0], args[1:]
+	if cmd == "bench" {
+		return suite.Main(ctx, "mailnfs bench", args, stdout, stderr)
+	}
 	var cfg Config
 	fs := flag.NewFlagSet("mailnfs "+cmd, flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -176,6 +182,7 @@ const usage = `usage: mailnfs COMMAND [flags] ARGS
   userdb lookup USER            show a user's fields and route
   userdb hash USER              print the hashed home (NN/MM-user) for a new user
   mount-test URL|HOST[:PORT]    portmapper, MOUNT and NFS round trip with a diagnosis
+  bench -h                      the benchmark suite: deliver, pop3, postmark, bigdir, mixed
 TARGET: nfs://host[:pmport]/export/path/Maildir?uid=N&gid=N[&nfsport=P&mountport=P] or a userdb user.
 Flags (before ARGS): -userdb FILE -timeout D -hostname H -portmap-port P -nfsport P -mountport P -v; deliver: -create`
 
