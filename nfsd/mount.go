@@ -117,12 +117,14 @@ func (m *Mount) Serve(ctx context.Context, req *Request, res *xdr.Encoder) Statu
 		}
 		path, _ := cleanMountPath(a.Path)
 		m.forget(clientName(req), func(dir string) bool { return dir == path || dir == a.Path })
+		reqLog(req).Info("mount: unmounted", "client", clientName(req), "path", a.Path)
 		return StatusOK
 	case nfs3.MountProcUmntAll:
 		if req.Args.Done() != nil {
 			return StatusGarbage
 		}
 		m.forget(clientName(req), func(string) bool { return true })
+		reqLog(req).Info("mount: unmounted all", "client", clientName(req))
 		return StatusOK
 	case nfs3.MountProcExport:
 		if req.Args.Done() != nil {
@@ -145,10 +147,7 @@ func (m *Mount) Serve(ctx context.Context, req *Request, res *xdr.Encoder) Statu
 
 // mnt checks and resolves a MNT path and records the mount.
 func (m *Mount) mnt(req *Request, dirpath string) (maildirfs.Handle, nfs3.MountStat) {
-	log := req.Log
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
+	log := reqLog(req)
 	client := clientName(req)
 	path, st := cleanMountPath(dirpath)
 	if st != nfs3.MountOK {
@@ -316,3 +315,11 @@ func (m *Mount) exports() nfs3.Exports {
 }
 
 func xdrStringSize(s string) int { return 4 + len(s) + xdr.Pad(len(s)) }
+
+// reqLog is the request's logger, or a discarding one.
+func reqLog(req *Request) *slog.Logger {
+	if req.Log != nil {
+		return req.Log
+	}
+	return slog.New(slog.DiscardHandler)
+}
