@@ -686,18 +686,13 @@ func (n *NFS3) readdir(ctx context.Context, req *Request, a *nfs3.ReaddirArgs, r
 		return true
 	})
 	r.DirAttr = fattr(dirAttr)
-	switch {
-	case err != nil:
-		r.Status, r.Entries = n.status(req, err), nil
-	case len(r.Entries) == 0 && !eof && ctx.Err() != nil:
-		r.Status = nfs3.StatusJukebox // cancelled (shutdown), not too small
-	case len(r.Entries) == 0 && !eof:
-		r.Status = nfs3.StatusTooSmall
-	default:
+	if r.Status = n.readdirStatus(ctx, req, err, len(r.Entries), eof); r.Status == nfs3.StatusOK {
 		r.Verf, r.EOF = cookieVerf, eof
-	}
-	if r.Status != nfs3.StatusOK && r.DirAttr == nil {
-		r.DirAttr = postAttr(acc, a.Dir)
+	} else {
+		r.Entries = nil
+		if r.DirAttr == nil {
+			r.DirAttr = postAttr(acc, a.Dir)
+		}
 	}
 }
 
@@ -749,19 +744,28 @@ func (n *NFS3) readdirplus(ctx context.Context, req *Request, a *nfs3.Readdirplu
 		return true
 	})
 	r.DirAttr = fattr(dirAttr)
+	if r.Status = n.readdirStatus(ctx, req, err, len(r.Entries), eof); r.Status == nfs3.StatusOK {
+		r.Verf, r.EOF = cookieVerf, eof
+	} else {
+		r.Entries = nil
+		if r.DirAttr == nil {
+			r.DirAttr = postAttr(acc, a.Dir)
+		}
+	}
+}
+
+// readdirStatus is the status of a READDIR or READDIRPLUS reply that
+// listed entries entries and reached eof or not, with the store's error.
+func (n *NFS3) readdirStatus(ctx context.Context, req *Request, err error, entries int, eof bool) nfs3.Status {
 	switch {
 	case err != nil:
-		r.Status, r.Entries = n.status(req, err), nil
-	case len(r.Entries) == 0 && !eof && ctx.Err() != nil:
-		r.Status = nfs3.StatusJukebox // cancelled (shutdown), not too small
-	case len(r.Entries) == 0 && !eof:
-		r.Status = nfs3.StatusTooSmall
-	default:
-		r.Verf, r.EOF = cookieVerf, eof
+		return n.status(req, err)
+	case entries == 0 && !eof && ctx.Err() != nil:
+		return nfs3.StatusJukebox // cancelled (shutdown), not too small
+	case entries == 0 && !eof:
+		return nfs3.StatusTooSmall
 	}
-	if r.Status != nfs3.StatusOK && r.DirAttr == nil {
-		r.DirAttr = postAttr(acc, a.Dir)
-	}
+	return nfs3.StatusOK
 }
 
 // RFC 1813 §3.3.18.
