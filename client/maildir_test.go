@@ -235,10 +235,7 @@ func TestMaildirLifecycle(t *testing.T) {
 func TestDeliverConcurrent(t *testing.T) {
 	checkGoroutines(t)
 	const workers, boxes = 16, 20
-	perWorker := 500
-	if raceEnabled {
-		perWorker = 100
-	}
+	const perWorker = 500
 	var names []string
 	for i := range boxes {
 		names = append(names, fmt.Sprintf("u%02d/Maildir", i))
