@@ -270,8 +270,11 @@ func (r *runner) deliver(ctx context.Context, args []string) int {
 	return exitOK
 }
 
-func (r *runner) ls(ctx context.Context, args []string) error {
-	if err := need(args, 1, "TARGET"); err != nil {
+// withMailbox checks that args has n arguments (what names them in the
+// usage error), dials the Maildir named by args[0] and runs fn with the
+// client and the mailbox path inside its root.
+func (r *runner) withMailbox(ctx context.Context, args []string, n int, what string, fn func(c *client.Client, box string) error) error {
+	if err := need(args, n, what); err != nil {
 		return err
 	}
 	c, box, err := r.open(ctx, args[0])
@@ -279,17 +282,23 @@ func (r *runner) ls(ctx context.Context, args []string) error {
 		return err
 	}
 	defer c.Close()
-	ms, err := c.List(ctx, box)
-	if err != nil {
-		return err
-	}
-	var total int64
-	for _, m := range ms {
-		fmt.Fprintf(r.stdout, "%s\t%d\t%s\t%s\n", m.Dir, m.Size, orDash(m.Flags), m.Key)
-		total += max(m.Size, 0)
-	}
-	fmt.Fprintf(r.stderr, "%d messages, %d bytes\n", len(ms), total)
-	return nil
+	return fn(c, box)
+}
+
+func (r *runner) ls(ctx context.Context, args []string) error {
+	return r.withMailbox(ctx, args, 1, "TARGET", func(c *client.Client, box string) error {
+		ms, err := c.List(ctx, box)
+		if err != nil {
+			return err
+		}
+		var total int64
+		for _, m := range ms {
+			fmt.Fprintf(r.stdout, "%s\t%d\t%s\t%s\n", m.Dir, m.Size, orDash(m.Flags), m.Key)
+			total += max(m.Size, 0)
+		}
+		fmt.Fprintf(r.stderr, "%d messages, %d bytes\n", len(ms), total)
+		return nil
+	})
 }
 
 func orDash(s string) string {
@@ -300,69 +309,45 @@ func orDash(s string) string {
 }
 
 func (r *runner) cat(ctx context.Context, args []string) error {
-	if err := need(args, 2, "TARGET KEY"); err != nil {
+	return r.withMailbox(ctx, args, 2, "TARGET KEY", func(c *client.Client, box string) error {
+		rc, err := c.Open(ctx, box, args[1])
+		if err != nil {
+			return err
+		}
+		defer rc.Close()
+		_, err = io.Copy(r.stdout, rc)
 		return err
-	}
-	c, box, err := r.open(ctx, args[0])
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	rc, err := c.Open(ctx, box, args[1])
-	if err != nil {
-		return err
-	}
-	defer rc.Close()
-	_, err = io.Copy(r.stdout, rc)
-	return err
+	})
 }
 
 func (r *runner) flag(ctx context.Context, args []string) error {
 	if len(args) == 2 {
 		args = append(args, "") // clear all flags
 	}
-	if err := need(args, 3, "TARGET KEY FLAGS"); err != nil {
-		return err
-	}
-	c, box, err := r.open(ctx, args[0])
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	name, err := c.SetFlags(ctx, box, args[1], args[2])
-	if err != nil {
-		return err
-	}
-	fmt.Fprintln(r.stdout, "cur/"+name)
-	return nil
+	return r.withMailbox(ctx, args, 3, "TARGET KEY FLAGS", func(c *client.Client, box string) error {
+		name, err := c.SetFlags(ctx, box, args[1], args[2])
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(r.stdout, "cur/"+name)
+		return nil
+	})
 }
 
 func (r *runner) rm(ctx context.Context, args []string) error {
-	if err := need(args, 2, "TARGET KEY"); err != nil {
-		return err
-	}
-	c, box, err := r.open(ctx, args[0])
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	return c.Delete(ctx, box, args[1])
+	return r.withMailbox(ctx, args, 2, "TARGET KEY", func(c *client.Client, box string) error {
+		return c.Delete(ctx, box, args[1])
+	})
 }
 
 func (r *runner) cleanTmp(ctx context.Context, args []string) error {
-	if err := need(args, 1, "TARGET"); err != nil {
+	return r.withMailbox(ctx, args, 1, "TARGET", func(c *client.Client, box string) error {
+		removed, err := c.CleanTmp(ctx, box, 0, time.Now())
+		for _, n := range removed {
+			fmt.Fprintln(r.stdout, "removed tmp/"+n)
+		}
 		return err
-	}
-	c, box, err := r.open(ctx, args[0])
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	removed, err := c.CleanTmp(ctx, box, 0, time.Now())
-	for _, n := range removed {
-		fmt.Fprintln(r.stdout, "removed tmp/"+n)
-	}
-	return err
+	})
 }
 
 func (r *runner) userdb(args []string) error {
