@@ -54,11 +54,19 @@ func CacheDir() string {
 // FetchKernel downloads (once) the package that linux-image-amd64 depends on
 // with apt-get download and unpacks it under CacheDir.
 func FetchKernel(ctx context.Context) (*Kernel, error) {
+	re := regexp.MustCompile(`Depends: (linux-image-[0-9][^\s]*)`)
 	out, err := exec.CommandContext(ctx, "apt-cache", "depends", "linux-image-amd64").Output()
-	if err != nil {
-		return nil, fmt.Errorf("apt-cache depends linux-image-amd64: %w (run apt-get update?)", err)
+	if err != nil || re.Find(out) == nil {
+		// A fresh machine may have no package lists yet.
+		if uout, uerr := exec.CommandContext(ctx, "apt-get", "update", "-qq").CombinedOutput(); uerr != nil {
+			return nil, fmt.Errorf("apt-get update: %w\n%s", uerr, uout)
+		}
+		out, err = exec.CommandContext(ctx, "apt-cache", "depends", "linux-image-amd64").Output()
 	}
-	m := regexp.MustCompile(`Depends: (linux-image-[0-9][^\s]*)`).FindSubmatch(out)
+	if err != nil {
+		return nil, fmt.Errorf("apt-cache depends linux-image-amd64: %w", err)
+	}
+	m := re.FindSubmatch(out)
 	if m == nil {
 		return nil, fmt.Errorf("apt-cache depends linux-image-amd64: no linux-image dependency in %q", out)
 	}

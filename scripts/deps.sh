@@ -75,7 +75,7 @@ mapfile -t pkgs < <(printf '%s\n' "${missing_required[@]}" | sort -u | sed '/^$/
 echo "deps.sh: installing ${pkgs[*]} ${missing_optional[*]}" >&2
 apt-get update -qq
 if [ ${#pkgs[@]} -gt 0 ]; then
-	apt-get install -y -qq --no-install-recommends "${pkgs[@]}"
+	apt-get install -y -qq "${pkgs[@]}"
 fi
 if [ ${#missing_optional[@]} -gt 0 ]; then
 	# tshark asks whether non-root users may capture; preseed "no".
