@@ -272,34 +272,7 @@ func TestEveryCall(t *testing.T) {
 		// Small pages, so the helpers must follow cookies.
 		defer func(old uint32) { c.dtpref = old }(c.dtpref)
 		c.dtpref = 2048
-		var got, gotPlus []string
-		pages := 0
-		if err := c.ReadDirAll(ctx, ld, func(es []DirEntry) bool {
-			pages++
-			for _, e := range es {
-				got = append(got, e.Name)
-			}
-			return true
-		}); err != nil {
-			t.Fatal(err)
-		}
-		if err := c.ReadDirPlusAll(ctx, ld, func(es []DirEntryPlus) bool {
-			for _, e := range es {
-				if e.Attr == nil || e.Handle == nil {
-					t.Errorf("READDIRPLUS entry %s without attributes or handle", e.Name)
-				}
-				gotPlus = append(gotPlus, e.Name)
-			}
-			return true
-		}); err != nil {
-			t.Fatal(err)
-		}
-		sort.Strings(want)
-		sort.Strings(got)
-		sort.Strings(gotPlus)
-		if strings.Join(got, "\n") != strings.Join(want, "\n") || strings.Join(gotPlus, "\n") != strings.Join(want, "\n") {
-			t.Errorf("listing: %d names via READDIR, %d via READDIRPLUS, want %d", len(got), len(gotPlus), len(want))
-		}
+		pages := checkListing(t, ctx, c, ld, want)
 		// Small explicit pages.
 		p, err := c.ReadDir(ctx, ld, 0, [8]byte{}, 1024)
 		if err != nil || len(p.Entries) == 0 || p.EOF {
@@ -345,4 +318,40 @@ func TestEveryCall(t *testing.T) {
 			t.Errorf("Getattr of a forged handle: %v", err)
 		}
 	})
+}
+
+// checkListing lists dir with ReadDirAll and ReadDirPlusAll and checks that
+// both return exactly the names in want (in any order) and that every
+// READDIRPLUS entry carries attributes and a handle. It returns the number
+// of READDIR pages, so callers can check that paging was exercised.
+func checkListing(t *testing.T, ctx context.Context, c *Client, dir []byte, want []string) (pages int) {
+	t.Helper()
+	var got, gotPlus []string
+	if err := c.ReadDirAll(ctx, dir, func(es []DirEntry) bool {
+		pages++
+		for _, e := range es {
+			got = append(got, e.Name)
+		}
+		return true
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.ReadDirPlusAll(ctx, dir, func(es []DirEntryPlus) bool {
+		for _, e := range es {
+			if e.Attr == nil || e.Handle == nil {
+				t.Errorf("READDIRPLUS entry %s without attributes or handle", e.Name)
+			}
+			gotPlus = append(gotPlus, e.Name)
+		}
+		return true
+	}); err != nil {
+		t.Fatal(err)
+	}
+	sort.Strings(want)
+	sort.Strings(got)
+	sort.Strings(gotPlus)
+	if strings.Join(got, "\n") != strings.Join(want, "\n") || strings.Join(gotPlus, "\n") != strings.Join(want, "\n") {
+		t.Errorf("listing: %d names via READDIR, %d via READDIRPLUS, want %d", len(got), len(gotPlus), len(want))
+	}
+	return pages
 }

@@ -501,34 +501,7 @@ func caseReadDirPaging(t *testing.T, tg target) {
 	// READDIR count below 1024 (TOOSMALL), so stay above it.
 	c := tg.c.WithAuth(tg.c.Auth())
 	c.dtpref = 2048
-	var got, gotPlus []string
-	pages := 0
-	if err := c.ReadDirAll(ctx, ld, func(es []DirEntry) bool {
-		pages++
-		for _, e := range es {
-			got = append(got, e.Name)
-		}
-		return true
-	}); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.ReadDirPlusAll(ctx, ld, func(es []DirEntryPlus) bool {
-		for _, e := range es {
-			if e.Attr == nil || e.Handle == nil {
-				t.Errorf("READDIRPLUS entry %s without attributes or handle", e.Name)
-			}
-			gotPlus = append(gotPlus, e.Name)
-		}
-		return true
-	}); err != nil {
-		t.Fatal(err)
-	}
-	sort.Strings(want)
-	sort.Strings(got)
-	sort.Strings(gotPlus)
-	if strings.Join(got, "\n") != strings.Join(want, "\n") || strings.Join(gotPlus, "\n") != strings.Join(want, "\n") {
-		t.Errorf("listing: %d names via READDIR, %d via READDIRPLUS, want %d", len(got), len(gotPlus), len(want))
-	}
+	pages := checkListing(t, ctx, c, ld, want)
 	if pages < 2 {
 		t.Errorf("READDIR listing took %d pages; paging not exercised", pages)
 	}
