@@ -3,7 +3,6 @@ package client
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -141,11 +140,14 @@ func (c *Client) MakeMaildir(ctx context.Context, mailbox string) error {
 //
 //  1. resolve (cached) handles of the Maildir and its tmp/ and new/;
 //  2. name it <unique>,S=<size> (UniqueName);
-//  3. CREATE tmp/<name> EXCLUSIVE with a random verifier, so a retransmitted
-//     CREATE is recognised by the server; then SETATTR mode 0600 and
-//     atime/mtime to server time (the verifier may live in the times, and
-//     mtime is Dovecot's INTERNALDATE). A server that answers NOTSUPP gets
-//     GUARDED with mode 0600;
+//  3. CREATE tmp/<name> GUARDED with mode 0600, which the server applies
+//     with the create: one call, and on mailnfsd one durable step (an
+//     EXCLUSIVE create needs a SETATTR after it, RFC 1813 §3.3.8: two
+//     calls and two syncs). The name carries 128 random bits, so if the
+//     CREATE answers EXIST only a retransmission of this very call can
+//     have made it (a server without a duplicate request cache runs it
+//     twice): an empty regular file by that name is adopted as ours;
+//     anything else is a collision and another name is tried;
 //  4. WRITE the data: one FILE_SYNC WRITE if it fits in wtmax, else UNSTABLE
 //     WRITEs and a COMMIT, starting again if the write verifier changes;
 //     every count is checked;
@@ -220,26 +222,24 @@ func (c *Client) deliver(ctx context.Context, h *maildirHandles, data []byte) (s
 	}
 }
 
-// createTmp creates tmp/name exclusively and returns its handle and fileid.
+// createTmp creates tmp/name (GUARDED, mode 0600) and returns its handle
+// and fileid. EXIST for an empty regular file is our own retransmitted
+// CREATE (the name is unique): it is adopted.
 func (c *Client) createTmp(ctx context.Context, h *maildirHandles, name string) ([]byte, uint64, error) {
-	var verf [8]byte
-	_, _ = rand.Read(verf[:])
-	fh, attr, err := c.Create(ctx, h.tmp, name, Exclusive, SetAttr{}, verf)
 	mode := uint32(0o600)
-	if IsStatus(err, NFS3ErrNotSupp) {
-		fh, attr, err = c.Create(ctx, h.tmp, name, Guarded, SetAttr{Mode: &mode}, verf)
-		if err != nil {
-			return nil, 0, err
+	fh, attr, err := c.Create(ctx, h.tmp, name, Guarded, SetAttr{Mode: &mode}, [8]byte{})
+	if IsStatus(err, NFS3ErrExist) {
+		got, a, lerr := c.Lookup(ctx, h.tmp, name)
+		if lerr == nil && a == nil {
+			a, lerr = c.Getattr(ctx, got)
 		}
-	} else if err != nil {
+		if lerr != nil || a.Type != nfs3.TypeReg || a.Size != 0 {
+			return nil, 0, err // a real collision: the caller picks another name
+		}
+		fh, attr, err = got, a, nil
+	}
+	if err != nil {
 		return nil, 0, err
-	} else {
-		// RFC 1813 §3.3.8: after an exclusive create the client sets the
-		// real attributes; the times may hold the verifier.
-		set := SetAttr{Mode: &mode, Atime: nfs3.SetToServerTime, Mtime: nfs3.SetToServerTime}
-		if _, err := c.Setattr(ctx, fh, set, nil); err != nil {
-			return nil, 0, c.cleanup(h, name, err)
-		}
 	}
 	if attr == nil {
 		attr, err = c.Getattr(ctx, fh)

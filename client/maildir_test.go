@@ -302,15 +302,25 @@ func TestDeliverConcurrent(t *testing.T) {
 	}
 }
 
-// TestDeliverRenameReplyLost cuts the connection after the server ran the
-// RENAME but before the client saw the reply. The client reconnects and
-// resends the same XID; exactly one copy must result. Without a restart the
-// server's duplicate request cache answers; with a restart in between (the
-// DRC is gone) the RENAME runs again, gets NOENT, and the client's
-// LOOKUP-and-compare-fileid step must recognise its own delivery.
-func TestDeliverRenameReplyLost(t *testing.T) {
-	for _, restart := range []bool{false, true} {
-		t.Run(fmt.Sprintf("restart=%v", restart), func(t *testing.T) {
+// TestDeliverReplyLost cuts the connection after the server ran the CREATE
+// or the RENAME but before the client saw the reply. The client reconnects
+// and resends the same XID; exactly one copy must result and tmp/ must end
+// empty. Without a restart the server's duplicate request cache answers;
+// with a restart in between (the DRC is gone) the call runs again: the
+// GUARDED CREATE gets EXIST and the client adopts the empty file its own
+// first transmission made; the RENAME gets NOENT and the client's
+// LOOKUP-and-compare-fileid step recognises its own delivery.
+func TestDeliverReplyLost(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		proc    int
+		restart bool
+	}{
+		{"create", 8, false}, {"create/restart", 8, true},
+		{"rename", 14, false}, {"rename/restart", 14, true},
+	} {
+		restart := tc.restart
+		t.Run(tc.name, func(t *testing.T) {
 			checkGoroutines(t)
 			s := startServer(t, maildirSetup("box"))
 			p := startCutProxy(t, s.NFSAddr.String())
@@ -324,7 +334,7 @@ func TestDeliverRenameReplyLost(t *testing.T) {
 			if restart {
 				onCut = func() { s.Restart(t) }
 			}
-			p.Arm(14, onCut) // RENAME
+			p.Arm(tc.proc, onCut)
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
 			name, err := c.Deliver(ctx, "box", strings.NewReader("Subject: once\r\n\r\nonly once\r\n"))
@@ -337,7 +347,7 @@ func TestDeliverRenameReplyLost(t *testing.T) {
 			}
 			for xid, n := range seen {
 				if n != 2 {
-					t.Errorf("RENAME xid %#x sent %d times, want 2 (original + retransmission with the same xid)", xid, n)
+					t.Errorf("%s xid %#x sent %d times, want 2 (original + retransmission with the same xid)", tc.name, xid, n)
 				}
 			}
 			ents, _ := os.ReadDir(filepath.Join(s.Root, "box", "new"))
