@@ -1,0 +1,125 @@
+package bench
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+// BenchmarkDurableFloor replays, with bare system calls on the local disk
+// and no NFS at all, the sync schedule each server follows for one Maildir
+// delivery (create in tmp/, write 4 KiB, rename into new/), at 1, 8 and 32
+// concurrent deliverers over 8 Maildirs. It is the ceiling a server with
+// that schedule cannot pass on this disk, whatever its RPC path costs:
+//
+//   - honest: what mailnfsd must do for an NFS client (RFC 1813: CREATE,
+//     WRITE FILE_SYNC and RENAME durable before their replies): fsync the
+//     new file and tmp/ after the create, the file after the write, new/
+//     then tmp/ after the rename; 5 fsyncs;
+//   - localmda: a local delivery agent, which only promises the message
+//     once it is in new/: fsync the file after the write, new/ after the
+//     rename; 2 fsyncs;
+//   - writeonly: the file after the write and nothing else (what
+//     NFS-Ganesha's VFS backend was seen to do, bench/README.md); 1 fsync.
+//
+// Run it with the directory on the disk the servers use (TMPDIR):
+//
+//	go test -run '^$' -bench DurableFloor -benchtime 3s ./bench
+func BenchmarkDurableFloor(b *testing.B) {
+	type schedule struct {
+		name                       string
+		create, write, renameSyncs bool
+		renameBoth                 bool
+	}
+	for _, sc := range []schedule{
+		{name: "honest", create: true, write: true, renameSyncs: true, renameBoth: true},
+		{name: "localmda", write: true, renameSyncs: true},
+		{name: "writeonly", write: true},
+	} {
+		for _, c := range []int{1, 8, 32} {
+			b.Run(fmt.Sprintf("%s/c=%d", sc.name, c), func(b *testing.B) {
+				root := b.TempDir()
+				const boxes = 8
+				var tmp, nw [boxes]int
+				for i := range boxes {
+					for _, d := range []string{"tmp", "new"} {
+						if err := os.MkdirAll(filepath.Join(root, fmt.Sprint(i), d), 0o755); err != nil {
+							b.Fatal(err)
+						}
+					}
+					var err error
+					if tmp[i], err = unix.Open(filepath.Join(root, fmt.Sprint(i), "tmp"), unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0); err != nil {
+						b.Fatal(err)
+					}
+					if nw[i], err = unix.Open(filepath.Join(root, fmt.Sprint(i), "new"), unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0); err != nil {
+						b.Fatal(err)
+					}
+					defer unix.Close(tmp[i])
+					defer unix.Close(nw[i])
+				}
+				body := make([]byte, 4096)
+				var next, syncs atomic.Int64
+				var firstErr error
+				var errOnce sync.Once
+				fail := func(err error) { errOnce.Do(func() { firstErr = err }) }
+				fsync := func(fd int) {
+					syncs.Add(1)
+					if err := unix.Fsync(fd); err != nil {
+						fail(err)
+					}
+				}
+				b.ResetTimer()
+				var wg sync.WaitGroup
+				for w := range c {
+					wg.Go(func() {
+						for {
+							i := next.Add(1) - 1
+							if i >= int64(b.N) {
+								return
+							}
+							box := (w + int(i)) % boxes
+							name := fmt.Sprintf("m%d", i)
+							fd, err := unix.Openat(tmp[box], name, unix.O_CREAT|unix.O_EXCL|unix.O_RDWR|unix.O_CLOEXEC, 0o600)
+							if err != nil {
+								fail(err)
+								return
+							}
+							if sc.create {
+								fsync(fd)
+								fsync(tmp[box])
+							}
+							if _, err := unix.Pwrite(fd, body, 0); err != nil {
+								fail(err)
+							}
+							if sc.write {
+								fsync(fd)
+							}
+							unix.Close(fd)
+							if err := unix.Renameat(tmp[box], name, nw[box], name); err != nil {
+								fail(err)
+							}
+							if sc.renameSyncs {
+								fsync(nw[box])
+								if sc.renameBoth {
+									fsync(tmp[box])
+								}
+							}
+						}
+					})
+				}
+				wg.Wait()
+				b.StopTimer()
+				if firstErr != nil {
+					b.Fatal(firstErr)
+				}
+				b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "deliveries/s")
+				b.ReportMetric(float64(syncs.Load())/float64(b.N), "fsyncs/delivery")
+			})
+		}
+	}
+}
