@@ -98,7 +98,7 @@ func Expand(root string, opts Options) (CompactReport, error) {
 		err = err2
 	}
 	if err == nil && rep.StoredBytes == rep.PlainBytes {
-		if rerr := unix.Fremovexattr(f.rootFd, zXattr); rerr != nil && rerr != unix.ENODATA {
+		if rerr := unix.Fremovexattr(f.rootFd, zXattr); rerr != nil && rerr != errNoAttr {
 			err = rerr
 		} else {
 			err = unix.Fsync(f.rootFd)
@@ -127,11 +127,11 @@ func (f *FS) zwalk(fn func(dir string, h Handle) error) error {
 		if !d.Type().IsRegular() {
 			return nil
 		}
-		fh, mnt, err := unix.NameToHandleAt(unix.AT_FDCWD, p, 0)
+		k, mnt, err := nameHandle(unix.AT_FDCWD, p)
 		if err != nil || mnt != f.mountID {
 			return nil // gone, or another filesystem
 		}
-		h, ok := f.encodeHandle(kernelFH{typ: fh.Type(), bytes: fh.Bytes()})
+		h, ok := f.encodeHandle(k)
 		if !ok {
 			return nil
 		}
@@ -148,7 +148,7 @@ func (f *FS) zsum(rep *CompactReport) error {
 		}
 		defer f.put(n)
 		var pst unix.Stat_t
-		if err := unix.Fstat(n.pathFd, &pst); err != nil {
+		if err := n.stat(&pst); err != nil {
 			return nil
 		}
 		rep.Files++

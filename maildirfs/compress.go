@@ -9,7 +9,6 @@ import (
 	"hash/crc32"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -257,7 +256,7 @@ func (f *FS) zfixStable(st *unix.Stat_t, fix func(st *unix.Stat_t)) {
 	if n := f.cache.lookupIno(st.Ino); n != nil {
 		n.zmu.RLock()
 		var st2 unix.Stat_t
-		if unix.Fstat(n.pathFd, &st2) == nil && st2.Ino == st.Ino && st2.Dev == st.Dev {
+		if n.stat(&st2) == nil && st2.Ino == st.Ino && st2.Dev == st.Dev {
 			*st = st2
 			fix = func(st *unix.Stat_t) { f.zfixFd(n.pathFd, st) }
 		}
@@ -285,7 +284,7 @@ func (f *FS) zfixFd(fd int, st *unix.Stat_t) {
 		return
 	}
 	if us := f.zstate(st, func(b []byte) (int, error) {
-		return unix.Getxattr("/proc/self/fd/"+strconv.Itoa(fd), zXattr, b)
+		return getxattrFd(fd, zXattr, b)
 	}); us >= 0 {
 		st.Size = us
 	}
@@ -297,7 +296,7 @@ func (f *FS) zfixAt(dirfd int, name string, st *unix.Stat_t) {
 		return
 	}
 	if us := f.zstate(st, func(b []byte) (int, error) {
-		return unix.Lgetxattr("/proc/self/fd/"+strconv.Itoa(dirfd)+"/"+name, zXattr, b)
+		return lgetxattrAt(dirfd, name, zXattr, b)
 	}); us >= 0 {
 		st.Size = us
 	}
@@ -307,11 +306,11 @@ func (f *FS) zfixAt(dirfd int, name string, st *unix.Stat_t) {
 // caller holds n.zmu.
 func (f *FS) znode(n *node) (*unix.Stat_t, int64, error) {
 	st := new(unix.Stat_t)
-	if err := unix.Fstat(n.pathFd, st); err != nil {
+	if err := n.stat(st); err != nil {
 		return nil, -1, err
 	}
 	us := f.zstate(st, func(b []byte) (int, error) {
-		return unix.Getxattr("/proc/self/fd/"+strconv.Itoa(n.pathFd), zXattr, b)
+		return getxattrFd(n.pathFd, zXattr, b)
 	})
 	return st, us, nil
 }
@@ -556,7 +555,7 @@ func (f *FS) zapply(fd int, rec *zrec, sync bool) error {
 		if err := zstep("xattr"); err != nil {
 			return err
 		}
-		if err := unix.Fremovexattr(fd, zXattr); err != nil && err != unix.ENODATA {
+		if err := unix.Fremovexattr(fd, zXattr); err != nil && err != errNoAttr {
 			return err
 		}
 	}
@@ -565,7 +564,7 @@ func (f *FS) zapply(fd int, rec *zrec, sync bool) error {
 	}
 	// The rewrite must not change the mtime clients see (Dovecot's
 	// INTERNALDATE); ctime changes and is reported as it is.
-	if err := unix.UtimesNanoAt(fd, "", []unix.Timespec{rec.atime, rec.mtime}, unix.AT_EMPTY_PATH); err != nil {
+	if err := futimensFd(fd, []unix.Timespec{rec.atime, rec.mtime}); err != nil {
 		return err
 	}
 	if !sync {
@@ -732,9 +731,9 @@ func (f *FS) zrecover() error {
 
 // zredo applies rec to its inode if it still exists.
 func (f *FS) zredo(rec *zrec) error {
-	fd, err := openByHandleAt(f.rootFd, unix.NewFileHandle(rec.kfh.typ, rec.kfh.bytes), unix.O_RDWR|unix.O_CLOEXEC)
+	fd, err := openHandle(f.rootFd, rec.kfh, unix.O_RDWR|unix.O_CLOEXEC)
 	if err != nil {
-		if err == unix.ESTALE || err == unix.ENOENT {
+		if handleOpenErr(err) == ErrStale {
 			return nil // removed since: nothing to finish
 		}
 		return err
@@ -776,15 +775,6 @@ func (f *FS) zdelivered(from *node, to *node, h func() (Handle, bool)) {
 		z.pending.Add(-1)
 		z.dropped.Add(1)
 	}
-}
-
-// dirName is the last path component of the directory open as fd.
-func dirName(fd int) string {
-	p, err := os.Readlink("/proc/self/fd/" + strconv.Itoa(fd))
-	if err != nil {
-		return ""
-	}
-	return filepath.Base(p)
 }
 
 func (f *FS) zworker(ctx context.Context) {
@@ -905,13 +895,13 @@ func (f *FS) zcompressGroup(hs []Handle) (done, used int, _ error) {
 		err = f.inject(FaultFsync)
 	}
 	if err == nil {
-		err = unix.Fdatasync(z.wj)
+		err = fdatasync(z.wj)
 	}
 	if err != nil {
 		// Nothing was rewritten: empty the journal again (a stale record
 		// must never be redone) and give up on this group.
 		unix.Ftruncate(z.wj, 0)
-		unix.Fdatasync(z.wj)
+		fdatasync(z.wj)
 		return 0, used, err
 	}
 	if err := zstep("journaled"); err != nil {
@@ -936,13 +926,17 @@ func (f *FS) zcompressGroup(hs []Handle) (done, used int, _ error) {
 		z.storedBytes.Add(uint64(len(j.rec.data)))
 	}
 	// One syncfs makes every rewritten inode durable (a journal commit
-	// plus their data) instead of one fsync per file.
+	// plus their data) instead of one fsync per file (syncRewritten).
 	if err := zstep("fsync"); err != nil {
 		return done, used, err
 	}
 	err = f.inject(FaultFsync)
 	if err == nil {
-		err = unix.Syncfs(f.rootFd)
+		fds := make([]int, 0, len(jobs))
+		for _, j := range jobs {
+			fds = append(fds, j.fd)
+		}
+		err = syncRewritten(f.rootFd, fds)
 	}
 	if err != nil {
 		failed = err
@@ -966,7 +960,7 @@ func (f *FS) zcompressGroup(hs []Handle) (done, used int, _ error) {
 	if err := unix.Ftruncate(z.wj, 0); err != nil {
 		return done, used, err
 	}
-	if err := unix.Fdatasync(z.wj); err != nil {
+	if err := fdatasync(z.wj); err != nil {
 		return done, used, err
 	}
 	return done, used, failed

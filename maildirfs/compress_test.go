@@ -498,7 +498,7 @@ func TestCompactExpand(t *testing.T) {
 		t.Fatalf("expand: %+v %v", rep, err)
 	}
 	checkTree(t, paths, msgs)
-	if _, err := unix.Getxattr(exp, maildirfs.ZXattr, make([]byte, 16)); err != unix.ENODATA {
+	if _, err := unix.Getxattr(exp, maildirfs.ZXattr, make([]byte, 16)); err != errNoXattr {
 		t.Errorf("root marker after expand: %v", err)
 	}
 	if rep, err := maildirfs.Expand(exp, opts); err != nil || rep.Changed != 0 {

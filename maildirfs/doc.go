@@ -38,6 +38,17 @@
 // so the permission checks only fit exports that squash all clients to
 // that user (all_squash, anonuid = the server's uid).
 //
+// # Platforms
+//
+// The system calls above are Linux's (sys_linux.go). On FreeBSD
+// (sys_freebsd.go) the kernel handle is the 28-byte fhandle_t of
+// getfhat(2), resolved with fhstat(2) and fhopen(2), which need root
+// outside a jail; a directory or regular file node holds an O_RDONLY fd
+// instead of an O_PATH one, and symlinks, fifos, sockets and device nodes
+// hold none (fhreadlink, fhlinkat), so a SETATTR of one fails with
+// EOPNOTSUPP. The FreeBSD code compiles and vets but has not run on
+// FreeBSD; docs/operations.md (Portability) lists every difference.
+//
 // # Errors
 //
 // Errors are ErrBadHandle (malformed, wrong MAC, other export or key),

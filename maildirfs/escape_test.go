@@ -11,7 +11,6 @@ import (
 
 	"github.com/mailnfs/mailnfs/maildirfs"
 	"github.com/mailnfs/mailnfs/maildirfs/mdtest"
-	"golang.org/x/sys/unix"
 )
 
 // TestNoEscape plants symlinks that point outside the export and tries
@@ -90,21 +89,21 @@ func TestNoEscape(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A handle crafted for the outside file with a wrong MAC.
-	fh, _, err := unix.NameToHandleAt(unix.AT_FDCWD, secret, 0)
+	fhType, fhBytes, err := maildirfs.KernelHandle(secret)
 	if err != nil {
 		t.Fatal(err)
 	}
 	forged := []byte{1}
 	forged = binary.BigEndian.AppendUint32(forged, 0)
-	forged = append(forged, byte(fh.Type()))
-	forged = append(forged, fh.Bytes()...)
+	forged = append(forged, fhType)
+	forged = append(forged, fhBytes...)
 	forged = append(forged, make([]byte, 16)...)
 	if _, err := s.Getattr(forged); !errors.Is(err, maildirfs.ErrBadHandle) {
 		t.Fatalf("forged handle: %v", err)
 	}
 	// Splice the outside kernel handle into a genuine handle's MAC.
 	good := r
-	spliced := append(append(append([]byte(nil), good[:5]...), byte(fh.Type())), fh.Bytes()...)
+	spliced := append(append(append([]byte(nil), good[:5]...), fhType), fhBytes...)
 	spliced = append(spliced, good[len(good)-16:]...)
 	if _, err := s.Getattr(spliced); !errors.Is(err, maildirfs.ErrBadHandle) {
 		t.Fatalf("spliced handle: %v", err)
@@ -156,10 +155,10 @@ func TestMountInsideExport(t *testing.T) {
 	if err := os.Mkdir(mnt, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := unix.Mount("tmpfs", mnt, "tmpfs", 0, "size=1m"); err != nil {
+	if err := mountTmpfs(mnt); err != nil {
 		t.Skipf("cannot mount tmpfs (%v): skipping", err)
 	}
-	t.Cleanup(func() { unix.Unmount(mnt, unix.MNT_DETACH) })
+	t.Cleanup(func() { unmountDetach(mnt) })
 	os.WriteFile(filepath.Join(mnt, "inner"), []byte("inner"), 0o644)
 	if _, _, _, err := s.Lookup(s.Root(), root, "mnt"); !errors.Is(err, syscall.EXDEV) {
 		t.Fatalf("lookup of mount point: %v", err)

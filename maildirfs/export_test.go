@@ -1,6 +1,15 @@
 package maildirfs
 
+import "golang.org/x/sys/unix"
+
 // Test hooks for the external test package.
+
+// KernelHandle returns the kernel handle type and bytes of path (not
+// following a symlink), as a handle embeds them.
+func KernelHandle(path string) (byte, []byte, error) {
+	k, _, err := nameHandle(unix.AT_FDCWD, path)
+	return byte(k.typ), k.bytes, err
+}
 
 // ErrZCrash is returned by a rewrite stopped by the crash hook.
 var ErrZCrash = errZCrash

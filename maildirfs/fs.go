@@ -24,11 +24,11 @@ const keyFile = "maildirfs-handle.key"
 // calls. All methods are safe for concurrent use.
 type FS struct {
 	root     string
-	rootFd   int // O_RDONLY|O_DIRECTORY; also the mount fd for open_by_handle_at
+	rootFd   int // O_RDONLY|O_DIRECTORY; also the mount fd for open_by_handle_at (Linux)
 	rootDev  uint64
 	rootIno  uint64
-	mountID  int   // of the root: kernel handles from other mounts are refused
-	rootNode *node // pinned in the cache
+	mountID  uint64 // of the root (Linux mount id, FreeBSD fsid): kernel handles from other mounts are refused
+	rootNode *node  // pinned in the cache
 	rootH    Handle
 
 	key      [32]byte
@@ -95,26 +95,29 @@ func open(root string, opts Options, zforce bool) (*FS, error) {
 		return nil, &os.PathError{Op: "fstat", Path: root, Err: err}
 	}
 	f.rootDev, f.rootIno = st.Dev, st.Ino
-	fh, mnt, err := unix.NameToHandleAt(fd, "", unix.AT_EMPTY_PATH)
+	k, mnt, err := fdHandle(fd, fd, ".")
 	if err != nil {
 		unix.Close(fd)
-		return nil, fmt.Errorf("maildirfs: name_to_handle_at on %s (filesystem without exportable handles?): %w", root, err)
+		if errors.Is(err, unix.EPERM) { // FreeBSD: getfhat needs root too
+			return nil, fmt.Errorf("maildirfs: %s: %w", handlePrivilegeHint, err)
+		}
+		return nil, fmt.Errorf("maildirfs: %s on %s (filesystem without exportable handles?): %w", handleCall, root, err)
 	}
-	k := kernelFH{typ: fh.Type(), bytes: append([]byte(nil), fh.Bytes()...)}
+	k.bytes = append([]byte(nil), k.bytes...)
 	h, ok := f.encodeHandle(k)
 	if !ok {
 		unix.Close(fd)
 		return nil, fmt.Errorf("maildirfs: kernel file handle of %s too large (%d bytes, type %d)", root, len(k.bytes), k.typ)
 	}
-	// Probe open_by_handle_at now so a missing capability fails Open, not
+	// Probe handle resolution now so a missing privilege fails Open, not
 	// every request later.
-	pfd, err := openByHandleAt(fd, fh, unix.O_PATH|unix.O_CLOEXEC)
+	pfd, err := openPath(fd, k)
 	if err != nil {
 		unix.Close(fd)
 		if errors.Is(err, unix.EPERM) {
-			return nil, fmt.Errorf("maildirfs: open_by_handle_at not permitted (needs CAP_DAC_READ_SEARCH; run mailnfsd as root, or grant the capability with setcap cap_dac_read_search+ep and set NoChown): %w", err)
+			return nil, fmt.Errorf("maildirfs: %s: %w", handlePrivilegeHint, err)
 		}
-		return nil, fmt.Errorf("maildirfs: open_by_handle_at on %s: %w", root, err)
+		return nil, fmt.Errorf("maildirfs: %s on %s: %w", handleOpenCall, root, err)
 	}
 	f.cache.init(opts.MaxOpenNodes)
 	f.rootH = h
@@ -266,18 +269,15 @@ func (f *FS) get(h Handle) (*node, *unix.Stat_t, error) {
 		}
 		key := k.key()
 		f.stats.misses.Add(1)
-		fd, err := openByHandleAt(f.rootFd, unix.NewFileHandle(k.typ, k.bytes), unix.O_PATH|unix.O_CLOEXEC)
+		fd, err := openPath(f.rootFd, k)
 		if err != nil {
-			switch {
-			case errors.Is(err, unix.ESTALE), errors.Is(err, unix.ENOENT):
-				return nil, nil, ErrStale
-			case errors.Is(err, unix.EINVAL), errors.Is(err, unix.EOPNOTSUPP):
-				return nil, nil, ErrBadHandle
+			if e := handleOpenErr(err); e != nil {
+				return nil, nil, e
 			}
-			return nil, nil, fmt.Errorf("open_by_handle_at: %w", err)
+			return nil, nil, fmt.Errorf("%s: %w", handleOpenCall, err)
 		}
 		var st unix.Stat_t
-		if err := unix.Fstat(fd, &st); err != nil {
+		if err := pathStat(fd, k, &st); err != nil {
 			unix.Close(fd)
 			return nil, nil, err
 		}
@@ -286,7 +286,7 @@ func (f *FS) get(h Handle) (*node, *unix.Stat_t, error) {
 			return nil, nil, ErrStale
 		}
 		hh := append(Handle(nil), h...)
-		n = f.cache.insert(&node{key: key, kfh: kernelFH{typ: k.typ, bytes: append([]byte(nil), k.bytes...)}, h: hh, pathFd: fd, ioFd: -1, typ: fileType(st.Mode), ino: st.Ino})
+		n = f.cache.insert(&node{key: key, kfh: kernelFH{typ: k.typ, bytes: append([]byte(nil), k.bytes...)}, h: hh, pathFd: fd, ioFd: -1, typ: fileType(uint32(st.Mode)), ino: st.Ino})
 	}
 	st := new(unix.Stat_t)
 	if f.z != nil && n.typ == TypeReg {
@@ -294,7 +294,7 @@ func (f *FS) get(h Handle) (*node, *unix.Stat_t, error) {
 		n.zmu.RLock()
 		defer n.zmu.RUnlock()
 	}
-	if err := unix.Fstat(n.pathFd, st); err != nil {
+	if err := n.stat(st); err != nil {
 		f.put(n)
 		return nil, nil, err
 	}
@@ -309,13 +309,14 @@ func (f *FS) get(h Handle) (*node, *unix.Stat_t, error) {
 
 func (f *FS) put(n *node) { f.cache.release(n) }
 
-// handleFor returns the handle of the object open as fd (any open mode).
-func (f *FS) handleFor(fd int) (Handle, error) {
-	fh, _, err := unix.NameToHandleAt(fd, "", unix.AT_EMPTY_PATH)
+// handleFor returns the handle of the object open as fd (any open mode),
+// opened as name in directory dirfd.
+func (f *FS) handleFor(fd, dirfd int, name string) (Handle, error) {
+	k, _, err := fdHandle(fd, dirfd, name)
 	if err != nil {
-		return nil, fmt.Errorf("name_to_handle_at: %w", err)
+		return nil, fmt.Errorf("%s: %w", handleCall, err)
 	}
-	h, ok := f.encodeHandle(kernelFH{typ: fh.Type(), bytes: fh.Bytes()})
+	h, ok := f.encodeHandle(k)
 	if !ok {
 		return nil, fmt.Errorf("kernel file handle too large: %w", unix.EOVERFLOW)
 	}
@@ -325,8 +326,8 @@ func (f *FS) handleFor(fd int) (Handle, error) {
 // attr converts a stat to an Attr.
 func (f *FS) attr(st *unix.Stat_t) *Attr {
 	return &Attr{
-		Type:      fileType(st.Mode),
-		Mode:      st.Mode & 0o7777,
+		Type:      fileType(uint32(st.Mode)),
+		Mode:      uint32(st.Mode) & 0o7777,
 		Nlink:     uint32(st.Nlink),
 		UID:       st.Uid,
 		GID:       st.Gid,
@@ -372,7 +373,7 @@ func fileType(mode uint32) FileType {
 // postAttr stats n now; nil if that fails (post_op_attr is optional).
 func (f *FS) postAttr(n *node) *Attr {
 	var st unix.Stat_t
-	if unix.Fstat(n.pathFd, &st) != nil {
+	if n.stat(&st) != nil {
 		return nil
 	}
 	f.zfixFd(n.pathFd, &st)

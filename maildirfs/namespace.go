@@ -34,7 +34,7 @@ func (f *FS) Mkdir(dir Handle, c Cred, name string, s SetAttr) (_ Handle, _ *Att
 		unix.Close(fd)
 		return nil, nil, wcc, err
 	}
-	h, err := f.adopt(fd, st)
+	h, err := f.adopt(fd, st, d, name)
 	if err == nil {
 		rest := SetAttr{Atime: s.Atime, AtimeVal: s.AtimeVal, Mtime: s.Mtime, MtimeVal: s.MtimeVal}
 		if rest.Atime != DontChange || rest.Mtime != DontChange {
@@ -92,7 +92,7 @@ func (f *FS) finishCreate(d *node, dst *unix.Stat_t, c Cred, name string, s SetA
 	if err != nil {
 		return nil, nil, *wcc, err
 	}
-	if st.Mode&unix.S_IFMT != typeBits(typ) {
+	if uint32(st.Mode)&unix.S_IFMT != typeBits(typ) {
 		unix.Close(fd) // replaced under us by a local process
 		return nil, nil, *wcc, unix.EEXIST
 	}
@@ -100,7 +100,7 @@ func (f *FS) finishCreate(d *node, dst *unix.Stat_t, c Cred, name string, s SetA
 		unix.Close(fd)
 		return nil, nil, *wcc, err
 	}
-	h, err := f.adopt(fd, st)
+	h, err := f.adopt(fd, st, d, name)
 	if err == nil {
 		err = f.syncDir(d)
 	}
@@ -143,13 +143,13 @@ func (f *FS) Mknod(dir Handle, c Cred, name string, typ FileType, s SetAttr, maj
 	if err := checkNewName(name, unix.EEXIST); err != nil {
 		return nil, nil, wcc, err
 	}
-	var dev int
+	var dev uint64
 	switch typ {
 	case TypeChr, TypeBlk:
 		if c.UID != 0 {
 			return nil, nil, wcc, unix.EPERM
 		}
-		dev = int(unix.Mkdev(major, minor))
+		dev = unix.Mkdev(major, minor)
 	case TypeFifo, TypeSock:
 	default:
 		return nil, nil, wcc, unix.EINVAL
@@ -161,7 +161,7 @@ func (f *FS) Mknod(dir Handle, c Cred, name string, typ FileType, s SetAttr, maj
 	if err := f.inject(FaultCreate); err != nil {
 		return nil, nil, wcc, err
 	}
-	if err := unix.Mknodat(d.pathFd, name, typeBits(typ)|0o600, dev); err != nil {
+	if err := mknodat(d.pathFd, name, typeBits(typ)|0o600, dev); err != nil {
 		return nil, nil, wcc, err
 	}
 	return f.finishCreate(d, dst, c, name, s, mode, typ, &wcc)
@@ -246,9 +246,7 @@ func (f *FS) Link(file Handle, dir Handle, name string, c Cred) (_ *Attr, wcc Wc
 	if err := f.inject(FaultLink); err != nil {
 		return f.postAttr(n), wcc, err
 	}
-	// AT_EMPTY_PATH links the inode itself (needs CAP_DAC_READ_SEARCH,
-	// which handle resolution needs anyway).
-	if err := unix.Linkat(n.pathFd, "", d.pathFd, name, unix.AT_EMPTY_PATH); err != nil {
+	if err := linkNode(n, d.pathFd, name); err != nil {
 		return f.postAttr(n), wcc, err
 	}
 	err = f.syncDir(d)
@@ -354,11 +352,11 @@ func (f *FS) Rename(fromDir Handle, fromName string, toDir Handle, toName string
 	}
 	if err == nil && vst.Mode&unix.S_IFMT == unix.S_IFREG {
 		f.zdelivered(fd, td, func() (Handle, bool) {
-			fh, mnt, err := unix.NameToHandleAt(td.pathFd, toName, 0)
+			k, mnt, err := nameHandle(td.pathFd, toName)
 			if err != nil || mnt != f.mountID {
 				return nil, false
 			}
-			return f.encodeHandle(kernelFH{typ: fh.Type(), bytes: fh.Bytes()})
+			return f.encodeHandle(k)
 		})
 	}
 	return from, to, err
@@ -371,18 +369,15 @@ func (f *FS) FSStat(h Handle) (FSStat, *Attr, error) {
 		return FSStat{}, nil, err
 	}
 	defer f.put(n)
-	var s unix.Statfs_t
-	if err := unix.Fstatfs(n.pathFd, &s); err != nil {
+	fd := n.pathFd
+	if fd < 0 {
+		fd = f.rootFd // no path fd (FreeBSD special file): same filesystem
+	}
+	fs, err := fsStat(fd)
+	if err != nil {
 		return FSStat{}, f.attr(st), err
 	}
-	bs := uint64(s.Frsize)
-	if bs == 0 {
-		bs = uint64(s.Bsize)
-	}
-	return FSStat{
-		TotalBytes: s.Blocks * bs, FreeBytes: s.Bfree * bs, AvailBytes: s.Bavail * bs,
-		TotalFiles: s.Files, FreeFiles: s.Ffree, AvailFiles: s.Ffree,
-	}, f.attr(st), nil
+	return fs, f.attr(st), nil
 }
 
 // LookupPath resolves rel (slash-separated, relative to the export root;
@@ -415,18 +410,4 @@ func (f *FS) LookupPath(c Cred, rel string) (Handle, error) {
 
 // LinkMax returns the hard link limit of the export's filesystem for
 // PATHCONF (nfsd.LinkMaxer): known limits by filesystem type, else 32000.
-func (f *FS) LinkMax() uint32 {
-	var s unix.Statfs_t
-	if unix.Fstatfs(f.rootFd, &s) != nil {
-		return 32000
-	}
-	switch s.Type {
-	case unix.EXT4_SUPER_MAGIC: // also ext2/ext3 (same magic)
-		return 65000
-	case unix.XFS_SUPER_MAGIC, unix.TMPFS_MAGIC:
-		return 1<<31 - 1
-	case unix.BTRFS_SUPER_MAGIC:
-		return 65535
-	}
-	return 32000
-}
+func (f *FS) LinkMax() uint32 { return linkMax(f.rootFd) }

@@ -12,7 +12,7 @@ type node struct {
 	key    string   // kernelFH.key()
 	kfh    kernelFH // to reopen with other flags
 	h      Handle
-	pathFd int      // O_PATH fd: stat, *at calls as dirfd, fchownat
+	pathFd int      // stat, *at calls as dirfd (Linux: O_PATH; FreeBSD: O_RDONLY, -1 for special files; sys_*.go)
 	typ    FileType // never changes for an inode
 	ino    uint64
 
@@ -186,6 +186,9 @@ func (c *nodeCache) closeAll() {
 	}
 }
 
+// stat stats n through its path fd (or, where it has none, its handle).
+func (n *node) stat(st *unix.Stat_t) error { return pathStat(n.pathFd, n.kfh, st) }
+
 func (n *node) close() {
 	if n.pathFd >= 0 {
 		unix.Close(n.pathFd)
@@ -214,23 +217,22 @@ func (f *FS) io(n *node, needWrite bool) (int, error) {
 	if n.ioFd >= 0 && (!needWrite || n.ioWritable) {
 		return n.ioFd, nil
 	}
-	fh := unix.NewFileHandle(n.kfh.typ, n.kfh.bytes)
 	var fd int
 	var err error
 	writable := false
 	switch n.typ {
 	case TypeDir:
-		fd, err = openByHandleAt(f.rootFd, fh, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC)
+		fd, err = openHandle(f.rootFd, n.kfh, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC)
 	case TypeReg:
 		if !f.opts.ReadOnly {
-			fd, err = openByHandleAt(f.rootFd, fh, unix.O_RDWR|unix.O_CLOEXEC)
+			fd, err = openHandle(f.rootFd, n.kfh, unix.O_RDWR|unix.O_CLOEXEC)
 			writable = err == nil
 		}
 		if !writable {
 			if needWrite && err != nil {
 				return -1, err
 			}
-			fd, err = openByHandleAt(f.rootFd, fh, unix.O_RDONLY|unix.O_CLOEXEC)
+			fd, err = openHandle(f.rootFd, n.kfh, unix.O_RDONLY|unix.O_CLOEXEC)
 		}
 	default:
 		return -1, unix.EINVAL
@@ -277,7 +279,7 @@ func (f *FS) cursor(n *node) (*dirCursor, error) {
 		}
 	}
 	if len(n.curs) < maxDirCursors {
-		fd, err := openByHandleAt(f.rootFd, unix.NewFileHandle(n.kfh.typ, n.kfh.bytes), unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC)
+		fd, err := openHandle(f.rootFd, n.kfh, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC)
 		if err != nil {
 			n.curMu.Unlock()
 			if err == unix.ESTALE {

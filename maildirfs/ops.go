@@ -73,15 +73,15 @@ func (f *FS) finishDir(d *node, wcc *Wcc) {
 	f.put(d)
 }
 
-// adopt turns an fd (any mode, typically O_PATH) into a handle and caches it
-// as a node, taking ownership of fd.
-func (f *FS) adopt(fd int, st *unix.Stat_t) (Handle, error) {
-	fh, _, err := unix.NameToHandleAt(fd, "", unix.AT_EMPTY_PATH)
+// adopt turns a path fd from openChild (name in d) into a handle and caches
+// it as a node, taking ownership of fd.
+func (f *FS) adopt(fd int, st *unix.Stat_t, d *node, name string) (Handle, error) {
+	k, _, err := fdHandle(fd, d.pathFd, name)
 	if err != nil {
 		unix.Close(fd)
-		return nil, fmt.Errorf("name_to_handle_at: %w", err)
+		return nil, fmt.Errorf("%s: %w", handleCall, err)
 	}
-	k := kernelFH{typ: fh.Type(), bytes: append([]byte(nil), fh.Bytes()...)}
+	k.bytes = append([]byte(nil), k.bytes...)
 	h, ok := f.encodeHandle(k)
 	if !ok {
 		unix.Close(fd)
@@ -93,20 +93,20 @@ func (f *FS) adopt(fd int, st *unix.Stat_t) (Handle, error) {
 		unix.Close(fd)
 		return nil, unix.EXDEV
 	}
-	n := f.cache.insert(&node{key: k.key(), kfh: k, h: h, pathFd: fd, ioFd: -1, typ: fileType(st.Mode), ino: st.Ino})
+	n := f.cache.insert(&node{key: k.key(), kfh: k, h: h, pathFd: fd, ioFd: -1, typ: fileType(uint32(st.Mode)), ino: st.Ino})
 	f.put(n)
 	return h, nil
 }
 
-// openChild opens name in directory d as O_PATH without following a
-// symlink, and stats it.
+// openChild opens name in directory d as a path fd (openChildPath) without
+// following a symlink, and stats it.
 func openChild(d *node, name string) (int, *unix.Stat_t, error) {
-	fd, err := unix.Openat(d.pathFd, name, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	fd, err := openChildPath(d.pathFd, name)
 	if err != nil {
 		return -1, nil, err
 	}
 	st := new(unix.Stat_t)
-	if err := unix.Fstat(fd, st); err != nil {
+	if err := childStat(fd, d.pathFd, name, st); err != nil {
 		unix.Close(fd)
 		return -1, nil, err
 	}
@@ -149,11 +149,12 @@ func (f *FS) Lookup(dir Handle, c Cred, name string) (Handle, Attr, *Attr, error
 }
 
 // lookupChild returns the handle and stat of name in d without following
-// a symlink: name_to_handle_at names the inode, then the cached node or
-// open_by_handle_at (which opens exactly that inode) gives its stat. Two
-// or three system calls, and no window in which name could be swapped.
+// a symlink: name_to_handle_at (getfhat) names the inode, then the cached
+// node or open_by_handle_at (fhstat, fhopen), which opens exactly that
+// inode, gives its stat. Two or three system calls, and no window in which
+// name could be swapped.
 func (f *FS) lookupChild(d *node, name string) (Handle, *unix.Stat_t, error) {
-	fh, mnt, err := unix.NameToHandleAt(d.pathFd, name, 0)
+	k, mnt, err := nameHandle(d.pathFd, name)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -162,7 +163,6 @@ func (f *FS) lookupChild(d *node, name string) (Handle, *unix.Stat_t, error) {
 		// decode against our filesystem; refuse to hand them out.
 		return nil, nil, unix.EXDEV
 	}
-	k := kernelFH{typ: fh.Type(), bytes: fh.Bytes()}
 	h, ok := f.encodeHandle(k)
 	if !ok {
 		return nil, nil, fmt.Errorf("kernel file handle too large: %w", unix.EOVERFLOW)
@@ -174,7 +174,7 @@ func (f *FS) lookupChild(d *node, name string) (Handle, *unix.Stat_t, error) {
 		// concurrent REMOVE may drop and close the node, and the fd
 		// number could be reused for another file.
 		defer f.put(n)
-		if err := unix.Fstat(n.pathFd, st); err != nil {
+		if err := n.stat(st); err != nil {
 			return nil, nil, err
 		}
 		if st.Nlink == 0 {
@@ -184,20 +184,20 @@ func (f *FS) lookupChild(d *node, name string) (Handle, *unix.Stat_t, error) {
 		f.zfixStable(st, func(st *unix.Stat_t) { f.zfixFd(fd, st) })
 		return h, st, nil
 	}
-	fd, err := openByHandleAt(f.rootFd, fh, unix.O_PATH|unix.O_CLOEXEC)
+	fd, err := openPath(f.rootFd, k)
 	if err != nil {
-		if err == unix.ESTALE {
+		if handleOpenErr(err) == ErrStale {
 			return nil, nil, unix.ENOENT // removed since name_to_handle_at
 		}
 		return nil, nil, err
 	}
-	if err := unix.Fstat(fd, st); err != nil {
+	if err := pathStat(fd, k, st); err != nil {
 		unix.Close(fd)
 		return nil, nil, err
 	}
 	f.zfixStable(st, func(st *unix.Stat_t) { f.zfixFd(fd, st) })
 	k.bytes = append([]byte(nil), k.bytes...)
-	n := f.cache.insert(&node{key: key, kfh: k, h: h, pathFd: fd, ioFd: -1, typ: fileType(st.Mode), ino: st.Ino})
+	n := f.cache.insert(&node{key: key, kfh: k, h: h, pathFd: fd, ioFd: -1, typ: fileType(uint32(st.Mode)), ino: st.Ino})
 	f.put(n)
 	return h, st, nil
 }
@@ -223,7 +223,7 @@ func (f *FS) Readlink(h Handle, c Cred) (string, *Attr, error) {
 		return "", f.attr(st), unix.EINVAL
 	}
 	buf := make([]byte, maxSymlink+1)
-	k, err := unix.Readlinkat(n.pathFd, "", buf)
+	k, err := readlinkNode(n, buf)
 	if err != nil {
 		return "", f.attr(st), err
 	}
@@ -369,7 +369,7 @@ func (f *FS) Write(h Handle, c Cred, off uint64, data []byte, stable StableHow) 
 // killPriv clears setuid, and setgid when group-executable, as
 // file_remove_privs does.
 func (f *FS) killPriv(n *node, st *unix.Stat_t) error {
-	mode := st.Mode & 0o7777
+	mode := uint32(st.Mode) & 0o7777
 	nm := mode &^ unix.S_ISUID
 	if mode&unix.S_IXGRP != 0 {
 		nm &^= unix.S_ISGID
@@ -435,7 +435,7 @@ func (f *FS) SetAttr(h Handle, c Cred, s SetAttr, guardCtime *time.Time) (Wcc, e
 }
 
 // syncNode makes n's inode durable: fsync for files and directories,
-// syncfs for other types (no fd can be opened on them safely).
+// syncSpecial for other types (no fd can be opened on them safely).
 func (f *FS) syncNode(n *node) error {
 	switch n.typ {
 	case TypeReg:
@@ -447,7 +447,7 @@ func (f *FS) syncNode(n *node) error {
 	f.stats.fileSyncs.Add(1)
 	err := f.inject(FaultFsync)
 	if err == nil {
-		err = unix.Syncfs(f.rootFd) // O_PATH fds cannot be synced; same filesystem
+		err = syncSpecial(f.rootFd)
 	}
 	if err != nil {
 		f.syncFailed(err)
@@ -504,7 +504,7 @@ func (f *FS) setAttrLocked(n *node, st *unix.Stat_t, c Cred, s SetAttr, created 
 		if s.GID != nil {
 			gid = int(*s.GID)
 		}
-		if err := unix.Fchownat(n.pathFd, "", uid, gid, unix.AT_EMPTY_PATH|unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		if err := chownNode(n, uid, gid); err != nil {
 			return err
 		}
 	}
@@ -537,7 +537,7 @@ func (f *FS) setAttrLocked(n *node, st *unix.Stat_t, c Cred, s SetAttr, created 
 	}
 	if s.Atime != DontChange || s.Mtime != DontChange {
 		times := []unix.Timespec{timeSpec(s.Atime, s.AtimeVal), timeSpec(s.Mtime, s.MtimeVal)}
-		if err := unix.UtimesNanoAt(n.pathFd, "", times, unix.AT_EMPTY_PATH|unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		if err := utimesNode(n, times); err != nil {
 			return err
 		}
 	}
@@ -552,23 +552,6 @@ func timeSpec(how TimeHow, t time.Time) unix.Timespec {
 		return unix.NsecToTimespec(t.UnixNano())
 	}
 	return unix.Timespec{Nsec: unix.UTIME_OMIT}
-}
-
-// chmod sets n's mode through its O_PATH fd (fchmodat2 AT_EMPTY_PATH),
-// falling back to fchmod on an opened fd on kernels without fchmodat2.
-func (f *FS) chmod(n *node, mode uint32) error {
-	err := unix.Fchmodat(n.pathFd, "", mode, unix.AT_EMPTY_PATH)
-	if err == nil || (err != unix.EOPNOTSUPP && err != unix.ENOSYS) {
-		return err
-	}
-	if n.typ != TypeReg && n.typ != TypeDir {
-		return unix.EOPNOTSUPP
-	}
-	fd, err := f.io(n, false)
-	if err != nil {
-		return err
-	}
-	return unix.Fchmod(fd, mode)
 }
 
 // newOwner returns the owner and group for an object c creates in a
@@ -594,7 +577,7 @@ func (f *FS) setupNew(d *node, dst *unix.Stat_t, name string, fd int, c Cred, s 
 		uid, gid := newOwner(dst, c, s)
 		var err error
 		if fd >= 0 {
-			err = unix.Fchownat(fd, "", uid, gid, unix.AT_EMPTY_PATH|unix.AT_SYMLINK_NOFOLLOW)
+			err = fchownFd(fd, uid, gid)
 		} else {
 			err = unix.Fchownat(d.pathFd, name, uid, gid, unix.AT_SYMLINK_NOFOLLOW)
 		}
@@ -609,7 +592,7 @@ func (f *FS) setupNew(d *node, dst *unix.Stat_t, name string, fd int, c Cred, s 
 		mode |= unix.S_ISGID // setgid directories propagate
 	}
 	if fd >= 0 {
-		return unix.Fchmodat(fd, "", mode, unix.AT_EMPTY_PATH)
+		return fchmodFd(fd, mode)
 	}
 	return unix.Fchmodat(d.pathFd, name, mode, unix.AT_SYMLINK_NOFOLLOW)
 }
@@ -654,7 +637,7 @@ func (f *FS) Create(dir Handle, c Cred, name string, how CreateMode, s SetAttr, 
 	}
 	err = f.setupNew(d, dst, name, fd, c, s, mode, TypeReg)
 	if err == nil && how == Exclusive {
-		err = unix.UtimesNanoAt(fd, "", []unix.Timespec{{Sec: atimeSec}, {Sec: mtimeSec}}, unix.AT_EMPTY_PATH)
+		err = futimensFd(fd, []unix.Timespec{{Sec: atimeSec}, {Sec: mtimeSec}})
 	}
 	var st unix.Stat_t
 	if err == nil {
@@ -664,7 +647,7 @@ func (f *FS) Create(dir Handle, c Cred, name string, how CreateMode, s SetAttr, 
 		unix.Close(fd)
 		return nil, nil, wcc, err
 	}
-	h, err := f.adoptOpen(fd, &st)
+	h, err := f.adoptOpen(fd, &st, d, name)
 	if err == nil && how != Exclusive {
 		rest := s
 		rest.Mode, rest.UID, rest.GID = nil, nil, nil
@@ -694,15 +677,15 @@ func (f *FS) Create(dir Handle, c Cred, name string, how CreateMode, s SetAttr, 
 	return h, &a, wcc, nil
 }
 
-// adoptOpen caches a freshly created regular file opened O_RDWR as fd,
-// taking ownership of fd, and returns its handle.
-func (f *FS) adoptOpen(fd int, st *unix.Stat_t) (Handle, error) {
-	fh, _, err := unix.NameToHandleAt(fd, "", unix.AT_EMPTY_PATH)
+// adoptOpen caches a freshly created regular file opened O_RDWR as fd
+// (name in d), taking ownership of fd, and returns its handle.
+func (f *FS) adoptOpen(fd int, st *unix.Stat_t, d *node, name string) (Handle, error) {
+	k, _, err := fdHandle(fd, d.pathFd, name)
 	if err != nil {
 		unix.Close(fd)
-		return nil, fmt.Errorf("name_to_handle_at: %w", err)
+		return nil, fmt.Errorf("%s: %w", handleCall, err)
 	}
-	k := kernelFH{typ: fh.Type(), bytes: append([]byte(nil), fh.Bytes()...)}
+	k.bytes = append([]byte(nil), k.bytes...)
 	h, ok := f.encodeHandle(k)
 	if !ok {
 		unix.Close(fd)
@@ -745,13 +728,13 @@ func (f *FS) createExisting(d *node, c Cred, name string, how CreateMode, s SetA
 			unix.Close(fd)
 			return nil, nil, unix.EEXIST
 		}
-		h, err := f.adopt(fd, st)
+		h, err := f.adopt(fd, st, d, name)
 		if err != nil {
 			return nil, nil, err
 		}
 		return h, f.attr(st), nil
 	}
-	h, err := f.adopt(fd, st)
+	h, err := f.adopt(fd, st, d, name)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -11,7 +11,6 @@ import (
 
 	"github.com/mailnfs/mailnfs/maildirfs"
 	"github.com/mailnfs/mailnfs/maildirfs/mdtest"
-	"golang.org/x/sys/unix"
 )
 
 func u32(v uint32) *uint32 { return &v }
@@ -427,5 +426,3 @@ func TestReadOnly(t *testing.T) {
 		t.Fatalf("read on ro: %v", err)
 	}
 }
-
-var _ = unix.O_PATH

@@ -40,11 +40,11 @@ func may(st *unix.Stat_t, c Cred, want uint32) bool {
 	var bits uint32
 	switch {
 	case c.UID == st.Uid:
-		bits = st.Mode >> 6
+		bits = uint32(st.Mode) >> 6
 	case c.inGroup(st.Gid):
-		bits = st.Mode >> 3
+		bits = uint32(st.Mode) >> 3
 	default:
-		bits = st.Mode
+		bits = uint32(st.Mode)
 	}
 	return bits&7&want == want
 }

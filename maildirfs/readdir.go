@@ -1,8 +1,6 @@
 package maildirfs
 
 import (
-	"encoding/binary"
-
 	"golang.org/x/sys/unix"
 )
 
@@ -63,23 +61,10 @@ func (f *FS) ReadDir(dir Handle, c Cred, cookie uint64, plus bool, emit func(e *
 			return true, f.postAttr(d), nil
 		}
 		for off := 0; off < nb; {
-			// struct linux_dirent64 { u64 d_ino; s64 d_off; u16 d_reclen; u8 d_type; char d_name[]; }
-			if off+19 > nb {
+			// The record layout is the system's (sysparse.go).
+			ino, next, reclen, nameb, ok := parseDirent(buf[off:nb])
+			if !ok {
 				return false, f.postAttr(d), ErrCorrupt
-			}
-			rec := buf[off:nb]
-			ino := binary.NativeEndian.Uint64(rec[0:8])
-			next := binary.NativeEndian.Uint64(rec[8:16])
-			reclen := int(binary.NativeEndian.Uint16(rec[16:18]))
-			if reclen < 19 || reclen > len(rec) {
-				return false, f.postAttr(d), ErrCorrupt
-			}
-			nameb := rec[19:reclen]
-			for i, ch := range nameb {
-				if ch == 0 {
-					nameb = nameb[:i]
-					break
-				}
 			}
 			off += reclen
 			name := string(nameb)
@@ -113,11 +98,11 @@ func (f *FS) fillPlus(d *node, isRoot bool, e *DirEntry) bool {
 		}
 		return e.Attr != nil
 	}
-	// Two system calls per entry (fstatat, name_to_handle_at), no open:
-	// syscalls dominate READDIRPLUS. If the name is replaced between the
-	// two, the attributes may describe the replaced object; clients
-	// revalidate with GETATTR, and the handle is still one we issued for
-	// an object in this directory.
+	// Two system calls per entry (fstatat, and name_to_handle_at or
+	// getfhat), no open: syscalls dominate READDIRPLUS. If the name is
+	// replaced between the two, the attributes may describe the replaced
+	// object; clients revalidate with GETATTR, and the handle is still one
+	// we issued for an object in this directory.
 	var st unix.Stat_t
 	if err := unix.Fstatat(d.pathFd, e.Name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 		return err != unix.ENOENT
@@ -125,7 +110,7 @@ func (f *FS) fillPlus(d *node, isRoot bool, e *DirEntry) bool {
 	f.zfixStable(&st, func(st *unix.Stat_t) { f.zfixAt(d.pathFd, e.Name, st) })
 	e.Attr = f.attr(&st)
 	e.FileID = st.Ino
-	fh, mnt, err := unix.NameToHandleAt(d.pathFd, e.Name, 0)
+	k, mnt, err := nameHandle(d.pathFd, e.Name)
 	if err != nil {
 		if err == unix.ENOENT {
 			return false
@@ -135,7 +120,7 @@ func (f *FS) fillPlus(d *node, isRoot bool, e *DirEntry) bool {
 	if mnt != f.mountID || st.Dev != f.rootDev {
 		return true // a mount point inside the export: no handle
 	}
-	if h, ok := f.encodeHandle(kernelFH{typ: fh.Type(), bytes: fh.Bytes()}); ok {
+	if h, ok := f.encodeHandle(k); ok {
 		e.Handle = h
 	}
 	return true

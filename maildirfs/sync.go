@@ -1,9 +1,6 @@
 package maildirfs
 
 import (
-	"fmt"
-	"os"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -95,7 +92,7 @@ func (f *FS) syncFile(n *node, full bool) error {
 			if full {
 				err = unix.Fsync(fd)
 			} else {
-				err = unix.Fdatasync(fd)
+				err = fdatasync(fd)
 			}
 		}
 		if err != nil {
@@ -162,27 +159,13 @@ var renameAtomicCache sync.Map
 
 // renameAtomic reports whether the export's file system commits a rename
 // between two directories as one unit, so that the order in which the two
-// directories are synced cannot matter for a crash: XFS and btrfs always,
-// ext4 only with a journal (a jbd2 entry in /proc/fs/jbd2 for its device;
-// ext4 without a journal writes each directory block on its own).
+// directories are synced cannot matter for a crash (renameAtomicFS in
+// sys_*.go knows which do).
 func (f *FS) renameAtomic() bool {
 	if v, ok := renameAtomicCache.Load(f.rootDev); ok {
 		return v.(bool)
 	}
-	v := false
-	var s unix.Statfs_t
-	if unix.Fstatfs(f.rootFd, &s) == nil {
-		switch s.Type {
-		case unix.XFS_SUPER_MAGIC, unix.BTRFS_SUPER_MAGIC:
-			v = true
-		case unix.EXT4_SUPER_MAGIC:
-			dev := uint64(f.rootDev)
-			if link, err := os.Readlink(fmt.Sprintf("/sys/dev/block/%d:%d", unix.Major(dev), unix.Minor(dev))); err == nil {
-				m, _ := filepath.Glob("/proc/fs/jbd2/" + filepath.Base(link) + "-*")
-				v = len(m) > 0
-			}
-		}
-	}
+	v := renameAtomicFS(f.rootFd, f.rootDev)
 	renameAtomicCache.Store(f.rootDev, v)
 	return v
 }

@@ -135,7 +135,7 @@ func testServerCompress(t *testing.T, exports func(root string) string) {
 			xattr = xattr[:n]
 			break
 		}
-		if err != nil && err != unix.ENODATA {
+		if err != nil && err != errNoXattr {
 			t.Fatalf("getxattr %s: %v", path, err)
 		}
 		if time.Now().After(deadline) {

@@ -17,10 +17,6 @@ import (
 	"github.com/mailnfs/mailnfs/internal/xdr"
 )
 
-// DefaultRpcbindSocket is where Linux and FreeBSD rpcbind listen on an
-// AF_LOCAL stream socket.
-const DefaultRpcbindSocket = "/run/rpcbind.sock"
-
 // DefaultRpcbindTimeout bounds one call of an RpcbindClient whose Timeout is
 // zero.
 const DefaultRpcbindTimeout = 3 * time.Second

@@ -297,7 +297,7 @@ func pmWaitFor(t *testing.T, ctx context.Context, cond func() bool) {
 // socket first (Linux rpcbind takes SET only there), then loopback TCP.
 func TestRpcbindClientTargets(t *testing.T) {
 	got := (&RpcbindClient{}).targets()
-	want := []target{{"unix", "/run/rpcbind.sock"}, {"tcp", "127.0.0.1:111"}}
+	want := []target{{"unix", DefaultRpcbindSocket}, {"tcp", "127.0.0.1:111"}}
 	if !slices.Equal(got, want) {
 		t.Fatalf("targets = %v, want %v", got, want)
 	}

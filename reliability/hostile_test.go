@@ -31,6 +31,10 @@ import (
 // envFlood makes the test binary a connection flooder: "ADDR N".
 const envFlood = "MAILNFS_RELIABILITY_FLOOD"
 
+// capAt returns want capped at limit; the rlimit fields are uint64 on
+// Linux and int64 on FreeBSD.
+func capAt[T int64 | uint64](limit T, want int) T { return min(limit, T(want)) }
+
 // runFlood opens N connections to ADDR, each sending the start of a record
 // and nothing more, prints "ready" and holds them until stdin closes.
 func runFlood(cfg string) int {
@@ -41,8 +45,8 @@ func runFlood(cfg string) int {
 		return 2
 	}
 	var rl syscall.Rlimit
-	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl) == nil && rl.Cur < uint64(n+256) {
-		rl.Cur = min(rl.Max, uint64(n+256))
+	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl) == nil && uint64(rl.Cur) < uint64(n+256) {
+		rl.Cur = capAt(rl.Max, n+256)
 		_ = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &rl)
 	}
 	conns := make([]net.Conn, 0, n)
@@ -111,20 +115,28 @@ func (w *memWatch) end() (heapMiB, sysMiB, hwmMiB float64) {
 	return float64(w.peakHeap) / (1 << 20), float64(w.peakSys) / (1 << 20), float64(hwm) / 1024
 }
 
+// setRlimit stores cur and lim in an rlimit's fields (uint64 on Linux,
+// int64 on FreeBSD).
+func setRlimit[T int64 | uint64](curField, maxField *T, cur, lim uint64) {
+	*curField, *maxField = T(cur), T(lim)
+}
+
 func raiseNoFile(t *testing.T, want uint64) {
 	t.Helper()
 	var rl syscall.Rlimit
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
 		t.Fatal(err)
 	}
-	if rl.Cur >= want {
+	cur, lim := uint64(rl.Cur), uint64(rl.Max)
+	if cur >= want {
 		return
 	}
 	old := rl
-	rl.Cur = min(max(want, rl.Cur), rl.Max)
-	if rl.Max < want {
-		rl.Max, rl.Cur = want, want
+	cur = min(max(want, cur), lim)
+	if lim < want {
+		lim, cur = want, want
 	}
+	setRlimit(&rl.Cur, &rl.Max, cur, lim)
 	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
 		t.Skipf("cannot raise RLIMIT_NOFILE to %d: %v", want, err)
 	}

@@ -52,7 +52,7 @@ func (s sizeFlag) Set(v string) error {
 
 // isTTY reports whether f is a terminal.
 func isTTY(f *os.File) bool {
-	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+	_, err := unix.IoctlGetTermios(int(f.Fd()), ioctlGetTermios)
 	return err == nil
 }
 

@@ -1,0 +1,261 @@
+package maildirfs
+
+// Linux system interface: kernel file handles from name_to_handle_at and
+// open_by_handle_at, O_PATH fds for nodes, AT_EMPTY_PATH, syncfs,
+// fdatasync, /proc/self/fd paths for xattrs of O_PATH fds, and filesystem
+// magic numbers. sys_freebsd.go is the FreeBSD counterpart; both provide
+// the same functions.
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+
+	"golang.org/x/sys/unix"
+)
+
+// parseDirent is the getdents64 record parser of this system (sysparse.go).
+var parseDirent = parseLinuxDirent
+
+// handleCall names the system call that makes kernel handles, for errors.
+const handleCall = "name_to_handle_at"
+
+// handleOpenCall names the system call that opens kernel handles.
+const handleOpenCall = "open_by_handle_at"
+
+// errNoAttr is the errno for "no such extended attribute".
+const errNoAttr = unix.ENODATA
+
+// handlePrivilegeHint completes the error of an Open whose probe of handle
+// resolution was refused.
+const handlePrivilegeHint = "open_by_handle_at not permitted (needs CAP_DAC_READ_SEARCH; run mailnfsd as root, or grant the capability with setcap cap_dac_read_search+ep and set NoChown)"
+
+// openByHandleAt is open_by_handle_at(2) that retries a transient ENOMEM.
+// The kernel's exportfs code returns ENOMEM, not ESTALE, when reconnecting
+// a disconnected dentry races with a rename or removal in the same
+// directory (seen under TestConcurrentStress with constant cache
+// eviction); a retry a moment later resolves the handle or reports the
+// real state (ESTALE). A persistent ENOMEM is returned as is.
+func openByHandleAt(mountFd int, fh unix.FileHandle, flags int) (int, error) {
+	for try := 0; ; try++ {
+		fd, err := unix.OpenByHandleAt(mountFd, fh, flags)
+		if err != unix.ENOMEM || try == 4 {
+			return fd, err
+		}
+		runtime.Gosched()
+	}
+}
+
+// handleOpenErr maps an error of openPath for a handle with a valid MAC to
+// ErrStale or ErrBadHandle; nil: neither (the caller wraps it).
+func handleOpenErr(err error) error {
+	switch {
+	case errors.Is(err, unix.ESTALE), errors.Is(err, unix.ENOENT):
+		return ErrStale
+	case errors.Is(err, unix.EINVAL), errors.Is(err, unix.EOPNOTSUPP):
+		return ErrBadHandle
+	}
+	return nil
+}
+
+// openHandle opens the object of k with open(2) flags (O_RDONLY, O_RDWR,
+// O_DIRECTORY, O_CLOEXEC) through the export root fd.
+func openHandle(rootFd int, k kernelFH, flags int) (int, error) {
+	return openByHandleAt(rootFd, unix.NewFileHandle(k.typ, k.bytes), flags)
+}
+
+// openPath opens the object of k as a node's path fd (O_PATH: any type,
+// nothing is opened for I/O).
+func openPath(rootFd int, k kernelFH) (int, error) {
+	return openByHandleAt(rootFd, unix.NewFileHandle(k.typ, k.bytes), unix.O_PATH|unix.O_CLOEXEC)
+}
+
+// pathStat stats the object of a path fd (k names the same object; unused
+// here, every object has an O_PATH fd).
+func pathStat(fd int, k kernelFH, st *unix.Stat_t) error {
+	return unix.Fstat(fd, st)
+}
+
+// openChildPath opens name in directory dirfd as a path fd without
+// following a symlink.
+func openChildPath(dirfd int, name string) (int, error) {
+	return unix.Openat(dirfd, name, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+}
+
+// childStat stats the object openChildPath opened as fd (name in dirfd).
+func childStat(fd, dirfd int, name string, st *unix.Stat_t) error {
+	return unix.Fstat(fd, st)
+}
+
+// nameHandle returns the kernel handle of name in dirfd (not following a
+// symlink) and the identity of the mount it is on.
+func nameHandle(dirfd int, name string) (kernelFH, uint64, error) {
+	fh, mnt, err := unix.NameToHandleAt(dirfd, name, 0)
+	if err != nil {
+		return kernelFH{}, 0, err
+	}
+	return kernelFH{typ: fh.Type(), bytes: fh.Bytes()}, uint64(mnt), nil
+}
+
+// fdHandle returns the kernel handle of the object open as fd and the
+// identity of its mount. dirfd and name are where fd was opened (the
+// FreeBSD counterpart needs them; Linux asks the fd itself).
+func fdHandle(fd, dirfd int, name string) (kernelFH, uint64, error) {
+	fh, mnt, err := unix.NameToHandleAt(fd, "", unix.AT_EMPTY_PATH)
+	if err != nil {
+		return kernelFH{}, 0, err
+	}
+	return kernelFH{typ: fh.Type(), bytes: fh.Bytes()}, uint64(mnt), nil
+}
+
+// linkNode makes a new link name in dirfd to the object of n
+// (AT_EMPTY_PATH links the inode itself; it needs CAP_DAC_READ_SEARCH,
+// which handle resolution needs anyway).
+func linkNode(n *node, dirfd int, name string) error {
+	return unix.Linkat(n.pathFd, "", dirfd, name, unix.AT_EMPTY_PATH)
+}
+
+// readlinkNode reads the target of the symlink n into buf.
+func readlinkNode(n *node, buf []byte) (int, error) {
+	return unix.Readlinkat(n.pathFd, "", buf)
+}
+
+// chownNode changes the owner of n, never following a symlink.
+func chownNode(n *node, uid, gid int) error {
+	return unix.Fchownat(n.pathFd, "", uid, gid, unix.AT_EMPTY_PATH|unix.AT_SYMLINK_NOFOLLOW)
+}
+
+// utimesNode sets n's times (utimensat semantics: UTIME_NOW, UTIME_OMIT),
+// never following a symlink.
+func utimesNode(n *node, times []unix.Timespec) error {
+	return unix.UtimesNanoAt(n.pathFd, "", times, unix.AT_EMPTY_PATH|unix.AT_SYMLINK_NOFOLLOW)
+}
+
+// chmod sets n's mode through its O_PATH fd (fchmodat2 AT_EMPTY_PATH),
+// falling back to fchmod on an opened fd on kernels without fchmodat2.
+func (f *FS) chmod(n *node, mode uint32) error {
+	err := unix.Fchmodat(n.pathFd, "", mode, unix.AT_EMPTY_PATH)
+	if err == nil || (err != unix.EOPNOTSUPP && err != unix.ENOSYS) {
+		return err
+	}
+	if n.typ != TypeReg && n.typ != TypeDir {
+		return unix.EOPNOTSUPP
+	}
+	fd, err := f.io(n, false)
+	if err != nil {
+		return err
+	}
+	return unix.Fchmod(fd, mode)
+}
+
+// fchownFd, fchmodFd and futimensFd change the object open as fd (a file
+// or directory just created).
+func fchownFd(fd, uid, gid int) error {
+	return unix.Fchownat(fd, "", uid, gid, unix.AT_EMPTY_PATH|unix.AT_SYMLINK_NOFOLLOW)
+}
+
+func fchmodFd(fd int, mode uint32) error {
+	return unix.Fchmodat(fd, "", mode, unix.AT_EMPTY_PATH)
+}
+
+func futimensFd(fd int, times []unix.Timespec) error {
+	return unix.UtimesNanoAt(fd, "", times, unix.AT_EMPTY_PATH)
+}
+
+// mknodat creates a special file; dev is from unix.Mkdev.
+func mknodat(dirfd int, name string, mode uint32, dev uint64) error {
+	return unix.Mknodat(dirfd, name, mode, int(dev))
+}
+
+// fdatasync makes fd's data (and the metadata needed to read it) durable.
+func fdatasync(fd int) error { return unix.Fdatasync(fd) }
+
+// syncSpecial makes the inode of a node that is neither a regular file
+// nor a directory durable: O_PATH fds cannot be synced, so the whole
+// filesystem is (same filesystem as the root).
+func syncSpecial(rootFd int) error { return unix.Syncfs(rootFd) }
+
+// syncRewritten makes the files just rewritten in place (open as fds)
+// durable: one syncfs (a journal commit plus their data) instead of one
+// fsync per file.
+func syncRewritten(rootFd int, fds []int) error { return unix.Syncfs(rootFd) }
+
+// getxattrFd reads attr of the object open as fd (O_PATH is fine: the
+// xattr calls cannot take an O_PATH fd, its /proc/self/fd path can).
+func getxattrFd(fd int, attr string, b []byte) (int, error) {
+	return unix.Getxattr("/proc/self/fd/"+strconv.Itoa(fd), attr, b)
+}
+
+// lgetxattrAt reads attr of name in directory dirfd, not following a
+// symlink.
+func lgetxattrAt(dirfd int, name, attr string, b []byte) (int, error) {
+	return unix.Lgetxattr("/proc/self/fd/"+strconv.Itoa(dirfd)+"/"+name, attr, b)
+}
+
+// dirName returns the last path component of the directory open as fd, ""
+// if unknown.
+func dirName(fd int) string {
+	p, err := os.Readlink("/proc/self/fd/" + strconv.Itoa(fd))
+	if err != nil {
+		return ""
+	}
+	return filepath.Base(p)
+}
+
+// fsStat reports the space and inode counts of the filesystem holding fd.
+func fsStat(fd int) (FSStat, error) {
+	var s unix.Statfs_t
+	if err := unix.Fstatfs(fd, &s); err != nil {
+		return FSStat{}, err
+	}
+	bs := uint64(s.Frsize)
+	if bs == 0 {
+		bs = uint64(s.Bsize)
+	}
+	return FSStat{
+		TotalBytes: s.Blocks * bs, FreeBytes: s.Bfree * bs, AvailBytes: s.Bavail * bs,
+		TotalFiles: s.Files, FreeFiles: s.Ffree, AvailFiles: s.Ffree,
+	}, nil
+}
+
+// linkMax returns the hard link limit of the filesystem of rootFd: known
+// limits by filesystem type, else 32000.
+func linkMax(rootFd int) uint32 {
+	var s unix.Statfs_t
+	if unix.Fstatfs(rootFd, &s) != nil {
+		return 32000
+	}
+	switch s.Type {
+	case unix.EXT4_SUPER_MAGIC: // also ext2/ext3 (same magic)
+		return 65000
+	case unix.XFS_SUPER_MAGIC, unix.TMPFS_MAGIC:
+		return 1<<31 - 1
+	case unix.BTRFS_SUPER_MAGIC:
+		return 65535
+	}
+	return 32000
+}
+
+// renameAtomicFS reports whether the filesystem of rootFd (device dev)
+// commits a rename between two directories as one unit: XFS and btrfs
+// always, ext4 only with a journal (a jbd2 entry in /proc/fs/jbd2 for its
+// device; ext4 without a journal writes each directory block on its own).
+func renameAtomicFS(rootFd int, dev uint64) bool {
+	var s unix.Statfs_t
+	if unix.Fstatfs(rootFd, &s) != nil {
+		return false
+	}
+	switch s.Type {
+	case unix.XFS_SUPER_MAGIC, unix.BTRFS_SUPER_MAGIC:
+		return true
+	case unix.EXT4_SUPER_MAGIC:
+		if link, err := os.Readlink(fmt.Sprintf("/sys/dev/block/%d:%d", unix.Major(dev), unix.Minor(dev))); err == nil {
+			m, _ := filepath.Glob("/proc/fs/jbd2/" + filepath.Base(link) + "-*")
+			return len(m) > 0
+		}
+	}
+	return false
+}
