@@ -76,17 +76,22 @@
 //
 // # Durability
 //
-// CREATE, MKDIR, SYMLINK, MKNOD, REMOVE, RMDIR and LINK fsync the parent
-// directory before returning; RENAME fsyncs the target directory, then the
-// source directory if different (both at once where the file system
-// commits a rename as one unit: ext4 with a journal, XFS, btrfs); SETATTR
-// fsyncs the object; CREATE and MKDIR also fsync the new inode (owner,
-// mode, and for EXCLUSIVE CREATE the verifier kept in the times), at the
-// same time as the parent: ext4 without a journal writes only the fsynced
-// inode, and with one a commit may fall between the create and the chown.
-// WRITE UNSTABLE only pwrites; DATA_SYNC fdatasyncs; FILE_SYNC and COMMIT
-// fsync. For SYMLINK and MKNOD (no fd to fsync) the metadata of the new
-// inode relies on the journal transaction of the parent's fsync (ext4).
+// Which syncs an operation needs depends on the file system (CommitModel).
+// On a journalling one where every operation is one transaction and an
+// fsync of any inode it changed commits it (ext4 with a journal, XFS:
+// OneSync), each namespace operation syncs one inode: CREATE and MKDIR the
+// new one, RENAME the target directory, LINK, SYMLINK, MKNOD, REMOVE and
+// RMDIR the parent. Elsewhere (ext4 without a journal, btrfs, tmpfs,
+// anything unknown) every inode the operation changed is synced: CREATE
+// and MKDIR the new inode (owner, mode, and for EXCLUSIVE CREATE the
+// verifier kept in the times) and the parent at the same time; LINK the
+// inode (link count) and the parent; SYMLINK and MKNOD the parent and,
+// having no fd to fsync, the file system (syncfs); REMOVE and RMDIR the
+// parent; RENAME the target directory, then the source directory if
+// different (both at once where the file system commits a rename as one
+// unit: btrfs, ZFS), so a crash in between leaves two names, never none.
+// SETATTR fsyncs the object. WRITE UNSTABLE only pwrites; DATA_SYNC
+// fdatasyncs; FILE_SYNC and COMMIT fsync.
 //
 // Syncs of one object are coalesced (group commit): a caller needs a sync
 // that starts after its change; while one runs, all arrivals wait for the

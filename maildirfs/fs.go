@@ -31,6 +31,9 @@ type FS struct {
 	rootNode *node  // pinned in the cache
 	rootH    Handle
 
+	commitOnce sync.Once
+	commitM    commitModel // the file system's, found on first use (commit)
+
 	key      [32]byte
 	macs     sync.Pool // of hash.Hash: HMAC-SHA256 keyed with key
 	exportID uint32

@@ -43,9 +43,7 @@ func (f *FS) Mkdir(dir Handle, c Cred, name string, s SetAttr) (_ Handle, _ *Att
 	}
 	if err == nil {
 		// The new directory's inode and the entry (see Create).
-		err = f.withNode(h, func(n *node, _ *unix.Stat_t) error {
-			return syncBoth(func() error { return f.syncDir(n) }, func() error { return f.syncDir(d) })
-		})
+		err = f.withNode(h, func(n *node, _ *unix.Stat_t) error { return f.syncCreated(n, d) })
 	}
 	if err != nil {
 		return nil, nil, wcc, err
@@ -86,7 +84,9 @@ func (f *FS) Symlink(dir Handle, c Cred, name, target string, s SetAttr) (_ Hand
 }
 
 // finishCreate sets owner/mode of the new object name in d (created by
-// name, not open), caches it and syncs d.
+// name, not open), caches it and syncs d, and the new inode too unless
+// d's sync commits it (oneSync): a symlink or device node has no fd to
+// fsync, so that is a syncfs (syncNode).
 func (f *FS) finishCreate(d *node, dst *unix.Stat_t, c Cred, name string, s SetAttr, mode uint32, typ FileType, wcc *Wcc) (Handle, *Attr, Wcc, error) {
 	fd, st, err := openChild(d, name)
 	if err != nil {
@@ -101,8 +101,12 @@ func (f *FS) finishCreate(d *node, dst *unix.Stat_t, c Cred, name string, s SetA
 		return nil, nil, *wcc, err
 	}
 	h, err := f.adopt(fd, st, d, name)
-	if err == nil {
+	if err == nil && f.commit().oneSync {
 		err = f.syncDir(d)
+	} else if err == nil {
+		err = f.withNode(h, func(n *node, _ *unix.Stat_t) error {
+			return syncBoth(func() error { return f.syncNode(n) }, func() error { return f.syncDir(d) })
+		})
 	}
 	if err != nil {
 		return nil, nil, *wcc, err
@@ -249,7 +253,16 @@ func (f *FS) Link(file Handle, dir Handle, name string, c Cred) (_ *Attr, wcc Wc
 	if err := linkNode(n, d.pathFd, name); err != nil {
 		return f.postAttr(n), wcc, err
 	}
-	err = f.syncDir(d)
+	// The new entry, and the inode's link count and ctime: the
+	// directory's sync covers both only where one sync commits the
+	// whole operation; ext4 without a journal would keep a count of 1
+	// for two names, and a later unlink would free the inode under the
+	// other.
+	if f.commit().oneSync {
+		err = f.syncDir(d)
+	} else {
+		err = syncBoth(func() error { return f.syncNode(n) }, func() error { return f.syncDir(d) })
+	}
 	if err == nil && n.typ == TypeReg {
 		f.zdelivered(nil, d, func() (Handle, bool) { return append(Handle(nil), n.h...), true })
 	}
@@ -274,8 +287,9 @@ func mayLink(st *unix.Stat_t, c Cred) bool {
 // replacing a compatible target. Same file: no-op. Both directories are
 // durable on return: toDir first, so that a crash in between leaves two
 // names, never none; where the file system commits the rename as one unit
-// (renameAtomic: ext4 with a journal, XFS, btrfs) the order cannot matter
-// and both are synced at once.
+// (commitModel.renameAtomic: ext4 with a journal, XFS, btrfs, ZFS) the
+// order cannot matter and both are synced at once, and where one sync
+// commits the whole operation (oneSync) toDir's is enough.
 func (f *FS) Rename(fromDir Handle, fromName string, toDir Handle, toName string, c Cred) (from, to Wcc, err error) {
 	fd, fdst, err := f.getDir(fromDir, c, &from, true)
 	if err != nil {
@@ -337,15 +351,15 @@ func (f *FS) Rename(fromDir Handle, fromName string, toDir Handle, toName string
 		f.cache.dropIno(tst.Ino)
 		f.zforget(tst.Ino)
 	}
-	switch {
-	case td != fd && f.renameAtomic():
+	switch m := f.commit(); {
+	case m.oneSync || td == fd:
+		err = f.syncDir(td)
+	case m.renameAtomic:
 		err = syncBoth(func() error { return f.syncDir(td) }, func() error { return f.syncDir(fd) })
-	case td != fd:
+	default:
 		if err = f.syncDir(td); err == nil {
 			err = f.syncDir(fd)
 		}
-	default:
-		err = f.syncDir(td)
 	}
 	if err != nil {
 		return from, to, err

@@ -659,13 +659,12 @@ func (f *FS) Create(dir Handle, c Cred, name string, how CreateMode, s SetAttr, 
 	}
 	if err == nil {
 		// Sync the new inode (owner, mode; for EXCLUSIVE the verifier in
-		// its times, RFC 1813 §3.3.8) and the entry, concurrently (one
-		// wait instead of two). The directory's fsync alone does not
-		// write the new inode on ext4 without a journal, nor on ext4 with
-		// one if a commit started between the create and the chown.
-		err = f.withNode(h, func(n *node, _ *unix.Stat_t) error {
-			return syncBoth(func() error { return f.syncFile(n, true) }, func() error { return f.syncDir(d) })
-		})
+		// its times, RFC 1813 §3.3.8) and the entry. The directory's
+		// fsync alone does not write the new inode on ext4 without a
+		// journal, nor on ext4 with one if a commit started between the
+		// create and the chown; the file's fsync alone is enough where
+		// the commit model says so (syncCreated).
+		err = f.withNode(h, func(n *node, _ *unix.Stat_t) error { return f.syncCreated(n, d) })
 	}
 	if err != nil {
 		return nil, nil, wcc, err

@@ -154,20 +154,64 @@ func syncBoth(a, b func() error) error {
 	return err
 }
 
-// renameAtomicCache maps a device number to renameAtomic's answer.
-var renameAtomicCache sync.Map
+// commitModel says which syncs make a namespace operation durable on a
+// file system, so that an operation waits for as few as are needed and
+// never fewer. commitModelFS in sys_*.go knows the file systems; anything
+// it does not know gets the zero value: every changed inode is synced,
+// and a rename's two directories in turn.
+type commitModel struct {
+	// oneSync: every namespace operation is one transaction, and an fsync
+	// of any inode it changed commits that transaction and all earlier
+	// ones, so one sync makes the whole operation durable (ext4 with a
+	// journal: jbd2 commits the inode's last transaction; XFS: the log is
+	// forced up to the inode's last commit sequence).
+	//
+	// ext4 without a journal gets no such shortcut: there an fsync of a
+	// new file also writes the directory block holding its entry
+	// (ext4_sync_parent), but not the directory's inode, which carries
+	// its size and block map when the entry needed a new block (traced
+	// on 6.18: the parent's inode block was written only when it shared
+	// a block with the new file's inode). So both are synced.
+	oneSync bool
+	// renameAtomic: a rename between two directories is committed as one
+	// unit, so the order in which its directories are synced cannot
+	// matter for a crash and they may be synced at once.
+	renameAtomic bool
+}
 
-// renameAtomic reports whether the export's file system commits a rename
-// between two directories as one unit, so that the order in which the two
-// directories are synced cannot matter for a crash (renameAtomicFS in
-// sys_*.go knows which do).
-func (f *FS) renameAtomic() bool {
-	if v, ok := renameAtomicCache.Load(f.rootDev); ok {
-		return v.(bool)
+// commit returns the commit model of the export's file system, found once
+// per store (not per device number: a device may be reformatted and
+// mounted again under the same number while the process runs).
+func (f *FS) commit() commitModel {
+	f.commitOnce.Do(func() { f.commitM = commitModelFS(f.rootFd, f.rootDev) })
+	return f.commitM
+}
+
+// CommitModel is what the store relies on to make a namespace operation
+// durable on the export's file system, for models of it (crashfs) and
+// for operators (mailnfsd logs it at start).
+type CommitModel struct {
+	// OneSync: one sync of any inode an operation changed commits all of
+	// the operation (journalling file systems).
+	OneSync bool
+	// RenameAtomic: a rename's two directories are synced at once.
+	RenameAtomic bool
+}
+
+// CommitModel returns the commit model the store uses for its export.
+func (f *FS) CommitModel() CommitModel {
+	m := f.commit()
+	return CommitModel{OneSync: m.oneSync, RenameAtomic: m.renameAtomic}
+}
+
+// syncCreated makes a just-created object n (file or directory) and its
+// entry in d durable: one sync where the file system's commit model
+// allows, else both at once (syncBoth).
+func (f *FS) syncCreated(n, d *node) error {
+	if f.commit().oneSync {
+		return f.syncNode(n)
 	}
-	v := renameAtomicFS(f.rootFd, f.rootDev)
-	renameAtomicCache.Store(f.rootDev, v)
-	return v
+	return syncBoth(func() error { return f.syncNode(n) }, func() error { return f.syncDir(d) })
 }
 
 // syncFailed rotates the write verifier: data acknowledged UNSTABLE may be

@@ -12,16 +12,21 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// TestRenameAtomic checks renameAtomic against the facts of the test
+// TestCommitModel checks the commit model against the facts of the test
 // directory's file system, found here a different way (the device's name
 // from its sysfs uevent, and its jbd2 directory).
-func TestRenameAtomic(t *testing.T) {
+func TestCommitModel(t *testing.T) {
 	base := t.TempDir()
 	dir := filepath.Join(base, "export")
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	f, err := Open(dir, Options{StateDir: filepath.Join(base, "state")})
+	checkCommitModel(t, dir, filepath.Join(base, "state"))
+}
+
+func checkCommitModel(t *testing.T, dir, state string) commitModel {
+	t.Helper()
+	f, err := Open(dir, Options{StateDir: state})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -34,10 +39,12 @@ func TestRenameAtomic(t *testing.T) {
 	if err := unix.Stat(dir, &st); err != nil {
 		t.Fatal(err)
 	}
-	want := false
+	var want commitModel
 	switch s.Type {
-	case unix.XFS_SUPER_MAGIC, unix.BTRFS_SUPER_MAGIC:
-		want = true
+	case unix.XFS_SUPER_MAGIC:
+		want = commitModel{oneSync: true, renameAtomic: true}
+	case unix.BTRFS_SUPER_MAGIC:
+		want = commitModel{renameAtomic: true}
 	case unix.EXT4_SUPER_MAGIC:
 		uevent, err := os.ReadFile(fmt.Sprintf("/sys/dev/block/%d:%d/uevent", unix.Major(st.Dev), unix.Minor(st.Dev)))
 		if err != nil {
@@ -53,13 +60,16 @@ func TestRenameAtomic(t *testing.T) {
 			t.Skip("device name unknown")
 		}
 		_, err = os.Stat("/proc/fs/jbd2/" + name + "-8")
-		want = err == nil
+		if err == nil {
+			want = commitModel{oneSync: true, renameAtomic: true}
+		}
 	}
-	if got := f.renameAtomic(); got != want {
-		t.Fatalf("renameAtomic = %v, want %v (fs type %#x)", got, want, s.Type)
+	if got := f.commit(); got != want {
+		t.Fatalf("commit model = %+v, want %+v (fs type %#x)", got, want, s.Type)
 	}
-	if got := f.renameAtomic(); got != want {
-		t.Fatalf("cached renameAtomic = %v, want %v", got, want)
+	if got := f.commit(); got != want {
+		t.Fatalf("cached commit model = %+v, want %+v", got, want)
 	}
-	t.Logf("fs type %#x: rename atomic = %v", s.Type, want)
+	t.Logf("fs type %#x: commit model %+v", s.Type, want)
+	return want
 }

@@ -443,15 +443,17 @@ func linkMax(rootFd int) uint32 {
 	return clampLinkMax(int64(v))
 }
 
-// renameAtomicFS reports whether the filesystem of rootFd commits a
-// rename between two directories as one unit: ZFS does (one transaction,
+// commitModelFS tells the commit model of the filesystem of rootFd. ZFS
+// commits a rename between two directories as one unit (one transaction,
 // one intent log record); UFS (soft updates, with or without the journal)
 // orders the two directory writes but does not make them one, and tmpfs
-// keeps nothing, so both are synced in turn.
-func renameAtomicFS(rootFd int, dev uint64) bool {
+// keeps nothing, so both are synced in turn. No FreeBSD file system is
+// trusted with oneSync (not measured there): every changed
+// inode is synced.
+func commitModelFS(rootFd int, dev uint64) commitModel {
 	var s unix.Statfs_t
 	if unix.Fstatfs(rootFd, &s) != nil {
-		return false
+		return commitModel{}
 	}
-	return fsTypeName(s.Fstypename[:]) == "zfs"
+	return commitModel{renameAtomic: fsTypeName(s.Fstypename[:]) == "zfs"}
 }

@@ -239,23 +239,38 @@ func linkMax(rootFd int) uint32 {
 	return 32000
 }
 
-// renameAtomicFS reports whether the filesystem of rootFd (device dev)
-// commits a rename between two directories as one unit: XFS and btrfs
-// always, ext4 only with a journal (a jbd2 entry in /proc/fs/jbd2 for its
-// device; ext4 without a journal writes each directory block on its own).
-func renameAtomicFS(rootFd int, dev uint64) bool {
+// commitModelFS tells the commit model of the filesystem of rootFd
+// (device dev). XFS: one transaction per operation, fsync forces the log
+// (oneSync). ext4 with a journal (a jbd2 entry in /proc/fs/jbd2 for its
+// device): the same through jbd2. ext4 without one writes each block on its
+// own (see commitModel.oneSync). btrfs commits a rename as one unit, but its fsync logs only the inode
+// synced (its log tree), so it gets no more than renameAtomic. Anything
+// else (tmpfs, overlay, NFS...) gets the safe default.
+func commitModelFS(rootFd int, dev uint64) commitModel {
 	var s unix.Statfs_t
 	if unix.Fstatfs(rootFd, &s) != nil {
-		return false
+		return commitModel{}
 	}
 	switch s.Type {
-	case unix.XFS_SUPER_MAGIC, unix.BTRFS_SUPER_MAGIC:
-		return true
+	case unix.XFS_SUPER_MAGIC:
+		return commitModel{oneSync: true, renameAtomic: true}
+	case unix.BTRFS_SUPER_MAGIC:
+		return commitModel{renameAtomic: true}
 	case unix.EXT4_SUPER_MAGIC:
-		if link, err := os.Readlink(fmt.Sprintf("/sys/dev/block/%d:%d", unix.Major(dev), unix.Minor(dev))); err == nil {
-			m, _ := filepath.Glob("/proc/fs/jbd2/" + filepath.Base(link) + "-*")
-			return len(m) > 0
+		if ext4Journal(dev) {
+			return commitModel{oneSync: true, renameAtomic: true}
 		}
 	}
-	return false
+	return commitModel{}
+}
+
+// ext4Journal reports whether the ext4 filesystem on device dev has a
+// journal: jbd2 lists it as /proc/fs/jbd2/<device name>-<inode>.
+func ext4Journal(dev uint64) bool {
+	link, err := os.Readlink(fmt.Sprintf("/sys/dev/block/%d:%d", unix.Major(dev), unix.Minor(dev)))
+	if err != nil {
+		return false
+	}
+	m, _ := filepath.Glob("/proc/fs/jbd2/" + filepath.Base(link) + "-*")
+	return len(m) > 0
 }

@@ -167,6 +167,10 @@ func (x *Exports) open(e *Export) (Store, error) {
 	if err != nil {
 		return nil, err
 	}
+	// How many syncs an operation costs depends on the file system
+	// (maildirfs.CommitModel): worth a line when sizing a box.
+	m := fs.CommitModel()
+	o.Logger.Info("nfsd: export opened", "one_sync_per_op", m.OneSync, "rename_synced_at_once", m.RenameAtomic)
 	return fs, nil
 }
 

@@ -36,7 +36,9 @@
 // the store's documented order (RENAME: target, then source). The model
 // assumes the kernel's fsync makes an object's content or entries durable,
 // that a directory fsync also makes a newly created inode's metadata durable
-// (ext4, see maildirfs/doc.go), and that nothing is durable without a sync.
+// (ext4, see maildirfs/doc.go), and that nothing is durable without a sync,
+// except what the store's CommitModel says a sync also covers (on a
+// journalling file system, the whole operation).
 // Directories are synced one at a time, so the model is more pessimistic
 // than ext4 for RENAME between directories: ext4 commits a rename in one
 // journal transaction, while the model lets a crash between the target's
@@ -274,6 +276,9 @@ func (m *FS) Create(dir maildirfs.Handle, c maildirfs.Cred, name string, how mai
 		// store (a CREATE that failed its sync left the file there).
 		m.relearn(dir, did, name)
 	}
+	if m.fs.CommitModel().OneSync && d.file > 0 && d.dir == 0 {
+		d.dir = 1 // the new file's sync committed its entry too
+	}
 	if m.settle("CREATE "+name, err, d, []uint64{fid}, []uint64{did}) {
 		m.checkEntry("CREATE", did, name, fid)
 	}
@@ -427,6 +432,9 @@ func (m *FS) Rename(from maildirfs.Handle, fromName string, to maildirfs.Handle,
 	dirs := []uint64{tid}
 	if fid != tid {
 		dirs = append(dirs, fid)
+		if m.fs.CommitModel().OneSync && d.dir == 1 {
+			d.dir = 2 // the target's sync committed the whole rename
+		}
 	}
 	if m.settle("RENAME "+fromName+" "+toName, err, d, nil, dirs) {
 		m.checkEntry("RENAME (target)", tid, toName, moved)
