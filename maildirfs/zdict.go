@@ -1,9 +1,82 @@
 package maildirfs
 
-// zdictID names zdict in every compressed frame (zstd dictionary ID). The
-// dictionary is part of the on-disk format: it must never change; a new one
-// gets a new ID and the decoder keeps the old ones.
-const zdictID = 0x4d4e4601
+import _ "embed"
+
+// Dictionaries are part of the on-disk format: their bytes never change; a
+// new one gets a new ID, new frames are written with it, and the decoder
+// keeps every older one registered (a frame names its dictionary by ID).
+//
+//	0x4d4e4601  zdict: raw content, written until issue #8's space work
+//	0x4d4e4602  zdict2: zstd-format (entropy tables + content), written now
+const (
+	zdictID  = 0x4d4e4601
+	zdict2ID = 0x4d4e4602
+)
+
+// zdict2 is the dictionary new frames are written with: a dictionary in
+// zstd's own format (RFC 8878 section 5), so the reference zstd tool reads
+// these frames too (zstd -d -D zdict2.bin). Its content is zdict2Extra
+// followed by zdict (zdict last: its strings keep the shortest offsets);
+// before the content it carries entropy tables (Huffman weights of
+// literals, FSE tables of sequences), which a small message would otherwise
+// spend a hundred bytes or so describing. The tables were trained on real
+// mail that no benchmark uses: the 1,400 messages of the SpamAssassin
+// public corpus easy_ham_2 (2002), never on the generated corpora the
+// benchmarks measure. TestZdict2Build holds the recipe; TestZdict2 pins
+// the bytes.
+//
+//go:embed zdict2.bin
+var zdict2 []byte
+
+// zdict2Extra is generic content written for this project: modern delivery
+// and authentication header boilerplate, and frequent English phrases.
+var zdict2Extra = []byte(`Authentication-Results: ; dkim=pass (2048-bit key; unprotected) header.d= header.i=@ header.a=rsa-sha256 header.s= header.b=; dkim-atps=neutral
+Authentication-Results: ; spf=pass smtp.mailfrom=; dkim=pass header.d=; dmarc=pass header.from=; arc=none
+Received-SPF: Pass (mailfrom) identity=mailfrom; client-ip=; helo=; envelope-from=; receiver=<UNKNOWN>
+X-Spam-Flag: NO
+X-Spam-Score: -0.1
+X-Spam-Level:
+X-Rspamd-Queue-Id:
+X-Rspamd-Server:
+X-Rspamd-Action: no action
+X-Spamd-Result: default: False [-0.10 / 15.00];
+X-Google-DKIM-Signature: v=1; a=rsa-sha256; c=relaxed/relaxed; d=1e100.net; s=20230601; t=; x=; h=to:subject:message-id:date:from:mime-version:x-gm-message-state:from:to:cc:subject:date:message-id:reply-to; bh=; b=
+X-Gm-Message-State:
+X-Google-Smtp-Source:
+X-Received: by 2002:a05: with SMTP id ; 
+X-MS-Exchange-Organization-AuthAs: Anonymous
+X-MS-Has-Attach:
+X-MS-TNEF-Correlator:
+Received: from  (using TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits)
+	 key-exchange X25519 server-signature RSA-PSS (2048 bits) server-digest SHA256)
+	(No client certificate requested)
+	by  (Postfix) with ESMTPS id 
+Received: from  by  with LMTP id  (envelope-from <>)
+ (Postfix) with ESMTP id ; 
+ (Dovecot) with LMTP id 
+ (envelope-from <>)
+ (Authenticated sender: )
+Content-Type: text/plain; charset="utf-8"; format=flowed
+Content-Type: text/plain; charset="iso-8859-1"
+Content-Type: text/plain; charset=UTF-8; format=flowed
+Content-Type: text/html; charset=utf-8
+Content-Type: text/plain; charset=utf-8
+Content-Transfer-Encoding: 8bit
+Content-Transfer-Encoding: quoted-printable
+ for the in the of the to the on the and the at the from the with the by the is the that the
+ it is it was there is there are this is that is I am I have I will I would I think I hope I was
+ we are we have we will we would you are you have you can you will you would you could they are
+ will be would be could be should be can be has been have been had been to be to do to get to make
+ to see to know to have to go to take to work if you if we if it as well as one of the some of the
+ all of the most of the part of the end of the at the end in order to as soon as possible
+ let me know do you have would you like could you please can you please I would like to
+ I am not sure I don't think I don't know we need to you need to need to be in the meantime
+ on the other hand at the moment for the time being by the way at least more than less than
+ next week last week this week next month last month this morning this afternoon tomorrow morning
+ Looking forward to hearing from you. Have a nice weekend! Have a great day. See you soon.
+ Sorry for the late reply. Thanks for your help. Thanks in advance. Just a quick reminder that
+ Could you send me the Please see below. Please see the attached file. As discussed, Following up on
+`)
 
 // zdict is a raw zstd dictionary (content prefix) of generic mail
 // boilerplate: header fields and their common values, MIME and HTML

@@ -59,11 +59,11 @@ var (
 func zcodecs() (*zstd.Encoder, *zstd.Decoder) {
 	zencOnce.Do(func() {
 		var err error
-		zenc, err = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedBetterCompression), zstd.WithEncoderConcurrency(1), zstd.WithWindowSize(zFrameSize), zstd.WithEncoderDictRaw(zdictID, zdict))
+		zenc, err = zstd.NewWriter(nil, zencOptions(zstd.WithEncoderDict(zdict2))...)
 		if err != nil {
 			panic(err) // constant options: cannot fail
 		}
-		zdec, err = zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxMemory(zMaxFrameSz*2), zstd.WithDecoderDictRaw(zdictID, zdict))
+		zdec, err = zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxMemory(zMaxFrameSz*2), zstd.WithDecoderDictRaw(zdictID, zdict), zstd.WithDecoderDicts(zdict2))
 		if err != nil {
 			panic(err)
 		}
@@ -71,10 +71,23 @@ func zcodecs() (*zstd.Encoder, *zstd.Decoder) {
 	return zenc, zdec
 }
 
+// zencOptions are the encoder's settings with dict (one of the zstd
+// dictionary options). SpeedBetterCompression: SpeedBestCompression saves
+// 3% more on text mail but costs over ten times the CPU per message with a
+// dictionary (README, Compression at rest).
+func zencOptions(dict zstd.EOption) []zstd.EOption {
+	return []zstd.EOption{zstd.WithEncoderLevel(zstd.SpeedBetterCompression), zstd.WithEncoderConcurrency(1), zstd.WithWindowSize(zFrameSize), dict}
+}
+
 // zencode compresses plain into the layout above. Encoder.EncodeAll is
 // safe for concurrent use.
 func zencode(plain []byte) []byte {
 	enc, _ := zcodecs()
+	return zencodeWith(enc, plain)
+}
+
+// zencodeWith is zencode with the given encoder.
+func zencodeWith(enc *zstd.Encoder, plain []byte) []byte {
 	n := (len(plain) + zFrameSize - 1) / zFrameSize
 	out := make([]byte, zHdrLen+4*n, zHdrLen+4*n+len(plain)/2+64)
 	copy(out, zMagic)
