@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
 )
 
@@ -69,28 +71,18 @@ func TestCommitModelExt4(t *testing.T) {
 			mnt := loopExt4(t, journal)
 			export := filepath.Join(mnt, "export")
 			for _, d := range []string{"tmp", "new", "cur"} {
-				if err := os.MkdirAll(filepath.Join(export, "box", d), 0o700); err != nil {
-					t.Fatal(err)
-				}
+				require.NoError(t, os.MkdirAll(filepath.Join(export, "box", d), 0o700))
 			}
 			model := checkCommitModel(t, export, filepath.Join(mnt, "state"))
-			if model.oneSync != journal {
-				t.Fatalf("commit model %+v on ext4 with journal=%v", model, journal)
-			}
+			require.Equal(t, journal, model.oneSync, "one sync per operation on ext4 with journal=%v", journal)
 			f, err := Open(export, Options{StateDir: filepath.Join(mnt, "state")})
-			if err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, err)
 			defer f.Close()
 			root := Cred{}
 			tmp, err := f.LookupPath(root, "box/tmp")
-			if err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, err)
 			nw, err := f.LookupPath(root, "box/new")
-			if err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, err)
 			syncs := func() uint64 { s := f.Stats(); return s.FileSyncs + s.DirSyncs }
 			want := uint64(2)
 			if journal {
@@ -98,26 +90,17 @@ func TestCommitModelExt4(t *testing.T) {
 			}
 			mode := uint32(0o600)
 			before := syncs()
-			if _, _, _, err := f.Create(tmp, root, "m1", Guarded, SetAttr{Mode: &mode}, [8]byte{}); err != nil {
-				t.Fatal(err)
-			}
-			if got := syncs() - before; got != want {
-				t.Errorf("CREATE cost %d syncs, want %d", got, want)
-			}
+			_, _, _, err = f.Create(tmp, root, "m1", Guarded, SetAttr{Mode: &mode}, [8]byte{})
+			require.NoError(t, err)
+			assert.Equal(t, want, syncs()-before, "syncs of CREATE")
 			before = syncs()
-			if _, _, err := f.Rename(tmp, "m1", nw, "m1", root); err != nil {
-				t.Fatal(err)
-			}
-			if got := syncs() - before; got != want {
-				t.Errorf("RENAME cost %d syncs, want %d", got, want)
-			}
+			_, _, err = f.Rename(tmp, "m1", nw, "m1", root)
+			require.NoError(t, err)
+			assert.Equal(t, want, syncs()-before, "syncs of RENAME")
 			before = syncs()
-			if _, _, _, err := f.Mkdir(f.Root(), root, "sub", SetAttr{}); err != nil {
-				t.Fatal(err)
-			}
-			if got := syncs() - before; got != want {
-				t.Errorf("MKDIR cost %d syncs, want %d", got, want)
-			}
+			_, _, _, err = f.Mkdir(f.Root(), root, "sub", SetAttr{})
+			require.NoError(t, err)
+			assert.Equal(t, want, syncs()-before, "syncs of MKDIR")
 			// What reaches the disk is checked by the crash models of
 			// the store (crashfs) and the file systems' own guarantees;
 			// here the same store on a journal is not allowed to pay
