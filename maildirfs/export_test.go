@@ -1,6 +1,9 @@
 package maildirfs
 
-import "golang.org/x/sys/unix"
+import (
+	"github.com/klauspost/compress/zstd"
+	"golang.org/x/sys/unix"
+)
 
 // Test hooks for the external test package.
 
@@ -31,3 +34,28 @@ func (f *FS) CompressNow(hs []Handle) (int, error) { return f.zcompress(hs) }
 
 // ZXattr is the name of the marker xattr.
 const ZXattr = zXattr
+
+// ZEncoder returns a function compressing a file into the on-disk layout
+// with the encoder at level and dictionary dict: "none", "v1" (zdict, the
+// first format) or "v2" (zdict2, what the server writes).
+func ZEncoder(level zstd.EncoderLevel, dict string) (func([]byte) []byte, error) {
+	var d zstd.EOption
+	switch dict {
+	case "v1":
+		d = zstd.WithEncoderDictRaw(zdictID, zdict)
+	case "v2":
+		d = zstd.WithEncoderDict(zdict2)
+	default:
+		d = zstd.WithEncoderCRC(true) // no dictionary
+	}
+	o := zencOptions(d)
+	o[0] = zstd.WithEncoderLevel(level)
+	enc, err := zstd.NewWriter(nil, o...)
+	if err != nil {
+		return nil, err
+	}
+	return func(p []byte) []byte { return zencodeWith(enc, p) }, nil
+}
+
+// ZDecode decompresses a whole file of the on-disk layout.
+func ZDecode(b []byte) ([]byte, error) { return zdecodeAll(b) }
