@@ -126,9 +126,9 @@
 //
 // On disk (zformat.go): a 32-byte header (magic, uncompressed size, frame
 // size, frame count, CRC-32C), an index of compressed frame lengths, and
-// independent zstd frames of 64 KiB each (a fixed built-in dictionary of
-// mail boilerplate, zdict.go), so a READ decodes only the frames it
-// covers. The xattr user.mailnfs.z ("Z1", uncompressed size, compressed
+// independent zstd frames of 64 KiB each (built-in dictionaries of mail
+// boilerplate, zdict.go: new frames use the newest, every older one stays
+// registered for reading), so a READ decodes only the frames it covers. The xattr user.mailnfs.z ("Z1", uncompressed size, compressed
 // size) is the authority: a file is compressed only when it parses and
 // st_size equals the compressed size it names; the magic alone never counts.
 // GETATTR, LOOKUP, READDIRPLUS and wcc data report the uncompressed size;
