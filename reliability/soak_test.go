@@ -19,7 +19,14 @@ import (
 	"github.com/mailnfs/mailnfs/client"
 )
 
-var soakDuration = flag.Duration("soak.duration", 30*time.Second, "soak test: how long the mixed workload runs (scripts/soak.sh: 30m)")
+var soakDuration = flag.Duration("soak.duration", 2*time.Minute, "soak test: how long the mixed workload runs (scripts/soak.sh: 30m)")
+
+// soakMailboxCap is the size each mailbox is held at: beyond it the reader
+// reads, checks and deletes messages, as a POP3 user who downloads and
+// deletes does, so the soak reaches a steady state whose memory must stay
+// flat (unbounded mailboxes would make every listing, and the memory it
+// takes, grow with the run).
+const soakMailboxCap = 500
 
 // procSample is one measurement of this process (the in-process server
 // and its clients).
@@ -128,8 +135,8 @@ func TestSoak(t *testing.T) {
 			defer wg.Done()
 			c := clients[2]
 			rng := mrand.New(mrand.NewPCG(uint64(i), 2))
-			gone := map[string]bool{} // keys this session deleted
 			for time.Now().Before(end) {
+				gone := map[string]bool{} // keys deleted since this listing
 				if time.Until(end) < *soakDuration/2 {
 					midOnce.Do(func() { mid = sampleProc(t) })
 				}
@@ -139,7 +146,11 @@ func TestSoak(t *testing.T) {
 					continue
 				}
 				listed.Add(1)
-				for k := 0; k < 10 && len(msgs) > 0; k++ {
+				picks := 10
+				if over := len(msgs) - soakMailboxCap; over > 0 {
+					picks += 2 * over // enough picks to delete the excess, one in three deleting
+				}
+				for k := 0; k < picks && len(msgs) > 0; k++ {
 					m := msgs[rng.IntN(len(msgs))]
 					want, ok := sums.Load(box + "/" + strings.SplitN(m.Name, ":", 2)[0])
 					if !ok || gone[m.Key] {
@@ -160,7 +171,11 @@ func TestSoak(t *testing.T) {
 						fail("message %s in %s: content differs from what was delivered (%d bytes)", m.Name, box, len(b))
 					}
 					read.Add(1)
-					switch rng.IntN(3) {
+					action := rng.IntN(3)
+					if len(msgs)-len(gone) > soakMailboxCap {
+						action = 1
+					}
+					switch action {
 					case 0:
 						if _, err := c.SetFlags(ctx, box, m.Key, "S"); err != nil {
 							fail("flag %s: %v", m.Name, err)
@@ -173,6 +188,7 @@ func TestSoak(t *testing.T) {
 						} else {
 							deleted.Add(1)
 							gone[m.Key] = true
+							sums.Delete(box + "/" + strings.SplitN(m.Name, ":", 2)[0])
 						}
 					}
 				}
