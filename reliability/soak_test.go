@@ -23,9 +23,10 @@ var soakDuration = flag.Duration("soak.duration", 2*time.Minute, "soak test: how
 
 // soakMailboxCap is the size each mailbox is held at: beyond it the reader
 // reads, checks and deletes messages, as a POP3 user who downloads and
-// deletes does, so the soak reaches a steady state whose memory must stay
-// flat (unbounded mailboxes would make every listing, and the memory it
-// takes, grow with the run).
+// deletes does, and deliverers wait while a mailbox holds twice as many
+// (the reader falls behind on a fast machine), so the soak reaches a
+// steady state whose memory must stay flat (unbounded mailboxes would make
+// every listing, and the memory it takes, grow with the run).
 const soakMailboxCap = 500
 
 // procSample is one measurement of this process (the in-process server
@@ -93,6 +94,7 @@ func TestSoak(t *testing.T) {
 			t.Errorf(format, args...)
 		}
 	}
+	var inBox [2]atomic.Int64 // messages delivered and not deleted, per mailbox
 	var clients []*client.Client
 	for range 3 {
 		c, err := client.Dial(ctx, s.url(""), client.Options{RPC: client.RPCOptions{Conns: 2}})
@@ -119,6 +121,9 @@ func TestSoak(t *testing.T) {
 				msg := makeMessage(rng, fmt.Sprintf("soak-%d", w), false)
 				msg = append(msg, bytes.Repeat([]byte("z"), size)...)
 				box := mailboxes[w%2]
+				for inBox[w%2].Load() > 2*soakMailboxCap && time.Now().Before(end) {
+					time.Sleep(5 * time.Millisecond)
+				}
 				name, err := c.Deliver(ctx, box, bytes.NewReader(msg))
 				if err != nil {
 					fail("deliver: %v", err)
@@ -126,6 +131,7 @@ func TestSoak(t *testing.T) {
 				}
 				sums.Store(box+"/"+name, sha256.Sum256(msg))
 				delivered.Add(1)
+				inBox[w%2].Add(1)
 			}
 		}()
 	}
@@ -187,6 +193,7 @@ func TestSoak(t *testing.T) {
 							fail("delete %s: %v", m.Name, err)
 						} else {
 							deleted.Add(1)
+							inBox[i].Add(-1)
 							gone[m.Key] = true
 							sums.Delete(box + "/" + strings.SplitN(m.Name, ":", 2)[0])
 						}
@@ -229,7 +236,7 @@ func TestSoak(t *testing.T) {
 	if mid.rssKiB > 0 && after.rssKiB > mid.rssKiB*3/2+32<<10 {
 		t.Errorf("RSS grew from %d KiB at half time to %d KiB at the end", mid.rssKiB, after.rssKiB)
 	}
-	t.Logf("soak %v: %d deliveries, %d listings, %d messages read and verified, %d flagged, %d deleted, %d errors; goroutines %d -> %d, fds %d -> %d (store cache: %d open objects), RSS %d KiB at start, %d KiB at half time, %d KiB at the end",
-		*soakDuration, delivered.Load(), listed.Load(), read.Load(), flagged.Load(), deleted.Load(), errs.Load(),
+	t.Logf("soak %v: %d deliveries, %d listings, %d messages read and verified, %d flagged, %d deleted, %d errors, mailboxes at %d and %d messages; goroutines %d -> %d, fds %d -> %d (store cache: %d open objects), RSS %d KiB at start, %d KiB at half time, %d KiB at the end",
+		*soakDuration, delivered.Load(), listed.Load(), read.Load(), flagged.Load(), deleted.Load(), errs.Load(), inBox[0].Load(), inBox[1].Load(),
 		base.goroutines, after.goroutines, base.fds, after.fds, open, base.rssKiB, mid.rssKiB, after.rssKiB)
 }
