@@ -57,7 +57,7 @@ func loopExt4(t *testing.T, journal bool) (mnt string) {
 }
 
 // TestCommitModelExt4 runs a Maildir delivery (CREATE in tmp/, RENAME into
-// new/) and a MKDIR on ext4 with and without a journal and counts the
+// new/), a MKDIR and a SYMLINK on ext4 with and without a journal and counts the
 // syncs each costs under the commit model: with a journal one each (the
 // operation is one jbd2 transaction); without, CREATE and MKDIR sync the
 // new inode and the parent, RENAME new/ then tmp/.
@@ -101,6 +101,10 @@ func TestCommitModelExt4(t *testing.T) {
 			_, _, _, err = f.Mkdir(f.Root(), root, "sub", SetAttr{})
 			require.NoError(t, err)
 			assert.Equal(t, want, syncs()-before, "syncs of MKDIR")
+			before = syncs()
+			_, _, _, err = f.Symlink(f.Root(), root, "link", "sub", SetAttr{})
+			require.NoError(t, err)
+			assert.Equal(t, want, syncs()-before, "syncs of SYMLINK (the new inode, chowned after the create, and with no journal the parent)")
 			// What reaches the disk is checked by the crash models of
 			// the store (crashfs) and the file systems' own guarantees;
 			// here the same store on a journal is not allowed to pay

@@ -79,9 +79,10 @@
 // Which syncs an operation needs depends on the file system (CommitModel).
 // On a journalling one where every operation is one transaction and an
 // fsync of any inode it changed commits it (ext4 with a journal, XFS:
-// OneSync), each namespace operation syncs one inode: CREATE and MKDIR the
-// new one, RENAME the target directory, LINK, SYMLINK, MKNOD, REMOVE and
-// RMDIR the parent. Elsewhere (ext4 without a journal, btrfs, tmpfs,
+// OneSync), each namespace operation syncs one inode: CREATE, MKDIR,
+// SYMLINK and MKNOD the new one (changed last, by the chown after the
+// create; for SYMLINK and MKNOD, having no fd, that is a syncfs), RENAME
+// the target directory, LINK, REMOVE and RMDIR the parent. Elsewhere (ext4 without a journal, btrfs, tmpfs,
 // anything unknown) every inode the operation changed is synced: CREATE
 // and MKDIR the new inode (owner, mode, and for EXCLUSIVE CREATE the
 // verifier kept in the times) and the parent at the same time; LINK the

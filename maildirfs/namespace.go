@@ -84,9 +84,8 @@ func (f *FS) Symlink(dir Handle, c Cred, name, target string, s SetAttr) (_ Hand
 }
 
 // finishCreate sets owner/mode of the new object name in d (created by
-// name, not open), caches it and syncs d, and the new inode too unless
-// d's sync commits it (oneSync): a symlink or device node has no fd to
-// fsync, so that is a syncfs (syncNode).
+// name, not open), caches it and syncs it and its entry (syncCreated; a
+// symlink or device node has no fd to fsync, so its sync is a syncfs).
 func (f *FS) finishCreate(d *node, dst *unix.Stat_t, c Cred, name string, s SetAttr, mode uint32, typ FileType, wcc *Wcc) (Handle, *Attr, Wcc, error) {
 	fd, st, err := openChild(d, name)
 	if err != nil {
@@ -101,12 +100,8 @@ func (f *FS) finishCreate(d *node, dst *unix.Stat_t, c Cred, name string, s SetA
 		return nil, nil, *wcc, err
 	}
 	h, err := f.adopt(fd, st, d, name)
-	if err == nil && f.commit().oneSync {
-		err = f.syncDir(d)
-	} else if err == nil {
-		err = f.withNode(h, func(n *node, _ *unix.Stat_t) error {
-			return syncBoth(func() error { return f.syncNode(n) }, func() error { return f.syncDir(d) })
-		})
+	if err == nil {
+		err = f.withNode(h, func(n *node, _ *unix.Stat_t) error { return f.syncCreated(n, d) })
 	}
 	if err != nil {
 		return nil, nil, *wcc, err

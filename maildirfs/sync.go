@@ -204,9 +204,10 @@ func (f *FS) CommitModel() CommitModel {
 	return CommitModel{OneSync: m.oneSync, RenameAtomic: m.renameAtomic}
 }
 
-// syncCreated makes a just-created object n (file or directory) and its
-// entry in d durable: one sync where the file system's commit model
-// allows, else both at once (syncBoth).
+// syncCreated makes a just-created object n and its entry in d durable:
+// where one sync commits an operation (oneSync), n's, since n was changed
+// last (the chown and chmod after the create, in a later transaction than
+// the entry: d's sync would not reach them); else both at once (syncBoth).
 func (f *FS) syncCreated(n, d *node) error {
 	if f.commit().oneSync {
 		return f.syncNode(n)
