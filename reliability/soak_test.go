@@ -158,7 +158,8 @@ func TestSoak(t *testing.T) {
 				}
 				for k := 0; k < picks && len(msgs) > 0; k++ {
 					m := msgs[rng.IntN(len(msgs))]
-					want, ok := sums.Load(box + "/" + strings.SplitN(m.Name, ":", 2)[0])
+					sumKey := box + "/" + strings.SplitN(m.Name, ":", 2)[0]
+					want, ok := sums.Load(sumKey)
 					if !ok || gone[m.Key] {
 						continue // the warm-up message, or deleted a moment ago
 					}
@@ -195,7 +196,7 @@ func TestSoak(t *testing.T) {
 							deleted.Add(1)
 							inBox[i].Add(-1)
 							gone[m.Key] = true
-							sums.Delete(box + "/" + strings.SplitN(m.Name, ":", 2)[0])
+							sums.Delete(sumKey)
 						}
 					}
 				}
