@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"hash/fnv"
 	"net/netip"
-	"os"
 	"sort"
 	"strings"
 
@@ -528,21 +527,9 @@ type ParseOptions struct {
 
 // LoadExports reads and parses an exports file; errors name the path.
 func LoadExports(path string, opts *ParseOptions) (*ExportTable, error) {
-	f, err := os.Open(path)
+	data, err := readBounded(path, "exports file", MaxExportsFile)
 	if err != nil {
 		return nil, err
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if st.Size() > MaxExportsFile {
-		return nil, fmt.Errorf("%s: exports file is %d bytes, more than the %d allowed", path, st.Size(), MaxExportsFile)
-	}
-	data := make([]byte, st.Size())
-	if _, err := f.ReadAt(data, 0); err != nil && st.Size() > 0 {
-		return nil, fmt.Errorf("read %s: %w", path, err)
 	}
 	return ParseExports(path, data, opts)
 }

@@ -205,7 +205,7 @@ func LoadHostsAccess(allowPath, denyPath string, opts *HostsOptions) (*HostsAcce
 		if f.path == "" {
 			continue
 		}
-		data, err := readBounded(f.path, MaxHostsFile)
+		data, err := readBounded(f.path, "file", MaxHostsFile)
 		if f.optional && errors.Is(err, fs.ErrNotExist) {
 			continue
 		}
@@ -227,8 +227,9 @@ func LoadHostsAccess(allowPath, denyPath string, opts *HostsOptions) (*HostsAcce
 	return h, nil
 }
 
-// readBounded reads a configuration file of at most limit bytes.
-func readBounded(path string, limit int64) ([]byte, error) {
+// readBounded reads a configuration file of at most limit bytes; what
+// names it in the error for a larger one ("exports file").
+func readBounded(path, what string, limit int64) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
@@ -239,7 +240,7 @@ func readBounded(path string, limit int64) ([]byte, error) {
 		return nil, err
 	}
 	if st.Size() > limit {
-		return nil, fmt.Errorf("%s: file is %d bytes, more than the %d allowed", path, st.Size(), limit)
+		return nil, fmt.Errorf("%s: %s is %d bytes, more than the %d allowed", path, what, st.Size(), limit)
 	}
 	data := make([]byte, st.Size())
 	if _, err := f.ReadAt(data, 0); err != nil && st.Size() > 0 {
