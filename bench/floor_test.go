@@ -32,7 +32,20 @@ import (
 //     once it is in new/: fsync the file after the write, new/ after the
 //     rename; 2 fsyncs;
 //   - writeonly: the file after the write and nothing else (what
-//     NFS-Ganesha's VFS backend was seen to do, bench/README.md); 1 fsync.
+//     NFS-Ganesha's VFS backend was seen to do, bench/README.md); 1 fsync;
+//   - groupfs: the honest promises kept by one file-system-wide group
+//     commit instead of per-inode fsyncs: each of the three operations
+//     waits for a syncfs (plus an fsync for the cache flush) that started
+//     after it, shared by every deliverer waiting at the time;
+//   - wal: the honest promises kept by a write-ahead log of one's own:
+//     each operation appends a record (the write's carries the 4 KiB) to
+//     a pre-written log file and waits for a group-committed fdatasync
+//     of it; the files and directories themselves are left to writeback
+//     (a real log would also need checkpoints, not counted here).
+//
+// groupfs and wal are the two designs that trade per-inode syncs for
+// shared ones; they are here to measure whether either could beat
+// writeonly on this disk.
 //
 // Run it with the directory on the disk the servers use (TMPDIR; for a
 // journalling file system, a loop-mounted image works):
@@ -43,12 +56,15 @@ func BenchmarkDurableFloor(b *testing.B) {
 		name                       string
 		create, write, renameSyncs bool
 		createDir, renameBoth      bool
+		group                      string // "syncfs" or "wal": shared commits instead
 	}
 	for _, sc := range []schedule{
 		{name: "honest", create: true, createDir: true, write: true, renameSyncs: true, renameBoth: true},
 		{name: "onesync", create: true, write: true, renameSyncs: true},
 		{name: "localmda", write: true, renameSyncs: true},
 		{name: "writeonly", write: true},
+		{name: "groupfs", group: "syncfs"},
+		{name: "wal", group: "wal"},
 	} {
 		for _, c := range []int{1, 8, 32} {
 			b.Run(fmt.Sprintf("%s/c=%d", sc.name, c), func(b *testing.B) {
@@ -82,6 +98,22 @@ func BenchmarkDurableFloor(b *testing.B) {
 						fail(err)
 					}
 				}
+				var gc *groupCommit
+				switch sc.group {
+				case "syncfs":
+					gc = newSyncfsCommit(b, root)
+				case "wal":
+					gc = newLogCommit(b, root)
+				}
+				commit := func(record int) {
+					if gc == nil {
+						return
+					}
+					syncs.Add(gc.wait(record))
+					if err := gc.failed(); err != nil {
+						fail(err)
+					}
+				}
 				var ru0, ru1 unix.Rusage
 				if err := unix.Getrusage(unix.RUSAGE_SELF, &ru0); err != nil {
 					b.Fatal(err)
@@ -102,6 +134,7 @@ func BenchmarkDurableFloor(b *testing.B) {
 								fail(err)
 								return
 							}
+							commit(128)
 							if sc.create {
 								fsync(fd)
 							}
@@ -114,10 +147,12 @@ func BenchmarkDurableFloor(b *testing.B) {
 							if sc.write {
 								fsync(fd)
 							}
+							commit(128 + len(body))
 							unix.Close(fd)
 							if err := unix.Renameat(tmp[box], name, nw[box], name); err != nil {
 								fail(err)
 							}
+							commit(128)
 							if sc.renameSyncs {
 								fsync(nw[box])
 								if sc.renameBoth {
@@ -142,4 +177,110 @@ func BenchmarkDurableFloor(b *testing.B) {
 			})
 		}
 	}
+}
+
+// groupCommit is a file-system-wide group commit for the groupfs and wal
+// schedules: a caller waits for a commit that starts after it arrives;
+// whoever finds none running leads the next, covering every record queued
+// by then with one run.
+type groupCommit struct {
+	run func(pending int) error // one commit of pending bytes of records
+
+	mu       sync.Mutex
+	cond     *sync.Cond
+	started  uint64
+	done     uint64
+	running  bool
+	pending  int
+	firstErr error
+}
+
+// wait queues a record of the given size and returns how many commits
+// this caller ran (0 or 1), for the fsyncs/delivery metric.
+func (g *groupCommit) wait(record int) int64 {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.cond == nil {
+		g.cond = sync.NewCond(&g.mu)
+	}
+	g.pending += record
+	target := g.started + 1
+	var ran int64
+	for g.done < target {
+		if g.running {
+			g.cond.Wait()
+			continue
+		}
+		g.running = true
+		g.started++
+		gen, pending := g.started, g.pending
+		g.pending = 0
+		g.mu.Unlock()
+		err := g.run(pending)
+		ran++
+		g.mu.Lock()
+		if err != nil && g.firstErr == nil {
+			g.firstErr = err
+		}
+		g.running = false
+		g.done = gen
+		g.cond.Broadcast()
+	}
+	return ran
+}
+
+func (g *groupCommit) failed() error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.firstErr
+}
+
+// newSyncfsCommit commits with syncfs of root's file system, then an
+// fsync of root: on ext4 without a journal syncfs writes the metadata
+// buffers after its cache flush, and the fsync flushes again.
+func newSyncfsCommit(b *testing.B, root string) *groupCommit {
+	fd, err := unix.Open(root, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { unix.Close(fd) })
+	return &groupCommit{run: func(int) error {
+		if err := unix.Syncfs(fd); err != nil {
+			return err
+		}
+		return unix.Fsync(fd)
+	}}
+}
+
+// newLogCommit commits by appending the pending records to a log file
+// written in full beforehand (so an fdatasync writes data blocks only,
+// no extent changes), wrapping at its end, and fdatasyncing it.
+func newLogCommit(b *testing.B, root string) *groupCommit {
+	const size = 64 << 20
+	fd, err := unix.Open(filepath.Join(root, "log"), unix.O_CREAT|unix.O_RDWR|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { unix.Close(fd) })
+	chunk := make([]byte, 1<<20)
+	for off := int64(0); off < size; off += int64(len(chunk)) {
+		if _, err := unix.Pwrite(fd, chunk, off); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := unix.Fsync(fd); err != nil {
+		b.Fatal(err)
+	}
+	var off int64
+	return &groupCommit{run: func(pending int) error {
+		for pending > 0 {
+			n := min(pending, len(chunk), int(size-off))
+			if _, err := unix.Pwrite(fd, chunk[:n], off); err != nil {
+				return err
+			}
+			pending -= n
+			off = (off + int64(n)) % size
+		}
+		return unix.Fdatasync(fd)
+	}}
 }
