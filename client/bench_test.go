@@ -15,7 +15,8 @@ import (
 
 // BenchmarkDeliver4KiB delivers 4 KiB messages through one client with 32
 // deliveries in flight, into 20 mailboxes of a real in-process mailnfsd.
-// Each delivery is CREATE, SETATTR, WRITE FILE_SYNC and RENAME.
+// Each delivery is GUARDED CREATE (with the mode), WRITE FILE_SYNC and
+// RENAME.
 func BenchmarkDeliver4KiB(b *testing.B) {
 	for _, conns := range []int{1, 4} {
 		b.Run(fmt.Sprintf("inflight=32/conns=%d", conns), func(b *testing.B) {
