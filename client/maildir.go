@@ -189,7 +189,7 @@ func (c *Client) deliver(ctx context.Context, h *maildirHandles, data []byte) (s
 		if err != nil {
 			return "", err
 		}
-		if err := c.fillTmp(ctx, fh, data); err != nil {
+		if err := c.WriteAll(ctx, fh, data); err != nil {
 			return "", c.cleanup(h, name, err)
 		}
 		err = c.Rename(ctx, h.tmp, name, h.new, name)
@@ -199,21 +199,13 @@ func (c *Client) deliver(ctx context.Context, h *maildirHandles, data []byte) (s
 			// may have run. Look with a fresh deadline before giving up,
 			// so a retry by the caller cannot make a second copy.
 			lctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			if _, attr, lerr := c.Lookup(lctx, h.new, name); lerr == nil && attr != nil && attr.FileID == fileid {
+			if c.holds(lctx, h.new, name, fileid) {
 				err = nil
 			}
 			cancel()
 		}
-		if IsStatus(err, NFS3ErrNoEnt) {
-			got, attr, lerr := c.Lookup(ctx, h.new, name)
-			switch {
-			case lerr == nil && attr != nil && attr.FileID == fileid:
-				err = nil
-			case lerr == nil && attr == nil:
-				if a, gerr := c.Getattr(ctx, got); gerr == nil && a.FileID == fileid {
-					err = nil
-				}
-			}
+		if IsStatus(err, NFS3ErrNoEnt) && c.holds(ctx, h.new, name, fileid) {
+			err = nil // a retransmitted RENAME that had already moved it
 		}
 		if err != nil {
 			return "", c.cleanup(h, name, err)
@@ -250,12 +242,14 @@ func (c *Client) createTmp(ctx context.Context, h *maildirHandles, name string) 
 	return fh, attr.FileID, nil
 }
 
-// fillTmp writes data durably (step 4) and checks the size that landed.
-func (c *Client) fillTmp(ctx context.Context, fh []byte, data []byte) error {
-	if err := c.WriteAll(ctx, fh, data); err != nil {
-		return err
+// holds reports whether dir's entry name is the file fileid (asking
+// GETATTR when LOOKUP returns no attributes).
+func (c *Client) holds(ctx context.Context, dir []byte, name string, fileid uint64) bool {
+	fh, attr, err := c.Lookup(ctx, dir, name)
+	if err == nil && attr == nil {
+		attr, err = c.Getattr(ctx, fh)
 	}
-	return nil
+	return err == nil && attr.FileID == fileid
 }
 
 // cleanup removes tmp/name after a failed delivery, with its own short
