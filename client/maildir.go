@@ -434,7 +434,7 @@ func (c *Client) SetFlags(ctx context.Context, mailbox, key, flags string) (stri
 	}
 	var to string
 	err = c.withMaildir(ctx, mailbox, func(h *maildirHandles) error {
-		dir, _, name, _, attr, err := c.find(ctx, h, key)
+		dir, _, name, fh, attr, err := c.find(ctx, h, key)
 		if err != nil {
 			return err
 		}
@@ -444,9 +444,12 @@ func (c *Client) SetFlags(ctx context.Context, mailbox, key, flags string) (stri
 			return nil
 		}
 		err = c.Rename(ctx, dir, name, h.cur, to)
-		if IsStatus(err, NFS3ErrNoEnt) && attr != nil {
+		if IsStatus(err, NFS3ErrNoEnt) {
 			// A retransmitted RENAME that already ran: check the target.
-			if _, a, lerr := c.Lookup(ctx, h.cur, to); lerr == nil && a != nil && a.FileID == attr.FileID {
+			if attr == nil {
+				attr, _ = c.Getattr(ctx, fh) // the handle outlives the rename
+			}
+			if attr != nil && c.holds(ctx, h.cur, to, attr.FileID) {
 				return nil
 			}
 		}
