@@ -35,10 +35,11 @@
 // # Maildir
 //
 // Deliver follows reference.md §7.6: unique name with ",S=<size>", CREATE
-// EXCLUSIVE in tmp/ (GUARDED if the server answers NOTSUPP), SETATTR mode
-// and server-time mtime, FILE_SYNC WRITE or UNSTABLE WRITEs + COMMIT with a
+// GUARDED in tmp/ carrying mode 0600 (EXIST for an empty regular file of
+// that name is its own retransmitted CREATE and is adopted: the name has
+// 128 random bits), FILE_SYNC WRITE or UNSTABLE WRITEs + COMMIT with a
 // verifier check, RENAME into new/, and on NOENT (a retransmitted RENAME
-// that ran twice) a LOOKUP comparing the fileid. List, Open, SetFlags,
+// that ran twice) or no answer a LOOKUP comparing the fileid. List, Open, SetFlags,
 // Delete, Usage and CleanTmp complete the reader side. Handles of tmp/,
 // new/ and cur/ are cached per mailbox and refreshed on STALE.
 //
