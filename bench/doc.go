@@ -5,11 +5,12 @@
 // # Model
 //
 // The orchestrator (Run) starts every server under test as a separate
-// process in its own network namespace (mnfs-bench-<random>), so that each
+// process in its own network namespace (mnfs-bench-<kind>-<random>), so that each
 // may own ports 111 and 2049 on its own loopback and NFS-Ganesha can run with
 // its own rpcbind. The measuring driver is the same binary re-executed inside
 // the server's namespace (`ip netns exec NS nfsbench step`), one process per
-// step, talking to the server through package client over loopback only. The
+// step, talking to the server through package client (or, with -client raw,
+// the bench's own one-call-at-a-time client) over loopback only. The
 // orchestrator samples the server's CPU time (utime+stime, with reaped
 // children, from /proc/PID/stat) and peak RSS (VmHWM, reset through
 // /proc/PID/clear_refs before each step) around every step, and verifies on
