@@ -176,19 +176,28 @@ type Options struct {
 }
 
 // Stats is a snapshot of store counters (see FS.Stats). Sync counters let
-// tests prove that a sync happened before a reply: every namespace operation
-// adds one to DirSyncCalls, every stable WRITE, COMMIT and SETATTR one to
-// FileSyncCalls, and the group commit turns several calls into one actual
-// fsync (DirSyncs, FileSyncs).
+// tests prove that a sync happened before a reply: every sync an operation
+// asks for adds one to FileSyncCalls (anything but a directory) or
+// DirSyncCalls (a directory), and the group commit turns several calls into
+// one actual sync (FileSyncs, DirSyncs). Which objects a namespace
+// operation syncs depends on the commit model (FS.CommitModel; doc.go,
+// "Durability"): with OneSync one per operation, else every object it
+// changed.
 type Stats struct {
-	// FileSyncCalls counts requests for a file sync (stable WRITE, COMMIT,
-	// SETATTR, EXCLUSIVE CREATE).
+	// FileSyncCalls counts requests for a sync of anything but a directory:
+	// stable WRITE, COMMIT, SETATTR, and the new object of CREATE (every
+	// mode), SYMLINK and MKNOD; LINK's inode without OneSync.
 	FileSyncCalls uint64
-	// DirSyncCalls counts requests for a directory sync (namespace operations).
+	// DirSyncCalls counts requests for a directory sync: MKDIR's new
+	// directory, SETATTR of a directory, and the directories a namespace
+	// operation changed (with OneSync only RENAME's target and the parent
+	// in LINK, REMOVE and RMDIR).
 	DirSyncCalls uint64
 	// SyncCalls is FileSyncCalls + DirSyncCalls.
 	SyncCalls uint64
-	// FileSyncs counts fsync/fdatasync system calls on files.
+	// FileSyncs counts fsync/fdatasync system calls on files, and the
+	// syncs that stand for a symlink's or device node's (a syncfs on
+	// Linux; nothing to call on FreeBSD).
 	FileSyncs uint64
 	// DirSyncs counts fsync system calls on directories.
 	DirSyncs uint64
