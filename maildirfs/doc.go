@@ -82,12 +82,15 @@
 // OneSync), each namespace operation syncs one inode: CREATE, MKDIR,
 // SYMLINK and MKNOD the new one (changed last, by the chown after the
 // create; for SYMLINK and MKNOD, having no fd, that is a syncfs), RENAME
-// the target directory, LINK, REMOVE and RMDIR the parent. Elsewhere (ext4 without a journal, btrfs, tmpfs,
-// anything unknown) every inode the operation changed is synced: CREATE
+// the target directory, LINK, REMOVE and RMDIR the parent. Elsewhere (ext4
+// without a journal, btrfs, tmpfs, anything unknown, and every file system
+// on FreeBSD) every inode the operation changed is synced: CREATE
 // and MKDIR the new inode (owner, mode, and for EXCLUSIVE CREATE the
-// verifier kept in the times) and the parent at the same time; LINK the
+// verifier kept in the times) and the parent (at the same time when no
+// other sync runs); LINK the
 // inode (link count) and the parent; SYMLINK and MKNOD the parent and,
-// having no fd to fsync, the file system (syncfs); REMOVE and RMDIR the
+// having no fd to fsync, the file system (syncfs; FreeBSD has none and
+// syncs the parent only); REMOVE and RMDIR the
 // parent; RENAME the target directory, then the source directory if
 // different (both at once where the file system commits a rename as one
 // unit: btrfs, ZFS), so a crash in between leaves two names, never none.
@@ -150,7 +153,8 @@
 // handle, inode, times, final content, CRC) to worker.j in
 // StateDir/maildirfs-z/<fsid>-<root handle>/, fdatasyncs it, rewrites each
 // inode (marker xattr, pwrite, ftruncate, utimensat), syncs the filesystem
-// once (syncfs), and empties the journal with a second fdatasync before
+// once (syncfs; on FreeBSD, which has none, each file is fsynced), and
+// empties the journal with a second fdatasync before
 // unlocking. Every stat the store reports is taken under the node's zmu
 // (shared) when the node is cached, and a rewrite keeps its node cached, so
 // no client sees a rewrite half done (not even a passing mtime). Open redoes every valid record whose inode still exists
