@@ -26,7 +26,7 @@
 // a power cut of the test machine would not show what the disk kept. This
 // model instead proves the ordering inside maildirfs: that every
 // acknowledgement is preceded by a sync of each object the operation
-// changed. A sync is attributed from the store's own counters
+// changed (with OneSync, of one of them). A sync is attributed from the store's own counters
 // (maildirfs.Stats: FileSyncs for files, DirSyncs for directories): since
 // operations run one at a time through the wrapper and the store syncs only
 // on the caller's goroutine, every sync counted during an operation is a
@@ -35,16 +35,17 @@
 // goroutine); directory syncs are credited in
 // the store's documented order (RENAME: target, then source). The model
 // assumes the kernel's fsync makes an object's content or entries durable,
-// that a directory fsync also makes a newly created inode's metadata durable
-// (ext4, see maildirfs/doc.go), and that nothing is durable without a sync,
-// except what the store's CommitModel says a sync also covers (on a
-// journalling file system, the whole operation).
-// Directories are synced one at a time, so the model is more pessimistic
-// than ext4 for RENAME between directories: ext4 commits a rename in one
-// journal transaction, while the model lets a crash between the target's
-// and the source's fsync keep the name in both. Such a state can only
-// follow a RENAME that was not acknowledged (its second sync failed); the
-// tests allow the resulting duplicate Maildir name for exactly those.
+// and that nothing is durable without a sync, except what the store's
+// CommitModel says a sync also covers (with OneSync, the whole operation).
+// It tracks entries and file content, not inode metadata (owner, mode,
+// link count), whose syncs maildirfs/doc.go ("Durability") describes.
+// Without OneSync the two directories of a RENAME are credited one at a
+// time, so a crash between the target's and the source's sync keeps the
+// name in both; that is more pessimistic than a file system that commits
+// a rename as one unit (btrfs, ZFS, where the store syncs both at once).
+// Such a state can only follow a RENAME that was not acknowledged (its
+// second sync failed); the tests allow the resulting duplicate Maildir
+// name for exactly those.
 // It does not model the kernel's own crash behaviour (reordering inside the
 // journal, torn writes, or pages dropped after a failed fsync).
 package crashfs
