@@ -26,8 +26,9 @@
 // a power cut of the test machine would not show what the disk kept. This
 // model instead proves the ordering inside maildirfs: that every
 // acknowledgement is preceded by a sync of each object the operation
-// changed (with OneSync, of one of them). A sync is attributed from the store's own counters
-// (maildirfs.Stats: FileSyncs for files, DirSyncs for directories): since
+// changed (with OneSync, of one of them). A sync is attributed from the
+// store's own counters (maildirfs.Stats: FileSyncs for files, DirSyncs for
+// directories): since
 // operations run one at a time through the wrapper and the store syncs only
 // on the caller's goroutine, every sync counted during an operation is a
 // sync of an object that operation touched (so the store must be opened
