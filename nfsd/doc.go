@@ -1,6 +1,6 @@
 // Package nfsd is the mailnfs server: the ONC RPC transport, and the
-// programs it serves (NFSv3, MOUNT v3, the portmapper), with exports, access
-// control and credential mapping in front of a maildirfs store.
+// programs it serves (NFSv3, MOUNT v1 to v3, the portmapper), with exports,
+// access control and credential mapping in front of a maildirfs store.
 //
 // # Programs
 //
