@@ -153,8 +153,11 @@ func (c *Client) MakeMaildir(ctx context.Context, mailbox string) error {
 //     every count is checked;
 //  5. RENAME tmp/<name> to new/<name>. If RENAME answers NOENT, the reply
 //     to an earlier transmission was lost and the server (without a
-//     duplicate request cache entry) ran it again: LOOKUP new/<name> and
-//     compare the fileid with the one created; equal means delivered.
+//     duplicate request cache entry) ran it again: LOOKUP new/<name> (and
+//     GETATTR if the LOOKUP reply has no attributes) and compare the
+//     fileid with the one created; equal means delivered. A RENAME with
+//     no answer at all (deadline, connection gone) may have run too: the
+//     same check, with a fresh 5-second deadline, decides.
 //
 // A failure removes the tmp file when it can and never reuses the name. Only
 // a nil error means the message is in new/. Temporary(err) tells an MTA
