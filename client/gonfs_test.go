@@ -50,8 +50,8 @@ func startGoNFS(t *testing.T) (dir, addr string) {
 }
 
 // TestAgainstGoNFS runs the Maildir API and the basic calls against stock
-// go-nfs, which lacks a portmapper, EXCLUSIVE create and a DRC; the
-// client's fallbacks (GUARDED create) must carry a delivery through.
+// go-nfs, which lacks a portmapper (the URL names the ports), EXCLUSIVE
+// create and a DRC; Deliver needs none of them (it creates GUARDED).
 func TestAgainstGoNFS(t *testing.T) {
 	dir, addr := startGoNFS(t)
 	for _, d := range []string{"box/tmp", "box/new", "box/cur"} {
