@@ -13,6 +13,10 @@
 //   - self: mailnfsd started in this process (nfsd.Start) over a temporary
 //     directory, reached over loopback through package client; verified on
 //     disk. Needs root (the store opens files by handle).
+//   - server:mailnfsd, server:gonfs, server:ganesha: a server started by
+//     package bench's runners in its own network namespace (ServerTarget),
+//     the workers running inside it and reaching it over its loopback;
+//     verified on disk. Needs root.
 //
 // Every run works below a fresh directory "suite-<random>" of the target and
 // removes it afterwards (unless Config.Keep).
