@@ -34,6 +34,9 @@ type ExportsOptions struct {
 	// OpenStore opens the store of one export. Nil means maildirfs.Open;
 	// tests wrap stores with it (fault injection, counting).
 	OpenStore func(root string, opts maildirfs.Options) (Store, error)
+	// Denied, if set, is called for every refused MNT and NFS call with
+	// the rule that refused it (Config.Denied). It must not block.
+	Denied func(rule string)
 }
 
 // Exports is the live export table: the parsed rules plus one open Store per
@@ -222,9 +225,17 @@ func (x *Exports) Authorize(req *Request, h []byte) (Access, error) {
 	}
 	r := le.Match(req.Addr.Addr())
 	if r == nil {
+		x.denied("nfs:host:" + le.Path)
 		return Access{}, ErrAccess
 	}
 	return Access{Store: le.store, Cred: r.Squash.Map(req.AuthSys), ReadOnly: r.ReadOnly, Export: le.Path}, nil
+}
+
+// denied reports a refusal to ExportsOptions.Denied.
+func (x *Exports) denied(rule string) {
+	if x.opts.Denied != nil {
+		x.opts.Denied(rule)
+	}
 }
 
 // resolve finds the export a MOUNT dirpath names: the export itself, or the

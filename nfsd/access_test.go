@@ -39,6 +39,8 @@ func openTestExports(t *testing.T) (x *Exports, a, b string) {
 
 func TestAuthorize(t *testing.T) {
 	x, a, b := openTestExports(t)
+	var denied []string
+	x.opts.Denied = func(rule string) { denied = append(denied, rule) }
 	ha, hb := x.Store(a).Root(), x.Store(b).Root()
 	id, ok := maildirfs.ExportIDOf(ha)
 	exTrue(t, ok)
@@ -84,6 +86,9 @@ func TestAuthorize(t *testing.T) {
 			exTrue(t, acc.Store == x.Store(tc.export), "access carries the export's store")
 		})
 	}
+	// Host refusals reach Denied with their export; bad and stale handles
+	// are not denials.
+	exEqual(t, []string{"nfs:host:" + a, "nfs:host:" + a, "nfs:host:" + b}, denied)
 }
 
 func TestExportsReload(t *testing.T) {

@@ -70,6 +70,16 @@ type Config struct {
 	// the programs as they are.
 	Instrument func(Program) Program
 
+	// Denied, if set, is called for every refused call or mount with a
+	// short name of the rule that refused it, for metrics
+	// (Metrics.Denied): "hosts_access:FILE:LINE:COL" (hosts.allow or
+	// hosts.deny), "mount:not_exported", "mount:bad_path",
+	// "mount:host:EXPORT" (the client is not in the export's rules),
+	// "mount:alldirs:EXPORT" (a subdirectory without -alldirs) and
+	// "nfs:host:EXPORT" (an NFS call on a handle of an export the client
+	// may not use). It must not block.
+	Denied func(rule string)
+
 	// Logger receives everything. Nil discards.
 	Logger *slog.Logger
 

@@ -241,6 +241,8 @@ func TestHostsGate(t *testing.T) {
 	clock := func() time.Time { clockMu.Lock(); defer clockMu.Unlock(); return now }
 	h := mustHosts(t, "ALL : localhost : allow\nrpcbind : 10.1.2.0/255.255.255.0 : allow\nrpcbind : ALL : deny\nALL : ALL : allow\n", "")
 	g := NewHostsGate(h, slog.New(slog.NewTextHandler(&logs, nil)), clock)
+	rules := map[string]int{}
+	g.OnDenied = func(rule string) { rules[rule]++ }
 	req := func(prog uint32, client string) *Request {
 		return &Request{Prog: prog, Addr: netip.AddrPortFrom(netip.MustParseAddr(client), 700),
 			Local: netip.MustParseAddrPort("10.1.2.1:111"), Net: "udp"}
@@ -288,6 +290,9 @@ func TestHostsGate(t *testing.T) {
 	}
 	if g.Denied() != 103 {
 		t.Fatalf("Denied = %d, want 103", g.Denied())
+	}
+	if len(rules) != 1 || rules["hosts_access:hosts.allow:3:1"] != 103 {
+		t.Fatalf("OnDenied saw %v, want 103 of hosts_access:hosts.allow:3:1", rules)
 	}
 
 	// Naming mountd and nfsd switches their checks on, loopback included.

@@ -44,6 +44,11 @@ type HostsGate struct {
 		logged map[netip.Addr]time.Time
 	}
 	denied atomic.Uint64
+
+	// OnDenied, if set before the gate is used, is called for every
+	// refused call with the rule that refused it ("hosts_access:" and
+	// the rule's file:line:column). It must not block.
+	OnDenied func(rule string)
 }
 
 type hostsState struct {
@@ -115,6 +120,13 @@ func (g *HostsGate) Gate(req *Request) Status {
 		return Status{}
 	}
 	g.denied.Add(1)
+	if g.OnDenied != nil {
+		rule := "hosts_access"
+		if r != nil {
+			rule += ":" + r.Pos.String()
+		}
+		g.OnDenied(rule)
+	}
 	if g.shouldLog(client) {
 		attrs := []any{"client", client, "daemon", names[0], "prog", req.Prog, "proc", req.Proc, "net", req.Net}
 		if r != nil {

@@ -85,6 +85,7 @@ func Start(ctx context.Context, cfg Config) (_ *Daemon, err error) {
 		Logger:     log,
 		NoChown:    noChown,
 		SyncWindow: cfg.SyncWindow,
+		Denied:     cfg.Denied,
 	})
 	if err != nil {
 		return nil, err
@@ -141,6 +142,7 @@ func Start(ctx context.Context, cfg Config) (_ *Daemon, err error) {
 		cfg.ConfigureServer(d.Server)
 	}
 	d.Hosts = NewHostsGate(hosts, log, d.Server.Clock)
+	d.Hosts.OnDenied = cfg.Denied
 	if next := d.Server.Gate; next != nil {
 		d.Server.Gate = func(req *Request) Status {
 			if st := d.Hosts.Gate(req); st != (Status{}) {

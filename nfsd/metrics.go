@@ -135,9 +135,10 @@ func NewMetricsWithOptions(reg prometheus.Registerer, opts MetricsOptions) *Metr
 }
 
 // Denied counts one denial by rule, a short name the access layer chooses
-// (for example "/mail1 10.0.0.0/24(ro)" or "no-matching-rule"). Rules come
-// from the configuration, so their number is small; to stay bounded anyway,
-// labels after the 256th distinct rule are counted as "other".
+// (Config.Denied lists them: "hosts_access:FILE:LINE:COL", "mount:host:/mail1",
+// "nfs:host:/mail1", ...). Rules come from the configuration, so their
+// number is small; to stay bounded anyway, labels after the 256th distinct
+// rule are counted as "other". cmd/mailnfsd passes it as Config.Denied.
 func (m *Metrics) Denied(rule string) {
 	m.denials.Lock()
 	if !m.denials.seen[rule] {
@@ -747,8 +748,9 @@ func newStoreCollector(x *Exports) *storeCollector {
 	return &storeCollector{
 		x: x,
 		syncCalls: desc("store_sync_requests_total",
-			"Requests for a sync (kind=file: stable WRITE, COMMIT, SETATTR, exclusive CREATE; "+
-				"kind=dir: namespace operations), by export.", "export", "kind"),
+			"Requests for a sync (kind=file: of a file, as after a stable WRITE, COMMIT, SETATTR or CREATE; "+
+				"kind=dir: of a directory, as after a namespace operation; which ones an operation needs "+
+				"depends on the file system's commit model), by export.", "export", "kind"),
 		syncs: desc("store_syncs_total",
 			"fsync/fdatasync system calls after group commit, by export. "+
 				"rate(store_sync_requests_total)/rate(store_syncs_total) is the mean group commit size.",

@@ -152,22 +152,26 @@ func (m *Mount) mnt(req *Request, dirpath string) (maildirfs.Handle, nfs3.MountS
 	path, st := cleanMountPath(dirpath)
 	if st != nfs3.MountOK {
 		log.Info("mount: refused", "client", client, "path", dirpath, "status", st)
+		m.Exports.denied("mount:bad_path")
 		return nil, st
 	}
 	le, rel := m.Exports.cur.Load().resolve(path)
 	if le == nil {
 		log.Info("mount: refused: path is not exported", "client", client, "path", path)
+		m.Exports.denied("mount:not_exported")
 		return nil, nfs3.MountAcces
 	}
 	r := le.Match(req.Addr.Addr())
 	if r == nil {
 		log.Info("mount: refused: client not allowed", "client", client, "path", path, "export", le.Path)
+		m.Exports.denied("mount:host:" + le.Path)
 		return nil, nfs3.MountAcces
 	}
 	h := le.store.Root()
 	if rel != "" {
 		if !r.AllDirs {
 			log.Info("mount: refused: subdirectory of an export without -alldirs", "client", client, "path", path, "export", le.Path)
+			m.Exports.denied("mount:alldirs:" + le.Path)
 			return nil, nfs3.MountAcces
 		}
 		var err error

@@ -29,6 +29,7 @@ func setupMetrics(addr string, cfg *nfsd.Config, log *slog.Logger) (stop func(),
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m := nfsd.NewMetrics(reg)
 	cfg.Instrument = func(p nfsd.Program) nfsd.Program { return nfsd.InstrumentProgram(p, m) }
+	cfg.Denied = m.Denied
 	started := cfg.Started
 	cfg.Started = func(d *nfsd.Daemon) {
 		m.CollectServer(d.Server)

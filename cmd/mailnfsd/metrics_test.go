@@ -52,6 +52,17 @@ func TestMetricsFlag(t *testing.T) {
 	for i := 0; i < 3; i++ {
 		c.Null(t, nfs3.Program, nfs3.Version)
 	}
+	// A refused MNT is counted as a denial by its rule.
+	d, err = c.Call(nfs3.MountProgram, 3, uint32(nfs3.MountProcMnt), nfsdtest.AuthSys(0, 0), func(e *xdr.Encoder) {
+		(&nfs3.DirPath{Path: filepath.Join(dir, "elsewhere")}).Encode(e)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mnt.Decode(d)
+	if mnt.Status != nfs3.MountAcces {
+		t.Fatalf("MNT of an unexported path: %v, want MNT3ERR_ACCES", mnt.Status)
+	}
 
 	var body string
 	deadline := time.Now().Add(10 * time.Second)
@@ -76,12 +87,17 @@ func TestMetricsFlag(t *testing.T) {
 	if len(series) == 0 {
 		t.Fatalf("no mailnfsd_ series in the scrape:\n%.2000s", body)
 	}
-	// counted sums the samples of rpc_calls_total whose labels contain all of sub.
+	// counted sums the samples of rpc_calls_total (or of the series named
+	// by a first argument ending in "{") whose lines contain all of sub.
 	counted := func(sub ...string) float64 {
+		name := "mailnfsd_rpc_calls_total{"
+		if len(sub) > 0 && strings.HasSuffix(sub[0], "{") {
+			name, sub = sub[0], sub[1:]
+		}
 		var n float64
 	lines:
 		for _, l := range series {
-			if !strings.HasPrefix(l, "mailnfsd_rpc_calls_total{") {
+			if !strings.HasPrefix(l, name) {
 				continue
 			}
 			for _, s := range sub {
@@ -98,6 +114,9 @@ func TestMetricsFlag(t *testing.T) {
 	}
 	if n := counted(`procedure="MNT"`, `program="mount"`, `status="MNT3_OK"`); n != 1 {
 		t.Errorf("MNT counted %v times, want 1", n)
+	}
+	if n := counted(`mailnfsd_access_denials_total{`, `rule="mount:not_exported"`); n != 1 {
+		t.Errorf("denials of rule mount:not_exported: %v, want 1", n)
 	}
 	if n := counted(`procedure="NULL"`, `program="nfs"`); n != 3 {
 		t.Errorf("NFS NULL counted %v times, want 3", n)
