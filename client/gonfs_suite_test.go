@@ -665,9 +665,8 @@ func caseMaildir(t *testing.T, tg target) {
 	}
 }
 
-// caseMaildirRepeated checks on disk that repeated deliveries (on go-nfs
-// through the client's GUARDED fallback, as it lacks EXCLUSIVE create)
-// leave one file each and nothing in tmp/.
+// caseMaildirRepeated checks on disk that repeated deliveries leave one
+// file each and nothing in tmp/.
 func caseMaildirRepeated(t *testing.T, tg target) {
 	ctx := context.Background()
 	box := "fallback/Maildir"

@@ -8,7 +8,7 @@ import (
 )
 
 // BenchmarkDeliver1 measures one deliverer's latency per delivery
-// (EXCLUSIVE create, SETATTR, FILE_SYNC write, rename into new/): the
+// (GUARDED create with the mode, FILE_SYNC write, rename into new/): the
 // serial sync waits of one delivery, which bound a lone client's rate.
 func BenchmarkDeliver1(b *testing.B) {
 	s := mdtest.New(b)

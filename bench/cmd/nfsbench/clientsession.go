@@ -9,8 +9,8 @@ import (
 )
 
 // dialClient opens a bench.Session on package client: Deliver is
-// client.Deliver (reference.md §7.6: EXCLUSIVE create in tmp/, WRITE and
-// COMMIT as the client decides, RENAME into new/), ListPlus is
+// client.Deliver (reference.md §7.6: GUARDED create with the mode in
+// tmp/, WRITE and COMMIT as the client decides, RENAME into new/), ListPlus is
 // ReadDirPlusAll with the client's own page sizes.
 func dialClient(ctx context.Context, url string) (bench.Session, error) {
 	c, err := client.Dial(ctx, url, client.Options{})

@@ -58,8 +58,8 @@ var dialers = map[string]func(o bench.RawOptions) bench.Dialer{
 var clientNames = map[string]string{
 	"raw/filesync":    "the bench's raw NFSv3 client (GUARDED CREATE, FILE_SYNC WRITE, RENAME; one call at a time per mount)",
 	"raw/unstable":    "the bench's raw NFSv3 client (GUARDED CREATE, UNSTABLE WRITE + COMMIT, RENAME; one call at a time per mount)",
-	"client/filesync": "package client (Deliver: EXCLUSIVE CREATE + SETATTR in tmp/, one FILE_SYNC WRITE up to wtmax else UNSTABLE WRITEs + COMMIT, RENAME into new/)",
-	"client/unstable": "package client (Deliver: EXCLUSIVE CREATE + SETATTR in tmp/, one FILE_SYNC WRITE up to wtmax else UNSTABLE WRITEs + COMMIT, RENAME into new/)",
+	"client/filesync": "package client (Deliver: GUARDED CREATE with mode 0600 in tmp/, one FILE_SYNC WRITE up to wtmax else UNSTABLE WRITEs + COMMIT, RENAME into new/)",
+	"client/unstable": "package client (Deliver: GUARDED CREATE with mode 0600 in tmp/, one FILE_SYNC WRITE up to wtmax else UNSTABLE WRITEs + COMMIT, RENAME into new/)",
 }
 
 func step(args []string) error {
