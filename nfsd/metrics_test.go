@@ -159,6 +159,13 @@ func TestMetricsScrape(t *testing.T) {
 	if rr.Status != nfs3.StatusOK || rr.Count != 1000 {
 		t.Fatalf("READ: %v count %d", rr.Status, rr.Count)
 	}
+	// REMOVE syncs the directory under every commit model (CREATE may
+	// sync only the new file).
+	var rm nfs3.RemoveRes
+	rm.Decode(call(nfs3.ProcRemove, (&nfs3.RemoveArgs{Dir: fh, Name: "msg"}).Encode))
+	if rm.Status != nfs3.StatusOK {
+		t.Fatalf("REMOVE: %v", rm.Status)
+	}
 	// GETATTR without its handle: GARBAGE_ARGS.
 	var re *rpc.ReplyError
 	if _, err := c.Call(nfs3.Program, nfs3.Version, uint32(nfs3.ProcGetattr), root, nil); !errors.As(err, &re) {
