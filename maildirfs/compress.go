@@ -37,9 +37,16 @@ const (
 	zJournalDir = "maildirfs-z"
 	zWorkerJ    = "worker.j"
 	zJMagic     = "MNFSZJ01"
-	// zIdleFactor: after each group the worker idles this many times as
-	// long as the group took (at most 1/(1+zIdleFactor) of a CPU).
-	zIdleFactor = 2
+	// zIdleFactor: after a group during which messages were delivered,
+	// the worker idles this many times as long as the group took, so
+	// while deliveries run it takes at most 1/(1+zIdleFactor) of a CPU
+	// and of the disk's time. Measured side by side on 2 cores, 32 NFS
+	// deliverers (mailnfs bench deliver): with a third of a CPU (2) the
+	// compressed export delivered 0.86x the plain one's rate, with a
+	// tenth (9) 0.99x.
+	// When nothing was delivered during the group, it goes on at once:
+	// idle time catches up.
+	zIdleFactor = 9
 )
 
 // Minimum size and gain: files below zMinSize stay plain, and so do files
@@ -85,7 +92,8 @@ type zstore struct {
 	wg     sync.WaitGroup
 	seq    atomic.Uint64
 
-	pending                               atomic.Int64 // queued or being compressed
+	pending                               atomic.Int64  // queued or being compressed
+	arrivals                              atomic.Uint64 // messages queued or dropped, ever
 	compressed, expanded, dropped, failed atomic.Uint64
 	plainBytes, storedBytes               atomic.Uint64
 }
@@ -768,6 +776,7 @@ func (f *FS) zdelivered(from *node, to *node, h func() (Handle, bool)) {
 	if !ok {
 		return
 	}
+	z.arrivals.Add(1)
 	z.pending.Add(1)
 	select {
 	case z.queue <- hh:
@@ -796,13 +805,16 @@ func (f *FS) zworker(ctx context.Context) {
 				break drain
 			}
 		}
-		t0 := time.Now()
+		t0, a0 := time.Now(), z.arrivals.Load()
 		if _, err := f.zcompress(batch); err != nil && !errors.Is(err, errZCrash) {
 			f.log.Warn("maildirfs: background compression", "err", err)
 		}
 		z.pending.Add(-int64(len(batch)))
-		// Duty cycle: leave the CPU to deliveries most of the time; the
-		// queue absorbs bursts and idle time catches up.
+		if z.arrivals.Load() == a0 {
+			continue // no deliveries meanwhile: catch up at full speed
+		}
+		// Duty cycle: leave the CPU and the disk to deliveries most of
+		// the time; the queue absorbs bursts and idle time catches up.
 		select {
 		case <-ctx.Done():
 			return
