@@ -212,11 +212,13 @@ type Stats struct {
 	CacheHits, CacheMisses uint64
 	// Compressed counts files compressed in place; Expanded those rewritten
 	// plain before a modification; CompressDropped deliveries not queued
-	// for compression (queue full); CompressFailed failed rewrites.
+	// for compression (queue full: their directory is swept later);
+	// CompressFailed failed rewrites.
 	Compressed, Expanded, CompressDropped, CompressFailed uint64
 	// CompressPending is the number of delivered files queued for (or
-	// being given to) the background compressor.
-	CompressPending int
+	// being given to) the background compressor; CompressBacklog the
+	// directories waiting for (or in) a sweep after the queue was full.
+	CompressPending, CompressBacklog int
 	// CompressPlainBytes and CompressStoredBytes sum the sizes of the
 	// compressed files before and after.
 	CompressPlainBytes, CompressStoredBytes uint64

@@ -26,9 +26,12 @@ const (
 	zBatchBytes = 32 << 20
 	// zMaxFile: larger files are left plain (they are read into memory).
 	zMaxFile = 64 << 20
-	// zQueue bounds the background queue; a full queue drops (Compact
-	// catches up).
-	zQueue = 4096
+	// zQueue bounds the background queue. A message that finds it full
+	// is not queued; its directory is remembered instead (at most
+	// zMaxBacklog of them) and swept once the queue is empty: every
+	// regular file in it is compressed if it is not yet.
+	zQueue      = 4096
+	zMaxBacklog = 4096
 	// zMaxEnts bounds the cache of per-inode compression state.
 	zMaxEnts = 1 << 17
 	// zRootMarker is the value of zXattr on the export root: the tree may
@@ -87,10 +90,15 @@ type zstore struct {
 	mu   sync.Mutex
 	ents map[uint64]zent // guarded by mu
 
-	queue  chan Handle
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
-	seq    atomic.Uint64
+	queue chan Handle
+	bmu   sync.Mutex
+	// backlog holds the handles of new/ and cur/ directories that had a
+	// message turned away by the full queue, for zsweep; guarded by bmu.
+	backlog  map[string]Handle
+	sweeping atomic.Int64 // directories taken from backlog and not swept yet
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+	seq      atomic.Uint64
 
 	pending                               atomic.Int64  // queued or being compressed
 	arrivals                              atomic.Uint64 // messages queued or dropped, ever
@@ -164,7 +172,8 @@ func (f *FS) zopen(force bool) error {
 	if z.compress {
 		ctx, cancel := context.WithCancel(context.Background())
 		z.cancel = cancel
-		z.queue = make(chan Handle, zQueue)
+		z.queue = make(chan Handle, zQueueLen)
+		z.backlog = make(map[string]Handle)
 		z.wg.Add(1)
 		go func() {
 			defer z.wg.Done()
@@ -769,7 +778,8 @@ func (f *FS) zdelivered(from *node, to *node, h func() (Handle, bool)) {
 	if from != nil && dirName(from.pathFd) != "tmp" {
 		return
 	}
-	if tn := dirName(to.pathFd); tn != "new" && tn != "cur" {
+	tn := dirName(to.pathFd)
+	if tn != "new" && tn != "cur" {
 		return
 	}
 	hh, ok := h()
@@ -783,6 +793,127 @@ func (f *FS) zdelivered(from *node, to *node, h func() (Handle, bool)) {
 	default:
 		z.pending.Add(-1)
 		z.dropped.Add(1)
+		f.zremember(to, tn)
+	}
+}
+
+// zremember puts directory d (named tn) in the backlog for a sweep, and
+// with a new/ its sibling cur/, where a reader may move the message first.
+func (f *FS) zremember(d *node, tn string) {
+	z := f.z
+	z.bmu.Lock()
+	_, known := z.backlog[string(d.h)]
+	if !known && len(z.backlog) < zMaxBacklog {
+		z.backlog[string(d.h)] = d.h
+	}
+	z.bmu.Unlock()
+	// "../cur" stays inside the export: d is not its root.
+	if known || tn != "new" || d.ino == f.rootIno {
+		return
+	}
+	k, mnt, err := nameHandle(d.pathFd, "../cur")
+	if err != nil || mnt != f.mountID {
+		return
+	}
+	if ch, ok := f.encodeHandle(k); ok {
+		z.bmu.Lock()
+		if len(z.backlog) < zMaxBacklog {
+			z.backlog[string(ch)] = ch
+		}
+		z.bmu.Unlock()
+	}
+}
+
+// zQueueLen is the capacity of the background queue (a variable for
+// tests).
+var zQueueLen = zQueue
+
+// takeBacklog removes and returns one remembered directory.
+func (z *zstore) takeBacklog() (Handle, bool) {
+	z.bmu.Lock()
+	defer z.bmu.Unlock()
+	for k, h := range z.backlog {
+		delete(z.backlog, k)
+		z.sweeping.Add(1) // under bmu: Stats never sees it in neither
+		return h, true
+	}
+	return nil, false
+}
+
+// pace idles after a group of work that started at t0, when messages
+// arrived during it (arrivals moved from a0): see zIdleFactor. It returns
+// false once ctx has ended.
+func (z *zstore) pace(ctx context.Context, t0 time.Time, a0 uint64) bool {
+	if z.arrivals.Load() == a0 {
+		return ctx.Err() == nil // no deliveries meanwhile: go on at once
+	}
+	select {
+	case <-ctx.Done():
+		return false
+	case <-time.After(time.Since(t0) * zIdleFactor):
+		return true
+	}
+}
+
+// zsweep compresses, in groups paced like the queue's, every regular file
+// of the directory dh that is not compressed yet: the messages the full
+// queue turned away, and any others left plain. The directory must still
+// be a new or cur.
+func (f *FS) zsweep(ctx context.Context, dh Handle) {
+	d, _, err := f.get(dh)
+	if err != nil {
+		return // gone
+	}
+	defer f.put(d)
+	if tn := dirName(d.pathFd); d.typ != TypeDir || (tn != "new" && tn != "cur") {
+		return
+	}
+	fd, err := unix.Openat(d.pathFd, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return
+	}
+	defer unix.Close(fd)
+	buf := make([]byte, direntBuf)
+	var batch []Handle
+	flush := func() bool {
+		t0, a0 := time.Now(), f.z.arrivals.Load()
+		if _, err := f.zcompress(batch); err != nil && !errors.Is(err, errZCrash) {
+			f.log.Warn("maildirfs: background compression", "err", err)
+		}
+		batch = batch[:0]
+		return f.z.pace(ctx, t0, a0)
+	}
+	for {
+		nb, err := unix.Getdents(fd, buf)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil || nb == 0 {
+			break
+		}
+		for off := 0; off < nb; {
+			ino, _, reclen, name, ok := parseDirent(buf[off:nb])
+			if !ok {
+				return
+			}
+			off += reclen
+			if ino == 0 || string(name) == "." || string(name) == ".." {
+				continue
+			}
+			k, mnt, err := nameHandle(fd, string(name))
+			if err != nil || mnt != f.mountID {
+				continue // gone, or a mount point
+			}
+			if h, ok := f.encodeHandle(k); ok {
+				batch = append(batch, h)
+			}
+			if len(batch) == zBatch && !flush() {
+				return
+			}
+		}
+	}
+	if len(batch) > 0 {
+		flush()
 	}
 }
 
@@ -794,6 +925,19 @@ func (f *FS) zworker(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case h = <-z.queue:
+		default:
+			// The queue is empty: sweep a directory whose messages it
+			// turned away, if any, else wait for the next message.
+			if dh, ok := z.takeBacklog(); ok {
+				f.zsweep(ctx, dh)
+				z.sweeping.Add(-1)
+				continue
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case h = <-z.queue:
+			}
 		}
 		batch := []Handle{h}
 	drain:
@@ -810,15 +954,10 @@ func (f *FS) zworker(ctx context.Context) {
 			f.log.Warn("maildirfs: background compression", "err", err)
 		}
 		z.pending.Add(-int64(len(batch)))
-		if z.arrivals.Load() == a0 {
-			continue // no deliveries meanwhile: catch up at full speed
-		}
 		// Duty cycle: leave the CPU and the disk to deliveries most of
 		// the time; the queue absorbs bursts and idle time catches up.
-		select {
-		case <-ctx.Done():
+		if !z.pace(ctx, t0, a0) {
 			return
-		case <-time.After(time.Since(t0) * zIdleFactor):
 		}
 	}
 }

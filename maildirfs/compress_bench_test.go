@@ -253,7 +253,7 @@ func BenchmarkDeliverCompress(b *testing.B) {
 			b.ReportMetric(float64(b.N)/el.Seconds(), "msgs/s")
 			if mode != "" {
 				t0 := time.Now()
-				for s.Stats().CompressPending > 0 {
+				for st := s.Stats(); st.CompressPending > 0 || st.CompressBacklog > 0; st = s.Stats() {
 					time.Sleep(time.Millisecond)
 				}
 				st := s.Stats()

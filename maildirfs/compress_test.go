@@ -716,3 +716,58 @@ func TestCompressConcurrentReads(t *testing.T) {
 		}
 	}
 }
+
+// TestCompressBacklogSweep fills a one-slot queue faster than the worker
+// drains it: the messages it turns away are compressed later by a sweep
+// of their directory, also those a reader moved to cur/ before the sweep.
+func TestCompressBacklogSweep(t *testing.T) {
+	defer maildirfs.SetZQueueLen(1)()
+	s := zstore(t)
+	tmp, nw := lookup(t, s, "Maildir", "tmp"), lookup(t, s, "Maildir", "new")
+	cur := lookup(t, s, "Maildir", "cur")
+	msgs := mdtest.Corpus(400, mdtest.CorpusOptions{Seed: 31})
+	var names []string
+	var hs []maildirfs.Handle
+	moved := map[string]bool{}
+	for i := 0; i < len(msgs) && (i < 40 || s.Stats().CompressDropped == 0); i++ {
+		name := fmt.Sprintf("1700000000.M%dP1.sweep", i)
+		hs = append(hs, create(t, s, tmp, root, name, msgs[i]))
+		if _, _, err := s.Rename(tmp, name, nw, name, root); err != nil {
+			t.Fatal(err)
+		}
+		if i%3 == 0 { // a reader takes every third one to cur/ at once
+			if _, _, err := s.Rename(nw, name, cur, name+":2,S", root); err != nil {
+				t.Fatal(err)
+			}
+			moved[name] = true
+		}
+		names = append(names, name)
+	}
+	if s.Stats().CompressDropped == 0 {
+		t.Fatalf("the one-slot queue turned nothing away in %d deliveries: the sweep was not exercised", len(names))
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for st := s.Stats(); st.CompressPending > 0 || st.CompressBacklog > 0; st = s.Stats() {
+		if time.Now().After(deadline) {
+			t.Fatalf("compressor did not catch up: %+v", st)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	st := s.Stats()
+	if st.Compressed != uint64(len(names)) {
+		t.Errorf("compressed %d of %d messages (%d turned away by the queue)", st.Compressed, len(names), st.CompressDropped)
+	}
+	for i, name := range names {
+		p := filepath.Join(s.Dir, "Maildir/new", name)
+		if moved[name] {
+			p = filepath.Join(s.Dir, "Maildir/cur", name+":2,S")
+		}
+		if _, z := stored(t, p); !z {
+			t.Errorf("%s stayed plain", p)
+		}
+		if got := readChunks(t, s, hs[i], 65536); !bytes.Equal(got, msgs[i]) {
+			t.Errorf("%s reads back %d bytes, not the %d delivered", p, len(got), len(msgs[i]))
+		}
+	}
+	t.Logf("%d messages, %d turned away by the queue and swept, %d compressed", len(names), st.CompressDropped, st.Compressed)
+}

@@ -164,10 +164,16 @@
 // user.mailnfs.z = "tree" once anything may be compressed: a marked tree is
 // always decoded, even with Compress off (Expand removes the mark).
 //
-// Cost: the worker idles twice as long as it worked after each group, so it
-// takes at most a third of a CPU and deliveries keep their rate; the queue
-// holds 4096 files and drops beyond that (Stats.CompressDropped), for
-// Compact to catch up. Close stops the worker; queued files stay plain.
+// Cost: after a group during which messages were delivered, the worker
+// idles nine times as long as it worked, so while deliveries run it takes
+// at most a tenth of a CPU and of the disk's time, and deliveries keep
+// their rate; with no deliveries it catches up at full speed. The queue
+// holds 4096 files; a message that finds it full (Stats.CompressDropped)
+// is left for a sweep: its directory (and, for new/, the sibling cur/,
+// where a reader may have moved it) is remembered, and once the queue is
+// empty the worker compresses every regular file there that is not yet
+// (Stats.CompressBacklog counts the directories waiting). Close stops the
+// worker; queued files and remembered directories stay plain.
 // Compact and Expand convert a tree offline, crash-safe and idempotent,
 // with the server's StateDir (the journal's place).
 //

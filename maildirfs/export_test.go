@@ -28,6 +28,14 @@ func SetZMin(size, div int64) func() {
 	return func() { zMinSize, zMinGainDiv = os, od }
 }
 
+// SetZQueueLen sets the capacity of the background compression queue of
+// stores opened afterwards and returns a function restoring it.
+func SetZQueueLen(n int) func() {
+	old := zQueueLen
+	zQueueLen = n
+	return func() { zQueueLen = old }
+}
+
 // CompressNow compresses the files of hs synchronously (what the
 // background worker does).
 func (f *FS) CompressNow(hs []Handle) (int, error) { return f.zcompress(hs) }

@@ -240,6 +240,9 @@ func (f *FS) Stats() Stats {
 	if z := f.z; z != nil {
 		s.Compressed, s.Expanded = z.compressed.Load(), z.expanded.Load()
 		s.CompressPending = int(z.pending.Load())
+		z.bmu.Lock()
+		s.CompressBacklog = len(z.backlog) + int(z.sweeping.Load())
+		z.bmu.Unlock()
 		s.CompressDropped, s.CompressFailed = z.dropped.Load(), z.failed.Load()
 		s.CompressPlainBytes, s.CompressStoredBytes = z.plainBytes.Load(), z.storedBytes.Load()
 	}
