@@ -46,9 +46,8 @@ const (
 	// and of the disk's time. Measured side by side on 2 cores, 32 NFS
 	// deliverers (mailnfs bench deliver): with a third of a CPU (2) the
 	// compressed export delivered 0.86x the plain one's rate, with a
-	// tenth (9) 0.99x.
-	// When nothing was delivered during the group, it goes on at once:
-	// idle time catches up.
+	// tenth (9) 0.99x. When nothing was delivered during the group, it
+	// goes on at once: idle time catches up.
 	zIdleFactor = 9
 )
 
@@ -834,7 +833,7 @@ func (z *zstore) takeBacklog() (Handle, bool) {
 	defer z.bmu.Unlock()
 	for k, h := range z.backlog {
 		delete(z.backlog, k)
-		z.sweeping.Add(1) // under bmu: Stats never sees it in neither
+		z.sweeping.Add(1) // under bmu, as Stats reads both: it counts the directory once
 		return h, true
 	}
 	return nil, false
