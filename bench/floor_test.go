@@ -235,23 +235,6 @@ func (g *groupCommit) failed() error {
 	return g.firstErr
 }
 
-// newSyncfsCommit commits with syncfs of root's file system, then an
-// fsync of root: on ext4 without a journal syncfs writes the metadata
-// buffers after its cache flush, and the fsync flushes again.
-func newSyncfsCommit(b *testing.B, root string) *groupCommit {
-	fd, err := unix.Open(root, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { unix.Close(fd) })
-	return &groupCommit{run: func(int) error {
-		if err := unix.Syncfs(fd); err != nil {
-			return err
-		}
-		return unix.Fsync(fd)
-	}}
-}
-
 // newLogCommit commits by appending the pending records to a log file
 // written in full beforehand (so an fdatasync writes data blocks only,
 // no extent changes), wrapping at its end, and fdatasyncing it.
@@ -281,6 +264,6 @@ func newLogCommit(b *testing.B, root string) *groupCommit {
 			pending -= n
 			off = (off + int64(n)) % size
 		}
-		return unix.Fdatasync(fd)
+		return fdatasync(fd)
 	}}
 }
