@@ -771,3 +771,66 @@ func TestCompressBacklogSweep(t *testing.T) {
 	}
 	t.Logf("%d messages, %d turned away by the queue and swept, %d compressed", len(names), st.CompressDropped, st.Compressed)
 }
+
+// TestCompressSweepStaysInExport: an export whose root is itself a
+// directory named new gets swept like any new/, but its sibling cur/,
+// outside the export, is never touched.
+func TestCompressSweepStaysInExport(t *testing.T) {
+	mdtest.RequireRoot(t)
+	defer maildirfs.SetZQueueLen(1)()
+	dir := t.TempDir()
+	exp := filepath.Join(dir, "new")
+	for _, d := range []string{filepath.Join(exp, "tmp"), filepath.Join(dir, "cur")} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	outside := filepath.Join(dir, "cur", "outside")
+	secret := bytes.Repeat([]byte("a message outside the export\n"), 100)
+	if err := os.WriteFile(outside, secret, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	fs, err := maildirfs.Open(exp, maildirfs.Options{StateDir: filepath.Join(dir, "state"), Compress: "zstd"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fs.Close()
+	tmp, _, _, err := fs.Lookup(fs.Root(), root, "tmp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	msgs := mdtest.Corpus(400, mdtest.CorpusOptions{Seed: 37})
+	n := 0
+	for ; n < len(msgs) && (n < 20 || fs.Stats().CompressDropped == 0); n++ {
+		name := fmt.Sprintf("m%d", n)
+		h, _, _, err := fs.Create(tmp, root, name, maildirfs.Guarded, maildirfs.SetAttr{}, [8]byte{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, _, _, _, err := fs.Write(h, root, 0, msgs[n], maildirfs.FileSync); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := fs.Rename(tmp, name, fs.Root(), name, root); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if fs.Stats().CompressDropped == 0 {
+		t.Fatalf("the one-slot queue turned nothing away in %d deliveries", n)
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for st := fs.Stats(); st.CompressPending > 0 || st.CompressBacklog > 0; st = fs.Stats() {
+		if time.Now().After(deadline) {
+			t.Fatalf("compressor did not catch up: %+v", st)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if got := fs.Stats().Compressed; got != uint64(n) {
+		t.Errorf("compressed %d of the %d messages in the export", got, n)
+	}
+	if size, z := stored(t, outside); z || size != int64(len(secret)) {
+		t.Errorf("the file outside the export was rewritten: size %d, marked %v", size, z)
+	}
+	if got, err := os.ReadFile(outside); err != nil || !bytes.Equal(got, secret) {
+		t.Errorf("the file outside the export changed: %v", err)
+	}
+}
