@@ -899,6 +899,18 @@ func (f *FS) zsweep(ctx context.Context, dh Handle) {
 			if ino == 0 || string(name) == "." || string(name) == ".." {
 				continue
 			}
+			// One fstatat rules out most files without opening them
+			// (which would also push the clients' objects out of the
+			// cache): not regular, out of the size range, or known
+			// compressed from the state cache.
+			var st unix.Stat_t
+			if unix.Fstatat(fd, string(name), &st, unix.AT_SYMLINK_NOFOLLOW) != nil ||
+				st.Mode&unix.S_IFMT != unix.S_IFREG || st.Size < zMinSize || st.Size > zMaxFile {
+				continue
+			}
+			if e, ok := f.z.lookup(&st); ok && e.usize >= 0 {
+				continue
+			}
 			k, mnt, err := nameHandle(fd, string(name))
 			if err != nil || mnt != f.mountID {
 				continue // gone, or a mount point
