@@ -10,7 +10,7 @@ import (
 
 // newSyncfsCommit: syncfs is Linux's; elsewhere the groupfs schedule is
 // skipped.
-func newSyncfsCommit(b *testing.B, _ string) *groupCommit {
+func newSyncfsCommit(b *testing.B, _ string) *sharedCommit {
 	b.Skip("groupfs: syncfs(2) is Linux-only")
 	return nil
 }

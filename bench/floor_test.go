@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/mailnfs/mailnfs/internal/groupcommit"
 	"golang.org/x/sys/unix"
 )
 
@@ -98,7 +99,7 @@ func BenchmarkDurableFloor(b *testing.B) {
 						fail(err)
 					}
 				}
-				var gc *groupCommit
+				var gc *sharedCommit
 				switch sc.group {
 				case "syncfs":
 					gc = newSyncfsCommit(b, root)
@@ -109,8 +110,7 @@ func BenchmarkDurableFloor(b *testing.B) {
 					if gc == nil {
 						return
 					}
-					syncs.Add(gc.wait(record))
-					if err := gc.failed(); err != nil {
+					if err := gc.wait(record, &syncs); err != nil {
 						fail(err)
 					}
 				}
@@ -179,66 +179,30 @@ func BenchmarkDurableFloor(b *testing.B) {
 	}
 }
 
-// groupCommit is a file-system-wide group commit for the groupfs and wal
-// schedules: a caller waits for a commit that starts after it arrives;
-// whoever finds none running leads the next, covering every record queued
-// by then with one run.
-type groupCommit struct {
-	run func(pending int) error // one commit of pending bytes of records
-
-	mu       sync.Mutex
-	cond     *sync.Cond
-	started  uint64
-	done     uint64
-	running  bool
-	pending  int
-	firstErr error
+// sharedCommit is a file-system-wide group commit for the groupfs and wal
+// schedules, through the store's own group commit (groupcommit.Syncer): a
+// caller queues its record's bytes and waits for a commit that starts
+// after it; that commit writes every byte queued by then.
+type sharedCommit struct {
+	s       groupcommit.Syncer
+	pending atomic.Int64              // record bytes not yet written
+	run     func(pending int64) error // one commit of pending bytes
 }
 
-// wait queues a record of the given size and returns how many commits
-// this caller ran (0 or 1), for the fsyncs/delivery metric.
-func (g *groupCommit) wait(record int) int64 {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.cond == nil {
-		g.cond = sync.NewCond(&g.mu)
-	}
-	g.pending += record
-	target := g.started + 1
-	var ran int64
-	for g.done < target {
-		if g.running {
-			g.cond.Wait()
-			continue
-		}
-		g.running = true
-		g.started++
-		gen, pending := g.started, g.pending
-		g.pending = 0
-		g.mu.Unlock()
-		err := g.run(pending)
-		ran++
-		g.mu.Lock()
-		if err != nil && g.firstErr == nil {
-			g.firstErr = err
-		}
-		g.running = false
-		g.done = gen
-		g.cond.Broadcast()
-	}
-	return ran
-}
-
-func (g *groupCommit) failed() error {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return g.firstErr
+// wait queues a record of the given size and waits for its commit; commits
+// counts the commits run.
+func (g *sharedCommit) wait(record int, commits *atomic.Int64) error {
+	g.pending.Add(int64(record))
+	return g.s.Do(0, true, func(bool) error {
+		commits.Add(1)
+		return g.run(g.pending.Swap(0))
+	})
 }
 
 // newLogCommit commits by appending the pending records to a log file
 // written in full beforehand (so an fdatasync writes data blocks only,
 // no extent changes), wrapping at its end, and fdatasyncing it.
-func newLogCommit(b *testing.B, root string) *groupCommit {
+func newLogCommit(b *testing.B, root string) *sharedCommit {
 	const size = 64 << 20
 	fd, err := unix.Open(filepath.Join(root, "log"), unix.O_CREAT|unix.O_RDWR|unix.O_CLOEXEC, 0o600)
 	if err != nil {
@@ -255,13 +219,13 @@ func newLogCommit(b *testing.B, root string) *groupCommit {
 		b.Fatal(err)
 	}
 	var off int64
-	return &groupCommit{run: func(pending int) error {
+	return &sharedCommit{run: func(pending int64) error {
 		for pending > 0 {
-			n := min(pending, len(chunk), int(size-off))
+			n := int(min(pending, int64(len(chunk)), size-off))
 			if _, err := unix.Pwrite(fd, chunk[:n], off); err != nil {
 				return err
 			}
-			pending -= n
+			pending -= int64(n)
 			off = (off + int64(n)) % size
 		}
 		return fdatasync(fd)

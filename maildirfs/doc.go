@@ -111,9 +111,10 @@
 // READDIR position), and is closed only when unused.
 //
 // Lock order: dirCursor.mu (held for a whole ReadDir call, including the
-// emit callbacks) -> node.curMu, node.ioMu, nodeCache.mu, syncer.mu, each of
-// which is a leaf taken without holding another. No mutex is held across an
-// fsync (the syncer releases its mutex while the leader syncs). The emit
+// emit callbacks) -> node.curMu, node.ioMu, nodeCache.mu, node.sync's
+// mutex, each of which is a leaf taken without holding another. No mutex
+// is held across an fsync (node.sync, a groupcommit.Syncer, releases its
+// mutex while the leader syncs). The emit
 // callback of ReadDir must not call ReadDir on the same directory more than
 // three times concurrently (it would wait for its own cursor).
 //

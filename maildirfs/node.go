@@ -4,6 +4,7 @@ import (
 	"container/list"
 	"sync"
 
+	"github.com/mailnfs/mailnfs/internal/groupcommit"
 	"golang.org/x/sys/unix"
 )
 
@@ -25,7 +26,7 @@ type node struct {
 	curs    []*dirCursor // open directory cursors, at most maxDirCursors
 	nextCur int          // round robin when all are busy; guarded by curMu
 
-	sync syncer // group commit of fsyncs of ioFd
+	sync groupcommit.Syncer // group commit of fsyncs of ioFd
 
 	// Compression (compress.go). zmu: readers (READ, WRITE, SETATTR of the
 	// size) hold it shared, a rewrite in place exclusively.

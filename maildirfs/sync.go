@@ -1,82 +1,10 @@
 package maildirfs
 
 import (
-	"sync"
 	"sync/atomic"
-	"time"
 
 	"golang.org/x/sys/unix"
 )
-
-// syncer coalesces concurrent syncs of one fd (group commit). A caller needs
-// a sync that starts after its change; it waits for the next sync to start
-// and finish, and whoever finds no sync running leads the next one. While
-// one fsync runs, every caller that arrives queues for the next, which then
-// covers all of them with one system call.
-type syncer struct {
-	mu       sync.Mutex
-	cond     *sync.Cond
-	started  uint64 // syncs started (the running one included); guarded by mu
-	done     uint64 // highest completed sync; guarded by mu
-	running  bool   // a leader exists for sync started+1 or is running it; guarded by mu
-	nextFull bool   // some waiter of the next sync needs fsync, not fdatasync; guarded by mu
-	failGen  uint64 // last failed sync; guarded by mu
-	failErr  error  // its error; guarded by mu
-	waiters  int    // callers blocked waiting for a sync; guarded by mu
-}
-
-// do makes sure a sync of fd that started after the call happens, using
-// sync (fsync when full, else fdatasync). window > 0 lets a leader wait to
-// gather more callers.
-func (s *syncer) do(window time.Duration, full bool, run func(full bool) error) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.cond == nil {
-		s.cond = sync.NewCond(&s.mu)
-	}
-	// While a sync runs, started counts it, so it does not cover us; if a
-	// leader is still gathering, started+1 is the one it will run.
-	target := s.started + 1
-	if full {
-		s.nextFull = true
-	}
-	for s.done < target {
-		if s.running {
-			s.waiters++
-			s.cond.Wait()
-			s.waiters--
-			if full && s.started < target {
-				s.nextFull = true
-			}
-			continue
-		}
-		s.running = true
-		if window > 0 {
-			s.mu.Unlock()
-			time.Sleep(window)
-			s.mu.Lock()
-		}
-		s.started++
-		gen := s.started
-		doFull := s.nextFull
-		s.nextFull = false
-		s.mu.Unlock()
-		fsyncsRunning.Add(1)
-		err := run(doFull)
-		fsyncsRunning.Add(-1)
-		s.mu.Lock()
-		s.running = false
-		s.done = gen
-		if err != nil {
-			s.failGen, s.failErr = gen, err
-		}
-		s.cond.Broadcast()
-	}
-	if s.failGen >= target {
-		return s.failErr
-	}
-	return nil
-}
 
 // syncFile makes n's data (and metadata when full) durable.
 func (f *FS) syncFile(n *node, full bool) error {
@@ -85,7 +13,9 @@ func (f *FS) syncFile(n *node, full bool) error {
 	if err != nil {
 		return err
 	}
-	return n.sync.do(f.opts.SyncWindow, full, func(full bool) error {
+	return n.sync.Do(f.opts.SyncWindow, full, func(full bool) error {
+		fsyncsRunning.Add(1)
+		defer fsyncsRunning.Add(-1)
 		f.stats.fileSyncs.Add(1)
 		err := f.inject(FaultFsync)
 		if err == nil {
@@ -109,7 +39,9 @@ func (f *FS) syncDir(n *node) error {
 	if err != nil {
 		return err
 	}
-	return n.sync.do(f.opts.SyncWindow, true, func(bool) error {
+	return n.sync.Do(f.opts.SyncWindow, true, func(bool) error {
+		fsyncsRunning.Add(1)
+		defer fsyncsRunning.Add(-1)
 		f.stats.dirSyncs.Add(1)
 		err := f.inject(FaultFsync)
 		if err == nil {

@@ -1,4 +1,4 @@
-package maildirfs
+package groupcommit
 
 import (
 	"errors"
@@ -11,7 +11,7 @@ import (
 // TestSyncerCoalesces: while one sync runs, N callers queue and are all
 // covered by exactly one more sync.
 func TestSyncerCoalesces(t *testing.T) {
-	var s syncer
+	var s Syncer
 	var runs atomic.Int32
 	release := make(chan struct{})
 	run := func(bool) error {
@@ -21,7 +21,7 @@ func TestSyncerCoalesces(t *testing.T) {
 		return nil
 	}
 	first := make(chan error)
-	go func() { first <- s.do(0, true, run) }()
+	go func() { first <- s.Do(0, true, run) }()
 	for runs.Load() == 0 {
 		time.Sleep(time.Millisecond)
 	}
@@ -29,7 +29,7 @@ func TestSyncerCoalesces(t *testing.T) {
 	var wg sync.WaitGroup
 	errs := make(chan error, n)
 	for range n {
-		wg.Go(func() { errs <- s.do(0, true, run) })
+		wg.Go(func() { errs <- s.Do(0, true, run) })
 	}
 	for {
 		s.mu.Lock()
@@ -59,7 +59,7 @@ func TestSyncerCoalesces(t *testing.T) {
 // TestSyncerStartsAfterCaller: a caller arriving while a sync runs is not
 // covered by it (its change may have missed that sync).
 func TestSyncerStartsAfterCaller(t *testing.T) {
-	var s syncer
+	var s Syncer
 	var runs atomic.Int32
 	started := make(chan struct{})
 	release := make(chan struct{})
@@ -70,10 +70,10 @@ func TestSyncerStartsAfterCaller(t *testing.T) {
 		}
 		return nil
 	}
-	go s.do(0, true, run)
+	go s.Do(0, true, run)
 	<-started
 	done := make(chan struct{})
-	go func() { s.do(0, true, run); close(done) }()
+	go func() { s.Do(0, true, run); close(done) }()
 	for {
 		s.mu.Lock()
 		w := s.waiters
@@ -93,20 +93,20 @@ func TestSyncerStartsAfterCaller(t *testing.T) {
 // TestSyncerErrorAndFdatasync: a failed sync reaches its callers; a
 // DATA_SYNC-only batch uses fdatasync, a mixed one fsync.
 func TestSyncerErrorAndFdatasync(t *testing.T) {
-	var s syncer
+	var s Syncer
 	boom := errors.New("boom")
-	if err := s.do(0, true, func(bool) error { return boom }); !errors.Is(err, boom) {
+	if err := s.Do(0, true, func(bool) error { return boom }); !errors.Is(err, boom) {
 		t.Fatalf("err = %v", err)
 	}
-	if err := s.do(0, true, func(bool) error { return nil }); err != nil {
+	if err := s.Do(0, true, func(bool) error { return nil }); err != nil {
 		t.Fatalf("next sync after failure: %v", err)
 	}
 	var gotFull bool
-	s.do(0, false, func(full bool) error { gotFull = full; return nil })
+	s.Do(0, false, func(full bool) error { gotFull = full; return nil })
 	if gotFull {
 		t.Fatal("data-only sync ran fsync")
 	}
-	s.do(time.Millisecond, true, func(full bool) error { gotFull = full; return nil })
+	s.Do(time.Millisecond, true, func(full bool) error { gotFull = full; return nil })
 	if !gotFull {
 		t.Fatal("full sync ran fdatasync")
 	}
