@@ -73,20 +73,10 @@ func benchCorpora(tb testing.TB, n int) []benchCorpus {
 		}
 	}
 	sort.Strings(names)
-	var msgs [][]byte
-	for _, name := range names {
-		b, err := os.ReadFile(filepath.Join(dir, name))
-		if err != nil {
-			tb.Fatal(err)
-		}
-		if bytes.HasPrefix(b, []byte("From ")) {
-			if i := bytes.IndexByte(b, '\n'); i >= 0 {
-				b = b[i+1:]
-			}
-		}
-		msgs = append(msgs, b)
+	for i, name := range names {
+		names[i] = filepath.Join(dir, name)
 	}
-	return append(cs, benchCorpus{"real", msgs})
+	return append(cs, benchCorpus{"real", maildirfs.ReadMail(tb, names)})
 }
 
 // treeUsage sums logical sizes and allocated bytes (st_blocks) of the

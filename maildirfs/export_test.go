@@ -36,6 +36,10 @@ func SetZQueueLen(n int) func() {
 	return func() { zQueueLen = old }
 }
 
+// ReadMail reads mail files, one message each, without a leading mbox
+// "From " line (for the benchmarks' real corpus).
+var ReadMail = readMail
+
 // CompressNow compresses the files of hs synchronously (what the
 // background worker does).
 func (f *FS) CompressNow(hs []Handle) (int, error) { return f.zcompress(hs) }

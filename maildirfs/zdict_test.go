@@ -110,19 +110,7 @@ func TestZdict2Build(t *testing.T) {
 		t.Fatalf("no *.txt in %s: %v", dir, err)
 	}
 	sort.Strings(names)
-	var samples [][]byte
-	for _, n := range names {
-		b, err := os.ReadFile(n)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if bytes.HasPrefix(b, []byte("From ")) {
-			if i := bytes.IndexByte(b, '\n'); i >= 0 {
-				b = b[i+1:]
-			}
-		}
-		samples = append(samples, b)
-	}
+	samples := readMail(t, names)
 	d, err := zstd.BuildDict(zstd.BuildDictOptions{
 		ID:         zdict2ID,
 		History:    append(append([]byte{}, zdict2Extra...), zdict...),
@@ -142,4 +130,24 @@ func TestZdict2Build(t *testing.T) {
 	if !bytes.Equal(d, zdict2) {
 		t.Errorf("built %d bytes (%d samples), differ from zdict2.bin (%d bytes)", len(d), len(samples), len(zdict2))
 	}
+}
+
+// readMail reads one message per file, in the order given, dropping a
+// leading mbox "From " line (real corpora often keep it).
+func readMail(tb testing.TB, paths []string) [][]byte {
+	tb.Helper()
+	msgs := make([][]byte, 0, len(paths))
+	for _, p := range paths {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		if bytes.HasPrefix(b, []byte("From ")) {
+			if i := bytes.IndexByte(b, '\n'); i >= 0 {
+				b = b[i+1:]
+			}
+		}
+		msgs = append(msgs, b)
+	}
+	return msgs
 }
