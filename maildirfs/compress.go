@@ -799,15 +799,8 @@ func (f *FS) zdelivered(from *node, to *node, h func() (Handle, bool)) {
 // zremember puts directory d (named tn) in the backlog for a sweep, and
 // with a new/ its sibling cur/, where a reader may move the message first.
 func (f *FS) zremember(d *node, tn string) {
-	z := f.z
-	z.bmu.Lock()
-	_, known := z.backlog[string(d.h)]
-	if !known && len(z.backlog) < zMaxBacklog {
-		z.backlog[string(d.h)] = d.h
-	}
-	z.bmu.Unlock()
 	// "../cur" stays inside the export: d is not its root.
-	if known || tn != "new" || d.ino == f.rootIno {
+	if f.z.remember(d.h) || tn != "new" || d.ino == f.rootIno {
 		return
 	}
 	k, mnt, err := nameHandle(d.pathFd, "../cur")
@@ -815,13 +808,24 @@ func (f *FS) zremember(d *node, tn string) {
 		return
 	}
 	if ch, ok := f.encodeHandle(k); ok {
-		z.bmu.Lock()
-		if len(z.backlog) < zMaxBacklog {
-			z.backlog[string(ch)] = ch
-		}
-		z.bmu.Unlock()
+		f.z.remember(ch)
 	}
 }
+
+// remember adds directory h to the backlog unless it is full, and
+// reports whether h was there already.
+func (z *zstore) remember(h Handle) (known bool) {
+	z.bmu.Lock()
+	defer z.bmu.Unlock()
+	if _, known = z.backlog[string(h)]; !known && len(z.backlog) < zMaxBacklog {
+		z.backlog[string(h)] = h
+	}
+	return known
+}
+
+// zsized reports whether a file of size bytes is in the range the worker
+// compresses (zMinSize..zMaxFile).
+func zsized(size int64) bool { return size >= zMinSize && size <= zMaxFile }
 
 // zQueueLen is the capacity of the background queue (a variable for
 // tests).
@@ -872,58 +876,43 @@ func (f *FS) zsweep(ctx context.Context, dh Handle) {
 		return
 	}
 	defer unix.Close(fd)
-	buf := make([]byte, direntBuf)
 	var batch []Handle
 	flush := func() bool {
 		t0, a0 := time.Now(), f.z.arrivals.Load()
-		if _, err := f.zcompress(batch); err != nil && !errors.Is(err, errZCrash) {
-			f.log.Warn("maildirfs: background compression", "err", err)
-		}
+		f.zcompressLogged(batch)
 		batch = batch[:0]
 		return f.z.pace(ctx, t0, a0)
 	}
-	for {
-		nb, err := unix.Getdents(fd, buf)
-		if err == unix.EINTR {
-			continue
+	more := true
+	eachDirent(fd, make([]byte, direntBuf), func(_, _ uint64, name []byte) bool {
+		if string(name) == "." || string(name) == ".." {
+			return true
 		}
-		if err != nil || nb == 0 {
-			break
+		// One fstatat rules out most files without opening them (which
+		// would also push the clients' objects out of the cache): not
+		// regular, out of the size range, or known compressed from the
+		// state cache.
+		var st unix.Stat_t
+		if unix.Fstatat(fd, string(name), &st, unix.AT_SYMLINK_NOFOLLOW) != nil ||
+			st.Mode&unix.S_IFMT != unix.S_IFREG || !zsized(st.Size) {
+			return true
 		}
-		for off := 0; off < nb; {
-			ino, _, reclen, name, ok := parseDirent(buf[off:nb])
-			if !ok {
-				return
-			}
-			off += reclen
-			if ino == 0 || string(name) == "." || string(name) == ".." {
-				continue
-			}
-			// One fstatat rules out most files without opening them
-			// (which would also push the clients' objects out of the
-			// cache): not regular, out of the size range, or known
-			// compressed from the state cache.
-			var st unix.Stat_t
-			if unix.Fstatat(fd, string(name), &st, unix.AT_SYMLINK_NOFOLLOW) != nil ||
-				st.Mode&unix.S_IFMT != unix.S_IFREG || st.Size < zMinSize || st.Size > zMaxFile {
-				continue
-			}
-			if e, ok := f.z.lookup(&st); ok && e.usize >= 0 {
-				continue
-			}
-			k, mnt, err := nameHandle(fd, string(name))
-			if err != nil || mnt != f.mountID {
-				continue // gone, or a mount point
-			}
-			if h, ok := f.encodeHandle(k); ok {
-				batch = append(batch, h)
-			}
-			if len(batch) == zBatch && !flush() {
-				return
-			}
+		if e, ok := f.z.lookup(&st); ok && e.usize >= 0 {
+			return true
 		}
-	}
-	if len(batch) > 0 {
+		k, mnt, err := nameHandle(fd, string(name))
+		if err != nil || mnt != f.mountID {
+			return true // gone, or a mount point
+		}
+		if h, ok := f.encodeHandle(k); ok {
+			batch = append(batch, h)
+		}
+		if len(batch) == zBatch {
+			more = flush()
+		}
+		return more
+	})
+	if more && len(batch) > 0 {
 		flush()
 	}
 }
@@ -961,15 +950,21 @@ func (f *FS) zworker(ctx context.Context) {
 			}
 		}
 		t0, a0 := time.Now(), z.arrivals.Load()
-		if _, err := f.zcompress(batch); err != nil && !errors.Is(err, errZCrash) {
-			f.log.Warn("maildirfs: background compression", "err", err)
-		}
+		f.zcompressLogged(batch)
 		z.pending.Add(-int64(len(batch)))
 		// Duty cycle: leave the CPU and the disk to deliveries most of
 		// the time; the queue absorbs bursts and idle time catches up.
 		if !z.pace(ctx, t0, a0) {
 			return
 		}
+	}
+}
+
+// zcompressLogged is zcompress for the background worker: an error is
+// logged (a crash of the test hook is not).
+func (f *FS) zcompressLogged(hs []Handle) {
+	if _, err := f.zcompress(hs); err != nil && !errors.Is(err, errZCrash) {
+		f.log.Warn("maildirfs: background compression", "err", err)
 	}
 }
 
@@ -1135,7 +1130,7 @@ func (f *FS) zprepare(n *node) (*zrec, int, error) {
 		return nil, -1, nil
 	}
 	st, us, err := f.znode(n)
-	if err != nil || us >= 0 || st.Nlink == 0 || st.Size < zMinSize || st.Size > zMaxFile {
+	if err != nil || us >= 0 || st.Nlink == 0 || !zsized(st.Size) {
 		return nil, -1, err
 	}
 	fd, err := f.io(n, true)

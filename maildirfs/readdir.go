@@ -46,42 +46,55 @@ func (f *FS) ReadDir(dir Handle, c Cred, cookie uint64, plus bool, emit func(e *
 		}
 		return false, f.attr(dst), err
 	}
+	eof, err := eachDirent(fd, buf, func(ino, next uint64, nameb []byte) bool {
+		name := string(nameb)
+		e := DirEntry{Name: name, FileID: ino, Cookie: next}
+		if name == ".." && isRoot {
+			e.FileID = f.rootIno
+		}
+		if plus && canLookup {
+			if !f.fillPlus(d, isRoot, &e) {
+				return true // vanished
+			}
+		}
+		return emit(&e)
+	})
+	if err == unix.ENOENT { // directory removed under us
+		err = ErrStale
+	}
+	return eof, f.postAttr(d), err
+}
+
+// eachDirent reads the entries of the directory fd from its offset on
+// with getdents into buf and calls fn with each one's inode, its d_off
+// (the cookie of the entry after it) and its name, skipping deleted
+// entries (inode 0), until fn returns false (eof false) or the directory
+// ends (eof true). The name is only valid during the call. Errors are
+// getdents's, or ErrCorrupt for a record that does not parse.
+func eachDirent(fd int, buf []byte, fn func(ino, next uint64, name []byte) bool) (eof bool, err error) {
 	for {
 		nb, err := unix.Getdents(fd, buf)
 		if err == unix.EINTR {
 			continue
 		}
 		if err != nil {
-			if err == unix.ENOENT { // directory removed under us
-				return false, f.postAttr(d), ErrStale
-			}
-			return false, f.postAttr(d), err
+			return false, err
 		}
 		if nb == 0 {
-			return true, f.postAttr(d), nil
+			return true, nil
 		}
 		for off := 0; off < nb; {
 			// The record layout is the system's (sysparse.go).
-			ino, next, reclen, nameb, ok := parseDirent(buf[off:nb])
+			ino, next, reclen, name, ok := parseDirent(buf[off:nb])
 			if !ok {
-				return false, f.postAttr(d), ErrCorrupt
+				return false, ErrCorrupt
 			}
 			off += reclen
-			name := string(nameb)
 			if ino == 0 {
 				continue // deleted entry (some filesystems)
 			}
-			e := DirEntry{Name: name, FileID: ino, Cookie: next}
-			if name == ".." && isRoot {
-				e.FileID = f.rootIno
-			}
-			if plus && canLookup {
-				if !f.fillPlus(d, isRoot, &e) {
-					continue // vanished
-				}
-			}
-			if !emit(&e) {
-				return false, f.postAttr(d), nil
+			if !fn(ino, next, name) {
+				return false, nil
 			}
 		}
 	}
