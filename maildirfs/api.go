@@ -222,6 +222,13 @@ type Stats struct {
 	// CompressPlainBytes and CompressStoredBytes sum the sizes of the
 	// compressed files before and after.
 	CompressPlainBytes, CompressStoredBytes uint64
+	// CompressDict is the ID of the trained dictionary new messages are
+	// compressed with (0: the built-in one); CompressDicts the number of
+	// trained dictionaries the store has; CompressTrainings the ones this
+	// process trained and adopted.
+	CompressDict      uint32
+	CompressDicts     int
+	CompressTrainings uint64
 }
 
 // FaultOp names a storage step that Options.Inject may fail.

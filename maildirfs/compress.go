@@ -103,6 +103,8 @@ type zstore struct {
 	arrivals                              atomic.Uint64 // messages queued or dropped, ever
 	compressed, expanded, dropped, failed atomic.Uint64
 	plainBytes, storedBytes               atomic.Uint64
+
+	learn zlearn // trained dictionaries (zlearn.go)
 }
 
 // zrec is one journal record: the final content of an inode and the
@@ -156,6 +158,10 @@ func (f *FS) zopen(force bool) error {
 		return fmt.Errorf("maildirfs: journal dir: %w", err)
 	}
 	f.z = z
+	if err := f.zloadDicts(); err != nil {
+		f.zclose()
+		return err
+	}
 	if err := f.zrecover(); err != nil {
 		f.zclose()
 		return err
@@ -991,6 +997,7 @@ func (f *FS) zcompress(hs []Handle) (int, error) {
 			return total, err
 		}
 	}
+	f.zmaybeTrain()
 	return total, nil
 }
 
@@ -1141,7 +1148,8 @@ func (f *FS) zprepare(n *node) (*zrec, int, error) {
 	if err := preadFull(fd, plain, 0); err != nil {
 		return nil, -1, err
 	}
-	comp := zencode(plain)
+	comp := zencodeWith(f.zencoder(), plain)
+	f.z.zsample(plain)
 	if int64(len(comp)) == st.Size {
 		return nil, -1, nil // the marker could not tell the two apart
 	}

@@ -150,6 +150,85 @@ func BenchmarkCompressSpace(b *testing.B) {
 	}
 }
 
+// BenchmarkCompressTrained measures what a box stores once it has trained
+// its own dictionary: each corpus's first half is compacted (the store
+// trains on it, as the server does after its first 1,000 messages), then
+// its second half (the store opened again, so with the dictionary as
+// loaded from disk), and only the second half is counted. x-bytes and
+// x-blocks are as in BenchmarkCompressSpace; x-bytes-builtin is the same
+// second half compacted in the same run by a store that does not train
+// (the built-in dictionary). Generated corpora: 2,000 messages each (1,000
+// + 1,000); the real corpus: its own halves.
+func BenchmarkCompressTrained(b *testing.B) {
+	mdtest.RequireRoot(b)
+	for _, c := range benchCorpora(b, 2000) {
+		b.Run(c.name, func(b *testing.B) {
+			half := len(c.msgs) / 2
+			compact := func(train bool) (plain, stored, plainAlloc, alloc int64) {
+				msgs := 1 << 30
+				if train {
+					msgs = half
+				}
+				defer maildirfs.SetZTrain(msgs, 64<<20, 1<<30, 0, 0.01)()
+				defer maildirfs.ForgetZDicts()
+				dir := b.TempDir()
+				exp := filepath.Join(dir, "export")
+				for _, d := range []string{"", "Maildir", "Maildir/tmp", "Maildir/new", "Maildir/cur"} {
+					os.Mkdir(filepath.Join(exp, d), 0o755)
+				}
+				opts := maildirfs.Options{StateDir: filepath.Join(dir, "state")}
+				writeTree(b, exp, c.msgs[:half])
+				if _, err := maildirfs.Compact(exp, opts); err != nil {
+					b.Fatal(err)
+				}
+				maildirfs.ForgetZDicts() // the second run loads it from disk
+				second := filepath.Join(dir, "second")
+				for _, d := range []string{"", "Maildir", "Maildir/tmp", "Maildir/new", "Maildir/cur"} {
+					os.Mkdir(filepath.Join(second, d), 0o755)
+				}
+				paths := writeTree(b, second, c.msgs[half:])
+				_, plainAlloc, _ = treeUsage(b, second)
+				for _, p := range paths {
+					// Into the first tree (a name of its own), so that
+					// this store compacts it.
+					if err := os.Rename(p, filepath.Join(exp, "Maildir", "new", "2nd."+filepath.Base(p))); err != nil {
+						b.Fatal(err)
+					}
+				}
+				rep, err := maildirfs.Compact(exp, opts)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if rep.Changed < len(paths)*9/10 {
+					// (A few stay plain: under 512 bytes, or saving under 1/8.)
+					b.Fatalf("second compact changed %d files of %d", rep.Changed, len(paths))
+				}
+				plain, stored, alloc = 0, 0, 0
+				ents, _ := os.ReadDir(filepath.Join(exp, "Maildir", "new"))
+				for _, e := range ents {
+					var st syscall.Stat_t
+					if err := syscall.Stat(filepath.Join(exp, "Maildir", "new", e.Name()), &st); err != nil {
+						b.Fatal(err)
+					}
+					stored += st.Size
+					alloc += st.Blocks * 512
+				}
+				for _, m := range c.msgs[half:] {
+					plain += int64(len(m))
+				}
+				return plain, stored, plainAlloc, alloc
+			}
+			for b.Loop() {
+				plain, stored, plainAlloc, alloc := compact(true)
+				_, builtin, _, _ := compact(false)
+				b.ReportMetric(float64(plain)/float64(stored), "x-bytes")
+				b.ReportMetric(float64(plainAlloc)/float64(alloc), "x-blocks")
+				b.ReportMetric(float64(plain)/float64(builtin), "x-bytes-builtin")
+			}
+		})
+	}
+}
+
 // BenchmarkCompressLevels compresses each message of each corpus (1000
 // generated messages; the real one if set, see benchCorpora) into the
 // on-disk layout at each encoder level with each dictionary: none, v1 (the

@@ -1,6 +1,8 @@
 package maildirfs
 
 import (
+	"time"
+
 	"github.com/klauspost/compress/zstd"
 	"golang.org/x/sys/unix"
 )
@@ -71,3 +73,44 @@ func ZEncoder(level zstd.EncoderLevel, dict string) (func([]byte) []byte, error)
 
 // ZDecode decompresses a whole file of the on-disk layout.
 func ZDecode(b []byte) ([]byte, error) { return zdecodeAll(b) }
+
+// SetZTrain sets the training schedule (samples per training, their
+// bytes, messages and age before a retraining, minimum gain) and returns
+// a function restoring it.
+func SetZTrain(msgs, bytes, retrainMsgs int, age time.Duration, gain float64) func() {
+	a, b, c, d, e := zTrainMsgs, zTrainBytes, zRetrainMsgs, zRetrainAge, zDictGain
+	zTrainMsgs, zTrainBytes, zRetrainMsgs, zRetrainAge, zDictGain = msgs, bytes, retrainMsgs, age, gain
+	return func() { zTrainMsgs, zTrainBytes, zRetrainMsgs, zRetrainAge, zDictGain = a, b, c, d, e }
+}
+
+// ForgetZDicts unregisters every trained dictionary from the decoder (a
+// process that never loaded them).
+func ForgetZDicts() {
+	zreg.mu.Lock()
+	zreg.dicts = nil
+	zreg.dec.Store(nil)
+	zreg.mu.Unlock()
+}
+
+// ZDictDir is the name of the dictionary directory at an export's root.
+const ZDictDir = zDictDir
+
+// ZJournalDir is the store's state subdirectory for compression.
+const ZJournalDir = zJournalDir
+
+// FrameDictIDs returns the dictionary ID of each frame of a compressed file.
+func FrameDictIDs(c []byte) ([]uint32, error) {
+	z, err := zparseIndex(c, int64(len(c)))
+	if err != nil {
+		return nil, err
+	}
+	var ids []uint32
+	for i := range z.frames() {
+		var h zstd.Header
+		if err := h.Decode(c[z.offs[i]:z.offs[i+1]]); err != nil {
+			return nil, err
+		}
+		ids = append(ids, h.DictionaryID)
+	}
+	return ids, nil
+}

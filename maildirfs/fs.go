@@ -245,6 +245,8 @@ func (f *FS) Stats() Stats {
 		z.bmu.Unlock()
 		s.CompressDropped, s.CompressFailed = z.dropped.Load(), z.failed.Load()
 		s.CompressPlainBytes, s.CompressStoredBytes = z.plainBytes.Load(), z.storedBytes.Load()
+		s.CompressDict, s.CompressDicts = z.learn.dictID.Load(), int(z.learn.dicts.Load())
+		s.CompressTrainings = z.learn.trains.Load()
 	}
 	s.SyncCalls = s.FileSyncCalls + s.DirSyncCalls
 	s.SyncBatches = s.FileSyncs + s.DirSyncs

@@ -24,17 +24,9 @@ const zdictV1Golden = "TU5GU1oAAAEAAAAAAAACRgABAAAAAAABkkZ2VwAAAAAAAAD8KLUv/UcAA
 // frameDictIDs returns the dictionary ID of each frame of compressed file c.
 func frameDictIDs(t *testing.T, c []byte) []uint32 {
 	t.Helper()
-	z, err := zparseIndex(c, int64(len(c)))
+	ids, err := FrameDictIDs(c)
 	if err != nil {
 		t.Fatal(err)
-	}
-	var ids []uint32
-	for i := range z.frames() {
-		var h zstd.Header
-		if err := h.Decode(c[z.offs[i]:z.offs[i+1]]); err != nil {
-			t.Fatal(err)
-		}
-		ids = append(ids, h.DictionaryID)
 	}
 	return ids
 }

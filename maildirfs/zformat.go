@@ -63,7 +63,7 @@ func zcodecs() (*zstd.Encoder, *zstd.Decoder) {
 		if err != nil {
 			panic(err) // constant options: cannot fail
 		}
-		zdec, err = zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxMemory(zMaxFrameSz*2), zstd.WithDecoderDictRaw(zdictID, zdict), zstd.WithDecoderDicts(zdict2))
+		zdec, err = newZDecoder([][]byte{zdict2})
 		if err != nil {
 			panic(err)
 		}
@@ -167,7 +167,7 @@ func (z *zindex) frameLen(i int) int64 {
 // zdecodeFrame decompresses frame i (its compressed bytes in src) into dst
 // (reused when large enough) and checks its length.
 func (z *zindex) decodeFrame(i int, src, dst []byte) ([]byte, error) {
-	_, dec := zcodecs()
+	dec := zdecoder()
 	want := z.frameLen(i)
 	out, err := dec.DecodeAll(src, dst[:0])
 	if err != nil {

@@ -741,7 +741,7 @@ type storeCollector struct {
 	x *Exports
 
 	syncCalls, syncs, syncErrors, groupSize, openNodes, cacheHits, cacheMisses,
-	compress, compressPlain, compressStored *prometheus.Desc
+	compress, compressPlain, compressStored, compressDicts, compressTrainings *prometheus.Desc
 }
 
 func newStoreCollector(x *Exports) *storeCollector {
@@ -768,13 +768,17 @@ func newStoreCollector(x *Exports) *storeCollector {
 			"Sizes of the files compressed, before compression, by export.", "export"),
 		compressStored: desc("store_compress_stored_bytes_total",
 			"Sizes of the files compressed, as stored, by export.", "export"),
+		compressDicts: desc("store_compress_dictionaries",
+			"Compression dictionaries the store trained on its own mail (kept for reading), by export.", "export"),
+		compressTrainings: desc("store_compress_dictionary_trainings_total",
+			"Dictionaries trained and adopted by this process, by export.", "export"),
 	}
 }
 
 // Describe implements prometheus.Collector.
 func (c *storeCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.syncCalls, c.syncs, c.syncErrors, c.groupSize, c.openNodes,
-		c.cacheHits, c.cacheMisses, c.compress, c.compressPlain, c.compressStored} {
+		c.cacheHits, c.cacheMisses, c.compress, c.compressPlain, c.compressStored, c.compressDicts, c.compressTrainings} {
 		ch <- d
 	}
 }
@@ -818,5 +822,7 @@ func (c *storeCollector) Collect(ch chan<- prometheus.Metric) {
 		counter(c.compress, st.CompressFailed, e.Path, "failed")
 		counter(c.compressPlain, st.CompressPlainBytes, e.Path)
 		counter(c.compressStored, st.CompressStoredBytes, e.Path)
+		ch <- prometheus.MustNewConstMetric(c.compressDicts, prometheus.GaugeValue, float64(st.CompressDicts), e.Path)
+		counter(c.compressTrainings, st.CompressTrainings, e.Path)
 	}
 }

@@ -221,7 +221,8 @@ func TestMetricsScrape(t *testing.T) {
 		t.Errorf("in flight after the workload = %v, want 0", got)
 	}
 	for _, name := range []string{"mailnfsd_drc_hits_total", "mailnfsd_panics_total", "mailnfsd_in_flight", "mailnfsd_drc_entries",
-		"mailnfsd_store_compressions_total", "mailnfsd_store_compress_stored_bytes_total"} {
+		"mailnfsd_store_compressions_total", "mailnfsd_store_compress_stored_bytes_total",
+		"mailnfsd_store_compress_dictionaries", "mailnfsd_store_compress_dictionary_trainings_total"} {
 		if _, ok := sample(after, name, nil); !ok {
 			t.Errorf("%s missing from the scrape", name)
 		}
