@@ -178,6 +178,28 @@
 // Compact and Expand convert a tree offline, crash-safe and idempotent,
 // with the server's StateDir (the journal's place).
 //
+// # Trained dictionaries
+//
+// The built-in dictionaries know mail in general; the store also learns
+// its own (zlearn.go). While compressing, it keeps the first 8 KiB of each
+// message as a sample; after 1,000 samples (or 2 MiB) it builds a 64 KiB
+// zstd dictionary from nine in ten of them and compresses the tenth with
+// it and with the current dictionary: it adopts the new one only if that
+// saves at least 1%. The next training waits for 50,000 more messages and
+// a week, so a busy box adds about one dictionary a week. A dictionary is
+// part of the format of every frame written with it (frames name theirs
+// by a random ID), so before its first use it is written durably twice: as
+// TIME-ID.zdict (mode 0400) in mailnfs-zdict/ (mode 0700) at the export
+// root, where it travels with the mail, and in dicts/ of the store's state
+// directory. Open loads both places, prefers the state copy, copies one
+// missing from either place back, and makes the newest current. A
+// dictionary directory in the export that the server does not own alone
+// (a symlink, a directory a client made or can write) is neither read nor
+// written. Every loaded dictionary is registered with the process's one
+// decoder. A frame whose dictionary is lost from both places cannot be
+// decoded: its READs fail with EIO (logged); the reference zstd tool
+// decodes any frame given its dictionary (zstd -d -D FILE).
+//
 // Lock order: node.zmu -> node.zfmu, node.ioMu, nodeCache.mu; the worker
 // holds the zmu of every file of its group (distinct files), then
 // zstore.jmu. Request paths hold at most one zmu, and never take it twice

@@ -1,6 +1,7 @@
 package maildirfs
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -41,8 +42,7 @@ const (
 	zDictSize = 64 << 10 // content of a trained dictionary, at most
 	zDictMax  = 1 << 20  // larger files are not dictionaries of ours
 	// zSampleLen: a sample is the start of a message: its header and
-	// first text, where the shared strings are (an attachment's base64
-	// has none).
+	// first text, where the shared strings are (zsampleOf).
 	zSampleLen = 8 << 10
 	// zDictMagic starts a dictionary in zstd's format (RFC 8878 §5).
 	zDictMagic = 0xec30a437
@@ -107,10 +107,45 @@ func (z *zstore) zsample(plain []byte) {
 		l.want = true
 	}
 	if len(l.samples) < zTrainMsgs && l.bytes < zTrainBytes {
-		s := slices.Clone(plain[:min(len(plain), zSampleLen)])
+		s := slices.Clone(zsampleOf(plain))
 		l.samples = append(l.samples, s)
 		l.bytes += len(s)
 	}
+}
+
+// zsampleOf returns the part of a message that a dictionary should learn
+// from: its first zSampleLen bytes, cut before the first line of base64
+// (an attachment: random to a compressor, and matches into it only slow
+// the encoder down; measured on the "mixed" corpus: 1.5x the CPU per
+// message for 1% less space).
+func zsampleOf(plain []byte) []byte {
+	s := plain[:min(len(plain), zSampleLen)]
+	for off := 0; off < len(s); {
+		end := bytes.IndexByte(s[off:], '\n')
+		if end < 0 {
+			end = len(s) - off
+		}
+		if isBase64Line(s[off : off+end]) {
+			return s[:off]
+		}
+		off += end + 1
+	}
+	return s
+}
+
+// isBase64Line reports whether line (without its newline) looks like a line
+// of a base64 body: 40 characters or more, all of the base64 alphabet.
+func isBase64Line(line []byte) bool {
+	line = bytes.TrimSuffix(line, []byte{'\r'})
+	if len(line) < 40 {
+		return false
+	}
+	for _, c := range line {
+		if !('A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '+' || c == '/' || c == '=') {
+			return false
+		}
+	}
+	return true
 }
 
 // ztakeSamples returns the samples once there are enough for a training,
@@ -246,8 +281,12 @@ func zparseDictName(name string) (time.Time, uint32, bool) {
 	return time.Unix(sec, 0), uint32(id), true
 }
 
-// zcheckDict checks that d is a zstd-format dictionary with the given ID.
+// zcheckDict checks that d is a zstd-format dictionary with the given ID,
+// one a training can have made (in the private range, not built in).
 func zcheckDict(d []byte, id uint32) error {
+	if id < 32768 || id >= 1<<31 || id == zdictID || id == zdict2ID {
+		return fmt.Errorf("dictionary ID %08x is not one of a trained dictionary: %w", id, ErrCorrupt)
+	}
 	if len(d) < 8 || len(d) > zDictMax || binary.LittleEndian.Uint32(d) != zDictMagic {
 		return fmt.Errorf("not a zstd dictionary: %w", ErrCorrupt)
 	}
