@@ -599,6 +599,9 @@ func TestCompressFaults(t *testing.T) {
 // journal) and every message must read back intact through an FS.
 func TestCompactKilled(t *testing.T) {
 	if dir := os.Getenv("MAILNFS_ZKILL_CHILD"); dir != "" {
+		// Train after the first group, so most kills fall in or after
+		// a training.
+		defer maildirfs.SetZTrain(50, 64<<20, 1<<30, 0, 0.01)()
 		_, err := maildirfs.Compact(filepath.Join(dir, "export"), maildirfs.Options{StateDir: filepath.Join(dir, "state")})
 		if err != nil {
 			t.Fatal(err)
@@ -610,7 +613,9 @@ func TestCompactKilled(t *testing.T) {
 		t.Skip("spawns processes")
 	}
 	msgs := mdtest.Corpus(300, mdtest.CorpusOptions{Seed: 17, HTMLRate: 0.7, AttachmentRate: 0.1, MaxAttachment: 200 << 10})
-	for round, delay := range []time.Duration{5 * time.Millisecond, 20 * time.Millisecond, 50 * time.Millisecond, 100 * time.Millisecond, 200 * time.Millisecond, 400 * time.Millisecond} {
+	defer maildirfs.ForgetZDicts()
+	trained := 0
+	for round, delay := range []time.Duration{5 * time.Millisecond, 20 * time.Millisecond, 50 * time.Millisecond, 100 * time.Millisecond, 200 * time.Millisecond, 400 * time.Millisecond, 600 * time.Millisecond, 800 * time.Millisecond} {
 		dir := t.TempDir()
 		exp := filepath.Join(dir, "export")
 		for _, d := range []string{"", "Maildir", "Maildir/tmp", "Maildir/new", "Maildir/cur"} {
@@ -625,6 +630,10 @@ func TestCompactKilled(t *testing.T) {
 		time.Sleep(delay)
 		cmd.Process.Kill()
 		cmd.Wait()
+		maildirfs.ForgetZDicts() // this process knows only what Open loads
+		if d, _ := filepath.Glob(filepath.Join(exp, maildirfs.ZDictDir, "*.zdict")); len(d) > 0 {
+			trained++
+		}
 		opts := maildirfs.Options{StateDir: filepath.Join(dir, "state")}
 		// Serve the tree as it is now (journal redone by Open).
 		fsys, err := maildirfs.Open(exp, opts)
@@ -643,7 +652,11 @@ func TestCompactKilled(t *testing.T) {
 			buf := make([]byte, len(msgs[i])+1)
 			n, _, _, err := fsys.Read(mh, root, 0, buf)
 			if err != nil || !bytes.Equal(buf[:n], msgs[i]) {
-				t.Fatalf("round %d (killed after %v): %s differs (%v)", round, delay, p, err)
+				raw, _ := os.ReadFile(p)
+				ids, _ := maildirfs.FrameDictIDs(raw)
+				e, _ := filepath.Glob(filepath.Join(exp, maildirfs.ZDictDir, "*"))
+				st, _ := filepath.Glob(filepath.Join(dir, "state", maildirfs.ZJournalDir, "*", "dicts", "*"))
+				t.Fatalf("round %d (killed after %v): %s differs (%v); frame dicts %x; export %v state %v; stats %+v", round, delay, p, err, ids, e, st, fsys.Stats())
 			}
 		}
 		fsys.Close()
@@ -655,6 +668,7 @@ func TestCompactKilled(t *testing.T) {
 		}
 		checkTree(t, paths, msgs)
 	}
+	t.Logf("%d of the kills came after a dictionary was trained", trained)
 }
 
 // TestCompressConcurrentReads: readers fetch every message over and over

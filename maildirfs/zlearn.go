@@ -420,18 +420,30 @@ func zreadDictAt(dirFd int, name string) ([]byte, error) {
 	return b, nil
 }
 
-// zdictNames lists the dictionary file names in dirFd (-1: none).
-func zdictNames(dirFd int) map[string]bool {
+// zdictNames lists the dictionary file names in dirFd (-1: none), reading
+// it once from its current position; with dropTemps it also removes the
+// temporary files a crash in zwriteFileAt left.
+func zdictNames(dirFd int, dropTemps bool) map[string]bool {
 	names := make(map[string]bool)
 	if dirFd < 0 {
 		return names
 	}
+	var temps []string
 	eachDirent(dirFd, make([]byte, direntBuf), func(_, _ uint64, name []byte) bool {
 		if _, _, ok := zparseDictName(string(name)); ok {
 			names[string(name)] = true
+		} else if base, ok := strings.CutSuffix(string(name), ".tmp"); ok {
+			if _, _, ok := zparseDictName(base); ok {
+				temps = append(temps, string(name))
+			}
 		}
 		return true
 	})
+	if dropTemps {
+		for _, n := range temps {
+			unix.Unlinkat(dirFd, n, 0)
+		}
+	}
 	return names
 }
 
@@ -459,7 +471,7 @@ func (f *FS) zloadDicts() error {
 	} else {
 		defer unix.Close(efd)
 	}
-	inState, inExport := zdictNames(sfd), zdictNames(efd)
+	inState, inExport := zdictNames(sfd, true), zdictNames(efd, !f.opts.ReadOnly)
 	var all []string
 	for n := range inState {
 		all = append(all, n)

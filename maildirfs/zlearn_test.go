@@ -188,9 +188,23 @@ func TestCompressDictionaryRestart(t *testing.T) {
 		maildirfs.ForgetZDicts() // as a new process
 		b.s.Reopen(t)
 	}
+	// A crash while a dictionary was being written left temporary files;
+	// the restart removes them and loads the real ones.
+	export, state := dictFiles(t, b.s)
+	for _, p := range []string{export[0], state[0]} {
+		tmp := filepath.Join(filepath.Dir(p), "001795929659-00abcdef.zdict.tmp")
+		if err := os.WriteFile(tmp, []byte("half a dictionary"), 0o400); err != nil {
+			t.Fatal(err)
+		}
+	}
 	restart()
 	if st := b.s.Stats(); st.CompressDict != b.dict || st.CompressDicts != 1 {
 		t.Fatalf("after a restart: %+v, want dictionary %08x", st, b.dict)
+	}
+	for _, p := range []string{export[0], state[0]} {
+		if left, _ := filepath.Glob(filepath.Join(filepath.Dir(p), "*.tmp")); len(left) != 0 {
+			t.Errorf("temporary files left: %v", left)
+		}
 	}
 	b.readsBack(t)
 
@@ -212,7 +226,7 @@ func TestCompressDictionaryRestart(t *testing.T) {
 	}
 
 	// A damaged export copy: the state directory's copy wins.
-	export, state := dictFiles(t, b.s)
+	export, state = dictFiles(t, b.s)
 	os.Chmod(export[0], 0o600)
 	if err := os.WriteFile(export[0], []byte("not a dictionary"), 0o600); err != nil {
 		t.Fatal(err)
