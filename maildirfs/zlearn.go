@@ -106,9 +106,8 @@ func (z *zstore) zsample(plain []byte) {
 		}
 		l.want = true
 	}
-	if len(l.samples) < zTrainMsgs && l.bytes < zTrainBytes {
-		s := slices.Clone(zsampleOf(plain))
-		l.samples = append(l.samples, s)
+	if s := zsampleOf(plain); len(s) > 0 && len(l.samples) < zTrainMsgs && l.bytes < zTrainBytes {
+		l.samples = append(l.samples, slices.Clone(s))
 		l.bytes += len(s)
 	}
 }
