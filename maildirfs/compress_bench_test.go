@@ -122,9 +122,7 @@ func BenchmarkCompressSpace(b *testing.B) {
 				b.StopTimer()
 				dir := b.TempDir()
 				exp := filepath.Join(dir, "export")
-				for _, d := range []string{"", "Maildir", "Maildir/tmp", "Maildir/new", "Maildir/cur"} {
-					os.Mkdir(filepath.Join(exp, d), 0o755)
-				}
+				mkMaildirTree(b, exp)
 				writeTree(b, exp, msgs)
 				_, plainAlloc, plainEach := treeUsage(b, exp)
 				b.StartTimer()
@@ -175,9 +173,7 @@ func BenchmarkCompressTrained(b *testing.B) {
 				defer maildirfs.ForgetZDicts()
 				dir := b.TempDir()
 				exp := filepath.Join(dir, "export")
-				for _, d := range []string{"", "Maildir", "Maildir/tmp", "Maildir/new", "Maildir/cur"} {
-					os.Mkdir(filepath.Join(exp, d), 0o755)
-				}
+				mkMaildirTree(b, exp)
 				opts := maildirfs.Options{StateDir: filepath.Join(dir, "state")}
 				writeTree(b, exp, c.msgs[:half])
 				if _, err := maildirfs.Compact(exp, opts); err != nil {
@@ -185,9 +181,7 @@ func BenchmarkCompressTrained(b *testing.B) {
 				}
 				maildirfs.ForgetZDicts() // the second run loads it from disk
 				second := filepath.Join(dir, "second")
-				for _, d := range []string{"", "Maildir", "Maildir/tmp", "Maildir/new", "Maildir/cur"} {
-					os.Mkdir(filepath.Join(second, d), 0o755)
-				}
+				mkMaildirTree(b, second)
 				paths := writeTree(b, second, c.msgs[half:])
 				_, plainAlloc, _ = treeUsage(b, second)
 				for _, p := range paths {

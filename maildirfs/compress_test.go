@@ -446,14 +446,23 @@ func checkTree(t testing.TB, paths []string, msgs [][]byte) {
 	}
 }
 
+// mkMaildirTree makes the directory root with one Maildir (tmp/, new/,
+// cur/) in it.
+func mkMaildirTree(tb testing.TB, root string) {
+	tb.Helper()
+	for _, d := range []string{"", "Maildir", "Maildir/tmp", "Maildir/new", "Maildir/cur"} {
+		if err := os.Mkdir(filepath.Join(root, d), 0o755); err != nil {
+			tb.Fatal(err)
+		}
+	}
+}
+
 // TestCompactExpand runs the offline tools both ways, twice each.
 func TestCompactExpand(t *testing.T) {
 	mdtest.RequireRoot(t)
 	dir := t.TempDir()
 	exp := filepath.Join(dir, "export")
-	for _, d := range []string{"", "Maildir", "Maildir/tmp", "Maildir/new", "Maildir/cur"} {
-		os.Mkdir(filepath.Join(exp, d), 0o755)
-	}
+	mkMaildirTree(t, exp)
 	msgs := mdtest.Corpus(60, mdtest.CorpusOptions{Seed: 9})
 	paths := writeTree(t, exp, msgs)
 	opts := maildirfs.Options{StateDir: filepath.Join(dir, "state")}
@@ -517,9 +526,7 @@ func TestCompactCrash(t *testing.T) {
 		t.Run(step, func(t *testing.T) {
 			dir := t.TempDir()
 			exp := filepath.Join(dir, "export")
-			for _, d := range []string{"", "Maildir", "Maildir/tmp", "Maildir/new", "Maildir/cur"} {
-				os.Mkdir(filepath.Join(exp, d), 0o755)
-			}
+			mkMaildirTree(t, exp)
 			msgs := mdtest.Corpus(20, mdtest.CorpusOptions{Seed: 13, AttachmentRate: 0.3, MaxAttachment: 100 << 10})
 			paths := writeTree(t, exp, msgs)
 			opts := maildirfs.Options{StateDir: filepath.Join(dir, "state")}
@@ -618,9 +625,7 @@ func TestCompactKilled(t *testing.T) {
 	for round, delay := range []time.Duration{5 * time.Millisecond, 20 * time.Millisecond, 50 * time.Millisecond, 100 * time.Millisecond, 200 * time.Millisecond, 400 * time.Millisecond, 600 * time.Millisecond, 800 * time.Millisecond} {
 		dir := t.TempDir()
 		exp := filepath.Join(dir, "export")
-		for _, d := range []string{"", "Maildir", "Maildir/tmp", "Maildir/new", "Maildir/cur"} {
-			os.Mkdir(filepath.Join(exp, d), 0o755)
-		}
+		mkMaildirTree(t, exp)
 		paths := writeTree(t, exp, msgs)
 		cmd := exec.Command(os.Args[0], "-test.run=^TestCompactKilled$", "-test.count=1")
 		cmd.Env = append(os.Environ(), "MAILNFS_ZKILL_CHILD="+dir)

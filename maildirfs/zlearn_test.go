@@ -349,9 +349,7 @@ func TestCompactTrains(t *testing.T) {
 	defer maildirfs.ForgetZDicts()
 	dir := t.TempDir()
 	exp := filepath.Join(dir, "export")
-	for _, d := range []string{"", "Maildir", "Maildir/tmp", "Maildir/new", "Maildir/cur"} {
-		os.Mkdir(filepath.Join(exp, d), 0o755)
-	}
+	mkMaildirTree(t, exp)
 	msgs := mdtest.Corpus(300, mdtest.CorpusOptions{Seed: 12})
 	paths := writeTree(t, exp, msgs)
 	opts := maildirfs.Options{StateDir: filepath.Join(dir, "state")}
