@@ -122,6 +122,9 @@ func (f *FS) zwalk(fn func(dir string, h Handle) error) error {
 			if unix.Lstat(p, &st) == nil && st.Dev != f.rootDev {
 				return filepath.SkipDir
 			}
+			if p == filepath.Join(f.root, zDictDir) {
+				return filepath.SkipDir // the store's dictionaries, not mail
+			}
 			return nil
 		}
 		if !d.Type().IsRegular() {
