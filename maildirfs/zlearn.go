@@ -235,10 +235,13 @@ func (f *FS) ztrain(samples [][]byte) (id uint32, gain float64, err error) {
 	if gain < zDictGain {
 		return 0, gain, nil
 	}
-	if err := f.zsaveDict(zdictName(time.Now(), id), d); err != nil {
+	// Registered first (a dictionary the decoder refuses is never
+	// written; an unused registration is harmless), then made durable in
+	// both places, then used.
+	if err := zregisterDict(id, d); err != nil {
 		return 0, gain, err
 	}
-	if err := zregisterDict(id, d); err != nil {
+	if err := f.zsaveDict(zdictName(time.Now(), id), d); err != nil {
 		return 0, gain, err
 	}
 	f.z.learn.enc.Store(enc)
