@@ -262,10 +262,10 @@ func znewDictID() uint32 {
 	}
 }
 
-// zdictName is a dictionary's file name: the training time (seconds) and
-// the ID, so that names sort by age.
+// zdictName is a dictionary's file name: the training time (Unix
+// nanoseconds, 19 digits) and the ID, so that names sort by age.
 func zdictName(t time.Time, id uint32) string {
-	return fmt.Sprintf("%012d-%08x%s", t.Unix(), id, zDictExt)
+	return fmt.Sprintf("%019d-%08x%s", t.UnixNano(), id, zDictExt)
 }
 
 // zparseDictName returns the time and ID of a dictionary file name.
@@ -275,12 +275,12 @@ func zparseDictName(name string) (time.Time, uint32, bool) {
 	if !ok || !ok2 || len(hid) != 8 {
 		return time.Time{}, 0, false
 	}
-	sec, err := strconv.ParseInt(ts, 10, 64)
+	ns, err := strconv.ParseInt(ts, 10, 64)
 	id, err2 := strconv.ParseUint(hid, 16, 32)
-	if err != nil || err2 != nil || sec < 0 {
+	if err != nil || err2 != nil || ns < 0 || len(ts) != 19 {
 		return time.Time{}, 0, false
 	}
-	return time.Unix(sec, 0), uint32(id), true
+	return time.Unix(0, ns), uint32(id), true
 }
 
 // zcheckDict checks that d is a zstd-format dictionary with the given ID,

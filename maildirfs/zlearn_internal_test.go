@@ -30,15 +30,16 @@ func TestZsampleOf(t *testing.T) {
 // TestZdictName: dictionary file names carry the training time and the ID,
 // sort by age, and anything else is not a dictionary name.
 func TestZdictName(t *testing.T) {
-	t1, t2 := time.Unix(1795929659, 0), time.Unix(1895929659, 0)
+	t1, t2 := time.Unix(1795929659, 5), time.Unix(1795929659, 6)
 	a, b := zdictName(t1, 0x6cb4ecbc), zdictName(t2, 0x00008000)
-	if a != "001795929659-6cb4ecbc.zdict" || !(a < b) {
-		t.Errorf("names %q, %q", a, b)
+	if a != "1795929659000000005-6cb4ecbc.zdict" || !(a < b) {
+		t.Errorf("names %q, %q: the later must sort last", a, b)
 	}
 	if tt, id, ok := zparseDictName(a); !ok || !tt.Equal(t1) || id != 0x6cb4ecbc {
 		t.Errorf("parse %q: %v %x %v", a, tt, id, ok)
 	}
-	for _, bad := range []string{"x.zdict", "1-2.zdict", "001795929659-6cb4ecbc.zdict.tmp", "-00008000.zdict", "001795929659-6cb4ecbg.zdict", "-1-00008000.zdict"} {
+	for _, bad := range []string{"x.zdict", "1-2.zdict", a + ".tmp", "-00008000.zdict", "1795929659000000005-6cb4ecbg.zdict",
+		"-1-00008000.zdict", "001795929659-00008000.zdict", "-795929659000000005-00008000.zdict"} {
 		if _, _, ok := zparseDictName(bad); ok {
 			t.Errorf("%q parsed as a dictionary name", bad)
 		}
@@ -54,9 +55,9 @@ func TestZdictName(t *testing.T) {
 // planted file), is accepted or refused with an error, never a panic, and
 // a decoder that takes it still decodes frames of the built-in dictionary.
 func FuzzZDict(f *testing.F) {
-	f.Add(zdict2, "001795929659-4d4e4602.zdict")
-	f.Add(append([]byte{0x37, 0xa4, 0x30, 0xec, 0, 0x80, 0, 0}, zdict2[8:]...), "001795929659-00008000.zdict")
-	f.Add(zdict2[:100], "001795929659-00008000.zdict")
+	f.Add(zdict2, "1795929659000000000-4d4e4602.zdict")
+	f.Add(append([]byte{0x37, 0xa4, 0x30, 0xec, 0, 0x80, 0, 0}, zdict2[8:]...), "1795929659000000000-00008000.zdict")
+	f.Add(zdict2[:100], "1795929659000000000-00008000.zdict")
 	enc, _ := zcodecs()
 	plain := []byte("Subject: hello\r\n\r\nhello, hello, hello\r\n")
 	frame := enc.EncodeAll(plain, nil)

@@ -192,7 +192,7 @@ func TestCompressDictionaryRestart(t *testing.T) {
 	// the restart removes them and loads the real ones.
 	export, state := dictFiles(t, b.s)
 	for _, p := range []string{export[0], state[0]} {
-		tmp := filepath.Join(filepath.Dir(p), "001795929659-00abcdef.zdict.tmp")
+		tmp := filepath.Join(filepath.Dir(p), "1795929659000000000-00abcdef.zdict.tmp")
 		if err := os.WriteFile(tmp, []byte("half a dictionary"), 0o400); err != nil {
 			t.Fatal(err)
 		}
@@ -286,7 +286,7 @@ func TestCompressDictionaryNotTrusted(t *testing.T) {
 				os.Chmod(p, 0o777)
 				os.Chown(p, 2001, 2001)
 				// A client's file there, dressed as a dictionary.
-				if err := os.WriteFile(filepath.Join(p, "000000000001-00abcdef.zdict"), []byte("junk"), 0o644); err != nil {
+				if err := os.WriteFile(filepath.Join(p, "0000000000000000001-00abcdef.zdict"), []byte("junk"), 0o644); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -391,4 +391,36 @@ func TestCompactTrains(t *testing.T) {
 		t.Fatalf("expand: %+v %v", rep, err)
 	}
 	checkTree(t, paths, msgs)
+}
+
+// TestCompressRetrains: a later training (adopted whatever its gain here)
+// makes a second dictionary current; messages of both stay readable,
+// also after a restart, which makes the newer one current again.
+func TestCompressRetrains(t *testing.T) {
+	defer maildirfs.SetZTrain(60, 64<<20, 120, 0, -1)()
+	defer maildirfs.ForgetZDicts()
+	b := &trainedBox{s: zstore(t), msgs: mdtest.Corpus(400, mdtest.CorpusOptions{Seed: 3, HTMLRate: 0.5})}
+	b.deliverAll(t, 0)
+	st := b.s.Stats()
+	if st.CompressDicts < 2 || st.CompressTrainings != uint64(st.CompressDicts) {
+		t.Fatalf("after 400 messages with a retraining every 120: %+v", st)
+	}
+	used := map[uint32]int{}
+	for _, id := range b.storedDicts(t) {
+		used[id]++
+	}
+	if len(used) < 3 { // the built-in and two trained ones at least
+		t.Errorf("messages name dictionaries %v", used)
+	}
+	export, state := dictFiles(t, b.s)
+	if len(export) != st.CompressDicts || len(state) != st.CompressDicts {
+		t.Errorf("%d dictionaries, files: export %v, state %v", st.CompressDicts, export, state)
+	}
+	b.readsBack(t)
+	maildirfs.ForgetZDicts()
+	b.s.Reopen(t)
+	if st2 := b.s.Stats(); st2.CompressDict != st.CompressDict || st2.CompressDicts != st.CompressDicts {
+		t.Errorf("after a restart: %+v, before: %+v", st2, st)
+	}
+	b.readsBack(t)
 }
