@@ -191,8 +191,9 @@
 // by a random ID), so before its first use it is written durably twice: as
 // TIME-ID.zdict (mode 0400) in mailnfs-zdict/ (mode 0700) at the export
 // root, where it travels with the mail, and in dicts/ of the store's state
-// directory. Open loads both places, prefers the state copy, copies one
-// missing from either place back, and makes the newest current. A
+// directory. Open loads both places, prefers the state copy (the
+// export's when that one is damaged), rewrites a copy that is missing or
+// damaged from the other, and makes the newest current. A
 // dictionary directory in the export that the server does not own alone
 // (a symlink, a directory a client made or can write) is neither read nor
 // written. Every loaded dictionary is registered with the process's one

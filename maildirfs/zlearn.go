@@ -450,10 +450,10 @@ func zdictNames(dirFd int, dropTemps bool) map[string]bool {
 }
 
 // zloadDicts registers the store's trained dictionaries for decoding (Open)
-// and makes the newest the one new messages get. A dictionary found in
-// only one of its two places is copied to the other. The state
-// directory's copy is preferred: the export's could have been changed by
-// a client with root access.
+// and makes the newest the one new messages get. The state directory's
+// copy is preferred (the export's could have been changed by a client
+// with root access), the export's taken when it is missing or damaged;
+// a copy missing or different in either place is rewritten.
 func (f *FS) zloadDicts() error {
 	z := f.z
 	sdir := filepath.Join(z.jdir, zDictSub)
@@ -488,36 +488,55 @@ func (f *FS) zloadDicts() error {
 	var newestDict []byte
 	for _, name := range all {
 		t, id, _ := zparseDictName(name)
-		var d []byte
-		if inState[name] {
-			d, err = zreadDictAt(sfd, name)
-		} else {
-			d, err = zreadDictAt(efd, name)
+		// The state copy first; the export's when that one is missing
+		// or damaged.
+		load := func(fd int, ok bool) []byte {
+			if !ok {
+				return nil
+			}
+			d, err := zreadDictAt(fd, name)
+			if err == nil {
+				err = zcheckDict(d, id)
+			}
+			if err == nil {
+				err = zregisterDict(id, d)
+			}
+			if err != nil {
+				f.log.Error("maildirfs: damaged compression dictionary copy", "name", name, "err", err)
+				return nil
+			}
+			return d
 		}
-		if err == nil {
-			err = zcheckDict(d, id)
+		d := load(sfd, inState[name])
+		if d == nil {
+			d = load(efd, inExport[name])
 		}
-		if err == nil {
-			err = zregisterDict(id, d)
-		}
-		if err != nil {
+		if d == nil {
 			// Messages written with it fail to read (EIO, logged) until
 			// a good copy is put back; everything else is served.
-			f.log.Error("maildirfs: unusable compression dictionary; messages compressed with it cannot be read", "name", name, "err", err)
+			f.log.Error("maildirfs: no usable copy of a compression dictionary; messages compressed with it cannot be read", "name", name)
 			continue
 		}
-		if !inState[name] {
+		// Repair a copy that is missing or differs.
+		if b, err := zreadDictAt(sfd, name); err != nil || string(b) != string(d) {
 			if err := zwriteFileAt(sfd, name, d); err != nil {
-				f.log.Error("maildirfs: cannot copy a compression dictionary into the state directory", "name", name, "err", err)
+				f.log.Error("maildirfs: cannot repair a compression dictionary in the state directory", "name", name, "err", err)
 			} else {
-				f.log.Warn("maildirfs: compression dictionary copied from the export into the state directory", "name", name)
+				f.log.Warn("maildirfs: compression dictionary repaired in the state directory from the export", "name", name)
 			}
 		}
-		if !inExport[name] && !f.opts.ReadOnly {
-			if err := f.zsaveExportDict(name, d); err != nil {
-				f.log.Error("maildirfs: cannot copy a compression dictionary into the export", "name", name, "err", err)
-			} else if efd >= 0 || len(inExport) > 0 {
-				f.log.Warn("maildirfs: compression dictionary restored into the export from the state directory", "name", name)
+		if !f.opts.ReadOnly {
+			var b []byte
+			var err error = unix.ENOENT
+			if efd >= 0 {
+				b, err = zreadDictAt(efd, name)
+			}
+			if err != nil || string(b) != string(d) {
+				if err := f.zsaveExportDict(name, d); err != nil {
+					f.log.Error("maildirfs: cannot repair a compression dictionary in the export", "name", name, "err", err)
+				} else {
+					f.log.Warn("maildirfs: compression dictionary repaired in the export from the state directory", "name", name)
+				}
 			}
 		}
 		z.learn.dicts.Add(1)

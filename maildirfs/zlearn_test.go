@@ -225,14 +225,27 @@ func TestCompressDictionaryRestart(t *testing.T) {
 		b.readsBack(t)
 	}
 
-	// A damaged export copy: the state directory's copy wins.
+	// A damaged copy, in either place: the other one is used and the
+	// damaged one rewritten from it.
 	export, state = dictFiles(t, b.s)
-	os.Chmod(export[0], 0o600)
-	if err := os.WriteFile(export[0], []byte("not a dictionary"), 0o600); err != nil {
+	good, err := os.ReadFile(state[0])
+	if err != nil {
 		t.Fatal(err)
 	}
-	restart()
-	b.readsBack(t)
+	for _, p := range []string{export[0], state[0]} {
+		os.Chmod(p, 0o600)
+		if err := os.WriteFile(p, []byte("not a dictionary"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		restart()
+		if st := b.s.Stats(); st.CompressDict != b.dict || st.CompressDicts != 1 {
+			t.Fatalf("with %s damaged: %+v", p, st)
+		}
+		if got, err := os.ReadFile(p); err != nil || !bytes.Equal(got, good) {
+			t.Errorf("%s not repaired: %d bytes, %v", p, len(got), err)
+		}
+		b.readsBack(t)
+	}
 
 	// Both copies lost: the messages that need the dictionary fail, with
 	// an error, and the others still read.
