@@ -221,7 +221,7 @@ func (f *FS) ztrain(samples [][]byte) (id uint32, gain float64, err error) {
 	if err := zcheckDict(d, id); err != nil {
 		return 0, 0, err
 	}
-	enc, err := zstd.NewWriter(nil, zencOptions(zstd.WithEncoderDict(d))...)
+	enc, err := zdictEncoder(d)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -303,11 +303,7 @@ func zcheckDict(d []byte, id uint32) error {
 // The export's copy is skipped on a read-only store; a failure to write
 // it is logged, not fatal: Open copies it over from the state directory.
 func (f *FS) zsaveDict(name string, d []byte) error {
-	sdir := filepath.Join(f.z.jdir, zDictSub)
-	if err := os.MkdirAll(sdir, 0o700); err != nil {
-		return err
-	}
-	sfd, err := unix.Open(sdir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	sfd, err := f.zopenStateDicts()
 	if err != nil {
 		return err
 	}
@@ -326,6 +322,22 @@ func (f *FS) zsaveDict(name string, d []byte) error {
 		f.log.Error("maildirfs: cannot keep a compression dictionary in the export; it is in the state directory only until the next start", "dir", filepath.Join(f.root, zDictDir), "name", name, "err", err)
 	}
 	return nil
+}
+
+// zopenStateDicts opens (making it if needed) the state directory's
+// dictionary directory.
+func (f *FS) zopenStateDicts() (int, error) {
+	sdir := filepath.Join(f.z.jdir, zDictSub)
+	if err := os.MkdirAll(sdir, 0o700); err != nil {
+		return -1, err
+	}
+	return unix.Open(sdir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+}
+
+// zdictEncoder returns an encoder with the server's settings and
+// dictionary d.
+func zdictEncoder(d []byte) (*zstd.Encoder, error) {
+	return zstd.NewWriter(nil, zencOptions(zstd.WithEncoderDict(d))...)
 }
 
 // zsaveExportDict writes d as name into zDictDir at the export root,
@@ -456,11 +468,7 @@ func zdictNames(dirFd int, dropTemps bool) map[string]bool {
 // a copy missing or different in either place is rewritten.
 func (f *FS) zloadDicts() error {
 	z := f.z
-	sdir := filepath.Join(z.jdir, zDictSub)
-	if err := os.MkdirAll(sdir, 0o700); err != nil {
-		return fmt.Errorf("maildirfs: dictionary dir: %w", err)
-	}
-	sfd, err := unix.Open(sdir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	sfd, err := f.zopenStateDicts()
 	if err != nil {
 		return fmt.Errorf("maildirfs: dictionary dir: %w", err)
 	}
@@ -508,7 +516,8 @@ func (f *FS) zloadDicts() error {
 			return d
 		}
 		d := load(sfd, inState[name])
-		if d == nil {
+		fromState := d != nil
+		if !fromState {
 			d = load(efd, inExport[name])
 		}
 		if d == nil {
@@ -517,15 +526,17 @@ func (f *FS) zloadDicts() error {
 			f.log.Error("maildirfs: no usable copy of a compression dictionary; messages compressed with it cannot be read", "name", name)
 			continue
 		}
-		// Repair a copy that is missing or differs.
-		if b, err := zreadDictAt(sfd, name); err != nil || string(b) != string(d) {
+		// Repair a copy that is missing or differs: the state's when d
+		// came from the export, the export's (unless it is where d came
+		// from) when it does not hold the same bytes.
+		if !fromState {
 			if err := zwriteFileAt(sfd, name, d); err != nil {
 				f.log.Error("maildirfs: cannot repair a compression dictionary in the state directory", "name", name, "err", err)
 			} else {
 				f.log.Warn("maildirfs: compression dictionary repaired in the state directory from the export", "name", name)
 			}
 		}
-		if !f.opts.ReadOnly {
+		if fromState && !f.opts.ReadOnly {
 			var b []byte
 			var err error = unix.ENOENT
 			if efd >= 0 {
@@ -549,7 +560,7 @@ func (f *FS) zloadDicts() error {
 		return nil
 	}
 	_, id, _ := zparseDictName(newest)
-	enc, err := zstd.NewWriter(nil, zencOptions(zstd.WithEncoderDict(newestDict))...)
+	enc, err := zdictEncoder(newestDict)
 	if err != nil {
 		return fmt.Errorf("maildirfs: dictionary %s: %w", newest, err)
 	}
