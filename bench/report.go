@@ -26,6 +26,9 @@ func (r *Report) WriteMarkdown(w io.Writer, command string) error {
 	var srv []string
 	for _, so := range cfg.Servers {
 		d := so.Kind
+		if so.Name != "" && so.Name != so.Kind {
+			d = so.Name + ": " + so.Kind
+		}
 		switch so.Kind {
 		case KindMailnfsd:
 			d += " (cmd/mailnfsd of this tree"

@@ -37,6 +37,10 @@ const (
 type ServerOptions struct {
 	// Kind is KindMailnfsd, KindGoNFS or KindGanesha.
 	Kind string
+	// Name is how reports, logs and namespaces call the server. Zero:
+	// Kind. Two servers of one kind (say mailnfsd with different Args)
+	// need different names.
+	Name string
 	// Bin is the server binary. Zero: "ganesha.nfsd" for Ganesha; required
 	// for the others.
 	Bin string
@@ -127,12 +131,16 @@ func StartServer(ctx context.Context, opts ServerOptions) (_ *Server, err error)
 	default:
 		return nil, fmt.Errorf("bench: unknown server kind %q", opts.Kind)
 	}
-	dir, err := os.MkdirTemp(opts.Dir, "mnfs-bench-"+opts.Kind+"-")
+	name := opts.Name
+	if name == "" {
+		name = opts.Kind
+	}
+	dir, err := os.MkdirTemp(opts.Dir, "mnfs-bench-"+name+"-")
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{Kind: opts.Kind, Name: opts.Kind, Dir: dir, NFSPort: nfsPort, MountPort: nfsPort,
-		Nice: opts.Nice, log: opts.Logger.With("server", opts.Kind)}
+	s := &Server{Kind: opts.Kind, Name: name, Dir: dir, NFSPort: nfsPort, MountPort: nfsPort,
+		Nice: opts.Nice, log: opts.Logger.With("server", name)}
 	defer func() {
 		if err != nil {
 			if serr := s.Stop(); serr != nil {
@@ -148,7 +156,7 @@ func StartServer(ctx context.Context, opts ServerOptions) (_ *Server, err error)
 	if err := os.Chown(s.Export, int(opts.UID), int(opts.GID)); err != nil {
 		return nil, err
 	}
-	s.NS, err = NewNetNS(ctx, opts.Kind)
+	s.NS, err = NewNetNS(ctx, name)
 	if err != nil {
 		return nil, err
 	}

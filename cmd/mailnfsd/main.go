@@ -45,6 +45,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/mailnfs/mailnfs/internal/sysmonhold"
 	"github.com/mailnfs/mailnfs/nfsd"
 )
 
@@ -57,7 +58,7 @@ type flags struct {
 	exports, hostsAllow, hostsDeny, listen string
 	stateDir, demo, metrics                string
 	nfsPort, mountPort, portmapPort        int
-	checkConfig                            bool
+	checkConfig, sysmonHold                bool
 	logLevel, logFormat                    string
 	syncWindow, shutdownTimeout            time.Duration
 	set                                    map[string]bool // flags given explicitly
@@ -81,6 +82,7 @@ func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 	fs.DurationVar(&f.syncWindow, "sync-window", 0, "group commit wait (`duration`, e.g. 200us); 0 syncs at once")
 	fs.DurationVar(&f.shutdownTimeout, "shutdown-timeout", nfsd.DefaultShutdownTimeout, "on SIGTERM, how long to wait for calls in flight (`duration`)")
 	fs.StringVar(&f.metrics, "metrics", "", "serve Prometheus metrics at http://`ADDR`/metrics (e.g. 127.0.0.1:9139; keep it on loopback or a management network); empty: off")
+	fs.BoolVar(&f.sysmonHold, "sysmon-hold", true, "keep the Go runtime's monitor thread from waking every 20us while calls are served (one extra scheduler slot, parked; 20% less CPU per delivery at 1 and 8 clients on a VM); false: the stock runtime")
 	fs.StringVar(&f.demo, "demo", "", "create `DIR`/export with a sample Maildir and serve it to 127.0.0.0/8")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -174,6 +176,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return 1
 		}
 		defer stopMetrics()
+	}
+	if f.sysmonHold {
+		defer sysmonhold.Start().Stop()
 	}
 	if err := nfsd.Run(ctx, cfg, hup); err != nil {
 		fmt.Fprintf(stderr, "mailnfsd: %v\n", err)

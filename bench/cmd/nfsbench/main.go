@@ -81,12 +81,16 @@ func step(args []string) error {
 	return bench.ServeStep(ctx, os.Stdin, os.Stdout, dial)
 }
 
+// altName is the second mailnfsd of -servers, started with -alt-flags.
+const altName = "mailnfsd-alt"
+
 func run(args []string) (int, error) {
 	fs := flag.NewFlagSet("nfsbench", flag.ContinueOnError)
-	servers := fs.String("servers", "mailnfsd,gonfs,ganesha", "servers to compare, in order: mailnfsd, gonfs, ganesha")
+	servers := fs.String("servers", "mailnfsd,gonfs,ganesha", "servers to compare, in order: mailnfsd, gonfs, ganesha, mailnfsd-alt")
 	mailnfsd := fs.String("mailnfsd", "", "mailnfsd binary (default: go build ./cmd/mailnfsd)")
 	gonfs := fs.String("gonfs", "", "gonfs-baseline binary (default: go build ./cmd/gonfs-baseline)")
 	mailnfsdFlags := fs.String("mailnfsd-flags", "", "extra flags for mailnfsd, space-separated (e.g. \"-sync-window 200us\")")
+	altFlags := fs.String("alt-flags", "", "extra flags for mailnfsd-alt, a second mailnfsd (same binary) measured side by side with the first; list it in -servers")
 	conc := fs.String("c", "1,8,32", "concurrent deliverers per step, comma-separated")
 	duration := fs.Duration("duration", 5*time.Second, "length of each delivery step")
 	count := fs.Int("count", 0, "deliveries per step instead of -duration (0: use -duration)")
@@ -193,9 +197,15 @@ func run(args []string) (int, error) {
 	}()
 	for k := range strings.SplitSeq(*servers, ",") {
 		so := bench.ServerOptions{Kind: strings.TrimSpace(k)}
+		if so.Kind == altName {
+			so.Kind, so.Name = bench.KindMailnfsd, altName
+		}
 		switch so.Kind {
 		case bench.KindMailnfsd:
 			so.Args = strings.Fields(*mailnfsdFlags)
+			if so.Name == altName {
+				so.Args = strings.Fields(*altFlags)
+			}
 			if so.Bin = *mailnfsd; so.Bin == "" {
 				if so.Bin, err = build("./cmd/mailnfsd"); err != nil {
 					return 2, err
