@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"runtime"
 	"sort"
 	"strings"
@@ -32,6 +33,9 @@ func (r *Report) WriteMarkdown(w io.Writer, command string) error {
 		switch so.Kind {
 		case KindMailnfsd:
 			d += " (cmd/mailnfsd of this tree"
+			if b := filepath.Base(so.Bin); b != "mailnfsd" && so.Bin != "" {
+				d += ", binary " + b
+			}
 		case KindGoNFS:
 			limit := so.GoNFSHandleLimit
 			if limit == 0 {

@@ -174,6 +174,9 @@ func (x *Exports) open(e *Export) (Store, error) {
 	// (maildirfs.CommitModel): worth a line when sizing a box.
 	m := fs.CommitModel()
 	o.Logger.Info("nfsd: export opened", "one_sync_per_op", m.OneSync, "rename_synced_at_once", m.RenameAtomic)
+	if maildirfs.UnsafeWriteOnly {
+		o.Logger.Error("nfsd: MEASURING BUILD (tag mailnfs_unsafe_writeonly): CREATE, RENAME and the other namespace operations are NOT durable; never serve mail with it", "export", e.Path)
+	}
 	return fs, nil
 }
 

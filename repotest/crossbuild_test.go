@@ -4,6 +4,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -71,5 +72,23 @@ func TestCrossBuildScriptTargets(t *testing.T) {
 	line := `targets=${TARGETS:-"` + strings.Join(want, " ") + `"}`
 	if !strings.Contains(string(src), line) {
 		t.Errorf("scripts/crossbuild.sh does not default to %s (want the line %s)", strings.Join(want, " "), line)
+	}
+}
+
+// TestUnsafeWriteOnlyBuild keeps the measuring build of
+// scripts/bench-writeonly.sh compiling (tag mailnfs_unsafe_writeonly,
+// maildirfs/unsafe_writeonly.go), and checks that the tag is the only way
+// to get it: a default build must not carry the constant as true.
+func TestUnsafeWriteOnlyBuild(t *testing.T) {
+	root := moduleRoot(t)
+	host := crossTarget{goos: runtime.GOOS, goarch: runtime.GOARCH}
+	goCross(t, root, host, "vet", "-tags", "mailnfs_unsafe_writeonly", "./maildirfs", "./nfsd", "./cmd/mailnfsd")
+	off, err := os.ReadFile(filepath.Join(root, "maildirfs", "unsafe_writeonly_off.go"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(string(off), "//go:build !mailnfs_unsafe_writeonly\n") ||
+		!strings.Contains(string(off), "const UnsafeWriteOnly = false\n") {
+		t.Error("maildirfs/unsafe_writeonly_off.go must build by default and set UnsafeWriteOnly = false")
 	}
 }

@@ -50,8 +50,8 @@ func Start() *Hold {
 
 func (h *Hold) park() {
 	defer close(h.done)
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
+	// Not locked to its thread: a locked goroutine's thread would hand its
+	// P over and sleep at every yield below.
 	ts := unix.Timespec{Nsec: nap}
 	for {
 		select {

@@ -90,7 +90,8 @@ func run(args []string) (int, error) {
 	mailnfsd := fs.String("mailnfsd", "", "mailnfsd binary (default: go build ./cmd/mailnfsd)")
 	gonfs := fs.String("gonfs", "", "gonfs-baseline binary (default: go build ./cmd/gonfs-baseline)")
 	mailnfsdFlags := fs.String("mailnfsd-flags", "", "extra flags for mailnfsd, space-separated (e.g. \"-sync-window 200us\")")
-	altFlags := fs.String("alt-flags", "", "extra flags for mailnfsd-alt, a second mailnfsd (same binary) measured side by side with the first; list it in -servers")
+	altFlags := fs.String("alt-flags", "", "extra flags for mailnfsd-alt, a second mailnfsd measured side by side with the first; list it in -servers")
+	altBin := fs.String("alt-bin", "", "mailnfsd-alt's binary (default: the same as mailnfsd's)")
 	conc := fs.String("c", "1,8,32", "concurrent deliverers per step, comma-separated")
 	duration := fs.Duration("duration", 5*time.Second, "length of each delivery step")
 	count := fs.Int("count", 0, "deliveries per step instead of -duration (0: use -duration)")
@@ -205,6 +206,10 @@ func run(args []string) (int, error) {
 			so.Args = strings.Fields(*mailnfsdFlags)
 			if so.Name == altName {
 				so.Args = strings.Fields(*altFlags)
+				if *altBin != "" {
+					so.Bin = *altBin
+					break
+				}
 			}
 			if so.Bin = *mailnfsd; so.Bin == "" {
 				if so.Bin, err = build("./cmd/mailnfsd"); err != nil {
