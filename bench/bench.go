@@ -227,7 +227,10 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		}
 	}()
 	for _, so := range cfg.Servers {
-		so.UID, so.GID, so.Dir, so.Logger, so.Nice = cfg.UID, cfg.GID, cfg.Dir, log, cfg.Nice
+		so.UID, so.GID, so.Logger, so.Nice = cfg.UID, cfg.GID, log, cfg.Nice
+		if so.Dir == "" { // a server may live on a file system of its own
+			so.Dir = cfg.Dir
+		}
 		s, err := StartServer(ctx, so)
 		if err != nil {
 			return nil, err

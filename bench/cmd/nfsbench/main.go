@@ -81,17 +81,22 @@ func step(args []string) error {
 	return bench.ServeStep(ctx, os.Stdin, os.Stdout, dial)
 }
 
-// altName is the second mailnfsd of -servers, started with -alt-flags.
-const altName = "mailnfsd-alt"
+// altName is the second mailnfsd of -servers, started with -alt-flags;
+// dirsyncName a second Ganesha, on the file system of -dirsync-dir.
+const (
+	altName     = "mailnfsd-alt"
+	dirsyncName = "ganesha-dirsync"
+)
 
 func run(args []string) (int, error) {
 	fs := flag.NewFlagSet("nfsbench", flag.ContinueOnError)
-	servers := fs.String("servers", "mailnfsd,gonfs,ganesha", "servers to compare, in order: mailnfsd, gonfs, ganesha, mailnfsd-alt")
+	servers := fs.String("servers", "mailnfsd,gonfs,ganesha", "servers to compare, in order: mailnfsd, gonfs, ganesha, mailnfsd-alt, ganesha-dirsync")
 	mailnfsd := fs.String("mailnfsd", "", "mailnfsd binary (default: go build ./cmd/mailnfsd)")
 	gonfs := fs.String("gonfs", "", "gonfs-baseline binary (default: go build ./cmd/gonfs-baseline)")
 	mailnfsdFlags := fs.String("mailnfsd-flags", "", "extra flags for mailnfsd, space-separated (e.g. \"-sync-window 200us\")")
 	altFlags := fs.String("alt-flags", "", "extra flags for mailnfsd-alt, a second mailnfsd measured side by side with the first; list it in -servers")
 	altBin := fs.String("alt-bin", "", "mailnfsd-alt's binary (default: the same as mailnfsd's)")
+	dirsyncDir := fs.String("dirsync-dir", "", "for ganesha-dirsync in -servers, a second Ganesha whose exports live here: a file system mounted with -o dirsync, so that its CREATE, RENAME and REMOVE are durable when they return (needs -list -1)")
 	conc := fs.String("c", "1,8,32", "concurrent deliverers per step, comma-separated")
 	duration := fs.Duration("duration", 5*time.Second, "length of each delivery step")
 	count := fs.Int("count", 0, "deliveries per step instead of -duration (0: use -duration)")
@@ -198,8 +203,14 @@ func run(args []string) (int, error) {
 	}()
 	for k := range strings.SplitSeq(*servers, ",") {
 		so := bench.ServerOptions{Kind: strings.TrimSpace(k)}
-		if so.Kind == altName {
+		switch so.Kind {
+		case altName:
 			so.Kind, so.Name = bench.KindMailnfsd, altName
+		case dirsyncName:
+			if *dirsyncDir == "" || *list >= 0 {
+				return 2, fmt.Errorf("-servers %s needs -dirsync-dir and -list -1", dirsyncName)
+			}
+			so.Kind, so.Name, so.Dir = bench.KindGanesha, dirsyncName, *dirsyncDir
 		}
 		switch so.Kind {
 		case bench.KindMailnfsd:
