@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -430,5 +431,20 @@ func TestDemo(t *testing.T) {
 	}
 	if msgs, _ := os.ReadDir(filepath.Join(md, "new")); len(msgs) != 1 {
 		t.Fatalf("second run: %d messages", len(msgs))
+	}
+}
+
+func TestProcs(t *testing.T) {
+	if got := procs(3); got != 3 {
+		t.Errorf("procs(3) = %d", got)
+	}
+	t.Setenv("GOMAXPROCS", "") // restored after the test
+	os.Unsetenv("GOMAXPROCS")
+	if got, want := procs(0), 4*runtime.GOMAXPROCS(0); got != want {
+		t.Errorf("procs(0) = %d, want four per CPU, %d", got, want)
+	}
+	t.Setenv("GOMAXPROCS", "5")
+	if got, want := procs(0), runtime.GOMAXPROCS(0); got != want {
+		t.Errorf("procs(0) with $GOMAXPROCS = %d, want the runtime's %d", got, want)
 	}
 }
