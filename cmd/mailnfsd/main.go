@@ -84,7 +84,7 @@ func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 	fs.DurationVar(&f.shutdownTimeout, "shutdown-timeout", nfsd.DefaultShutdownTimeout, "on SIGTERM, how long to wait for calls in flight (`duration`)")
 	fs.StringVar(&f.metrics, "metrics", "", "serve Prometheus metrics at http://`ADDR`/metrics (e.g. 127.0.0.1:9139; keep it on loopback or a management network); empty: off")
 	fs.IntVar(&f.procs, "procs", 0, "Go scheduler slots for calls (GOMAXPROCS, `N`); 0: $GOMAXPROCS if set, else four per CPU the process may use, so that calls run while others wait in fsync")
-	fs.BoolVar(&f.sysmonHold, "sysmon-hold", false, "keep the Go runtime's monitor thread from waking every 20us while calls are served (one extra scheduler slot, parked): about 20% less CPU per delivery with 1 to 8 clients on a VM, but large READDIRPLUS listings 35-45% slower (docs/operations.md)")
+	fs.BoolVar(&f.sysmonHold, "sysmon-hold", true, "keep the Go runtime's monitor thread from waking every 20us while calls are served (one extra scheduler slot, held by a goroutine in 5 ms sleeps; docs/operations.md); false: the stock runtime")
 	fs.StringVar(&f.demo, "demo", "", "create `DIR`/export with a sample Maildir and serve it to 127.0.0.0/8")
 	if err := fs.Parse(args); err != nil {
 		return nil, err

@@ -12,25 +12,29 @@
 // where switching threads is dear, perf found a third of mailnfsd's CPU
 // time in sysmon's sleeps with one client delivering mail.
 //
-// Start parks one goroutine on a P of its own in a raw nanosleep, which
-// the runtime counts as running: never is every P idle, sysmon is never
-// woken by a system call, and its interval grows to 10 ms. The P it holds
-// is added to GOMAXPROCS, so the server keeps as many Ps for its work as
-// before. The goroutine yields after every sleep (at most 20 ms; a
-// signal, such as the runtime's preemption request, ends one early), so
-// garbage collection and Stop do not wait for it.
+// Start parks one goroutine in short sleeps (nap) made as ordinary
+// blocking system calls. A P whose goroutine is in a system call is not
+// idle, and sysmon leaves it alone for 10 ms while other Ps are free, so
+// with naps shorter than that never is every P idle: sysmon is not woken
+// by calls, and its interval grows to 10 ms. A goroutine in a system call
+// is at a safe point, so garbage collection scans and stops around it
+// without waiting (an earlier version slept in a raw system call, which
+// the collector had to interrupt with signals in every cycle, slowing
+// large directory listings by a third). The P it mostly holds is added
+// to GOMAXPROCS.
 package sysmonhold
 
 import (
 	"runtime"
 	"sync"
-	"unsafe"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
 
-// nap is the longest raw sleep between two yields.
-const nap = 20_000_000 // ns
+// nap is each sleep: well under sysmon's 10 ms grace for a P in a system
+// call (runtime.retake), so the P is never taken back from the sleeper.
+const nap = 5 * time.Millisecond
 
 // Hold is a parked goroutine; Stop ends it.
 type Hold struct {
@@ -40,7 +44,7 @@ type Hold struct {
 	once  sync.Once
 }
 
-// Start raises GOMAXPROCS by one and parks a goroutine on the new P.
+// Start raises GOMAXPROCS by one and parks a goroutine in naps.
 func Start() *Hold {
 	h := &Hold{stop: make(chan struct{}), done: make(chan struct{}), procs: runtime.GOMAXPROCS(0)}
 	runtime.GOMAXPROCS(h.procs + 1)
@@ -50,21 +54,17 @@ func Start() *Hold {
 
 func (h *Hold) park() {
 	defer close(h.done)
-	// Not locked to its thread: a locked goroutine's thread would hand its
-	// P over and sleep at every yield below.
-	ts := unix.Timespec{Nsec: nap}
+	ts := unix.NsecToTimespec(int64(nap))
 	for {
 		select {
 		case <-h.stop:
 			return
 		default:
 		}
-		// RawSyscall does not tell the scheduler it is blocking, so this
-		// P stays "running" (the point); errors (EINTR) do not matter.
-		unix.RawSyscall(unix.SYS_NANOSLEEP, uintptr(unsafe.Pointer(&ts)), 0, 0)
-		// A raw system call is no preemption point: yield here, or a
-		// stop-the-world would wait for this loop for good.
-		runtime.Gosched()
+		// unix.Nanosleep is a blocking system call as the runtime sees
+		// it (not time.Sleep, which parks the goroutine and frees the
+		// P); EINTR only shortens a nap.
+		unix.Nanosleep(&ts, nil)
 	}
 }
 

@@ -23,9 +23,9 @@ func TestStartStop(t *testing.T) {
 	}
 }
 
-// TestStopTheWorld: the parked goroutine sits in a raw system call, which
-// is no preemption point; garbage collections (each stops the world twice)
-// must still finish promptly, and the other goroutines keep running.
+// TestStopTheWorld: garbage collections (each stops the world twice and
+// scans every goroutine, the parked one included) finish promptly under
+// a hold, and the other goroutines keep running.
 func TestStopTheWorld(t *testing.T) {
 	h := Start()
 	defer h.Stop()
