@@ -83,7 +83,7 @@ func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 	fs.DurationVar(&f.syncWindow, "sync-window", 0, "group commit wait (`duration`, e.g. 200us); 0 syncs at once")
 	fs.DurationVar(&f.shutdownTimeout, "shutdown-timeout", nfsd.DefaultShutdownTimeout, "on SIGTERM, how long to wait for calls in flight (`duration`)")
 	fs.StringVar(&f.metrics, "metrics", "", "serve Prometheus metrics at http://`ADDR`/metrics (e.g. 127.0.0.1:9139; keep it on loopback or a management network); empty: off")
-	fs.IntVar(&f.procs, "procs", 0, "Go scheduler slots for calls (GOMAXPROCS, `N`); 0: $GOMAXPROCS if set, else four per CPU the process may use, so that calls run while others wait in fsync")
+	fs.IntVar(&f.procs, "procs", 0, "Go scheduler slots for calls (GOMAXPROCS, `N`); 0: $GOMAXPROCS if set, else four per CPU the process may use (at most CPUs+16), so that calls run while others wait in fsync")
 	fs.BoolVar(&f.sysmonHold, "sysmon-hold", true, "keep the Go runtime's monitor thread from waking every 20us while calls are served (one extra scheduler slot, held by a goroutine in 5 ms sleeps; docs/operations.md); false: the stock runtime")
 	fs.StringVar(&f.demo, "demo", "", "create `DIR`/export with a sample Maildir and serve it to 127.0.0.0/8")
 	if err := fs.Parse(args); err != nil {
@@ -191,7 +191,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 }
 
 // procs is the GOMAXPROCS for the -procs flag n. The default is four per
-// CPU the runtime would use: a call that waits in fsync holds its P until
+// CPU the runtime would use (at most 16 more than the CPUs): a call that waits in fsync holds its P until
 // the runtime's monitor takes it back (20 µs or more later), and with more
 // Ps than CPUs the calls behind it start at once instead. Measured side
 // by side on 2 vCPUs (nfsbench -alt-flags, 3 rounds, 2026-11-29): 8 Ps
@@ -206,7 +206,8 @@ func procs(n int) int {
 	case os.Getenv("GOMAXPROCS") != "":
 		return runtime.GOMAXPROCS(0)
 	}
-	return 4 * runtime.GOMAXPROCS(0)
+	n = runtime.GOMAXPROCS(0)
+	return min(4*n, n+16) // untested beyond 2 CPUs: no more spare Ps than 16
 }
 
 // checkConfig parses the exports file and the hosts_access files the way
