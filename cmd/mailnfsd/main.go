@@ -190,15 +190,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-// procs is the GOMAXPROCS for the -procs flag n. The default is four per
-// CPU the runtime would use (at most 16 more than the CPUs): a call that waits in fsync holds its P until
-// the runtime's monitor takes it back (20 µs or more later), and with more
-// Ps than CPUs the calls behind it start at once instead. Measured side
-// by side on 2 vCPUs (nfsbench -alt-flags, 3 rounds, 2026-11-29): 8 Ps
-// against 2 gave 8%, 8% and 33% more deliveries/s at 1, 8 and 32
-// deliverers; 32 Ps did worse than 8 at 32 deliverers (0.89x, with 1.17x
-// the CPU per delivery).
-// A GOMAXPROCS in the environment is taken as it is.
+// procs is the GOMAXPROCS for the -procs flag n; a GOMAXPROCS in the
+// environment is taken as it is. The default is four Ps per CPU the
+// runtime would use, at most 16 more than the CPUs: a call that waits in
+// fsync holds its P until the runtime's monitor takes it back (20 µs or
+// more later), and with more Ps than CPUs the calls behind it start at
+// once instead. Measured side by side on 2 vCPUs (nfsbench -alt-flags, 3
+// rounds, 2026-11-29): 8 Ps against 2 gave 8%, 8% and 33% more
+// deliveries/s at 1, 8 and 32 deliverers and 8% slower 100k listings; 32
+// Ps did worse than 8 at 32 deliverers (0.89x, with 1.17x the CPU per
+// delivery). Larger boxes are untested, hence the cap.
 func procs(n int) int {
 	switch {
 	case n > 0:
@@ -207,7 +208,7 @@ func procs(n int) int {
 		return runtime.GOMAXPROCS(0)
 	}
 	n = runtime.GOMAXPROCS(0)
-	return min(4*n, n+16) // untested beyond 2 CPUs: no more spare Ps than 16
+	return min(4*n, n+16)
 }
 
 // checkConfig parses the exports file and the hosts_access files the way
