@@ -32,8 +32,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// nap is each sleep: well under sysmon's 10 ms grace for a P in a system
-// call (runtime.retake), so the P is never taken back from the sleeper.
+// nap is each sleep: well under the 10 ms for which sysmon leaves a P in a
+// system call alone while other Ps are free (runtime.retake), so the
+// sleeper keeps its P unless the server is busy on every other one.
 const nap = 5 * time.Millisecond
 
 // Hold is a parked goroutine; Stop ends it.
