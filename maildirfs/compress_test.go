@@ -457,15 +457,24 @@ func mkMaildirTree(tb testing.TB, root string) {
 	}
 }
 
+// offlineTree makes, under a fresh temporary directory, an export holding
+// a Maildir with msgs in cur/ (writeTree) and, beside it, the state
+// directory that opts names: what the offline tools (Compact, Expand) and
+// a server opened afterwards work on. The export is filepath.Dir(exp)/
+// "export" and the state ".../state", as TestCompactKilled's child expects.
+func offlineTree(tb testing.TB, msgs [][]byte) (exp string, paths []string, opts maildirfs.Options) {
+	tb.Helper()
+	dir := tb.TempDir()
+	exp = filepath.Join(dir, "export")
+	mkMaildirTree(tb, exp)
+	return exp, writeTree(tb, exp, msgs), maildirfs.Options{StateDir: filepath.Join(dir, "state")}
+}
+
 // TestCompactExpand runs the offline tools both ways, twice each.
 func TestCompactExpand(t *testing.T) {
 	mdtest.RequireRoot(t)
-	dir := t.TempDir()
-	exp := filepath.Join(dir, "export")
-	mkMaildirTree(t, exp)
 	msgs := mdtest.Corpus(60, mdtest.CorpusOptions{Seed: 9})
-	paths := writeTree(t, exp, msgs)
-	opts := maildirfs.Options{StateDir: filepath.Join(dir, "state")}
+	exp, paths, opts := offlineTree(t, msgs)
 	rep, err := maildirfs.Compact(exp, opts)
 	if err != nil {
 		t.Fatal(err)
@@ -524,12 +533,8 @@ func TestCompactCrash(t *testing.T) {
 	steps := append(append([]string{}, crashSteps...), "expand-journaled", "expand-applied")
 	for _, step := range steps {
 		t.Run(step, func(t *testing.T) {
-			dir := t.TempDir()
-			exp := filepath.Join(dir, "export")
-			mkMaildirTree(t, exp)
 			msgs := mdtest.Corpus(20, mdtest.CorpusOptions{Seed: 13, AttachmentRate: 0.3, MaxAttachment: 100 << 10})
-			paths := writeTree(t, exp, msgs)
-			opts := maildirfs.Options{StateDir: filepath.Join(dir, "state")}
+			exp, paths, opts := offlineTree(t, msgs)
 			var hits int
 			maildirfs.SetZCrashHook(func(st string) error {
 				if st == step {
@@ -623,12 +628,9 @@ func TestCompactKilled(t *testing.T) {
 	defer maildirfs.ForgetZDicts()
 	trained := 0
 	for round, delay := range []time.Duration{5 * time.Millisecond, 20 * time.Millisecond, 50 * time.Millisecond, 100 * time.Millisecond, 200 * time.Millisecond, 400 * time.Millisecond, 600 * time.Millisecond, 800 * time.Millisecond} {
-		dir := t.TempDir()
-		exp := filepath.Join(dir, "export")
-		mkMaildirTree(t, exp)
-		paths := writeTree(t, exp, msgs)
+		exp, paths, opts := offlineTree(t, msgs)
 		cmd := exec.Command(os.Args[0], "-test.run=^TestCompactKilled$", "-test.count=1")
-		cmd.Env = append(os.Environ(), "MAILNFS_ZKILL_CHILD="+dir)
+		cmd.Env = append(os.Environ(), "MAILNFS_ZKILL_CHILD="+filepath.Dir(exp))
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
@@ -639,7 +641,6 @@ func TestCompactKilled(t *testing.T) {
 		if d, _ := filepath.Glob(filepath.Join(exp, maildirfs.ZDictDir, "*.zdict")); len(d) > 0 {
 			trained++
 		}
-		opts := maildirfs.Options{StateDir: filepath.Join(dir, "state")}
 		// Serve the tree as it is now (journal redone by Open).
 		fsys, err := maildirfs.Open(exp, opts)
 		if err != nil {
@@ -660,7 +661,7 @@ func TestCompactKilled(t *testing.T) {
 				raw, _ := os.ReadFile(p)
 				ids, _ := maildirfs.FrameDictIDs(raw)
 				e, _ := filepath.Glob(filepath.Join(exp, maildirfs.ZDictDir, "*"))
-				st, _ := filepath.Glob(filepath.Join(dir, "state", maildirfs.ZJournalDir, "*", "dicts", "*"))
+				st, _ := filepath.Glob(filepath.Join(opts.StateDir, maildirfs.ZJournalDir, "*", "dicts", "*"))
 				t.Fatalf("round %d (killed after %v): %s differs (%v); frame dicts %x; export %v state %v; stats %+v", round, delay, p, err, ids, e, st, fsys.Stats())
 			}
 		}

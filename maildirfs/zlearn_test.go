@@ -360,12 +360,8 @@ func TestCompactTrains(t *testing.T) {
 	mdtest.RequireRoot(t)
 	defer maildirfs.SetZTrain(100, 64<<20, 1<<30, 0, 0.01)()
 	defer maildirfs.ForgetZDicts()
-	dir := t.TempDir()
-	exp := filepath.Join(dir, "export")
-	mkMaildirTree(t, exp)
 	msgs := mdtest.Corpus(300, mdtest.CorpusOptions{Seed: 12})
-	paths := writeTree(t, exp, msgs)
-	opts := maildirfs.Options{StateDir: filepath.Join(dir, "state")}
+	exp, paths, opts := offlineTree(t, msgs)
 	rep, err := maildirfs.Compact(exp, opts)
 	if err != nil || rep.Changed != len(msgs) {
 		t.Fatalf("compact: %+v %v", rep, err)
