@@ -183,7 +183,11 @@ func run(args []string) (int, error) {
 		cfg.ListEntries = -1
 	}
 	var binDir string
+	built := map[string]string{} // package -> binary: mailnfsd and mailnfsd-alt share one build
 	build := func(pkg string) (string, error) {
+		if p, ok := built[pkg]; ok {
+			return p, nil
+		}
 		root, err := bench.ModuleRoot(ctx)
 		if err != nil {
 			return "", err
@@ -194,7 +198,11 @@ func run(args []string) (int, error) {
 			}
 		}
 		p := filepath.Join(binDir, filepath.Base(pkg))
-		return p, bench.Build(ctx, root, pkg, p)
+		if err := bench.Build(ctx, root, pkg, p); err != nil {
+			return "", err
+		}
+		built[pkg] = p
+		return p, nil
 	}
 	defer func() {
 		if binDir != "" {
