@@ -15,7 +15,12 @@
 // delivers Maildir messages from concurrent writers (tmp/, fsync, rename or
 // link+unlink into new/), reads them back with O_DIRECT, flags some by
 // renaming into cur/ and deletes a few, writes and reads back a large file,
-// and unmounts. It reports a manifest that the test checks against the
-// server's disk: every message once, intact, tmp/ empty, owned by the right
-// uid.
+// and unmounts. A last run restarts the storage box under the mount: while
+// the guest delivers and streams a 16 MiB file, the test stops mailnfsd
+// with SIGTERM and starts it again with the same state directory, as an
+// upgrade does; no system call in the guest may fail, and the file (whose
+// uncommitted writes the kernel must send again when the new server's
+// write verifier differs) and every message must read back intact. The
+// guest reports a manifest that the test checks against the server's disk:
+// every message once, intact, tmp/ empty, owned by the right uid.
 package kerneltest

@@ -7,11 +7,13 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -26,6 +28,9 @@ var guestRuns = []Run{
 	{Name: "root", UID: 0, GID: 0, Maildir: "root/Maildir", Writers: 4, Messages: 40, BigMiB: 8, Flag: 30, Delete: 10},
 	// an ordinary mail uid owns what it delivers into its own Maildir.
 	{Name: "tevie", UID: 2001, GID: 2001, Maildir: "12/34-tevie/Maildir", Writers: 4, Messages: 40, BigMiB: 0, Flag: 20, Delete: 5},
+	// the storage box's mailnfsd is restarted while uid 2001 delivers and
+	// holds a half-written file open (guest runRestart).
+	{Name: "restart", UID: 2001, GID: 2001, Maildir: "56/78-rolf/Maildir", Writers: 4, Messages: 20, BigMiB: 16, Restart: true},
 }
 
 // Run mirrors guest.Run (the guest is a separate main package).
@@ -39,6 +44,7 @@ type Run struct {
 	BigMiB   int    `json:"big_mib"`
 	Flag     int    `json:"flag"`
 	Delete   int    `json:"delete"`
+	Restart  bool   `json:"restart"`
 }
 
 type message struct {
@@ -56,6 +62,9 @@ type result struct {
 	BigSHA   string    `json:"big_sha256"`
 	BigSize  int       `json:"big_size"`
 	Seconds  float64   `json:"seconds"`
+	Before   int       `json:"before"`
+	After    int       `json:"after"`
+	Resent   int64     `json:"resent"`
 }
 
 // owners maps a guest uid to the owner the server must record.
@@ -108,6 +117,15 @@ func TestLinuxKernelClient(t *testing.T) {
 		})
 	}
 	os.Chmod(export, 0o755)
+	// The control file the guest polls during the restart run: the test
+	// rewrites it in place once the new server listens.
+	control := filepath.Join(export, "ctl", "epoch")
+	if err := os.MkdirAll(filepath.Dir(control), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(control, []byte("server 1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	exports := filepath.Join(dir, "exports")
 	if err := os.WriteFile(exports, []byte(export+" -network 127.0.0.0 -mask 255.0.0.0\n"), 0o644); err != nil {
 		t.Fatal(err)
@@ -116,6 +134,7 @@ func TestLinuxKernelClient(t *testing.T) {
 		"server":  "10.0.2.2",
 		"export":  export,
 		"options": "vers=3,proto=tcp,mountproto=tcp,nolock",
+		"control": "ctl/epoch",
 		"runs":    guestRuns,
 	})
 	initrd := filepath.Join(dir, "initrd")
@@ -124,18 +143,50 @@ func TestLinuxKernelClient(t *testing.T) {
 	}
 
 	ns := netnstest.New(t, "kernel")
-	srv := ns.Start(mailnfsd, "-exports", exports, "-state-dir", filepath.Join(dir, "state"),
-		"-listen", "127.0.0.1", "-nfs-port", "2049", "-portmap-port", "111", "-log-level", "info")
+	args := []string{mailnfsd, "-exports", exports, "-state-dir", filepath.Join(dir, "state"),
+		"-listen", "127.0.0.1", "-nfs-port", "2049", "-portmap-port", "111", "-log-level", "info"}
+	srv := ns.Start(args...)
 	waitListening(t, ns, srv, "127.0.0.1:111", "127.0.0.1:2049")
+	first := srv
 
-	console := &bytes.Buffer{}
+	console := newConsole()
 	qcmd := ns.Command(ctx, qemu, "-machine", "pc,accel=tcg", "-m", "512", "-smp", "1",
 		"-nographic", "-no-reboot", "-kernel", k.Vmlinuz, "-initrd", initrd,
 		"-append", "console=ttyS0 loglevel=5 panic=-1",
 		"-nic", "user,model=virtio-net-pci")
 	qcmd.Stdout, qcmd.Stderr = console, console
+	if err := qcmd.Start(); err != nil {
+		t.Fatalf("qemu: %v", err)
+	}
 	t0 := time.Now()
-	err = qcmd.Run()
+	qemuDone := make(chan error, 1)
+	go func() { qemuDone <- qcmd.Wait() }()
+
+	// The restart, when the guest asks for it: SIGTERM (drain and exit 0),
+	// then the same command line again, then the control file's new epoch.
+	var restart struct {
+		asked, down, up time.Duration
+		err             error
+	}
+	var qerr error
+	select {
+	case qerr = <-qemuDone: // the guest never asked (checked below)
+	case <-console.restart:
+		restart.asked = time.Since(t0)
+		t1 := time.Now()
+		if err := srv.Stop(); err != nil {
+			restart.err = fmt.Errorf("mailnfsd exited with %v after SIGTERM", err)
+		}
+		restart.down = time.Since(t1)
+		srv = ns.Start(args...)
+		waitListening(t, ns, srv, "127.0.0.1:111", "127.0.0.1:2049")
+		restart.up = time.Since(t1)
+		if err := os.WriteFile(control, []byte("server 2\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		qerr = <-qemuDone
+	}
+	err = qerr
 	elapsed := time.Since(t0)
 	fail := func(format string, args ...any) {
 		t.Helper()
@@ -146,6 +197,12 @@ func TestLinuxKernelClient(t *testing.T) {
 	}
 	if err != nil {
 		fail("qemu: %v after %v", err, elapsed)
+	}
+	if restart.asked == 0 {
+		fail("the guest never asked for the server restart")
+	}
+	if restart.err != nil {
+		fail("restart: %v\nfirst server's log (tail):\n%s", restart.err, tail(first.Log(), 40))
 	}
 	out := console.String()
 	if !strings.Contains(out, "MAILNFS-DONE ok") {
@@ -173,8 +230,14 @@ func TestLinuxKernelClient(t *testing.T) {
 	}
 	for i, r := range results {
 		run := guestRuns[i]
-		want := run.Writers*run.Messages - run.Delete
-		if len(r.Messages) != want {
+		if run.Restart {
+			// Delivered without pause across the restart: at least
+			// Messages before it was asked for and Messages after.
+			if r.Before < run.Messages || r.After < run.Messages || len(r.Messages) < r.Before+r.After {
+				t.Errorf("%s: guest reports %d messages, %d before the restart and %d after, want at least %d each",
+					r.Run, len(r.Messages), r.Before, r.After, run.Messages)
+			}
+		} else if want := run.Writers*run.Messages - run.Delete; len(r.Messages) != want {
 			t.Errorf("%s: guest reports %d messages, want %d", r.Run, len(r.Messages), want)
 		}
 		checkMaildir(t, filepath.Join(export, run.Maildir), r, owners[run.UID])
@@ -185,6 +248,10 @@ func TestLinuxKernelClient(t *testing.T) {
 			}
 		}
 		t.Logf("run %s as uid %d: %d messages checked on the server, guest workload %.1fs", r.Run, run.UID, len(r.Messages), r.Seconds)
+		if run.Restart {
+			t.Logf("restart: asked %v after boot, SIGTERM to exit %v, listening again after %v; %d messages delivered before, %d after; the kernel sent %d bytes of WRITE again",
+				restart.asked.Round(time.Millisecond), restart.down.Round(time.Millisecond), restart.up.Round(time.Millisecond), r.Before, r.After, r.Resent)
+		}
 	}
 	t.Logf("Linux %s NFSv3 client: boot+mount+workload+umount in %v", kernel, elapsed.Round(time.Second))
 	if t.Failed() {
@@ -252,6 +319,37 @@ func tail(s string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
+}
+
+// console collects the guest's console output and closes restart when the
+// guest asks for a server restart.
+type console struct {
+	mu      sync.Mutex
+	buf     bytes.Buffer
+	asked   bool
+	restart chan struct{}
+}
+
+const restartMarker = "MAILNFS-RESTART-SERVER"
+
+func newConsole() *console { return &console{restart: make(chan struct{})} }
+
+func (c *console) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	from := max(0, c.buf.Len()-len(restartMarker))
+	c.buf.Write(p)
+	if !c.asked && bytes.Contains(c.buf.Bytes()[from:], []byte(restartMarker)) {
+		c.asked = true
+		close(c.restart)
+	}
+	return len(p), nil
+}
+
+func (c *console) String() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.buf.String()
 }
 
 // waitListening waits until every address accepts TCP connections inside ns.

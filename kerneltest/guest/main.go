@@ -25,6 +25,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -36,6 +37,9 @@ type Config struct {
 	Server  string `json:"server"`  // e.g. 10.0.2.2
 	Export  string `json:"export"`  // e.g. /export
 	Options string `json:"options"` // mount options without addr=
+	// Control is a file (relative to the mount) whose content the test
+	// changes once it has restarted the server (see runRestart).
+	Control string `json:"control"`
 	Runs    []Run  `json:"runs"`
 }
 
@@ -50,6 +54,10 @@ type Run struct {
 	BigMiB   int    `json:"big_mib"`
 	Flag     int    `json:"flag"`   // messages moved to cur/ with :2,S
 	Delete   int    `json:"delete"` // of those, removed
+	// Restart: deliver while the test restarts the server (runRestart);
+	// Messages is then the least number delivered before the restart and
+	// again after it, and BigMiB the size of the file streamed across it.
+	Restart bool `json:"restart"`
 }
 
 // Message is one message the workload expects to find on the server.
@@ -69,6 +77,13 @@ type Result struct {
 	BigSHA   string    `json:"big_sha256,omitempty"`
 	BigSize  int       `json:"big_size,omitempty"`
 	Seconds  float64   `json:"seconds"`
+	// Restart runs: messages delivered before the restart was asked for,
+	// and after the control file showed the new server.
+	Before int `json:"before,omitempty"`
+	After  int `json:"after,omitempty"`
+	// Resent: bytes the client sent in WRITE calls beyond what the
+	// applications wrote during the run (writes sent again).
+	Resent int64 `json:"resent,omitempty"`
 }
 
 const mnt = "/mnt"
@@ -136,6 +151,13 @@ func initMain() error {
 	}
 	fmt.Printf("MAILNFS-GUEST mounted %s with %s in %v\n", src, opts, time.Since(t0).Round(time.Millisecond))
 	for i, r := range cfg.Runs {
+		if r.Restart {
+			// Start writeback early so that the stream of runRestart
+			// has unstable writes on the wire most of the time.
+			if err := os.WriteFile("/proc/sys/vm/dirty_background_bytes", []byte("262144\n"), 0o644); err != nil {
+				return err
+			}
+		}
 		cmd := exec.Command("/init")
 		cmd.Env = []string{"MAILNFS_WORKER=" + strconv.Itoa(i)}
 		cmd.Stdout, cmd.Stderr = os.Stdout, os.Stdout
@@ -207,7 +229,11 @@ func worker(idx string) int {
 	}
 	i, _ := strconv.Atoi(idx)
 	r := cfg.Runs[i]
-	res, err := runWorkload(r)
+	run := runWorkload
+	if r.Restart {
+		run = func(r Run) (*Result, error) { return runRestart(r, filepath.Join(mnt, cfg.Control)) }
+	}
+	res, err := run(r)
 	if err != nil {
 		fmt.Printf("MAILNFS-WORKER %s error: %v\n", r.Name, err)
 		return 1
@@ -233,10 +259,44 @@ func sum(b []byte) string {
 	return hex.EncodeToString(h[:])
 }
 
+// deliver writes message i of writer w into md as a front end's delivery
+// agent does: exclusive create in tmp/, write, fsync, close, then into new/
+// by rename (qmail, Dovecot) for even i and by link+unlink (Exim, Courier:
+// never overwriting) for odd i.
+func deliver(md string, w, i int) (Message, error) {
+	body := message(w, i)
+	name := fmt.Sprintf("%d.M%dP%dQ%d.guest,S=%d", time.Now().Unix(), w, os.Getpid(), i, len(body))
+	tmp := filepath.Join(md, "tmp", name)
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if err != nil {
+		return Message{}, fmt.Errorf("create %s: %w", tmp, err)
+	}
+	if _, err := f.Write(body); err != nil {
+		f.Close()
+		return Message{}, fmt.Errorf("write %s: %w", tmp, err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return Message{}, fmt.Errorf("fsync %s: %w", tmp, err)
+	}
+	if err := f.Close(); err != nil {
+		return Message{}, fmt.Errorf("close %s: %w", tmp, err)
+	}
+	dst := filepath.Join(md, "new", name)
+	if i%2 == 0 {
+		err = os.Rename(tmp, dst)
+	} else if err = os.Link(tmp, dst); err == nil {
+		err = os.Remove(tmp)
+	}
+	if err != nil {
+		return Message{}, fmt.Errorf("move %s into new/: %w", name, err)
+	}
+	return Message{Dir: "new", Name: name, Size: len(body), SHA256: sum(body)}, nil
+}
+
 func runWorkload(r Run) (*Result, error) {
 	t0 := time.Now()
 	md := filepath.Join(mnt, r.Maildir)
-	host := "guest"
 	var mu sync.Mutex
 	delivered := map[string]Message{}
 	errs := make(chan error, r.Writers)
@@ -246,43 +306,13 @@ func runWorkload(r Run) (*Result, error) {
 		go func(w int) {
 			defer wg.Done()
 			for i := 0; i < r.Messages; i++ {
-				body := message(w+100*r.UID, i)
-				name := fmt.Sprintf("%d.M%dP%dQ%d.%s,S=%d", time.Now().Unix(), w, os.Getpid(), i, host, len(body))
-				tmp := filepath.Join(md, "tmp", name)
-				f, err := os.OpenFile(tmp, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+				m, err := deliver(md, w+100*r.UID, i)
 				if err != nil {
-					errs <- fmt.Errorf("create %s: %w", tmp, err)
-					return
-				}
-				if _, err := f.Write(body); err != nil {
-					f.Close()
-					errs <- fmt.Errorf("write %s: %w", tmp, err)
-					return
-				}
-				if err := f.Sync(); err != nil {
-					f.Close()
-					errs <- fmt.Errorf("fsync %s: %w", tmp, err)
-					return
-				}
-				if err := f.Close(); err != nil {
-					errs <- fmt.Errorf("close %s: %w", tmp, err)
-					return
-				}
-				dst := filepath.Join(md, "new", name)
-				if i%2 == 0 {
-					err = os.Rename(tmp, dst) // qmail/Dovecot style
-				} else {
-					// link+unlink, as Exim and Courier may do, refusing to overwrite.
-					if err = os.Link(tmp, dst); err == nil {
-						err = os.Remove(tmp)
-					}
-				}
-				if err != nil {
-					errs <- fmt.Errorf("move %s into new/: %w", name, err)
+					errs <- err
 					return
 				}
 				mu.Lock()
-				delivered[name] = Message{Dir: "new", Name: name, Size: len(body), SHA256: sum(body)}
+				delivered[m.Name] = m
 				mu.Unlock()
 			}
 		}(w)
@@ -292,34 +322,8 @@ func runWorkload(r Run) (*Result, error) {
 	if err := <-errs; err != nil {
 		return nil, err
 	}
-	// Readers: list new/ and read every message back with O_DIRECT, which
-	// bypasses the client's page cache and so reads what the server holds.
-	ents, err := os.ReadDir(filepath.Join(md, "new"))
-	if err != nil {
+	if err := checkNew(md, delivered); err != nil {
 		return nil, err
-	}
-	seen := map[string]bool{}
-	for _, e := range ents {
-		seen[e.Name()] = true
-	}
-	for name, m := range delivered {
-		if !seen[name] {
-			return nil, fmt.Errorf("readdir new/: %s missing (%d entries)", name, len(ents))
-		}
-		b, err := readDirect(filepath.Join(md, "new", name))
-		if err != nil {
-			return nil, err
-		}
-		if sum(b) != m.SHA256 {
-			return nil, fmt.Errorf("read back %s: content differs (%d bytes, want %d)", name, len(b), m.Size)
-		}
-	}
-	if len(ents) != len(delivered) {
-		return nil, fmt.Errorf("new/ has %d entries, delivered %d", len(ents), len(delivered))
-	}
-	tmpEnts, err := os.ReadDir(filepath.Join(md, "tmp"))
-	if err != nil || len(tmpEnts) != 0 {
-		return nil, fmt.Errorf("tmp/ not empty after delivery: %d entries, %v", len(tmpEnts), err)
 	}
 	// A POP3/IMAP server marks messages seen by renaming them into cur/,
 	// then deletes some.
@@ -351,14 +355,7 @@ func runWorkload(r Run) (*Result, error) {
 	sort.Slice(res.Messages, func(i, j int) bool { return res.Messages[i].Name < res.Messages[j].Name })
 	if r.BigMiB > 0 {
 		name := filepath.Join(md, fmt.Sprintf("big-%d.bin", os.Getuid()))
-		big := make([]byte, r.BigMiB<<20)
-		rng := rand.New(rand.NewPCG(7, uint64(r.UID)))
-		for i := 0; i+8 <= len(big); i += 8 {
-			v := rng.Uint64()
-			for k := 0; k < 8; k++ {
-				big[i+k] = byte(v >> (8 * k))
-			}
-		}
+		big := pattern(r.BigMiB<<20, uint64(r.UID))
 		if err := os.WriteFile(name, big, 0o644); err != nil {
 			return nil, fmt.Errorf("write big file: %w", err)
 		}
@@ -381,6 +378,257 @@ func runWorkload(r Run) (*Result, error) {
 	}
 	res.Seconds = time.Since(t0).Seconds()
 	return res, nil
+}
+
+// runRestart delivers while the test restarts mailnfsd under the mount, as
+// an operator upgrading a storage box does with its front ends mounted.
+// Writers deliver without pause, and one more streams a large file in
+// 64 KiB writes without fsync (the kernel sends those as UNSTABLE writes
+// and commits them in batches). Once Messages have arrived and half the
+// file is written, the worker prints MAILNFS-RESTART-SERVER; the test
+// stops the server (SIGTERM), starts it again with the same state
+// directory, and then changes the control file. The stream goes on across
+// the restart but does not pass three quarters of the file before the
+// worker has seen that change; then it finishes, fsyncs and reads the file
+// back. Writes the first server answered but had not committed when it
+// stopped meet the second server's new write verifier at COMMIT, and the
+// kernel must send them again (counted from /proc/self/mountstats). A hard
+// mount hides the restart from every system call: any error fails the run.
+func runRestart(r Run, control string) (*Result, error) {
+	t0 := time.Now()
+	md := filepath.Join(mnt, r.Maildir)
+	epoch0, err := readDirect(control)
+	if err != nil {
+		return nil, err
+	}
+	written0, err := writeBytes()
+	if err != nil {
+		return nil, err
+	}
+	var (
+		mu        sync.Mutex
+		delivered = map[string]Message{}
+		stop      = make(chan struct{})
+		restarted = make(chan struct{}) // closed when the control file changed
+		errs      = make(chan error, r.Writers+1)
+		wg        sync.WaitGroup
+	)
+	count := func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(delivered)
+	}
+	for w := 0; w < r.Writers; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				m, err := deliver(md, w+100*r.UID+50, i)
+				if err != nil {
+					errs <- err
+					return
+				}
+				mu.Lock()
+				delivered[m.Name] = m
+				mu.Unlock()
+			}
+		}(w)
+	}
+	held := filepath.Join(md, fmt.Sprintf("held-%d.bin", os.Getuid()))
+	content := pattern(r.BigMiB<<20, uint64(r.UID)+1)
+	const chunk = 64 << 10
+	var streamed atomic.Int64 // bytes of content written so far
+	streamDone := make(chan struct{})
+	go func() {
+		defer close(streamDone)
+		err := func() error {
+			f, err := os.OpenFile(held, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
+			if err != nil {
+				return fmt.Errorf("create %s: %w", held, err)
+			}
+			defer f.Close()
+			for off := 0; off < len(content); off += chunk {
+				if off >= len(content)*3/4 {
+					<-restarted
+				}
+				end := min(off+chunk, len(content))
+				if _, err := f.Write(content[off:end]); err != nil {
+					return fmt.Errorf("write %s at %d: %w", held, off, err)
+				}
+				streamed.Store(int64(end))
+				time.Sleep(10 * time.Millisecond)
+			}
+			if err := f.Sync(); err != nil {
+				return fmt.Errorf("fsync %s: %w", held, err)
+			}
+			return f.Close()
+		}()
+		if err != nil {
+			errs <- err
+		}
+	}()
+	// wait polls until cond holds, a writer fails or the time is up.
+	wait := func(what string, cond func() bool) error {
+		deadline := time.Now().Add(3 * time.Minute)
+		for !cond() {
+			select {
+			case err := <-errs:
+				return fmt.Errorf("while waiting for %s: %w", what, err)
+			case <-time.After(50 * time.Millisecond):
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("%s: not within 3 minutes (%d delivered, %d bytes streamed)", what, count(), streamed.Load())
+			}
+		}
+		return nil
+	}
+	var before, atEpoch int
+	err = wait("the first deliveries and half the stream", func() bool {
+		return count() >= r.Messages && streamed.Load() >= int64(len(content)/2)
+	})
+	if err == nil {
+		before = count()
+		fmt.Println("MAILNFS-RESTART-SERVER")
+		var pollErr error
+		err = wait("the restarted server", func() bool {
+			b, err := readDirect(control)
+			if err != nil {
+				pollErr = err
+				return true
+			}
+			return !bytes.Equal(b, epoch0)
+		})
+		if err == nil {
+			err = pollErr
+		}
+	}
+	if err == nil {
+		close(restarted)
+		atEpoch = count()
+		err = wait("deliveries after the restart", func() bool { return count() >= atEpoch+r.Messages })
+	}
+	if err == nil {
+		err = wait("the end of the stream", func() bool {
+			select {
+			case <-streamDone:
+				return true
+			default:
+				return false
+			}
+		})
+	}
+	close(stop)
+	wg.Wait()
+	if err != nil {
+		return nil, err // the stream may still wait for restarted: the guest powers off
+	}
+	close(errs)
+	if err := <-errs; err != nil {
+		return nil, err
+	}
+	back, err := readDirect(held)
+	if err != nil {
+		return nil, err
+	}
+	if sum(back) != sum(content) {
+		return nil, fmt.Errorf("%s read back differs after the restart (%d bytes, want %d)", held, len(back), len(content))
+	}
+	if err := checkNew(md, delivered); err != nil {
+		return nil, err
+	}
+	written1, err := writeBytes()
+	if err != nil {
+		return nil, err
+	}
+	res := &Result{Run: r.Name, UID: os.Getuid(), Before: before, After: count() - atEpoch,
+		BigName: filepath.Base(held), BigSHA: sum(content), BigSize: len(content),
+		Resent: (written1.server - written0.server) - (written1.app - written0.app)}
+	for _, m := range delivered {
+		res.Messages = append(res.Messages, m)
+	}
+	sort.Slice(res.Messages, func(i, j int) bool { return res.Messages[i].Name < res.Messages[j].Name })
+	res.Seconds = time.Since(t0).Seconds()
+	return res, nil
+}
+
+// written is what /proc/self/mountstats says of the NFS mount's writes:
+// bytes the applications wrote, and bytes the client sent in WRITE calls.
+// Files written once, front to back (as runRestart writes them), make the
+// two equal unless the client sent something again.
+type written struct{ app, server int64 }
+
+func writeBytes() (written, error) {
+	b, err := os.ReadFile("/proc/self/mountstats")
+	if err != nil {
+		return written{}, err
+	}
+	// bytes: normalread normalwrite directread directwrite serverread serverwrite readpages writepages
+	for _, l := range strings.Split(string(b), "\n") {
+		f := strings.Fields(l)
+		if len(f) == 9 && f[0] == "bytes:" {
+			app, err1 := strconv.ParseInt(f[2], 10, 64)
+			direct, err2 := strconv.ParseInt(f[4], 10, 64)
+			server, err3 := strconv.ParseInt(f[6], 10, 64)
+			if err := errors.Join(err1, err2, err3); err != nil {
+				return written{}, fmt.Errorf("mountstats %q: %w", l, err)
+			}
+			return written{app: app + direct, server: server}, nil
+		}
+	}
+	return written{}, errors.New("mountstats: no bytes: line for the NFS mount")
+}
+
+// checkNew lists new/ and reads every delivered message back with
+// O_DIRECT, which bypasses the client's page cache and so reads what the
+// server holds: each must be there, intact, nothing else in new/, and tmp/
+// must be empty.
+func checkNew(md string, delivered map[string]Message) error {
+	ents, err := os.ReadDir(filepath.Join(md, "new"))
+	if err != nil {
+		return err
+	}
+	seen := map[string]bool{}
+	for _, e := range ents {
+		seen[e.Name()] = true
+	}
+	for name, m := range delivered {
+		if !seen[name] {
+			return fmt.Errorf("readdir new/: %s missing (%d entries)", name, len(ents))
+		}
+		b, err := readDirect(filepath.Join(md, "new", name))
+		if err != nil {
+			return err
+		}
+		if sum(b) != m.SHA256 {
+			return fmt.Errorf("read back %s: content differs (%d bytes, want %d)", name, len(b), m.Size)
+		}
+	}
+	if len(ents) != len(delivered) {
+		return fmt.Errorf("new/ has %d entries, delivered %d", len(ents), len(delivered))
+	}
+	tmpEnts, err := os.ReadDir(filepath.Join(md, "tmp"))
+	if err != nil || len(tmpEnts) != 0 {
+		return fmt.Errorf("tmp/ not empty after delivery: %d entries, %v", len(tmpEnts), err)
+	}
+	return nil
+}
+
+// pattern returns n pseudo-random bytes drawn from seed.
+func pattern(n int, seed uint64) []byte {
+	b := make([]byte, n)
+	rng := rand.New(rand.NewPCG(7, seed))
+	for i := 0; i+8 <= len(b); i += 8 {
+		v := rng.Uint64()
+		for k := 0; k < 8; k++ {
+			b[i+k] = byte(v >> (8 * k))
+		}
+	}
+	return b
 }
 
 func readDirect(path string) ([]byte, error) {
