@@ -173,20 +173,7 @@ func TestDurabilityStrace(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	mc, err := dialRaw(ctx, s.ns, mountPort, testUID, testGID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	root, err := mc.mnt(s.root)
-	mc.Close()
-	if err != nil {
-		t.Fatalf("MNT: %v", err)
-	}
-	c, err := dialRaw(ctx, s.ns, nfsPort, testUID, testGID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	root, c := mountRaw(ctx, t, s)
 	tmp, err := c.lookupPath(root, "Maildir", "tmp")
 	if err != nil {
 		t.Fatal(err)

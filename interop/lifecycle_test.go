@@ -25,26 +25,7 @@ func TestHandlesSurviveRestart(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 
-	mount := func() ([]byte, *rawConn) {
-		t.Helper()
-		mc, err := dialRaw(ctx, s.ns, mountPort, testUID, testGID)
-		if err != nil {
-			t.Fatal(err)
-		}
-		root, err := mc.mnt(s.root)
-		mc.Close()
-		if err != nil {
-			t.Fatalf("MNT: %v", err)
-		}
-		c, err := dialRaw(ctx, s.ns, nfsPort, testUID, testGID)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { c.Close() })
-		return root, c
-	}
-
-	root, c := mount()
+	root, c := mountRaw(ctx, t, s)
 	tmp, err := c.lookupPath(root, "Maildir", "tmp")
 	if err != nil {
 		t.Fatal(err)
@@ -73,7 +54,7 @@ func TestHandlesSurviveRestart(t *testing.T) {
 	c.Close()
 
 	s.restart()
-	_, c = mount()
+	_, c = mountRaw(ctx, t, s)
 	after, err := c.getattr(fh)
 	if err != nil {
 		t.Fatalf("GETATTR of a pre-restart handle: %v", err)
@@ -107,7 +88,7 @@ func TestHandlesSurviveRestart(t *testing.T) {
 		}
 	}
 	s.start()
-	_, c = mount()
+	_, c = mountRaw(ctx, t, s)
 	_, err = c.getattr(fh)
 	if !errors.Is(err, nfs3.StatusStale) && !errors.Is(err, nfs3.StatusBadHandle) {
 		t.Fatalf("GETATTR of a handle signed with another key: %v, want NFS3ERR_STALE or NFS3ERR_BADHANDLE", err)

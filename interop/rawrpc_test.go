@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"testing"
 	"time"
 
 	"github.com/mailnfs/mailnfs/internal/netnstest"
@@ -52,6 +53,27 @@ func dialRaw(ctx context.Context, ns *netnstest.NS, port int, uid, gid uint32, h
 }
 
 func (r *rawConn) Close() error { return r.c.Close() }
+
+// mountRaw mounts s's export as testUID over MOUNT and returns the root
+// handle and a raw NFS connection, which t.Cleanup closes.
+func mountRaw(ctx context.Context, t *testing.T, s *server) ([]byte, *rawConn) {
+	t.Helper()
+	mc, err := dialRaw(ctx, s.ns, mountPort, testUID, testGID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	root, err := mc.mnt(s.root)
+	mc.Close()
+	if err != nil {
+		t.Fatalf("MNT: %v", err)
+	}
+	c, err := dialRaw(ctx, s.ns, nfsPort, testUID, testGID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return root, c
+}
 
 // nextXID returns the XID the next call will use.
 func (r *rawConn) nextXID() uint32 { return r.xid + 1 }

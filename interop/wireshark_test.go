@@ -73,19 +73,7 @@ func TestWiresharkDecodes(t *testing.T) {
 	// The raw client: a Maildir delivery and a deliberate error reply.
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	mc, err := dialRaw(ctx, s.ns, mountPort, testUID, testGID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	root, err := mc.mnt(s.root)
-	mc.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := dialRaw(ctx, s.ns, nfsPort, testUID, testGID)
-	if err != nil {
-		t.Fatal(err)
-	}
+	root, c := mountRaw(ctx, t, s)
 	tmp, err := c.lookupPath(root, "Maildir", "tmp")
 	if err != nil {
 		t.Fatal(err)

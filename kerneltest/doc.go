@@ -16,9 +16,11 @@
 // link+unlink into new/), reads them back with O_DIRECT, flags some by
 // renaming into cur/ and deletes a few, writes and reads back a large file,
 // and unmounts. A last run restarts the storage box under the mount: while
-// the guest delivers and streams a 16 MiB file, the test stops mailnfsd
-// with SIGTERM and starts it again with the same state directory, as an
-// upgrade does; no system call in the guest may fail, and the file (whose
+// the guest delivers and streams a 16 MiB file, the test stops mailnfsd,
+// once with SIGTERM as an upgrade does and then three times with SIGKILL as
+// a crash does, and starts it again with the same state directory; no
+// system call in the guest may fail (calls the killed server had begun are
+// answered as done by the next one: nfsd.DRCLog), and the file (whose
 // uncommitted writes the kernel must send again when the new server's
 // write verifier differs) and every message must read back intact. The
 // guest reports a manifest that the test checks against the server's disk:

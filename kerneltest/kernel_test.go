@@ -30,7 +30,19 @@ var guestRuns = []Run{
 	{Name: "tevie", UID: 2001, GID: 2001, Maildir: "12/34-tevie/Maildir", Writers: 4, Messages: 40, BigMiB: 0, Flag: 20, Delete: 5},
 	// the storage box's mailnfsd is restarted while uid 2001 delivers and
 	// holds a half-written file open (guest runRestart).
-	{Name: "restart", UID: 2001, GID: 2001, Maildir: "56/78-rolf/Maildir", Writers: 4, Messages: 20, BigMiB: 16, Restart: true},
+	{Name: "restart", UID: 2001, GID: 2001, Maildir: "56/78-rolf/Maildir", Writers: 4, Messages: 20, BigMiB: 16, Restart: len(restartSignals)},
+}
+
+// restartSignals stop mailnfsd at the guest's restart requests, in turn.
+var restartSignals = []syscall.Signal{syscall.SIGTERM, syscall.SIGKILL, syscall.SIGKILL, syscall.SIGKILL}
+
+// restartRuns is the number of restarts the guest runs ask for.
+func restartRuns() int {
+	n := 0
+	for _, r := range guestRuns {
+		n += r.Restart
+	}
+	return n
 }
 
 // Run mirrors guest.Run (the guest is a separate main package).
@@ -44,7 +56,7 @@ type Run struct {
 	BigMiB   int    `json:"big_mib"`
 	Flag     int    `json:"flag"`
 	Delete   int    `json:"delete"`
-	Restart  bool   `json:"restart"`
+	Restart  int    `json:"restart"`
 }
 
 type message struct {
@@ -147,7 +159,6 @@ func TestLinuxKernelClient(t *testing.T) {
 		"-listen", "127.0.0.1", "-nfs-port", "2049", "-portmap-port", "111", "-log-level", "info"}
 	srv := ns.Start(args...)
 	waitListening(t, ns, srv, "127.0.0.1:111", "127.0.0.1:2049")
-	first := srv
 
 	console := newConsole()
 	qcmd := ns.Command(ctx, qemu, "-machine", "pc,accel=tcg", "-m", "512", "-smp", "1",
@@ -162,29 +173,41 @@ func TestLinuxKernelClient(t *testing.T) {
 	qemuDone := make(chan error, 1)
 	go func() { qemuDone <- qcmd.Wait() }()
 
-	// The restart, when the guest asks for it: SIGTERM (drain and exit 0),
-	// then the same command line again, then the control file's new epoch.
-	var restart struct {
+	// A restart each time the guest asks for one: the signal restartSignals
+	// names (SIGTERM: drain and exit 0; SIGKILL: a crash), then the same
+	// command line again, then the control file's new epoch.
+	type restartInfo struct {
+		sig             syscall.Signal
 		asked, down, up time.Duration
-		err             error
 	}
+	var restarts []restartInfo
+	servers := []*netnstest.Proc{srv}
+	var restartErr error
 	var qerr error
-	select {
-	case qerr = <-qemuDone: // the guest never asked (checked below)
-	case <-console.restart:
-		restart.asked = time.Since(t0)
-		t1 := time.Now()
-		if err := srv.Stop(); err != nil {
-			restart.err = fmt.Errorf("mailnfsd exited with %v after SIGTERM", err)
+wait:
+	for {
+		select {
+		case qerr = <-qemuDone:
+			break wait
+		case <-console.restart:
+			ri := restartInfo{sig: restartSignals[min(len(restarts), len(restartSignals)-1)], asked: time.Since(t0)}
+			t1 := time.Now()
+			old := srv
+			old.Signal(ri.sig)
+			<-old.Done()
+			if err := old.Err(); ri.sig == syscall.SIGTERM && err != nil && restartErr == nil {
+				restartErr = fmt.Errorf("mailnfsd exited with %v after SIGTERM; its log (tail):\n%s", err, tail(old.Log(), 40))
+			}
+			ri.down = time.Since(t1)
+			srv = ns.Start(args...)
+			servers = append(servers, srv)
+			waitListening(t, ns, srv, "127.0.0.1:111", "127.0.0.1:2049")
+			ri.up = time.Since(t1)
+			restarts = append(restarts, ri)
+			if err := os.WriteFile(control, []byte(fmt.Sprintf("server %d\n", len(restarts)+1)), 0o644); err != nil {
+				t.Fatal(err)
+			}
 		}
-		restart.down = time.Since(t1)
-		srv = ns.Start(args...)
-		waitListening(t, ns, srv, "127.0.0.1:111", "127.0.0.1:2049")
-		restart.up = time.Since(t1)
-		if err := os.WriteFile(control, []byte("server 2\n"), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		qerr = <-qemuDone
 	}
 	err = qerr
 	elapsed := time.Since(t0)
@@ -198,11 +221,11 @@ func TestLinuxKernelClient(t *testing.T) {
 	if err != nil {
 		fail("qemu: %v after %v", err, elapsed)
 	}
-	if restart.asked == 0 {
-		fail("the guest never asked for the server restart")
+	if restartErr != nil {
+		fail("restart: %v", restartErr)
 	}
-	if restart.err != nil {
-		fail("restart: %v\nfirst server's log (tail):\n%s", restart.err, tail(first.Log(), 40))
+	if want := restartRuns(); len(restarts) != want {
+		fail("the guest asked for %d server restarts, want %d", len(restarts), want)
 	}
 	out := console.String()
 	if !strings.Contains(out, "MAILNFS-DONE ok") {
@@ -230,7 +253,7 @@ func TestLinuxKernelClient(t *testing.T) {
 	}
 	for i, r := range results {
 		run := guestRuns[i]
-		if run.Restart {
+		if run.Restart > 0 {
 			// Delivered without pause across the restart: at least
 			// Messages before it was asked for and Messages after.
 			if r.Before < run.Messages || r.After < run.Messages || len(r.Messages) < r.Before+r.After {
@@ -248,9 +271,28 @@ func TestLinuxKernelClient(t *testing.T) {
 			}
 		}
 		t.Logf("run %s as uid %d: %d messages checked on the server, guest workload %.1fs", r.Run, run.UID, len(r.Messages), r.Seconds)
-		if run.Restart {
-			t.Logf("restart: asked %v after boot, SIGTERM to exit %v, listening again after %v; %d messages delivered before, %d after; the kernel sent %d bytes of WRITE again",
-				restart.asked.Round(time.Millisecond), restart.down.Round(time.Millisecond), restart.up.Round(time.Millisecond), r.Before, r.After, r.Resent)
+		if run.Restart > 0 {
+			for _, ri := range restarts {
+				t.Logf("restart: asked %v after boot, %v to exit %v, listening again after %v",
+					ri.asked.Round(time.Millisecond), ri.sig, ri.down.Round(time.Millisecond), ri.up.Round(time.Millisecond))
+			}
+			// Calls the kernel sent again to a restarted server that the
+			// one before had begun (nfsd.DRCLog), and of those, the ones
+			// whose effect was already there and that were answered as
+			// done instead of with their error.
+			var begun, done int
+			for _, p := range servers {
+				for _, l := range strings.Split(p.Log(), "\n") {
+					if strings.Contains(l, "retransmission of a call begun before the restart\"") {
+						begun++
+					} else if strings.Contains(l, "answered as done") {
+						done++
+						t.Logf("server: %s", l)
+					}
+				}
+			}
+			t.Logf("%s: %d messages delivered before the first restart, %d after the last; the kernel sent %d bytes of WRITE again; %d calls begun before a restart were sent again, %d of them answered as done",
+				r.Run, r.Before, r.After, r.Resent, begun, done)
 		}
 	}
 	t.Logf("Linux %s NFSv3 client: boot+mount+workload+umount in %v", kernel, elapsed.Round(time.Second))
@@ -321,27 +363,25 @@ func tail(s string, n int) string {
 	return strings.Join(lines, "\n")
 }
 
-// console collects the guest's console output and closes restart when the
-// guest asks for a server restart.
+// console collects the guest's console output and sends on restart each
+// time the guest asks for a server restart.
 type console struct {
 	mu      sync.Mutex
 	buf     bytes.Buffer
-	asked   bool
+	asked   int
 	restart chan struct{}
 }
 
 const restartMarker = "MAILNFS-RESTART-SERVER"
 
-func newConsole() *console { return &console{restart: make(chan struct{})} }
+func newConsole() *console { return &console{restart: make(chan struct{}, 64)} }
 
 func (c *console) Write(p []byte) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	from := max(0, c.buf.Len()-len(restartMarker))
 	c.buf.Write(p)
-	if !c.asked && bytes.Contains(c.buf.Bytes()[from:], []byte(restartMarker)) {
-		c.asked = true
-		close(c.restart)
+	for n := bytes.Count(c.buf.Bytes(), []byte(restartMarker)); c.asked < n; c.asked++ {
+		c.restart <- struct{}{}
 	}
 	return len(p), nil
 }

@@ -43,6 +43,8 @@ type Daemon struct {
 	rpcbind  *RpcbindClient
 	mappings []RpcbindMapping
 
+	drcLog *DRCLog // Server.DRCLog, closed by Shutdown
+
 	wg       sync.WaitGroup // serve loops
 	fatal    chan error     // a serve loop that failed other than by Shutdown
 	reloadMu sync.Mutex     // serialises Reload
@@ -103,6 +105,9 @@ func Start(ctx context.Context, cfg Config) (_ *Daemon, err error) {
 				pc.Close()
 			}
 			d.Exports.Close()
+			if d.drcLog != nil {
+				d.drcLog.Close()
+			}
 		}
 	}()
 
@@ -140,6 +145,15 @@ func Start(ctx context.Context, cfg Config) (_ *Daemon, err error) {
 	d.Server = &Server{Logger: log}
 	if cfg.ConfigureServer != nil {
 		cfg.ConfigureServer(d.Server)
+	}
+	if d.Server.DRCLog == nil {
+		path := filepath.Join(cfg.StateDir, DRCLogFile)
+		l, loaded, err := OpenDRCLog(path, 0, d.Server.DRCTTL, time.Now())
+		if err != nil {
+			return nil, err
+		}
+		d.Server.DRCLog, d.drcLog = l, l
+		log.Info("duplicate request log opened", "path", path, "calls_from_earlier_run", loaded)
 	}
 	d.Hosts = NewHostsGate(hosts, log, d.Server.Clock)
 	d.Hosts.OnDenied = cfg.Denied
@@ -375,6 +389,11 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 		}
 		if err := d.Exports.Close(); err != nil {
 			errs = append(errs, err)
+		}
+		if d.drcLog != nil {
+			if err := d.drcLog.Close(); err != nil {
+				errs = append(errs, fmt.Errorf("duplicate request log: %w", err))
+			}
 		}
 		d.stopErr = errors.Join(errs...)
 		if d.stopErr != nil {

@@ -675,7 +675,7 @@ type serverCollector struct {
 	s *Server
 
 	conns, accepted, rejected, inFlight, badCalls, badRecords, rpcErrors, gateRefusals,
-	drcHits, drcInProgress, drcEntries, drcBytes, panics, drops, udpTooLong *prometheus.Desc
+	drcHits, drcInProgress, drcLogHits, drcEntries, drcBytes, panics, drops, udpTooLong *prometheus.Desc
 }
 
 func newServerCollector(s *Server) *serverCollector {
@@ -691,6 +691,7 @@ func newServerCollector(s *Server) *serverCollector {
 		gateRefusals:  desc("gate_refusals_total", "Calls answered by the transport's gate instead of the program."),
 		drcHits:       desc("drc_hits_total", "Replies resent from the duplicate request cache."),
 		drcInProgress: desc("drc_in_progress_drops_total", "Retransmissions dropped while the original call ran."),
+		drcLogHits:    desc("drc_log_retransmissions_total", "Calls begun by an earlier run of the server and retransmitted to this one (duplicate request log)."),
 		drcEntries:    desc("drc_entries", "Replies held in the duplicate request cache."),
 		drcBytes:      desc("drc_bytes", "Bytes of replies held in the duplicate request cache."),
 		panics:        desc("panics_total", "Program panics answered with SYSTEM_ERR."),
@@ -702,7 +703,7 @@ func newServerCollector(s *Server) *serverCollector {
 // Describe implements prometheus.Collector.
 func (c *serverCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.conns, c.accepted, c.rejected, c.inFlight, c.badCalls,
-		c.badRecords, c.rpcErrors, c.gateRefusals, c.drcHits, c.drcInProgress, c.drcEntries,
+		c.badRecords, c.rpcErrors, c.gateRefusals, c.drcHits, c.drcInProgress, c.drcLogHits, c.drcEntries,
 		c.drcBytes, c.panics, c.drops, c.udpTooLong} {
 		ch <- d
 	}
@@ -730,6 +731,7 @@ func (c *serverCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.gateRefusals, st.GateRefusals)
 	counter(c.drcHits, st.DRCHits)
 	counter(c.drcInProgress, st.DRCInProgressDrops)
+	counter(c.drcLogHits, st.DRCLogRetransmissions)
 	gauge(c.drcEntries, float64(st.DRCEntries))
 	gauge(c.drcBytes, float64(st.DRCBytes))
 	counter(c.panics, st.Panics)

@@ -526,6 +526,12 @@ func (n *NFS3) create(_ context.Context, req *Request, a *nfs3.CreateArgs, r *nf
 		return
 	}
 	h, attr, w, err := acc.Store.Create(a.Where.Dir, acc.Cred, a.Where.Name, maildirfs.CreateMode(a.Mode), setAttr(&a.Attr), a.Verf)
+	if a.Mode == nfs3.Guarded && retryDone(req, err, nfs3.StatusExist) {
+		if rh, ra, ok := retryCreated(acc, a.Where.Dir, a.Where.Name, maildirfs.TypeReg, a.Attr.Size, ""); ok {
+			n.logRetry(req, a.Where.Name)
+			h, attr, err = rh, ra, nil
+		}
+	}
 	n.finishCreate(req, acc, a.Where.Dir, r, h, attr, w, err)
 }
 
@@ -537,6 +543,12 @@ func (n *NFS3) mkdir(_ context.Context, req *Request, a *nfs3.MkdirArgs, r *nfs3
 		return
 	}
 	h, attr, w, err := acc.Store.Mkdir(a.Where.Dir, acc.Cred, a.Where.Name, setAttr(&a.Attr))
+	if retryDone(req, err, nfs3.StatusExist) {
+		if rh, ra, ok := retryCreated(acc, a.Where.Dir, a.Where.Name, maildirfs.TypeDir, nil, ""); ok {
+			n.logRetry(req, a.Where.Name)
+			h, attr, err = rh, ra, nil
+		}
+	}
 	n.finishCreate(req, acc, a.Where.Dir, r, h, attr, w, err)
 }
 
@@ -548,6 +560,12 @@ func (n *NFS3) symlink(_ context.Context, req *Request, a *nfs3.SymlinkArgs, r *
 		return
 	}
 	h, attr, w, err := acc.Store.Symlink(a.Where.Dir, acc.Cred, a.Where.Name, a.Target, setAttr(&a.Attr))
+	if retryDone(req, err, nfs3.StatusExist) {
+		if rh, ra, ok := retryCreated(acc, a.Where.Dir, a.Where.Name, maildirfs.TypeLnk, nil, a.Target); ok {
+			n.logRetry(req, a.Where.Name)
+			h, attr, err = rh, ra, nil
+		}
+	}
 	n.finishCreate(req, acc, a.Where.Dir, r, h, attr, w, err)
 }
 
@@ -579,6 +597,11 @@ func (n *NFS3) remove(_ context.Context, req *Request, a *nfs3.RemoveArgs, r *nf
 	}
 	w, err := acc.Store.Remove(a.Dir, acc.Cred, a.Name)
 	r.Wcc = wcc(w)
+	if retryDone(req, err, nfs3.StatusNoEnt) {
+		n.logRetry(req, a.Name)
+		fillAfter(&r.Wcc, acc, a.Dir)
+		return
+	}
 	if err != nil {
 		r.Status = n.status(req, err)
 		fillAfter(&r.Wcc, acc, a.Dir)
@@ -594,6 +617,11 @@ func (n *NFS3) rmdir(_ context.Context, req *Request, a *nfs3.RmdirArgs, r *nfs3
 	}
 	w, err := acc.Store.Rmdir(a.Dir, acc.Cred, a.Name)
 	r.Wcc = wcc(w)
+	if retryDone(req, err, nfs3.StatusNoEnt) {
+		n.logRetry(req, a.Name)
+		fillAfter(&r.Wcc, acc, a.Dir)
+		return
+	}
 	if err != nil {
 		r.Status = n.status(req, err)
 		fillAfter(&r.Wcc, acc, a.Dir)
@@ -620,6 +648,15 @@ func (n *NFS3) rename(_ context.Context, req *Request, a *nfs3.RenameArgs, r *nf
 	}
 	fw, tw, err := from.Store.Rename(a.From.Dir, a.From.Name, a.To.Dir, a.To.Name, from.Cred)
 	r.FromWcc, r.ToWcc = wcc(fw), wcc(tw)
+	if retryDone(req, err, nfs3.StatusNoEnt) {
+		// The source is gone; done if the target is there.
+		if _, _, _, lerr := to.Store.Lookup(a.To.Dir, to.Cred, a.To.Name); lerr == nil {
+			n.logRetry(req, a.From.Name)
+			fillAfter(&r.FromWcc, from, a.From.Dir)
+			fillAfter(&r.ToWcc, to, a.To.Dir)
+			return
+		}
+	}
 	if err != nil {
 		r.Status = n.status(req, err)
 		fillAfter(&r.FromWcc, from, a.From.Dir)
@@ -651,6 +688,17 @@ func (n *NFS3) link(_ context.Context, req *Request, a *nfs3.LinkArgs, r *nfs3.L
 	}
 	attr, w, err := dir.Store.Link(a.File, a.Link.Dir, a.Link.Name, dir.Cred)
 	r.FileAttr, r.DirWcc = fattr(attr), wcc(w)
+	if retryDone(req, err, nfs3.StatusExist) {
+		// The name is taken; done if by the file itself.
+		_, la, _, lerr := dir.Store.Lookup(a.Link.Dir, dir.Cred, a.Link.Name)
+		fa, ferr := file.Store.Getattr(a.File)
+		if lerr == nil && ferr == nil && la.FileID == fa.FileID {
+			n.logRetry(req, a.Link.Name)
+			r.FileAttr = fattr(&fa)
+			fillAfter(&r.DirWcc, dir, a.Link.Dir)
+			return
+		}
+	}
 	if err != nil {
 		r.Status = n.status(req, err)
 		if r.FileAttr == nil {

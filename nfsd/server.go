@@ -86,6 +86,12 @@ type Server struct {
 	DRCMaxBytes int
 	DRCTTL      time.Duration
 
+	// DRCLog, if set, records every non-idempotent call before it runs
+	// and marks the retransmissions of calls an earlier run began
+	// (Request.MayHaveRun). Set it before serving; the caller closes it
+	// after Shutdown.
+	DRCLog *DRCLog
+
 	// Clock returns the current time for the duplicate request cache. Nil
 	// means time.Now. Socket deadlines always use the real clock.
 	Clock func() time.Time
@@ -154,6 +160,7 @@ type counters struct {
 	gateRefusals    atomic.Uint64
 	drcHits         atomic.Uint64
 	drcInProgress   atomic.Uint64
+	drcLogHits      atomic.Uint64
 	panics          atomic.Uint64
 	drops           atomic.Uint64
 	udpReplyTooLong atomic.Uint64
@@ -187,6 +194,9 @@ type Stats struct {
 	// DRCHits counts replies resent from the duplicate request cache;
 	// DRCInProgressDrops counts duplicates dropped while the original ran.
 	DRCHits, DRCInProgressDrops uint64
+	// DRCLogRetransmissions counts calls marked MayHaveRun: begun by an
+	// earlier run of the server (DRCLog) and retransmitted to this one.
+	DRCLogRetransmissions uint64
 	// DRCEntries and DRCBytes are the cache's current size.
 	DRCEntries, DRCBytes int
 	// Panics counts Program panics answered with SYSTEM_ERR.
@@ -270,23 +280,24 @@ func (s *Server) Register(p Program) {
 func (s *Server) Stats() Stats {
 	s.init()
 	st := Stats{
-		Calls:              make(map[CallKey]uint64),
-		InFlight:           s.stats.inFlight.Load(),
-		Conns:              s.stats.conns.Load(),
-		ConnsAccepted:      s.stats.connsAccepted.Load(),
-		ConnsRejected:      s.stats.connsRejected.Load(),
-		BadCalls:           s.stats.badCalls.Load(),
-		BadRecords:         s.stats.badRecords.Load(),
-		RPCMismatch:        s.stats.rpcMismatch.Load(),
-		AuthErrors:         s.stats.authErrors.Load(),
-		ProgUnavail:        s.stats.progUnavail.Load(),
-		ProgMismatch:       s.stats.progMismatch.Load(),
-		GateRefusals:       s.stats.gateRefusals.Load(),
-		DRCHits:            s.stats.drcHits.Load(),
-		DRCInProgressDrops: s.stats.drcInProgress.Load(),
-		Panics:             s.stats.panics.Load(),
-		Drops:              s.stats.drops.Load(),
-		UDPReplyTooLong:    s.stats.udpReplyTooLong.Load(),
+		Calls:                 make(map[CallKey]uint64),
+		InFlight:              s.stats.inFlight.Load(),
+		Conns:                 s.stats.conns.Load(),
+		ConnsAccepted:         s.stats.connsAccepted.Load(),
+		ConnsRejected:         s.stats.connsRejected.Load(),
+		BadCalls:              s.stats.badCalls.Load(),
+		BadRecords:            s.stats.badRecords.Load(),
+		RPCMismatch:           s.stats.rpcMismatch.Load(),
+		AuthErrors:            s.stats.authErrors.Load(),
+		ProgUnavail:           s.stats.progUnavail.Load(),
+		ProgMismatch:          s.stats.progMismatch.Load(),
+		GateRefusals:          s.stats.gateRefusals.Load(),
+		DRCHits:               s.stats.drcHits.Load(),
+		DRCInProgressDrops:    s.stats.drcInProgress.Load(),
+		DRCLogRetransmissions: s.stats.drcLogHits.Load(),
+		Panics:                s.stats.panics.Load(),
+		Drops:                 s.stats.drops.Load(),
+		UDPReplyTooLong:       s.stats.udpReplyTooLong.Load(),
 	}
 	for prog, pe := range *s.progs.Load() {
 		for proc := range pe.procs {
@@ -527,6 +538,11 @@ func (s *Server) dispatch(ep *endpoint, rec []byte, e *xdr.Encoder) verdict {
 				log.Debug("nfsd: duplicate of a call in progress dropped")
 			}
 			return dropCall
+		}
+		if s.DRCLog != nil && s.DRCLog.begin(key, s.Clock()) {
+			req.MayHaveRun = true
+			s.stats.drcLogHits.Add(1)
+			log.Info("nfsd: retransmission of a call begun before the restart", "prog", h.Prog, "vers", h.Vers, "proc", h.Proc)
 		}
 	}
 

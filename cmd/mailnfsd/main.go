@@ -76,7 +76,7 @@ func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 	fs.IntVar(&f.nfsPort, "nfs-port", 2049, "NFS `port` (TCP and UDP)")
 	fs.IntVar(&f.mountPort, "mount-port", 0, "MOUNT `port` (TCP and UDP); 0 serves MOUNT on the NFS port")
 	fs.IntVar(&f.portmapPort, "portmap-port", 111, "built-in portmapper `port`; 0 runs none and registers with the system rpcbind")
-	fs.StringVar(&f.stateDir, "state-dir", "/var/lib/mailnfsd", "`directory` for the file handle key; handles survive restarts only with the same key")
+	fs.StringVar(&f.stateDir, "state-dir", "/var/lib/mailnfsd", "`directory` for the file handle key and the duplicate request log (drc.log); handles survive restarts only with the same key")
 	fs.BoolVar(&f.checkConfig, "check-config", false, "parse the exports and hosts_access files, print errors as file:line:col or a summary (and private-network warnings), and exit")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log `level`: debug (traces every call), info, warn or error")
 	fs.StringVar(&f.logFormat, "log-format", "text", "log `format`: text or json (to stderr)")

@@ -54,10 +54,11 @@ type Run struct {
 	BigMiB   int    `json:"big_mib"`
 	Flag     int    `json:"flag"`   // messages moved to cur/ with :2,S
 	Delete   int    `json:"delete"` // of those, removed
-	// Restart: deliver while the test restarts the server (runRestart);
-	// Messages is then the least number delivered before the restart and
-	// again after it, and BigMiB the size of the file streamed across it.
-	Restart bool `json:"restart"`
+	// Restart: deliver while the test restarts the server this many
+	// times (runRestart); Messages is then the least number delivered
+	// before each restart and after the last, and BigMiB the size of the
+	// file streamed across the first.
+	Restart int `json:"restart"`
 }
 
 // Message is one message the workload expects to find on the server.
@@ -151,7 +152,7 @@ func initMain() error {
 	}
 	fmt.Printf("MAILNFS-GUEST mounted %s with %s in %v\n", src, opts, time.Since(t0).Round(time.Millisecond))
 	for i, r := range cfg.Runs {
-		if r.Restart {
+		if r.Restart > 0 {
 			// Start writeback early so that the stream of runRestart
 			// has unstable writes on the wire most of the time.
 			if err := os.WriteFile("/proc/sys/vm/dirty_background_bytes", []byte("262144\n"), 0o644); err != nil {
@@ -230,7 +231,7 @@ func worker(idx string) int {
 	i, _ := strconv.Atoi(idx)
 	r := cfg.Runs[i]
 	run := runWorkload
-	if r.Restart {
+	if r.Restart > 0 {
 		run = func(r Run) (*Result, error) { return runRestart(r, filepath.Join(mnt, cfg.Control)) }
 	}
 	res, err := run(r)
@@ -491,8 +492,15 @@ func runRestart(r Run, control string) (*Result, error) {
 	err = wait("the first deliveries and half the stream", func() bool {
 		return count() >= r.Messages && streamed.Load() >= int64(len(content)/2)
 	})
-	if err == nil {
-		before = count()
+	before = count()
+	epoch := epoch0
+	for k := 0; k < r.Restart && err == nil; k++ {
+		if k > 0 {
+			err = wait("deliveries between restarts", func() bool { return count() >= atEpoch+r.Messages })
+			if err != nil {
+				break
+			}
+		}
 		fmt.Println("MAILNFS-RESTART-SERVER")
 		var pollErr error
 		err = wait("the restarted server", func() bool {
@@ -501,16 +509,22 @@ func runRestart(r Run, control string) (*Result, error) {
 				pollErr = err
 				return true
 			}
-			return !bytes.Equal(b, epoch0)
+			if bytes.Equal(b, epoch) {
+				return false
+			}
+			epoch = b
+			return true
 		})
 		if err == nil {
 			err = pollErr
 		}
+		if err == nil && k == 0 {
+			close(restarted)
+		}
+		atEpoch = count()
 	}
 	if err == nil {
-		close(restarted)
-		atEpoch = count()
-		err = wait("deliveries after the restart", func() bool { return count() >= atEpoch+r.Messages })
+		err = wait("deliveries after the restarts", func() bool { return count() >= atEpoch+r.Messages })
 	}
 	if err == nil {
 		err = wait("the end of the stream", func() bool {

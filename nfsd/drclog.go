@@ -1,0 +1,200 @@
+package nfsd
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"net/netip"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// DRCLog remembers, across a restart of the server, which non-idempotent
+// calls an earlier run began. The duplicate request cache lives in memory,
+// so without it a client that retransmits after the server was restarted
+// or killed (a Linux client resends every unanswered call, same XID, on
+// its new connection) has a RENAME that already moved tmp/x to new/x run
+// again and answered NFS3ERR_NOENT: the delivery agent sees a failure and
+// delivers the message a second time. With it, such a call reaches the
+// Program marked Request.MayHaveRun, and the Program answers the error
+// its own first run would cause as the success it was.
+//
+// Each call is recorded before it runs, as one 64-byte record in a ring of
+// slots in a file mapped shared into memory: a record costs a copy, not a
+// system call, and is in the page cache, so it survives the process being
+// killed. It does not survive a crash of the machine (nothing syncs it);
+// NFS servers generally lose their duplicate cache then, and so does this
+// one. A record names the call as the cache does (client address, XID,
+// program, version, procedure, checksum and length of the arguments) with
+// the time it began; a torn record fails its checksum and is ignored.
+//
+// A new DRCLog reads the records an earlier run left that are younger than
+// the TTL, keeps them in memory to answer Began, and writes them back into
+// the fresh ring (so that a second restart soon after still knows them).
+type DRCLog struct {
+	f     *os.File
+	slots uint64
+	next  atomic.Uint64 // next slot to write, modulo slots
+
+	// memMu guards mem against Close: a call that began after a Shutdown
+	// gave up waiting may still record.
+	memMu sync.RWMutex
+	mem   []byte // the mapping: header, then slots records; nil once closed
+
+	mu   sync.Mutex
+	prev map[drcKey]time.Time // calls an earlier run began; guarded by mu
+	ttl  time.Duration
+}
+
+// DRCLogFile is the log's name in mailnfsd's state directory.
+const DRCLogFile = "drc.log"
+
+const (
+	drcLogMagic      = "MNFSDRC1"
+	drcLogRecordSize = 64
+	drcLogHeaderSize = drcLogRecordSize // magic, slots; padded to a record
+
+	// DefaultDRCLogSlots is the ring's size in records: 4 MiB, the last
+	// 65,536 non-idempotent calls (at 4,500 a second, 14 s of them).
+	DefaultDRCLogSlots = 1 << 16
+)
+
+// OpenDRCLog opens or creates the log at path with slots records (0 means
+// DefaultDRCLogSlots) and loads what an earlier run recorded within ttl
+// of now. loaded is the number of calls it found.
+func OpenDRCLog(path string, slots int, ttl time.Duration, now time.Time) (_ *DRCLog, loaded int, err error) {
+	if slots <= 0 {
+		slots = DefaultDRCLogSlots
+	}
+	if ttl <= 0 {
+		ttl = DefaultDRCTTL
+	}
+	prev := readDRCLog(path, now, ttl)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return nil, 0, fmt.Errorf("duplicate request log: %w", err)
+	}
+	size := drcLogHeaderSize + slots*drcLogRecordSize
+	if err := f.Truncate(int64(size)); err != nil {
+		f.Close()
+		return nil, 0, fmt.Errorf("duplicate request log: %w", err)
+	}
+	mem, err := unix.Mmap(int(f.Fd()), 0, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	if err != nil {
+		f.Close()
+		return nil, 0, fmt.Errorf("duplicate request log: mmap %s: %w", path, err)
+	}
+	copy(mem, drcLogMagic)
+	binary.LittleEndian.PutUint64(mem[8:], uint64(slots))
+	l := &DRCLog{f: f, mem: mem, slots: uint64(slots), prev: prev, ttl: ttl}
+	for k, at := range prev {
+		l.record(k, at)
+	}
+	return l, len(prev), nil
+}
+
+// readDRCLog returns the calls recorded at path within ttl of now; a
+// missing, short or foreign file has none.
+func readDRCLog(path string, now time.Time, ttl time.Duration) map[drcKey]time.Time {
+	prev := map[drcKey]time.Time{}
+	b, err := os.ReadFile(path)
+	if err != nil || len(b) < drcLogHeaderSize || !bytes.Equal(b[:8], []byte(drcLogMagic)) {
+		return prev
+	}
+	for off := drcLogHeaderSize; off+drcLogRecordSize <= len(b); off += drcLogRecordSize {
+		k, at, ok := decodeDRCRecord(b[off : off+drcLogRecordSize])
+		// Records from the future (a clock stepped back) count as now.
+		if !ok || now.Sub(at) >= ttl {
+			continue
+		}
+		if old, dup := prev[k]; !dup || at.After(old) {
+			prev[k] = at
+		}
+	}
+	return prev
+}
+
+// Record layout (little endian): 0 time in Unix nanoseconds, 8 client
+// address (16 bytes, IPv4 as mapped IPv6), 24 xid, 28 prog, 32 vers, 36
+// proc, 40 checksum, 44 length, 48 zero, 60 CRC-32C of bytes 0-59.
+func encodeDRCRecord(b []byte, k drcKey, at time.Time) {
+	clear(b[:drcLogRecordSize])
+	binary.LittleEndian.PutUint64(b[0:], uint64(at.UnixNano()))
+	a := k.addr.As16()
+	copy(b[8:24], a[:])
+	binary.LittleEndian.PutUint32(b[24:], k.xid)
+	binary.LittleEndian.PutUint32(b[28:], k.prog)
+	binary.LittleEndian.PutUint32(b[32:], k.vers)
+	binary.LittleEndian.PutUint32(b[36:], k.proc)
+	binary.LittleEndian.PutUint32(b[40:], k.sum)
+	binary.LittleEndian.PutUint32(b[44:], k.n)
+	binary.LittleEndian.PutUint32(b[60:], crc32.Checksum(b[:60], castagnoli))
+}
+
+func decodeDRCRecord(b []byte) (drcKey, time.Time, bool) {
+	if len(b) < drcLogRecordSize || binary.LittleEndian.Uint32(b[60:]) != crc32.Checksum(b[:60], castagnoli) ||
+		binary.LittleEndian.Uint64(b[0:]) == 0 {
+		return drcKey{}, time.Time{}, false
+	}
+	addr := netip.AddrFrom16([16]byte(b[8:24])).Unmap()
+	k := drcKey{
+		addr: addr,
+		xid:  binary.LittleEndian.Uint32(b[24:]),
+		prog: binary.LittleEndian.Uint32(b[28:]),
+		vers: binary.LittleEndian.Uint32(b[32:]),
+		proc: binary.LittleEndian.Uint32(b[36:]),
+		sum:  binary.LittleEndian.Uint32(b[40:]),
+		n:    binary.LittleEndian.Uint32(b[44:]),
+	}
+	return k, time.Unix(0, int64(binary.LittleEndian.Uint64(b[0:]))), true
+}
+
+// record writes k into the next slot. Slots are claimed atomically, so
+// concurrent calls write different slots.
+func (l *DRCLog) record(k drcKey, at time.Time) {
+	slot := (l.next.Add(1) - 1) % l.slots
+	off := drcLogHeaderSize + slot*drcLogRecordSize
+	var rec [drcLogRecordSize]byte
+	encodeDRCRecord(rec[:], k, at)
+	l.memMu.RLock()
+	if l.mem != nil {
+		copy(l.mem[off:off+drcLogRecordSize], rec[:])
+	}
+	l.memMu.RUnlock()
+}
+
+// begin records a call about to run for the first time in this process
+// and reports whether an earlier run began it too (within the TTL). Each
+// earlier call is reported once: a later duplicate meets the in-memory
+// cache.
+func (l *DRCLog) begin(k drcKey, now time.Time) (mayHaveRun bool) {
+	l.mu.Lock()
+	if len(l.prev) > 0 {
+		if at, ok := l.prev[k]; ok {
+			delete(l.prev, k)
+			mayHaveRun = now.Sub(at) < l.ttl
+		}
+	}
+	l.mu.Unlock()
+	l.record(k, now)
+	return mayHaveRun
+}
+
+// Close unmaps and closes the log; calls recorded after it are not kept.
+// The records stay in the file for the next run.
+func (l *DRCLog) Close() error {
+	l.memMu.Lock()
+	defer l.memMu.Unlock()
+	if l.mem == nil {
+		return nil
+	}
+	err := unix.Munmap(l.mem)
+	l.mem = nil
+	return errors.Join(err, l.f.Close())
+}

@@ -1,0 +1,252 @@
+package nfsd
+
+import (
+	"bytes"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+)
+
+func testKey(i int) drcKey {
+	return drcKey{addr: netip.MustParseAddr("10.1.2.3"), xid: uint32(1000 + i), prog: 100003, vers: 3, proc: 14, sum: uint32(i) * 7919, n: 120}
+}
+
+func openLog(t *testing.T, path string, slots int, now time.Time) (*DRCLog, int) {
+	t.Helper()
+	l, n, err := OpenDRCLog(path, slots, time.Minute, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	return l, n
+}
+
+// TestDRCLogAcrossRestart: a call begun by one run is reported once to the
+// next; others are not.
+func TestDRCLogAcrossRestart(t *testing.T) {
+	path := filepath.Join(t.TempDir(), DRCLogFile)
+	now := time.Unix(1_800_000_000, 0)
+	l, n := openLog(t, path, 0, now)
+	if n != 0 {
+		t.Fatalf("fresh log loaded %d calls", n)
+	}
+	if l.begin(testKey(1), now) || l.begin(testKey(2), now) {
+		t.Fatal("a fresh log reports a call as begun earlier")
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	l, n = openLog(t, path, 0, now.Add(time.Second))
+	if n != 2 {
+		t.Fatalf("reopened log loaded %d calls, want 2", n)
+	}
+	if !l.begin(testKey(1), now.Add(time.Second)) {
+		t.Error("a call begun by the earlier run is not reported")
+	}
+	if l.begin(testKey(1), now.Add(time.Second)) {
+		t.Error("the same call is reported twice")
+	}
+	other := testKey(2)
+	other.sum++ // same XID, other arguments
+	if l.begin(other, now.Add(time.Second)) || l.begin(testKey(3), now.Add(time.Second)) {
+		t.Error("a call the earlier run did not begin is reported")
+	}
+}
+
+// TestDRCLogKeptWithoutClose: the records are in the file while the log is
+// open (a killed process never closes it).
+func TestDRCLogKeptWithoutClose(t *testing.T) {
+	path := filepath.Join(t.TempDir(), DRCLogFile)
+	now := time.Unix(1_800_000_000, 0)
+	l, _ := openLog(t, path, 16, now)
+	l.begin(testKey(7), now)
+	prev := readDRCLog(path, now, time.Minute)
+	if _, ok := prev[testKey(7)]; !ok || len(prev) != 1 {
+		t.Fatalf("file holds %v, want the one call", prev)
+	}
+}
+
+// TestDRCLogSecondRestart: calls loaded from an earlier run and not yet
+// retransmitted are written back, so a second restart still knows them.
+func TestDRCLogSecondRestart(t *testing.T) {
+	path := filepath.Join(t.TempDir(), DRCLogFile)
+	now := time.Unix(1_800_000_000, 0)
+	l, _ := openLog(t, path, 0, now)
+	l.begin(testKey(1), now)
+	l.begin(testKey(2), now)
+	l.Close()
+	l, _ = openLog(t, path, 0, now)
+	l.begin(testKey(1), now) // retransmitted: recorded again by begin
+	l.Close()
+	l, n := openLog(t, path, 0, now)
+	if n != 2 || !l.begin(testKey(2), now) || !l.begin(testKey(1), now) {
+		t.Fatalf("after a second restart: loaded %d, want both calls reported", n)
+	}
+}
+
+// TestDRCLogTTL: records older than the TTL are not loaded; records from
+// the future (a clock stepped back) are.
+func TestDRCLogTTL(t *testing.T) {
+	path := filepath.Join(t.TempDir(), DRCLogFile)
+	now := time.Unix(1_800_000_000, 0)
+	l, _ := openLog(t, path, 0, now)
+	l.begin(testKey(1), now)
+	l.begin(testKey(2), now.Add(-59*time.Second))
+	l.begin(testKey(3), now.Add(-61*time.Second))
+	l.begin(testKey(4), now.Add(time.Hour))
+	l.Close()
+	l, n := openLog(t, path, 0, now)
+	if n != 3 {
+		t.Errorf("loaded %d calls, want 3", n)
+	}
+	if l.begin(testKey(3), now) {
+		t.Error("a call older than the TTL is reported")
+	}
+	if !l.begin(testKey(2), now) || !l.begin(testKey(4), now) {
+		t.Error("calls within the TTL are not reported")
+	}
+}
+
+// TestDRCLogBadRecords: a torn record is ignored, and a file that is not a
+// log (or is cut short) loads nothing and is replaced.
+func TestDRCLogBadRecords(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, DRCLogFile)
+	now := time.Unix(1_800_000_000, 0)
+	l, _ := openLog(t, path, 8, now)
+	l.begin(testKey(1), now)
+	l.begin(testKey(2), now)
+	l.Close()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[drcLogHeaderSize+drcLogRecordSize+25] ^= 1 // the second record's xid
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if prev := readDRCLog(path, now, time.Minute); len(prev) != 1 {
+		t.Errorf("with a torn record: loaded %v, want one call", prev)
+	}
+	for name, content := range map[string][]byte{
+		"foreign": bytes.Repeat([]byte("x"), 4096),
+		"short":   b[:drcLogHeaderSize-1],
+		"empty":   nil,
+	} {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, content, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		l, n := openLog(t, p, 8, now)
+		if n != 0 {
+			t.Errorf("%s file: loaded %d calls", name, n)
+		}
+		l.begin(testKey(9), now)
+		if prev := readDRCLog(p, now, time.Minute); len(prev) != 1 {
+			t.Errorf("%s file: after a new record the file holds %v", name, prev)
+		}
+	}
+}
+
+// TestDRCLogRing: the ring keeps the newest slots records.
+func TestDRCLogRing(t *testing.T) {
+	path := filepath.Join(t.TempDir(), DRCLogFile)
+	now := time.Unix(1_800_000_000, 0)
+	l, _ := openLog(t, path, 4, now)
+	for i := range 10 {
+		l.begin(testKey(i), now)
+	}
+	l.Close()
+	prev := readDRCLog(path, now, time.Minute)
+	if len(prev) != 4 {
+		t.Fatalf("ring of 4 holds %d calls", len(prev))
+	}
+	for i := 6; i < 10; i++ {
+		if _, ok := prev[testKey(i)]; !ok {
+			t.Errorf("newest call %d missing", i)
+		}
+	}
+}
+
+// TestDRCLogConcurrent records from many goroutines while the log closes
+// (run with -race): nothing is lost before Close, nothing crashes after.
+func TestDRCLogConcurrent(t *testing.T) {
+	path := filepath.Join(t.TempDir(), DRCLogFile)
+	now := time.Unix(1_800_000_000, 0)
+	l, _ := openLog(t, path, 1<<12, now)
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 200 {
+				l.begin(testKey(g*1000+i), now)
+			}
+		}()
+	}
+	wg.Wait()
+	if prev := readDRCLog(path, now, time.Minute); len(prev) != 1600 {
+		t.Errorf("file holds %d calls, want 1600", len(prev))
+	}
+	for g := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 500 {
+				l.begin(testKey(100000+g*1000+i), now)
+			}
+		}()
+	}
+	l.Close()
+	wg.Wait()
+}
+
+func FuzzDRCLogRecord(f *testing.F) {
+	var rec [drcLogRecordSize]byte
+	encodeDRCRecord(rec[:], testKey(1), time.Unix(1_800_000_000, 5))
+	f.Add(rec[:])
+	k6 := testKey(2)
+	k6.addr = netip.MustParseAddr("fd00::1")
+	encodeDRCRecord(rec[:], k6, time.Unix(1_800_000_000, 5))
+	f.Add(rec[:])
+	f.Add(make([]byte, drcLogRecordSize))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		k, at, ok := decodeDRCRecord(b)
+		if !ok {
+			return
+		}
+		var again [drcLogRecordSize]byte
+		encodeDRCRecord(again[:], k, at)
+		k2, at2, ok := decodeDRCRecord(again[:])
+		if !ok || k2 != k || !at2.Equal(at) {
+			t.Fatalf("record does not survive a round trip: %v %v -> %v %v %v", k, at, k2, at2, ok)
+		}
+	})
+}
+
+func FuzzReadDRCLog(f *testing.F) {
+	path := filepath.Join(f.TempDir(), DRCLogFile)
+	now := time.Unix(1_800_000_000, 0)
+	l, _, err := OpenDRCLog(path, 4, time.Minute, now)
+	if err != nil {
+		f.Fatal(err)
+	}
+	l.begin(testKey(1), now)
+	l.Close()
+	b, _ := os.ReadFile(path)
+	f.Add(b)
+	f.Add([]byte(drcLogMagic))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		p := filepath.Join(t.TempDir(), DRCLogFile)
+		if err := os.WriteFile(p, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		prev := readDRCLog(p, now, time.Minute)
+		if len(prev) > len(b)/drcLogRecordSize {
+			t.Fatalf("%d calls from %d bytes", len(prev), len(b))
+		}
+	})
+}

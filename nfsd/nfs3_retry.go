@@ -1,0 +1,55 @@
+package nfsd
+
+import (
+	"github.com/mailnfs/mailnfs/internal/nfs3"
+	"github.com/mailnfs/mailnfs/maildirfs"
+)
+
+// Retransmissions across a restart. A call marked Request.MayHaveRun was
+// begun by an earlier run of the server, which may have carried it out
+// before it stopped, leaving the client without a reply. Run again, such a
+// call meets its own effect and fails: a RENAME finds its source gone, a
+// REMOVE its name gone, a LINK or an exclusive create its name taken. Told
+// so, a delivery agent delivers the message a second time. So each
+// procedure below answers that one error as success when the state is
+// what the call's own success leaves; any other outcome stands. The
+// procedures not named here are safe to run twice: WRITE, SETATTR without
+// a guard, UNCHECKED CREATE, and EXCLUSIVE CREATE (its verifier already
+// matches the file the first run made).
+
+// retryDone reports whether err, from running a MayHaveRun call again, is
+// the error want that the call's own earlier success would cause.
+func retryDone(req *Request, err error, want nfs3.Status) bool {
+	return req.MayHaveRun && err != nil && statusFromError(err) == want
+}
+
+// logRetry records that a retransmitted call was answered as done.
+func (n *NFS3) logRetry(req *Request, name string) {
+	n.logger(req).Info("nfs3: retransmission of a call begun before the restart answered as done",
+		"proc", nfs3.Proc(req.Proc).String(), "name", name)
+}
+
+// retryCreated returns the object dir/name if it is what a create of type
+// typ by this call would have made: for a regular file, empty (or of the
+// size the call set); for a symlink, pointing at target.
+func retryCreated(acc Access, dir []byte, name string, typ maildirfs.FileType, size *uint64, target string) (maildirfs.Handle, *maildirfs.Attr, bool) {
+	h, a, _, err := acc.Store.Lookup(dir, acc.Cred, name)
+	if err != nil || a.Type != typ {
+		return nil, nil, false
+	}
+	switch typ {
+	case maildirfs.TypeReg:
+		want := uint64(0)
+		if size != nil {
+			want = *size
+		}
+		if a.Size != want {
+			return nil, nil, false
+		}
+	case maildirfs.TypeLnk:
+		if t, _, err := acc.Store.Readlink(h, acc.Cred); err != nil || t != target {
+			return nil, nil, false
+		}
+	}
+	return h, &a, true
+}
