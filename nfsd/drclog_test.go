@@ -2,6 +2,7 @@ package nfsd
 
 import (
 	"bytes"
+	"errors"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -249,4 +250,21 @@ func FuzzReadDRCLog(f *testing.F) {
 			t.Fatalf("%d calls from %d bytes", len(prev), len(b))
 		}
 	})
+}
+
+// TestDRCLogBusy: one log per file; a second open is refused until the
+// first closes.
+func TestDRCLogBusy(t *testing.T) {
+	path := filepath.Join(t.TempDir(), DRCLogFile)
+	now := time.Unix(1_800_000_000, 0)
+	l, _ := openLog(t, path, 8, now)
+	l.begin(testKey(1), now)
+	if _, _, err := OpenDRCLog(path, 8, time.Minute, now); !errors.Is(err, ErrDRCLogBusy) {
+		t.Fatalf("second open: %v, want ErrDRCLogBusy", err)
+	}
+	l.Close()
+	_, n := openLog(t, path, 8, now)
+	if n != 1 {
+		t.Fatalf("after the first closed: loaded %d calls, want 1", n)
+	}
 }

@@ -149,11 +149,17 @@ func Start(ctx context.Context, cfg Config) (_ *Daemon, err error) {
 	if d.Server.DRCLog == nil {
 		path := filepath.Join(cfg.StateDir, DRCLogFile)
 		l, loaded, err := OpenDRCLog(path, 0, d.Server.DRCTTL, time.Now())
-		if err != nil {
+		switch {
+		case errors.Is(err, ErrDRCLogBusy):
+			// Another server shares the state directory (the handle key
+			// may be shared; the log cannot): serve without it.
+			log.Warn("serving without a duplicate request log: calls retransmitted after a restart may fail with NOENT or EXIST", "err", err)
+		case err != nil:
 			return nil, err
+		default:
+			d.Server.DRCLog, d.drcLog = l, l
+			log.Info("duplicate request log opened", "path", path, "calls_from_earlier_run", loaded)
 		}
-		d.Server.DRCLog, d.drcLog = l, l
-		log.Info("duplicate request log opened", "path", path, "calls_from_earlier_run", loaded)
 	}
 	d.Hosts = NewHostsGate(hosts, log, d.Server.Clock)
 	d.Hosts.OnDenied = cfg.Denied
