@@ -114,7 +114,7 @@ func (s *procServer) start(t testing.TB) {
 	cmd := exec.Command(s.bin,
 		"-exports", s.exportsFile, "-listen", "127.0.0.1",
 		"-nfs-port", strconv.Itoa(s.nfsPort), "-portmap-port", strconv.Itoa(s.pmPort),
-		"-state-dir", s.stateDir, "-log-level", "warn", "-shutdown-timeout", "5s")
+		"-state-dir", s.stateDir, "-log-level", "info", "-shutdown-timeout", "5s")
 	cmd.Stdout, cmd.Stderr = lf, lf
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start mailnfsd: %v", err)
