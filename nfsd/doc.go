@@ -61,14 +61,18 @@
 // running is dropped; a duplicate of a finished call gets the cached reply
 // bytes. The cache is bounded by entries and bytes and expires lazily on
 // access with Server.Clock; it has no goroutine. It is volatile: after a
-// restart, a retransmitted non-idempotent call runs again.
+// restart, a retransmitted non-idempotent call runs again. Server.DRCLog
+// (DRCLog, drc.log in mailnfsd's state directory) remembers which calls
+// the earlier process began, and marks such a retransmission
+// Request.MayHaveRun; NFS3 then answers the NOENT or EXIST that the call's
+// own earlier effect causes as success (nfs3_retry.go).
 //
 // # Concurrency and lock order
 //
 // Server.mu guards the sets of listeners, UDP sockets and connections; it
 // is taken before a connection's mu (Shutdown stops readers while holding
-// it). A connection's write lock and the duplicate request cache's mutex
-// are leaves, and no lock is held while a Program runs or a socket is
+// it). A connection's write lock, the duplicate request cache's mutex and
+// the DRCLog's two locks are leaves, and no lock is held while a Program runs or a socket is
 // written. Every goroutine has an owner: Serve owns its accept loop; each
 // connection's reader owns the connection's calls and waits for them
 // before it closes the socket; ServeUDP waits for its calls; Shutdown waits
