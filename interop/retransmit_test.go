@@ -134,6 +134,23 @@ func testRetransmitAcrossRestart(t *testing.T, sig syscall.Signal) {
 		}
 	}
 
+	// An EXCLUSIVE CREATE whose first run was cut short after the file was
+	// made: on disk it is still the server's, mode 0600, without the
+	// verifier in its times (as if mailnfsd was killed inside setupNew).
+	excl := &call{what: "EXCLUSIVE CREATE tmp/e (cut short)", proc: nfs3.ProcCreate,
+		args: &nfs3.CreateArgs{Where: nfs3.DirOpArgs{Dir: tmp, Name: "e"}, Mode: nfs3.Exclusive, Verf: [8]byte{0x12, 0x34, 0x56, 0x78, 0x9a, 0xbc, 0xde, 0xf0}}}
+	excl.xid = c.nextXID()
+	if st := send(c, excl); st != nfs3.StatusOK {
+		t.Fatalf("%s: %v", excl.what, st)
+	}
+	ePath := filepath.Join(s.root, "Maildir", "tmp", "e")
+	if err := os.Chown(ePath, 0, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chtimes(ePath, time.Now(), time.Now()); err != nil {
+		t.Fatal(err)
+	}
+
 	// Calls whose effect something else undid or replaced while the server
 	// was down: run again, they keep their error (status).
 	xPath := filepath.Join(s.root, "Maildir", "x")
@@ -177,6 +194,9 @@ func testRetransmitAcrossRestart(t *testing.T, sig syscall.Signal) {
 		{&call{what: "SYMLINK x/l (pointed elsewhere since)", proc: nfs3.ProcSymlink, status: nfs3.StatusExist,
 			args: &nfs3.SymlinkArgs{Where: nfs3.DirOpArgs{Dir: x, Name: "l"}, Target: "one"}},
 			func() { must(os.Remove(onDisk("l"))); must(os.Symlink("two", onDisk("l"))) }},
+		{&call{what: "EXCLUSIVE CREATE x/h (written since)", proc: nfs3.ProcCreate, status: nfs3.StatusExist,
+			args: &nfs3.CreateArgs{Where: nfs3.DirOpArgs{Dir: x, Name: "h"}, Mode: nfs3.Exclusive, Verf: [8]byte{1, 2, 3, 4, 5, 6, 7, 8}}},
+			func() { must(os.WriteFile(onDisk("h"), []byte("data"), 0o600)) }},
 		{&call{what: "MKDIR x/m (a file since)", proc: nfs3.ProcMkdir, status: nfs3.StatusExist,
 			args: &nfs3.MkdirArgs{Where: nfs3.DirOpArgs{Dir: x, Name: "m"}, Attr: nfs3.SetAttr{Mode: &mode}}},
 			func() { must(os.Remove(onDisk("m"))); must(os.WriteFile(onDisk("m"), nil, 0o600)) }},
@@ -204,6 +224,15 @@ func testRetransmitAcrossRestart(t *testing.T, sig syscall.Signal) {
 			t.Errorf("%s retransmitted after %v: %v, want NFS3_OK", cl.what, sig, st)
 		}
 	}
+	c2.xid = excl.xid - 1
+	if st := send(c2, excl); st != nfs3.StatusOK {
+		t.Errorf("%s retransmitted after %v: %v, want NFS3_OK", excl.what, sig, st)
+	}
+	var est syscall.Stat_t
+	if err := syscall.Stat(ePath, &est); err != nil || est.Uid != testUID || est.Mode&0o7777 != 0o600 || est.Mtim.Sec != 0x12345678 || est.Atim.Sec != 0x1abcdef0 {
+		t.Errorf("tmp/e after the retransmission: uid %d mode %o mtime %d atime %d (%v); want uid %d, 0600 and the verifier in its times",
+			est.Uid, est.Mode&0o7777, est.Mtim.Sec, est.Atim.Sec, err, testUID)
+	}
 	for _, cl := range changed {
 		c2.xid = cl.xid - 1
 		if st := send(c2, cl.call); st != cl.status {
@@ -220,7 +249,7 @@ func testRetransmitAcrossRestart(t *testing.T, sig syscall.Signal) {
 	if got, err := os.ReadFile(filepath.Join(s.root, "Maildir/new/a")); err != nil || string(got) != string(body) {
 		t.Errorf("new/a: %q, %v; want %q", got, err, body)
 	}
-	for _, p := range []string{"Maildir/new/b", "Maildir/new/c", "Maildir/tmp/c", "Maildir/tmp/d", "Maildir/sub"} {
+	for _, p := range []string{"Maildir/new/b", "Maildir/new/c", "Maildir/tmp/c", "Maildir/tmp/d", "Maildir/tmp/e", "Maildir/sub"} {
 		if _, err := os.Stat(filepath.Join(s.root, p)); err != nil {
 			t.Errorf("%s: %v", p, err)
 		}
@@ -228,13 +257,13 @@ func testRetransmitAcrossRestart(t *testing.T, sig syscall.Signal) {
 	if target, err := os.Readlink(filepath.Join(s.root, "Maildir/link")); err != nil || target != "new/a" {
 		t.Errorf("Maildir/link: %q, %v", target, err)
 	}
-	for dir, want := range map[string]int{"tmp": 2, "new": 3} {
+	for dir, want := range map[string]int{"tmp": 3, "new": 3} {
 		if ents, err := os.ReadDir(filepath.Join(s.root, "Maildir", dir)); err != nil || len(ents) != want {
 			t.Errorf("%s/ holds %d entries (%v), want %d", dir, len(ents), err, want)
 		}
 	}
-	if n := strings.Count(s.proc.Log(), "retransmission of a call begun before the restart answered as done"); n != len(calls) {
-		t.Errorf("the server logged %d retransmissions answered as done, want %d:\n%s", n, len(calls), s.proc.Log())
+	if n := strings.Count(s.proc.Log(), "retransmission of a call begun before the restart answered as done"); n != len(calls)+1 {
+		t.Errorf("the server logged %d retransmissions answered as done, want %d:\n%s", n, len(calls)+1, s.proc.Log())
 	}
 	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 		t.Fatal("timed out")

@@ -604,6 +604,21 @@ func (f *FS) setupNew(d *node, dst *unix.Stat_t, name string, fd int, c Cred, s 
 // in atime.sec) and answers a retransmission (times match, size 0) with the
 // same handle. The new file and directory entry are durable on return.
 func (f *FS) Create(dir Handle, c Cred, name string, how CreateMode, s SetAttr, verf [8]byte) (_ Handle, _ *Attr, wcc Wcc, _ error) {
+	return f.create(dir, c, name, how, s, verf, false)
+}
+
+// FinishCreate is Create for a call that an earlier run of the server may
+// have begun and been stopped in (a GUARDED or EXCLUSIVE CREATE sent again
+// after a restart, which Create answers EEXIST when it meets the file that
+// run made). If name exists as an empty regular file, it is taken as that
+// file: it gets what Create gives a new file (owner, mode, the EXCLUSIVE
+// verifier, the attributes asked for), is made durable and is returned. A
+// name that does not exist is created; anything else is EEXIST.
+func (f *FS) FinishCreate(dir Handle, c Cred, name string, how CreateMode, s SetAttr, verf [8]byte) (_ Handle, _ *Attr, wcc Wcc, _ error) {
+	return f.create(dir, c, name, how, s, verf, true)
+}
+
+func (f *FS) create(dir Handle, c Cred, name string, how CreateMode, s SetAttr, verf [8]byte, finish bool) (_ Handle, _ *Attr, wcc Wcc, _ error) {
 	d, dst, err := f.getDir(dir, c, &wcc, true)
 	if err != nil {
 		return nil, nil, wcc, err
@@ -622,7 +637,10 @@ func (f *FS) Create(dir Handle, c Cred, name string, how CreateMode, s SetAttr, 
 		return nil, nil, wcc, err
 	}
 	fd, err := unix.Openat(d.pathFd, name, unix.O_CREAT|unix.O_EXCL|unix.O_RDWR|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
-	if errors.Is(err, unix.EEXIST) && how != Guarded {
+	switch {
+	case errors.Is(err, unix.EEXIST) && finish:
+		fd, err = openUnfinished(d, name)
+	case errors.Is(err, unix.EEXIST) && how != Guarded:
 		h, a, err := f.createExisting(d, c, name, how, s, mtimeSec, atimeSec)
 		return h, a, wcc, err
 	}
@@ -674,6 +692,27 @@ func (f *FS) Create(dir Handle, c Cred, name string, how CreateMode, s SetAttr, 
 		return nil, nil, wcc, err
 	}
 	return h, &a, wcc, nil
+}
+
+// openUnfinished opens name in d for FinishCreate: an empty regular file,
+// else EEXIST.
+func openUnfinished(d *node, name string) (int, error) {
+	fd, err := unix.Openat(d.pathFd, name, unix.O_RDWR|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
+	if errors.Is(err, unix.ELOOP) || errors.Is(err, unix.EISDIR) || errors.Is(err, unix.ENXIO) {
+		return -1, unix.EEXIST // a symlink, directory or socket by that name
+	}
+	if err != nil {
+		return -1, err
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFREG || st.Size != 0 {
+		unix.Close(fd)
+		if err == nil {
+			err = unix.EEXIST
+		}
+		return -1, err
+	}
+	return fd, nil
 }
 
 // adoptOpen caches a freshly created regular file opened O_RDWR as fd
@@ -729,6 +768,11 @@ func (f *FS) createExisting(d *node, c Cred, name string, how CreateMode, s SetA
 		}
 		h, err := f.adopt(fd, st, d, name)
 		if err != nil {
+			return nil, nil, err
+		}
+		// A retransmission: the first run may have stopped before its
+		// sync (a server killed after the verifier was stamped).
+		if err := f.withNode(h, func(n *node, _ *unix.Stat_t) error { return f.syncCreated(n, d) }); err != nil {
 			return nil, nil, err
 		}
 		return h, f.attr(st), nil

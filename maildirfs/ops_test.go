@@ -432,3 +432,70 @@ func TestReadOnly(t *testing.T) {
 		t.Fatalf("read on ro: %v", err)
 	}
 }
+
+// TestFinishCreate plays a CREATE sent again after the server was killed
+// inside the first run of it: the file exists, empty, but without the
+// owner, mode or verifier that run was about to give it.
+func TestFinishCreate(t *testing.T) {
+	s := mdtest.New(t)
+	r := s.Root()
+	if _, err := s.SetAttr(r, root, maildirfs.SetAttr{Mode: u32(0o777)}, nil); err != nil {
+		t.Fatal(err)
+	}
+	user := maildirfs.Cred{UID: 3000, GID: 3001}
+	unfinished := func(name string) {
+		t.Helper()
+		// As openat(O_CREAT|O_EXCL, 0600) leaves it: owned by the server.
+		if err := os.WriteFile(filepath.Join(s.Dir, name), nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	verf := [8]byte{0x12, 0x34, 0x56, 0x78, 0x9a, 0xbc, 0xde, 0xf0}
+	unfinished("x")
+	if _, _, _, err := s.Create(r, user, "x", maildirfs.Exclusive, maildirfs.SetAttr{}, verf); !errors.Is(err, syscall.EEXIST) {
+		t.Fatalf("Create over the unfinished file: %v, want EEXIST", err)
+	}
+	h, a, _, err := s.FinishCreate(r, user, "x", maildirfs.Exclusive, maildirfs.SetAttr{}, verf)
+	if err != nil {
+		t.Fatalf("FinishCreate EXCLUSIVE: %v", err)
+	}
+	if a.UID != 3000 || a.GID != 3001 || a.Mode != 0o600 || a.Mtime.Unix() != 0x12345678 || a.Atime.Unix() != 0x1abcdef0 {
+		t.Fatalf("finished file: %+v", a)
+	}
+	// Now it is what the first run would have made: a retransmission of
+	// that EXCLUSIVE CREATE matches it.
+	h2, _, _, err := s.Create(r, user, "x", maildirfs.Exclusive, maildirfs.SetAttr{}, verf)
+	if err != nil || !bytes.Equal(h, h2) {
+		t.Fatalf("EXCLUSIVE retransmission after FinishCreate: %v", err)
+	}
+
+	unfinished("g")
+	_, a, _, err = s.FinishCreate(r, user, "g", maildirfs.Guarded, maildirfs.SetAttr{Mode: u32(0o640)}, [8]byte{})
+	if err != nil || a.UID != 3000 || a.Mode != 0o640 {
+		t.Fatalf("FinishCreate GUARDED: %v %+v", err, a)
+	}
+	syncs := s.Stats().FileSyncCalls
+	if _, _, _, err := s.FinishCreate(r, user, "new", maildirfs.Guarded, maildirfs.SetAttr{}, [8]byte{}); err != nil {
+		t.Fatalf("FinishCreate of a missing name: %v", err)
+	}
+	if s.Stats().FileSyncCalls == syncs {
+		t.Fatal("FinishCreate did not sync")
+	}
+
+	// Anything but an empty regular file is not ours.
+	if err := os.WriteFile(filepath.Join(s.Dir, "full"), []byte("mail"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("x", filepath.Join(s.Dir, "link")); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"full", "link", "Maildir"} {
+		if _, _, _, err := s.FinishCreate(r, user, name, maildirfs.Guarded, maildirfs.SetAttr{}, [8]byte{}); !errors.Is(err, syscall.EEXIST) {
+			t.Errorf("FinishCreate over %s: %v, want EEXIST", name, err)
+		}
+	}
+	if b, err := os.ReadFile(filepath.Join(s.Dir, "full")); err != nil || string(b) != "mail" {
+		t.Errorf("full: %q %v", b, err)
+	}
+}

@@ -526,10 +526,13 @@ func (n *NFS3) create(_ context.Context, req *Request, a *nfs3.CreateArgs, r *nf
 		return
 	}
 	h, attr, w, err := acc.Store.Create(a.Where.Dir, acc.Cred, a.Where.Name, maildirfs.CreateMode(a.Mode), setAttr(&a.Attr), a.Verf)
-	if a.Mode == nfs3.Guarded && retryDone(req, err, nfs3.StatusExist) {
-		if rh, ra, ok := retryCreated(acc, a.Where.Dir, a.Where.Name, maildirfs.TypeReg, a.Attr.Size, ""); ok {
+	if a.Mode != nfs3.Unchecked && retryDone(req, err, nfs3.StatusExist) {
+		// The earlier run may have made the file and stopped before it
+		// was finished (owner, mode, verifier) or before it replied.
+		rh, ra, rw, rerr := acc.Store.FinishCreate(a.Where.Dir, acc.Cred, a.Where.Name, maildirfs.CreateMode(a.Mode), setAttr(&a.Attr), a.Verf)
+		if rerr == nil {
 			n.logRetry(req, a.Where.Name)
-			h, attr, err = rh, ra, nil
+			h, attr, w, err = rh, ra, rw, nil
 		}
 	}
 	n.finishCreate(req, acc, a.Where.Dir, r, h, attr, w, err)
@@ -544,7 +547,7 @@ func (n *NFS3) mkdir(_ context.Context, req *Request, a *nfs3.MkdirArgs, r *nfs3
 	}
 	h, attr, w, err := acc.Store.Mkdir(a.Where.Dir, acc.Cred, a.Where.Name, setAttr(&a.Attr))
 	if retryDone(req, err, nfs3.StatusExist) {
-		if rh, ra, ok := retryCreated(acc, a.Where.Dir, a.Where.Name, maildirfs.TypeDir, nil, ""); ok {
+		if rh, ra, ok := retryCreated(acc, a.Where.Dir, a.Where.Name, maildirfs.TypeDir, ""); ok {
 			n.logRetry(req, a.Where.Name)
 			h, attr, err = rh, ra, nil
 		}
@@ -561,7 +564,7 @@ func (n *NFS3) symlink(_ context.Context, req *Request, a *nfs3.SymlinkArgs, r *
 	}
 	h, attr, w, err := acc.Store.Symlink(a.Where.Dir, acc.Cred, a.Where.Name, a.Target, setAttr(&a.Attr))
 	if retryDone(req, err, nfs3.StatusExist) {
-		if rh, ra, ok := retryCreated(acc, a.Where.Dir, a.Where.Name, maildirfs.TypeLnk, nil, a.Target); ok {
+		if rh, ra, ok := retryCreated(acc, a.Where.Dir, a.Where.Name, maildirfs.TypeLnk, a.Target); ok {
 			n.logRetry(req, a.Where.Name)
 			h, attr, err = rh, ra, nil
 		}

@@ -12,10 +12,12 @@ import (
 // REMOVE its name gone, a LINK or an exclusive create its name taken. Told
 // so, a delivery agent delivers the message a second time. So each
 // procedure below answers that one error as success when the state is
-// what the call's own success leaves; any other outcome stands. The
-// procedures not named here are safe to run twice: WRITE, SETATTR without
-// a guard, UNCHECKED CREATE, and EXCLUSIVE CREATE (its verifier already
-// matches the file the first run made).
+// what the call's own success leaves; any other outcome stands. A GUARDED
+// or EXCLUSIVE CREATE that meets an empty regular file takes it as the one
+// the earlier run made, which may have been stopped before it set the
+// owner, mode or verifier (maildirfs FinishCreate). The procedures not
+// named here are safe to run twice: WRITE, SETATTR without a guard and
+// UNCHECKED CREATE.
 
 // retryDone reports whether err, from running a MayHaveRun call again, is
 // the error want that the call's own earlier success would cause.
@@ -29,24 +31,15 @@ func (n *NFS3) logRetry(req *Request, name string) {
 		"proc", nfs3.Proc(req.Proc).String(), "name", name)
 }
 
-// retryCreated returns the object dir/name if it is what a create of type
-// typ by this call would have made: for a regular file, empty (or of the
-// size the call set); for a symlink, pointing at target.
-func retryCreated(acc Access, dir []byte, name string, typ maildirfs.FileType, size *uint64, target string) (maildirfs.Handle, *maildirfs.Attr, bool) {
+// retryCreated returns the object dir/name if it is what a MKDIR or
+// SYMLINK by this call would have made: a directory, or a symlink pointing
+// at target.
+func retryCreated(acc Access, dir []byte, name string, typ maildirfs.FileType, target string) (maildirfs.Handle, *maildirfs.Attr, bool) {
 	h, a, _, err := acc.Store.Lookup(dir, acc.Cred, name)
 	if err != nil || a.Type != typ {
 		return nil, nil, false
 	}
-	switch typ {
-	case maildirfs.TypeReg:
-		want := uint64(0)
-		if size != nil {
-			want = *size
-		}
-		if a.Size != want {
-			return nil, nil, false
-		}
-	case maildirfs.TypeLnk:
+	if typ == maildirfs.TypeLnk {
 		if t, _, err := acc.Store.Readlink(h, acc.Cred); err != nil || t != target {
 			return nil, nil, false
 		}

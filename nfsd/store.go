@@ -26,6 +26,7 @@ type Store interface {
 	Write(h maildirfs.Handle, c maildirfs.Cred, off uint64, data []byte, stable maildirfs.StableHow) (n int, committed maildirfs.StableHow, verf [8]byte, wcc maildirfs.Wcc, err error)
 	Commit(h maildirfs.Handle, c maildirfs.Cred, off uint64, count uint32) (verf [8]byte, wcc maildirfs.Wcc, err error)
 	Create(dir maildirfs.Handle, c maildirfs.Cred, name string, how maildirfs.CreateMode, attr maildirfs.SetAttr, verf [8]byte) (maildirfs.Handle, *maildirfs.Attr, maildirfs.Wcc, error)
+	FinishCreate(dir maildirfs.Handle, c maildirfs.Cred, name string, how maildirfs.CreateMode, attr maildirfs.SetAttr, verf [8]byte) (maildirfs.Handle, *maildirfs.Attr, maildirfs.Wcc, error)
 	Mkdir(dir maildirfs.Handle, c maildirfs.Cred, name string, attr maildirfs.SetAttr) (maildirfs.Handle, *maildirfs.Attr, maildirfs.Wcc, error)
 	Symlink(dir maildirfs.Handle, c maildirfs.Cred, name, target string, attr maildirfs.SetAttr) (maildirfs.Handle, *maildirfs.Attr, maildirfs.Wcc, error)
 	Mknod(dir maildirfs.Handle, c maildirfs.Cred, name string, typ maildirfs.FileType, attr maildirfs.SetAttr, major, minor uint32) (maildirfs.Handle, *maildirfs.Attr, maildirfs.Wcc, error)
