@@ -3,6 +3,7 @@ package maildirfs
 import (
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"time"
 
@@ -639,7 +640,8 @@ func (f *FS) create(dir Handle, c Cred, name string, how CreateMode, s SetAttr, 
 	fd, err := unix.Openat(d.pathFd, name, unix.O_CREAT|unix.O_EXCL|unix.O_RDWR|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
 	switch {
 	case errors.Is(err, unix.EEXIST) && finish:
-		fd, err = openUnfinished(d, name)
+		uid, _ := newOwner(dst, c, s)
+		fd, err = openUnfinished(d, name, uint32(uid))
 	case errors.Is(err, unix.EEXIST) && how != Guarded:
 		h, a, err := f.createExisting(d, c, name, how, s, mtimeSec, atimeSec)
 		return h, a, wcc, err
@@ -694,9 +696,10 @@ func (f *FS) create(dir Handle, c Cred, name string, how CreateMode, s SetAttr, 
 	return h, &a, wcc, nil
 }
 
-// openUnfinished opens name in d for FinishCreate: an empty regular file,
-// else EEXIST.
-func openUnfinished(d *node, name string) (int, error) {
+// openUnfinished opens name in d for FinishCreate: an empty regular file
+// owned by the server itself (not yet given to its owner) or by owner
+// (given, not yet replied to), else EEXIST.
+func openUnfinished(d *node, name string, owner uint32) (int, error) {
 	fd, err := unix.Openat(d.pathFd, name, unix.O_RDWR|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
 	if errors.Is(err, unix.ELOOP) || errors.Is(err, unix.EISDIR) || errors.Is(err, unix.ENXIO) {
 		return -1, unix.EEXIST // a symlink, directory or socket by that name
@@ -705,7 +708,8 @@ func openUnfinished(d *node, name string) (int, error) {
 		return -1, err
 	}
 	var st unix.Stat_t
-	if err := unix.Fstat(fd, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFREG || st.Size != 0 {
+	if err := unix.Fstat(fd, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFREG || st.Size != 0 ||
+		(st.Uid != owner && st.Uid != uint32(os.Geteuid())) {
 		unix.Close(fd)
 		if err == nil {
 			err = unix.EEXIST

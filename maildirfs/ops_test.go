@@ -499,3 +499,27 @@ func TestFinishCreate(t *testing.T) {
 		t.Errorf("full: %q %v", b, err)
 	}
 }
+
+// TestFinishCreateOthers: an empty file that another user made is not
+// taken over.
+func TestFinishCreateOthers(t *testing.T) {
+	s := mdtest.New(t)
+	r := s.Root()
+	if _, err := s.SetAttr(r, root, maildirfs.SetAttr{Mode: u32(0o777)}, nil); err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(s.Dir, "theirs")
+	if err := os.WriteFile(p, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(p, 4000, 4000); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, _, err := s.FinishCreate(r, maildirfs.Cred{UID: 3000, GID: 3001}, "theirs", maildirfs.Guarded, maildirfs.SetAttr{}, [8]byte{}); !errors.Is(err, syscall.EEXIST) {
+		t.Fatalf("FinishCreate over another user's file: %v, want EEXIST", err)
+	}
+	var st syscall.Stat_t
+	if err := syscall.Stat(p, &st); err != nil || st.Uid != 4000 {
+		t.Fatalf("owner now %d (%v)", st.Uid, err)
+	}
+}
