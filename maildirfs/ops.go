@@ -456,6 +456,14 @@ func (f *FS) syncNode(n *node) error {
 	return err
 }
 
+// Sync makes the object h durable: a file's data and inode, a directory's
+// entries, a symlink's or device node's inode (syncfs; nothing on
+// FreeBSD). The server uses it when it answers a call that an earlier run
+// carried out, which may have been stopped before its syncs.
+func (f *FS) Sync(h Handle) error {
+	return f.withNode(h, func(n *node, _ *unix.Stat_t) error { return f.syncNode(n) })
+}
+
 // setAttrLocked checks and applies s to n (no sync). created: n was just
 // created by c, so owner and group were already chosen.
 func (f *FS) setAttrLocked(n *node, st *unix.Stat_t, c Cred, s SetAttr, created bool) error {

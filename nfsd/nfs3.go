@@ -548,8 +548,12 @@ func (n *NFS3) mkdir(_ context.Context, req *Request, a *nfs3.MkdirArgs, r *nfs3
 	h, attr, w, err := acc.Store.Mkdir(a.Where.Dir, acc.Cred, a.Where.Name, setAttr(&a.Attr))
 	if retryDone(req, err, nfs3.StatusExist) {
 		if rh, ra, ok := retryCreated(acc, a.Where.Dir, a.Where.Name, maildirfs.TypeDir, ""); ok {
-			n.logRetry(req, a.Where.Name)
-			h, attr, err = rh, ra, nil
+			if ok, st := n.retrySynced(req, acc.Store, rh, a.Where.Dir); !ok {
+				err = st
+			} else {
+				n.logRetry(req, a.Where.Name)
+				h, attr, err = rh, ra, nil
+			}
 		}
 	}
 	n.finishCreate(req, acc, a.Where.Dir, r, h, attr, w, err)
@@ -565,8 +569,12 @@ func (n *NFS3) symlink(_ context.Context, req *Request, a *nfs3.SymlinkArgs, r *
 	h, attr, w, err := acc.Store.Symlink(a.Where.Dir, acc.Cred, a.Where.Name, a.Target, setAttr(&a.Attr))
 	if retryDone(req, err, nfs3.StatusExist) {
 		if rh, ra, ok := retryCreated(acc, a.Where.Dir, a.Where.Name, maildirfs.TypeLnk, a.Target); ok {
-			n.logRetry(req, a.Where.Name)
-			h, attr, err = rh, ra, nil
+			if ok, st := n.retrySynced(req, acc.Store, rh, a.Where.Dir); !ok {
+				err = st
+			} else {
+				n.logRetry(req, a.Where.Name)
+				h, attr, err = rh, ra, nil
+			}
 		}
 	}
 	n.finishCreate(req, acc, a.Where.Dir, r, h, attr, w, err)
@@ -601,7 +609,11 @@ func (n *NFS3) remove(_ context.Context, req *Request, a *nfs3.RemoveArgs, r *nf
 	w, err := acc.Store.Remove(a.Dir, acc.Cred, a.Name)
 	r.Wcc = wcc(w)
 	if retryDone(req, err, nfs3.StatusNoEnt) {
-		n.logRetry(req, a.Name)
+		ok, st := n.retrySynced(req, acc.Store, a.Dir)
+		if ok {
+			n.logRetry(req, a.Name)
+		}
+		r.Status = st
 		fillAfter(&r.Wcc, acc, a.Dir)
 		return
 	}
@@ -621,7 +633,11 @@ func (n *NFS3) rmdir(_ context.Context, req *Request, a *nfs3.RmdirArgs, r *nfs3
 	w, err := acc.Store.Rmdir(a.Dir, acc.Cred, a.Name)
 	r.Wcc = wcc(w)
 	if retryDone(req, err, nfs3.StatusNoEnt) {
-		n.logRetry(req, a.Name)
+		ok, st := n.retrySynced(req, acc.Store, a.Dir)
+		if ok {
+			n.logRetry(req, a.Name)
+		}
+		r.Status = st
 		fillAfter(&r.Wcc, acc, a.Dir)
 		return
 	}
@@ -654,7 +670,12 @@ func (n *NFS3) rename(_ context.Context, req *Request, a *nfs3.RenameArgs, r *nf
 	if retryDone(req, err, nfs3.StatusNoEnt) {
 		// The source is gone; done if the target is there.
 		if _, _, _, lerr := to.Store.Lookup(a.To.Dir, to.Cred, a.To.Name); lerr == nil {
-			n.logRetry(req, a.From.Name)
+			// Target first, as the store syncs a rename.
+			ok, st := n.retrySynced(req, to.Store, a.To.Dir, a.From.Dir)
+			if ok {
+				n.logRetry(req, a.From.Name)
+			}
+			r.Status = st
 			fillAfter(&r.FromWcc, from, a.From.Dir)
 			fillAfter(&r.ToWcc, to, a.To.Dir)
 			return
@@ -696,7 +717,11 @@ func (n *NFS3) link(_ context.Context, req *Request, a *nfs3.LinkArgs, r *nfs3.L
 		_, la, _, lerr := dir.Store.Lookup(a.Link.Dir, dir.Cred, a.Link.Name)
 		fa, ferr := file.Store.Getattr(a.File)
 		if lerr == nil && ferr == nil && la.FileID == fa.FileID {
-			n.logRetry(req, a.Link.Name)
+			ok, st := n.retrySynced(req, dir.Store, a.Link.Dir, a.File)
+			if ok {
+				n.logRetry(req, a.Link.Name)
+			}
+			r.Status = st
 			r.FileAttr = fattr(&fa)
 			fillAfter(&r.DirWcc, dir, a.Link.Dir)
 			return

@@ -12,7 +12,9 @@ import (
 // REMOVE its name gone, a LINK or an exclusive create its name taken. Told
 // so, a delivery agent delivers the message a second time. So each
 // procedure below answers that one error as success when the state is
-// what the call's own success leaves; any other outcome stands. A GUARDED
+// what the call's own success leaves, after syncing what the call changed
+// (the earlier run may have stopped before its syncs); any other outcome
+// stands. A GUARDED
 // or EXCLUSIVE CREATE that meets an empty regular file takes it as the one
 // the earlier run made, which may have been stopped before it set the
 // owner, mode or verifier (maildirfs FinishCreate). The procedures not
@@ -23,6 +25,19 @@ import (
 // the error want that the call's own earlier success would cause.
 func retryDone(req *Request, err error, want nfs3.Status) bool {
 	return req.MayHaveRun && err != nil && statusFromError(err) == want
+}
+
+// retrySynced makes durable, in turn, the objects a call answered as done
+// changed: the earlier run may have been stopped after the change and
+// before its syncs, and the reply promises stable storage (RFC 1813 §3.3).
+// It returns false, with the status to answer, if a sync failed.
+func (n *NFS3) retrySynced(req *Request, st Store, hs ...[]byte) (bool, nfs3.Status) {
+	for _, h := range hs {
+		if err := st.Sync(h); err != nil {
+			return false, n.status(req, err)
+		}
+	}
+	return true, nfs3.StatusOK
 }
 
 // logRetry records that a retransmitted call was answered as done.

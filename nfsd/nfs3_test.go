@@ -64,6 +64,9 @@ type n3Env struct {
 	st   *mdtest.Store // export 1
 	root []byte
 	cred *rpc.AuthSysParms
+	// mayHaveRun marks the calls as retransmissions of calls an earlier
+	// run began (Request.MayHaveRun).
+	mayHaveRun bool
 }
 
 func newN3Env(t *testing.T) *n3Env { return newN3EnvTB(t) }
@@ -98,8 +101,9 @@ func (e *n3Env) rawCtx(ctx context.Context, proc nfs3.Proc, args []byte) (Status
 		XID: 1, Prog: nfs3.Program, Vers: nfs3.Version, Proc: uint32(proc),
 		AuthSys: e.cred, Cred: rpc.OpaqueAuth{Flavor: 1},
 		Addr: netip.MustParseAddrPort("127.0.0.1:700"), Net: "tcp",
-		Local: netip.MustParseAddrPort("127.0.0.1:2049"),
-		Args:  xdr.NewDecoder(args),
+		Local:      netip.MustParseAddrPort("127.0.0.1:2049"),
+		Args:       xdr.NewDecoder(args),
+		MayHaveRun: e.mayHaveRun,
 	}
 	res := xdr.NewEncoder(nil)
 	st := e.n.Serve(ctx, req, res)

@@ -38,6 +38,7 @@ type Store interface {
 	// false (that entry is not consumed) or the directory ends (eof).
 	ReadDir(dir maildirfs.Handle, c maildirfs.Cred, cookie uint64, plus bool, emit func(e *maildirfs.DirEntry) bool) (eof bool, dirAttr *maildirfs.Attr, err error)
 	FSStat(h maildirfs.Handle) (maildirfs.FSStat, *maildirfs.Attr, error)
+	Sync(h maildirfs.Handle) error
 }
 
 // LinkMaxer is optionally implemented by a Store that knows its file
