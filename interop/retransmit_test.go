@@ -12,6 +12,7 @@ import (
 
 	"github.com/mailnfs/mailnfs/internal/nfs3"
 	"github.com/mailnfs/mailnfs/internal/xdr"
+	"golang.org/x/sys/unix"
 )
 
 // TestRetransmitAcrossRestart plays a client whose replies were lost when
@@ -228,8 +229,8 @@ func testRetransmitAcrossRestart(t *testing.T, sig syscall.Signal) {
 	if st := send(c2, excl); st != nfs3.StatusOK {
 		t.Errorf("%s retransmitted after %v: %v, want NFS3_OK", excl.what, sig, st)
 	}
-	var est syscall.Stat_t
-	if err := syscall.Stat(ePath, &est); err != nil || est.Uid != testUID || est.Mode&0o7777 != 0o600 || est.Mtim.Sec != 0x12345678 || est.Atim.Sec != 0x1abcdef0 {
+	var est unix.Stat_t
+	if err := unix.Stat(ePath, &est); err != nil || est.Uid != testUID || est.Mode&0o7777 != 0o600 || est.Mtim.Sec != 0x12345678 || est.Atim.Sec != 0x1abcdef0 {
 		t.Errorf("tmp/e after the retransmission: uid %d mode %o mtime %d atime %d (%v); want uid %d, 0600 and the verifier in its times",
 			est.Uid, est.Mode&0o7777, est.Mtim.Sec, est.Atim.Sec, err, testUID)
 	}
