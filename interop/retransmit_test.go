@@ -151,6 +151,11 @@ func testRetransmitAcrossRestart(t *testing.T, sig syscall.Signal) {
 	if err := os.Chtimes(ePath, time.Now(), time.Now()); err != nil {
 		t.Fatal(err)
 	}
+	// And the MKDIR cut short before its chown.
+	subPath := filepath.Join(s.root, "Maildir", "sub")
+	if err := os.Chown(subPath, 0, 0); err != nil {
+		t.Fatal(err)
+	}
 
 	// Calls whose effect something else undid or replaced while the server
 	// was down: run again, they keep their error (status).
@@ -233,6 +238,9 @@ func testRetransmitAcrossRestart(t *testing.T, sig syscall.Signal) {
 	if err := unix.Stat(ePath, &est); err != nil || est.Uid != testUID || est.Mode&0o7777 != 0o600 || est.Mtim.Sec != 0x12345678 || est.Atim.Sec != 0x1abcdef0 {
 		t.Errorf("tmp/e after the retransmission: uid %d mode %o mtime %d atime %d (%v); want uid %d, 0600 and the verifier in its times",
 			est.Uid, est.Mode&0o7777, est.Mtim.Sec, est.Atim.Sec, err, testUID)
+	}
+	if err := unix.Stat(subPath, &est); err != nil || est.Uid != testUID {
+		t.Errorf("Maildir/sub after the retransmission: uid %d (%v), want %d", est.Uid, err, testUID)
 	}
 	for _, cl := range changed {
 		c2.xid = cl.xid - 1

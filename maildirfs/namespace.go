@@ -1,6 +1,8 @@
 package maildirfs
 
 import (
+	"errors"
+	"os"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -8,6 +10,18 @@ import (
 
 // Mkdir creates a directory; the entry is durable on return.
 func (f *FS) Mkdir(dir Handle, c Cred, name string, s SetAttr) (_ Handle, _ *Attr, wcc Wcc, _ error) {
+	return f.mkdir(dir, c, name, s, false)
+}
+
+// FinishMkdir is Mkdir for a call that an earlier run of the server may
+// have begun and been stopped in (see FinishCreate): an empty directory by
+// that name, still the server's own or already the caller's, is taken as
+// the one that run made and gets the owner and mode Mkdir gives.
+func (f *FS) FinishMkdir(dir Handle, c Cred, name string, s SetAttr) (_ Handle, _ *Attr, wcc Wcc, _ error) {
+	return f.mkdir(dir, c, name, s, true)
+}
+
+func (f *FS) mkdir(dir Handle, c Cred, name string, s SetAttr, finish bool) (_ Handle, _ *Attr, wcc Wcc, _ error) {
 	d, dst, err := f.getDir(dir, c, &wcc, true)
 	if err != nil {
 		return nil, nil, wcc, err
@@ -20,7 +34,13 @@ func (f *FS) Mkdir(dir Handle, c Cred, name string, s SetAttr) (_ Handle, _ *Att
 		return nil, nil, wcc, err
 	}
 	if err := unix.Mkdirat(d.pathFd, name, 0o700); err != nil {
-		return nil, nil, wcc, err
+		if !finish || !errors.Is(err, unix.EEXIST) {
+			return nil, nil, wcc, err
+		}
+		uid, _ := newOwner(dst, c, s)
+		if err := unfinishedDir(d, name, uint32(uid)); err != nil {
+			return nil, nil, wcc, err
+		}
 	}
 	fd, st, err := openChild(d, name)
 	if err != nil {
@@ -58,6 +78,18 @@ func (f *FS) Mkdir(dir Handle, c Cred, name string, s SetAttr) (_ Handle, _ *Att
 // Symlink creates a symlink holding target verbatim; the store never
 // follows it. The entry is durable on return.
 func (f *FS) Symlink(dir Handle, c Cred, name, target string, s SetAttr) (_ Handle, _ *Attr, wcc Wcc, _ error) {
+	return f.symlink(dir, c, name, target, s, false)
+}
+
+// FinishSymlink is Symlink for a call that an earlier run of the server
+// may have begun and been stopped in (see FinishCreate): a symlink by that
+// name holding target, still the server's own or already the caller's, is
+// taken as the one that run made and gets the owner Symlink gives.
+func (f *FS) FinishSymlink(dir Handle, c Cred, name, target string, s SetAttr) (_ Handle, _ *Attr, wcc Wcc, _ error) {
+	return f.symlink(dir, c, name, target, s, true)
+}
+
+func (f *FS) symlink(dir Handle, c Cred, name, target string, s SetAttr, finish bool) (_ Handle, _ *Attr, wcc Wcc, _ error) {
 	d, dst, err := f.getDir(dir, c, &wcc, true)
 	if err != nil {
 		return nil, nil, wcc, err
@@ -78,9 +110,66 @@ func (f *FS) Symlink(dir Handle, c Cred, name, target string, s SetAttr) (_ Hand
 		return nil, nil, wcc, err
 	}
 	if err := unix.Symlinkat(target, d.pathFd, name); err != nil {
-		return nil, nil, wcc, err
+		if !finish || !errors.Is(err, unix.EEXIST) {
+			return nil, nil, wcc, err
+		}
+		uid, _ := newOwner(dst, c, s)
+		if err := unfinishedSymlink(d, name, target, uint32(uid)); err != nil {
+			return nil, nil, wcc, err
+		}
 	}
 	return f.finishCreate(d, dst, c, name, s, 0, TypeLnk, &wcc)
+}
+
+// ownedForFinish reports whether an object owned by uid may be finished
+// for a caller who would own it as owner: it is still the server's own
+// (not yet given to its owner) or already the owner's.
+func ownedForFinish(uid, owner uint32) bool {
+	return uid == owner || uid == uint32(os.Geteuid())
+}
+
+// unfinishedDir checks name in d for FinishMkdir: an empty directory
+// owned as ownedForFinish says, else EEXIST.
+func unfinishedDir(d *node, name string, owner uint32) error {
+	fd, err := unix.Openat(d.pathFd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return unix.EEXIST // not a directory (ENOTDIR, ELOOP), or unreadable
+	}
+	defer unix.Close(fd)
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil || !ownedForFinish(st.Uid, owner) {
+		return unix.EEXIST
+	}
+	buf := make([]byte, 4096)
+	for {
+		n, err := unix.ReadDirent(fd, buf)
+		if err != nil {
+			return unix.EEXIST
+		}
+		if n <= 0 {
+			return nil
+		}
+		_, _, names := unix.ParseDirent(buf[:n], -1, nil) // skips . and ..
+		if len(names) > 0 {
+			return unix.EEXIST
+		}
+	}
+}
+
+// unfinishedSymlink checks name in d for FinishSymlink: a symlink holding
+// target, owned as ownedForFinish says, else EEXIST.
+func unfinishedSymlink(d *node, name, target string, owner uint32) error {
+	var st unix.Stat_t
+	if err := unix.Fstatat(d.pathFd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil ||
+		uint32(st.Mode)&unix.S_IFMT != unix.S_IFLNK || !ownedForFinish(st.Uid, owner) {
+		return unix.EEXIST
+	}
+	buf := make([]byte, len(target)+1)
+	n, err := unix.Readlinkat(d.pathFd, name, buf)
+	if err != nil || n != len(target) || string(buf[:n]) != target {
+		return unix.EEXIST
+	}
+	return nil
 }
 
 // finishCreate sets owner/mode of the new object name in d (created by

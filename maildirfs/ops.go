@@ -3,7 +3,6 @@ package maildirfs
 import (
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 	"time"
 
@@ -716,8 +715,7 @@ func openUnfinished(d *node, name string, owner uint32) (int, error) {
 		return -1, err
 	}
 	var st unix.Stat_t
-	if err := unix.Fstat(fd, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFREG || st.Size != 0 ||
-		(st.Uid != owner && st.Uid != uint32(os.Geteuid())) {
+	if err := unix.Fstat(fd, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFREG || st.Size != 0 || !ownedForFinish(st.Uid, owner) {
 		unix.Close(fd)
 		if err == nil {
 			err = unix.EEXIST

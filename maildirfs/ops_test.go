@@ -523,3 +523,62 @@ func TestFinishCreateOthers(t *testing.T) {
 		t.Fatalf("owner now %d (%v)", st.Uid, err)
 	}
 }
+
+// TestFinishMkdirSymlink: MKDIR and SYMLINK sent again after a kill that
+// left the directory or symlink made but not yet given to its owner.
+func TestFinishMkdirSymlink(t *testing.T) {
+	s := mdtest.New(t)
+	r := s.Root()
+	if _, err := s.SetAttr(r, root, maildirfs.SetAttr{Mode: u32(0o777)}, nil); err != nil {
+		t.Fatal(err)
+	}
+	user := maildirfs.Cred{UID: 3000, GID: 3001}
+	at := func(name string) string { return filepath.Join(s.Dir, name) }
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	must(os.Mkdir(at("d"), 0o700)) // as mkdirat leaves it: the server's
+	if _, _, _, err := s.Mkdir(r, user, "d", maildirfs.SetAttr{Mode: u32(0o750)}); !errors.Is(err, syscall.EEXIST) {
+		t.Fatalf("Mkdir over the unfinished directory: %v", err)
+	}
+	_, a, _, err := s.FinishMkdir(r, user, "d", maildirfs.SetAttr{Mode: u32(0o750)})
+	if err != nil || a.UID != 3000 || a.GID != 3001 || a.Mode != 0o750 || a.Type != maildirfs.TypeDir {
+		t.Fatalf("FinishMkdir: %v %+v", err, a)
+	}
+	must(os.Symlink("new/x", at("l")))
+	_, a, _, err = s.FinishSymlink(r, user, "l", "new/x", maildirfs.SetAttr{})
+	if err != nil || a.UID != 3000 || a.Type != maildirfs.TypeLnk {
+		t.Fatalf("FinishSymlink: %v %+v", err, a)
+	}
+	if _, _, _, err := s.FinishMkdir(r, user, "missing", maildirfs.SetAttr{}); err != nil {
+		t.Fatalf("FinishMkdir of a missing name: %v", err)
+	}
+
+	// Not ours: a directory with something in it, another user's, a file;
+	// a symlink elsewhere or another user's.
+	must(os.Mkdir(at("full"), 0o700))
+	must(os.WriteFile(at("full/mail"), nil, 0o600))
+	must(os.Mkdir(at("theirs"), 0o700))
+	must(os.Chown(at("theirs"), 4000, 4000))
+	must(os.WriteFile(at("file"), nil, 0o600))
+	for _, name := range []string{"full", "theirs", "file", "l"} {
+		if _, _, _, err := s.FinishMkdir(r, user, name, maildirfs.SetAttr{}); !errors.Is(err, syscall.EEXIST) {
+			t.Errorf("FinishMkdir over %s: %v, want EEXIST", name, err)
+		}
+	}
+	must(os.Symlink("x", at("l2")))
+	must(os.Lchown(at("l2"), 4000, 4000))
+	for name, target := range map[string]string{"l": "new/y", "l2": "x", "d": "x"} {
+		if _, _, _, err := s.FinishSymlink(r, user, name, target, maildirfs.SetAttr{}); !errors.Is(err, syscall.EEXIST) {
+			t.Errorf("FinishSymlink over %s -> %s: %v, want EEXIST", name, target, err)
+		}
+	}
+	var st syscall.Stat_t
+	if err := syscall.Stat(at("theirs"), &st); err != nil || st.Uid != 4000 {
+		t.Errorf("theirs now owned by %d (%v)", st.Uid, err)
+	}
+}

@@ -547,13 +547,10 @@ func (n *NFS3) mkdir(_ context.Context, req *Request, a *nfs3.MkdirArgs, r *nfs3
 	}
 	h, attr, w, err := acc.Store.Mkdir(a.Where.Dir, acc.Cred, a.Where.Name, setAttr(&a.Attr))
 	if retryDone(req, err, nfs3.StatusExist) {
-		if rh, ra, ok := retryCreated(acc, a.Where.Dir, a.Where.Name, maildirfs.TypeDir, ""); ok {
-			if ok, st := n.retrySynced(req, acc.Store, rh, a.Where.Dir); !ok {
-				err = st
-			} else {
-				n.logRetry(req, a.Where.Name)
-				h, attr, err = rh, ra, nil
-			}
+		rh, ra, rw, rerr := acc.Store.FinishMkdir(a.Where.Dir, acc.Cred, a.Where.Name, setAttr(&a.Attr))
+		if rerr == nil {
+			n.logRetry(req, a.Where.Name)
+			h, attr, w, err = rh, ra, rw, nil
 		}
 	}
 	n.finishCreate(req, acc, a.Where.Dir, r, h, attr, w, err)
@@ -568,13 +565,10 @@ func (n *NFS3) symlink(_ context.Context, req *Request, a *nfs3.SymlinkArgs, r *
 	}
 	h, attr, w, err := acc.Store.Symlink(a.Where.Dir, acc.Cred, a.Where.Name, a.Target, setAttr(&a.Attr))
 	if retryDone(req, err, nfs3.StatusExist) {
-		if rh, ra, ok := retryCreated(acc, a.Where.Dir, a.Where.Name, maildirfs.TypeLnk, a.Target); ok {
-			if ok, st := n.retrySynced(req, acc.Store, rh, a.Where.Dir); !ok {
-				err = st
-			} else {
-				n.logRetry(req, a.Where.Name)
-				h, attr, err = rh, ra, nil
-			}
+		rh, ra, rw, rerr := acc.Store.FinishSymlink(a.Where.Dir, acc.Cred, a.Where.Name, a.Target, setAttr(&a.Attr))
+		if rerr == nil {
+			n.logRetry(req, a.Where.Name)
+			h, attr, w, err = rh, ra, rw, nil
 		}
 	}
 	n.finishCreate(req, acc, a.Where.Dir, r, h, attr, w, err)

@@ -2,7 +2,6 @@ package nfsd
 
 import (
 	"github.com/mailnfs/mailnfs/internal/nfs3"
-	"github.com/mailnfs/mailnfs/maildirfs"
 )
 
 // Retransmissions across a restart. A call marked Request.MayHaveRun was
@@ -10,15 +9,17 @@ import (
 // before it stopped, leaving the client without a reply. Run again, such a
 // call meets its own effect and fails: a RENAME finds its source gone, a
 // REMOVE its name gone, a LINK or an exclusive create its name taken. Told
-// so, a delivery agent delivers the message a second time. So each
-// procedure below answers that one error as success when the state is
-// what the call's own success leaves, after syncing what the call changed
-// (the earlier run may have stopped before its syncs); any other outcome
-// stands. A GUARDED
-// or EXCLUSIVE CREATE that meets an empty regular file takes it as the one
-// the earlier run made, which may have been stopped before it set the
-// owner, mode or verifier (maildirfs FinishCreate). The procedures not
-// named here are safe to run twice: WRITE, SETATTR without a guard and
+// so, a delivery agent delivers the message a second time. So RENAME,
+// REMOVE, RMDIR and LINK answer that one error as success when the state
+// is what the call's own success leaves, after syncing what the call
+// changed (the earlier run may have stopped before its syncs). A GUARDED
+// or EXCLUSIVE CREATE, a MKDIR or a SYMLINK that meets an object it could
+// have made (an empty file or directory, a symlink to its target, still
+// the server's own or already the caller's) takes it as the one the
+// earlier run made, which may have been stopped before it set the owner,
+// mode or verifier, and finishes and syncs it (maildirfs FinishCreate,
+// FinishMkdir, FinishSymlink). Any other outcome stands. The procedures
+// not named here are safe to run twice: WRITE, SETATTR without a guard and
 // UNCHECKED CREATE.
 
 // retryDone reports whether err, from running a MayHaveRun call again, is
@@ -44,20 +45,4 @@ func (n *NFS3) retrySynced(req *Request, st Store, hs ...[]byte) (bool, nfs3.Sta
 func (n *NFS3) logRetry(req *Request, name string) {
 	n.logger(req).Info("nfs3: retransmission of a call begun before the restart answered as done",
 		"proc", nfs3.Proc(req.Proc).String(), "name", name)
-}
-
-// retryCreated returns the object dir/name if it is what a MKDIR or
-// SYMLINK by this call would have made: a directory, or a symlink pointing
-// at target.
-func retryCreated(acc Access, dir []byte, name string, typ maildirfs.FileType, target string) (maildirfs.Handle, *maildirfs.Attr, bool) {
-	h, a, _, err := acc.Store.Lookup(dir, acc.Cred, name)
-	if err != nil || a.Type != typ {
-		return nil, nil, false
-	}
-	if typ == maildirfs.TypeLnk {
-		if t, _, err := acc.Store.Readlink(h, acc.Cred); err != nil || t != target {
-			return nil, nil, false
-		}
-	}
-	return h, &a, true
 }

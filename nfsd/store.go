@@ -29,6 +29,8 @@ type Store interface {
 	FinishCreate(dir maildirfs.Handle, c maildirfs.Cred, name string, how maildirfs.CreateMode, attr maildirfs.SetAttr, verf [8]byte) (maildirfs.Handle, *maildirfs.Attr, maildirfs.Wcc, error)
 	Mkdir(dir maildirfs.Handle, c maildirfs.Cred, name string, attr maildirfs.SetAttr) (maildirfs.Handle, *maildirfs.Attr, maildirfs.Wcc, error)
 	Symlink(dir maildirfs.Handle, c maildirfs.Cred, name, target string, attr maildirfs.SetAttr) (maildirfs.Handle, *maildirfs.Attr, maildirfs.Wcc, error)
+	FinishMkdir(dir maildirfs.Handle, c maildirfs.Cred, name string, attr maildirfs.SetAttr) (maildirfs.Handle, *maildirfs.Attr, maildirfs.Wcc, error)
+	FinishSymlink(dir maildirfs.Handle, c maildirfs.Cred, name, target string, attr maildirfs.SetAttr) (maildirfs.Handle, *maildirfs.Attr, maildirfs.Wcc, error)
 	Mknod(dir maildirfs.Handle, c maildirfs.Cred, name string, typ maildirfs.FileType, attr maildirfs.SetAttr, major, minor uint32) (maildirfs.Handle, *maildirfs.Attr, maildirfs.Wcc, error)
 	Remove(dir maildirfs.Handle, c maildirfs.Cred, name string) (maildirfs.Wcc, error)
 	Rmdir(dir maildirfs.Handle, c maildirfs.Cred, name string) (maildirfs.Wcc, error)
