@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"log/slog"
 	"net/netip"
 	"os"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -54,6 +56,11 @@ type DRCLog struct {
 	// gave up waiting may still record.
 	memMu sync.RWMutex
 	mem   []byte // the mapping: header, then slots records; nil once closed
+
+	faulted atomic.Bool // a store into the mapping faulted; no more records
+
+	// Logger, if set, reports a fault of the mapping.
+	Logger *slog.Logger
 
 	mu   sync.Mutex
 	prev map[drcKey]time.Time // calls an earlier run began; guarded by mu
@@ -102,10 +109,11 @@ func OpenDRCLog(path string, slots int, ttl time.Duration, now time.Time) (_ *DR
 		return nil, 0, fmt.Errorf("duplicate request log: lock %s: %w", path, err)
 	}
 	prev := readDRCLog(path, now, ttl)
-	// A fresh ring: cut to nothing, then grown as a hole, so that no page
-	// is written before a call is recorded in it.
+	// A fresh ring of zeros, written through the file rather than left as
+	// a hole: a store into a mapped hole must allocate a block, and on a
+	// full disk that is a fault (SIGBUS), not an error.
 	size := drcLogHeaderSize + slots*drcLogRecordSize
-	if err := errors.Join(f.Truncate(0), f.Truncate(int64(size))); err != nil {
+	if err := writeZeros(f, size); err != nil {
 		f.Close()
 		return nil, 0, fmt.Errorf("duplicate request log: %w", err)
 	}
@@ -121,6 +129,20 @@ func OpenDRCLog(path string, slots int, ttl time.Duration, now time.Time) (_ *DR
 		l.record(k, at)
 	}
 	return l, len(prev), nil
+}
+
+// writeZeros makes f size bytes of zeros, written (allocated).
+func writeZeros(f *os.File, size int) error {
+	if err := f.Truncate(0); err != nil {
+		return err
+	}
+	zero := make([]byte, 64<<10)
+	for off := 0; off < size; off += len(zero) {
+		if _, err := f.WriteAt(zero[:min(len(zero), size-off)], int64(off)); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // readDRCLog returns the calls recorded at path within ttl of now; a
@@ -180,17 +202,32 @@ func decodeDRCRecord(b []byte) (drcKey, time.Time, bool) {
 }
 
 // record writes k into the next slot. Slots are claimed atomically, so
-// concurrent calls write different slots.
+// concurrent calls write different slots. The file's blocks were written
+// at open, so a store into the mapping needs no allocation; should one
+// fault all the same (a copy-on-write file system that is full), the log
+// turns itself off instead of the fault killing the server.
 func (l *DRCLog) record(k drcKey, at time.Time) {
+	if l.faulted.Load() {
+		return
+	}
 	slot := (l.next.Add(1) - 1) % l.slots
 	off := drcLogHeaderSize + slot*drcLogRecordSize
 	var rec [drcLogRecordSize]byte
 	encodeDRCRecord(rec[:], k, at)
 	l.memMu.RLock()
-	if l.mem != nil {
-		copy(l.mem[off:off+drcLogRecordSize], rec[:])
+	defer l.memMu.RUnlock()
+	if l.mem == nil {
+		return
 	}
-	l.memMu.RUnlock()
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if r := recover(); r != nil {
+			if l.faulted.CompareAndSwap(false, true) && l.Logger != nil {
+				l.Logger.Error("duplicate request log: writing the mapping faulted; the log is off until mailnfsd restarts", "path", l.f.Name(), "fault", fmt.Sprint(r))
+			}
+		}
+	}()
+	copy(l.mem[off:off+drcLogRecordSize], rec[:])
 }
 
 // begin records a call about to run for the first time in this process

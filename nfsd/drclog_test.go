@@ -268,3 +268,23 @@ func TestDRCLogBusy(t *testing.T) {
 		t.Fatalf("after the first closed: loaded %d calls, want 1", n)
 	}
 }
+
+// TestDRCLogFault: a store into the mapping that faults (here the file was
+// cut short under it, as a full copy-on-write file system would fault)
+// turns the log off instead of killing the server.
+func TestDRCLogFault(t *testing.T) {
+	path := filepath.Join(t.TempDir(), DRCLogFile)
+	now := time.Unix(1_800_000_000, 0)
+	l, _ := openLog(t, path, 1024, now)
+	l.begin(testKey(1), now)
+	if err := os.Truncate(path, 0); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 100 { // every slot, so some lie past the end
+		l.begin(testKey(2+i), now)
+	}
+	if !l.faulted.Load() {
+		t.Fatal("no fault after the file was cut under the mapping")
+	}
+	l.begin(testKey(200), now) // off: no store, no fault
+}

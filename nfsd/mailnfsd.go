@@ -157,6 +157,7 @@ func Start(ctx context.Context, cfg Config) (_ *Daemon, err error) {
 		case err != nil:
 			return nil, err
 		default:
+			l.Logger = log
 			d.Server.DRCLog, d.drcLog = l, l
 			log.Info("duplicate request log opened", "path", path, "calls_from_earlier_run", loaded)
 		}
