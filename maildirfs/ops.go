@@ -707,15 +707,19 @@ func (f *FS) create(dir Handle, c Cred, name string, how CreateMode, s SetAttr, 
 // owned by the server itself (not yet given to its owner) or by owner
 // (given, not yet replied to), else EEXIST.
 func openUnfinished(d *node, name string, owner uint32) (int, error) {
-	fd, err := unix.Openat(d.pathFd, name, unix.O_RDWR|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
-	if errors.Is(err, unix.ELOOP) || errors.Is(err, unix.EISDIR) || errors.Is(err, unix.ENXIO) {
-		return -1, unix.EEXIST // a symlink, directory or socket by that name
-	}
-	if err != nil {
+	// Look before opening: opening a device node or fifo can have effects.
+	var st unix.Stat_t
+	if err := unix.Fstatat(d.pathFd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 		return -1, err
 	}
-	var st unix.Stat_t
-	if err := unix.Fstat(fd, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFREG || st.Size != 0 || !ownedForFinish(st.Uid, owner) {
+	if uint32(st.Mode)&unix.S_IFMT != unix.S_IFREG {
+		return -1, unix.EEXIST
+	}
+	fd, err := unix.Openat(d.pathFd, name, unix.O_RDWR|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, unix.EEXIST // replaced since (ELOOP, EISDIR, ...)
+	}
+	if err := unix.Fstat(fd, &st); err != nil || uint32(st.Mode)&unix.S_IFMT != unix.S_IFREG || st.Size != 0 || !ownedForFinish(st.Uid, owner) {
 		unix.Close(fd)
 		if err == nil {
 			err = unix.EEXIST

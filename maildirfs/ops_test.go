@@ -490,7 +490,10 @@ func TestFinishCreate(t *testing.T) {
 	if err := os.Symlink("x", filepath.Join(s.Dir, "link")); err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range []string{"full", "link", "Maildir"} {
+	if err := syscall.Mkfifo(filepath.Join(s.Dir, "fifo"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"full", "link", "Maildir", "fifo"} {
 		if _, _, _, err := s.FinishCreate(r, user, name, maildirfs.Guarded, maildirfs.SetAttr{}, [8]byte{}); !errors.Is(err, syscall.EEXIST) {
 			t.Errorf("FinishCreate over %s: %v, want EEXIST", name, err)
 		}
