@@ -603,11 +603,7 @@ func (n *NFS3) remove(_ context.Context, req *Request, a *nfs3.RemoveArgs, r *nf
 	w, err := acc.Store.Remove(a.Dir, acc.Cred, a.Name)
 	r.Wcc = wcc(w)
 	if retryDone(req, err, nfs3.StatusNoEnt) {
-		ok, st := n.retrySynced(req, acc.Store, a.Dir)
-		if ok {
-			n.logRetry(req, a.Name)
-		}
-		r.Status = st
+		r.Status = n.answerDone(req, a.Name, acc.Store, a.Dir)
 		fillAfter(&r.Wcc, acc, a.Dir)
 		return
 	}
@@ -627,11 +623,7 @@ func (n *NFS3) rmdir(_ context.Context, req *Request, a *nfs3.RmdirArgs, r *nfs3
 	w, err := acc.Store.Rmdir(a.Dir, acc.Cred, a.Name)
 	r.Wcc = wcc(w)
 	if retryDone(req, err, nfs3.StatusNoEnt) {
-		ok, st := n.retrySynced(req, acc.Store, a.Dir)
-		if ok {
-			n.logRetry(req, a.Name)
-		}
-		r.Status = st
+		r.Status = n.answerDone(req, a.Name, acc.Store, a.Dir)
 		fillAfter(&r.Wcc, acc, a.Dir)
 		return
 	}
@@ -665,11 +657,7 @@ func (n *NFS3) rename(_ context.Context, req *Request, a *nfs3.RenameArgs, r *nf
 		// The source is gone; done if the target is there.
 		if _, _, _, lerr := to.Store.Lookup(a.To.Dir, to.Cred, a.To.Name); lerr == nil {
 			// Target first, as the store syncs a rename.
-			ok, st := n.retrySynced(req, to.Store, a.To.Dir, a.From.Dir)
-			if ok {
-				n.logRetry(req, a.From.Name)
-			}
-			r.Status = st
+			r.Status = n.answerDone(req, a.From.Name, to.Store, a.To.Dir, a.From.Dir)
 			fillAfter(&r.FromWcc, from, a.From.Dir)
 			fillAfter(&r.ToWcc, to, a.To.Dir)
 			return
@@ -711,11 +699,7 @@ func (n *NFS3) link(_ context.Context, req *Request, a *nfs3.LinkArgs, r *nfs3.L
 		_, la, _, lerr := dir.Store.Lookup(a.Link.Dir, dir.Cred, a.Link.Name)
 		fa, ferr := file.Store.Getattr(a.File)
 		if lerr == nil && ferr == nil && la.FileID == fa.FileID {
-			ok, st := n.retrySynced(req, dir.Store, a.Link.Dir, a.File)
-			if ok {
-				n.logRetry(req, a.Link.Name)
-			}
-			r.Status = st
+			r.Status = n.answerDone(req, a.Link.Name, dir.Store, a.Link.Dir, a.File)
 			r.FileAttr = fattr(&fa)
 			fillAfter(&r.DirWcc, dir, a.Link.Dir)
 			return

@@ -28,17 +28,19 @@ func retryDone(req *Request, err error, want nfs3.Status) bool {
 	return req.MayHaveRun && err != nil && statusFromError(err) == want
 }
 
-// retrySynced makes durable, in turn, the objects a call answered as done
-// changed: the earlier run may have been stopped after the change and
-// before its syncs, and the reply promises stable storage (RFC 1813 §3.3).
-// It returns false, with the status to answer, if a sync failed.
-func (n *NFS3) retrySynced(req *Request, st Store, hs ...[]byte) (bool, nfs3.Status) {
+// answerDone answers a call whose effect is there as done: it makes
+// durable, in turn, the objects the call changed (the earlier run may have
+// been stopped after the change and before its syncs, and the reply
+// promises stable storage, RFC 1813 §3.3), logs the call and returns
+// NFS3_OK, or the status of the sync that failed.
+func (n *NFS3) answerDone(req *Request, name string, st Store, hs ...[]byte) nfs3.Status {
 	for _, h := range hs {
 		if err := st.Sync(h); err != nil {
-			return false, n.status(req, err)
+			return n.status(req, err)
 		}
 	}
-	return true, nfs3.StatusOK
+	n.logRetry(req, name)
+	return nfs3.StatusOK
 }
 
 // logRetry records that a retransmitted call was answered as done.
