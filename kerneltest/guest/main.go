@@ -295,34 +295,63 @@ func deliver(md string, w, i int) (Message, error) {
 	return Message{Dir: "new", Name: name, Size: len(body), SHA256: sum(body)}, nil
 }
 
-func runWorkload(r Run) (*Result, error) {
-	t0 := time.Now()
-	md := filepath.Join(mnt, r.Maildir)
-	var mu sync.Mutex
-	delivered := map[string]Message{}
-	errs := make(chan error, r.Writers)
-	var wg sync.WaitGroup
-	for w := 0; w < r.Writers; w++ {
+// deliveries is what the writers of a run delivered, by name.
+type deliveries struct {
+	mu sync.Mutex
+	m  map[string]Message
+}
+
+func (d *deliveries) add(m Message) {
+	d.mu.Lock()
+	d.m[m.Name] = m
+	d.mu.Unlock()
+}
+
+func (d *deliveries) count() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return len(d.m)
+}
+
+// startWriters starts n writers delivering into md, writer w drawing its
+// messages from seed base+w. Each delivers limit messages (limit < 0:
+// until stop is closed) and stops early at its first error, which it sends
+// to errs.
+func startWriters(wg *sync.WaitGroup, md string, n, base, limit int, stop <-chan struct{}, box *deliveries, errs chan<- error) {
+	for w := 0; w < n; w++ {
 		wg.Add(1)
 		go func(w int) {
 			defer wg.Done()
-			for i := 0; i < r.Messages; i++ {
-				m, err := deliver(md, w+100*r.UID, i)
+			for i := 0; limit < 0 || i < limit; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				m, err := deliver(md, base+w, i)
 				if err != nil {
 					errs <- err
 					return
 				}
-				mu.Lock()
-				delivered[m.Name] = m
-				mu.Unlock()
+				box.add(m)
 			}
 		}(w)
 	}
+}
+
+func runWorkload(r Run) (*Result, error) {
+	t0 := time.Now()
+	md := filepath.Join(mnt, r.Maildir)
+	box := &deliveries{m: map[string]Message{}}
+	errs := make(chan error, r.Writers)
+	var wg sync.WaitGroup
+	startWriters(&wg, md, r.Writers, 100*r.UID, r.Messages, nil, box, errs)
 	wg.Wait()
 	close(errs)
 	if err := <-errs; err != nil {
 		return nil, err
 	}
+	delivered := box.m
 	if err := checkNew(md, delivered); err != nil {
 		return nil, err
 	}
@@ -407,39 +436,14 @@ func runRestart(r Run, control string) (*Result, error) {
 		return nil, err
 	}
 	var (
-		mu        sync.Mutex
-		delivered = map[string]Message{}
+		box       = &deliveries{m: map[string]Message{}}
 		stop      = make(chan struct{})
 		restarted = make(chan struct{}) // closed when the control file changed
 		errs      = make(chan error, r.Writers+1)
 		wg        sync.WaitGroup
 	)
-	count := func() int {
-		mu.Lock()
-		defer mu.Unlock()
-		return len(delivered)
-	}
-	for w := 0; w < r.Writers; w++ {
-		wg.Add(1)
-		go func(w int) {
-			defer wg.Done()
-			for i := 0; ; i++ {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				m, err := deliver(md, w+100*r.UID+50, i)
-				if err != nil {
-					errs <- err
-					return
-				}
-				mu.Lock()
-				delivered[m.Name] = m
-				mu.Unlock()
-			}
-		}(w)
-	}
+	count := box.count
+	startWriters(&wg, md, r.Writers, 100*r.UID+50, -1, stop, box, errs)
 	held := filepath.Join(md, fmt.Sprintf("held-%d.bin", os.Getuid()))
 	content := pattern(r.BigMiB<<20, uint64(r.UID)+1)
 	const chunk = 64 << 10
@@ -552,7 +556,7 @@ func runRestart(r Run, control string) (*Result, error) {
 	if sum(back) != sum(content) {
 		return nil, fmt.Errorf("%s read back differs after the restart (%d bytes, want %d)", held, len(back), len(content))
 	}
-	if err := checkNew(md, delivered); err != nil {
+	if err := checkNew(md, box.m); err != nil {
 		return nil, err
 	}
 	written1, err := writeBytes()
@@ -562,7 +566,7 @@ func runRestart(r Run, control string) (*Result, error) {
 	res := &Result{Run: r.Name, UID: os.Getuid(), Before: before, After: count() - atEpoch,
 		BigName: filepath.Base(held), BigSHA: sum(content), BigSize: len(content),
 		Resent: (written1.server - written0.server) - (written1.app - written0.app)}
-	for _, m := range delivered {
+	for _, m := range box.m {
 		res.Messages = append(res.Messages, m)
 	}
 	sort.Slice(res.Messages, func(i, j int) bool { return res.Messages[i].Name < res.Messages[j].Name })
