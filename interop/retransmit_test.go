@@ -3,6 +3,7 @@ package interop
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -31,36 +32,81 @@ func TestRetransmitAcrossRestart(t *testing.T) {
 	}
 }
 
+// retryCall is a call a client sends, loses the reply to, and sends again.
+type retryCall struct {
+	what   string
+	proc   nfs3.Proc
+	args   interface{ Encode(*xdr.Encoder) }
+	xid    uint32      // of the first send
+	status nfs3.Status // for the same call with a new XID
+}
+
+// sendRetryCall sends cl on c and decodes the whole result, so that a call
+// answered as done must carry a well-formed reply (for the creates, a
+// handle and attributes).
+func sendRetryCall(t *testing.T, c *rawConn, cl *retryCall) nfs3.Status {
+	t.Helper()
+	var (
+		res interface{ Decode(*xdr.Decoder) }
+		st  func() nfs3.Status
+	)
+	switch cl.proc {
+	case nfs3.ProcCreate, nfs3.ProcMkdir, nfs3.ProcSymlink:
+		r := &nfs3.CreateRes{}
+		res, st = r, func() nfs3.Status {
+			if r.Status == nfs3.StatusOK && (r.Object == nil || r.ObjAttr == nil) {
+				t.Errorf("%s: NFS3_OK without a handle and attributes", cl.what)
+			}
+			return r.Status
+		}
+	case nfs3.ProcRename:
+		r := &nfs3.RenameRes{}
+		res, st = r, func() nfs3.Status { return r.Status }
+	case nfs3.ProcLink:
+		r := &nfs3.LinkRes{}
+		res, st = r, func() nfs3.Status { return r.Status }
+	case nfs3.ProcRemove:
+		r := &nfs3.RemoveRes{}
+		res, st = r, func() nfs3.Status { return r.Status }
+	default:
+		t.Fatalf("%s: procedure %v not handled", cl.what, cl.proc)
+	}
+	if err := c.nfs(cl.proc, cl.args, res); err != nil {
+		t.Fatalf("%s: %v", cl.what, err)
+	}
+	return st()
+}
+
+// mountMaildirRaw mounts s's export on a raw connection and looks up its
+// Maildir and the Maildir's tmp/ and new/.
+func mountMaildirRaw(ctx context.Context, t *testing.T, s *server) (c *rawConn, md, tmp, newDir []byte) {
+	t.Helper()
+	root, c := mountRaw(ctx, t, s)
+	var err error
+	if md, err = c.lookup(root, "Maildir"); err != nil {
+		t.Fatal(err)
+	}
+	if tmp, err = c.lookup(md, "tmp"); err != nil {
+		t.Fatal(err)
+	}
+	if newDir, err = c.lookup(md, "new"); err != nil {
+		t.Fatal(err)
+	}
+	return c, md, tmp, newDir
+}
+
 func testRetransmitAcrossRestart(t *testing.T, sig syscall.Signal) {
 	s := startServer(t, serverOpts{setup: func(t *testing.T, root string) { makeMaildir(t, root) }})
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	root, c := mountRaw(ctx, t, s)
-	md, err := c.lookup(root, "Maildir")
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmp, err := c.lookup(md, "tmp")
-	if err != nil {
-		t.Fatal(err)
-	}
-	newDir, err := c.lookup(md, "new")
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, md, tmp, newDir := mountMaildirRaw(ctx, t, s)
 
 	// A client retransmits only the calls it has no reply to: the last
 	// one of each stream. Each call below is such a last call, sent once
 	// before the restart and again after it with the same XID; status is
 	// the answer the same call with a new XID gets after the restart.
 	mode := uint32(0o600)
-	type call struct {
-		what   string
-		proc   nfs3.Proc
-		args   interface{ Encode(*xdr.Encoder) }
-		xid    uint32
-		status nfs3.Status
-	}
+	type call = retryCall
 	body := []byte("Subject: once\r\n\r\nbody\r\n")
 	fa, err := c.create(tmp, "a")
 	if err != nil {
@@ -95,39 +141,7 @@ func testRetransmitAcrossRestart(t *testing.T, sig syscall.Signal) {
 		{what: "SYMLINK link", proc: nfs3.ProcSymlink, status: nfs3.StatusExist,
 			args: &nfs3.SymlinkArgs{Where: nfs3.DirOpArgs{Dir: md, Name: "link"}, Target: "new/a"}},
 	}
-	// send sends cl and decodes the whole result, so that a call answered
-	// as done must carry a well-formed reply (for the creates, a handle and
-	// attributes).
-	send := func(c *rawConn, cl *call) nfs3.Status {
-		t.Helper()
-		var (
-			res interface{ Decode(*xdr.Decoder) }
-			st  func() nfs3.Status
-		)
-		switch cl.proc {
-		case nfs3.ProcCreate, nfs3.ProcMkdir, nfs3.ProcSymlink:
-			r := &nfs3.CreateRes{}
-			res, st = r, func() nfs3.Status {
-				if r.Status == nfs3.StatusOK && (r.Object == nil || r.ObjAttr == nil) {
-					t.Errorf("%s: NFS3_OK without a handle and attributes", cl.what)
-				}
-				return r.Status
-			}
-		case nfs3.ProcRename:
-			r := &nfs3.RenameRes{}
-			res, st = r, func() nfs3.Status { return r.Status }
-		case nfs3.ProcLink:
-			r := &nfs3.LinkRes{}
-			res, st = r, func() nfs3.Status { return r.Status }
-		case nfs3.ProcRemove:
-			r := &nfs3.RemoveRes{}
-			res, st = r, func() nfs3.Status { return r.Status }
-		}
-		if err := c.nfs(cl.proc, cl.args, res); err != nil {
-			t.Fatalf("%s: %v", cl.what, err)
-		}
-		return st()
-	}
+	send := func(c *rawConn, cl *call) nfs3.Status { t.Helper(); return sendRetryCall(t, c, cl) }
 	for _, cl := range calls {
 		cl.xid = c.nextXID()
 		if st := send(c, cl); st != nfs3.StatusOK {
@@ -271,10 +285,98 @@ func testRetransmitAcrossRestart(t *testing.T, sig syscall.Signal) {
 			t.Errorf("%s/ holds %d entries (%v), want %d", dir, len(ents), err, want)
 		}
 	}
-	if n := strings.Count(s.proc.Log(), "retransmission of a call begun before the restart answered as done"); n != len(calls)+1 {
+	if n := strings.Count(s.proc.Log(), "retransmission of a call that may have run answered as done"); n != len(calls)+1 {
 		t.Errorf("the server logged %d retransmissions answered as done, want %d:\n%s", n, len(calls)+1, s.proc.Log())
 	}
 	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 		t.Fatal("timed out")
+	}
+}
+
+// TestRetransmitAfterEviction plays a client that retransmits long after
+// its call ran, on the same server process: a Linux client over TCP sends
+// its unanswered calls again once it has reconnected, and its reconnect
+// delay grows from 3 s, by which time a busy server has evicted the
+// reply from its duplicate request cache (4,096 entries, about a second
+// at 32 deliverers). The cache keeps the keys of evicted calls longer
+// than their replies, so the RENAME of tmp/x to new/x, the REMOVE, the
+// LINK and the GUARDED CREATE sent again after more than 4,096 other
+// non-idempotent calls are answered NFS3_OK, as done; the same calls with
+// new XIDs keep their errors.
+func TestRetransmitAfterEviction(t *testing.T) {
+	s := startServer(t, serverOpts{setup: func(t *testing.T, root string) { makeMaildir(t, root) }})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	c, _, tmp, newDir := mountMaildirRaw(ctx, t, s)
+	body := []byte("Subject: late\r\n\r\nbody\r\n")
+	fa, err := c.create(tmp, "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.write(fa, 0, body, nfs3.FileSync); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.create(tmp, "b"); err != nil {
+		t.Fatal(err)
+	}
+	fc, err := c.create(tmp, "c")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mode := uint32(0o600)
+	type call = retryCall
+	calls := []*call{
+		{what: "RENAME tmp/a new/a", proc: nfs3.ProcRename, status: nfs3.StatusNoEnt,
+			args: &nfs3.RenameArgs{From: nfs3.DirOpArgs{Dir: tmp, Name: "a"}, To: nfs3.DirOpArgs{Dir: newDir, Name: "a"}}},
+		{what: "REMOVE tmp/b", proc: nfs3.ProcRemove, status: nfs3.StatusNoEnt,
+			args: &nfs3.RemoveArgs{Dir: tmp, Name: "b"}},
+		{what: "LINK tmp/c new/c", proc: nfs3.ProcLink, status: nfs3.StatusExist,
+			args: &nfs3.LinkArgs{File: fc, Link: nfs3.DirOpArgs{Dir: newDir, Name: "c"}}},
+		{what: "GUARDED CREATE tmp/d", proc: nfs3.ProcCreate, status: nfs3.StatusExist,
+			args: &nfs3.CreateArgs{Where: nfs3.DirOpArgs{Dir: tmp, Name: "d"}, Mode: nfs3.Guarded, Attr: nfs3.SetAttr{Mode: &mode}}},
+	}
+	send := func(c *rawConn, cl *call) nfs3.Status { t.Helper(); return sendRetryCall(t, c, cl) }
+	for _, cl := range calls {
+		cl.xid = c.nextXID()
+		if st := send(c, cl); st != nfs3.StatusOK {
+			t.Fatalf("%s: %v", cl.what, st)
+		}
+	}
+	// Other deliveries' calls push the replies out of the cache: REMOVEs
+	// of names that are not there (each is cached like any other reply).
+	const others = 4096 + 200
+	for i := range others {
+		var r nfs3.RemoveRes
+		if err := c.nfs(nfs3.ProcRemove, &nfs3.RemoveArgs{Dir: tmp, Name: fmt.Sprintf("none.%d", i)}, &r); err != nil || r.Status != nfs3.StatusNoEnt {
+			t.Fatalf("REMOVE tmp/none.%d: %v %v", i, err, r.Status)
+		}
+	}
+	// The client reconnects and retransmits.
+	_, c2 := mountRaw(ctx, t, s)
+	for _, cl := range calls {
+		c2.xid = cl.xid - 1 // the same XID as before
+		if st := send(c2, cl); st != nfs3.StatusOK {
+			t.Errorf("%s retransmitted after %d other calls: %v, want NFS3_OK", cl.what, others, st)
+		}
+	}
+	for _, cl := range calls {
+		if st := send(c2, cl); st != cl.status { // a new XID
+			t.Errorf("%s sent anew: %v, want %v", cl.what, st, cl.status)
+		}
+	}
+	if got, err := os.ReadFile(filepath.Join(s.root, "Maildir/new/a")); err != nil || string(got) != string(body) {
+		t.Errorf("new/a: %q, %v; want %q", got, err, body)
+	}
+	for dir, want := range map[string]int{"tmp": 2, "new": 2} { // tmp/c, tmp/d; new/a, new/c
+		if ents, err := os.ReadDir(filepath.Join(s.root, "Maildir", dir)); err != nil || len(ents) != want {
+			t.Errorf("%s/ holds %d entries (%v), want %d", dir, len(ents), err, want)
+		}
+	}
+	log := s.proc.Log()
+	if n := strings.Count(log, "retransmission of a call whose reply had left the duplicate request cache"); n != len(calls) {
+		t.Errorf("the server logged %d retransmissions of evicted calls, want %d", n, len(calls))
+	}
+	if n := strings.Count(log, "retransmission of a call that may have run answered as done"); n != len(calls) {
+		t.Errorf("the server logged %d retransmissions answered as done, want %d:\n%s", n, len(calls), log)
 	}
 }

@@ -2,6 +2,8 @@ package nfsd
 
 import (
 	"container/list"
+	"encoding/binary"
+	"hash/maphash"
 	"net/netip"
 	"sync"
 	"time"
@@ -26,6 +28,9 @@ const (
 	drcNew        drcState = iota // not seen: run it, then finish or forget
 	drcInProgress                 // the original is running: drop this one
 	drcDone                       // resend the cached reply
+	// drcEvicted: this run ran the call (or began it) but its entry left
+	// the cache for room; run it again, marked Request.MayHaveRun.
+	drcEvicted
 )
 
 // drcEntryOverhead is what an entry costs beyond its reply bytes, counted
@@ -40,34 +45,63 @@ type drcEntry struct {
 	elem  *list.Element
 }
 
+// DefaultDRCEvictedKeys bounds how many evicted calls the cache remembers
+// by their key alone (drc.gone): about 35 bytes each in Go maps, 9 MiB at
+// most (measured: 6.8 MiB for 200,000 keys), reached only when calls
+// arrive faster than the cache's entries last. At 4,500 non-idempotent
+// calls a second (32 Maildir deliverers) that is 30 to 60 s of calls
+// beyond the cache's own; each eviction costs a hash and a map insert
+// (about 0.2 µs, under the cache's lock).
+const DefaultDRCEvictedKeys = 1 << 18
+
 // drc is the duplicate request cache for non-idempotent calls. Entries are
 // kept in a list ordered by their last state change, oldest first, so that
 // expiry (lazy, on each access, using the injected clock) and eviction
 // (when over the entry or byte bound) both take from the front. There is no
 // background goroutine.
+//
+// The entry bound keeps replies for about a second of a busy server's
+// calls, but a Linux client over TCP retransmits after it reconnects,
+// which can be seconds later (its reconnect delay grows from 3 s), and a
+// RENAME of tmp/x to new/x run again is NOENT: a duplicated message. So
+// an entry evicted for room leaves its key behind (gone: a 64-bit digest
+// and the time, no reply) for up to the TTL, and a retransmission that
+// finds only its key is run again marked Request.MayHaveRun, as one
+// begun before a restart is: NFS3 answers the error its own effect
+// causes as done (nfs3_retry.go).
 type drc struct {
 	maxEntries int
 	maxBytes   int
 	ttl        time.Duration
 	clock      func() time.Time
+	maxGone    int // keys of evicted entries remembered (both generations)
+	seed       maphash.Seed
 
 	mu struct {
 		sync.Mutex
 		m     map[drcKey]*drcEntry
 		order list.List // of *drcEntry, oldest first
 		bytes int       // reply bytes plus drcEntryOverhead per entry
+		// gone holds the digests of entries evicted for room, with the
+		// time of their last state change (Unix ns), in two generations: new keys
+		// go into gone[0], and when it holds maxGone/2 it becomes gone[1]
+		// and the older generation is dropped.
+		gone [2]map[uint64]int64
 	}
 }
 
 func newDRC(maxEntries, maxBytes int, ttl time.Duration, clock func() time.Time) *drc {
-	d := &drc{maxEntries: maxEntries, maxBytes: maxBytes, ttl: ttl, clock: clock}
+	d := &drc{maxEntries: maxEntries, maxBytes: maxBytes, ttl: ttl, clock: clock,
+		maxGone: DefaultDRCEvictedKeys, seed: maphash.MakeSeed()}
 	d.mu.m = make(map[drcKey]*drcEntry)
 	return d
 }
 
 // begin looks k up. For a new call it inserts an in-progress entry, which
 // the caller must later finish or forget. For a done call it returns a copy
-// of the reply (the original may be evicted at any time).
+// of the reply (the original may be evicted at any time). A call whose
+// entry was evicted for room within the TTL gets an in-progress entry too,
+// and drcEvicted.
 func (d *drc) begin(k drcKey) (*drcEntry, []byte, drcState) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -79,12 +113,49 @@ func (d *drc) begin(k drcKey) (*drcEntry, []byte, drcState) {
 		}
 		return nil, append([]byte(nil), e.reply...), drcDone
 	}
+	state := drcNew
+	if d.mu.gone[0] != nil {
+		h := d.digest(k)
+		for _, g := range d.mu.gone {
+			if at, ok := g[h]; ok {
+				delete(g, h)
+				if now.Sub(time.Unix(0, at)) < d.ttl {
+					state = drcEvicted
+				}
+			}
+		}
+	}
 	e := &drcEntry{key: k, at: now}
 	e.elem = d.mu.order.PushBack(e)
 	d.mu.m[k] = e
 	d.mu.bytes += drcEntryOverhead
 	d.evictLocked()
-	return e, nil, drcNew
+	return e, nil, state
+}
+
+// digest hashes k for gone; a collision can only mark a call MayHaveRun,
+// which NFS3 acts on only when the state is what the call's success
+// leaves.
+func (d *drc) digest(k drcKey) uint64 {
+	var b [16 + 6*4]byte
+	a := k.addr.As16()
+	copy(b[:16], a[:])
+	for i, v := range [...]uint32{k.xid, k.prog, k.vers, k.proc, k.sum, k.n} {
+		binary.LittleEndian.PutUint32(b[16+4*i:], v)
+	}
+	return maphash.Bytes(d.seed, b[:])
+}
+
+// rememberLocked keeps the key of e, evicted for room, in gone.
+func (d *drc) rememberLocked(e *drcEntry) {
+	if d.maxGone <= 0 {
+		return
+	}
+	if d.mu.gone[0] == nil || len(d.mu.gone[0]) >= max(d.maxGone/2, 1) {
+		d.mu.gone[1] = d.mu.gone[0]
+		d.mu.gone[0] = make(map[uint64]int64)
+	}
+	d.mu.gone[0][d.digest(e.key)] = e.at.UnixNano()
 }
 
 // finish stores the reply of an entry from begin (copied). If the entry was
@@ -119,6 +190,13 @@ func (d *drc) size() (entries, bytes int) {
 	return len(d.mu.m), d.mu.bytes
 }
 
+// evictedKeys returns the number of keys of evicted entries remembered.
+func (d *drc) evictedKeys() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return len(d.mu.gone[0]) + len(d.mu.gone[1])
+}
+
 func (d *drc) removeLocked(e *drcEntry) {
 	d.mu.order.Remove(e.elem)
 	e.elem = nil
@@ -146,12 +224,16 @@ func (d *drc) expireLocked(now time.Time) {
 // the newest entry (the one just added or finished).
 func (d *drc) evictLocked() {
 	for d.mu.order.Len() > 1 && (len(d.mu.m) > d.maxEntries || d.mu.bytes > d.maxBytes) {
-		d.removeLocked(d.mu.order.Front().Value.(*drcEntry))
+		e := d.mu.order.Front().Value.(*drcEntry)
+		d.removeLocked(e)
+		d.rememberLocked(e)
 	}
 	// A single reply larger than the whole byte budget is not kept.
 	if d.mu.bytes > d.maxBytes {
 		if b := d.mu.order.Back(); b != nil {
-			d.removeLocked(b.Value.(*drcEntry))
+			e := b.Value.(*drcEntry)
+			d.removeLocked(e)
+			d.rememberLocked(e)
 		}
 	}
 }

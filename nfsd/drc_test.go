@@ -155,7 +155,7 @@ func TestDRCBounds(t *testing.T) {
 		if _, reply, st := d.begin(key(9)); st != drcDone || len(reply) != 24 {
 			t.Errorf("newest: state %v", st)
 		}
-		if _, _, st := d.begin(key(0)); st != drcNew {
+		if _, _, st := d.begin(key(0)); st != drcEvicted {
 			t.Errorf("oldest: state %v, want evicted", st)
 		}
 	})
@@ -175,8 +175,8 @@ func TestDRCBounds(t *testing.T) {
 		// A reply bigger than the whole budget is not kept.
 		e, _, _ := d.begin(key(100))
 		d.finish(e, make([]byte, 2*max))
-		if _, _, st := d.begin(key(100)); st != drcNew {
-			t.Errorf("oversized reply cached (state %v)", st)
+		if _, _, st := d.begin(key(100)); st != drcEvicted {
+			t.Errorf("oversized reply cached (state %v), want evicted", st)
 		}
 		if _, b := d.size(); b > max {
 			t.Errorf("%d bytes, bound %d", b, max)
@@ -190,8 +190,8 @@ func TestDRCBounds(t *testing.T) {
 		if n, _ := d.size(); n != 1 {
 			t.Errorf("%d entries after finishing an evicted entry", n)
 		}
-		if _, _, st := d.begin(key(1)); st != drcNew {
-			t.Errorf("evicted entry came back (state %v)", st)
+		if _, _, st := d.begin(key(1)); st != drcEvicted {
+			t.Errorf("evicted entry came back (state %v), want evicted", st)
 		}
 	})
 	t.Run("ReplyIsCopied", func(t *testing.T) {
@@ -207,6 +207,118 @@ func TestDRCBounds(t *testing.T) {
 			t.Errorf("cached reply changed: %v", again)
 		}
 	})
+}
+
+// TestDRCEvictedKeys: an entry evicted for room leaves its key for the
+// TTL, so that its retransmission is told apart from a new call (once);
+// an entry that expired, or was forgotten, leaves nothing; the keys are
+// bounded.
+func TestDRCEvictedKeys(t *testing.T) {
+	key := func(i int) drcKey {
+		return drcKey{addr: netip.MustParseAddr("10.1.2.3"), xid: uint32(i), proc: 14, sum: 7, n: 40}
+	}
+	clk := &fakeClock{now: time.Unix(1000, 0)}
+	d := newDRC(2, 1<<20, time.Minute, clk.Now)
+	d.maxGone = 8
+	run := func(i int) drcState {
+		e, _, st := d.begin(key(i))
+		if e != nil {
+			d.finish(e, []byte{1})
+		}
+		return st
+	}
+	for i := range 4 {
+		if st := run(i); st != drcNew {
+			t.Fatalf("call %d: state %v, want new", i, st)
+		}
+	}
+	// 0 and 1 were evicted; 2 and 3 are cached.
+	if st := run(0); st != drcEvicted {
+		t.Errorf("evicted call 0 retransmitted: state %v, want evicted", st)
+	}
+	if st := run(3); st != drcDone {
+		t.Errorf("cached call 3: state %v, want done", st)
+	}
+	// Another client, or the same client's call with other arguments, is
+	// not the evicted call.
+	other := key(1)
+	other.addr = netip.MustParseAddr("10.1.2.4")
+	if _, _, st := d.begin(other); st != drcNew {
+		t.Errorf("call 1 from another address: state %v, want new", st)
+	}
+	other = key(1)
+	other.sum = 8
+	if _, _, st := d.begin(other); st != drcNew {
+		t.Errorf("call 1 with other arguments: state %v, want new", st)
+	}
+	if st := run(1); st != drcEvicted {
+		t.Errorf("evicted call 1 retransmitted: state %v, want evicted", st)
+	}
+	// An evicted key is older than the TTL: a new call.
+	for i := 10; i < 14; i++ {
+		run(i)
+	}
+	clk.Advance(time.Minute)
+	if st := run(10); st != drcNew {
+		t.Errorf("call evicted over a TTL ago: state %v, want new", st)
+	}
+	// Forgotten calls sent no reply and may run again as new.
+	e, _, _ := d.begin(key(20))
+	d.forget(e)
+	if st := run(20); st != drcNew {
+		t.Errorf("forgotten call: state %v, want new", st)
+	}
+	// Bounded: at most maxGone keys, the newest kept.
+	for i := 100; i < 200; i++ {
+		run(i)
+		if n := d.evictedKeys(); n > d.maxGone {
+			t.Fatalf("%d evicted keys remembered, bound %d", n, d.maxGone)
+		}
+	}
+	if st := run(197); st != drcEvicted {
+		t.Errorf("recently evicted call 197: state %v, want evicted", st)
+	}
+	if st := run(100); st != drcNew {
+		t.Errorf("long evicted call 100: state %v, want new (bound)", st)
+	}
+}
+
+// TestDRCEvictedMarksMayHaveRun: through the transport, a retransmission
+// of a call whose entry was evicted for room reaches the Program marked
+// Request.MayHaveRun, and is counted; a new call is not marked.
+func TestDRCEvictedMarksMayHaveRun(t *testing.T) {
+	p := newTestProg()
+	s := &Server{DRCSize: 4}
+	s.Register(p)
+	addr := startTCP(t, s)
+	tc := dial(t, addr)
+	first := testCall(0x100, procCount, opaqueArg([]byte("rename")))
+	if n := countOf(t, tc.call(first), 0x100); n != 1 {
+		t.Fatalf("first run: count %d", n)
+	}
+	for i := range 8 {
+		tc.call(testCall(0x200+uint32(i), procCount, opaqueArg([]byte("other"))))
+	}
+	if p.mayHaveRun.Load() != 0 {
+		t.Fatalf("%d calls marked MayHaveRun before any retransmission", p.mayHaveRun.Load())
+	}
+	tc.call(first)
+	if got := p.mayHaveRun.Load(); got != 1 {
+		t.Errorf("retransmission of an evicted call: %d calls marked MayHaveRun, want 1", got)
+	}
+	if st := s.Stats(); st.DRCEvictedRetransmissions != 1 || st.DRCEvictedKeys == 0 {
+		t.Errorf("stats: %d evicted retransmissions, %d evicted keys; want 1 and some", st.DRCEvictedRetransmissions, st.DRCEvictedKeys)
+	}
+	// Now cached again: a further duplicate is answered from the cache.
+	hits := s.Stats().DRCHits
+	tc.call(first)
+	if s.Stats().DRCHits != hits+1 || p.mayHaveRun.Load() != 1 {
+		t.Errorf("second retransmission: %d cache hits (want %d), %d marked", s.Stats().DRCHits, hits+1, p.mayHaveRun.Load())
+	}
+	tc.call(testCall(0x300, procCount, opaqueArg([]byte("rename"))))
+	if p.mayHaveRun.Load() != 1 {
+		t.Errorf("a new call was marked MayHaveRun")
+	}
 }
 
 func TestDRCKeyIgnoresPort(t *testing.T) {

@@ -675,36 +675,38 @@ type serverCollector struct {
 	s *Server
 
 	conns, accepted, rejected, inFlight, badCalls, badRecords, rpcErrors, gateRefusals,
-	drcHits, drcInProgress, drcLogHits, drcEntries, drcBytes, panics, drops, udpTooLong *prometheus.Desc
+	drcHits, drcInProgress, drcLogHits, drcEvictedHits, drcEntries, drcBytes, drcEvictedKeys, panics, drops, udpTooLong *prometheus.Desc
 }
 
 func newServerCollector(s *Server) *serverCollector {
 	return &serverCollector{
-		s:             s,
-		conns:         desc("connections", "Open TCP connections."),
-		accepted:      desc("connections_accepted_total", "TCP connections accepted and kept."),
-		rejected:      desc("connections_rejected_total", "TCP connections closed at once because MaxConns was reached."),
-		inFlight:      desc("in_flight", "Calls being served by the transport now (all programs)."),
-		badCalls:      desc("bad_calls_total", "Records that did not decode as an RPC call header."),
-		badRecords:    desc("bad_records_total", "TCP connections closed for a broken or oversized record."),
-		rpcErrors:     desc("rpc_errors_total", "RPC-level error replies sent by the transport itself, by kind.", "kind"),
-		gateRefusals:  desc("gate_refusals_total", "Calls answered by the transport's gate instead of the program."),
-		drcHits:       desc("drc_hits_total", "Replies resent from the duplicate request cache."),
-		drcInProgress: desc("drc_in_progress_drops_total", "Retransmissions dropped while the original call ran."),
-		drcLogHits:    desc("drc_log_retransmissions_total", "Calls begun by an earlier run of the server and retransmitted to this one (duplicate request log)."),
-		drcEntries:    desc("drc_entries", "Replies held in the duplicate request cache."),
-		drcBytes:      desc("drc_bytes", "Bytes of replies held in the duplicate request cache."),
-		panics:        desc("panics_total", "Program panics answered with SYSTEM_ERR."),
-		drops:         desc("drops_total", "Calls answered with no reply."),
-		udpTooLong:    desc("udp_reply_too_long_total", "UDP replies dropped for exceeding one datagram."),
+		s:              s,
+		conns:          desc("connections", "Open TCP connections."),
+		accepted:       desc("connections_accepted_total", "TCP connections accepted and kept."),
+		rejected:       desc("connections_rejected_total", "TCP connections closed at once because MaxConns was reached."),
+		inFlight:       desc("in_flight", "Calls being served by the transport now (all programs)."),
+		badCalls:       desc("bad_calls_total", "Records that did not decode as an RPC call header."),
+		badRecords:     desc("bad_records_total", "TCP connections closed for a broken or oversized record."),
+		rpcErrors:      desc("rpc_errors_total", "RPC-level error replies sent by the transport itself, by kind.", "kind"),
+		gateRefusals:   desc("gate_refusals_total", "Calls answered by the transport's gate instead of the program."),
+		drcHits:        desc("drc_hits_total", "Replies resent from the duplicate request cache."),
+		drcInProgress:  desc("drc_in_progress_drops_total", "Retransmissions dropped while the original call ran."),
+		drcLogHits:     desc("drc_log_retransmissions_total", "Calls begun by an earlier run of the server and retransmitted to this one (duplicate request log)."),
+		drcEvictedHits: desc("drc_evicted_retransmissions_total", "Retransmissions of calls this run began whose replies had been evicted from the duplicate request cache for room (run again, answered as done where their effect is there)."),
+		drcEntries:     desc("drc_entries", "Replies held in the duplicate request cache."),
+		drcBytes:       desc("drc_bytes", "Bytes of replies held in the duplicate request cache."),
+		drcEvictedKeys: desc("drc_evicted_keys", "Calls evicted from the duplicate request cache for room whose keys it still remembers."),
+		panics:         desc("panics_total", "Program panics answered with SYSTEM_ERR."),
+		drops:          desc("drops_total", "Calls answered with no reply."),
+		udpTooLong:     desc("udp_reply_too_long_total", "UDP replies dropped for exceeding one datagram."),
 	}
 }
 
 // Describe implements prometheus.Collector.
 func (c *serverCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.conns, c.accepted, c.rejected, c.inFlight, c.badCalls,
-		c.badRecords, c.rpcErrors, c.gateRefusals, c.drcHits, c.drcInProgress, c.drcLogHits, c.drcEntries,
-		c.drcBytes, c.panics, c.drops, c.udpTooLong} {
+		c.badRecords, c.rpcErrors, c.gateRefusals, c.drcHits, c.drcInProgress, c.drcLogHits, c.drcEvictedHits, c.drcEntries,
+		c.drcBytes, c.drcEvictedKeys, c.panics, c.drops, c.udpTooLong} {
 		ch <- d
 	}
 }
@@ -732,8 +734,10 @@ func (c *serverCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.drcHits, st.DRCHits)
 	counter(c.drcInProgress, st.DRCInProgressDrops)
 	counter(c.drcLogHits, st.DRCLogRetransmissions)
+	counter(c.drcEvictedHits, st.DRCEvictedRetransmissions)
 	gauge(c.drcEntries, float64(st.DRCEntries))
 	gauge(c.drcBytes, float64(st.DRCBytes))
+	gauge(c.drcEvictedKeys, float64(st.DRCEvictedKeys))
 	counter(c.panics, st.Panics)
 	counter(c.drops, st.Drops)
 	counter(c.udpTooLong, st.UDPReplyTooLong)

@@ -4,11 +4,13 @@ import (
 	"github.com/mailnfs/mailnfs/internal/nfs3"
 )
 
-// Retransmissions across a restart. A call marked Request.MayHaveRun was
-// begun by an earlier run of the server, which may have carried it out
-// before it stopped, leaving the client without a reply. Run again, such a
-// call meets its own effect and fails: a RENAME finds its source gone, a
-// REMOVE its name gone, a LINK or an exclusive create its name taken. Told
+// Retransmissions of calls that may have run. A call marked
+// Request.MayHaveRun was begun by an earlier run of the server, which may
+// have carried it out before it stopped, leaving the client without a
+// reply, or by this run, which has since evicted its reply from the
+// duplicate request cache for room. Run again, such a call meets its own
+// effect and fails: a RENAME finds its source gone, a REMOVE its name
+// gone, a LINK or an exclusive create its name taken. Told
 // so, a delivery agent delivers the message a second time. So RENAME,
 // REMOVE, RMDIR and LINK answer that one error as success when the state
 // is what the call's own success leaves, after syncing what the call
@@ -45,6 +47,6 @@ func (n *NFS3) answerDone(req *Request, name string, st Store, hs ...[]byte) nfs
 
 // logRetry records that a retransmitted call was answered as done.
 func (n *NFS3) logRetry(req *Request, name string) {
-	n.logger(req).Info("nfs3: retransmission of a call begun before the restart answered as done",
+	n.logger(req).Info("nfs3: retransmission of a call that may have run answered as done",
 		"proc", nfs3.Proc(req.Proc).String(), "name", name)
 }

@@ -36,12 +36,14 @@ type Request struct {
 	// Log is the request-scoped logger (connection and xid attributes).
 	Log *slog.Logger
 
-	// MayHaveRun is set on a non-idempotent call that an earlier run of
-	// the server began (same client address, XID and arguments; see
-	// DRCLog) and that this run has not seen: a retransmission across a
-	// restart. The earlier run may have carried it out, so a Program may
-	// answer the error that its own effect causes (NOENT for a RENAME
-	// whose source is gone and whose target is there) as success.
+	// MayHaveRun is set on a non-idempotent call that may have run
+	// before with no reply reaching the client (same client address, XID
+	// and arguments): one an earlier run of the server began (DRCLog), a
+	// retransmission across a restart, or one this run began whose reply
+	// has since been evicted from the duplicate request cache for room.
+	// The call may have been carried out, so a Program may answer the
+	// error that its own effect causes (NOENT for a RENAME whose source
+	// is gone and whose target is there) as success.
 	MayHaveRun bool
 }
 

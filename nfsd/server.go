@@ -161,6 +161,7 @@ type counters struct {
 	drcHits         atomic.Uint64
 	drcInProgress   atomic.Uint64
 	drcLogHits      atomic.Uint64
+	drcEvictedHits  atomic.Uint64
 	panics          atomic.Uint64
 	drops           atomic.Uint64
 	udpReplyTooLong atomic.Uint64
@@ -197,8 +198,13 @@ type Stats struct {
 	// DRCLogRetransmissions counts calls marked MayHaveRun: begun by an
 	// earlier run of the server (DRCLog) and retransmitted to this one.
 	DRCLogRetransmissions uint64
-	// DRCEntries and DRCBytes are the cache's current size.
-	DRCEntries, DRCBytes int
+	// DRCEvictedRetransmissions counts calls marked MayHaveRun because
+	// this run had begun them but their entries had been evicted from the
+	// cache for room (their keys are kept longer than their replies).
+	DRCEvictedRetransmissions uint64
+	// DRCEntries and DRCBytes are the cache's current size;
+	// DRCEvictedKeys the keys of evicted entries it remembers.
+	DRCEntries, DRCBytes, DRCEvictedKeys int
 	// Panics counts Program panics answered with SYSTEM_ERR.
 	Panics uint64
 	// Drops counts calls answered with no reply (Status.Drop).
@@ -280,24 +286,25 @@ func (s *Server) Register(p Program) {
 func (s *Server) Stats() Stats {
 	s.init()
 	st := Stats{
-		Calls:                 make(map[CallKey]uint64),
-		InFlight:              s.stats.inFlight.Load(),
-		Conns:                 s.stats.conns.Load(),
-		ConnsAccepted:         s.stats.connsAccepted.Load(),
-		ConnsRejected:         s.stats.connsRejected.Load(),
-		BadCalls:              s.stats.badCalls.Load(),
-		BadRecords:            s.stats.badRecords.Load(),
-		RPCMismatch:           s.stats.rpcMismatch.Load(),
-		AuthErrors:            s.stats.authErrors.Load(),
-		ProgUnavail:           s.stats.progUnavail.Load(),
-		ProgMismatch:          s.stats.progMismatch.Load(),
-		GateRefusals:          s.stats.gateRefusals.Load(),
-		DRCHits:               s.stats.drcHits.Load(),
-		DRCInProgressDrops:    s.stats.drcInProgress.Load(),
-		DRCLogRetransmissions: s.stats.drcLogHits.Load(),
-		Panics:                s.stats.panics.Load(),
-		Drops:                 s.stats.drops.Load(),
-		UDPReplyTooLong:       s.stats.udpReplyTooLong.Load(),
+		Calls:                     make(map[CallKey]uint64),
+		InFlight:                  s.stats.inFlight.Load(),
+		Conns:                     s.stats.conns.Load(),
+		ConnsAccepted:             s.stats.connsAccepted.Load(),
+		ConnsRejected:             s.stats.connsRejected.Load(),
+		BadCalls:                  s.stats.badCalls.Load(),
+		BadRecords:                s.stats.badRecords.Load(),
+		RPCMismatch:               s.stats.rpcMismatch.Load(),
+		AuthErrors:                s.stats.authErrors.Load(),
+		ProgUnavail:               s.stats.progUnavail.Load(),
+		ProgMismatch:              s.stats.progMismatch.Load(),
+		GateRefusals:              s.stats.gateRefusals.Load(),
+		DRCHits:                   s.stats.drcHits.Load(),
+		DRCInProgressDrops:        s.stats.drcInProgress.Load(),
+		DRCLogRetransmissions:     s.stats.drcLogHits.Load(),
+		DRCEvictedRetransmissions: s.stats.drcEvictedHits.Load(),
+		Panics:                    s.stats.panics.Load(),
+		Drops:                     s.stats.drops.Load(),
+		UDPReplyTooLong:           s.stats.udpReplyTooLong.Load(),
 	}
 	for prog, pe := range *s.progs.Load() {
 		for proc := range pe.procs {
@@ -310,6 +317,7 @@ func (s *Server) Stats() Stats {
 		}
 	}
 	st.DRCEntries, st.DRCBytes = s.drc.size()
+	st.DRCEvictedKeys = s.drc.evictedKeys()
 	return st
 }
 
@@ -538,8 +546,12 @@ func (s *Server) dispatch(ep *endpoint, rec []byte, e *xdr.Encoder) verdict {
 				log.Debug("nfsd: duplicate of a call in progress dropped")
 			}
 			return dropCall
+		case drcEvicted:
+			req.MayHaveRun = true
+			s.stats.drcEvictedHits.Add(1)
+			log.Info("nfsd: retransmission of a call whose reply had left the duplicate request cache", "prog", h.Prog, "vers", h.Vers, "proc", h.Proc)
 		}
-		if s.DRCLog != nil && s.DRCLog.begin(key, s.Clock()) {
+		if s.DRCLog != nil && s.DRCLog.begin(key, s.Clock()) && !req.MayHaveRun {
 			req.MayHaveRun = true
 			s.stats.drcLogHits.Add(1)
 			log.Info("nfsd: retransmission of a call begun before the restart", "prog", h.Prog, "vers", h.Vers, "proc", h.Proc)

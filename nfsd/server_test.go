@@ -43,6 +43,8 @@ type testProg struct {
 	started chan uint32   // procBlock/procWait send their xid here when they begin (if non-nil)
 	release chan struct{} // closed or sent on to let procBlock/procWait finish
 	counts  atomic.Uint32 // runs of procCount and procBlock
+	// mayHaveRun counts calls that arrived marked Request.MayHaveRun.
+	mayHaveRun atomic.Uint32
 }
 
 func newTestProg() *testProg {
@@ -75,6 +77,9 @@ func (p *testProg) wait(ctx context.Context, xid uint32) bool {
 
 func (p *testProg) Serve(ctx context.Context, req *Request, res *xdr.Encoder) Status {
 	d := req.Args
+	if req.MayHaveRun {
+		p.mayHaveRun.Add(1)
+	}
 	switch req.Proc {
 	case procNull:
 	case procEcho:
