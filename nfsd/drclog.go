@@ -64,7 +64,13 @@ type DRCLog struct {
 
 	mu   sync.Mutex
 	prev map[drcKey]time.Time // calls an earlier run began; guarded by mu
-	ttl  time.Duration
+	// prevUntil is when the youngest of prev is older than ttl; after it,
+	// prev is dropped. Guarded by mu.
+	prevUntil time.Time
+	// prevLive is false once prev is dropped or empty, so that begin then
+	// takes no lock.
+	prevLive atomic.Bool
+	ttl      time.Duration
 }
 
 // DRCLogFile is the log's name in mailnfsd's state directory.
@@ -127,7 +133,11 @@ func OpenDRCLog(path string, slots int, ttl time.Duration, now time.Time) (_ *DR
 	l := &DRCLog{f: f, mem: mem, slots: uint64(slots), prev: prev, ttl: ttl}
 	for k, at := range prev {
 		l.record(k, at)
+		if u := at.Add(ttl); u.After(l.prevUntil) {
+			l.prevUntil = u
+		}
 	}
+	l.prevLive.Store(len(prev) > 0)
 	return l, len(prev), nil
 }
 
@@ -233,16 +243,21 @@ func (l *DRCLog) record(k drcKey, at time.Time) {
 // begin records a call about to run for the first time in this process
 // and reports whether an earlier run began it too (within the TTL). Each
 // earlier call is reported once: a later duplicate meets the in-memory
-// cache.
+// cache. Once each was reported, or the youngest is older than the TTL,
+// the earlier run's calls are dropped and begin takes no lock.
 func (l *DRCLog) begin(k drcKey, now time.Time) (mayHaveRun bool) {
-	l.mu.Lock()
-	if len(l.prev) > 0 {
+	if l.prevLive.Load() {
+		l.mu.Lock()
 		if at, ok := l.prev[k]; ok {
 			delete(l.prev, k)
 			mayHaveRun = now.Sub(at) < l.ttl
 		}
+		if len(l.prev) == 0 || !now.Before(l.prevUntil) {
+			l.prev = nil
+			l.prevLive.Store(false)
+		}
+		l.mu.Unlock()
 	}
-	l.mu.Unlock()
 	l.record(k, now)
 	return mayHaveRun
 }

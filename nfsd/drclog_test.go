@@ -109,6 +109,29 @@ func TestDRCLogTTL(t *testing.T) {
 	if !l.begin(testKey(2), now) || !l.begin(testKey(4), now) {
 		t.Error("calls within the TTL are not reported")
 	}
+	l.Close()
+
+	// Calls never retransmitted are dropped once the youngest is older
+	// than the TTL, and begin then takes no lock.
+	l, n = openLog(t, path, 0, now)
+	if n == 0 {
+		t.Fatal("nothing loaded")
+	}
+	if !l.prevLive.Load() {
+		t.Fatal("loaded calls are not looked up")
+	}
+	l.begin(testKey(10), now.Add(59*time.Second))
+	if !l.prevLive.Load() {
+		t.Error("dropped within the TTL")
+	}
+	// (testKey(4) may have been recorded an hour ahead of now.)
+	l.begin(testKey(11), now.Add(time.Hour+time.Minute))
+	if l.prevLive.Load() {
+		t.Error("the earlier run's calls are still looked up a TTL after the youngest")
+	}
+	if l.begin(testKey(1), now.Add(time.Hour+time.Minute)) {
+		t.Error("a call is reported after the earlier run's calls were dropped")
+	}
 }
 
 // TestDRCLogBadRecords: a torn record is ignored, and a file that is not a
