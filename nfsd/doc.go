@@ -59,13 +59,14 @@
 // new connection after a reconnect), XID, program, version, procedure and a
 // CRC-32C and length of the argument bytes. A duplicate of a call still
 // running is dropped; a duplicate of a finished call gets the cached reply
-// bytes. The cache is bounded by entries and bytes and expires lazily on
-// access with Server.Clock; it has no goroutine. An entry evicted for room
-// (the entry bound holds about a second of a busy server's calls, and a
-// Linux client retransmits seconds later, after it reconnects) leaves its
-// key, a 64-bit digest with no reply, for the TTL; a retransmission that
-// finds only its key runs again marked Request.MayHaveRun, as one begun
-// before a restart is. The cache is volatile: after a restart, a
+// bytes. The cache is bounded by entries and bytes (the entries of calls
+// still running are never evicted) and expires lazily on access with
+// Server.Clock; it has no goroutine. An entry evicted for room (the entry
+// bound holds about a second of a busy server's calls, and a Linux client
+// retransmits seconds later, after it reconnects) leaves its key, a 64-bit
+// digest with no reply, for the TTL; a retransmission that finds only its
+// key runs again marked Request.MayHaveRun, as one begun before a restart
+// is. The cache is volatile: after a restart, a
 // retransmitted non-idempotent call runs again. Server.DRCLog
 // (DRCLog, drc.log in mailnfsd's state directory) remembers which calls
 // the earlier process began, and marks such a retransmission

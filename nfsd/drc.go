@@ -220,13 +220,21 @@ func (d *drc) expireLocked(now time.Time) {
 	}
 }
 
-// evictLocked drops the oldest entries until both bounds hold, but never
-// the newest entry (the one just added or finished).
+// evictLocked drops the oldest finished entries until both bounds hold,
+// but never the newest entry (the one just added or finished). Entries in
+// progress are passed over, as knfsd does: evicted, a call still running
+// would run a second time beside itself when its duplicate came. They are
+// at most one per worker (Server.Workers), so the bounds are exceeded by
+// that many small entries at most.
 func (d *drc) evictLocked() {
-	for d.mu.order.Len() > 1 && (len(d.mu.m) > d.maxEntries || d.mu.bytes > d.maxBytes) {
-		e := d.mu.order.Front().Value.(*drcEntry)
-		d.removeLocked(e)
-		d.rememberLocked(e)
+	over := func() bool { return len(d.mu.m) > d.maxEntries || d.mu.bytes > d.maxBytes }
+	for el := d.mu.order.Front(); el != nil && el != d.mu.order.Back() && over(); {
+		next := el.Next()
+		if e := el.Value.(*drcEntry); e.reply != nil {
+			d.removeLocked(e)
+			d.rememberLocked(e)
+		}
+		el = next
 	}
 	// A single reply larger than the whole byte budget is not kept.
 	if d.mu.bytes > d.maxBytes {

@@ -182,16 +182,23 @@ func TestDRCBounds(t *testing.T) {
 			t.Errorf("%d bytes, bound %d", b, max)
 		}
 	})
-	t.Run("EvictedWhileInProgress", func(t *testing.T) {
+	t.Run("InProgressNotEvicted", func(t *testing.T) {
 		d := newDRC(1, 1<<20, time.Minute, time.Now)
 		a, _, _ := d.begin(key(1))
-		d.begin(key(2)) // evicts a
+		b, _, _ := d.begin(key(2)) // over the bound, but a is running
+		if _, _, st := d.begin(key(1)); st != drcInProgress {
+			t.Errorf("duplicate of a running call: state %v, want in progress", st)
+		}
 		d.finish(a, []byte{1, 2, 3, 4})
+		if _, reply, st := d.begin(key(1)); st != drcDone || len(reply) != 4 {
+			t.Errorf("finished call: state %v, want done", st)
+		}
+		d.finish(b, []byte{5})
 		if n, _ := d.size(); n != 1 {
-			t.Errorf("%d entries after finishing an evicted entry", n)
+			t.Errorf("%d entries once none runs, bound 1", n)
 		}
 		if _, _, st := d.begin(key(1)); st != drcEvicted {
-			t.Errorf("evicted entry came back (state %v), want evicted", st)
+			t.Errorf("older finished call: state %v, want evicted", st)
 		}
 	})
 	t.Run("ReplyIsCopied", func(t *testing.T) {
