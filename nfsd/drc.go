@@ -62,8 +62,9 @@ const DefaultDRCEvictedKeys = 1 << 18
 //
 // The entry bound keeps replies for about a second of a busy server's
 // calls, but a Linux client over TCP retransmits after it reconnects,
-// which can be seconds later (its reconnect delay grows from 3 s), and a
-// RENAME of tmp/x to new/x run again is NOENT: a duplicated message. So
+// which can be seconds later (its reconnect delay backs off), or after
+// its major timeout (timeo, 60 s by default), and a RENAME of tmp/x to
+// new/x run again is NOENT: a duplicated message. So
 // an entry evicted for room leaves its key behind (gone: a 64-bit digest
 // and the time, no reply) for up to the TTL, and a retransmission that
 // finds only its key is run again marked Request.MayHaveRun, as one
@@ -83,9 +84,9 @@ type drc struct {
 		order list.List // of *drcEntry, oldest first
 		bytes int       // reply bytes plus drcEntryOverhead per entry
 		// gone holds the digests of entries evicted for room, with the
-		// time of their last state change (Unix ns), in two generations: new keys
-		// go into gone[0], and when it holds maxGone/2 it becomes gone[1]
-		// and the older generation is dropped.
+		// time of their last state change (Unix ns), in two generations:
+		// new keys go into gone[0], and when it holds maxGone/2 it
+		// becomes gone[1] and the older generation is dropped.
 		gone [2]map[uint64]int64
 	}
 }
