@@ -39,7 +39,8 @@ func FuzzServerConn(f *testing.F) {
 
 	p := newTestProg()
 	p.noBlock = true
-	s := &Server{MaxRecord: 64 << 10, RecordTimeout: 5 * time.Second, MaxInFlightPerConn: 4, Workers: 4}
+	// A small cache, so that fuzzed calls also meet evicted keys.
+	s := &Server{MaxRecord: 64 << 10, RecordTimeout: 5 * time.Second, MaxInFlightPerConn: 4, Workers: 4, DRCSize: 2}
 	s.Register(p)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
