@@ -15,7 +15,9 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/mailnfs/mailnfs/internal/logtest"
 	"github.com/mailnfs/mailnfs/nfsd/nfsdtest"
 )
 
@@ -229,5 +231,60 @@ func TestServiceFlags(t *testing.T) {
 				t.Errorf("%s passes %s, which mailnfsd -h does not list", f, flag)
 			}
 		}
+	}
+}
+
+// TestServiceCapabilities starts mailnfsd as root with exactly the
+// capabilities the systemd unit's CapabilityBoundingSet leaves it
+// (setpriv), and checks that it opens its export and holds users' writes
+// to the file system's limits for users (it sets a thread's fsuid, which
+// needs CAP_SETUID); without CAP_SETUID it says at start that it cannot.
+func TestServiceCapabilities(t *testing.T) {
+	nfsdtest.RequireRoot(t)
+	if _, err := exec.LookPath("setpriv"); err != nil {
+		t.Skip("setpriv (util-linux) not installed")
+	}
+	b, err := os.ReadFile("systemd/mailnfsd.service")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`(?m)^CapabilityBoundingSet=(.*)$`).FindStringSubmatch(string(b))
+	if m == nil {
+		t.Fatal("the unit sets no CapabilityBoundingSet")
+	}
+	caps := strings.Fields(m[1])
+	bin := filepath.Join(build(t), "mailnfsd")
+	start := func(caps []string) string {
+		t.Helper()
+		set := "-all"
+		for _, c := range caps {
+			set += ",+" + strings.ToLower(strings.TrimPrefix(c, "CAP_"))
+		}
+		dir := t.TempDir()
+		cmd := exec.Command("setpriv", "--bounding-set="+set, "--inh-caps=-all", "--",
+			bin, "-demo", dir, "-listen", "127.0.0.1", "-nfs-port", "0", "-portmap-port", "0",
+			"-state-dir", filepath.Join(dir, "state"))
+		var out logtest.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		defer func() { cmd.Process.Kill(); cmd.Wait() }()
+		for range 200 {
+			if strings.Contains(out.String(), "export opened") || cmd.ProcessState != nil {
+				break
+			}
+			time.Sleep(25 * time.Millisecond)
+		}
+		return out.String()
+	}
+	log := start(caps)
+	if !strings.Contains(log, "user_writes_limited=true") {
+		t.Errorf("with the unit's capabilities %v, mailnfsd did not open its export with users' writes limited:\n%s", caps, log)
+	}
+	without := slices.DeleteFunc(slices.Clone(caps), func(c string) bool { return c == "CAP_SETUID" })
+	log = start(without)
+	if !strings.Contains(log, "user_writes_limited=false") || !strings.Contains(log, "no CAP_SETUID") {
+		t.Errorf("without CAP_SETUID, mailnfsd did not warn that users' writes are not limited:\n%s", log)
 	}
 }

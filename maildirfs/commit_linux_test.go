@@ -2,59 +2,13 @@ package maildirfs
 
 import (
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
 
+	"github.com/mailnfs/mailnfs/internal/loopfstest"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"golang.org/x/sys/unix"
 )
-
-// loopExt4 makes a 64 MiB ext4 file system (with or without a journal) on
-// a loop device, mounts it and returns the mount point. It skips when not root or when loop devices are missing.
-func loopExt4(t *testing.T, journal bool) (mnt string) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root (loop device, mount)")
-	}
-	for _, tool := range []string{"mkfs.ext4", "losetup"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("needs %s: %v", tool, err)
-		}
-	}
-	base := t.TempDir()
-	img := filepath.Join(base, "fs.img")
-	if err := os.WriteFile(img, nil, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Truncate(img, 64<<20); err != nil {
-		t.Fatal(err)
-	}
-	args := []string{"-q", "-F"}
-	if !journal {
-		args = append(args, "-O", "^has_journal")
-	}
-	if out, err := exec.Command("mkfs.ext4", append(args, img)...).CombinedOutput(); err != nil {
-		t.Fatalf("mkfs.ext4: %v: %s", err, out)
-	}
-	out, err := exec.Command("losetup", "-f", "--show", img).CombinedOutput()
-	if err != nil {
-		t.Skipf("no loop device here: losetup: %v: %s", err, out)
-	}
-	loop := strings.TrimSpace(string(out))
-	t.Cleanup(func() { exec.Command("losetup", "-d", loop).Run() })
-	mnt = filepath.Join(base, "mnt")
-	if err := os.Mkdir(mnt, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := unix.Mount(loop, mnt, "ext4", unix.MS_NOATIME, ""); err != nil {
-		t.Fatalf("mount %s: %v", loop, err)
-	}
-	t.Cleanup(func() { unix.Unmount(mnt, 0) })
-	return mnt
-}
 
 // TestCommitModelExt4 runs a Maildir delivery (CREATE in tmp/, RENAME into
 // new/), a MKDIR and a SYMLINK on ext4 with and without a journal and counts the
@@ -68,7 +22,7 @@ func TestCommitModelExt4(t *testing.T) {
 			name = "nojournal"
 		}
 		t.Run(name, func(t *testing.T) {
-			mnt := loopExt4(t, journal)
+			mnt := loopfstest.Ext4(t, 64<<20, journal)
 			export := filepath.Join(mnt, "export")
 			for _, d := range []string{"tmp", "new", "cur"} {
 				require.NoError(t, os.MkdirAll(filepath.Join(export, "box", d), 0o700))

@@ -72,7 +72,10 @@
 // its mode (a file created 0444 must still take its first writes); Access
 // reports the plain mode rules. Created objects are chowned to the
 // credential unless Options.NoChown (setgid directories pass their group
-// on).
+// on). On Linux a WRITE for a caller other than root runs on a thread
+// with the caller's fsuid and without CAP_SYS_RESOURCE, so that a full
+// file system or a quota stops users with ENOSPC or EDQUOT before the
+// blocks kept for root are used (UserWriteLimits tells whether it can).
 //
 // # Durability
 //

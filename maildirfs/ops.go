@@ -331,17 +331,24 @@ func (f *FS) Write(h Handle, c Cred, off uint64, data []byte, stable StableHow) 
 		err = f.inject(FaultWrite)
 	}
 	total := 0
-	for err == nil && total < len(data) {
-		var k int
-		k, err = unix.Pwrite(fd, data[total:], int64(off)+int64(total))
-		if err == unix.EINTR {
-			err = nil
-			continue
-		}
-		total += k
-		if err == nil && k == 0 {
-			err = unix.EIO
-		}
+	if err == nil {
+		// As the caller: a full disk or quota stops the caller's writes,
+		// not the reserve kept for root (asCaller).
+		err = asCaller(c, func() error {
+			for total < len(data) {
+				k, err := unix.Pwrite(fd, data[total:], int64(off)+int64(total))
+				switch {
+				case err == unix.EINTR:
+					continue
+				case err != nil:
+					return err
+				case k == 0:
+					return unix.EIO
+				}
+				total += k
+			}
+			return nil
+		})
 	}
 	if err == nil && total > 0 && c.UID != 0 && st.Mode&(unix.S_ISUID|unix.S_ISGID) != 0 {
 		// The kernel would drop setuid/setgid on a write by a process

@@ -457,3 +457,15 @@ func commitModelFS(rootFd int, dev uint64) commitModel {
 	}
 	return commitModel{renameAtomic: fsTypeName(s.Fstypename[:]) == "zfs"}
 }
+
+// asCaller runs fn with the server's credentials: FreeBSD has no
+// per-thread file system uid, so writes through mailnfsd running as root
+// may use UFS's minfree reserve and are not refused at a user's quota
+// (docs/operations.md, Portability).
+func asCaller(_ Cred, fn func() error) error { return fn() }
+
+// UserWriteLimits reports whether users' writes are held to the file
+// system's limits for users: not on FreeBSD (asCaller).
+func UserWriteLimits() (ok bool, why string) {
+	return false, "FreeBSD has no per-thread file system uid: users' writes run as the server's uid and may use the blocks UFS reserves for root (minfree)"
+}

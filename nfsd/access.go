@@ -173,7 +173,11 @@ func (x *Exports) open(e *Export) (Store, error) {
 	// How many syncs an operation costs depends on the file system
 	// (maildirfs.CommitModel): worth a line when sizing a box.
 	m := fs.CommitModel()
-	o.Logger.Info("nfsd: export opened", "one_sync_per_op", m.OneSync, "rename_synced_at_once", m.RenameAtomic)
+	limited, why := maildirfs.UserWriteLimits()
+	o.Logger.Info("nfsd: export opened", "one_sync_per_op", m.OneSync, "rename_synced_at_once", m.RenameAtomic, "user_writes_limited", limited)
+	if !limited {
+		o.Logger.Warn("nfsd: users' writes are not held to the file system's limits for users", "why", why)
+	}
 	if maildirfs.UnsafeWriteOnly {
 		o.Logger.Error("nfsd: MEASURING BUILD (tag mailnfs_unsafe_writeonly): CREATE, RENAME and the other namespace operations are NOT durable; never serve mail with it", "export", e.Path)
 	}

@@ -1,7 +1,6 @@
 package nfsd
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
@@ -13,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mailnfs/mailnfs/internal/logtest"
 	"github.com/mailnfs/mailnfs/internal/nfs3"
 	"github.com/mailnfs/mailnfs/internal/portmap"
 	"github.com/mailnfs/mailnfs/internal/rpc"
@@ -216,26 +216,8 @@ func TestLoadHostsConfig(t *testing.T) {
 	}
 }
 
-// lockedBuffer is a concurrency-safe log sink.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 func TestHostsGate(t *testing.T) {
-	var logs lockedBuffer
+	var logs logtest.Buffer
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	var clockMu sync.Mutex
 	clock := func() time.Time { clockMu.Lock(); defer clockMu.Unlock(); return now }

@@ -13,11 +13,11 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/mailnfs/mailnfs/internal/logtest"
 	"github.com/mailnfs/mailnfs/internal/nfs3"
 	"github.com/mailnfs/mailnfs/internal/portmap"
 	"github.com/mailnfs/mailnfs/internal/xdr"
@@ -178,29 +178,10 @@ func freePorts(t *testing.T, n int) []int {
 // proc is a mailnfsd process.
 type proc struct {
 	cmd    *exec.Cmd
-	stdout syncBuffer
-	stderr syncBuffer
+	stdout logtest.Buffer
+	stderr logtest.Buffer
 	done   chan struct{} // closed when the process has exited
 	err    error         // Wait's result, set before done closes
-}
-
-// syncBuffer is a bytes.Buffer safe for the writer goroutines of exec and
-// the test reading it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
 
 func startBinary(t *testing.T, args ...string) *proc {

@@ -30,6 +30,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/mailnfs/mailnfs/internal/logtest"
 )
 
 // EnvRequireRoot names the environment variable that turns a skip for lack
@@ -296,7 +298,7 @@ type Proc struct {
 	// Cmd is the running command (through "ip netns exec").
 	Cmd *exec.Cmd
 
-	log  *syncBuffer
+	log  *logtest.Buffer
 	done chan struct{}
 	err  error // set before done is closed
 
@@ -315,7 +317,7 @@ func (ns *NS) Start(argv ...string) *Proc {
 // Env or Stdin) like Start does. Stdout and Stderr must be unset.
 func (ns *NS) StartCmd(cmd *exec.Cmd) *Proc {
 	ns.t.Helper()
-	p := &Proc{Cmd: cmd, log: &syncBuffer{}, done: make(chan struct{})}
+	p := &Proc{Cmd: cmd, log: &logtest.Buffer{}, done: make(chan struct{})}
 	cmd.Stdout = p.log
 	cmd.Stderr = p.log
 	if err := cmd.Start(); err != nil {
@@ -381,24 +383,6 @@ func (p *Proc) Stop() error {
 	})
 	<-p.done
 	return p.err
-}
-
-// syncBuffer is a bytes.Buffer safe for one writer and concurrent readers.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // Dial connects to address (e.g. "127.0.0.1:2049") from inside the namespace.

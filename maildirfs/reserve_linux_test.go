@@ -1,0 +1,129 @@
+package maildirfs
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/mailnfs/mailnfs/internal/loopfstest"
+	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
+)
+
+// TestWriteKeepsRootReserve fills an ext4 file system through the store as
+// a user (uid 2001), four writers at once, until the writes fail: they
+// must fail with ENOSPC while the blocks ext4 keeps back for root are
+// still free (the store writes as root, which could use them, but does a
+// user's writes with the user's file system uid, and without
+// CAP_SYS_RESOURCE where it has it). Root's own writes may still use the
+// reserve. After it, every thread of the process has its own credentials
+// back (a thread left with the user's fsuid also fails the statfs and
+// cleanup that follow: checked by breaking the restore).
+func TestWriteKeepsRootReserve(t *testing.T) {
+	mnt := loopfstest.Ext4(t, 64<<20, true)
+	export := filepath.Join(mnt, "export")
+	require.NoError(t, os.MkdirAll(filepath.Join(export, "box"), 0o755))
+	require.NoError(t, os.Chown(filepath.Join(export, "box"), 2001, 2001))
+	f, err := Open(export, Options{StateDir: filepath.Join(mnt, "state")})
+	require.NoError(t, err)
+	defer f.Close()
+	user := Cred{UID: 2001, GID: 2001}
+	box, err := f.LookupPath(user, "box")
+	require.NoError(t, err)
+
+	var before unix.Statfs_t
+	require.NoError(t, unix.Statfs(mnt, &before))
+	reserved := before.Bfree - before.Bavail // root's reserve and ext4's own
+	require.NotZero(t, reserved, "mkfs kept no reserved blocks")
+	capsBefore := threadCreds(t)
+
+	chunk := make([]byte, 64<<10)
+	for i := range chunk {
+		chunk[i] = byte(i*7 + i>>8)
+	}
+	fill := func(c Cred, name string) error {
+		mode := uint32(0o600)
+		h, _, _, err := f.Create(box, c, name, Guarded, SetAttr{Mode: &mode}, [8]byte{})
+		if err != nil {
+			return err
+		}
+		for off := uint64(0); ; off += uint64(len(chunk)) {
+			if _, _, _, _, err := f.Write(h, c, off, chunk, FileSync); err != nil {
+				return err
+			}
+		}
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, 4)
+	for i := range errs {
+		wg.Go(func() { errs[i] = fill(user, fmt.Sprintf("user.%d", i)) })
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if !errors.Is(err, unix.ENOSPC) {
+			t.Errorf("writer %d stopped with %v, want ENOSPC", i, err)
+		}
+	}
+	var full unix.Statfs_t
+	require.NoError(t, unix.Statfs(mnt, &full))
+	t.Logf("free blocks of %d bytes: %d (%d for users) before, %d (%d) when the users' writes failed", before.Bsize, before.Bfree, before.Bavail, full.Bfree, full.Bavail)
+	if full.Bfree < reserved*9/10 {
+		t.Errorf("the users' writes left %d blocks free; the reserve was %d: they used it", full.Bfree, reserved)
+	}
+
+	// Root may use the reserve: a root write of the same size still fits.
+	mode := uint32(0o600)
+	h, _, _, err := f.Create(box, Cred{}, "root", Guarded, SetAttr{Mode: &mode}, [8]byte{})
+	require.NoError(t, err)
+	_, _, _, _, err = f.Write(h, Cred{}, 0, chunk, FileSync)
+	require.NoError(t, err, "root's write on a disk full for users")
+
+	if got := threadCreds(t); got != capsBefore {
+		t.Errorf("threads' credentials after the writes:\n%s\nwant each as before:\n%s", got, capsBefore)
+	}
+}
+
+// threadCreds lists the distinct "Uid", "Gid" and "CapEff" lines of the
+// process's threads.
+func threadCreds(t *testing.T) string {
+	t.Helper()
+	tasks, err := os.ReadDir("/proc/self/task")
+	require.NoError(t, err)
+	seen := map[string]bool{}
+	for _, task := range tasks {
+		fh, err := os.Open(filepath.Join("/proc/self/task", task.Name(), "status"))
+		if err != nil {
+			continue // the thread ended
+		}
+		var lines []string
+		sc := bufio.NewScanner(fh)
+		for sc.Scan() {
+			if k, _, _ := strings.Cut(sc.Text(), ":"); k == "Uid" || k == "Gid" || k == "CapEff" {
+				lines = append(lines, sc.Text())
+			}
+		}
+		fh.Close()
+		seen[strings.Join(lines, "; ")] = true
+	}
+	var out []string
+	for s := range seen {
+		out = append(out, s)
+	}
+	return strings.Join(out, "\n")
+}
+
+// TestUserWriteLimits: as root with CAP_SETUID (the test machine), users'
+// writes are held to users' limits.
+func TestUserWriteLimits(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root")
+	}
+	if ok, why := UserWriteLimits(); !ok {
+		t.Errorf("UserWriteLimits: false (%s)", why)
+	}
+}
