@@ -22,7 +22,13 @@
 // system call in the guest may fail (calls the killed server had begun are
 // answered as done by the next one: nfsd.DRCLog), and the file (whose
 // uncommitted writes the kernel must send again when the new server's
-// write verifier differs) and every message must read back intact. The
-// guest reports a manifest that the test checks against the server's disk:
+// write verifier differs) and every message must read back intact. A
+// full-disk run mounts a second export, on a 32 MiB ext4 of its own with
+// 15% reserved for root, and delivers 256 KiB messages from two writers
+// until deliveries fail: each failure must be ENOSPC (the kernel reports
+// the server's NFS3ERR_NOSPC at fsync), the writer removes its tmp/ file,
+// the guest's statfs must show the reserve still free (users' writes are
+// made with the user's fsuid), and after 10 deletions 5 more deliveries
+// must succeed. The guest reports a manifest that the test checks against the server's disk:
 // every message once, intact, tmp/ empty, owned by the right uid.
 package kerneltest

@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mailnfs/mailnfs/internal/loopfstest"
 	"github.com/mailnfs/mailnfs/internal/netnstest"
 )
 
@@ -31,6 +32,11 @@ var guestRuns = []Run{
 	// the storage box's mailnfsd is restarted while uid 2001 delivers and
 	// holds a half-written file open (guest runRestart).
 	{Name: "restart", UID: 2001, GID: 2001, Maildir: "56/78-rolf/Maildir", Writers: 4, Messages: 20, BigMiB: 16, Restart: len(restartSignals)},
+	// uid 2001 fills a second export on a 32 MiB ext4 of its own (15%
+	// reserved for root) until
+	// deliveries fail with ENOSPC, deletes 10 messages and delivers 5
+	// more (guest runFull).
+	{Name: "full", UID: 2001, GID: 2001, Maildir: "90/12-full/Maildir", Writers: 2, Messages: 5, Delete: 10, Full: true},
 }
 
 // restartSignals stop mailnfsd at the guest's restart requests, in turn.
@@ -57,6 +63,7 @@ type Run struct {
 	Flag     int    `json:"flag"`
 	Delete   int    `json:"delete"`
 	Restart  int    `json:"restart"`
+	Full     bool   `json:"full"`
 }
 
 type message struct {
@@ -77,6 +84,11 @@ type result struct {
 	Before   int       `json:"before"`
 	After    int       `json:"after"`
 	Resent   int64     `json:"resent"`
+	// Full runs: refused deliveries and the first refusal's error.
+	Refused      int    `json:"refused"`
+	RefusedErr   string `json:"refused_err"`
+	FullFreeKiB  uint64 `json:"full_free_kib"`
+	FullAvailKiB uint64 `json:"full_avail_kib"`
 }
 
 // owners maps a guest uid to the owner the server must record.
@@ -110,7 +122,25 @@ func TestLinuxKernelClient(t *testing.T) {
 	}
 
 	export := filepath.Join(dir, "export")
+	// The Full runs' export: a file system of its own, small enough to
+	// fill, with 15% reserved for root (4.8 MiB: well above the guest's
+	// statfs granularity of 1 MiB).
+	fullFS := loopfstest.Ext4(t, 32<<20, true, "-m", "15")
+	var fullSt syscall.Statfs_t
+	if err := syscall.Statfs(fullFS, &fullSt); err != nil {
+		t.Fatal(err)
+	}
+	// What ext4 keeps from users: root's blocks and its own.
+	reserveKiB := (uint64(fullSt.Bfree) - uint64(fullSt.Bavail)) * uint64(fullSt.Bsize) >> 10
+	fullExport := filepath.Join(fullFS, "export")
+	exportOf := func(r Run) string {
+		if r.Full {
+			return fullExport
+		}
+		return export
+	}
 	for _, r := range guestRuns {
+		export := exportOf(r)
 		owner := int(owners[r.UID])
 		for _, sub := range []string{"tmp", "new", "cur"} {
 			p := filepath.Join(export, r.Maildir, sub)
@@ -129,6 +159,7 @@ func TestLinuxKernelClient(t *testing.T) {
 		})
 	}
 	os.Chmod(export, 0o755)
+	os.Chmod(fullExport, 0o755)
 	// The control file the guest polls during the restart run: the test
 	// rewrites it in place once the new server listens.
 	control := filepath.Join(export, "ctl", "epoch")
@@ -139,15 +170,16 @@ func TestLinuxKernelClient(t *testing.T) {
 		t.Fatal(err)
 	}
 	exports := filepath.Join(dir, "exports")
-	if err := os.WriteFile(exports, []byte(export+" -network 127.0.0.0 -mask 255.0.0.0\n"), 0o644); err != nil {
+	if err := os.WriteFile(exports, []byte(export+" -network 127.0.0.0 -mask 255.0.0.0\n"+fullExport+" -network 127.0.0.0 -mask 255.0.0.0\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	cfg, _ := json.Marshal(map[string]any{
-		"server":  "10.0.2.2",
-		"export":  export,
-		"options": "vers=3,proto=tcp,mountproto=tcp,nolock",
-		"control": "ctl/epoch",
-		"runs":    guestRuns,
+		"server":      "10.0.2.2",
+		"export":      export,
+		"options":     "vers=3,proto=tcp,mountproto=tcp,nolock",
+		"control":     "ctl/epoch",
+		"full_export": fullExport,
+		"runs":        guestRuns,
 	})
 	initrd := filepath.Join(dir, "initrd")
 	if err := BuildInitramfs(k, guestBin, busybox, cfg, initrd); err != nil {
@@ -260,10 +292,26 @@ wait:
 				t.Errorf("%s: guest reports %d messages, %d before the restart and %d after, want at least %d each",
 					r.Run, len(r.Messages), r.Before, r.After, run.Messages)
 			}
+		} else if run.Full {
+			// Refused with ENOSPC (the guest checks each), and the
+			// users stopped short of the reserve: when they did, the
+			// guest's statfs (FSSTAT) saw the reserve free and little
+			// else.
+			t.Logf("%s: %d deliveries refused, the first with %q; when full the guest saw %d KiB free, %d KiB for users (reserve %d KiB)",
+				r.Run, r.Refused, r.RefusedErr, r.FullFreeKiB, r.FullAvailKiB, reserveKiB)
+			if r.Refused == 0 {
+				t.Errorf("%s: no delivery was refused: the file system did not fill", r.Run)
+			}
+			// The guest's figures are rounded down to its block size
+			// (1 MiB); for users, at most the refused messages' removed
+			// tmp/ files are free.
+			if maxAvail := uint64(r.Refused)*256 + 1024; r.FullFreeKiB+1024 < reserveKiB*9/10 || r.FullAvailKiB > maxAvail {
+				t.Errorf("%s: when full, %d KiB free and %d KiB for users; want the reserve (%d KiB) free and at most %d KiB for users", r.Run, r.FullFreeKiB, r.FullAvailKiB, reserveKiB, maxAvail)
+			}
 		} else if want := run.Writers*run.Messages - run.Delete; len(r.Messages) != want {
 			t.Errorf("%s: guest reports %d messages, want %d", r.Run, len(r.Messages), want)
 		}
-		checkMaildir(t, filepath.Join(export, run.Maildir), r, owners[run.UID])
+		checkMaildir(t, filepath.Join(exportOf(run), run.Maildir), r, owners[run.UID])
 		if r.BigName != "" {
 			b, err := os.ReadFile(filepath.Join(export, run.Maildir, r.BigName))
 			if err != nil || len(b) != r.BigSize || hexSum(b) != r.BigSHA {

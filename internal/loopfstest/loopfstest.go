@@ -19,8 +19,9 @@ import (
 
 // Ext4 makes an ext4 file system of size bytes (with or without a
 // journal; mkfs's defaults otherwise, so 5% of its blocks are reserved
-// for root), mounts it on a fresh directory and returns the mount point.
-func Ext4(t testing.TB, size int64, journal bool) (mnt string) {
+// for root, unless mkfsArgs say otherwise, e.g. "-m", "15"), mounts it on
+// a fresh directory and returns the mount point.
+func Ext4(t testing.TB, size int64, journal bool, mkfsArgs ...string) (mnt string) {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root (loop device, mount)")
@@ -38,7 +39,7 @@ func Ext4(t testing.TB, size int64, journal bool) (mnt string) {
 	if err := os.Truncate(img, size); err != nil {
 		t.Fatal(err)
 	}
-	args := []string{"-q", "-F"}
+	args := append([]string{"-q", "-F"}, mkfsArgs...)
 	if !journal {
 		args = append(args, "-O", "^has_journal")
 	}

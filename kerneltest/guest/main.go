@@ -40,7 +40,10 @@ type Config struct {
 	// Control is a file (relative to the mount) whose content the test
 	// changes once it has restarted the server (see runRestart).
 	Control string `json:"control"`
-	Runs    []Run  `json:"runs"`
+	// FullExport, if set, is a second export, on a small file system of
+	// its own, that the Full runs fill (mounted at /mnt2).
+	FullExport string `json:"full_export"`
+	Runs       []Run  `json:"runs"`
 }
 
 // Run is one workload, run under one uid.
@@ -59,6 +62,10 @@ type Run struct {
 	// before each restart and after the last, and BigMiB the size of the
 	// file streamed across the first.
 	Restart int `json:"restart"`
+	// Full: deliver messages of 256 KiB into the second export until its
+	// file system is full (runFull), then delete Delete of them and
+	// deliver Messages more.
+	Full bool `json:"full"`
 }
 
 // Message is one message the workload expects to find on the server.
@@ -85,9 +92,20 @@ type Result struct {
 	// Resent: bytes the client sent in WRITE calls beyond what the
 	// applications wrote during the run (writes sent again).
 	Resent int64 `json:"resent,omitempty"`
+	// Full runs: deliveries refused (each removed its tmp/ file), and the
+	// first refusal's error.
+	Refused    int    `json:"refused,omitempty"`
+	RefusedErr string `json:"refused_err,omitempty"`
+	// Full runs: statfs of the mount once the writers stopped (FSSTAT):
+	// KiB free, and free for users.
+	FullFreeKiB  uint64 `json:"full_free_kib,omitempty"`
+	FullAvailKiB uint64 `json:"full_avail_kib,omitempty"`
 }
 
-const mnt = "/mnt"
+const (
+	mnt     = "/mnt"
+	fullMnt = "/mnt2" // Config.FullExport
+)
 
 func main() {
 	if w := os.Getenv("MAILNFS_WORKER"); w != "" {
@@ -151,6 +169,14 @@ func initMain() error {
 		return fmt.Errorf("mount -t nfs -o %s %s %s: %w", opts, src, mnt, merr)
 	}
 	fmt.Printf("MAILNFS-GUEST mounted %s with %s in %v\n", src, opts, time.Since(t0).Round(time.Millisecond))
+	if cfg.FullExport != "" {
+		if err := os.MkdirAll(fullMnt, 0o755); err != nil {
+			return err
+		}
+		if err := unix.Mount(cfg.Server+":"+cfg.FullExport, fullMnt, "nfs", 0, opts); err != nil {
+			return fmt.Errorf("mount %s: %w", cfg.FullExport, err)
+		}
+	}
 	for i, r := range cfg.Runs {
 		if r.Restart > 0 {
 			// Start writeback early so that the stream of runRestart
@@ -167,6 +193,11 @@ func initMain() error {
 		}
 		if err := cmd.Run(); err != nil {
 			return fmt.Errorf("run %s (uid %d): %w", r.Name, r.UID, err)
+		}
+	}
+	if cfg.FullExport != "" {
+		if err := unix.Unmount(fullMnt, 0); err != nil {
+			return fmt.Errorf("umount %s: %w", fullMnt, err)
 		}
 	}
 	if err := unix.Unmount(mnt, 0); err != nil {
@@ -231,8 +262,11 @@ func worker(idx string) int {
 	i, _ := strconv.Atoi(idx)
 	r := cfg.Runs[i]
 	run := runWorkload
-	if r.Restart > 0 {
+	switch {
+	case r.Restart > 0:
 		run = func(r Run) (*Result, error) { return runRestart(r, filepath.Join(mnt, cfg.Control)) }
+	case r.Full:
+		run = runFull
 	}
 	res, err := run(r)
 	if err != nil {
@@ -245,10 +279,15 @@ func worker(idx string) int {
 }
 
 func message(w, i int) []byte {
+	rng := rand.New(rand.NewPCG(uint64(w), uint64(i)))
+	return messageSized(w, i, 200+rng.IntN(16<<10))
+}
+
+// messageSized is message i of writer w, n bytes long or a line more.
+func messageSized(w, i, n int) []byte {
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "Return-Path: <writer%d@guest.example>\nFrom: writer%d@guest.example\nTo: tevie@example.com\nSubject: kernel client message %d-%d\n\n", w, w, w, i)
-	rng := rand.New(rand.NewPCG(uint64(w), uint64(i)))
-	n := 200 + rng.IntN(16<<10)
+	rng := rand.New(rand.NewPCG(uint64(w), uint64(i)^0x5a5a))
 	for b.Len() < n {
 		fmt.Fprintf(&b, "line %d of message %d from writer %d: %x\n", b.Len(), i, w, rng.Uint64())
 	}
@@ -265,22 +304,35 @@ func sum(b []byte) string {
 // by rename (qmail, Dovecot) for even i and by link+unlink (Exim, Courier:
 // never overwriting) for odd i.
 func deliver(md string, w, i int) (Message, error) {
-	body := message(w, i)
+	return deliverBody(md, w, i, message(w, i))
+}
+
+// deliverBody delivers body as message i of writer w. A failure before
+// the move removes the tmp/ file, as a delivery agent does.
+func deliverBody(md string, w, i int, body []byte) (Message, error) {
 	name := fmt.Sprintf("%d.M%dP%dQ%d.guest,S=%d", time.Now().Unix(), w, os.Getpid(), i, len(body))
 	tmp := filepath.Join(md, "tmp", name)
 	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
 	if err != nil {
 		return Message{}, fmt.Errorf("create %s: %w", tmp, err)
 	}
-	if _, err := f.Write(body); err != nil {
+	fail := func(what string, err error) (Message, error) {
 		f.Close()
-		return Message{}, fmt.Errorf("write %s: %w", tmp, err)
+		if rerr := os.Remove(tmp); rerr != nil {
+			err = errors.Join(err, fmt.Errorf("remove after failure: %w", rerr))
+		}
+		return Message{}, fmt.Errorf("%s %s: %w", what, tmp, err)
+	}
+	if _, err := f.Write(body); err != nil {
+		return fail("write", err)
 	}
 	if err := f.Sync(); err != nil {
-		f.Close()
-		return Message{}, fmt.Errorf("fsync %s: %w", tmp, err)
+		return fail("fsync", err)
 	}
 	if err := f.Close(); err != nil {
+		if rerr := os.Remove(tmp); rerr != nil {
+			err = errors.Join(err, fmt.Errorf("remove after failure: %w", rerr))
+		}
 		return Message{}, fmt.Errorf("close %s: %w", tmp, err)
 	}
 	dst := filepath.Join(md, "new", name)
@@ -406,6 +458,88 @@ func runWorkload(r Run) (*Result, error) {
 		}
 		res.BigName, res.BigSHA, res.BigSize = filepath.Base(name), sum(big), len(big)
 	}
+	res.Seconds = time.Since(t0).Seconds()
+	return res, nil
+}
+
+// runFull fills the second export's small file system as a busy front end
+// would: two writers deliver messages of 256 KiB until a delivery fails.
+// Each failure must be ENOSPC (the server's NFS3ERR_NOSPC, which the
+// kernel reports at write, fsync or close) and the writer removes its
+// tmp/ file; each writer stops after its third refusal. Then, as users
+// reading their mail do, Delete messages are removed, and Messages more
+// must be delivered without an error.
+func runFull(r Run) (*Result, error) {
+	t0 := time.Now()
+	md := filepath.Join(fullMnt, r.Maildir)
+	box := &deliveries{m: map[string]Message{}}
+	res := &Result{Run: r.Name, UID: os.Getuid()}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	var bad error
+	for w := 0; w < r.Writers; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for i, refused := 0, 0; refused < 3 && i < 2000; i++ {
+				m, err := deliverBody(md, 100*r.UID+w, i, messageSized(w, i, 256<<10))
+				if err == nil {
+					box.add(m)
+					continue
+				}
+				refused++
+				mu.Lock()
+				res.Refused++
+				if res.RefusedErr == "" {
+					res.RefusedErr = err.Error()
+				}
+				if !errors.Is(err, syscall.ENOSPC) && bad == nil {
+					bad = fmt.Errorf("a delivery failed with %w, want ENOSPC", err)
+				}
+				mu.Unlock()
+			}
+		}(w)
+	}
+	wg.Wait()
+	if bad != nil {
+		return nil, bad
+	}
+	if box.count() == 0 {
+		return nil, fmt.Errorf("no delivery succeeded (first refusal: %s)", res.RefusedErr)
+	}
+	var st unix.Statfs_t
+	if err := unix.Statfs(fullMnt, &st); err != nil {
+		return nil, err
+	}
+	res.FullFreeKiB, res.FullAvailKiB = st.Bfree*uint64(st.Bsize)>>10, st.Bavail*uint64(st.Bsize)>>10
+	if err := checkNew(md, box.m); err != nil {
+		return nil, fmt.Errorf("when full: %w", err)
+	}
+	names := make([]string, 0, len(box.m))
+	for n := range box.m {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names[:min(r.Delete, len(names))] {
+		if err := os.Remove(filepath.Join(md, "new", n)); err != nil {
+			return nil, fmt.Errorf("delete %s when full: %w", n, err)
+		}
+		delete(box.m, n)
+	}
+	for i := 0; i < r.Messages; i++ {
+		m, err := deliverBody(md, 100*r.UID+99, i, messageSized(99, i, 64<<10))
+		if err != nil {
+			return nil, fmt.Errorf("delivery after deleting %d messages: %w", r.Delete, err)
+		}
+		box.add(m)
+	}
+	if err := checkNew(md, box.m); err != nil {
+		return nil, fmt.Errorf("after deleting: %w", err)
+	}
+	for _, m := range box.m {
+		res.Messages = append(res.Messages, m)
+	}
+	sort.Slice(res.Messages, func(i, j int) bool { return res.Messages[i].Name < res.Messages[j].Name })
 	res.Seconds = time.Since(t0).Seconds()
 	return res, nil
 }
