@@ -39,8 +39,9 @@
 // that name is its own retransmitted CREATE and is adopted: the name has
 // 128 random bits), FILE_SYNC WRITE or UNSTABLE WRITEs + COMMIT with a
 // verifier check, RENAME into new/, and on NOENT (a retransmitted RENAME
-// that ran twice) or no answer a LOOKUP comparing the fileid. List, Open, SetFlags,
-// Delete, Usage and CleanTmp complete the reader side. Handles of tmp/,
+// that ran twice) or no answer a LOOKUP comparing the fileid. DeliverQuota
+// adds a Maildir++ quota kept in maildirsize (reference.md §7.2). List,
+// Open, SetFlags, Delete, Usage and CleanTmp complete the reader side. Handles of tmp/,
 // new/ and cur/ are cached per mailbox and refreshed on STALE.
 //
 // # Routing and other views

@@ -130,7 +130,7 @@ func IsStatus(err error, s Status) bool {
 // (connection refused or lost, timeouts, ErrDisconnected), NFS3ERR_JUKEBOX,
 // NFS3ERR_SERVERFAULT, NFS3ERR_IO, NFS3ERR_NOSPC, NFS3ERR_DQUOT (an MTA
 // defers and retries) and RPC SYSTEM_ERR. Programming and permission errors
-// are not temporary.
+// are not temporary, and neither is ErrOverQuota.
 func Temporary(err error) bool {
 	if err == nil {
 		return false
@@ -149,7 +149,7 @@ func Temporary(err error) bool {
 		}
 		return false
 	}
-	for _, perm := range []error{ErrBadMessageName, ErrBadFlags, ErrNoMessage, ErrMessageTooLarge, ErrBadURL} {
+	for _, perm := range []error{ErrBadMessageName, ErrBadFlags, ErrNoMessage, ErrMessageTooLarge, ErrBadURL, ErrOverQuota} {
 		if errors.Is(err, perm) {
 			return false
 		}

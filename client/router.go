@@ -69,13 +69,21 @@ func (r *Router) Resolve(ctx context.Context, user string) (*Client, string, err
 	return c.WithAuth(AuthSys(c.hostname, route.UID, route.GID)), route.Maildir, nil
 }
 
-// Deliver stores the message in user's Maildir (see Client.Deliver).
+// Deliver stores the message in user's Maildir (see Client.Deliver),
+// within the Maildir++ quota of the user's quota= field if there is one
+// (Client.DeliverQuota; a field that does not parse is an error).
 func (r *Router) Deliver(ctx context.Context, user string, msg io.Reader) (string, error) {
 	c, box, err := r.Resolve(ctx, user)
 	if err != nil {
 		return "", err
 	}
-	return c.Deliver(ctx, box, msg)
+	var q Quota
+	if e, err := r.db.Lookup(user); err == nil && e.Fields["quota"] != "" {
+		if q, err = ParseQuota(e.Fields["quota"]); err != nil {
+			return "", fmt.Errorf("client: user %s: %w", user, err)
+		}
+	}
+	return c.DeliverQuota(ctx, box, msg, q)
 }
 
 // Close closes every Client the Router opened.

@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -28,7 +29,11 @@ func TestRouterDeliversAsEachUser(t *testing.T) {
 	}))
 	var text strings.Builder
 	for name, uid := range users {
-		fmt.Fprintf(&text, "%s\tuid=%d|gid=%d|home=%s/%s|server=127.0.0.1:%s\n", name, uid, uid, s.Export, userdb.HashedHome(name), s.Export)
+		fmt.Fprintf(&text, "%s\tuid=%d|gid=%d|home=%s/%s|server=127.0.0.1:%s", name, uid, uid, s.Export, userdb.HashedHome(name), s.Export)
+		if name == "golde" {
+			text.WriteString("|quota=10S") // room for one "hi golde"
+		}
+		text.WriteString("\n")
 	}
 	es, err := userdb.Parse(strings.NewReader(text.String()), "test")
 	if err != nil {
@@ -51,6 +56,14 @@ func TestRouterDeliversAsEachUser(t *testing.T) {
 		if st := fi.Sys().(*syscall.Stat_t); st.Uid != uid {
 			t.Errorf("%s's message owned by uid %d", name, st.Uid)
 		}
+	}
+	// golde's quota= field holds: a second message does not fit, and her
+	// maildirsize is hers.
+	if _, err := r.Deliver(ctx, "golde", strings.NewReader("hi again")); !errors.Is(err, ErrOverQuota) {
+		t.Errorf("golde's second message over quota=10S: %v, want ErrOverQuota", err)
+	}
+	if fi, err := os.Stat(filepath.Join(s.Root, userdb.HashedHome("golde"), "Maildir/maildirsize")); err != nil || fi.Sys().(*syscall.Stat_t).Uid != 2002 {
+		t.Errorf("golde's maildirsize: %v", err)
 	}
 	if len(r.clients) != 1 {
 		t.Errorf("router opened %d clients for one export", len(r.clients))

@@ -20,9 +20,11 @@
 // without the ":2,flags" part) or its file name.
 //
 // deliver exits 0 only once the message has been renamed into new/; 75
-// (EX_TEMPFAIL) on any failure that may pass (network, server, quota), so
-// the MTA retries; 67 (EX_NOUSER) for an unknown user; 65 (EX_DATAERR) for
-// an oversized message; 64 (EX_USAGE) for bad arguments. mount-test exits 1
+// (EX_TEMPFAIL) on any failure that may pass (network, server, a full disk
+// or a disk quota on the box), so the MTA retries; 77 (EX_NOPERM) over the
+// user's Maildir++ quota (-quota, or the userdb's quota= field), as
+// Courier's deliverquota; 67 (EX_NOUSER) for an unknown user; 65
+// (EX_DATAERR) for an oversized message; 64 (EX_USAGE) for bad arguments. mount-test exits 1
 // when a step fails. Other commands exit 75 on temporary failures and 70
 // otherwise.
 package main
@@ -53,6 +55,7 @@ const (
 	exitNoUser   = 67
 	exitSoftware = 70
 	exitTempFail = 75
+	exitNoPerm   = 77 // over a Maildir++ quota, as Courier's deliverquota
 )
 
 func main() {
@@ -70,7 +73,8 @@ type Config struct {
 	Hostname                        string        // AUTH_SYS machine name and Maildir host part
 	PortmapPort, NFSPort, MountPort int           // overrides for userdb routes; 0 = default/portmapper
 	Verbose                         bool
-	Create                          bool // deliver: create the Maildir if missing
+	Create                          bool   // deliver: create the Maildir if missing
+	Quota                           string // deliver: Maildir++ quota; "" = the userdb's quota= field, if any
 }
 
 // Validate checks the flag values.
@@ -112,6 +116,7 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	fs.BoolVar(&cfg.Verbose, "v", false, "log protocol events to stderr")
 	if cmd == "deliver" {
 		fs.BoolVar(&cfg.Create, "create", false, "create the Maildir (tmp, new, cur) if it is missing")
+		fs.StringVar(&cfg.Quota, "quota", "", "Maildir++ quota such as 10000000S,1000C (default: the user's quota= field in the userdb; none for a URL); over it, exit 77; \"none\": no quota")
 	}
 	if cmd == "-h" || cmd == "help" || cmd == "--help" {
 		fmt.Fprintln(stdout, usage)
@@ -119,6 +124,12 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	}
 	if err := fs.Parse(args); err != nil {
 		return exitUsage
+	}
+	if cfg.Quota != "" && cfg.Quota != "none" {
+		if _, err := client.ParseQuota(cfg.Quota); err != nil {
+			fmt.Fprintf(stderr, "mailnfs: -quota: %v\n", err)
+			return exitUsage
+		}
 	}
 	if err := cfg.Validate(); err != nil {
 		fmt.Fprintf(stderr, "mailnfs: %v\n", err)
@@ -184,7 +195,7 @@ const usage = `usage: mailnfs COMMAND [flags] ARGS
   mount-test URL|HOST[:PORT]    portmapper, MOUNT and NFS round trip with a diagnosis
   bench -h                      the benchmark suite: deliver, pop3, postmark, bigdir, mixed
 TARGET: nfs://host[:pmport]/export/path/Maildir?uid=N&gid=N[&nfsport=P&mountport=P] or a userdb user.
-Flags (before ARGS): -userdb FILE -timeout D -hostname H -portmap-port P -nfsport P -mountport P -v; deliver: -create`
+Flags (before ARGS): -userdb FILE -timeout D -hostname H -portmap-port P -nfsport P -mountport P -v; deliver: -create -quota Q`
 
 type runner struct {
 	cfg            Config
@@ -193,36 +204,36 @@ type runner struct {
 	stdout, stderr io.Writer
 }
 
-// open dials TARGET and returns the client and the mailbox path inside its
-// root.
-func (r *runner) open(ctx context.Context, target string) (*client.Client, string, error) {
+// open dials TARGET and returns the client, the mailbox path inside its
+// root, and the user's userdb fields (nil for a URL).
+func (r *runner) open(ctx context.Context, target string) (*client.Client, string, map[string]string, error) {
 	opts := client.Options{Hostname: r.cfg.Hostname, Logger: r.log}
 	if strings.HasPrefix(target, "nfs://") {
 		c, err := client.Dial(ctx, target, opts)
-		return c, "", err
+		return c, "", nil, err
 	}
 	db, err := userdb.Open(r.cfg.UserDB)
 	if err != nil {
-		return nil, "", err
+		return nil, "", nil, err
 	}
 	e, err := db.Lookup(target)
 	if err != nil {
-		return nil, "", err
+		return nil, "", nil, err
 	}
 	route, err := e.Route()
 	if err != nil {
-		return nil, "", err
+		return nil, "", nil, err
 	}
 	t, err := client.ParseURL(route.URL())
 	if err != nil {
-		return nil, "", err
+		return nil, "", nil, err
 	}
 	if r.cfg.PortmapPort != 0 {
 		t.PortmapPort = r.cfg.PortmapPort
 	}
 	t.NFSPort, t.MountPort = r.cfg.NFSPort, r.cfg.MountPort
 	c, err := client.DialTarget(ctx, t, opts)
-	return c, route.Maildir, err
+	return c, route.Maildir, e.Fields, err
 }
 
 func need(args []string, n int, what string) error {
@@ -240,7 +251,7 @@ func (r *runner) deliver(ctx context.Context, args []string) int {
 	if err := need(args, 1, "TARGET"); err != nil {
 		return fail(exitUsage, err)
 	}
-	c, box, err := r.open(ctx, args[0])
+	c, box, fields, err := r.open(ctx, args[0])
 	if errors.Is(err, userdb.ErrNotFound) {
 		return fail(exitNoUser, err)
 	}
@@ -257,10 +268,23 @@ func (r *runner) deliver(ctx context.Context, args []string) int {
 			return fail(exitTempFail, err)
 		}
 	}
-	name, err := c.Deliver(ctx, box, r.stdin)
+	spec := r.cfg.Quota
+	if spec == "" {
+		spec = fields["quota"]
+	}
+	var q client.Quota
+	if spec != "" && spec != "none" {
+		if q, err = client.ParseQuota(spec); err != nil {
+			// A bad quota= in the userdb: an operator must fix it.
+			return fail(exitTempFail, fmt.Errorf("user %s: %w", args[0], err))
+		}
+	}
+	name, err := c.DeliverQuota(ctx, box, r.stdin, q)
 	switch {
 	case errors.Is(err, client.ErrMessageTooLarge):
 		return fail(exitDataErr, err)
+	case errors.Is(err, client.ErrOverQuota):
+		return fail(exitNoPerm, err)
 	case err != nil:
 		// Anything else may pass (or needs an operator): never bounce
 		// mail for it, defer.
@@ -277,7 +301,7 @@ func (r *runner) withMailbox(ctx context.Context, args []string, n int, what str
 	if err := need(args, n, what); err != nil {
 		return err
 	}
-	c, box, err := r.open(ctx, args[0])
+	c, box, _, err := r.open(ctx, args[0])
 	if err != nil {
 		return err
 	}

@@ -126,6 +126,50 @@ func TestUserdbRouting(t *testing.T) {
 	}
 }
 
+// TestDeliverQuotaExit: a user's quota= field in the userdb is enforced
+// with maildirsize; over it, deliver exits 77 (as deliverquota) and leaves
+// nothing; -quota overrides the field, and -quota none ignores it.
+func TestDeliverQuotaExit(t *testing.T) {
+	s := nfsdtest.StartServer(t)
+	dir := t.TempDir()
+	src, dat := filepath.Join(dir, "userdb"), filepath.Join(dir, "userdb.dat")
+	text := fmt.Sprintf("rolf\tuid=0|gid=0|home=%s/56/78-rolf|server=127.0.0.1:%s|quota=100S,3C\n", s.Export, s.Export)
+	os.WriteFile(src, []byte(text), 0o600)
+	mustRun(t, "", "userdb", "compile", src, dat)
+	md := filepath.Join(s.Root, "56/78-rolf/Maildir")
+	for _, d := range []string{"tmp", "new", "cur"} {
+		os.MkdirAll(filepath.Join(md, d), 0o700)
+	}
+	flags := []string{"-userdb", dat, "-portmap-port", fmt.Sprint(s.PortmapAddr.Port())}
+	deliver := func(msg string, extra ...string) result {
+		return run(t, msg, append(append(append([]string{"deliver"}, flags...), extra...), "rolf")...)
+	}
+	if r := deliver(strings.Repeat("a", 60)); r.code != exitOK {
+		t.Fatalf("60 bytes under 100S: exit %d (%s)", r.code, r.stderr)
+	}
+	if r := deliver(strings.Repeat("b", 41)); r.code != exitNoPerm || !strings.Contains(r.stderr, "over quota") {
+		t.Errorf("41 more bytes over 100S: exit %d, want 77 (%s)", r.code, r.stderr)
+	}
+	if b, err := os.ReadFile(filepath.Join(md, "maildirsize")); err != nil || string(b) != "100S,3C\n60 1\n" {
+		t.Errorf("maildirsize = %q, %v", b, err)
+	}
+	if r := deliver(strings.Repeat("c", 41), "-quota", "1000S"); r.code != exitOK {
+		t.Errorf("with -quota 1000S: exit %d (%s)", r.code, r.stderr)
+	}
+	if r := deliver(strings.Repeat("d", 500), "-quota", "none"); r.code != exitOK {
+		t.Errorf("with -quota none: exit %d (%s)", r.code, r.stderr)
+	}
+	if r := deliver("x", "-quota", "10X"); r.code != exitUsage {
+		t.Errorf("with -quota 10X: exit %d, want 64", r.code)
+	}
+	if ents, _ := os.ReadDir(filepath.Join(md, "new")); len(ents) != 3 {
+		t.Errorf("new/ holds %d messages, want 3", len(ents))
+	}
+	if ents, _ := os.ReadDir(filepath.Join(md, "tmp")); len(ents) != 0 {
+		t.Errorf("tmp/ holds %d entries", len(ents))
+	}
+}
+
 func TestMountTest(t *testing.T) {
 	s := nfsdtest.StartServer(t)
 	r := run(t, "", "mount-test", s.PortmapAddr.String())

@@ -1,0 +1,300 @@
+package client
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Quota is a Maildir++ quota (reference.md §7.2): at most Bytes bytes and
+// Count messages in a Maildir and its folders. Zero means no limit of that
+// kind.
+type Quota struct {
+	Bytes, Count int64
+}
+
+// ErrOverQuota is returned by DeliverQuota when the message does not fit
+// the mailbox's quota. It is not Temporary: the mailbox must shrink first
+// (Courier's deliverquota exits 77 for it, and so does mailnfs deliver).
+var ErrOverQuota = errors.New("client: mailbox over quota")
+
+// ParseQuota parses a Maildir++ quota definition: a comma-separated list
+// of <n>S (bytes) and <n>C (messages), e.g. "10000000S,1000C", as in the
+// first line of maildirsize and userdb's quota= field.
+func ParseQuota(s string) (Quota, error) {
+	var q Quota
+	if s == "" {
+		return q, fmt.Errorf("client: empty quota definition")
+	}
+	for _, part := range strings.Split(s, ",") {
+		if len(part) < 2 {
+			return Quota{}, fmt.Errorf("client: quota %q: bad part %q", s, part)
+		}
+		n, err := strconv.ParseInt(part[:len(part)-1], 10, 64)
+		if err != nil || n < 0 {
+			return Quota{}, fmt.Errorf("client: quota %q: bad number in %q", s, part)
+		}
+		switch part[len(part)-1] {
+		case 'S':
+			q.Bytes = n
+		case 'C':
+			q.Count = n
+		default:
+			return Quota{}, fmt.Errorf("client: quota %q: %q is neither <n>S nor <n>C", s, part)
+		}
+	}
+	return q, nil
+}
+
+// String returns the definition as maildirsize's first line writes it.
+func (q Quota) String() string {
+	var parts []string
+	if q.Bytes > 0 {
+		parts = append(parts, strconv.FormatInt(q.Bytes, 10)+"S")
+	}
+	if q.Count > 0 {
+		parts = append(parts, strconv.FormatInt(q.Count, 10)+"C")
+	}
+	return strings.Join(parts, ",")
+}
+
+// fits reports whether a message of size bytes fits beside usage.
+func (q Quota) fits(bytes, count, size int64) bool {
+	return (q.Bytes <= 0 || bytes+size <= q.Bytes) && (q.Count <= 0 || count+1 <= q.Count)
+}
+
+// Maildir++ constants (reference.md §7.2).
+const (
+	maildirsizeName = "maildirsize"
+	// maildirsizeMax: a maildirsize this long or longer is recalculated.
+	maildirsizeMax = 5120
+	// maildirsizeStale: over quota, a maildirsize this old is
+	// recalculated before the delivery is refused.
+	maildirsizeStale = 15 * time.Minute
+)
+
+// maildirsize is the parsed file.
+type maildirsize struct {
+	def          string // first line
+	bytes, count int64  // sums of the other lines
+	lines        int    // lines after the first
+	size         int64
+	mtime        time.Time
+}
+
+// DeliverQuota delivers like Deliver if the message fits mailbox's
+// Maildir++ quota q, kept in maildirsize at the Maildir's root (a folder,
+// a last path element starting with ".", counts against its parent), and
+// appends the message's "<size> 1" line to maildirsize afterwards. The
+// file is recalculated from the message names' ",S=" sizes of new/ and
+// cur/ of the Maildir and its folders (Trash excepted) when it is
+// missing, 5,120 bytes or longer, or defines another quota, and before a
+// message is refused when it has more than one line of usage or is 15
+// minutes old, as Courier and Dovecot do. A message that does not fit
+// gets ErrOverQuota and nothing is written. A zero q delivers as Deliver.
+//
+// NFSv3 has no atomic append: two front ends appending at once may lose a
+// line, which the format tolerates (the next recalculation repairs it).
+func (c *Client) DeliverQuota(ctx context.Context, mailbox string, r io.Reader, q Quota) (string, error) {
+	if q == (Quota{}) {
+		return c.Deliver(ctx, mailbox, r)
+	}
+	data, err := io.ReadAll(io.LimitReader(r, MaxMessageSize+1))
+	if err != nil {
+		return "", fmt.Errorf("client: deliver to %s: read message: %w", mailbox, err)
+	}
+	if len(data) > MaxMessageSize {
+		return "", fmt.Errorf("client: deliver to %s: %w", mailbox, ErrMessageTooLarge)
+	}
+	root := quotaRoot(mailbox)
+	size := int64(len(data))
+	ms, err := c.readMaildirsize(ctx, root)
+	if err != nil {
+		return "", fmt.Errorf("client: deliver to %s: %w", mailbox, err)
+	}
+	recalculated := false
+	if ms == nil || ms.size >= maildirsizeMax || !ms.defines(q) {
+		if ms, err = c.recalcMaildirsize(ctx, root, q); err != nil {
+			return "", fmt.Errorf("client: deliver to %s: %w", mailbox, err)
+		}
+		recalculated = true
+	}
+	if !q.fits(ms.bytes, ms.count, size) && !recalculated && (ms.lines > 1 || time.Since(ms.mtime) >= maildirsizeStale) {
+		if ms, err = c.recalcMaildirsize(ctx, root, q); err != nil {
+			return "", fmt.Errorf("client: deliver to %s: %w", mailbox, err)
+		}
+	}
+	if !q.fits(ms.bytes, ms.count, size) {
+		return "", fmt.Errorf("client: deliver to %s: %w (%d bytes in %d messages, quota %s, message %d bytes)", mailbox, ErrOverQuota, ms.bytes, ms.count, q, size)
+	}
+	name, err := c.Deliver(ctx, mailbox, bytes.NewReader(data))
+	if err != nil {
+		return "", err
+	}
+	// Best effort, as Courier does: the message is delivered.
+	if err := c.appendMaildirsize(ctx, root, fmt.Sprintf("%d 1\n", size)); err != nil {
+		c.log.Debug("client: maildirsize not updated", "mailbox", root, "err", err)
+	}
+	return name, nil
+}
+
+// quotaRoot is the Maildir whose maildirsize counts mailbox: a Maildir++
+// folder (".Sent") counts against its parent.
+func quotaRoot(mailbox string) string {
+	clean := path.Clean("/" + mailbox)
+	if strings.HasPrefix(path.Base(clean), ".") && path.Dir(clean) != "/" {
+		clean = path.Dir(clean)
+	}
+	return strings.TrimPrefix(clean, "/")
+}
+
+// defines reports whether the file's first line defines q.
+func (ms *maildirsize) defines(q Quota) bool {
+	got, err := ParseQuota(ms.def)
+	return err == nil && got == q
+}
+
+// readMaildirsize reads root's maildirsize; nil if there is none or it is
+// unreadable as such (it is then recalculated).
+func (c *Client) readMaildirsize(ctx context.Context, root string) (*maildirsize, error) {
+	var ms *maildirsize
+	err := c.withMaildir(ctx, root, func(h *maildirHandles) error {
+		fh, attr, err := c.Lookup(ctx, h.root, maildirsizeName)
+		if IsStatus(err, NFS3ErrNoEnt) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if attr == nil {
+			if attr, err = c.Getattr(ctx, fh); err != nil {
+				return err
+			}
+		}
+		if attr.Size >= maildirsizeMax {
+			ms = &maildirsize{size: int64(attr.Size)}
+			return nil
+		}
+		b, err := c.ReadAll(ctx, fh)
+		if err != nil {
+			return err
+		}
+		ms = parseMaildirsize(b)
+		if ms != nil {
+			ms.size, ms.mtime = int64(len(b)), attr.Mtime.Time()
+		}
+		return nil
+	})
+	return ms, err
+}
+
+// parseMaildirsize parses the file; nil if its first line is missing.
+// Lines that are not two numbers are skipped (a torn append).
+func parseMaildirsize(b []byte) *maildirsize {
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	if !bytes.Contains(b, []byte("\n")) || !sc.Scan() {
+		return nil
+	}
+	ms := &maildirsize{def: strings.TrimSpace(sc.Text())}
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) != 2 {
+			continue
+		}
+		n, err1 := strconv.ParseInt(f[0], 10, 64)
+		k, err2 := strconv.ParseInt(f[1], 10, 64)
+		if err1 != nil || err2 != nil {
+			continue
+		}
+		ms.bytes += n
+		ms.count += k
+		ms.lines++
+	}
+	return ms
+}
+
+// recalcMaildirsize sums the messages of root and its folders and writes
+// maildirsize anew (through tmp/ and RENAME, so a reader never sees half
+// a file).
+func (c *Client) recalcMaildirsize(ctx context.Context, root string, q Quota) (*maildirsize, error) {
+	folders := []string{root}
+	err := c.withMaildir(ctx, root, func(h *maildirHandles) error {
+		return c.ReadDirAll(ctx, h.root, func(es []DirEntry) bool {
+			for _, e := range es {
+				if len(e.Name) > 1 && e.Name[0] == '.' && e.Name != ".." && e.Name != ".Trash" && !strings.HasPrefix(e.Name, ".Trash.") {
+					folders = append(folders, path.Join(root, e.Name))
+				}
+			}
+			return true
+		})
+	})
+	if err != nil {
+		return nil, err
+	}
+	ms := &maildirsize{def: q.String(), mtime: time.Now()}
+	for _, f := range folders {
+		msgs, err := c.List(ctx, f)
+		if f != root && (IsStatus(err, NFS3ErrNoEnt) || IsStatus(err, NFS3ErrNotDir)) {
+			continue // not a folder (a plain dot file), or gone
+		}
+		if err != nil {
+			return nil, err
+		}
+		for _, m := range msgs {
+			ms.bytes += max(m.Size, 0)
+			ms.count++
+		}
+	}
+	content := fmt.Sprintf("%s\n%d %d\n", ms.def, ms.bytes, ms.count)
+	ms.size, ms.lines = int64(len(content)), 1
+	err = c.withMaildir(ctx, root, func(h *maildirHandles) error {
+		name := UniqueName(time.Now(), os.Getpid(), c.deliveries.Add(1), c.hostname) + ".maildirsize"
+		mode := uint32(0o600)
+		fh, _, err := c.Create(ctx, h.tmp, name, Guarded, SetAttr{Mode: &mode}, [8]byte{})
+		if err != nil {
+			return err
+		}
+		if err := c.WriteAll(ctx, fh, []byte(content)); err != nil {
+			c.Remove(ctx, h.tmp, name)
+			return err
+		}
+		if err := c.Rename(ctx, h.tmp, name, h.root, maildirsizeName); err != nil {
+			c.Remove(ctx, h.tmp, name)
+			return err
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("write %s/%s: %w", root, maildirsizeName, err)
+	}
+	return ms, nil
+}
+
+// appendMaildirsize writes line at the end of root's maildirsize (its size
+// from GETATTR, then a FILE_SYNC WRITE there).
+func (c *Client) appendMaildirsize(ctx context.Context, root, line string) error {
+	return c.withMaildir(ctx, root, func(h *maildirHandles) error {
+		fh, attr, err := c.Lookup(ctx, h.root, maildirsizeName)
+		if err != nil {
+			return err
+		}
+		if attr == nil {
+			if attr, err = c.Getattr(ctx, fh); err != nil {
+				return err
+			}
+		}
+		wr, err := c.Write(ctx, fh, attr.Size, []byte(line), FileSync)
+		if err == nil && wr.Count != len(line) {
+			err = fmt.Errorf("short WRITE: %d of %d bytes", wr.Count, len(line))
+		}
+		return err
+	})
+}
