@@ -335,7 +335,11 @@ func asCaller(c Cred, fn func() error) error {
 			return fn()
 		}
 	}
-	prev, _ := unix.SetfsuidRetUid(int(c.UID))
+	uid := c.UID
+	if uid == ^uint32(0) {
+		uid = 65534 // (uid_t)-1 would leave the fsuid unchanged: root's
+	}
+	prev, _ := unix.SetfsuidRetUid(int(uid))
 	err = fn()
 	unix.SetfsuidRetUid(prev)
 	// setfsuid(-1) changes nothing and returns the current fsuid.
