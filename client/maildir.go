@@ -465,21 +465,38 @@ func (c *Client) SetFlags(ctx context.Context, mailbox, key, flags string) (stri
 }
 
 // Delete removes the message with key. A message already gone after a
-// retransmitted REMOVE is success.
+// retransmitted REMOVE is success. Where the Maildir keeps a Maildir++
+// maildirsize, the removal is appended to it ("-<size> -1"), except in
+// Trash.
 func (c *Client) Delete(ctx context.Context, mailbox, key string) error {
+	size := int64(-1) // of the message this call removed
 	err := c.withMaildir(ctx, mailbox, func(h *maildirHandles) error {
-		dir, _, name, _, _, err := c.find(ctx, h, key)
+		dir, _, name, _, attr, err := c.find(ctx, h, key)
 		if err != nil {
 			return err
 		}
 		err = c.Remove(ctx, dir, name)
 		if IsStatus(err, NFS3ErrNoEnt) {
-			return nil
+			return nil // removed by someone else, who accounts for it
+		}
+		if err == nil {
+			if mn, perr := ParseMessageName(name); perr == nil && mn.Size >= 0 {
+				size = mn.Size
+			} else if attr != nil {
+				size = int64(attr.Size)
+			}
 		}
 		return err
 	})
 	if err != nil {
 		return fmt.Errorf("client: delete %s in %s: %w", key, mailbox, err)
+	}
+	// A Maildir++ quota in use (a maildirsize is there) counts the
+	// removal, as Courier and Dovecot do; Trash is not counted.
+	if size >= 0 && !isTrash(mailbox) {
+		if err := c.appendMaildirsize(ctx, quotaRoot(mailbox), fmt.Sprintf("-%d -1\n", size)); err != nil && !IsStatus(err, NFS3ErrNoEnt) {
+			c.log.Debug("client: maildirsize not updated", "mailbox", mailbox, "err", err)
+		}
 	}
 	return nil
 }

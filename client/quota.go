@@ -162,6 +162,13 @@ func (ms *maildirsize) defines(q Quota) bool {
 	return err == nil && got == q
 }
 
+// isTrash reports whether mailbox is a Maildir++ Trash folder, whose
+// messages the quota does not count.
+func isTrash(mailbox string) bool {
+	b := path.Base(path.Clean("/" + mailbox))
+	return b == ".Trash" || strings.HasPrefix(b, ".Trash.")
+}
+
 // readMaildirsize reads root's maildirsize; nil if there is none or it is
 // unreadable as such (it is then recalculated).
 func (c *Client) readMaildirsize(ctx context.Context, root string) (*maildirsize, error) {
@@ -229,7 +236,7 @@ func (c *Client) recalcMaildirsize(ctx context.Context, root string, q Quota) (*
 	err := c.withMaildir(ctx, root, func(h *maildirHandles) error {
 		return c.ReadDirAll(ctx, h.root, func(es []DirEntry) bool {
 			for _, e := range es {
-				if len(e.Name) > 1 && e.Name[0] == '.' && e.Name != ".." && e.Name != ".Trash" && !strings.HasPrefix(e.Name, ".Trash.") {
+				if len(e.Name) > 1 && e.Name[0] == '.' && e.Name != ".." && !isTrash(e.Name) {
 					folders = append(folders, path.Join(root, e.Name))
 				}
 			}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -150,6 +151,21 @@ func TestDeliverQuota(t *testing.T) {
 	}
 	if len(ms) != 6 || len(sent) != 2 {
 		t.Errorf("%d messages in the Maildir and %d in .Sent, want 6 and 2", len(ms), len(sent))
+	}
+	// Deleting a message counts in maildirsize; deleting from Trash does
+	// not.
+	before := maildirsize()
+	if err := c.Delete(ctx, box, ms[0].Key); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := maildirsize(), before+fmt.Sprintf("-%d -1\n", ms[0].Size); got != want {
+		t.Errorf("maildirsize after a deletion:\n%q\nwant\n%q", got, want)
+	}
+	if err := c.Delete(ctx, box+"/.Trash", "3.M1P1.old,S=4000"); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := maildirsize(), before+fmt.Sprintf("-%d -1\n", ms[0].Size); got != want {
+		t.Errorf("maildirsize after a deletion from Trash:\n%q\nwant\n%q", got, want)
 	}
 	if ents, _ := os.ReadDir(filepath.Join(disk, "tmp")); len(ents) != 0 {
 		t.Errorf("tmp/ at the end: %v", ents)
