@@ -146,6 +146,45 @@ func (c *Client) DeliverQuota(ctx context.Context, mailbox string, r io.Reader, 
 	return name, nil
 }
 
+// QuotaUsage is a Maildir's Maildir++ quota and usage.
+type QuotaUsage struct {
+	Quota        Quota // as maildirsize defines it (zero: none)
+	Bytes, Count int64 // in use
+	// Recalculated: summed from the messages just now (and maildirsize
+	// rewritten, if a quota is defined); else read from maildirsize.
+	Recalculated bool
+}
+
+// QuotaUsage returns the quota and usage of mailbox's Maildir (a folder
+// counts against its parent) as DeliverQuota sees them: from maildirsize,
+// recalculated first (and rewritten) when recalc is set or the file is
+// 5,120 bytes or longer or defines another quota than q. Without q or a
+// maildirsize, the usage is summed and nothing is written.
+func (c *Client) QuotaUsage(ctx context.Context, mailbox string, q Quota, recalc bool) (QuotaUsage, error) {
+	root := quotaRoot(mailbox)
+	ms, err := c.readMaildirsize(ctx, root)
+	if err != nil {
+		return QuotaUsage{}, fmt.Errorf("client: quota of %s: %w", mailbox, err)
+	}
+	if q == (Quota{}) && ms != nil {
+		q, _ = ParseQuota(ms.def) // a torn definition: treated as none
+	}
+	if q == (Quota{}) {
+		b, n, err := c.sumMaildir(ctx, root)
+		if err != nil {
+			return QuotaUsage{}, fmt.Errorf("client: quota of %s: %w", mailbox, err)
+		}
+		return QuotaUsage{Bytes: b, Count: n, Recalculated: true}, nil
+	}
+	if recalc || ms == nil || ms.size >= maildirsizeMax || !ms.defines(q) {
+		if ms, err = c.recalcMaildirsize(ctx, root, q); err != nil {
+			return QuotaUsage{}, fmt.Errorf("client: quota of %s: %w", mailbox, err)
+		}
+		return QuotaUsage{Quota: q, Bytes: ms.bytes, Count: ms.count, Recalculated: true}, nil
+	}
+	return QuotaUsage{Quota: q, Bytes: ms.bytes, Count: ms.count}, nil
+}
+
 // quotaRoot is the Maildir whose maildirsize counts mailbox: a Maildir++
 // folder (".Sent") counts against its parent.
 func quotaRoot(mailbox string) string {
@@ -232,34 +271,11 @@ func parseMaildirsize(b []byte) *maildirsize {
 // maildirsize anew (through tmp/ and RENAME, so a reader never sees half
 // a file).
 func (c *Client) recalcMaildirsize(ctx context.Context, root string, q Quota) (*maildirsize, error) {
-	folders := []string{root}
-	err := c.withMaildir(ctx, root, func(h *maildirHandles) error {
-		return c.ReadDirAll(ctx, h.root, func(es []DirEntry) bool {
-			for _, e := range es {
-				if len(e.Name) > 1 && e.Name[0] == '.' && e.Name != ".." && !isTrash(e.Name) {
-					folders = append(folders, path.Join(root, e.Name))
-				}
-			}
-			return true
-		})
-	})
+	used, count, err := c.sumMaildir(ctx, root)
 	if err != nil {
 		return nil, err
 	}
-	ms := &maildirsize{def: q.String(), mtime: time.Now()}
-	for _, f := range folders {
-		msgs, err := c.List(ctx, f)
-		if f != root && (IsStatus(err, NFS3ErrNoEnt) || IsStatus(err, NFS3ErrNotDir)) {
-			continue // not a folder (a plain dot file), or gone
-		}
-		if err != nil {
-			return nil, err
-		}
-		for _, m := range msgs {
-			ms.bytes += max(m.Size, 0)
-			ms.count++
-		}
-	}
+	ms := &maildirsize{def: q.String(), bytes: used, count: count, mtime: time.Now()}
 	content := fmt.Sprintf("%s\n%d %d\n", ms.def, ms.bytes, ms.count)
 	ms.size, ms.lines = int64(len(content)), 1
 	err = c.withMaildir(ctx, root, func(h *maildirHandles) error {
@@ -283,6 +299,40 @@ func (c *Client) recalcMaildirsize(ctx context.Context, root string, q Quota) (*
 		return nil, fmt.Errorf("write %s/%s: %w", root, maildirsizeName, err)
 	}
 	return ms, nil
+}
+
+// sumMaildir sums the sizes (",S=", else the file's) and the number of the
+// messages in new/ and cur/ of root and its Maildir++ folders, Trash
+// excepted.
+func (c *Client) sumMaildir(ctx context.Context, root string) (used, count int64, err error) {
+	folders := []string{root}
+	err = c.withMaildir(ctx, root, func(h *maildirHandles) error {
+		return c.ReadDirAll(ctx, h.root, func(es []DirEntry) bool {
+			for _, e := range es {
+				if len(e.Name) > 1 && e.Name[0] == '.' && e.Name != ".." && !isTrash(e.Name) {
+					folders = append(folders, path.Join(root, e.Name))
+				}
+			}
+			return true
+		})
+	})
+	if err != nil {
+		return 0, 0, err
+	}
+	for _, f := range folders {
+		msgs, err := c.List(ctx, f)
+		if f != root && (IsStatus(err, NFS3ErrNoEnt) || IsStatus(err, NFS3ErrNotDir)) {
+			continue // not a folder (a plain dot file), or gone
+		}
+		if err != nil {
+			return 0, 0, err
+		}
+		for _, m := range msgs {
+			used += max(m.Size, 0)
+			count++
+		}
+	}
+	return used, count, nil
 }
 
 // appendMaildirsize writes line at the end of root's maildirsize (its size

@@ -7,6 +7,7 @@
 //	mailnfs flag TARGET KEY FLAGS           set maildir flags (moves new -> cur)
 //	mailnfs rm TARGET KEY                   delete a message
 //	mailnfs clean-tmp TARGET                remove tmp/ files older than 36 h
+//	mailnfs quota [-recalc] TARGET          Maildir++ quota and usage (maildirsize)
 //	mailnfs userdb compile [SRC [DST]]      compile the userdb text to userdb.dat
 //	mailnfs userdb lookup USER              show a user and their route
 //	mailnfs userdb hash USER                print the hashed home for a new user
@@ -74,7 +75,8 @@ type Config struct {
 	PortmapPort, NFSPort, MountPort int           // overrides for userdb routes; 0 = default/portmapper
 	Verbose                         bool
 	Create                          bool   // deliver: create the Maildir if missing
-	Quota                           string // deliver: Maildir++ quota; "" = the userdb's quota= field, if any
+	Quota                           string // deliver, quota: Maildir++ quota; "" = the userdb's quota= field, if any
+	Recalc                          bool   // quota: recalculate maildirsize
 }
 
 // Validate checks the flag values.
@@ -118,6 +120,10 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		fs.BoolVar(&cfg.Create, "create", false, "create the Maildir (tmp, new, cur) if it is missing")
 		fs.StringVar(&cfg.Quota, "quota", "", "Maildir++ quota such as 10000000S,1000C (default: the user's quota= field in the userdb; none for a URL); over it, exit 77; \"none\": no quota")
 	}
+	if cmd == "quota" {
+		fs.StringVar(&cfg.Quota, "quota", "", "Maildir++ quota to report against (default: the user's quota= field, else maildirsize's own)")
+		fs.BoolVar(&cfg.Recalc, "recalc", false, "recount the messages and rewrite maildirsize")
+	}
 	if cmd == "-h" || cmd == "help" || cmd == "--help" {
 		fmt.Fprintln(stdout, usage)
 		return exitOK
@@ -157,6 +163,8 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		err = r.rm(ctx, rest)
 	case "clean-tmp":
 		err = r.cleanTmp(ctx, rest)
+	case "quota":
+		err = r.quota(ctx, rest)
 	case "userdb":
 		err = r.userdb(rest)
 	case "mount-test":
@@ -189,6 +197,7 @@ const usage = `usage: mailnfs COMMAND [flags] ARGS
   flag TARGET KEY FLAGS         set maildir flags, e.g. FS (moves new -> cur)
   rm TARGET KEY                 delete a message
   clean-tmp TARGET              remove tmp/ files older than 36 hours
+  quota [-recalc] TARGET        Maildir++ quota and usage (maildirsize)
   userdb compile [SRC [DST]]    compile /etc/mailnfs/userdb to userdb.dat
   userdb lookup USER            show a user's fields and route
   userdb hash USER              print the hashed home (NN/MM-user) for a new user
@@ -362,6 +371,49 @@ func (r *runner) rm(ctx context.Context, args []string) error {
 	return r.withMailbox(ctx, args, 2, "TARGET KEY", func(c *client.Client, box string) error {
 		return c.Delete(ctx, box, args[1])
 	})
+}
+
+// quota prints the Maildir++ quota and usage of TARGET's Maildir: bytes,
+// messages, and each against its limit.
+func (r *runner) quota(ctx context.Context, args []string) error {
+	if err := need(args, 1, "TARGET"); err != nil {
+		return err
+	}
+	c, box, fields, err := r.open(ctx, args[0])
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	spec := r.cfg.Quota
+	if spec == "" {
+		spec = fields["quota"]
+	}
+	var q client.Quota
+	if spec != "" && spec != "none" {
+		if q, err = client.ParseQuota(spec); err != nil {
+			return err
+		}
+	}
+	u, err := c.QuotaUsage(ctx, box, q, r.cfg.Recalc)
+	if err != nil {
+		return err
+	}
+	of := func(used, limit int64) string {
+		if limit <= 0 {
+			return fmt.Sprint(used)
+		}
+		return fmt.Sprintf("%d of %d (%.0f%%)", used, limit, 100*float64(used)/float64(limit))
+	}
+	src := "maildirsize"
+	if u.Recalculated {
+		src = "counted now"
+	}
+	quota := u.Quota.String()
+	if quota == "" {
+		quota = "none"
+	}
+	fmt.Fprintf(r.stdout, "quota\t%s\nbytes\t%s\nmessages\t%s\nsource\t%s\n", quota, of(u.Bytes, u.Quota.Bytes), of(u.Count, u.Quota.Count), src)
+	return nil
 }
 
 func (r *runner) cleanTmp(ctx context.Context, args []string) error {

@@ -165,6 +165,20 @@ func TestDeliverQuotaExit(t *testing.T) {
 	if ents, _ := os.ReadDir(filepath.Join(md, "new")); len(ents) != 3 {
 		t.Errorf("new/ holds %d messages, want 3", len(ents))
 	}
+	// mailnfs quota reads maildirsize (last rewritten for -quota 1000S,
+	// before the 41-byte delivery), and -recalc recounts under the
+	// user's own quota.
+	q := append(append([]string{"quota"}, flags...), "rolf")
+	if out := mustRun(t, "", q...); !strings.Contains(out, "quota\t100S,3C\n") || !strings.Contains(out, "bytes\t") {
+		t.Errorf("mailnfs quota:\n%s", out)
+	}
+	out := mustRun(t, "", append(append([]string{"quota"}, flags...), "-recalc", "rolf")...)
+	if want := "quota\t100S,3C\nbytes\t601 of 100 (601%)\nmessages\t3 of 3 (100%)\nsource\tcounted now\n"; out != want {
+		t.Errorf("mailnfs quota -recalc:\n%s\nwant\n%s", out, want)
+	}
+	if b, err := os.ReadFile(filepath.Join(md, "maildirsize")); err != nil || string(b) != "100S,3C\n601 3\n" {
+		t.Errorf("maildirsize after -recalc = %q, %v", b, err)
+	}
 	if ents, _ := os.ReadDir(filepath.Join(md, "tmp")); len(ents) != 0 {
 		t.Errorf("tmp/ holds %d entries", len(ents))
 	}
