@@ -3,7 +3,8 @@
 # libnfs-utils (nfs-ls, nfs-cp, nfs-cat), rpcbind (rpcinfo), nfs-common
 # (showmount), iproute2 (ip), strace, NFS-Ganesha (the bench's comparison
 # peer), QEMU, a static busybox and file(1) (kerneltest boots Debian's kernel
-# as an NFS client), chromium (the bench HTML report test), and tshark,
+# as an NFS client), chromium (the bench HTML report test), dovecot-core
+# (doveadm reads the Maildirs and maildirsize the client writes), and tshark,
 # linux-perf and bmake (optional). It is idempotent
 # and returns at once when everything is present; apt-get update runs at most
 # once, and only when something must be installed.
@@ -24,6 +25,8 @@ required=(
 	"dpkg=busybox-static:busybox-static"
 	"file:file"
 	"chromium:chromium"
+	"doveadm:dovecot-core"
+	"setpriv:util-linux"
 )
 optional=(
 	"tshark:tshark"
