@@ -4,7 +4,8 @@
 # (showmount), iproute2 (ip), strace, NFS-Ganesha (the bench's comparison
 # peer), QEMU, a static busybox and file(1) (kerneltest boots Debian's kernel
 # as an NFS client), chromium (the bench HTML report test), dovecot-core
-# (doveadm reads the Maildirs and maildirsize the client writes), and tshark,
+# (doveadm reads the Maildirs and maildirsize the client writes),
+# exim4-daemon-light (the documented Exim transport runs in a test), and tshark,
 # linux-perf and bmake (optional). It is idempotent
 # and returns at once when everything is present; apt-get update runs at most
 # once, and only when something must be installed.
@@ -26,6 +27,7 @@ required=(
 	"file:file"
 	"chromium:chromium"
 	"doveadm:dovecot-core"
+	"exim4:exim4-daemon-light"
 	"setpriv:util-linux"
 )
 optional=(
