@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/mailnfs/mailnfs/internal/nfs3"
 )
 
 // Quota is a Maildir++ quota (reference.md §7.2): at most Bytes bytes and
@@ -183,6 +185,68 @@ func (c *Client) QuotaUsage(ctx context.Context, mailbox string, q Quota, recalc
 		return QuotaUsage{Quota: q, Bytes: ms.bytes, Count: ms.count, Recalculated: true}, nil
 	}
 	return QuotaUsage{Quota: q, Bytes: ms.bytes, Count: ms.count}, nil
+}
+
+// quotaWarnName is the file whose mtime says when the last quota warning
+// went into a Maildir (Courier's deliverquota keeps it there too).
+const quotaWarnName = "quotawarn"
+
+// QuotaWarnEvery is the least time between two quota warnings to one
+// Maildir.
+const QuotaWarnEvery = 24 * time.Hour
+
+// QuotaWarn delivers msg (a complete message: the warning the user will
+// read) into mailbox when its Maildir++ usage under q, as maildirsize
+// holds it, is at or above percent of either limit, unless a warning went
+// in within QuotaWarnEvery, as Courier's "deliverquota -w" does. The
+// warning itself is not refused for quota. It reports whether it sent one.
+func (c *Client) QuotaWarn(ctx context.Context, mailbox string, q Quota, percent int, msg []byte) (bool, error) {
+	if q == (Quota{}) || percent <= 0 {
+		return false, nil
+	}
+	u, err := c.QuotaUsage(ctx, mailbox, q, false)
+	if err != nil {
+		return false, err
+	}
+	over := func(used, limit int64) bool { return limit > 0 && used*100 >= limit*int64(percent) }
+	if !over(u.Bytes, q.Bytes) && !over(u.Count, q.Count) {
+		return false, nil
+	}
+	root := quotaRoot(mailbox)
+	due := false
+	err = c.withMaildir(ctx, root, func(h *maildirHandles) error {
+		_, attr, err := c.Lookup(ctx, h.root, quotaWarnName)
+		switch {
+		case IsStatus(err, NFS3ErrNoEnt):
+			due = true
+			return nil
+		case err != nil:
+			return err
+		case attr == nil:
+			return fmt.Errorf("no attributes for %s", quotaWarnName)
+		}
+		due = time.Since(attr.Mtime.Time()) >= QuotaWarnEvery
+		return nil
+	})
+	if err != nil || !due {
+		return false, err
+	}
+	if _, err := c.Deliver(ctx, root, bytes.NewReader(msg)); err != nil {
+		return false, err
+	}
+	// The stamp, after the warning: a lost stamp costs a second warning,
+	// not a missing one. UNCHECKED CREATE truncates nothing; the mtime is
+	// set to the server's time.
+	err = c.withMaildir(ctx, root, func(h *maildirHandles) error {
+		mode := uint32(0o600)
+		fh, _, err := c.Create(ctx, h.root, quotaWarnName, Unchecked, SetAttr{Mode: &mode}, [8]byte{})
+		if err != nil {
+			return err
+		}
+		_, err = c.Setattr(ctx, fh, SetAttr{Mtime: nfs3.SetToServerTime, Atime: nfs3.SetToServerTime}, nil)
+		return err
+	})
+	return true, err
 }
 
 // quotaRoot is the Maildir whose maildirsize counts mailbox: a Maildir++

@@ -211,3 +211,47 @@ func FuzzParseMaildirsize(f *testing.F) {
 		}
 	})
 }
+
+// TestQuotaWarn: a warning goes into the Maildir once its usage reaches
+// the percentage, then not again for QuotaWarnEvery.
+func TestQuotaWarn(t *testing.T) {
+	const box = "90/12-warn/Maildir"
+	s := startServer(t, maildirSetup(box))
+	c := dialServer(t, s, "", Options{Hostname: "front1"})
+	ctx := context.Background()
+	q := Quota{Bytes: 1000}
+	warning := []byte("Subject: Your mailbox is almost full\r\n\r\nPlease delete some mail.\r\n")
+	warned := func() int {
+		t.Helper()
+		n := 0
+		ents, _ := os.ReadDir(filepath.Join(s.Root, box, "new"))
+		for _, e := range ents {
+			if b, _ := os.ReadFile(filepath.Join(s.Root, box, "new", e.Name())); bytes.Equal(b, warning) {
+				n++
+			}
+		}
+		return n
+	}
+	if _, err := c.DeliverQuota(ctx, box, bytes.NewReader(bytes.Repeat([]byte("a"), 850)), q); err != nil {
+		t.Fatal(err)
+	}
+	if sent, err := c.QuotaWarn(ctx, box, q, 90, warning); err != nil || sent || warned() != 0 {
+		t.Fatalf("at 85%% of the quota, warn at 90%%: sent %v, %v, %d warnings", sent, err, warned())
+	}
+	if _, err := c.DeliverQuota(ctx, box, bytes.NewReader(bytes.Repeat([]byte("b"), 60)), q); err != nil {
+		t.Fatal(err)
+	}
+	if sent, err := c.QuotaWarn(ctx, box, q, 90, warning); err != nil || !sent || warned() != 1 {
+		t.Fatalf("at 91%%: sent %v, %v, %d warnings", sent, err, warned())
+	}
+	if sent, err := c.QuotaWarn(ctx, box, q, 90, warning); err != nil || sent || warned() != 1 {
+		t.Fatalf("again at once: sent %v, %v, %d warnings", sent, err, warned())
+	}
+	old := time.Now().Add(-QuotaWarnEvery - time.Hour)
+	if err := os.Chtimes(filepath.Join(s.Root, box, "quotawarn"), old, old); err != nil {
+		t.Fatal(err)
+	}
+	if sent, err := c.QuotaWarn(ctx, box, q, 90, warning); err != nil || !sent || warned() != 2 {
+		t.Fatalf("a day later: sent %v, %v, %d warnings", sent, err, warned())
+	}
+}

@@ -77,6 +77,8 @@ type Config struct {
 	Create                          bool   // deliver: create the Maildir if missing
 	Quota                           string // deliver, quota: Maildir++ quota; "" = the userdb's quota= field, if any
 	Recalc                          bool   // quota: recalculate maildirsize
+	QuotaWarn                       int    // deliver: warn at this percentage of the quota
+	QuotaWarnMsg                    string // deliver: the warning message's file
 }
 
 // Validate checks the flag values.
@@ -119,6 +121,8 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if cmd == "deliver" {
 		fs.BoolVar(&cfg.Create, "create", false, "create the Maildir (tmp, new, cur) if it is missing")
 		fs.StringVar(&cfg.Quota, "quota", "", "Maildir++ quota such as 10000000S,1000C (default: the user's quota= field in the userdb; none for a URL); over it, exit 77; \"none\": no quota")
+		fs.IntVar(&cfg.QuotaWarn, "quota-warn", 0, "after a delivery, put the -quota-warn-msg message into the Maildir when it is this `percent` full (at most once a day); 0: never")
+		fs.StringVar(&cfg.QuotaWarnMsg, "quota-warn-msg", "/etc/mailnfs/quotawarnmsg", "the quota warning, a complete message (`file`)")
 	}
 	if cmd == "quota" {
 		fs.StringVar(&cfg.Quota, "quota", "", "Maildir++ quota to report against (default: the user's quota= field, else maildirsize's own)")
@@ -136,6 +140,10 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			fmt.Fprintf(stderr, "mailnfs: -quota: %v\n", err)
 			return exitUsage
 		}
+	}
+	if cfg.QuotaWarn < 0 || cfg.QuotaWarn > 100 {
+		fmt.Fprintf(stderr, "mailnfs: -quota-warn %d: want a percentage\n", cfg.QuotaWarn)
+		return exitUsage
 	}
 	if err := cfg.Validate(); err != nil {
 		fmt.Fprintf(stderr, "mailnfs: %v\n", err)
@@ -204,7 +212,7 @@ const usage = `usage: mailnfs COMMAND [flags] ARGS
   mount-test URL|HOST[:PORT]    portmapper, MOUNT and NFS round trip with a diagnosis
   bench -h                      the benchmark suite: deliver, pop3, postmark, bigdir, mixed
 TARGET: nfs://host[:pmport]/export/path/Maildir?uid=N&gid=N[&nfsport=P&mountport=P] or a userdb user.
-Flags (before ARGS): -userdb FILE -timeout D -hostname H -portmap-port P -nfsport P -mountport P -v; deliver: -create -quota Q`
+Flags (before ARGS): -userdb FILE -timeout D -hostname H -portmap-port P -nfsport P -mountport P -v; deliver: -create -quota Q -quota-warn PCT -quota-warn-msg FILE; quota: -quota Q -recalc`
 
 type runner struct {
 	cfg            Config
@@ -300,6 +308,16 @@ func (r *runner) deliver(ctx context.Context, args []string) int {
 		return fail(exitTempFail, err)
 	}
 	fmt.Fprintln(r.stdout, name)
+	if r.cfg.QuotaWarn > 0 && q != (client.Quota{}) {
+		// The message is delivered; a warning that fails is only reported.
+		warning, err := os.ReadFile(r.cfg.QuotaWarnMsg)
+		if err == nil {
+			_, err = c.QuotaWarn(ctx, box, q, r.cfg.QuotaWarn, warning)
+		}
+		if err != nil {
+			fmt.Fprintf(r.stderr, "mailnfs deliver: quota warning: %v\n", err)
+		}
+	}
 	return exitOK
 }
 

@@ -153,8 +153,14 @@ func TestDeliverQuotaExit(t *testing.T) {
 	if b, err := os.ReadFile(filepath.Join(md, "maildirsize")); err != nil || string(b) != "100S,3C\n60 1\n" {
 		t.Errorf("maildirsize = %q, %v", b, err)
 	}
-	if r := deliver(strings.Repeat("c", 41), "-quota", "1000S"); r.code != exitOK {
+	// Now 101 of 1000 bytes: over 10%, so -quota-warn 10 adds the warning.
+	warnMsg := filepath.Join(dir, "quotawarnmsg")
+	os.WriteFile(warnMsg, []byte("Subject: mailbox almost full\n\nplease clean up\n"), 0o644)
+	if r := deliver(strings.Repeat("c", 41), "-quota", "1000S", "-quota-warn", "10", "-quota-warn-msg", warnMsg); r.code != exitOK {
 		t.Errorf("with -quota 1000S: exit %d (%s)", r.code, r.stderr)
+	}
+	if _, err := os.Stat(filepath.Join(md, "quotawarn")); err != nil {
+		t.Errorf("no quota warning sent: %v", err)
 	}
 	if r := deliver(strings.Repeat("d", 500), "-quota", "none"); r.code != exitOK {
 		t.Errorf("with -quota none: exit %d (%s)", r.code, r.stderr)
@@ -162,8 +168,8 @@ func TestDeliverQuotaExit(t *testing.T) {
 	if r := deliver("x", "-quota", "10X"); r.code != exitUsage {
 		t.Errorf("with -quota 10X: exit %d, want 64", r.code)
 	}
-	if ents, _ := os.ReadDir(filepath.Join(md, "new")); len(ents) != 3 {
-		t.Errorf("new/ holds %d messages, want 3", len(ents))
+	if ents, _ := os.ReadDir(filepath.Join(md, "new")); len(ents) != 4 {
+		t.Errorf("new/ holds %d messages, want 3 and the warning", len(ents))
 	}
 	// mailnfs quota reads maildirsize (last rewritten for -quota 1000S,
 	// before the 41-byte delivery), and -recalc recounts under the
@@ -173,10 +179,10 @@ func TestDeliverQuotaExit(t *testing.T) {
 		t.Errorf("mailnfs quota:\n%s", out)
 	}
 	out := mustRun(t, "", append(append([]string{"quota"}, flags...), "-recalc", "rolf")...)
-	if want := "quota\t100S,3C\nbytes\t601 of 100 (601%)\nmessages\t3 of 3 (100%)\nsource\tcounted now\n"; out != want {
+	if want := "quota\t100S,3C\nbytes\t647 of 100 (647%)\nmessages\t4 of 3 (133%)\nsource\tcounted now\n"; out != want {
 		t.Errorf("mailnfs quota -recalc:\n%s\nwant\n%s", out, want)
 	}
-	if b, err := os.ReadFile(filepath.Join(md, "maildirsize")); err != nil || string(b) != "100S,3C\n601 3\n" {
+	if b, err := os.ReadFile(filepath.Join(md, "maildirsize")); err != nil || string(b) != "100S,3C\n647 4\n" {
 		t.Errorf("maildirsize after -recalc = %q, %v", b, err)
 	}
 	if ents, _ := os.ReadDir(filepath.Join(md, "tmp")); len(ents) != 0 {
