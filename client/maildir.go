@@ -443,6 +443,10 @@ func (c *Client) SetFlags(ctx context.Context, mailbox, key, flags string) (stri
 		}
 		mn, _ := ParseMessageName(name)
 		to = CurName(mn.Unique, flags)
+		if len(to) > 255 {
+			// Only a name of another program's making is that long.
+			return fmt.Errorf("%w: %q with the flags is %d bytes, longer than a file name may be", ErrBadMessageName, mn.Unique, len(to))
+		}
 		if name == to && bytes.Equal(dir, h.cur) {
 			return nil
 		}

@@ -3,6 +3,7 @@ package client
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -99,8 +100,12 @@ func FuzzParseMessageName(f *testing.F) {
 			if err != nil || again != fl {
 				t.Fatalf("NormalizeFlags not idempotent on %q", fl)
 			}
-			if _, err := ParseMessageName(CurName(m.Unique, fl)); err != nil {
-				t.Fatalf("CurName does not parse: %v", err)
+			// A unique part of 253 bytes or more leaves no room for ":2,"
+			// (SetFlags refuses it).
+			if cur := CurName(m.Unique, fl); len(cur) <= 255 {
+				if _, err := ParseMessageName(cur); err != nil {
+					t.Fatalf("CurName does not parse: %v", err)
+				}
 			}
 		}
 	})
@@ -380,5 +385,24 @@ func TestDeliverAcrossServerRestart(t *testing.T) {
 	}
 	if ents, _ := os.ReadDir(filepath.Join(s.Root, "box", "new")); len(ents) != 5 {
 		t.Errorf("new/ holds %d messages, want 5", len(ents))
+	}
+}
+
+// TestSetFlagsNameTooLong: a message whose name leaves no room for
+// ":2,<flags>" (another program's making) is refused with
+// ErrBadMessageName, not sent to the server; it stays where it was.
+func TestSetFlagsNameTooLong(t *testing.T) {
+	const box = "Maildir"
+	s := startServer(t, maildirSetup(box))
+	c := dialServer(t, s, "", Options{})
+	long := strings.Repeat("7", 250) + ",S=0" // 254 bytes
+	if err := os.WriteFile(filepath.Join(s.Root, box, "new", long), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.SetFlags(context.Background(), box, long, "S"); !errors.Is(err, ErrBadMessageName) {
+		t.Errorf("SetFlags on a %d-byte name: %v, want ErrBadMessageName", len(long), err)
+	}
+	if _, err := os.Stat(filepath.Join(s.Root, box, "new", long)); err != nil {
+		t.Errorf("the message moved: %v", err)
 	}
 }

@@ -84,6 +84,9 @@ func NormalizeFlags(flags string) (string, error) {
 
 // CurName returns the name a message gets in cur/ with the given (already
 // normalised) flags: "<unique>:2,<flags>".
+//
+// The result may be longer than the 255 bytes a file name may have, when
+// unique is close to that already (SetFlags refuses it).
 func CurName(unique, flags string) string { return unique + ":2," + flags }
 
 // UniqueName returns a modern Maildir unique name (maildir(5)):
