@@ -285,16 +285,10 @@ func (r *runner) deliver(ctx context.Context, args []string) int {
 			return fail(exitTempFail, err)
 		}
 	}
-	spec := r.cfg.Quota
-	if spec == "" {
-		spec = fields["quota"]
-	}
-	var q client.Quota
-	if spec != "" && spec != "none" {
-		if q, err = client.ParseQuota(spec); err != nil {
-			// A bad quota= in the userdb: an operator must fix it.
-			return fail(exitTempFail, fmt.Errorf("user %s: %w", args[0], err))
-		}
+	q, err := r.quotaOf(fields)
+	if err != nil {
+		// A bad quota= in the userdb: an operator must fix it.
+		return fail(exitTempFail, fmt.Errorf("user %s: %w", args[0], err))
 	}
 	name, err := c.DeliverQuota(ctx, box, r.stdin, q)
 	switch {
@@ -391,6 +385,19 @@ func (r *runner) rm(ctx context.Context, args []string) error {
 	})
 }
 
+// quotaOf returns the Maildir++ quota to apply: -quota if given ("none":
+// no quota), else the userdb's quota= field (fields is nil for a URL).
+func (r *runner) quotaOf(fields map[string]string) (client.Quota, error) {
+	spec := r.cfg.Quota
+	if spec == "" {
+		spec = fields["quota"]
+	}
+	if spec == "" || spec == "none" {
+		return client.Quota{}, nil
+	}
+	return client.ParseQuota(spec)
+}
+
 // quota prints the Maildir++ quota and usage of TARGET's Maildir: bytes,
 // messages, and each against its limit.
 func (r *runner) quota(ctx context.Context, args []string) error {
@@ -402,15 +409,9 @@ func (r *runner) quota(ctx context.Context, args []string) error {
 		return err
 	}
 	defer c.Close()
-	spec := r.cfg.Quota
-	if spec == "" {
-		spec = fields["quota"]
-	}
-	var q client.Quota
-	if spec != "" && spec != "none" {
-		if q, err = client.ParseQuota(spec); err != nil {
-			return err
-		}
+	q, err := r.quotaOf(fields)
+	if err != nil {
+		return err
 	}
 	u, err := c.QuotaUsage(ctx, box, q, r.cfg.Recalc)
 	if err != nil {
