@@ -163,15 +163,30 @@ func (c *Client) MakeMaildir(ctx context.Context, mailbox string) error {
 // a nil error means the message is in new/. Temporary(err) tells an MTA
 // whether to defer (EX_TEMPFAIL) or bounce.
 func (c *Client) Deliver(ctx context.Context, mailbox string, r io.Reader) (string, error) {
+	data, err := readMessage(mailbox, r)
+	if err != nil {
+		return "", err
+	}
+	return c.deliverData(ctx, mailbox, data)
+}
+
+// readMessage reads a message to deliver to mailbox, at most
+// MaxMessageSize bytes.
+func readMessage(mailbox string, r io.Reader) ([]byte, error) {
 	data, err := io.ReadAll(io.LimitReader(r, MaxMessageSize+1))
 	if err != nil {
-		return "", fmt.Errorf("client: deliver to %s: read message: %w", mailbox, err)
+		return nil, fmt.Errorf("client: deliver to %s: read message: %w", mailbox, err)
 	}
 	if len(data) > MaxMessageSize {
-		return "", fmt.Errorf("client: deliver to %s: %w", mailbox, ErrMessageTooLarge)
+		return nil, fmt.Errorf("client: deliver to %s: %w", mailbox, ErrMessageTooLarge)
 	}
+	return data, nil
+}
+
+// deliverData is Deliver of a message already read.
+func (c *Client) deliverData(ctx context.Context, mailbox string, data []byte) (string, error) {
 	var name string
-	err = c.withMaildir(ctx, mailbox, func(h *maildirHandles) error {
+	err := c.withMaildir(ctx, mailbox, func(h *maildirHandles) error {
 		var err error
 		name, err = c.deliver(ctx, h, data)
 		return err

@@ -109,12 +109,9 @@ func (c *Client) DeliverQuota(ctx context.Context, mailbox string, r io.Reader, 
 	if q == (Quota{}) {
 		return c.Deliver(ctx, mailbox, r)
 	}
-	data, err := io.ReadAll(io.LimitReader(r, MaxMessageSize+1))
+	data, err := readMessage(mailbox, r)
 	if err != nil {
-		return "", fmt.Errorf("client: deliver to %s: read message: %w", mailbox, err)
-	}
-	if len(data) > MaxMessageSize {
-		return "", fmt.Errorf("client: deliver to %s: %w", mailbox, ErrMessageTooLarge)
+		return "", err
 	}
 	root := quotaRoot(mailbox)
 	size := int64(len(data))
@@ -137,7 +134,7 @@ func (c *Client) DeliverQuota(ctx context.Context, mailbox string, r io.Reader, 
 	if !q.fits(ms.bytes, ms.count, size) {
 		return "", fmt.Errorf("client: deliver to %s: %w (%d bytes in %d messages, quota %s, message %d bytes)", mailbox, ErrOverQuota, ms.bytes, ms.count, q, size)
 	}
-	name, err := c.Deliver(ctx, mailbox, bytes.NewReader(data))
+	name, err := c.deliverData(ctx, mailbox, data)
 	if err != nil {
 		return "", err
 	}
