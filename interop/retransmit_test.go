@@ -95,6 +95,24 @@ func mountMaildirRaw(ctx context.Context, t *testing.T, s *server) (c *rawConn, 
 	return c, md, tmp, newDir
 }
 
+// deliveryRetryCalls are a Maildir delivery's namespace calls, each
+// already run once: RENAME tmp/a to new/a, REMOVE tmp/b, LINK of fc (tmp/c)
+// as new/c and a GUARDED CREATE of tmp/d; status is what each gets when
+// sent anew.
+func deliveryRetryCalls(tmp, newDir, fc []byte) []*retryCall {
+	mode := uint32(0o600)
+	return []*retryCall{
+		{what: "RENAME tmp/a new/a", proc: nfs3.ProcRename, status: nfs3.StatusNoEnt,
+			args: &nfs3.RenameArgs{From: nfs3.DirOpArgs{Dir: tmp, Name: "a"}, To: nfs3.DirOpArgs{Dir: newDir, Name: "a"}}},
+		{what: "REMOVE tmp/b", proc: nfs3.ProcRemove, status: nfs3.StatusNoEnt,
+			args: &nfs3.RemoveArgs{Dir: tmp, Name: "b"}},
+		{what: "LINK tmp/c new/c", proc: nfs3.ProcLink, status: nfs3.StatusExist,
+			args: &nfs3.LinkArgs{File: fc, Link: nfs3.DirOpArgs{Dir: newDir, Name: "c"}}},
+		{what: "GUARDED CREATE tmp/d", proc: nfs3.ProcCreate, status: nfs3.StatusExist,
+			args: &nfs3.CreateArgs{Where: nfs3.DirOpArgs{Dir: tmp, Name: "d"}, Mode: nfs3.Guarded, Attr: nfs3.SetAttr{Mode: &mode}}},
+	}
+}
+
 func testRetransmitAcrossRestart(t *testing.T, sig syscall.Signal) {
 	s := startServer(t, serverOpts{setup: func(t *testing.T, root string) { makeMaildir(t, root) }})
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -127,20 +145,12 @@ func testRetransmitAcrossRestart(t *testing.T, sig syscall.Signal) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	calls := []*call{
-		{what: "RENAME tmp/a new/a", proc: nfs3.ProcRename, status: nfs3.StatusNoEnt,
-			args: &nfs3.RenameArgs{From: nfs3.DirOpArgs{Dir: tmp, Name: "a"}, To: nfs3.DirOpArgs{Dir: newDir, Name: "a"}}},
-		{what: "REMOVE tmp/b", proc: nfs3.ProcRemove, status: nfs3.StatusNoEnt,
-			args: &nfs3.RemoveArgs{Dir: tmp, Name: "b"}},
-		{what: "LINK tmp/c new/c", proc: nfs3.ProcLink, status: nfs3.StatusExist,
-			args: &nfs3.LinkArgs{File: fc, Link: nfs3.DirOpArgs{Dir: newDir, Name: "c"}}},
-		{what: "GUARDED CREATE tmp/d", proc: nfs3.ProcCreate, status: nfs3.StatusExist,
-			args: &nfs3.CreateArgs{Where: nfs3.DirOpArgs{Dir: tmp, Name: "d"}, Mode: nfs3.Guarded, Attr: nfs3.SetAttr{Mode: &mode}}},
-		{what: "MKDIR sub", proc: nfs3.ProcMkdir, status: nfs3.StatusExist,
+	calls := append(deliveryRetryCalls(tmp, newDir, fc),
+		&call{what: "MKDIR sub", proc: nfs3.ProcMkdir, status: nfs3.StatusExist,
 			args: &nfs3.MkdirArgs{Where: nfs3.DirOpArgs{Dir: md, Name: "sub"}, Attr: nfs3.SetAttr{Mode: &mode}}},
-		{what: "SYMLINK link", proc: nfs3.ProcSymlink, status: nfs3.StatusExist,
+		&call{what: "SYMLINK link", proc: nfs3.ProcSymlink, status: nfs3.StatusExist,
 			args: &nfs3.SymlinkArgs{Where: nfs3.DirOpArgs{Dir: md, Name: "link"}, Target: "new/a"}},
-	}
+	)
 	send := func(c *rawConn, cl *call) nfs3.Status { t.Helper(); return sendRetryCall(t, c, cl) }
 	for _, cl := range calls {
 		cl.xid = c.nextXID()
@@ -323,18 +333,8 @@ func TestRetransmitAfterEviction(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mode := uint32(0o600)
 	type call = retryCall
-	calls := []*call{
-		{what: "RENAME tmp/a new/a", proc: nfs3.ProcRename, status: nfs3.StatusNoEnt,
-			args: &nfs3.RenameArgs{From: nfs3.DirOpArgs{Dir: tmp, Name: "a"}, To: nfs3.DirOpArgs{Dir: newDir, Name: "a"}}},
-		{what: "REMOVE tmp/b", proc: nfs3.ProcRemove, status: nfs3.StatusNoEnt,
-			args: &nfs3.RemoveArgs{Dir: tmp, Name: "b"}},
-		{what: "LINK tmp/c new/c", proc: nfs3.ProcLink, status: nfs3.StatusExist,
-			args: &nfs3.LinkArgs{File: fc, Link: nfs3.DirOpArgs{Dir: newDir, Name: "c"}}},
-		{what: "GUARDED CREATE tmp/d", proc: nfs3.ProcCreate, status: nfs3.StatusExist,
-			args: &nfs3.CreateArgs{Where: nfs3.DirOpArgs{Dir: tmp, Name: "d"}, Mode: nfs3.Guarded, Attr: nfs3.SetAttr{Mode: &mode}}},
-	}
+	calls := deliveryRetryCalls(tmp, newDir, fc)
 	send := func(c *rawConn, cl *call) nfs3.Status { t.Helper(); return sendRetryCall(t, c, cl) }
 	for _, cl := range calls {
 		cl.xid = c.nextXID()

@@ -316,24 +316,19 @@ func deliverBody(md string, w, i int, body []byte) (Message, error) {
 	if err != nil {
 		return Message{}, fmt.Errorf("create %s: %w", tmp, err)
 	}
-	fail := func(what string, err error) (Message, error) {
-		f.Close()
+	what := "write"
+	_, err = f.Write(body)
+	if err == nil {
+		what, err = "fsync", f.Sync()
+	}
+	if cerr := f.Close(); err == nil && cerr != nil {
+		what, err = "close", cerr
+	}
+	if err != nil {
 		if rerr := os.Remove(tmp); rerr != nil {
 			err = errors.Join(err, fmt.Errorf("remove after failure: %w", rerr))
 		}
 		return Message{}, fmt.Errorf("%s %s: %w", what, tmp, err)
-	}
-	if _, err := f.Write(body); err != nil {
-		return fail("write", err)
-	}
-	if err := f.Sync(); err != nil {
-		return fail("fsync", err)
-	}
-	if err := f.Close(); err != nil {
-		if rerr := os.Remove(tmp); rerr != nil {
-			err = errors.Join(err, fmt.Errorf("remove after failure: %w", rerr))
-		}
-		return Message{}, fmt.Errorf("close %s: %w", tmp, err)
 	}
 	dst := filepath.Join(md, "new", name)
 	if i%2 == 0 {
