@@ -9,7 +9,7 @@ VAR := $(CURDIR)/var
 RUNFLAGS ?=
 TESTFLAGS ?=
 
-.PHONY: all build run test interop check fmt vet deps bench bench-go crashtest soak fuzz fuzz-long clean
+.PHONY: all build run test interop check fmt vet lint deps bench bench-go crashtest soak fuzz fuzz-long clean
 
 all: build
 
@@ -39,10 +39,14 @@ fmt:
 vet:
 	$(GO) vet ./...
 
-## check: fmt + vet
-check: fmt vet
+## lint: staticcheck every package (pinned version, built into bin/)
+lint:
+	@scripts/staticcheck.sh
 
-## test: deps, fmt, vet, then every test with the race detector
+## check: fmt + vet + lint
+check: fmt vet lint
+
+## test: deps, fmt, vet, lint, then every test with the race detector
 test: deps check
 	$(GO) test -race -count=1 -timeout 12m $(TESTFLAGS) ./...
 

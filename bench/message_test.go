@@ -46,7 +46,7 @@ func TestMixSize(t *testing.T) {
 			t.Fatalf("MixSize out of range: %d", sizes[i])
 		}
 	}
-	if MixSize("same") != MixSize("same") {
+	if a, b := MixSize("same"), MixSize("same"); a != b {
 		t.Fatal("MixSize not deterministic")
 	}
 	slices.Sort(sizes)

@@ -317,20 +317,6 @@ func (f *FS) get(h Handle) (*node, *unix.Stat_t, error) {
 
 func (f *FS) put(n *node) { f.cache.release(n) }
 
-// handleFor returns the handle of the object open as fd (any open mode),
-// opened as name in directory dirfd.
-func (f *FS) handleFor(fd, dirfd int, name string) (Handle, error) {
-	k, _, err := fdHandle(fd, dirfd, name)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", handleCall, err)
-	}
-	h, ok := f.encodeHandle(k)
-	if !ok {
-		return nil, fmt.Errorf("kernel file handle too large: %w", unix.EOVERFLOW)
-	}
-	return h, nil
-}
-
 // attr converts a stat to an Attr.
 func (f *FS) attr(st *unix.Stat_t) *Attr {
 	return &Attr{

@@ -125,10 +125,7 @@ func (f *FS) fillPlus(d *node, isRoot bool, e *DirEntry) bool {
 	e.FileID = st.Ino
 	k, mnt, err := nameHandle(d.pathFd, e.Name)
 	if err != nil {
-		if err == unix.ENOENT {
-			return false
-		}
-		return true
+		return err != unix.ENOENT
 	}
 	if mnt != f.mountID || st.Dev != f.rootDev {
 		return true // a mount point inside the export: no handle

@@ -879,7 +879,6 @@ func TestRequestAddresses(t *testing.T) {
 
 // logRecords is a slog.Handler that keeps what it is given.
 type logRecords struct {
-	mu    sync.Mutex
 	attrs []slog.Attr
 	recs  *[]logRecord
 }

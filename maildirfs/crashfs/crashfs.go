@@ -158,15 +158,16 @@ func (m *FS) violate(format string, args ...any) {
 	m.violations = append(m.violations, fmt.Sprintf(format, args...))
 }
 
-// step runs one store operation and returns its error and the sync
-// counters it moved.
+// deltas are the sync counters one store operation moved.
 type deltas struct{ file, dir, errs uint64 }
 
-func (m *FS) run(op func() error) (error, deltas) {
+// run runs one store operation and returns the sync counters it moved
+// and its error.
+func (m *FS) run(op func() error) (deltas, error) {
 	before := m.fs.Stats()
 	err := op()
 	after := m.fs.Stats()
-	return err, deltas{after.FileSyncs - before.FileSyncs, after.DirSyncs - before.DirSyncs, after.SyncErrors - before.SyncErrors}
+	return deltas{after.FileSyncs - before.FileSyncs, after.DirSyncs - before.DirSyncs, after.SyncErrors - before.SyncErrors}, err
 }
 
 // settle credits the syncs of one operation: files and dirs are the
@@ -261,7 +262,7 @@ func (m *FS) Create(dir maildirfs.Handle, c maildirfs.Cred, name string, how mai
 	}
 	var h maildirfs.Handle
 	var a *maildirfs.Attr
-	err, d := m.run(func() (err error) {
+	d, err := m.run(func() (err error) {
 		h, a, _, err = m.fs.Create(dir, c, name, how, attr, verf)
 		return err
 	})
@@ -316,7 +317,7 @@ func (m *FS) Mkdir(dir maildirfs.Handle, c maildirfs.Cred, name string, attr mai
 	}
 	var h maildirfs.Handle
 	var a *maildirfs.Attr
-	err, d := m.run(func() (err error) {
+	d, err := m.run(func() (err error) {
 		h, a, _, err = m.fs.Mkdir(dir, c, name, attr)
 		return err
 	})
@@ -345,7 +346,7 @@ func (m *FS) Write(h maildirfs.Handle, c maildirfs.Cred, off uint64, data []byte
 	var n int
 	var committed maildirfs.StableHow
 	var verf [8]byte
-	err, d := m.run(func() (err error) {
+	d, err := m.run(func() (err error) {
 		n, committed, verf, _, err = m.fs.Write(h, c, off, data, stable)
 		return err
 	})
@@ -373,7 +374,7 @@ func (m *FS) Commit(h maildirfs.Handle, c maildirfs.Cred) ([8]byte, error) {
 		return [8]byte{}, err
 	}
 	var verf [8]byte
-	err, d := m.run(func() (err error) {
+	d, err := m.run(func() (err error) {
 		verf, _, err = m.fs.Commit(h, c, 0, 0)
 		return err
 	})
@@ -391,7 +392,7 @@ func (m *FS) Truncate(h maildirfs.Handle, c maildirfs.Cred, size uint64) error {
 	if err != nil {
 		return err
 	}
-	err, d := m.run(func() error {
+	d, err := m.run(func() error {
 		_, err := m.fs.SetAttr(h, c, maildirfs.SetAttr{Size: &size}, nil)
 		return err
 	})
@@ -421,7 +422,7 @@ func (m *FS) Rename(from maildirfs.Handle, fromName string, to maildirfs.Handle,
 		return err
 	}
 	moved, had := fobj.entries[fromName]
-	err, d := m.run(func() error {
+	d, err := m.run(func() error {
 		_, _, err := m.fs.Rename(from, fromName, to, toName, c)
 		return err
 	})
@@ -456,7 +457,7 @@ func (m *FS) Remove(dir maildirfs.Handle, c maildirfs.Cred, name string, isDir b
 		return err
 	}
 	op := "REMOVE"
-	err, d := m.run(func() error {
+	d, err := m.run(func() error {
 		var err error
 		if isDir {
 			op = "RMDIR"
@@ -487,7 +488,7 @@ func (m *FS) Link(file, dir maildirfs.Handle, name string, c maildirfs.Cred) err
 	if err != nil {
 		return err
 	}
-	err, d := m.run(func() error {
+	d, err := m.run(func() error {
 		_, _, err := m.fs.Link(file, dir, name, c)
 		return err
 	})
