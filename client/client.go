@@ -144,6 +144,9 @@ type Client struct {
 
 	deliveries *atomic.Uint64 // Maildir Q counter, shared with WithAuth views
 	mdc        *maildirCache  // Maildir handles, shared with WithAuth views
+	// renameGrace: how long Deliver waits past its deadline for the
+	// reply to its RENAME (see withReplyGrace); tests shorten it.
+	renameGrace time.Duration
 }
 
 // Dial mounts the export named by rawURL (see ParseURL) and connects to its
@@ -196,13 +199,14 @@ func DialTarget(ctx context.Context, t Target, opts Options) (*Client, error) {
 		t.NFSPort = p
 	}
 	c := &Client{
-		auth:       auth,
-		target:     t,
-		mountAddr:  net.JoinHostPort(t.Host, strconv.Itoa(t.MountPort)),
-		hostname:   host,
-		log:        log,
-		deliveries: new(atomic.Uint64),
-		mdc:        new(maildirCache),
+		auth:        auth,
+		target:      t,
+		mountAddr:   net.JoinHostPort(t.Host, strconv.Itoa(t.MountPort)),
+		hostname:    host,
+		log:         log,
+		deliveries:  new(atomic.Uint64),
+		mdc:         new(maildirCache),
+		renameGrace: renameGrace,
 	}
 	mnt, rest, err := c.mount(ctx)
 	if err != nil {
@@ -313,10 +317,9 @@ func (c *Client) Auth() Auth { return c.auth }
 // WithAuth returns a view of c that sends auth on every call; it shares
 // c's connections, so it must not outlive c and needs no Close of its own.
 func (c *Client) WithAuth(auth Auth) *Client {
-	v := &Client{rpc: c.rpc, auth: auth, target: c.target, mountAddr: c.mountAddr, root: c.root,
-		hostname: c.hostname, log: c.log, rtmax: c.rtmax, wtmax: c.wtmax, dtpref: c.dtpref,
-		deliveries: c.deliveries, mdc: c.mdc}
-	return v
+	v := *c // every shared part is a pointer
+	v.auth = auth
+	return &v
 }
 
 // MaxWrite and MaxRead return the transfer sizes in use (FSINFO wtmax and

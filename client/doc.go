@@ -38,17 +38,24 @@
 // GUARDED in tmp/ carrying mode 0600 (EXIST for an empty regular file of
 // that name is its own retransmitted CREATE and is adopted: the name has
 // 128 random bits), FILE_SYNC WRITE or UNSTABLE WRITEs + COMMIT with a
-// verifier check, RENAME into new/, and on NOENT (a retransmitted RENAME
-// that ran twice) or no answer a LOOKUP comparing the fileid. DeliverQuota
-// adds a Maildir++ quota kept in maildirsize (reference.md §7.2). List,
-// Open, SetFlags, Delete, Usage and CleanTmp complete the reader side. Handles of tmp/,
-// new/ and cur/ are cached per mailbox and refreshed on STALE.
+// verifier check, RENAME into new/ (its reply awaited up to 10 s past the
+// deadline: a server replies once the rename is durable), and on NOENT (a
+// retransmitted RENAME that ran twice) or still no answer a LOOKUP
+// comparing the fileid. A failure removes the tmp file, after a CREATE
+// without an answer too; a tmp file already gone then means a late RENAME
+// moved it, and new/ is checked again. DeliverQuota adds a Maildir++ quota
+// kept in maildirsize (reference.md §7.2). List, Open, SetFlags, Delete,
+// Usage and CleanTmp complete the reader side; SetFlags and Delete follow
+// a message another front end renamed under them (its own flag change),
+// and List lists a message renamed during the listing once. Handles of
+// tmp/, new/ and cur/ are cached per mailbox and refreshed on STALE.
 //
 // # Routing and other views
 //
 // Router maps users through a compiled userdb (package client/userdb) to
 // one Client per storage box and export, calling as each user's AUTH_SYS
-// uid and gid (Client.WithAuth). BillyFS is a go-billy Filesystem over a
+// uid and gid (Client.WithAuth); a box that does not answer holds up only
+// its own users. BillyFS is a go-billy Filesystem over a
 // Client; it passes go-billy's own FilesystemSuite.
 //
 // # Concurrency

@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"syscall"
 
+	"github.com/mailnfs/mailnfs/client/userdb"
 	"github.com/mailnfs/mailnfs/internal/nfs3"
 	"github.com/mailnfs/mailnfs/internal/rpc"
 )
@@ -130,7 +131,8 @@ func IsStatus(err error, s Status) bool {
 // (connection refused or lost, timeouts, ErrDisconnected), NFS3ERR_JUKEBOX,
 // NFS3ERR_SERVERFAULT, NFS3ERR_IO, NFS3ERR_NOSPC, NFS3ERR_DQUOT (an MTA
 // defers and retries) and RPC SYSTEM_ERR. Programming and permission errors
-// are not temporary, and neither is ErrOverQuota.
+// are not temporary, and neither are ErrOverQuota and a userdb syntax
+// error.
 func Temporary(err error) bool {
 	if err == nil {
 		return false
@@ -153,6 +155,9 @@ func Temporary(err error) bool {
 		if errors.Is(err, perm) {
 			return false
 		}
+	}
+	if se := (*userdb.SyntaxError)(nil); errors.As(err, &se) {
+		return false // a line of the userdb to fix
 	}
 	// Everything else comes from the transport or the context.
 	return true

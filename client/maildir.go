@@ -56,7 +56,7 @@ func (c *Client) maildir(ctx context.Context, mailbox string) (*maildirHandles, 
 		return nil, err
 	}
 	if attr.Type != nfs3.TypeDir {
-		return nil, fmt.Errorf("client: maildir %s is not a directory", mailbox)
+		return nil, fmt.Errorf("client: maildir %s: %w", mailbox, statusErr(nfs3.ProcLookup, key, nfs3.StatusNotDir))
 	}
 	h = &maildirHandles{root: root}
 	for _, d := range []struct {
@@ -155,13 +155,21 @@ func (c *Client) MakeMaildir(ctx context.Context, mailbox string) error {
 //     to an earlier transmission was lost and the server (without a
 //     duplicate request cache entry) ran it again: LOOKUP new/<name> (and
 //     GETATTR if the LOOKUP reply has no attributes) and compare the
-//     fileid with the one created; equal means delivered. A RENAME with
-//     no answer at all (deadline, connection gone) may have run too: the
-//     same check, with a fresh 5-second deadline, decides.
+//     fileid with the one created; equal means delivered. The RENAME's
+//     reply is awaited up to 10 s past ctx's deadline (the call stays
+//     pending and is resent with its XID on a new connection): a server
+//     replies only once the rename is durable, so a late reply is the
+//     sure word. A RENAME with no answer even then may have run too: the
+//     same check, with a fresh 5-second deadline, decides (the entry it
+//     sees may not be on disk yet if the server is still syncing it: the
+//     one case where a nil error can precede durability, and only after
+//     a server kept a RENAME unanswered for ctx's time plus 10 s).
 //
-// A failure removes the tmp file when it can and never reuses the name. Only
-// a nil error means the message is in new/. Temporary(err) tells an MTA
-// whether to defer (EX_TEMPFAIL) or bounce.
+// A failure removes the tmp file when it can (a CREATE without an answer
+// included) and never reuses the name; if the tmp file is already gone
+// then, a RENAME that ran late has moved it, and new/<name> is checked
+// once more. Only a nil error means the message is in new/.
+// Temporary(err) tells an MTA whether to defer (EX_TEMPFAIL) or bounce.
 func (c *Client) Deliver(ctx context.Context, mailbox string, r io.Reader) (string, error) {
 	data, err := readMessage(mailbox, r)
 	if err != nil {
@@ -204,19 +212,27 @@ func (c *Client) deliver(ctx context.Context, h *maildirHandles, data []byte) (s
 		if IsStatus(err, NFS3ErrExist) && attempt < 3 {
 			continue // someone has this name: never reuse it, pick another
 		}
+		var ce *Error
+		if err != nil && !errors.As(err, &ce) {
+			// No answer: the CREATE may have run. The name is ours
+			// alone, so whatever is there is ours to remove.
+			return "", c.cleanup(h, name, err)
+		}
 		if err != nil {
 			return "", err
 		}
 		if err := c.WriteAll(ctx, fh, data); err != nil {
 			return "", c.cleanup(h, name, err)
 		}
-		err = c.Rename(ctx, h.tmp, name, h.new, name)
-		var ce *Error
+		// The RENAME's reply, however late, says the message is durable
+		// in new/: wait a while for it past the deadline.
+		err = c.Rename(withReplyGrace(ctx, c.renameGrace), h.tmp, name, h.new, name)
 		if err != nil && !errors.As(err, &ce) {
-			// No answer (deadline, connection gone for good): the RENAME
-			// may have run. Look with a fresh deadline before giving up,
-			// so a retry by the caller cannot make a second copy.
-			lctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			// Still no answer (the connection is gone for good, or the
+			// server restarted): the RENAME may have run. Look, with a
+			// fresh deadline, before giving up, so a retry by the caller
+			// cannot make a second copy.
+			lctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
 			if c.holds(lctx, h.new, name, fileid) {
 				err = nil
 			}
@@ -226,7 +242,17 @@ func (c *Client) deliver(ctx context.Context, h *maildirHandles, data []byte) (s
 			err = nil // a retransmitted RENAME that had already moved it
 		}
 		if err != nil {
-			return "", c.cleanup(h, name, err)
+			if c.removeTmp(h, name, &err) {
+				// tmp/name is gone: the RENAME ran after all, after
+				// the look above (a server slower than every deadline).
+				lctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
+				moved := c.holds(lctx, h.new, name, fileid)
+				cancel()
+				if moved {
+					return name, nil
+				}
+			}
+			return "", err
 		}
 		return name, nil
 	}
@@ -270,16 +296,36 @@ func (c *Client) holds(ctx context.Context, dir []byte, name string, fileid uint
 	return err == nil && attr.FileID == fileid
 }
 
-// cleanup removes tmp/name after a failed delivery, with its own short
-// deadline so that an expired ctx does not leave the file behind. It
+const (
+	// renameGrace is Client.renameGrace's value.
+	renameGrace = 10 * time.Second
+	// cleanupTimeout bounds the calls that tidy up or check after a
+	// failure, made with a fresh deadline so that an expired one does
+	// not leave a file behind.
+	cleanupTimeout = 5 * time.Second
+)
+
+// cleanup removes tmp/name after a failed delivery (see removeTmp) and
 // returns cause, joined with the cleanup error if that failed too.
 func (c *Client) cleanup(h *maildirHandles, name string, cause error) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := c.Remove(ctx, h.tmp, name); err != nil && !IsStatus(err, NFS3ErrNoEnt) {
-		return fmt.Errorf("%w; cleanup of tmp/%s also failed: %v", cause, name, err)
-	}
+	c.removeTmp(h, name, &cause)
 	return cause
+}
+
+// removeTmp removes tmp/name after a failed delivery whose error is
+// *cause, with a fresh deadline. It reports whether tmp/name was already
+// gone (NOENT); a failure of the removal is joined to *cause.
+func (c *Client) removeTmp(h *maildirHandles, name string, cause *error) (gone bool) {
+	ctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
+	defer cancel()
+	err := c.Remove(ctx, h.tmp, name)
+	if IsStatus(err, NFS3ErrNoEnt) {
+		return true
+	}
+	if err != nil {
+		*cause = fmt.Errorf("%w; cleanup of tmp/%s also failed: %v", *cause, name, err)
+	}
+	return false
 }
 
 // Message is one message of a Maildir listing.
@@ -294,11 +340,13 @@ type Message struct {
 
 // List returns the messages in new/ and cur/ (READDIRPLUS, so sizes without
 // ",S=" come from attributes). Names starting with "." and unparsable
-// names are skipped.
+// names are skipped. Each key is listed once: a message seen in both
+// directories (renamed during the listing) as in cur/.
 func (c *Client) List(ctx context.Context, mailbox string) ([]Message, error) {
 	var out []Message
 	err := c.withMaildir(ctx, mailbox, func(h *maildirHandles) error {
 		out = out[:0]
+		seen := map[string]int{} // key -> index in out
 		for _, d := range []struct {
 			name string
 			fh   []byte
@@ -316,6 +364,16 @@ func (c *Client) List(ctx context.Context, mailbox string) ([]Message, error) {
 					if m.Size < 0 && e.Attr != nil {
 						m.Size = int64(e.Attr.Size)
 					}
+					// A message renamed while the directories are read
+					// (new/ to cur/, or a flag change in cur/) can show
+					// under both names: list it once, as in cur/.
+					if i, dup := seen[m.Key]; dup {
+						if out[i].Dir == "new" && m.Dir == "cur" {
+							out[i] = m
+						}
+						continue
+					}
+					seen[m.Key] = len(out)
 					out = append(out, m)
 				}
 				return true
@@ -443,8 +501,11 @@ func (r *fileReader) Read(p []byte) (int, error) {
 func (r *fileReader) Close() error { return nil }
 
 // SetFlags gives the message with key the flags (any order; they are
-// sorted) by renaming it to cur/<unique>:2,<flags>. A message in new/ moves
-// to cur/. It returns the new file name.
+// sorted) by renaming it to cur/<unique>:2,<flags>, keeping any text
+// Dovecot put after the flags (",<extra>"). A message in new/ moves to
+// cur/. It returns the new file name. If another front end renames the
+// message meanwhile (its own flag change), it is looked up again and
+// renamed from its new name.
 func (c *Client) SetFlags(ctx context.Context, mailbox, key, flags string) (string, error) {
 	flags, err := NormalizeFlags(flags)
 	if err != nil {
@@ -452,21 +513,24 @@ func (c *Client) SetFlags(ctx context.Context, mailbox, key, flags string) (stri
 	}
 	var to string
 	err = c.withMaildir(ctx, mailbox, func(h *maildirHandles) error {
-		dir, _, name, fh, attr, err := c.find(ctx, h, key)
-		if err != nil {
-			return err
-		}
-		mn, _ := ParseMessageName(name)
-		to = CurName(mn.Unique, flags)
-		if len(to) > 255 {
-			// Only a name of another program's making is that long.
-			return fmt.Errorf("%w: %q with the flags is %d bytes, longer than a file name may be", ErrBadMessageName, mn.Unique, len(to))
-		}
-		if name == to && bytes.Equal(dir, h.cur) {
-			return nil
-		}
-		err = c.Rename(ctx, dir, name, h.cur, to)
-		if IsStatus(err, NFS3ErrNoEnt) {
+		for tries := 1; ; tries++ {
+			dir, _, name, fh, attr, err := c.find(ctx, h, key)
+			if err != nil {
+				return err
+			}
+			mn, _ := ParseMessageName(name)
+			to = CurName(mn.Unique, flags) + mn.Extra
+			if len(to) > 255 {
+				// Only a name of another program's making is that long.
+				return fmt.Errorf("%w: %q with the flags is %d bytes, longer than a file name may be", ErrBadMessageName, mn.Unique, len(to))
+			}
+			if name == to && bytes.Equal(dir, h.cur) {
+				return nil
+			}
+			err = c.Rename(ctx, dir, name, h.cur, to)
+			if !IsStatus(err, NFS3ErrNoEnt) {
+				return err
+			}
 			// A retransmitted RENAME that already ran: check the target.
 			if attr == nil {
 				attr, _ = c.Getattr(ctx, fh) // the handle outlives the rename
@@ -474,8 +538,11 @@ func (c *Client) SetFlags(ctx context.Context, mailbox, key, flags string) (stri
 			if attr != nil && c.holds(ctx, h.cur, to, attr.FileID) {
 				return nil
 			}
+			if tries == raceRetries {
+				return err
+			}
+			// Renamed by someone else since find: look again.
 		}
-		return err
 	})
 	if err != nil {
 		return "", fmt.Errorf("client: set flags of %s in %s: %w", key, mailbox, err)
@@ -483,29 +550,40 @@ func (c *Client) SetFlags(ctx context.Context, mailbox, key, flags string) (stri
 	return to, nil
 }
 
+// raceRetries bounds how often SetFlags and Delete look a message up
+// again after another front end renamed it under them.
+const raceRetries = 8
+
 // Delete removes the message with key. A message already gone after a
-// retransmitted REMOVE is success. Where the Maildir keeps a Maildir++
-// maildirsize, the removal is appended to it ("-<size> -1"), except in
-// Trash.
+// retransmitted REMOVE, or removed by someone else, is success; one
+// renamed by someone else (a flag change) is looked up again and
+// removed. Where the Maildir keeps a Maildir++ maildirsize, the removal
+// is appended to it ("-<size> -1"), except in Trash.
 func (c *Client) Delete(ctx context.Context, mailbox, key string) error {
 	size := int64(-1) // of the message this call removed
 	err := c.withMaildir(ctx, mailbox, func(h *maildirHandles) error {
-		dir, _, name, _, attr, err := c.find(ctx, h, key)
-		if err != nil {
-			return err
-		}
-		err = c.Remove(ctx, dir, name)
-		if IsStatus(err, NFS3ErrNoEnt) {
-			return nil // removed by someone else, who accounts for it
-		}
-		if err == nil {
+		for tries := 1; ; tries++ {
+			dir, _, name, _, attr, err := c.find(ctx, h, key)
+			if errors.Is(err, ErrNoMessage) && tries > 1 {
+				return nil // removed by someone else, who accounts for it
+			}
+			if err != nil {
+				return err
+			}
+			err = c.Remove(ctx, dir, name)
+			if IsStatus(err, NFS3ErrNoEnt) && tries < raceRetries {
+				continue // removed or renamed meanwhile: look again
+			}
+			if err != nil {
+				return err
+			}
 			if mn, perr := ParseMessageName(name); perr == nil && mn.Size >= 0 {
 				size = mn.Size
 			} else if attr != nil {
 				size = int64(attr.Size)
 			}
+			return nil
 		}
-		return err
 	})
 	if err != nil {
 		return fmt.Errorf("client: delete %s in %s: %w", key, mailbox, err)

@@ -25,7 +25,7 @@ func TestParseMessageName(t *testing.T) {
 	}{
 		{"1276528487.M364837P9451.kurkku,S=1355,W=1394:2,", MessageName{Unique: "1276528487.M364837P9451.kurkku,S=1355,W=1394", Size: 1355, Info: "2,"}, false},
 		{"1.M2P3.h,S=10:2,FS", MessageName{Unique: "1.M2P3.h,S=10", Size: 10, Info: "2,FS", Flags: "FS"}, false},
-		{"1.M2P3.h:2,Sa,extra", MessageName{Unique: "1.M2P3.h", Size: -1, Info: "2,Sa,extra", Flags: "Sa"}, false},
+		{"1.M2P3.h:2,Sa,extra", MessageName{Unique: "1.M2P3.h", Size: -1, Info: "2,Sa,extra", Flags: "Sa", Extra: ",extra"}, false},
 		{"1.M2P3.h:1,experimental", MessageName{Unique: "1.M2P3.h", Size: -1, Info: "1,experimental"}, false},
 		{"1.M2P3.h,S=x", MessageName{Unique: "1.M2P3.h,S=x", Size: -1}, false},
 		{".hidden", MessageName{}, true},

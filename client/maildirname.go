@@ -29,6 +29,9 @@ type MessageName struct {
 	Size   int64  // from ",S=", or -1 if absent
 	Info   string // after ':' ("2,FS"), empty if none
 	Flags  string // the flags of a "2," info, in the order found
+	// Extra is the text Dovecot may keep after the flags of a "2," info,
+	// from its ',' on (",extra"); it is kept as is (reference.md §7.2).
+	Extra string
 }
 
 // ParseMessageName parses a file name from new/ or cur/.
@@ -42,7 +45,7 @@ func ParseMessageName(name string) (MessageName, error) {
 		if rest, ok := strings.CutPrefix(m.Info, "2,"); ok {
 			// Dovecot may keep more text after a further ','.
 			if j := strings.IndexByte(rest, ','); j >= 0 {
-				rest = rest[:j]
+				rest, m.Extra = rest[:j], rest[j:]
 			}
 			m.Flags = rest
 		}

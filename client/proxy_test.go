@@ -15,7 +15,9 @@ import (
 // Armed for a procedure, it forwards the next call of that procedure, then
 // swallows its reply and cuts both connections: the server has acted, the
 // client never hears. onCut runs (with new connections held off) before
-// the proxy accepts again.
+// the proxy accepts again. An intercept (Intercept) sees every NFS call
+// before it is forwarded and may hold it back; replies to the calls of a
+// muted procedure (Mute) are swallowed without a cut.
 type cutProxy struct {
 	t       *testing.T
 	ln      net.Listener
@@ -27,9 +29,15 @@ type cutProxy struct {
 	seen    map[uint32]int // calls of the armed procedure by xid
 	cuts    int
 	onCut   func()
-	conns   []net.Conn
-	wg      sync.WaitGroup
-	closed  bool
+	// intercept, if set, runs (without mu) for every NFS call before it
+	// is forwarded; true means it keeps the call (rec is its copy, dst
+	// the server side, for forwarding it later with rpc.FrameRecord).
+	intercept func(proc uint32, rec []byte, dst net.Conn) bool
+	muteProc  int // -1: none
+	mutedXID  map[uint32]bool
+	conns     []net.Conn
+	wg        sync.WaitGroup
+	closed    bool
 }
 
 func startCutProxy(t *testing.T, backend string) *cutProxy {
@@ -37,7 +45,7 @@ func startCutProxy(t *testing.T, backend string) *cutProxy {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &cutProxy{t: t, ln: ln, backend: backend, armProc: -1, dropXID: map[uint32]bool{}, seen: map[uint32]int{}}
+	p := &cutProxy{t: t, ln: ln, backend: backend, armProc: -1, dropXID: map[uint32]bool{}, seen: map[uint32]int{}, muteProc: -1, mutedXID: map[uint32]bool{}}
 	p.wg.Add(1)
 	go p.accept()
 	t.Cleanup(p.Close)
@@ -50,6 +58,23 @@ func (p *cutProxy) Arm(proc int, onCut func()) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.armProc, p.onCut = proc, onCut
+}
+
+// Intercept sets the function that sees every NFS call before it is
+// forwarded (see cutProxy.intercept); nil removes it.
+func (p *cutProxy) Intercept(f func(proc uint32, rec []byte, dst net.Conn) bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.intercept = f
+}
+
+// Mute swallows the replies to every later call of NFS procedure proc
+// (-1: none): the server acts, the client never hears, the connection
+// stays up.
+func (p *cutProxy) Mute(proc int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.muteProc = proc
 }
 
 func (p *cutProxy) Stats() (cuts int, seen map[uint32]int) {
@@ -131,10 +156,21 @@ func (p *cutProxy) pump(src, dst net.Conn, toServer bool) {
 				if p.dropXID[xid] {
 					p.seen[xid]++
 				}
+				if h.Prog == 100003 && int(h.Proc) == p.muteProc {
+					p.mutedXID[xid] = true
+				}
+				intercept := p.intercept
 				p.mu.Unlock()
+				if h.Prog == 100003 && intercept != nil && intercept(h.Proc, append([]byte(nil), rec...), dst) {
+					continue
+				}
 			}
 		} else {
 			p.mu.Lock()
+			if p.mutedXID[xid] {
+				p.mu.Unlock()
+				continue
+			}
 			drop := p.dropXID[xid] && p.seen[xid] == 1
 			if drop {
 				p.cuts++

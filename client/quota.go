@@ -368,8 +368,11 @@ func (c *Client) recalcMaildirsize(ctx context.Context, root string, q Quota) (*
 func (c *Client) sumMaildir(ctx context.Context, root string) (used, count int64, err error) {
 	folders := []string{root}
 	err = c.withMaildir(ctx, root, func(h *maildirHandles) error {
-		return c.ReadDirAll(ctx, h.root, func(es []DirEntry) bool {
+		return c.ReadDirPlusAll(ctx, h.root, func(es []DirEntryPlus) bool {
 			for _, e := range es {
+				if e.Attr != nil && e.Attr.Type != nfs3.TypeDir {
+					continue // a dot file or symlink (.dovecot.sieve), not a folder
+				}
 				if len(e.Name) > 1 && e.Name[0] == '.' && e.Name != ".." && !isTrash(e.Name) {
 					folders = append(folders, path.Join(root, e.Name))
 				}
@@ -383,7 +386,7 @@ func (c *Client) sumMaildir(ctx context.Context, root string) (used, count int64
 	for _, f := range folders {
 		msgs, err := c.List(ctx, f)
 		if f != root && (IsStatus(err, NFS3ErrNoEnt) || IsStatus(err, NFS3ErrNotDir)) {
-			continue // not a folder (a plain dot file), or gone
+			continue // not a folder (no attributes said so), or gone
 		}
 		if err != nil {
 			return 0, 0, err

@@ -21,19 +21,29 @@ type Router struct {
 	Adjust func(*Target)
 
 	mu      sync.Mutex
-	clients map[string]*Client // by host + export
+	clients map[string]*routeConn // by host + export
 	closed  bool
+}
+
+// routeConn is the Client of one storage box and export, or the dial
+// that is making it: ready is closed once c or err is set.
+type routeConn struct {
+	ready chan struct{}
+	c     *Client
+	err   error
 }
 
 // NewRouter returns a Router over db; opts are used for every Dial (their
 // Auth is ignored: each user's ids are used).
 func NewRouter(db *userdb.DB, opts Options) *Router {
 	opts.Auth = nil
-	return &Router{db: db, opts: opts, clients: map[string]*Client{}}
+	return &Router{db: db, opts: opts, clients: map[string]*routeConn{}}
 }
 
 // Resolve returns a client view for user (with the user's credential) and
-// the Maildir path inside its export.
+// the Maildir path inside its export. A storage box is dialled once, by
+// the first caller that needs it, without holding up callers bound for
+// other boxes; a failed dial is tried again by the next caller.
 func (r *Router) Resolve(ctx context.Context, user string) (*Client, string, error) {
 	e, err := r.db.Lookup(user)
 	if err != nil {
@@ -45,28 +55,56 @@ func (r *Router) Resolve(ctx context.Context, user string) (*Client, string, err
 	}
 	key := route.Host + "\x00" + route.Export
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	if r.closed {
+		r.mu.Unlock()
 		return nil, "", ErrClosed
 	}
-	c := r.clients[key]
-	if c == nil {
+	rc := r.clients[key]
+	if rc == nil {
+		rc = &routeConn{ready: make(chan struct{})}
+		r.clients[key] = rc
+		r.mu.Unlock()
+		r.dial(ctx, key, route, rc)
+	} else {
+		r.mu.Unlock()
+	}
+	select {
+	case <-rc.ready:
+	case <-ctx.Done():
+		return nil, "", fmt.Errorf("client: route %s to %s:%s: %w", user, route.Host, route.Export, ctx.Err())
+	}
+	if rc.err != nil {
+		return nil, "", fmt.Errorf("client: route %s to %s:%s: %w", user, route.Host, route.Export, rc.err)
+	}
+	return rc.c.WithAuth(AuthSys(rc.c.hostname, route.UID, route.GID)), route.Maildir, nil
+}
+
+// dial makes rc's Client and publishes it; a failed dial is dropped from
+// the map so that the next caller tries again.
+func (r *Router) dial(ctx context.Context, key string, route userdb.Route, rc *routeConn) {
+	c, err := func() (*Client, error) {
 		t, err := ParseURL(route.URL())
 		if err != nil {
-			return nil, "", err
+			return nil, err
 		}
 		if r.Adjust != nil {
 			r.Adjust(&t)
 		}
 		// The mount itself is done as the user; later calls switch
 		// credentials per user through WithAuth.
-		c, err = DialTarget(ctx, t, r.opts)
-		if err != nil {
-			return nil, "", fmt.Errorf("client: route %s to %s:%s: %w", user, route.Host, route.Export, err)
-		}
-		r.clients[key] = c
+		return DialTarget(ctx, t, r.opts)
+	}()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	switch {
+	case err != nil:
+		delete(r.clients, key)
+	case r.closed:
+		c.Close()
+		c, err = nil, ErrClosed
 	}
-	return c.WithAuth(AuthSys(c.hostname, route.UID, route.GID)), route.Maildir, nil
+	rc.c, rc.err = c, err
+	close(rc.ready)
 }
 
 // Deliver stores the message in user's Maildir (see Client.Deliver),
@@ -91,8 +129,12 @@ func (r *Router) Close() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.closed = true
-	for k, c := range r.clients {
-		c.Close()
+	for k, rc := range r.clients {
+		select {
+		case <-rc.ready:
+			rc.c.Close() // a dial still running closes its own
+		default:
+		}
 		delete(r.clients, k)
 	}
 	return nil

@@ -268,13 +268,9 @@ func (c *RPCClient) Call(ctx context.Context, prog, vers, proc uint32, auth Auth
 	select {
 	case <-pc.done:
 	case <-ctx.Done():
-		// Forget the call; a late reply is dropped by the reader, which
-		// never blocks on a caller.
-		if !rc.forget(pc) {
-			<-pc.done // the reply or an error raced in; use it
-			break
+		if !rc.awaitGrace(ctx, pc) {
+			return nil, fmt.Errorf("client: call %d/%d/%d xid %#x: %w", prog, vers, proc, pc.xid, ctx.Err())
 		}
-		return nil, fmt.Errorf("client: call %d/%d/%d xid %#x: %w", prog, vers, proc, pc.xid, ctx.Err())
 	}
 	if pc.err != nil {
 		return nil, pc.err
@@ -288,6 +284,43 @@ func (c *RPCClient) Call(ctx context.Context, prog, vers, proc uint32, auth Auth
 		return nil, fmt.Errorf("client: xid %#x: %w", pc.xid, err)
 	}
 	return d.Rest(), nil
+}
+
+// graceKey marks a context whose calls keep waiting for their reply for
+// a while after the context ends (withReplyGrace).
+type graceKey struct{}
+
+// withReplyGrace returns ctx whose calls, when ctx ends before their reply
+// came, keep waiting up to d more for it (the call stays pending, and is
+// resent with its XID if the connection is redialled). It is for a
+// non-idempotent call whose outcome matters more than the deadline: the
+// RENAME that delivers a message. A server replies to it only once it is
+// durable, so its reply, late or not, is the only sure word on it;
+// a LOOKUP afterwards can see the new name before it is on disk.
+func withReplyGrace(ctx context.Context, d time.Duration) context.Context {
+	return context.WithValue(ctx, graceKey{}, d)
+}
+
+// awaitGrace is called when ctx ended before pc's reply: it waits out
+// ctx's reply grace, if any, and reports whether pc completed (its reply
+// or error set). Otherwise pc is forgotten; a late reply is then dropped
+// by the reader, which never blocks on a caller.
+func (rc *rpcConn) awaitGrace(ctx context.Context, pc *pendingCall) bool {
+	if d, _ := ctx.Value(graceKey{}).(time.Duration); d > 0 {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		select {
+		case <-pc.done:
+			return true
+		case <-rc.c.stop:
+		case <-t.C:
+		}
+	}
+	if !rc.forget(pc) {
+		<-pc.done // the reply or an error raced in; use it
+		return true
+	}
+	return false
 }
 
 func (rc *rpcConn) register(pc *pendingCall) error {

@@ -51,6 +51,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"path"
 	"path/filepath"
@@ -358,7 +359,10 @@ func (r Route) URL() string {
 	if strings.Contains(h, ":") {
 		h = "[" + h + "]"
 	}
-	return fmt.Sprintf("nfs://%s%s?version=3&uid=%d&gid=%d", h, r.Export, r.UID, r.GID)
+	// The export path escaped, so that '#', '?', '%' or a space in it
+	// stay in the path.
+	u := url.URL{Scheme: "nfs", Host: h, Path: r.Export, RawQuery: fmt.Sprintf("version=3&uid=%d&gid=%d", r.UID, r.GID)}
+	return u.String()
 }
 
 // Route works out where e's Maildir is (see the package comment).

@@ -185,11 +185,14 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	}
 	fmt.Fprintf(stderr, "mailnfs %s: %v\n", cmd, err)
 	var ue usageError
+	var se *userdb.SyntaxError
 	switch {
 	case errors.Is(err, errMountTest):
 		return 1
 	case errors.As(err, &ue):
 		return exitUsage
+	case errors.As(err, &se):
+		return exitDataErr // a userdb source line to fix, not to retry
 	case errors.Is(err, userdb.ErrNotFound):
 		return exitNoUser
 	case client.Temporary(err):

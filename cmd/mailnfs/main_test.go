@@ -84,6 +84,24 @@ func TestDeliverTempFailWhenServerDown(t *testing.T) {
 	}
 }
 
+// A syntax error in the userdb source is data to fix (65), never a
+// temporary failure a script would retry (75); the message names
+// file:line.
+func TestUserdbCompileSyntaxError(t *testing.T) {
+	dir := t.TempDir()
+	src, dat := filepath.Join(dir, "userdb"), filepath.Join(dir, "userdb.dat")
+	if err := os.WriteFile(src, []byte("tevie uid=1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := run(t, "", "userdb", "compile", src, dat)
+	if r.code != exitDataErr || !strings.Contains(r.stderr, src+":1:") {
+		t.Errorf("compile of a bad line: exit %d, %q; want 65 and %s:1:", r.code, r.stderr, src)
+	}
+	if _, err := os.Stat(dat); !os.IsNotExist(err) {
+		t.Errorf("a failed compile left %s: %v", dat, err)
+	}
+}
+
 func TestUserdbRouting(t *testing.T) {
 	s := nfsdtest.StartServer(t)
 	dir := t.TempDir()
