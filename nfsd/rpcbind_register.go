@@ -103,14 +103,20 @@ func (c *RpcbindClient) Ping(ctx context.Context) error {
 	return c.call(ctx, portmap.V2, portmap.PmapProcNull, nil, nil)
 }
 
-// Register replaces any stale registration of each mapping (left by an
-// earlier run that did not stop cleanly) by UNSET, then SETs it. It stops at
-// the first failure; the caller then calls Unregister for the same list.
+// Register replaces any stale registration of the mappings (left by an
+// earlier run that did not stop cleanly): it UNSETs every mapping first,
+// then SETs them all. The two passes matter with an old portmap v2 peer,
+// whose UNSET removes a (prog, vers) on tcp and udp at once: an UNSET of the
+// udp mapping after the tcp SET would remove the tcp mapping again. It
+// stops at the first failure; the caller then calls Unregister for the same
+// list.
 func (c *RpcbindClient) Register(ctx context.Context, maps []RpcbindMapping) error {
 	for _, m := range maps {
 		if _, err := c.Unset(ctx, m.Prog, m.Vers, m.Netid); err != nil {
 			return err
 		}
+	}
+	for _, m := range maps {
 		ok, err := c.Set(ctx, m)
 		if err != nil {
 			return err

@@ -136,12 +136,32 @@ func TestRpcbindClientV2Fallback(t *testing.T) {
 	tcpAddr, _ := servePortmap(t, v2Only{p}, ln, pc)
 	ctx := ctxT(t)
 	c := &RpcbindClient{Network: "tcp", Address: tcpAddr}
-	maps := ServiceMappings(2049, 0, false)
-	if err := c.Register(ctx, maps); err != nil {
-		t.Fatal(err)
+	maps := ServiceMappings(2049, 20048, false)
+	// Twice: the second Register replaces the first run's registrations.
+	for range 2 {
+		if err := c.Register(ctx, maps); err != nil {
+			t.Fatal(err)
+		}
 	}
-	if port, err := c.GetPort(ctx, rpc.ProgNFS, 3, portmap.IPProtoUDP); err != nil || port != 2049 {
-		t.Fatalf("GETPORT = %d, %v", port, err)
+	// v2 UNSET removes a (prog, vers) on tcp and udp at once: registering
+	// udp must not remove the tcp mapping just set.
+	for _, q := range []struct {
+		prog, vers, prot uint32
+		want             uint16
+	}{
+		{rpc.ProgNFS, 3, portmap.IPProtoTCP, 2049},
+		{rpc.ProgNFS, 3, portmap.IPProtoUDP, 2049},
+		{rpc.ProgMount, 1, portmap.IPProtoTCP, 20048},
+		{rpc.ProgMount, 1, portmap.IPProtoUDP, 20048},
+		{rpc.ProgMount, 3, portmap.IPProtoTCP, 20048},
+		{rpc.ProgMount, 3, portmap.IPProtoUDP, 20048},
+	} {
+		if port, err := c.GetPort(ctx, q.prog, q.vers, q.prot); err != nil || port != q.want {
+			t.Errorf("GETPORT prog %d vers %d prot %d = %d, %v; want %d", q.prog, q.vers, q.prot, port, err, q.want)
+		}
+	}
+	if got := len(p.Mappings()); got != 6+len(maps) {
+		t.Errorf("%d mappings after Register, want %d", got, 6+len(maps))
 	}
 	// v2 cannot register an IPv6 netid: the v4 version error surfaces.
 	_, err := c.Set(ctx, RpcbindMapping{Prog: rpc.ProgNFS, Vers: 3, Netid: "tcp6", Port: 2049})
