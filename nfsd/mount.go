@@ -88,11 +88,8 @@ func (m *Mount) Serve(ctx context.Context, req *Request, res *xdr.Encoder) Statu
 		if req.Args.Done() != nil {
 			return StatusGarbage
 		}
-		h, st := m.mnt(req, a.Path)
+		h, st := m.mnt(req, a.Path, v3)
 		if !v3 {
-			if st == nfs3.MountOK {
-				st = nfs3.MountNotSupp
-			}
 			r := nfs3.FHStatus{Status: st}
 			r.Encode(res)
 			return StatusOK
@@ -145,8 +142,11 @@ func (m *Mount) Serve(ctx context.Context, req *Request, res *xdr.Encoder) Statu
 	return StatusProcUnavail
 }
 
-// mnt checks and resolves a MNT path and records the mount.
-func (m *Mount) mnt(req *Request, dirpath string) (maildirfs.Handle, nfs3.MountStat) {
+// mnt checks and resolves a MNT path and records the mount. A MNT of
+// MOUNT v1 or v2 (v3 false) that passes every check is still refused with
+// MNT3ERR_NOTSUPP, and neither recorded nor logged as granted: its NFSv2
+// handle has no server.
+func (m *Mount) mnt(req *Request, dirpath string, v3 bool) (maildirfs.Handle, nfs3.MountStat) {
 	log := reqLog(req)
 	client := clientName(req)
 	path, st := cleanMountPath(dirpath)
@@ -181,6 +181,10 @@ func (m *Mount) mnt(req *Request, dirpath string) (maildirfs.Handle, nfs3.MountS
 			log.Info("mount: refused", "client", client, "path", path, "export", le.Path, "status", st, "err", err)
 			return nil, st
 		}
+	}
+	if !v3 {
+		log.Info("mount: refused: MOUNT v1 MNT asks for an NFSv2 handle; NFSv2 is not served", "client", client, "path", path, "export", le.Path, "vers", req.Vers)
+		return nil, nfs3.MountNotSupp
 	}
 	m.remember(nfs3.MountEntry{Hostname: client, Directory: path})
 	log.Info("mount: granted", "client", client, "path", path, "export", le.Path, "ro", r.ReadOnly)

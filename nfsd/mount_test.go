@@ -1,24 +1,29 @@
 package nfsd_test
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
+	"sync"
 	"testing"
 
 	"github.com/mailnfs/mailnfs/internal/nfs3"
 	"github.com/mailnfs/mailnfs/internal/rpc"
 	"github.com/mailnfs/mailnfs/internal/xdr"
+	"github.com/mailnfs/mailnfs/nfsd"
 	"github.com/mailnfs/mailnfs/nfsd/nfsdtest"
 )
 
 // mountServer starts a server with three exports: the test root for
 // 127.0.0.1 (with -alldirs), root/noall for 127.0.0.1 without -alldirs,
 // and root/other for 10.0.0.0/8 only.
-func mountServer(t *testing.T) *nfsdtest.TestServer {
-	return nfsdtest.StartServer(t,
+func mountServer(t *testing.T, opts ...nfsdtest.Option) *nfsdtest.TestServer {
+	return nfsdtest.StartServer(t, append([]nfsdtest.Option{
 		nfsdtest.WithSetup(func(t testing.TB, root string) {
 			for _, d := range []string{"sub/deeper", "noall/sub", "other"} {
 				if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
@@ -31,7 +36,30 @@ func mountServer(t *testing.T) *nfsdtest.TestServer {
 		}),
 		nfsdtest.WithExports(func(root string) string {
 			return fmt.Sprintf("# test exports\n%s -alldirs -maproot=0:0 127.0.0.1\n%s/noall 127.0.0.1\n%s/other -network 10.0.0.0/8\n", root, root, root)
-		}))
+		})}, opts...)...)
+}
+
+// logBuffer collects a server's log text; it is safe for concurrent use.
+type logBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// withLog sends the server's log to l (as well as nothing else).
+func withLog(l *logBuffer) nfsdtest.Option {
+	return nfsdtest.WithConfig(func(c *nfsd.Config) { c.Logger = slog.New(slog.NewTextHandler(l, nil)) })
 }
 
 func mnt(t *testing.T, c *nfsdtest.Caller, vers uint32, path string) (nfs3.MountRes3, nfs3.FHStatus) {
@@ -200,6 +228,46 @@ func TestMount(t *testing.T) {
 				}
 			})
 		})
+	}
+}
+
+// TestMountV1MntRefused: a MOUNT v1 or v2 MNT of a path the caller may
+// mount is refused with MNT3ERR_NOTSUPP and leaves no trace: no DUMP entry
+// and no "mount: granted" log line.
+func TestMountV1MntRefused(t *testing.T) {
+	var logs logBuffer
+	s := mountServer(t, withLog(&logs))
+	for _, network := range []string{"tcp", "udp"} {
+		c := nfsdtest.Dial(t, network, s.MountAddr)
+		for _, v := range []uint32{1, 2} {
+			if _, r := mnt(t, c, v, s.Root); r.Status != nfs3.MountNotSupp {
+				t.Errorf("MNT v%d over %s: %+v, want NOTSUPP", v, network, r)
+			}
+			// A path the caller may not mount keeps its own answer.
+			if _, r := mnt(t, c, v, s.Root+"/other"); r.Status != nfs3.MountAcces {
+				t.Errorf("MNT v%d of a denied export over %s: %+v, want ACCES", v, network, r)
+			}
+		}
+		for _, v := range []uint32{1, 3} {
+			if got := dump(t, c, v); len(got) != 0 {
+				t.Errorf("DUMP v%d after refused v1 MNTs: %+v", v, got)
+			}
+		}
+	}
+	if strings.Contains(logs.String(), "mount: granted") {
+		t.Errorf("a refused v1 MNT was logged as granted:\n%s", logs.String())
+	}
+	// The same path over v3 is granted, listed and logged.
+	c := nfsdtest.Dial(t, "tcp", s.MountAddr)
+	if r, _ := mnt(t, c, 3, s.Root); r.Status != nfs3.MountOK {
+		t.Fatalf("MNT v3: %+v", r)
+	}
+	want := nfs3.MountList{{Hostname: "127.0.0.1", Directory: s.Root}}
+	if got := dump(t, c, 3); !reflect.DeepEqual(want, got) {
+		t.Errorf("DUMP after MNT v3: %+v", got)
+	}
+	if n := strings.Count(logs.String(), "mount: granted"); n != 1 {
+		t.Errorf("%d \"mount: granted\" lines after one v3 MNT, want 1", n)
 	}
 }
 
