@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/mailnfs/mailnfs/internal/nfs3"
@@ -47,7 +48,9 @@ var mountFlavors = []uint32{rpc.AuthSys, rpc.AuthNone}
 //   - UMNT, UMNTALL: remove the caller's entries (by client address).
 //   - EXPORT (and v1/v2 EXPORTALL): every export with its clients; an empty
 //     list means everyone (showmount prints "(everyone)"); networks appear
-//     as "10.1.2.0/24".
+//     as "10.1.2.0/24". The reply is cut to fit a datagram: exports are
+//     listed whole, in order, until one does not fit, and the cut is
+//     logged at Warn.
 //
 // Reserved source ports are not required (FreeBSD mountd -n, Linux
 // insecure): libnfs and Go clients run unprivileged. Mount is safe for
@@ -63,6 +66,9 @@ type Mount struct {
 		sync.Mutex
 		list []nfs3.MountEntry // in MNT order, no duplicates
 	}
+	// truncWarned is the exports table whose cut EXPORT reply was last
+	// logged.
+	truncWarned atomic.Pointer[exportSet]
 }
 
 var _ Program = (*Mount)(nil)
@@ -127,7 +133,7 @@ func (m *Mount) Serve(ctx context.Context, req *Request, res *xdr.Encoder) Statu
 		if req.Args.Done() != nil {
 			return StatusGarbage
 		}
-		m.exports().Encode(res)
+		m.exports(req).Encode(res)
 		return StatusOK
 	case nfs3.MountProcExportAll:
 		if v3 {
@@ -136,7 +142,7 @@ func (m *Mount) Serve(ctx context.Context, req *Request, res *xdr.Encoder) Statu
 		if req.Args.Done() != nil {
 			return StatusGarbage
 		}
-		m.exports().Encode(res)
+		m.exports(req).Encode(res)
 		return StatusOK
 	}
 	return StatusProcUnavail
@@ -301,22 +307,28 @@ func (m *Mount) Mounts() []nfs3.MountEntry {
 }
 
 // exports returns the EXPORT result, cut to maxMountReply encoded bytes.
-func (m *Mount) exports() nfs3.Exports {
+// An export is listed whole or not at all, because an export with a cut
+// group list would read as open to everyone when no group fits. The list
+// ends at the first export that does not fit; that is logged at Warn once
+// per exports table.
+func (m *Mount) exports(req *Request) nfs3.Exports {
+	set := m.Exports.cur.Load()
 	var out nfs3.Exports
 	size := 4
-	for _, le := range m.Exports.cur.Load().list {
-		size += 4 + xdrStringSize(le.Path) + 4
-		if size > maxMountReply {
+	for _, le := range set.list {
+		ex := nfs3.Export{Dir: le.Path, Groups: le.Groups()}
+		n := 4 + xdrStringSize(ex.Dir) + 4
+		for _, g := range ex.Groups {
+			n += 4 + xdrStringSize(g)
+		}
+		if size+n > maxMountReply {
+			if m.truncWarned.Swap(set) != set {
+				reqLog(req).Warn("mount: EXPORT reply truncated to fit one datagram; showmount lists only the first exports",
+					"listed", len(out), "exports", len(set.list), "first_left_out", ex.Dir, "limit_bytes", maxMountReply)
+			}
 			break
 		}
-		ex := nfs3.Export{Dir: le.Path}
-		for _, g := range le.Groups() {
-			size += 4 + xdrStringSize(g)
-			if size > maxMountReply {
-				break
-			}
-			ex.Groups = append(ex.Groups, g)
-		}
+		size += n
 		out = append(out, ex)
 	}
 	return out

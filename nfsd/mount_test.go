@@ -271,6 +271,55 @@ func TestMountV1MntRefused(t *testing.T) {
 	}
 }
 
+// TestMountExportTruncated: an EXPORT reply over the 60,000-byte limit
+// lists exports whole, never one with a cut group list (an empty list reads
+// as "(everyone)" in showmount), and the cut is logged once.
+func TestMountExportTruncated(t *testing.T) {
+	const hosts = 5000 // about 100 KB of groups
+	var logs logBuffer
+	s := nfsdtest.StartServer(t, withLog(&logs),
+		nfsdtest.WithSetup(func(t testing.TB, root string) {
+			for _, d := range []string{"a", "big", "c"} {
+				if err := os.Mkdir(filepath.Join(root, d), 0o755); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}),
+		nfsdtest.WithExports(func(root string) string {
+			var b strings.Builder
+			fmt.Fprintf(&b, "%s/a 127.0.0.1\n%s/big", root, root)
+			for i := range hosts {
+				fmt.Fprintf(&b, " 10.0.%d.%d", i/250, i%250+1)
+			}
+			fmt.Fprintf(&b, "\n%s/c 127.0.0.1\n", root)
+			return b.String()
+		}))
+	want := nfs3.Exports{{Dir: s.Root + "/a", Groups: []string{"127.0.0.1"}}}
+	for _, network := range []string{"tcp", "udp"} {
+		c := nfsdtest.Dial(t, network, s.MountAddr)
+		for _, v := range []uint32{1, 3} {
+			d, err := c.Call(nfs3.MountProgram, v, uint32(nfs3.MountProcExport), nfsdtest.AuthNone, nil)
+			if err != nil {
+				t.Fatalf("EXPORT v%d over %s: %v", v, network, err)
+			}
+			var got nfs3.Exports
+			got.Decode(d)
+			if err := d.Done(); err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(want, got) {
+				for i := range got {
+					got[i].Groups = got[i].Groups[:min(len(got[i].Groups), 3)]
+				}
+				t.Errorf("EXPORT v%d over %s: got (groups cut to 3 here) %+v, want %+v", v, network, got, want)
+			}
+		}
+	}
+	if n := strings.Count(logs.String(), "EXPORT reply truncated"); n != 1 {
+		t.Errorf("%d truncation warnings after 4 EXPORTs, want 1", n)
+	}
+}
+
 func TestMountReload(t *testing.T) {
 	s := mountServer(t)
 	c := nfsdtest.Dial(t, "tcp", s.MountAddr)
