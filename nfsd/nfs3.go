@@ -25,7 +25,44 @@ const (
 	// defaultLinkMax is PATHCONF linkmax when the Store cannot tell: ext2/3's
 	// limit, the lowest of the common Linux file systems.
 	defaultLinkMax = 32000
+
+	// A reply over UDP must fit one datagram (maxUDPReply), or the
+	// transport drops it and every retransmission fails again. FSINFO over
+	// UDP advertises sizes that fit, and READ, READDIR and READDIRPLUS cut
+	// their replies to fit whatever count the client sends (RFC 1813 lets
+	// a server return less).
+	//
+	// udpIOMax is rtmax and wtmax over UDP: the largest multiple of 4 KiB
+	// whose READ reply (or WRITE call, with 400-byte credential and
+	// verifier) fits a datagram.
+	udpIOMax = 60 << 10
+	// udpIOPref is rtpref, wtpref and dtpref over UDP: knfsd's UDP
+	// payload, which keeps a datagram to 23 IP fragments at MTU 1500.
+	udpIOPref = 32 << 10
+	// udpMaxResults is the room for NFS results in a UDP reply: a datagram
+	// less the accepted-reply header with its AUTH_NONE verifier.
+	udpMaxResults = maxUDPReply - 24
 )
+
+// overUDP tells whether req came in a datagram, so its reply must fit one.
+func overUDP(req *Request) bool { return req.Net == "udp" }
+
+// maxIO is the rtmax and wtmax for req's transport.
+func maxIO(req *Request) uint32 {
+	if overUDP(req) {
+		return udpIOMax
+	}
+	return nfs3.MaxIO
+}
+
+// maxDirResults bounds the encoded READDIR(PLUS) results for req's
+// transport.
+func maxDirResults(req *Request) uint32 {
+	if overUDP(req) {
+		return udpMaxResults
+	}
+	return maxDirReply
+}
 
 // NFS3 is the NFSv3 program (RFC 1813): program 100003, version 3. It
 // implements Program and Cacheable. Every call's handles are checked with
@@ -402,8 +439,9 @@ func (n *NFS3) readlink(_ context.Context, req *Request, a *nfs3.ReadlinkArgs, r
 // readBufs holds READ buffers of nfs3.MaxIO bytes.
 var readBufs = sync.Pool{New: func() any { b := make([]byte, nfs3.MaxIO); return &b }}
 
-// RFC 1813 §3.3.6. count is capped at rtmax (nfs3.MaxIO); the data is
-// read into a pooled buffer that is returned once encoded.
+// RFC 1813 §3.3.6. count is capped at rtmax (nfs3.MaxIO, udpIOMax over
+// UDP); the data is read into a pooled buffer that is returned once
+// encoded.
 func (n *NFS3) read(ctx context.Context, req *Request, res *xdr.Encoder) Status {
 	var a nfs3.ReadArgs
 	a.Decode(req.Args)
@@ -420,7 +458,7 @@ func (n *NFS3) read(ctx context.Context, req *Request, res *xdr.Encoder) Status 
 	}
 	bp := readBufs.Get().(*[]byte)
 	defer readBufs.Put(bp)
-	buf := (*bp)[:min(a.Count, nfs3.MaxIO)]
+	buf := (*bp)[:min(a.Count, maxIO(req))]
 	nr, eof, post, err := acc.Store.Read(a.File, acc.Cred, a.Offset, buf)
 	r.Attr = fattr(post)
 	if err != nil {
@@ -721,14 +759,15 @@ func (n *NFS3) link(_ context.Context, req *Request, a *nfs3.LinkArgs, r *nfs3.L
 var cookieVerf [nfs3.VerfSize]byte
 
 // RFC 1813 §3.3.16. Entries are added while the whole reply, counted at
-// its exact XDR size with directory attributes, stays within count.
+// its exact XDR size with directory attributes, stays within count (and
+// within a datagram over UDP).
 func (n *NFS3) readdir(ctx context.Context, req *Request, a *nfs3.ReaddirArgs, r *nfs3.ReaddirRes) {
 	acc, st := n.authorize(req, a.Dir)
 	if st != nfs3.StatusOK {
 		r.Status = st
 		return
 	}
-	budget := int(min(a.Count, maxDirReply))
+	budget := int(min(a.Count, maxDirResults(req)))
 	used := nfs3.ReaddirFixedSize(true)
 	eof, dirAttr, err := acc.Store.ReadDir(a.Dir, acc.Cred, a.Cookie, false, func(e *maildirfs.DirEntry) bool {
 		size := nfs3.EntrySize(len(e.Name))
@@ -751,7 +790,7 @@ func (n *NFS3) readdir(ctx context.Context, req *Request, a *nfs3.ReaddirArgs, r
 }
 
 // RFC 1813 §3.3.17. The reply is filled up to maxcount (its exact XDR
-// size); dircount is ignored, as Linux knfsd does. dircount budgets only
+// size; within a datagram over UDP); dircount is ignored, as Linux knfsd does. dircount budgets only
 // the entries' fileid, name and cookie, a limit no client needs (they size
 // their buffers by maxcount), and the Linux client sends maxcount/8: a
 // server honouring it returns about 2.5x fewer entries per reply (4 KiB
@@ -762,7 +801,7 @@ func (n *NFS3) readdirplus(ctx context.Context, req *Request, a *nfs3.Readdirplu
 		r.Status = st
 		return
 	}
-	maxBudget := int(min(a.MaxCount, maxDirReply))
+	maxBudget := int(min(a.MaxCount, maxDirResults(req)))
 	used := nfs3.ReaddirFixedSize(true)
 	// Attributes and handle copies are carved from chunks: one allocation
 	// per chunk rather than two per entry. A chunk is never appended to
@@ -843,7 +882,8 @@ func (n *NFS3) fsstat(_ context.Context, req *Request, a *nfs3.FsstatArgs, r *nf
 	r.Invarsec = 0 // volatile: mail stores change constantly
 }
 
-// RFC 1813 §3.3.19.
+// RFC 1813 §3.3.19. Over UDP the sizes are ones whose replies fit a
+// datagram (udpIOMax, udpIOPref).
 func (n *NFS3) fsinfo(_ context.Context, req *Request, a *nfs3.FsinfoArgs, r *nfs3.FsinfoRes) {
 	acc, st := n.authorize(req, a.Object)
 	if st != nfs3.StatusOK {
@@ -855,11 +895,15 @@ func (n *NFS3) fsinfo(_ context.Context, req *Request, a *nfs3.FsinfoArgs, r *nf
 		r.Status = n.status(req, err)
 		return
 	}
+	iomax, iopref, dtpref := uint32(nfs3.MaxIO), uint32(nfs3.MaxIO), uint32(fsinfoDtpref)
+	if overUDP(req) {
+		iomax, iopref, dtpref = udpIOMax, udpIOPref, udpIOPref
+	}
 	*r = nfs3.FsinfoRes{
 		Status: nfs3.StatusOK, Attr: fattr(&attr),
-		Rtmax: nfs3.MaxIO, Rtpref: nfs3.MaxIO, Rtmult: 4096,
-		Wtmax: nfs3.MaxIO, Wtpref: nfs3.MaxIO, Wtmult: 4096,
-		Dtpref:      fsinfoDtpref,
+		Rtmax: iomax, Rtpref: iopref, Rtmult: 4096,
+		Wtmax: iomax, Wtpref: iopref, Wtmult: 4096,
+		Dtpref:      dtpref,
 		MaxFileSize: 1<<63 - 1,
 		TimeDelta:   nfs3.Time{Seconds: 0, Nseconds: 1},
 		Properties:  fsinfoProperties,

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/mailnfs/mailnfs/internal/netnstest"
+	"github.com/mailnfs/mailnfs/internal/nfs3"
 	"github.com/mailnfs/mailnfs/internal/rpc"
 	"github.com/mailnfs/mailnfs/internal/xdr"
 )
@@ -216,5 +217,33 @@ func TestServeUDPWildcardRepliesFromDestination(t *testing.T) {
 				t.Errorf("server saw %s -> %s; want %s -> %s", remote, local, c.LocalAddr(), target)
 			}
 		})
+	}
+}
+
+// TestUDPIOSizesFitDatagram checks the sizes FSINFO advertises over UDP:
+// a READ reply of udpIOMax bytes with attributes fits one reply datagram,
+// a WRITE call of udpIOMax bytes with the largest credential, verifier and
+// handle fits one datagram and the server's read buffer, and the room for
+// READDIR results is what is left of a datagram after the reply header.
+func TestUDPIOSizesFitDatagram(t *testing.T) {
+	var e xdr.Encoder
+	rpc.EncodeAccepted(&e, 1, rpc.Success)
+	if hdr := e.Len(); udpMaxResults != maxUDPReply-hdr {
+		t.Errorf("udpMaxResults = %d, want %d - %d", udpMaxResults, maxUDPReply, hdr)
+	}
+	(&nfs3.ReadRes{Status: nfs3.StatusOK, Attr: &nfs3.Fattr{}, Count: udpIOMax, Data: make([]byte, udpIOMax)}).Encode(&e)
+	if e.Len() > maxUDPReply {
+		t.Errorf("READ reply of %d bytes is %d bytes, more than a datagram (%d)", udpIOMax, e.Len(), maxUDPReply)
+	}
+
+	var c xdr.Encoder
+	big := rpc.OpaqueAuth{Flavor: rpc.AuthSys, Body: make([]byte, rpc.MaxAuthBody)}
+	rpc.CallHeader{XID: 1, Prog: nfs3.Program, Vers: nfs3.Version, Proc: uint32(nfs3.ProcWrite), Cred: big, Verf: big}.Encode(&c)
+	(&nfs3.WriteArgs{File: make([]byte, nfs3.FHSize), Count: udpIOMax, Data: make([]byte, udpIOMax)}).Encode(&c)
+	if c.Len() > min(maxUDPReply, maxDatagram) {
+		t.Errorf("WRITE call of %d bytes is %d bytes, more than a datagram", udpIOMax, c.Len())
+	}
+	if udpIOMax%4096 != 0 || udpIOPref > udpIOMax {
+		t.Errorf("udpIOMax %d is not a multiple of rtmult, or udpIOPref %d above it", udpIOMax, udpIOPref)
 	}
 }
