@@ -1,7 +1,6 @@
 package nfsd_test
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -9,9 +8,9 @@ import (
 	"path/filepath"
 	"reflect"
 	"strings"
-	"sync"
 	"testing"
 
+	"github.com/mailnfs/mailnfs/internal/logtest"
 	"github.com/mailnfs/mailnfs/internal/nfs3"
 	"github.com/mailnfs/mailnfs/internal/rpc"
 	"github.com/mailnfs/mailnfs/internal/xdr"
@@ -39,26 +38,8 @@ func mountServer(t *testing.T, opts ...nfsdtest.Option) *nfsdtest.TestServer {
 		})}, opts...)...)
 }
 
-// logBuffer collects a server's log text; it is safe for concurrent use.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-// withLog sends the server's log to l (as well as nothing else).
-func withLog(l *logBuffer) nfsdtest.Option {
+// withLog sends the server's log to l.
+func withLog(l *logtest.Buffer) nfsdtest.Option {
 	return nfsdtest.WithConfig(func(c *nfsd.Config) { c.Logger = slog.New(slog.NewTextHandler(l, nil)) })
 }
 
@@ -235,7 +216,7 @@ func TestMount(t *testing.T) {
 // mount is refused with MNT3ERR_NOTSUPP and leaves no trace: no DUMP entry
 // and no "mount: granted" log line.
 func TestMountV1MntRefused(t *testing.T) {
-	var logs logBuffer
+	var logs logtest.Buffer
 	s := mountServer(t, withLog(&logs))
 	for _, network := range []string{"tcp", "udp"} {
 		c := nfsdtest.Dial(t, network, s.MountAddr)
@@ -276,7 +257,7 @@ func TestMountV1MntRefused(t *testing.T) {
 // as "(everyone)" in showmount), and the cut is logged once.
 func TestMountExportTruncated(t *testing.T) {
 	const hosts = 5000 // about 100 KB of groups
-	var logs logBuffer
+	var logs logtest.Buffer
 	s := nfsdtest.StartServer(t, withLog(&logs),
 		nfsdtest.WithSetup(func(t testing.TB, root string) {
 			for _, d := range []string{"a", "big", "c"} {
