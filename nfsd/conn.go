@@ -30,6 +30,17 @@ type conn struct {
 	pending sync.WaitGroup // calls dispatched and not yet written or dropped
 	active  atomic.Int32   // same count, readable
 
+	// reading is set while a record is being read; lastActive is when the
+	// connection was accepted, last began a record or last finished a
+	// call (monotonic nanoseconds, monoNow). With active they tell how
+	// long a connection has been idle (idleSince).
+	reading    atomic.Bool
+	lastActive atomic.Int64
+	// counted: the connection counts against MaxConns and
+	// MaxConnsPerHost (Server.mu.counted, Server.mu.hosts). Guarded by
+	// Server.mu.
+	counted bool
+
 	// w queues finished replies. The call that finds no flush running
 	// becomes the flusher and writes the queue, its own reply and any that
 	// arrive meanwhile, in batches, until the queue is empty. Replies thus
@@ -51,8 +62,9 @@ type conn struct {
 	closeOnce sync.Once
 }
 
-// startConn registers nc and starts its goroutines, or closes it at once
-// when MaxConns is reached or Shutdown has begun.
+// startConn registers nc and starts its goroutines. It closes nc at once
+// when ConnGate refuses it, when Shutdown has begun, or when MaxConns or
+// MaxConnsPerHost is reached and no connection is idle to close instead.
 func (s *Server) startConn(nc net.Conn) {
 	id := s.connSeq.Add(1)
 	c := &conn{
@@ -65,28 +77,188 @@ func (s *Server) startConn(nc net.Conn) {
 	c.ep.local = addrPort(nc.LocalAddr())
 	c.ep.log = s.log.With("conn", id, "remote", c.ep.remote.String())
 	c.ep.ctx, c.cancel = context.WithCancelCause(s.baseCtx)
-
-	s.mu.Lock()
-	if s.closing.Load() || len(s.mu.conns) >= s.MaxConns {
-		closing := s.closing.Load()
-		s.mu.Unlock()
-		if !closing {
-			s.stats.connsRejected.Add(1)
-			c.ep.log.Warn("nfsd: too many connections; closed", "max", s.MaxConns)
-		}
+	c.lastActive.Store(monoNow())
+	refuse := func() {
 		c.cancel(nil)
 		nc.Close()
+	}
+	if s.ConnGate != nil && !s.ConnGate(c.ep.remote, c.ep.local) {
+		s.stats.connsDenied.Add(1)
+		refuse()
 		return
+	}
+	host := c.ep.remote.Addr()
+
+	s.mu.Lock()
+	if s.closing.Load() {
+		s.mu.Unlock()
+		refuse()
+		return
+	}
+	var (
+		victim *conn
+		limit  string // the limit reached, if any
+	)
+	switch {
+	case host.IsValid() && s.mu.hosts[host] >= s.MaxConnsPerHost:
+		limit, victim = "per_host", s.idlestLocked(host)
+	case s.mu.counted >= s.MaxConns:
+		limit, victim = "total", s.idlestLocked(netip.Addr{})
+	}
+	if limit != "" && victim == nil {
+		s.mu.Unlock()
+		s.stats.connsRejected.Add(1)
+		s.logConnLimit(c, limit, nil, 0)
+		refuse()
+		return
+	}
+	var idle time.Duration
+	if victim != nil {
+		idle = time.Duration(monoNow() - victim.lastActive.Load())
+		s.uncountLocked(victim)
+	}
+	c.counted = true
+	s.mu.counted++
+	if host.IsValid() {
+		s.mu.hosts[host]++
 	}
 	s.mu.conns[c] = struct{}{}
 	s.serveWG.Add(1)
 	s.mu.Unlock()
+	if victim != nil {
+		victim.abort()
+		s.stats.connsEvicted.Add(1)
+		s.logConnLimit(c, limit, victim, idle)
+	}
 	s.stats.connsAccepted.Add(1)
 	s.stats.conns.Add(1)
 	if tc, ok := nc.(*net.TCPConn); ok {
 		tc.SetNoDelay(true)
 	}
 	go c.serve()
+}
+
+// idlestLocked returns the counted connection idle longest, from host only
+// if host is valid, or nil when none is idle. It scans every connection:
+// it runs only when a limit is reached.
+func (s *Server) idlestLocked(host netip.Addr) *conn {
+	var (
+		best   *conn
+		bestAt int64
+	)
+	for c := range s.mu.conns {
+		if !c.counted || host.IsValid() && c.ep.remote.Addr() != host {
+			continue
+		}
+		if at, ok := c.idleSince(); ok && (best == nil || at < bestAt) {
+			best, bestAt = c, at
+		}
+	}
+	return best
+}
+
+// uncountLocked stops c counting against the connection limits.
+func (s *Server) uncountLocked(c *conn) {
+	if !c.counted {
+		return
+	}
+	c.counted = false
+	s.mu.counted--
+	if h := c.ep.remote.Addr(); h.IsValid() {
+		if s.mu.hosts[h]--; s.mu.hosts[h] <= 0 {
+			delete(s.mu.hosts, h)
+		}
+	}
+}
+
+// idleSince returns when c went idle, and false if it is not idle: a call
+// is in flight or a record is being read.
+func (c *conn) idleSince() (int64, bool) {
+	if c.active.Load() > 0 || c.reading.Load() {
+		return 0, false
+	}
+	return c.lastActive.Load(), true
+}
+
+// monoBase anchors monoNow.
+var monoBase = time.Now()
+
+// monoNow is a monotonic clock in nanoseconds.
+func monoNow() int64 { return int64(time.Since(monoBase)) }
+
+// logConnLimit logs that limit ("per_host" or "total") was reached by the
+// new connection c: victim was closed to make room, or (nil) c itself was
+// refused. One line per client address and minute (rateLog); held_back
+// counts the events of that address since its previous line.
+func (s *Server) logConnLimit(c *conn, limit string, victim *conn, idle time.Duration) {
+	ok, held := s.limitLog.allow(c.ep.remote.Addr(), s.Clock())
+	if !ok {
+		return
+	}
+	bound := s.MaxConns
+	if limit == "per_host" {
+		bound = s.MaxConnsPerHost
+	}
+	attrs := []any{"limit", limit, "max", bound, "held_back", held}
+	if victim == nil {
+		msg := "nfsd: too many connections from this host and none idle; new connection closed (logged once a minute per host)"
+		if limit == "total" {
+			msg = "nfsd: too many connections and none idle; new connection closed (logged once a minute per host)"
+		}
+		c.ep.log.Warn(msg, attrs...)
+		return
+	}
+	attrs = append(attrs, "closed", victim.ep.remote.String(), "idle", idle.Round(time.Millisecond))
+	c.ep.log.Info("nfsd: connection limit reached; closed the connection idle longest (logged once a minute per host)", attrs...)
+}
+
+// rateLogEvery is how often rateLog lets a line through per address.
+const rateLogEvery = time.Minute
+
+// maxRateLogKeys bounds the keys a rateLog remembers.
+const maxRateLogKeys = 4096
+
+// rateLog lets one log line through per client address and rateLogEvery,
+// and counts the events it held back, for the next line. The zero value is
+// ready to use; it is safe for concurrent use.
+type rateLog struct {
+	mu   sync.Mutex
+	last map[netip.Addr]rateEntry
+}
+
+type rateEntry struct {
+	at   time.Time // the last line
+	held int       // events since, not logged
+}
+
+// allow reports whether an event of k at now is due for a log line, and
+// how many events of k were held back since the previous line.
+func (l *rateLog) allow(k netip.Addr, now time.Time) (bool, int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	e, ok := l.last[k]
+	if ok && now.Sub(e.at) < rateLogEvery && !now.Before(e.at) {
+		e.held++
+		l.last[k] = e
+		return false, 0
+	}
+	if l.last == nil {
+		l.last = make(map[netip.Addr]rateEntry)
+	}
+	if !ok && len(l.last) >= maxRateLogKeys {
+		for k2, e2 := range l.last {
+			if now.Sub(e2.at) >= rateLogEvery {
+				delete(l.last, k2)
+			}
+		}
+		if len(l.last) >= maxRateLogKeys {
+			// A flood from many addresses: forget them all rather than
+			// grow; at worst an address is logged twice in a minute.
+			clear(l.last)
+		}
+	}
+	l.last[k] = rateEntry{at: now}
+	return true, e.held
 }
 
 // addrPort converts a net.Addr to a netip.AddrPort with IPv4-mapped
@@ -183,6 +355,7 @@ func (c *conn) serve() {
 
 	s.mu.Lock()
 	delete(s.mu.conns, c)
+	s.uncountLocked(c)
 	s.mu.Unlock()
 	s.stats.conns.Add(-1)
 	s.serveWG.Done()
@@ -227,8 +400,10 @@ func (c *conn) readLoop(dr *deadlineReader, br *bufio.Reader, rr *rpc.RecordRead
 				}
 				return err // io.EOF: the client closed between records
 			}
+			c.beginRecord()
 		} else {
 			// The next record has begun already.
+			c.beginRecord()
 			dr.armed = true
 			c.setReadDeadline(time.Now().Add(s.RecordTimeout))
 		}
@@ -260,9 +435,16 @@ func (c *conn) readLoop(dr *deadlineReader, br *bufio.Reader, rr *rpc.RecordRead
 		}
 		c.pending.Add(1)
 		c.active.Add(1)
+		c.reading.Store(false) // after active: never idle in between
 		s.stats.inFlight.Add(1)
 		go c.call(buf)
 	}
+}
+
+// beginRecord marks c busy reading a record: not idle.
+func (c *conn) beginRecord() {
+	c.reading.Store(true)
+	c.lastActive.Store(monoNow())
 }
 
 // abortCause returns errUndecodable if a worker aborted the connection for
@@ -307,6 +489,7 @@ func (c *conn) abortWith(err error) {
 
 // done releases the slot of a call whose reply was written or dropped.
 func (c *conn) done() {
+	c.lastActive.Store(monoNow()) // before active: never idle with a stale time
 	c.active.Add(-1)
 	<-c.slots
 	c.pending.Done()

@@ -46,7 +46,11 @@
 // Server.RecordTimeout of its first byte, a connection with no call in
 // flight is closed after Server.IdleTimeout, and replies not taken within
 // Server.WriteTimeout close the connection. Server.MaxConns bounds open
-// connections.
+// connections and Server.MaxConnsPerHost those of one client address; at
+// either bound a new connection closes the connection idle longest (the
+// host's own at the per-host bound), or is refused when none is idle.
+// Server.ConnGate refuses a connection at accept (HostsGate.AcceptConn: a
+// host the hosts_access rules refuse every call).
 //
 // Shutdown closes the listeners, stops the readers at a record boundary,
 // lets calls in flight finish and their replies go out, then closes the
@@ -75,10 +79,11 @@
 //
 // # Concurrency and lock order
 //
-// Server.mu guards the sets of listeners, UDP sockets and connections; it
-// is taken before a connection's mu (Shutdown stops readers while holding
-// it). A connection's write lock, the duplicate request cache's mutex and
-// the DRCLog's two locks are leaves, and no lock is held while a Program runs or a socket is
+// Server.mu guards the sets of listeners, UDP sockets and connections and
+// the connection counts; it is taken before a connection's mu (Shutdown
+// stops readers while holding it). A connection's write lock, the duplicate
+// request cache's mutex, the connection-limit log's mutex (taken after
+// Server.mu is released) and the DRCLog's two locks are leaves, and no lock is held while a Program runs or a socket is
 // written. Every goroutine has an owner: Serve owns its accept loop; each
 // connection's reader owns the connection's calls and waits for them
 // before it closes the socket; ServeUDP waits for its calls; Shutdown waits

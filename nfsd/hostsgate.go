@@ -137,6 +137,51 @@ func (g *HostsGate) Gate(req *Request) Status {
 	return Status{Auth: rpc.AuthTooWeak}
 }
 
+// AcceptConn is a Server.ConnGate: it refuses a TCP connection from a
+// client whose every call Gate would refuse, which the rules decide from the
+// addresses alone: a caller that is not loopback, that the portmapper rules
+// deny, and that rules naming mountd and nfsd deny too. Such a host then
+// holds no connection (and no share of Server.MaxConns). A client that
+// could make some call keeps its connection, and its calls are checked one
+// by one as before. A refusal is counted, reported to OnDenied and logged
+// like a refused call.
+func (g *HostsGate) AcceptConn(remote, local netip.AddrPort) bool {
+	st := g.cur.Load()
+	if st.h == nil || !st.mountd || !st.nfsd {
+		return true // MOUNT or NFS calls are not checked: any host may make them
+	}
+	client := remote.Addr().Unmap()
+	if client.IsLoopback() {
+		return true // the portmapper is open to loopback callers
+	}
+	var rule *HostsRule
+	for _, names := range [][]string{portmapNames, mountdNames, nfsdNames} {
+		v, r := st.h.Check(names, local.Addr(), client)
+		if v == HostsAllow {
+			return true
+		}
+		if rule == nil {
+			rule = r
+		}
+	}
+	g.denied.Add(1)
+	if g.OnDenied != nil {
+		name := "hosts_access"
+		if rule != nil {
+			name += ":" + rule.Pos.String()
+		}
+		g.OnDenied(name)
+	}
+	if g.shouldLog(client) {
+		attrs := []any{"client", client, "local", local.String()}
+		if rule != nil {
+			attrs = append(attrs, "rule", rule.Pos.String())
+		}
+		g.log.Warn("hosts_access: connection from unauthorized host closed (logged once a minute per host)", attrs...)
+	}
+	return false
+}
+
 // shouldLog reports whether a denial of a is due for a log line.
 func (g *HostsGate) shouldLog(a netip.Addr) bool {
 	now := g.clock()

@@ -174,6 +174,14 @@ func Start(ctx context.Context, cfg Config) (_ *Daemon, err error) {
 	} else {
 		d.Server.Gate = d.Hosts.Gate
 	}
+	// A host whose every call the rules refuse holds no connection.
+	if next := d.Server.ConnGate; next != nil {
+		d.Server.ConnGate = func(remote, local netip.AddrPort) bool {
+			return d.Hosts.AcceptConn(remote, local) && next(remote, local)
+		}
+	} else {
+		d.Server.ConnGate = d.Hosts.AcceptConn
+	}
 	if hosts != nil {
 		log.Info("hosts_access rules in force", "files", hosts.Files, "rules", len(hosts.Rules),
 			"mountd", hosts.Names(DaemonMountd), "nfsd", hosts.Names(DaemonNFSD))

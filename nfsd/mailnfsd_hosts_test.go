@@ -3,14 +3,18 @@ package nfsd_test
 import (
 	"context"
 	"errors"
+	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/mailnfs/mailnfs/internal/netnstest"
 	"github.com/mailnfs/mailnfs/internal/portmap"
 	"github.com/mailnfs/mailnfs/internal/rpc"
+	"github.com/mailnfs/mailnfs/internal/xdr"
 	"github.com/mailnfs/mailnfs/nfsd"
 	"github.com/mailnfs/mailnfs/nfsd/nfsdtest"
 )
@@ -102,5 +106,89 @@ func TestDaemonReloadHostsAndExports(t *testing.T) {
 	var re *rpc.ReplyError
 	if !errors.As(err, &re) || re.Auth != rpc.AuthTooWeak {
 		t.Fatalf("NFS NULL from a denied host: %v, want AUTH_TOOWEAK", err)
+	}
+}
+
+// TestDaemonClosesDeniedHostAtAccept: when the hosts_access rules refuse a
+// host every call (portmapper, mountd and nfsd), the daemon closes its TCP
+// connections as soon as they are accepted, so a denied host holds none; an
+// allowed host is served. It runs in a private network namespace with
+// non-loopback addresses, since loopback callers may always use the
+// portmapper.
+func TestDaemonClosesDeniedHostAtAccept(t *testing.T) {
+	nfsdtest.RequireRoot(t)
+	netnstest.RequireTool(t, "ip")
+	ns := netnstest.New(t, "accept")
+	const server, allowed, denied = "10.9.0.1", "10.9.0.2", "10.9.0.3"
+	for _, a := range []string{server, allowed, denied} {
+		ns.IP("addr", "add", a+"/32", "dev", "lo")
+	}
+	dir := t.TempDir()
+	export := filepath.Join(dir, "export")
+	if err := os.Mkdir(export, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	exports, allow := filepath.Join(dir, "exports"), filepath.Join(dir, "hosts.allow")
+	if err := os.WriteFile(exports, []byte(export+" 10.9.0.0/24(rw)\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(allow, []byte("rpcbind mountd nfsd : "+allowed+" : allow\nALL : ALL : deny\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var d *nfsd.Daemon
+	if err := ns.Do(func() error {
+		var err error
+		d, err = nfsd.Start(context.Background(), nfsd.Config{
+			ExportsFile: exports, HostsAllow: allow, HostsDeny: "none",
+			Listen: server, StateDir: filepath.Join(dir, "state"),
+		})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := d.Shutdown(ctx); err != nil {
+			t.Error(err)
+		}
+	}()
+	dial := func(src string, to netip.AddrPort) net.Conn {
+		t.Helper()
+		var c net.Conn
+		if err := ns.Do(func() error {
+			var err error
+			dl := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}, Timeout: 10 * time.Second}
+			c, err = dl.Dial("tcp", to.String())
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		return c
+	}
+	for _, to := range []netip.AddrPort{d.NFSAddr(), d.PortmapAddr()} {
+		c := dial(denied, to)
+		var b [1]byte
+		if n, err := c.Read(b[:]); n != 0 || err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Errorf("denied host's connection to %s: read %d bytes, %v; want it closed at once", to, n, err)
+		}
+	}
+	c := dial(allowed, d.NFSAddr())
+	var e xdr.Encoder
+	rpc.CallHeader{XID: 7, Prog: 100003, Vers: 3, Proc: 0}.Encode(&e)
+	if _, err := c.Write(rpc.FrameRecord(e.Bytes())); err != nil {
+		t.Fatal(err)
+	}
+	rec, err := rpc.NewRecordReader(c, 0).Next()
+	if err != nil {
+		t.Fatalf("allowed host: %v", err)
+	}
+	if xid, err := rpc.DecodeReply(xdr.NewDecoder(rec)); xid != 7 || err != nil {
+		t.Fatalf("allowed host's NFS NULL: xid %d, %v", xid, err)
+	}
+	if st := d.Server.Stats(); st.ConnsDenied != 2 || st.ConnsAccepted != 1 {
+		t.Errorf("ConnsDenied %d ConnsAccepted %d, want 2 and 1", st.ConnsDenied, st.ConnsAccepted)
 	}
 }

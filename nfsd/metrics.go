@@ -674,7 +674,7 @@ func desc(name, help string, labels ...string) *prometheus.Desc {
 type serverCollector struct {
 	s *Server
 
-	conns, accepted, rejected, inFlight, badCalls, badRecords, rpcErrors, gateRefusals,
+	conns, accepted, rejected, evicted, inFlight, badCalls, badRecords, rpcErrors, gateRefusals,
 	drcHits, drcInProgress, drcLogHits, drcEvictedHits, drcEntries, drcBytes, drcEvictedKeys, panics, drops, udpTooLong *prometheus.Desc
 }
 
@@ -683,7 +683,8 @@ func newServerCollector(s *Server) *serverCollector {
 		s:              s,
 		conns:          desc("connections", "Open TCP connections."),
 		accepted:       desc("connections_accepted_total", "TCP connections accepted and kept."),
-		rejected:       desc("connections_rejected_total", "TCP connections closed at once because MaxConns was reached."),
+		rejected:       desc("connections_rejected_total", "TCP connections closed at once because MaxConns or MaxConnsPerHost was reached and no connection was idle."),
+		evicted:        desc("connections_evicted_total", "Idle TCP connections closed to make room for a new one at MaxConns or MaxConnsPerHost."),
 		inFlight:       desc("in_flight", "Calls being served by the transport now (all programs)."),
 		badCalls:       desc("bad_calls_total", "Records that did not decode as an RPC call header."),
 		badRecords:     desc("bad_records_total", "TCP connections closed for a broken or oversized record."),
@@ -704,7 +705,7 @@ func newServerCollector(s *Server) *serverCollector {
 
 // Describe implements prometheus.Collector.
 func (c *serverCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.conns, c.accepted, c.rejected, c.inFlight, c.badCalls,
+	for _, d := range []*prometheus.Desc{c.conns, c.accepted, c.rejected, c.evicted, c.inFlight, c.badCalls,
 		c.badRecords, c.rpcErrors, c.gateRefusals, c.drcHits, c.drcInProgress, c.drcLogHits, c.drcEvictedHits, c.drcEntries,
 		c.drcBytes, c.drcEvictedKeys, c.panics, c.drops, c.udpTooLong} {
 		ch <- d
@@ -723,6 +724,7 @@ func (c *serverCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(c.conns, float64(st.Conns))
 	counter(c.accepted, st.ConnsAccepted)
 	counter(c.rejected, st.ConnsRejected)
+	counter(c.evicted, st.ConnsEvicted)
 	gauge(c.inFlight, float64(st.InFlight))
 	counter(c.badCalls, st.BadCalls)
 	counter(c.badRecords, st.BadRecords)

@@ -29,6 +29,7 @@ const (
 	DefaultRecordTimeout      = 30 * time.Second
 	DefaultWriteTimeout       = time.Minute
 	DefaultMaxConns           = 4096
+	DefaultMaxConnsPerHost    = 256
 	DefaultDRCSize            = 4096
 	DefaultDRCMaxBytes        = 32 << 20
 	DefaultDRCTTL             = 120 * time.Second
@@ -75,9 +76,25 @@ type Server struct {
 	// within this time. Zero means 1 minute.
 	WriteTimeout time.Duration
 
-	// MaxConns bounds open TCP connections; further ones are closed as soon
-	// as they are accepted. Zero means 4096.
+	// MaxConns bounds open TCP connections. A connection accepted at the
+	// bound closes the connection that has been idle longest (no call in
+	// flight, no record begun), as knfsd does; when none is idle the new
+	// one is closed at once. Zero means 4096.
 	MaxConns int
+
+	// MaxConnsPerHost bounds the open TCP connections of one client
+	// address, so that one host cannot take all of MaxConns. At the bound
+	// a new connection from that host closes the host's own connection
+	// idle longest, or is closed at once when none is idle. Zero means
+	// 256, or MaxConns if that is lower.
+	MaxConnsPerHost int
+
+	// ConnGate, if set, is called for every accepted TCP connection before
+	// it counts against MaxConns and MaxConnsPerHost; false closes it at
+	// once. HostsGate.AcceptConn refuses hosts whose every call Gate would
+	// refuse. It runs on the accept loop: it must be quick and safe for
+	// concurrent use.
+	ConnGate func(remote, local netip.AddrPort) bool
 
 	// DRCSize and DRCMaxBytes bound the duplicate request cache in entries
 	// and reply bytes; DRCTTL is how long a reply is kept for replay. Zero
@@ -121,8 +138,16 @@ type Server struct {
 		sync.Mutex
 		listeners map[net.Listener]struct{}
 		packets   map[net.PacketConn]struct{}
-		conns     map[*conn]struct{}
+		conns     map[*conn]struct{} // until each one's goroutine ends
+		// counted is the number of connections counted against MaxConns
+		// (conn.counted), hosts the same per client address. A connection
+		// closed for room stops counting at once, before its goroutine
+		// ends.
+		counted int
+		hosts   map[netip.Addr]int
 	}
+	// limitLog rate-limits the log lines of connection limits.
+	limitLog rateLog
 
 	connSeq atomic.Uint64
 	stats   counters
@@ -151,6 +176,8 @@ type counters struct {
 	conns           atomic.Int64
 	connsAccepted   atomic.Uint64
 	connsRejected   atomic.Uint64
+	connsEvicted    atomic.Uint64
+	connsDenied     atomic.Uint64
 	badCalls        atomic.Uint64
 	badRecords      atomic.Uint64
 	rpcMismatch     atomic.Uint64
@@ -182,8 +209,11 @@ type Stats struct {
 	// Conns is the number of open TCP connections.
 	Conns int64
 	// ConnsAccepted and ConnsRejected count TCP connections kept and
-	// closed at once because MaxConns was reached.
-	ConnsAccepted, ConnsRejected uint64
+	// closed at once because MaxConns or MaxConnsPerHost was reached with
+	// no idle connection to close instead. ConnsEvicted counts idle
+	// connections closed to make room for a new one; ConnsDenied counts
+	// connections ConnGate refused.
+	ConnsAccepted, ConnsRejected, ConnsEvicted, ConnsDenied uint64
 	// BadCalls counts records that did not decode as a CALL header
 	// (connection closed or datagram dropped); BadRecords counts TCP
 	// connections closed for a broken or oversized record.
@@ -240,6 +270,9 @@ func (s *Server) init() {
 		if s.MaxConns <= 0 {
 			s.MaxConns = DefaultMaxConns
 		}
+		if s.MaxConnsPerHost <= 0 {
+			s.MaxConnsPerHost = min(DefaultMaxConnsPerHost, s.MaxConns)
+		}
 		if s.DRCSize <= 0 {
 			s.DRCSize = DefaultDRCSize
 		}
@@ -259,6 +292,7 @@ func (s *Server) init() {
 		s.mu.listeners = make(map[net.Listener]struct{})
 		s.mu.packets = make(map[net.PacketConn]struct{})
 		s.mu.conns = make(map[*conn]struct{})
+		s.mu.hosts = make(map[netip.Addr]int)
 		empty := map[uint32]*progEntry{}
 		s.progs.Store(&empty)
 	})
@@ -291,6 +325,8 @@ func (s *Server) Stats() Stats {
 		Conns:                     s.stats.conns.Load(),
 		ConnsAccepted:             s.stats.connsAccepted.Load(),
 		ConnsRejected:             s.stats.connsRejected.Load(),
+		ConnsEvicted:              s.stats.connsEvicted.Load(),
+		ConnsDenied:               s.stats.connsDenied.Load(),
 		BadCalls:                  s.stats.badCalls.Load(),
 		BadRecords:                s.stats.badRecords.Load(),
 		RPCMismatch:               s.stats.rpcMismatch.Load(),

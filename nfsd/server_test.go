@@ -6,8 +6,10 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"runtime"
 	"strings"
 	"sync"
@@ -632,22 +634,275 @@ func TestServeWorkerPoolShared(t *testing.T) {
 	}
 }
 
+// TestServeMaxConns: at MaxConns a new connection closes the connection
+// idle longest (knfsd's policy); with none idle it is closed itself.
 func TestServeMaxConns(t *testing.T) {
-	s := &Server{MaxConns: 1}
+	p := newTestProg()
+	s := &Server{MaxConns: 2}
+	s.Register(p)
+	addr := startTCP(t, s)
+	busy := dialFrom(t, "127.0.0.2", addr)
+	busy.send(testCall(1, procWait, nil))
+	<-p.started
+	idle := dialFrom(t, "127.0.0.3", addr)
+	successBody(t, idle.call(testCall(2, procNull, nil)), 2)
+	waitIdle(t, s, 1)
+
+	// At the bound: the idle connection makes room, the busy one stays.
+	c := dialFrom(t, "127.0.0.4", addr)
+	successBody(t, c.call(testCall(3, procNull, nil)), 3)
+	idle.expectClosed()
+
+	// With c busy too nothing is idle: the next connection is refused.
+	c.send(testCall(4, procWait, nil))
+	<-p.started
+	dialFrom(t, "127.0.0.5", addr).expectClosed()
+	close(p.release)
+	if xid := replyXID(t, busy.recv()); xid != 1 {
+		t.Errorf("busy connection got reply %d, want 1", xid)
+	}
+	if xid := replyXID(t, c.recv()); xid != 4 {
+		t.Errorf("c got reply %d, want 4", xid)
+	}
+	if st := s.Stats(); st.ConnsAccepted != 3 || st.ConnsEvicted != 1 || st.ConnsRejected != 1 || st.ConnsDenied != 0 {
+		t.Errorf("accepted %d evicted %d rejected %d denied %d; want 3 1 1 0", st.ConnsAccepted, st.ConnsEvicted, st.ConnsRejected, st.ConnsDenied)
+	}
+}
+
+// TestServeMaxConnsIdleLongest: the connection closed for room is the one
+// whose last call ended longest ago, not the oldest one.
+func TestServeMaxConnsIdleLongest(t *testing.T) {
+	s := &Server{MaxConns: 3}
 	s.Register(newTestProg())
 	addr := startTCP(t, s)
-	a := dial(t, addr)
-	successBody(t, a.call(testCall(1, procNull, nil)), 1)
-	b := dial(t, addr)
-	b.expectClosed()
-	successBody(t, a.call(testCall(2, procNull, nil)), 2)
-	a.c.Close()
-	waitFor(t, "connection count to drop", func() bool { return s.Stats().Conns == 0 })
-	c := dial(t, addr)
-	successBody(t, c.call(testCall(3, procNull, nil)), 3)
-	if st := s.Stats(); st.ConnsRejected != 1 || st.ConnsAccepted != 2 {
-		t.Errorf("stats %+v", st)
+	var cs []*testClient
+	for i := range 3 {
+		c := dialFrom(t, fmt.Sprintf("127.0.0.%d", i+2), addr)
+		successBody(t, c.call(testCall(uint32(i+1), procNull, nil)), uint32(i+1))
+		cs = append(cs, c)
+		time.Sleep(5 * time.Millisecond)
 	}
+	// The oldest connection makes a call again: the second is now idle
+	// longest.
+	successBody(t, cs[0].call(testCall(10, procNull, nil)), 10)
+	waitIdle(t, s, 3)
+	n := dialFrom(t, "127.0.0.9", addr)
+	successBody(t, n.call(testCall(11, procNull, nil)), 11)
+	cs[1].expectClosed()
+	successBody(t, cs[0].call(testCall(12, procNull, nil)), 12)
+	successBody(t, cs[2].call(testCall(13, procNull, nil)), 13)
+}
+
+// TestServeMaxConnsPerHost: one address holds at most MaxConnsPerHost
+// connections; past it, its new connection closes its own connection idle
+// longest or, with none idle, is refused, while other hosts connect freely.
+func TestServeMaxConnsPerHost(t *testing.T) {
+	for _, tc := range []struct {
+		maxConns, want int
+	}{{0, DefaultMaxConnsPerHost}, {10, 10}, {100000, DefaultMaxConnsPerHost}} {
+		s := &Server{MaxConns: tc.maxConns}
+		s.init()
+		if s.MaxConnsPerHost != tc.want {
+			t.Errorf("MaxConns %d: MaxConnsPerHost defaults to %d, want %d", tc.maxConns, s.MaxConnsPerHost, tc.want)
+		}
+	}
+
+	p := newTestProg()
+	s := &Server{MaxConns: 100, MaxConnsPerHost: 2}
+	s.Register(p)
+	addr := startTCP(t, s)
+	a1, a2 := dialFrom(t, "127.0.0.2", addr), dialFrom(t, "127.0.0.2", addr)
+	a1.send(testCall(1, procWait, nil))
+	a2.send(testCall(2, procWait, nil))
+	<-p.started
+	<-p.started
+	dialFrom(t, "127.0.0.2", addr).expectClosed()
+	b := dialFrom(t, "127.0.0.3", addr)
+	successBody(t, b.call(testCall(3, procNull, nil)), 3)
+
+	close(p.release)
+	replyXID(t, a1.recv())
+	replyXID(t, a2.recv())
+	time.Sleep(5 * time.Millisecond)
+	successBody(t, a1.call(testCall(4, procNull, nil)), 4) // a2 is idle longest
+	waitIdle(t, s, 3)
+	a3 := dialFrom(t, "127.0.0.2", addr)
+	successBody(t, a3.call(testCall(5, procNull, nil)), 5)
+	a2.expectClosed()
+	successBody(t, a1.call(testCall(6, procNull, nil)), 6)
+	successBody(t, b.call(testCall(7, procNull, nil)), 7)
+	if st := s.Stats(); st.ConnsRejected != 1 || st.ConnsEvicted != 1 {
+		t.Errorf("rejected %d evicted %d, want 1 and 1", st.ConnsRejected, st.ConnsEvicted)
+	}
+	waitFor(t, "the closed connections to be forgotten", func() bool {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return s.mu.counted == 3 && s.mu.hosts[netip.MustParseAddr("127.0.0.2")] == 2 && len(s.mu.conns) == 3
+	})
+}
+
+// TestServeIdleFlood is the lockout the limits prevent: one host opens
+// many more connections than MaxConns and sends nothing on them. It holds
+// at most MaxConnsPerHost of them, and other hosts (and the flooding host
+// itself) are still served. Over the global bound, idle connections of
+// any host make room.
+func TestServeIdleFlood(t *testing.T) {
+	for _, tc := range []struct {
+		name              string
+		maxConns, perHost int
+	}{
+		{"PerHostBound", 32, 8},
+		{"GlobalBound", 16, 16},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var recs []logRecord
+			now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+			s := &Server{MaxConns: tc.maxConns, MaxConnsPerHost: tc.perHost,
+				Logger: slog.New(&logRecords{recs: &recs}), Clock: func() time.Time { return now }}
+			s.Register(newTestProg())
+			addr := startTCP(t, s)
+			const flood = 200
+			for range flood {
+				dialFrom(t, "127.0.0.2", addr)
+			}
+			waitFor(t, "the flood to be accepted", func() bool {
+				return s.Stats().ConnsAccepted+s.Stats().ConnsRejected == flood
+			})
+			s.mu.Lock()
+			held := s.mu.hosts[netip.MustParseAddr("127.0.0.2")]
+			s.mu.Unlock()
+			if held > tc.perHost {
+				t.Errorf("the flooding host holds %d connections, want at most %d", held, tc.perHost)
+			}
+			other := dialFrom(t, "127.0.0.3", addr)
+			successBody(t, other.call(testCall(1, procNull, nil)), 1)
+			self := dialFrom(t, "127.0.0.2", addr)
+			successBody(t, self.call(testCall(2, procNull, nil)), 2)
+			if st := s.Stats(); st.ConnsRejected != 0 || st.ConnsEvicted < flood-uint64(tc.perHost) {
+				t.Errorf("rejected %d evicted %d", st.ConnsRejected, st.ConnsEvicted)
+			}
+			// Closing connections for room is logged once a minute per
+			// host and kind, not per connection.
+			logMu.Lock()
+			defer logMu.Unlock()
+			n := 0
+			for _, r := range recs {
+				if strings.Contains(r.msg, "connection limit") && strings.HasPrefix(r.attrs["remote"], "127.0.0.2:") {
+					n++
+				}
+			}
+			if n != 1 {
+				t.Errorf("%d connection limit log lines for the flooding host's %d connections, want 1", n, flood)
+			}
+		})
+	}
+}
+
+// TestServeConnLimitLogRateLimited: refusals at a limit are logged once a
+// minute per host, and the next line counts those held back.
+func TestServeConnLimitLogRateLimited(t *testing.T) {
+	var recs []logRecord
+	var clockMu sync.Mutex
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	clock := func() time.Time { clockMu.Lock(); defer clockMu.Unlock(); return now }
+	p := newTestProg()
+	s := &Server{MaxConnsPerHost: 1, Logger: slog.New(&logRecords{recs: &recs}), Clock: clock}
+	s.Register(p)
+	addr := startTCP(t, s)
+	busy := dialFrom(t, "127.0.0.2", addr)
+	busy.send(testCall(1, procWait, nil))
+	<-p.started
+	refused := func() []logRecord {
+		t.Helper()
+		logMu.Lock()
+		defer logMu.Unlock()
+		var out []logRecord
+		for _, r := range recs {
+			if strings.Contains(r.msg, "too many connections") {
+				out = append(out, r)
+			}
+		}
+		return out
+	}
+	for range 5 {
+		dialFrom(t, "127.0.0.2", addr).expectClosed()
+	}
+	if got := refused(); len(got) != 1 || got[0].level != slog.LevelWarn || got[0].attrs["held_back"] != "0" || got[0].attrs["limit"] != "per_host" {
+		t.Fatalf("after 5 refusals: %+v, want one Warn line", got)
+	}
+	clockMu.Lock()
+	now = now.Add(61 * time.Second)
+	clockMu.Unlock()
+	dialFrom(t, "127.0.0.2", addr).expectClosed()
+	if got := refused(); len(got) != 2 || got[1].attrs["held_back"] != "4" || got[1].attrs["remote"] == "" {
+		t.Fatalf("a minute later: %+v, want a second line with held_back=4", got)
+	}
+	close(p.release)
+	replyXID(t, busy.recv())
+	if st := s.Stats(); st.ConnsRejected != 6 {
+		t.Errorf("rejected %d, want 6", st.ConnsRejected)
+	}
+}
+
+// TestServeConnGate: a connection ConnGate refuses is closed before it
+// counts against any limit.
+func TestServeConnGate(t *testing.T) {
+	var mu sync.Mutex
+	var seen []netip.AddrPort
+	s := &Server{MaxConns: 1, ConnGate: func(remote, local netip.AddrPort) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		seen = append(seen, local)
+		return remote.Addr() != netip.MustParseAddr("127.0.0.2")
+	}}
+	s.Register(newTestProg())
+	addr := startTCP(t, s)
+	ok := dialFrom(t, "127.0.0.3", addr)
+	successBody(t, ok.call(testCall(1, procNull, nil)), 1)
+	for range 3 {
+		dialFrom(t, "127.0.0.2", addr).expectClosed()
+	}
+	successBody(t, ok.call(testCall(2, procNull, nil)), 2) // not closed for room
+	if st := s.Stats(); st.ConnsDenied != 3 || st.ConnsAccepted != 1 || st.ConnsEvicted != 0 {
+		t.Errorf("denied %d accepted %d evicted %d, want 3 1 0", st.ConnsDenied, st.ConnsAccepted, st.ConnsEvicted)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(seen) != 4 || seen[0].String() != addr {
+		t.Errorf("ConnGate saw local addresses %v, want 4 of %s", seen, addr)
+	}
+}
+
+// dialFrom connects to addr from the loopback address src (127.0.0.2 and
+// up act as distinct hosts).
+func dialFrom(t testing.TB, src, addr string) *testClient {
+	t.Helper()
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}, Timeout: 10 * time.Second}
+	c, err := d.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		c.(*net.TCPConn).SetLinger(0)
+		c.Close()
+	})
+	return &testClient{t: t, c: c, rr: rpc.NewRecordReader(c, 4<<20)}
+}
+
+// waitIdle waits until n counted connections of s are idle.
+func waitIdle(t testing.TB, s *Server, n int) {
+	t.Helper()
+	waitFor(t, fmt.Sprintf("%d idle connections", n), func() bool {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		idle := 0
+		for c := range s.mu.conns {
+			if _, ok := c.idleSince(); ok && c.counted {
+				idle++
+			}
+		}
+		return idle == n
+	})
 }
 
 func TestServeTimeouts(t *testing.T) {

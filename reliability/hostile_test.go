@@ -166,6 +166,7 @@ func TestHostileClients(t *testing.T) {
 		srv.RecordTimeout = recordTimeout
 		srv.IdleTimeout = idleTimeout
 		srv.MaxConns = max(4096, *hostileConns+64)
+		srv.MaxConnsPerHost = srv.MaxConns // every attack comes from 127.0.0.1
 	}})
 	addr := s.Addr.String()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
@@ -257,7 +258,11 @@ func TestHostileClients(t *testing.T) {
 		// A server with the default (long) timeouts, so the flood is
 		// really held open at once.
 		n := *hostileConns
-		s2 := startInproc(t, inprocOpts{configure: func(srv *nfsd.Server) { srv.MaxConns = max(nfsd.DefaultMaxConns, n+64) }})
+		s2 := startInproc(t, inprocOpts{configure: func(srv *nfsd.Server) {
+			// The flood and the fresh client both come from 127.0.0.1.
+			srv.MaxConns = max(nfsd.DefaultMaxConns, n+64)
+			srv.MaxConnsPerHost = srv.MaxConns
+		}})
 		raiseNoFile(t, uint64(n+2048))
 		w := watchMem()
 		// The flood comes from a child process, so that neither side
