@@ -64,8 +64,10 @@
 // CRC-32C and length of the argument bytes. A duplicate of a call still
 // running is dropped; a duplicate of a finished call gets the cached reply
 // bytes. The cache is bounded by entries and bytes (the entries of calls
-// still running are never evicted) and expires lazily on access with
-// Server.Clock; it has no goroutine. An entry evicted for room (the entry
+// still running are never evicted); eviction takes the oldest entry of a
+// client address holding more than its share, so one host's flood of calls
+// evicts its own replies. It expires lazily on access with Server.Clock;
+// it has no goroutine. An entry evicted for room (the entry
 // bound holds about a second of a busy server's calls, and a Linux client
 // retransmits seconds later, after it reconnects) leaves its key, a 64-bit
 // digest with no reply, for the TTL; a retransmission that finds only its

@@ -1,7 +1,6 @@
 package nfsd
 
 import (
-	"container/list"
 	"encoding/binary"
 	"hash/maphash"
 	"net/netip"
@@ -37,12 +36,24 @@ const (
 // against the byte bound so that many tiny replies are bounded too.
 const drcEntryOverhead = 128
 
-// drcEntry is one cached call. elem is nil once the entry has left the cache.
+// drcEntry is one cached call. client is nil once the entry has left the
+// cache.
 type drcEntry struct {
 	key   drcKey
 	reply []byte // nil while in progress
 	at    time.Time
-	elem  *list.Element
+
+	// While in the cache: the links of the cache's order and of its
+	// client's entries (both oldest first), and the client.
+	prev, next   *drcEntry
+	cprev, cnext *drcEntry
+	client       *drcClient
+}
+
+// drcClient is one client address's entries, in the cache's order.
+type drcClient struct {
+	n          int
+	head, tail *drcEntry // linked by cprev, cnext
 }
 
 // DefaultDRCEvictedKeys bounds how many evicted calls the cache remembers
@@ -56,9 +67,17 @@ const DefaultDRCEvictedKeys = 1 << 18
 
 // drc is the duplicate request cache for non-idempotent calls. Entries are
 // kept in a list ordered by their last state change, oldest first, so that
-// expiry (lazy, on each access, using the injected clock) and eviction
-// (when over the entry or byte bound) both take from the front. There is no
-// background goroutine.
+// expiry (lazy, on each access, using the injected clock) takes from the
+// front. There is no background goroutine.
+//
+// Eviction, when over the entry or byte bound, is fair between client
+// addresses: it takes the oldest finished entry of a client holding more
+// than its share of the entries (the bound over the number of clients with
+// entries), the client that caused the overflow first. One client alone
+// has the whole cache, but a host sending junk non-idempotent calls (they
+// enter the cache before their handles are checked) evicts its own entries,
+// not those of the others, and cannot flush another client's RENAME reply
+// before its retransmission.
 //
 // The entry bound keeps replies for about a second of a busy server's
 // calls, but a Linux client over TCP retransmits after it reconnects,
@@ -80,9 +99,10 @@ type drc struct {
 
 	mu struct {
 		sync.Mutex
-		m     map[drcKey]*drcEntry
-		order list.List // of *drcEntry, oldest first
-		bytes int       // reply bytes plus drcEntryOverhead per entry
+		m          map[drcKey]*drcEntry
+		head, tail *drcEntry // the order, oldest first, linked by prev, next
+		clients    map[netip.Addr]*drcClient
+		bytes      int // reply bytes plus drcEntryOverhead per entry
 		// gone holds the digests of entries evicted for room, with the
 		// time of their last state change (Unix ns), in two generations:
 		// new keys go into gone[0], and when it holds maxGone/2 it
@@ -95,6 +115,7 @@ func newDRC(maxEntries, maxBytes int, ttl time.Duration, clock func() time.Time)
 	d := &drc{maxEntries: maxEntries, maxBytes: maxBytes, ttl: ttl, clock: clock,
 		maxGone: DefaultDRCEvictedKeys, seed: maphash.MakeSeed()}
 	d.mu.m = make(map[drcKey]*drcEntry)
+	d.mu.clients = make(map[netip.Addr]*drcClient)
 	return d
 }
 
@@ -127,10 +148,8 @@ func (d *drc) begin(k drcKey) (*drcEntry, []byte, drcState) {
 		}
 	}
 	e := &drcEntry{key: k, at: now}
-	e.elem = d.mu.order.PushBack(e)
-	d.mu.m[k] = e
-	d.mu.bytes += drcEntryOverhead
-	d.evictLocked()
+	d.insertLocked(e)
+	d.evictLocked(e)
 	return e, nil, state
 }
 
@@ -164,14 +183,15 @@ func (d *drc) rememberLocked(e *drcEntry) {
 func (d *drc) finish(e *drcEntry, reply []byte) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if e.elem == nil {
+	if e.client == nil {
 		return
 	}
 	e.reply = append(make([]byte, 0, len(reply)), reply...)
 	e.at = d.clock()
 	d.mu.bytes += len(e.reply)
-	d.mu.order.MoveToBack(e.elem)
-	d.evictLocked()
+	d.unlinkLocked(e)
+	d.linkLocked(e)
+	d.evictLocked(e)
 }
 
 // forget removes an entry from begin whose call sent no reply, so a
@@ -179,7 +199,7 @@ func (d *drc) finish(e *drcEntry, reply []byte) {
 func (d *drc) forget(e *drcEntry) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if e.elem != nil {
+	if e.client != nil {
 		d.removeLocked(e)
 	}
 }
@@ -198,9 +218,71 @@ func (d *drc) evictedKeys() int {
 	return len(d.mu.gone[0]) + len(d.mu.gone[1])
 }
 
+// insertLocked adds e, new, as the newest entry.
+func (d *drc) insertLocked(e *drcEntry) {
+	c := d.mu.clients[e.key.addr]
+	if c == nil {
+		c = &drcClient{}
+		d.mu.clients[e.key.addr] = c
+	}
+	c.n++
+	e.client = c
+	d.mu.m[e.key] = e
+	d.mu.bytes += drcEntryOverhead
+	d.linkLocked(e)
+}
+
+// linkLocked appends e to the order and to its client's entries.
+func (d *drc) linkLocked(e *drcEntry) {
+	e.prev, e.next = d.mu.tail, nil
+	if d.mu.tail != nil {
+		d.mu.tail.next = e
+	} else {
+		d.mu.head = e
+	}
+	d.mu.tail = e
+	c := e.client
+	e.cprev, e.cnext = c.tail, nil
+	if c.tail != nil {
+		c.tail.cnext = e
+	} else {
+		c.head = e
+	}
+	c.tail = e
+}
+
+// unlinkLocked takes e out of the order and out of its client's entries.
+func (d *drc) unlinkLocked(e *drcEntry) {
+	if e.prev != nil {
+		e.prev.next = e.next
+	} else {
+		d.mu.head = e.next
+	}
+	if e.next != nil {
+		e.next.prev = e.prev
+	} else {
+		d.mu.tail = e.prev
+	}
+	c := e.client
+	if e.cprev != nil {
+		e.cprev.cnext = e.cnext
+	} else {
+		c.head = e.cnext
+	}
+	if e.cnext != nil {
+		e.cnext.cprev = e.cprev
+	} else {
+		c.tail = e.cprev
+	}
+	e.prev, e.next, e.cprev, e.cnext = nil, nil, nil, nil
+}
+
 func (d *drc) removeLocked(e *drcEntry) {
-	d.mu.order.Remove(e.elem)
-	e.elem = nil
+	d.unlinkLocked(e)
+	if e.client.n--; e.client.n == 0 {
+		delete(d.mu.clients, e.key.addr)
+	}
+	e.client = nil
 	delete(d.mu.m, e.key)
 	d.mu.bytes -= drcEntryOverhead + len(e.reply)
 }
@@ -208,41 +290,59 @@ func (d *drc) removeLocked(e *drcEntry) {
 // expireLocked drops entries older than the TTL. An in-progress entry
 // expires too: a call running longer than the TTL is not protected.
 func (d *drc) expireLocked(now time.Time) {
-	for {
-		f := d.mu.order.Front()
-		if f == nil {
-			return
-		}
-		e := f.Value.(*drcEntry)
-		if now.Sub(e.at) < d.ttl {
-			return
-		}
+	for e := d.mu.head; e != nil && now.Sub(e.at) >= d.ttl; e = d.mu.head {
 		d.removeLocked(e)
 	}
 }
 
-// evictLocked drops the oldest finished entries until both bounds hold,
-// but never the newest entry (the one just added or finished). Entries in
+// evictLocked evicts finished entries (victimLocked) until both bounds
+// hold, but never newest, the entry just added or finished. Entries in
 // progress are passed over, as knfsd does: evicted, a call still running
 // would run a second time beside itself when its duplicate came. They are
 // at most one per worker (Server.Workers), so the bounds are exceeded by
 // that many small entries at most.
-func (d *drc) evictLocked() {
-	over := func() bool { return len(d.mu.m) > d.maxEntries || d.mu.bytes > d.maxBytes }
-	for el := d.mu.order.Front(); el != nil && el != d.mu.order.Back() && over(); {
-		next := el.Next()
-		if e := el.Value.(*drcEntry); e.reply != nil {
-			d.removeLocked(e)
-			d.rememberLocked(e)
+func (d *drc) evictLocked(newest *drcEntry) {
+	for len(d.mu.m) > d.maxEntries || d.mu.bytes > d.maxBytes {
+		e := d.victimLocked(newest)
+		if e == nil {
+			break
 		}
-		el = next
+		d.removeLocked(e)
+		d.rememberLocked(e)
 	}
 	// A single reply larger than the whole byte budget is not kept.
-	if d.mu.bytes > d.maxBytes {
-		if b := d.mu.order.Back(); b != nil {
-			e := b.Value.(*drcEntry)
-			d.removeLocked(e)
-			d.rememberLocked(e)
+	if d.mu.bytes > d.maxBytes && newest.client != nil {
+		d.removeLocked(newest)
+		d.rememberLocked(newest)
+	}
+}
+
+// victimLocked returns the finished entry to evict for room: the oldest
+// one of newest's client if that client holds more than its share of the
+// entry bound, else the oldest one of any client over its share, else the
+// oldest one (over the byte bound, no client need be over its share of
+// entries). nil: none but newest is finished.
+func (d *drc) victimLocked(newest *drcEntry) *drcEntry {
+	k := len(d.mu.clients)
+	over := func(c *drcClient) bool { return k == 1 || c.n*k > d.maxEntries }
+	if c := newest.client; over(c) {
+		for e := c.head; e != nil; e = e.cnext {
+			if e.reply != nil && e != newest {
+				return e
+			}
 		}
 	}
+	var oldest *drcEntry
+	for e := d.mu.head; e != nil; e = e.next {
+		if e.reply == nil || e == newest {
+			continue
+		}
+		if over(e.client) {
+			return e
+		}
+		if oldest == nil {
+			oldest = e
+		}
+	}
+	return oldest
 }

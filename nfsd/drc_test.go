@@ -329,6 +329,98 @@ func TestDRCEvictedMarksMayHaveRun(t *testing.T) {
 	}
 }
 
+// TestDRCFairEviction: eviction takes from the client holding more than
+// its share of the cache, so a host flooding the cache with calls evicts
+// its own entries, not another client's, while one client alone may fill
+// the whole cache.
+func TestDRCFairEviction(t *testing.T) {
+	key := func(addr string, i int) drcKey {
+		return drcKey{addr: netip.MustParseAddr(addr), xid: uint32(i), proc: 14}
+	}
+	run := func(d *drc, k drcKey) drcState {
+		e, _, st := d.begin(k)
+		if e != nil {
+			d.finish(e, make([]byte, 8))
+		}
+		return st
+	}
+	t.Run("FloodEvictsItsOwn", func(t *testing.T) {
+		d := newDRC(100, 1<<20, time.Minute, time.Now)
+		for i := range 10 {
+			run(d, key("10.1.2.11", i))
+		}
+		for i := range 1000 {
+			run(d, key("10.1.2.99", i))
+			if n, _ := d.size(); n > 100 {
+				t.Fatalf("%d entries, bound 100", n)
+			}
+		}
+		for i := range 10 {
+			if st := run(d, key("10.1.2.11", i)); st != drcDone {
+				t.Errorf("the other client's call %d after the flood: state %v, want done", i, st)
+			}
+		}
+		if st := run(d, key("10.1.2.99", 0)); st != drcEvicted {
+			t.Errorf("the flood's oldest call: state %v, want evicted", st)
+		}
+	})
+	t.Run("HeavyClientKeepsItsShare", func(t *testing.T) {
+		d := newDRC(100, 1<<20, time.Minute, time.Now)
+		for i := range 80 {
+			run(d, key("10.1.2.11", i))
+		}
+		for i := range 1000 {
+			run(d, key("10.1.2.99", i))
+		}
+		d.mu.Lock()
+		kept := d.mu.clients[netip.MustParseAddr("10.1.2.11")].n
+		d.mu.Unlock()
+		if kept < 50 {
+			t.Errorf("the first client kept %d entries after the flood, want at least its share, 50", kept)
+		}
+		// Its newest entries are the ones kept.
+		if st := run(d, key("10.1.2.11", 79)); st != drcDone {
+			t.Errorf("the first client's newest call: state %v, want done", st)
+		}
+	})
+	t.Run("OneClientFillsTheCache", func(t *testing.T) {
+		d := newDRC(100, 1<<20, time.Minute, time.Now)
+		run(d, key("10.1.2.11", 0))
+		for i := range 300 {
+			run(d, key("10.1.2.99", i))
+		}
+		// The other client's entry was within its share: kept; the
+		// flood's entries fill the rest.
+		if n, _ := d.size(); n != 100 || run(d, key("10.1.2.11", 0)) != drcDone {
+			t.Errorf("%d entries; want 100 with the other client's kept", n)
+		}
+	})
+}
+
+// TestDRCFloodKeepsOtherClientsReplies: through the transport, a host
+// sending many non-idempotent calls does not evict another host's reply,
+// whose late retransmission is answered from the cache instead of running
+// again.
+func TestDRCFloodKeepsOtherClientsReplies(t *testing.T) {
+	p := newTestProg()
+	s := &Server{DRCSize: 16}
+	s.Register(p)
+	addr := startTCP(t, s)
+	client := dialFrom(t, "127.0.0.3", addr)
+	rename := testCall(0x100, procCount, opaqueArg([]byte("rename")))
+	first := client.call(rename)
+	flood := dialFrom(t, "127.0.0.2", addr)
+	for i := range 200 {
+		flood.call(testCall(0x1000+uint32(i), procCount, opaqueArg([]byte("junk"))))
+	}
+	if again := client.call(rename); !bytes.Equal(again, first) {
+		t.Errorf("retransmission after the flood: %v, want the cached reply %v", words(again), words(first))
+	}
+	if st := s.Stats(); p.counts.Load() != 201 || p.mayHaveRun.Load() != 0 || st.DRCHits != 1 {
+		t.Errorf("runs %d, marked MayHaveRun %d, cache hits %d; want 201, 0, 1", p.counts.Load(), p.mayHaveRun.Load(), st.DRCHits)
+	}
+}
+
 func TestDRCKeyIgnoresPort(t *testing.T) {
 	p := newTestProg()
 	s := newServer(p)
