@@ -72,11 +72,13 @@
 // retransmits seconds later, after it reconnects) leaves its key, a 64-bit
 // digest with no reply, for the TTL; a retransmission that finds only its
 // key runs again marked Request.MayHaveRun, as one begun before a restart
-// is. The cache is volatile: after a restart, a
+// is; a call the Program refused (Request.Refused) leaves no key, so its
+// retransmission runs as new and meets its refusal again. The cache is
+// volatile: after a restart, a
 // retransmitted non-idempotent call runs again. Server.DRCLog
 // (DRCLog, drc.log in mailnfsd's state directory) remembers which calls
-// the earlier process began, and marks such a retransmission
-// Request.MayHaveRun; NFS3 then answers the NOENT or EXIST that the call's
+// the earlier process began (less those it refused), and marks such a
+// retransmission Request.MayHaveRun; NFS3 then answers the NOENT or EXIST that the call's
 // own earlier effect causes as success (nfs3_retry.go).
 //
 // # Concurrency and lock order

@@ -42,6 +42,9 @@ type drcEntry struct {
 	key   drcKey
 	reply []byte // nil while in progress
 	at    time.Time
+	// refused: the call was answered with an error that left nothing
+	// done (Request.Refused); its key is not kept once it is evicted.
+	refused bool
 
 	// While in the cache: the links of the cache's order and of its
 	// client's entries (both oldest first), and the client.
@@ -166,9 +169,12 @@ func (d *drc) digest(k drcKey) uint64 {
 	return maphash.Bytes(d.seed, b[:])
 }
 
-// rememberLocked keeps the key of e, evicted for room, in gone.
+// rememberLocked keeps the key of e, evicted for room, in gone, unless
+// the call was refused: run again, it gets its refusal again (or, if what
+// refused it has gone since, runs as any new call), where marked
+// MayHaveRun it could be answered as done.
 func (d *drc) rememberLocked(e *drcEntry) {
-	if d.maxGone <= 0 {
+	if d.maxGone <= 0 || e.refused {
 		return
 	}
 	if d.mu.gone[0] == nil || len(d.mu.gone[0]) >= max(d.maxGone/2, 1) {
@@ -178,14 +184,16 @@ func (d *drc) rememberLocked(e *drcEntry) {
 	d.mu.gone[0][d.digest(e.key)] = e.at.UnixNano()
 }
 
-// finish stores the reply of an entry from begin (copied). If the entry was
-// evicted or expired meanwhile, the reply is not cached.
-func (d *drc) finish(e *drcEntry, reply []byte) {
+// finish stores the reply of an entry from begin (copied), and whether
+// the call was refused (Request.Refused). If the entry was evicted or
+// expired meanwhile, the reply is not cached.
+func (d *drc) finish(e *drcEntry, reply []byte, refused bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if e.client == nil {
 		return
 	}
+	e.refused = refused
 	e.reply = append(make([]byte, 0, len(reply)), reply...)
 	e.at = d.clock()
 	d.mu.bytes += len(e.reply)

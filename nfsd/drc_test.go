@@ -147,7 +147,7 @@ func TestDRCBounds(t *testing.T) {
 			if st != drcNew {
 				t.Fatalf("%d: state %v", i, st)
 			}
-			d.finish(e, make([]byte, 24))
+			d.finish(e, make([]byte, 24), false)
 			if n, _ := d.size(); n > 3 {
 				t.Fatalf("%d entries, bound 3", n)
 			}
@@ -165,7 +165,7 @@ func TestDRCBounds(t *testing.T) {
 		d := newDRC(1000, max, time.Minute, time.Now)
 		for i := range 20 {
 			e, _, _ := d.begin(key(i))
-			d.finish(e, make([]byte, 1000))
+			d.finish(e, make([]byte, 1000), false)
 			if _, b := d.size(); b > max {
 				t.Fatalf("%d bytes, bound %d", b, max)
 			}
@@ -175,7 +175,7 @@ func TestDRCBounds(t *testing.T) {
 		}
 		// A reply bigger than the whole budget is not kept.
 		e, _, _ := d.begin(key(100))
-		d.finish(e, make([]byte, 2*max))
+		d.finish(e, make([]byte, 2*max), false)
 		if _, _, st := d.begin(key(100)); st != drcEvicted {
 			t.Errorf("oversized reply cached (state %v), want evicted", st)
 		}
@@ -190,11 +190,11 @@ func TestDRCBounds(t *testing.T) {
 		if _, _, st := d.begin(key(1)); st != drcInProgress {
 			t.Errorf("duplicate of a running call: state %v, want in progress", st)
 		}
-		d.finish(a, []byte{1, 2, 3, 4})
+		d.finish(a, []byte{1, 2, 3, 4}, false)
 		if _, reply, st := d.begin(key(1)); st != drcDone || len(reply) != 4 {
 			t.Errorf("finished call: state %v, want done", st)
 		}
-		d.finish(b, []byte{5})
+		d.finish(b, []byte{5}, false)
 		if n, _ := d.size(); n != 1 {
 			t.Errorf("%d entries once none runs, bound 1", n)
 		}
@@ -206,7 +206,7 @@ func TestDRCBounds(t *testing.T) {
 		d := newDRC(10, 1<<20, time.Minute, time.Now)
 		e, _, _ := d.begin(key(1))
 		buf := []byte{1, 2, 3, 4}
-		d.finish(e, buf)
+		d.finish(e, buf, false)
 		buf[0] = 9
 		_, got, _ := d.begin(key(1))
 		got[1] = 9
@@ -231,7 +231,7 @@ func TestDRCEvictedKeys(t *testing.T) {
 	run := func(i int) drcState {
 		e, _, st := d.begin(key(i))
 		if e != nil {
-			d.finish(e, []byte{1})
+			d.finish(e, []byte{1}, false)
 		}
 		return st
 	}
@@ -340,7 +340,7 @@ func TestDRCFairEviction(t *testing.T) {
 	run := func(d *drc, k drcKey) drcState {
 		e, _, st := d.begin(k)
 		if e != nil {
-			d.finish(e, make([]byte, 8))
+			d.finish(e, make([]byte, 8), false)
 		}
 		return st
 	}
@@ -482,7 +482,7 @@ func BenchmarkDRC(b *testing.B) {
 			b.ReportAllocs()
 			for i := 0; b.Loop(); i++ {
 				e, _, _ := d.begin(key(i%clients, i))
-				d.finish(e, reply)
+				d.finish(e, reply, false)
 			}
 		})
 	}
@@ -490,7 +490,7 @@ func BenchmarkDRC(b *testing.B) {
 		d := newDRC(DefaultDRCSize, DefaultDRCMaxBytes, DefaultDRCTTL, time.Now)
 		for i := range DefaultDRCSize {
 			e, _, _ := d.begin(key(i%64, i))
-			d.finish(e, reply)
+			d.finish(e, reply, false)
 		}
 		b.ReportAllocs()
 		for i := 0; b.Loop(); i++ {

@@ -163,14 +163,25 @@ func readDRCLog(path string, now time.Time, ttl time.Duration) map[drcKey]time.T
 	if err != nil || len(b) < drcLogHeaderSize || !bytes.Equal(b[:8], []byte(drcLogMagic)) {
 		return prev
 	}
+	refused := map[drcKey]time.Time{}
 	for off := drcLogHeaderSize; off+drcLogRecordSize <= len(b); off += drcLogRecordSize {
-		k, at, ok := decodeDRCRecord(b[off : off+drcLogRecordSize])
+		k, at, wasRefused, ok := decodeDRCRecord(b[off : off+drcLogRecordSize])
 		// Records from the future (a clock stepped back) count as now.
 		if !ok || now.Sub(at) >= ttl {
 			continue
 		}
-		if old, dup := prev[k]; !dup || at.After(old) {
-			prev[k] = at
+		m := prev
+		if wasRefused {
+			m = refused
+		}
+		if old, dup := m[k]; !dup || at.After(old) {
+			m[k] = at
+		}
+	}
+	// A call whose latest run was refused is not one that may have run.
+	for k, at := range refused {
+		if began, ok := prev[k]; ok && !began.After(at) {
+			delete(prev, k)
 		}
 	}
 	return prev
@@ -178,8 +189,10 @@ func readDRCLog(path string, now time.Time, ttl time.Duration) map[drcKey]time.T
 
 // Record layout (little endian): 0 time in Unix nanoseconds, 8 client
 // address (16 bytes, IPv4 as mapped IPv6), 24 xid, 28 prog, 32 vers, 36
-// proc, 40 checksum, 44 length, 48 zero, 60 CRC-32C of bytes 0-59.
-func encodeDRCRecord(b []byte, k drcKey, at time.Time) {
+// proc, 40 checksum, 44 length, 48 flags (bit 0: the call was refused,
+// Request.Refused; set when its reply is sent), 52 zero, 60 CRC-32C of
+// bytes 0-59.
+func encodeDRCRecord(b []byte, k drcKey, at time.Time, refused bool) {
 	clear(b[:drcLogRecordSize])
 	binary.LittleEndian.PutUint64(b[0:], uint64(at.UnixNano()))
 	a := k.addr.As16()
@@ -190,16 +203,22 @@ func encodeDRCRecord(b []byte, k drcKey, at time.Time) {
 	binary.LittleEndian.PutUint32(b[36:], k.proc)
 	binary.LittleEndian.PutUint32(b[40:], k.sum)
 	binary.LittleEndian.PutUint32(b[44:], k.n)
+	if refused {
+		binary.LittleEndian.PutUint32(b[48:], drcLogRefused)
+	}
 	binary.LittleEndian.PutUint32(b[60:], crc32.Checksum(b[:60], castagnoli))
 }
 
-func decodeDRCRecord(b []byte) (drcKey, time.Time, bool) {
+// drcLogRefused is the flag of a refused call's record.
+const drcLogRefused = 1
+
+func decodeDRCRecord(b []byte) (k drcKey, at time.Time, refused, ok bool) {
 	if len(b) < drcLogRecordSize || binary.LittleEndian.Uint32(b[60:]) != crc32.Checksum(b[:60], castagnoli) ||
 		binary.LittleEndian.Uint64(b[0:]) == 0 {
-		return drcKey{}, time.Time{}, false
+		return drcKey{}, time.Time{}, false, false
 	}
 	addr := netip.AddrFrom16([16]byte(b[8:24])).Unmap()
-	k := drcKey{
+	k = drcKey{
 		addr: addr,
 		xid:  binary.LittleEndian.Uint32(b[24:]),
 		prog: binary.LittleEndian.Uint32(b[28:]),
@@ -208,22 +227,49 @@ func decodeDRCRecord(b []byte) (drcKey, time.Time, bool) {
 		sum:  binary.LittleEndian.Uint32(b[40:]),
 		n:    binary.LittleEndian.Uint32(b[44:]),
 	}
-	return k, time.Unix(0, int64(binary.LittleEndian.Uint64(b[0:]))), true
+	refused = binary.LittleEndian.Uint32(b[48:])&drcLogRefused != 0
+	return k, time.Unix(0, int64(binary.LittleEndian.Uint64(b[0:]))), refused, true
 }
 
-// record writes k into the next slot. Slots are claimed atomically, so
-// concurrent calls write different slots. The file's blocks were written
-// at open, so a store into the mapping needs no allocation; should one
-// fault all the same (a copy-on-write file system that is full), the log
-// turns itself off instead of the fault killing the server.
-func (l *DRCLog) record(k drcKey, at time.Time) {
+// drcLogSlot names the slot a call was recorded in, plus one (0: none).
+type drcLogSlot uint64
+
+// record writes k into the next slot and returns it. Slots are claimed
+// atomically, so concurrent calls write different slots.
+func (l *DRCLog) record(k drcKey, at time.Time) drcLogSlot {
 	if l.faulted.Load() {
-		return
+		return 0
 	}
 	slot := (l.next.Add(1) - 1) % l.slots
-	off := drcLogHeaderSize + slot*drcLogRecordSize
 	var rec [drcLogRecordSize]byte
-	encodeDRCRecord(rec[:], k, at)
+	encodeDRCRecord(rec[:], k, at, false)
+	l.store(slot, rec[:], nil)
+	return drcLogSlot(slot + 1)
+}
+
+// refused marks k's record, in slot, as a refused call's, if the slot
+// still holds it (the ring may have come round).
+func (l *DRCLog) refused(slot drcLogSlot, k drcKey) {
+	if slot == 0 || l.faulted.Load() {
+		return
+	}
+	l.store(uint64(slot-1), nil, func(rec []byte) {
+		got, at, _, ok := decodeDRCRecord(rec)
+		if ok && got == k {
+			encodeDRCRecord(rec, k, at, true)
+		}
+	})
+}
+
+// store copies rec into slot of the mapping, or with rec nil has edit
+// change the slot's record in place. The file's blocks were written at
+// open, so a store into the mapping needs no allocation; should one
+// fault all the same (a copy-on-write file system that is full), the log
+// turns itself off instead of the fault killing the server. Two stores
+// into one slot at once are ruled out: a slot is rewritten only by the
+// call that claimed it, and claimed again only after the whole ring.
+func (l *DRCLog) store(slot uint64, rec []byte, edit func([]byte)) {
+	off := drcLogHeaderSize + slot*drcLogRecordSize
 	l.memMu.RLock()
 	defer l.memMu.RUnlock()
 	if l.mem == nil {
@@ -237,7 +283,15 @@ func (l *DRCLog) record(k drcKey, at time.Time) {
 			}
 		}
 	}()
-	copy(l.mem[off:off+drcLogRecordSize], rec[:])
+	dst := l.mem[off : off+drcLogRecordSize]
+	if rec != nil {
+		copy(dst, rec)
+		return
+	}
+	var b [drcLogRecordSize]byte
+	copy(b[:], dst)
+	edit(b[:])
+	copy(dst, b[:])
 }
 
 // begin records a call about to run for the first time in this process
@@ -245,7 +299,7 @@ func (l *DRCLog) record(k drcKey, at time.Time) {
 // earlier call is reported once: a later duplicate meets the in-memory
 // cache. Once each was reported, or the youngest is older than the TTL,
 // the earlier run's calls are dropped and begin takes no lock.
-func (l *DRCLog) begin(k drcKey, now time.Time) (mayHaveRun bool) {
+func (l *DRCLog) begin(k drcKey, now time.Time) (mayHaveRun bool, slot drcLogSlot) {
 	if l.prevLive.Load() {
 		l.mu.Lock()
 		if at, ok := l.prev[k]; ok {
@@ -258,8 +312,7 @@ func (l *DRCLog) begin(k drcKey, now time.Time) (mayHaveRun bool) {
 		}
 		l.mu.Unlock()
 	}
-	l.record(k, now)
-	return mayHaveRun
+	return mayHaveRun, l.record(k, now)
 }
 
 // Close unmaps and closes the log; calls recorded after it are not kept.

@@ -34,7 +34,7 @@ func TestDRCLogAcrossRestart(t *testing.T) {
 	if n != 0 {
 		t.Fatalf("fresh log loaded %d calls", n)
 	}
-	if l.begin(testKey(1), now) || l.begin(testKey(2), now) {
+	if began(l, testKey(1), now) || began(l, testKey(2), now) {
 		t.Fatal("a fresh log reports a call as begun earlier")
 	}
 	if err := l.Close(); err != nil {
@@ -44,15 +44,15 @@ func TestDRCLogAcrossRestart(t *testing.T) {
 	if n != 2 {
 		t.Fatalf("reopened log loaded %d calls, want 2", n)
 	}
-	if !l.begin(testKey(1), now.Add(time.Second)) {
+	if !began(l, testKey(1), now.Add(time.Second)) {
 		t.Error("a call begun by the earlier run is not reported")
 	}
-	if l.begin(testKey(1), now.Add(time.Second)) {
+	if began(l, testKey(1), now.Add(time.Second)) {
 		t.Error("the same call is reported twice")
 	}
 	other := testKey(2)
 	other.sum++ // same XID, other arguments
-	if l.begin(other, now.Add(time.Second)) || l.begin(testKey(3), now.Add(time.Second)) {
+	if began(l, other, now.Add(time.Second)) || began(l, testKey(3), now.Add(time.Second)) {
 		t.Error("a call the earlier run did not begin is reported")
 	}
 }
@@ -63,7 +63,7 @@ func TestDRCLogKeptWithoutClose(t *testing.T) {
 	path := filepath.Join(t.TempDir(), DRCLogFile)
 	now := time.Unix(1_800_000_000, 0)
 	l, _ := openLog(t, path, 16, now)
-	l.begin(testKey(7), now)
+	began(l, testKey(7), now)
 	prev := readDRCLog(path, now, time.Minute)
 	if _, ok := prev[testKey(7)]; !ok || len(prev) != 1 {
 		t.Fatalf("file holds %v, want the one call", prev)
@@ -76,14 +76,14 @@ func TestDRCLogSecondRestart(t *testing.T) {
 	path := filepath.Join(t.TempDir(), DRCLogFile)
 	now := time.Unix(1_800_000_000, 0)
 	l, _ := openLog(t, path, 0, now)
-	l.begin(testKey(1), now)
-	l.begin(testKey(2), now)
+	began(l, testKey(1), now)
+	began(l, testKey(2), now)
 	l.Close()
 	l, _ = openLog(t, path, 0, now)
-	l.begin(testKey(1), now) // retransmitted: recorded again by begin
+	began(l, testKey(1), now) // retransmitted: recorded again by begin
 	l.Close()
 	l, n := openLog(t, path, 0, now)
-	if n != 2 || !l.begin(testKey(2), now) || !l.begin(testKey(1), now) {
+	if n != 2 || !began(l, testKey(2), now) || !began(l, testKey(1), now) {
 		t.Fatalf("after a second restart: loaded %d, want both calls reported", n)
 	}
 }
@@ -94,19 +94,19 @@ func TestDRCLogTTL(t *testing.T) {
 	path := filepath.Join(t.TempDir(), DRCLogFile)
 	now := time.Unix(1_800_000_000, 0)
 	l, _ := openLog(t, path, 0, now)
-	l.begin(testKey(1), now)
-	l.begin(testKey(2), now.Add(-59*time.Second))
-	l.begin(testKey(3), now.Add(-61*time.Second))
-	l.begin(testKey(4), now.Add(time.Hour))
+	began(l, testKey(1), now)
+	began(l, testKey(2), now.Add(-59*time.Second))
+	began(l, testKey(3), now.Add(-61*time.Second))
+	began(l, testKey(4), now.Add(time.Hour))
 	l.Close()
 	l, n := openLog(t, path, 0, now)
 	if n != 3 {
 		t.Errorf("loaded %d calls, want 3", n)
 	}
-	if l.begin(testKey(3), now) {
+	if began(l, testKey(3), now) {
 		t.Error("a call older than the TTL is reported")
 	}
-	if !l.begin(testKey(2), now) || !l.begin(testKey(4), now) {
+	if !began(l, testKey(2), now) || !began(l, testKey(4), now) {
 		t.Error("calls within the TTL are not reported")
 	}
 	l.Close()
@@ -120,16 +120,16 @@ func TestDRCLogTTL(t *testing.T) {
 	if !l.prevLive.Load() {
 		t.Fatal("loaded calls are not looked up")
 	}
-	l.begin(testKey(10), now.Add(59*time.Second))
+	began(l, testKey(10), now.Add(59*time.Second))
 	if !l.prevLive.Load() {
 		t.Error("dropped within the TTL")
 	}
 	// (testKey(4) may have been recorded an hour ahead of now.)
-	l.begin(testKey(11), now.Add(time.Hour+time.Minute))
+	began(l, testKey(11), now.Add(time.Hour+time.Minute))
 	if l.prevLive.Load() {
 		t.Error("the earlier run's calls are still looked up a TTL after the youngest")
 	}
-	if l.begin(testKey(1), now.Add(time.Hour+time.Minute)) {
+	if began(l, testKey(1), now.Add(time.Hour+time.Minute)) {
 		t.Error("a call is reported after the earlier run's calls were dropped")
 	}
 }
@@ -141,8 +141,8 @@ func TestDRCLogBadRecords(t *testing.T) {
 	path := filepath.Join(dir, DRCLogFile)
 	now := time.Unix(1_800_000_000, 0)
 	l, _ := openLog(t, path, 8, now)
-	l.begin(testKey(1), now)
-	l.begin(testKey(2), now)
+	began(l, testKey(1), now)
+	began(l, testKey(2), now)
 	l.Close()
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -168,7 +168,7 @@ func TestDRCLogBadRecords(t *testing.T) {
 		if n != 0 {
 			t.Errorf("%s file: loaded %d calls", name, n)
 		}
-		l.begin(testKey(9), now)
+		began(l, testKey(9), now)
 		if prev := readDRCLog(p, now, time.Minute); len(prev) != 1 {
 			t.Errorf("%s file: after a new record the file holds %v", name, prev)
 		}
@@ -181,7 +181,7 @@ func TestDRCLogRing(t *testing.T) {
 	now := time.Unix(1_800_000_000, 0)
 	l, _ := openLog(t, path, 4, now)
 	for i := range 10 {
-		l.begin(testKey(i), now)
+		began(l, testKey(i), now)
 	}
 	l.Close()
 	prev := readDRCLog(path, now, time.Minute)
@@ -207,7 +207,7 @@ func TestDRCLogConcurrent(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for i := range 200 {
-				l.begin(testKey(g*1000+i), now)
+				began(l, testKey(g*1000+i), now)
 			}
 		}()
 	}
@@ -220,7 +220,7 @@ func TestDRCLogConcurrent(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for i := range 500 {
-				l.begin(testKey(100000+g*1000+i), now)
+				began(l, testKey(100000+g*1000+i), now)
 			}
 		}()
 	}
@@ -230,23 +230,23 @@ func TestDRCLogConcurrent(t *testing.T) {
 
 func FuzzDRCLogRecord(f *testing.F) {
 	var rec [drcLogRecordSize]byte
-	encodeDRCRecord(rec[:], testKey(1), time.Unix(1_800_000_000, 5))
+	encodeDRCRecord(rec[:], testKey(1), time.Unix(1_800_000_000, 5), false)
 	f.Add(rec[:])
 	k6 := testKey(2)
 	k6.addr = netip.MustParseAddr("fd00::1")
-	encodeDRCRecord(rec[:], k6, time.Unix(1_800_000_000, 5))
+	encodeDRCRecord(rec[:], k6, time.Unix(1_800_000_000, 5), true)
 	f.Add(rec[:])
 	f.Add(make([]byte, drcLogRecordSize))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		k, at, ok := decodeDRCRecord(b)
+		k, at, refused, ok := decodeDRCRecord(b)
 		if !ok {
 			return
 		}
 		var again [drcLogRecordSize]byte
-		encodeDRCRecord(again[:], k, at)
-		k2, at2, ok := decodeDRCRecord(again[:])
-		if !ok || k2 != k || !at2.Equal(at) {
-			t.Fatalf("record does not survive a round trip: %v %v -> %v %v %v", k, at, k2, at2, ok)
+		encodeDRCRecord(again[:], k, at, refused)
+		k2, at2, refused2, ok := decodeDRCRecord(again[:])
+		if !ok || k2 != k || !at2.Equal(at) || refused2 != refused {
+			t.Fatalf("record does not survive a round trip: %v %v %v -> %v %v %v %v", k, at, refused, k2, at2, refused2, ok)
 		}
 	})
 }
@@ -258,7 +258,7 @@ func FuzzReadDRCLog(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	l.begin(testKey(1), now)
+	began(l, testKey(1), now)
 	l.Close()
 	b, _ := os.ReadFile(path)
 	f.Add(b)
@@ -281,7 +281,7 @@ func TestDRCLogBusy(t *testing.T) {
 	path := filepath.Join(t.TempDir(), DRCLogFile)
 	now := time.Unix(1_800_000_000, 0)
 	l, _ := openLog(t, path, 8, now)
-	l.begin(testKey(1), now)
+	began(l, testKey(1), now)
 	if _, _, err := OpenDRCLog(path, 8, time.Minute, now); !errors.Is(err, ErrDRCLogBusy) {
 		t.Fatalf("second open: %v, want ErrDRCLogBusy", err)
 	}
@@ -299,15 +299,21 @@ func TestDRCLogFault(t *testing.T) {
 	path := filepath.Join(t.TempDir(), DRCLogFile)
 	now := time.Unix(1_800_000_000, 0)
 	l, _ := openLog(t, path, 1024, now)
-	l.begin(testKey(1), now)
+	began(l, testKey(1), now)
 	if err := os.Truncate(path, 0); err != nil {
 		t.Fatal(err)
 	}
 	for i := range 100 { // every slot, so some lie past the end
-		l.begin(testKey(2+i), now)
+		began(l, testKey(2+i), now)
 	}
 	if !l.faulted.Load() {
 		t.Fatal("no fault after the file was cut under the mapping")
 	}
-	l.begin(testKey(200), now) // off: no store, no fault
+	began(l, testKey(200), now) // off: no store, no fault
+}
+
+// began is l.begin's first result: whether an earlier run began k.
+func began(l *DRCLog, k drcKey, now time.Time) bool {
+	may, _ := l.begin(k, now)
+	return may
 }

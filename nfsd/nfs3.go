@@ -135,6 +135,7 @@ func call[A, R any, PA argsCodec[A], PR resCodec[R]](ctx context.Context, n *NFS
 // done counts a reply and traces it at debug level.
 func (n *NFS3) done(ctx context.Context, req *Request, st nfs3.Status) {
 	n.counters.add(nfs3.Proc(req.Proc), st)
+	req.Refused = st != nfs3.StatusOK && st != nfs3.StatusIO && st != nfs3.StatusServerFault
 	if req.Log != nil && req.Log.Enabled(ctx, slog.LevelDebug) {
 		req.Log.Debug("nfs3: reply", "proc", nfs3.Proc(req.Proc).String(), "status", st.String())
 	}

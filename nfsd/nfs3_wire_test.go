@@ -124,25 +124,36 @@ func (c *n3Client) deliver(tmp, newDir []byte, name string, body []byte) []byte 
 // returns its address.
 func n3StartServer(t *testing.T, n *NFS3) string {
 	t.Helper()
+	addr, _ := n3Serve(t, &Server{}, n)
+	return addr
+}
+
+// n3Serve serves NFS3 over s on 127.0.0.1 and returns its address and a
+// stop function (also run at cleanup; running it twice is harmless).
+func n3Serve(t *testing.T, s *Server, n *NFS3) (string, func()) {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &Server{}
 	s.Register(n)
 	done := make(chan error, 1)
 	go func() { done <- s.Serve(ln) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := s.Shutdown(ctx); err != nil {
-			t.Errorf("Shutdown: %v", err)
-		}
-		if err := <-done; !errors.Is(err, ErrServerClosed) {
-			t.Errorf("Serve: %v", err)
-		}
-	})
-	return ln.Addr().String()
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if err := s.Shutdown(ctx); err != nil {
+				t.Errorf("Shutdown: %v", err)
+			}
+			if err := <-done; !errors.Is(err, ErrServerClosed) {
+				t.Errorf("Serve: %v", err)
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return ln.Addr().String(), stop
 }
 
 func TestNFS3OverTCP(t *testing.T) {

@@ -45,6 +45,15 @@ type Request struct {
 	// error that its own effect causes (NOENT for a RENAME whose source
 	// is gone and whose target is there) as success.
 	MayHaveRun bool
+
+	// Refused is set by a Program on a call it answered with an error
+	// that leaves nothing done (NFS3: any status but OK, IO and
+	// SERVERFAULT). The duplicate request cache then keeps no key of the
+	// call once its reply is evicted, and the duplicate request log marks
+	// it, so that a retransmission is run again as new rather than marked
+	// MayHaveRun: a GUARDED CREATE refused EXIST because another client
+	// held the name must not be answered as done on its retransmission.
+	Refused bool
 }
 
 // Program serves one ONC RPC program over all its versions.

@@ -559,8 +559,10 @@ func (s *Server) dispatch(ep *endpoint, rec []byte, e *xdr.Encoder) verdict {
 	}
 
 	var de *drcEntry
+	var key drcKey
+	var logSlot drcLogSlot
 	if pe.cache != nil && pe.cache.NonIdempotent(h.Vers, h.Proc) {
-		key := drcKey{
+		key = drcKey{
 			addr: ep.remote.Addr().Unmap(),
 			xid:  h.XID, prog: h.Prog, vers: h.Vers, proc: h.Proc,
 			sum: crc32.Checksum(d.Rest(), castagnoli), n: uint32(d.Remaining()),
@@ -587,10 +589,14 @@ func (s *Server) dispatch(ep *endpoint, rec []byte, e *xdr.Encoder) verdict {
 			s.stats.drcEvictedHits.Add(1)
 			log.Info("nfsd: retransmission of a call whose reply had left the duplicate request cache", "prog", h.Prog, "vers", h.Vers, "proc", h.Proc)
 		}
-		if s.DRCLog != nil && s.DRCLog.begin(key, s.Clock()) && !req.MayHaveRun {
-			req.MayHaveRun = true
-			s.stats.drcLogHits.Add(1)
-			log.Info("nfsd: retransmission of a call begun before the restart", "prog", h.Prog, "vers", h.Vers, "proc", h.Proc)
+		if s.DRCLog != nil {
+			var mayHaveRun bool
+			mayHaveRun, logSlot = s.DRCLog.begin(key, s.Clock())
+			if mayHaveRun && !req.MayHaveRun {
+				req.MayHaveRun = true
+				s.stats.drcLogHits.Add(1)
+				log.Info("nfsd: retransmission of a call begun before the restart", "prog", h.Prog, "vers", h.Vers, "proc", h.Proc)
+			}
 		}
 	}
 
@@ -604,7 +610,10 @@ func (s *Server) dispatch(ep *endpoint, rec []byte, e *xdr.Encoder) verdict {
 	}
 	if de != nil {
 		if v == sendReply {
-			s.drc.finish(de, e.Bytes()[start:])
+			s.drc.finish(de, e.Bytes()[start:], req.Refused)
+			if req.Refused && logSlot != 0 {
+				s.DRCLog.refused(logSlot, key)
+			}
 		} else {
 			s.drc.forget(de)
 		}
