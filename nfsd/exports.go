@@ -86,6 +86,19 @@ func (l ParseErrors) Unwrap() []error {
 	return errs
 }
 
+// Warning is something in an exports file that loads but may not do what
+// its author meant: a line whose dialect is ambiguous, a FreeBSD network
+// that got its class mask, an option that is accepted but not honoured.
+// mailnfsd logs each one at start and on reload, and -check-config prints
+// them; they never stop a load.
+type Warning struct {
+	Pos Pos
+	Msg string
+}
+
+// String formats the warning as file:line:col: message.
+func (w Warning) String() string { return w.Pos.String() + ": " + w.Msg }
+
 // Dialect is the exports syntax a line was written in.
 type Dialect uint8
 
@@ -377,7 +390,10 @@ func ExportID(path string) uint32 {
 type ExportTable struct {
 	// Exports in order of first appearance.
 	Exports []*Export
-	byPath  map[string]*Export
+	// Warnings are the file's problems that did not stop the load, in
+	// file order.
+	Warnings []Warning
+	byPath   map[string]*Export
 }
 
 // Lookup returns the export for an absolute, cleaned path, or nil.
@@ -458,7 +474,9 @@ func formatFreeBSDRule(b *strings.Builder, r *Rule, compress string) {
 		fmt.Fprintf(b, " -maproot=%s", credText(r.Squash.Anon))
 	}
 	for _, c := range r.Clients {
-		if c.Kind == ClientNet && !c.Net.IsSingleIP() {
+		// One network is -network's; among hosts it stays a CIDR word
+		// (-maproot above keeps the line FreeBSD's).
+		if c.Kind == ClientNet && !c.Net.IsSingleIP() && len(r.Clients) == 1 {
 			fmt.Fprintf(b, " -network %s", c.Net)
 		} else {
 			b.WriteString(" " + c.String())
@@ -558,6 +576,7 @@ func ParseExports(name string, data []byte, opts *ParseOptions) (*ExportTable, e
 		}
 		return nil, p.errs
 	}
+	p.table.Warnings = p.warns
 	return p.table, nil
 }
 
@@ -565,12 +584,17 @@ type parser struct {
 	opts  *ParseOptions
 	table *ExportTable
 	errs  ParseErrors
+	warns []Warning
 	// seen maps path+client key to the line that first granted it.
 	seen map[string]Pos
 }
 
 func (p *parser) errorf(pos Pos, format string, args ...any) {
 	p.errs = append(p.errs, &ParseError{Pos: pos, Msg: fmt.Sprintf(format, args...)})
+}
+
+func (p *parser) warnf(pos Pos, format string, args ...any) {
+	p.warns = append(p.warns, Warning{Pos: pos, Msg: fmt.Sprintf(format, args...)})
 }
 
 // token is one whitespace-separated word of a logical line, with quotes and
@@ -770,6 +794,11 @@ func (p *parser) line(toks []token) {
 		var r *Rule
 		r, ok = p.freebsdLine(first.pos, toks)
 		rules = []*Rule{r}
+		if ok && len(dirs) == 1 {
+			// Linux lines name one directory: with several, the line
+			// can only be FreeBSD's.
+			p.warnAmbiguous(first.pos, quoteExportPath(paths[0]), toks)
+		}
 	}
 	if !ok {
 		return
@@ -894,27 +923,86 @@ func cleanExportPath(s string) (clean, msg string) {
 	return "/" + strings.Join(parts, "/"), ""
 }
 
-// isLinuxLine reports whether the tokens after the directories are in the
-// Linux dialect: a client immediately followed by "(options)", a "*", or a
-// "-opts" defaults token with Linux-only option names (reference.md §5.3).
+// isLinuxLine reports whether the words after the directories are in the
+// Linux dialect (reference.md §5.3). A client immediately followed by
+// "(options)", a "*", or a "-opts" defaults word with Linux-only option
+// names make the line Linux. Otherwise a FreeBSD-only option (-maproot,
+// -network, -alldirs, ...) makes it FreeBSD, and so does a line without
+// any of these unless a client word is one that FreeBSD's host list cannot
+// hold: a network with a "/len" or "/mask" (FreeBSD writes networks with
+// -network), a host pattern with "*", "?" or "[", or an "@netgroup"
+// (FreeBSD names netgroups without the "@"). A bare IPv6 address is not a
+// sign: FreeBSD mountd resolves host words with getaddrinfo, which takes
+// it.
 func isLinuxLine(toks []token) bool {
-	for _, t := range toks {
+	freebsd, linuxClient := false, false
+	for i := 0; i < len(toks); i++ {
+		t := toks[i]
 		if t.literal {
+			continue
+		}
+		if strings.HasPrefix(t.text, "-") {
+			parts := strings.Split(t.text[1:], ",")
+			for _, o := range parts {
+				name, _, _ := strings.Cut(o, "=")
+				if linuxOnlyOptions[name] {
+					return true
+				}
+				freebsd = freebsd || freebsdOnlyOptions[name]
+			}
+			// "-network 10.1.2.0/24": the FreeBSD option's value is the
+			// next word, not a client (freebsdLine takes it the same way).
+			if freebsdValueOptions[parts[len(parts)-1]] && i+1 < len(toks) && !strings.HasPrefix(toks[i+1].text, "-") {
+				i++
+			}
 			continue
 		}
 		if strings.Contains(t.text, "(") || t.text == "*" {
 			return true
 		}
-		if strings.HasPrefix(t.text, "-") {
-			for _, o := range strings.Split(t.text[1:], ",") {
-				name, _, _ := strings.Cut(o, "=")
-				if linuxOnlyOptions[name] {
-					return true
-				}
-			}
+		if strings.ContainsAny(t.text, "/*?[") || strings.HasPrefix(t.text, "@") {
+			linuxClient = true
 		}
 	}
-	return false
+	return linuxClient && !freebsd
+}
+
+// freebsdOnlyOptions are FreeBSD flags that are not Linux option names: a
+// line with one is FreeBSD's even if a client word looks like Linux's (a
+// CIDR host word, which this parser also takes on FreeBSD lines).
+var freebsdOnlyOptions = map[string]bool{
+	"o": true, "alldirs": true, "quiet": true, "maproot": true, "r": true,
+	"mapall": true, "network": true, "mask": true,
+}
+
+// freebsdValueOptions are the FreeBSD options that may take their value as
+// the next word ("-network 10.1.2.0") instead of after "=".
+var freebsdValueOptions = map[string]bool{
+	"network": true, "mask": true, "maproot": true, "r": true, "mapall": true,
+	"sec": true, "compress": true,
+}
+
+// warnAmbiguous warns about a line read as FreeBSD that Linux would read
+// too, but differently: one directory and only plain client words (or
+// none), no options. FreeBSD exports it read-write; Linux read-only.
+func (p *parser) warnAmbiguous(pos Pos, path string, toks []token) {
+	for _, t := range toks {
+		if !t.literal && strings.HasPrefix(t.text, "-") {
+			return // a FreeBSD option: the line is FreeBSD's
+		}
+	}
+	who, ro, rw := "everyone", "*(ro)", "*(rw)"
+	if len(toks) > 0 {
+		var hosts, ros, rws []string
+		for _, t := range toks {
+			hosts = append(hosts, t.text)
+			ros = append(ros, t.text+"(ro)")
+			rws = append(rws, t.text+"(rw)")
+		}
+		who, ro, rw = strings.Join(hosts, " "), strings.Join(ros, " "), strings.Join(rws, " ")
+	}
+	p.warnf(pos, "read as FreeBSD exports(5): %s is read-write for %s (root squashed), but Linux reads this line as read-only; "+
+		"write %s %s for Linux's read-only, or %s %s to keep read-write", path, who, path, ro, path, rw)
 }
 
 // linuxOnlyOptions are Linux option names that are not FreeBSD flags.

@@ -130,9 +130,33 @@ func TestParseExports(t *testing.T) {
 				"/srv/a b\t* rw squash=root->65534:65534 (exports:2:1)\n",
 		},
 		"LinuxDefaults": {
-			"/srv/mail 10.1.2.0/24\n",
-			// No parentheses anywhere: read as FreeBSD (rw).
-			"1 exports, 1 rules\n/srv/mail\t10.1.2.0/24 rw squash=root->65534:65534 (exports:1:1)\n",
+			// No options, but FreeBSD's host list cannot hold a network
+			// (it needs -network): a Linux line, so Linux's ro and
+			// root_squash.
+			"/srv/mail 10.1.2.0/24\n/srv/v6 fd00::/64\n",
+			"2 exports, 2 rules\n/srv/mail\t10.1.2.0/24 ro squash=root->65534:65534 (per id) alldirs (exports:1:11)\n" +
+				"/srv/v6\tfd00::/64 ro squash=root->65534:65534 (per id) alldirs (exports:2:9)\n",
+		},
+		"LinuxNetworkAmongHosts": {
+			"/srv 127.0.0.1 10.1.0.0/255.255.0.0\n",
+			"1 exports, 2 rules\n/srv\t127.0.0.1 ro squash=root->65534:65534 (per id) alldirs (exports:1:6)\n" +
+				"/srv\t10.1.0.0/16 ro squash=root->65534:65534 (per id) alldirs (exports:1:16)\n",
+		},
+		"FreeBSDNetworkWordIsNotAClient": {
+			// The "/24" belongs to -network's value, not to a client.
+			"/srv -network 10.1.2.0/24\n",
+			"1 exports, 1 rules\n/srv\t10.1.2.0/24 rw squash=root->65534:65534 (exports:1:1)\n",
+		},
+		"FreeBSDOptionWithCIDRHost": {
+			// A FreeBSD-only option makes the line FreeBSD's; the CIDR
+			// host word is this parser's extension there.
+			"/srv -alldirs 127.0.0.1 10.0.0.0/8\n",
+			"1 exports, 1 rules\n/srv\t127.0.0.1,10.0.0.0/8 rw squash=root->65534:65534 alldirs (exports:1:1)\n",
+		},
+		"PlainHostsAreFreeBSD": {
+			// Ambiguous: FreeBSD's reading (rw), with a warning.
+			"/srv 10.1.2.3 fd00::1\n",
+			"1 exports, 1 rules\n/srv\t10.1.2.3,fd00::1 rw squash=root->65534:65534 (exports:1:1)\n",
 		},
 		"LinuxClients": {
 			"/srv/mail 10.1.2.0/24(rw,no_root_squash) 127.0.0.1(ro) *(rw,all_squash,anonuid=5000,anongid=5001)\n",
@@ -302,6 +326,12 @@ func TestParseExportsErrors(t *testing.T) {
 			"/srv nosuch.example\n",
 			`exports:1:6: cannot resolve host "nosuch.example": no such host`,
 		},
+		"LinuxWildcardWithoutOptions": {
+			// A pattern only Linux accepts makes the line Linux; Linux
+			// patterns are not supported.
+			"/srv -ro *.example.com\n",
+			`exports:1:10: host name wildcards are not supported, got "*.example.com"; use a network like 10.1.2.0/24`,
+		},
 		"Netgroup": {
 			"/srv @friends\n",
 			`exports:1:6: netgroups are not supported, got "@friends"; list the hosts or a network`,
@@ -370,6 +400,41 @@ func TestParseExportsErrors(t *testing.T) {
 			exEqual(t, tc.want, err.Error())
 			var pe *ParseError
 			exTrue(t, errors.As(err, &pe), "want a *ParseError inside")
+		})
+	}
+}
+
+// TestParseExportsWarnings checks the warnings of files that load: each
+// case's ExportTable.Warnings, as -check-config prints them.
+func TestParseExportsWarnings(t *testing.T) {
+	cases := map[string]struct {
+		in   string
+		want []string
+	}{
+		"Clear": {
+			"/a -network 10.1.2.0/24\n/b 127.0.0.1(rw)\n/c /d 127.0.0.1\n/e -ro 127.0.0.1\n/f 10.0.0.0/8\n",
+			nil,
+		},
+		"AmbiguousHosts": {
+			"# mail\n/srv/mail 10.1.2.3 mx1.example\n",
+			[]string{"exports:2:1: read as FreeBSD exports(5): /srv/mail is read-write for 10.1.2.3 mx1.example (root squashed), but Linux reads this line as read-only; " +
+				"write /srv/mail 10.1.2.3(ro) mx1.example(ro) for Linux's read-only, or /srv/mail 10.1.2.3(rw) mx1.example(rw) to keep read-write"},
+		},
+		"AmbiguousPlainPath": {
+			"\"/srv/my mail\"\n",
+			[]string{`exports:1:1: read as FreeBSD exports(5): /srv/my\040mail is read-write for everyone (root squashed), but Linux reads this line as read-only; ` +
+				`write /srv/my\040mail *(ro) for Linux's read-only, or /srv/my\040mail *(rw) to keep read-write`},
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			tab, err := ParseExports("exports", []byte(tc.in), testParseOptions())
+			exNoErr(t, err)
+			var got []string
+			for _, w := range tab.Warnings {
+				got = append(got, w.String())
+			}
+			exEqual(t, tc.want, got)
 		})
 	}
 }

@@ -72,6 +72,7 @@ func Start(ctx context.Context, cfg Config) (_ *Daemon, err error) {
 	if err != nil {
 		return nil, err
 	}
+	logTableWarnings(log, table)
 	for _, w := range PublicExposure(cfg.Listen, table, InterfaceAddrs()) {
 		log.Warn("private network guard: " + w)
 	}
@@ -243,6 +244,14 @@ func Start(ctx context.Context, cfg Config) (_ *Daemon, err error) {
 	return d, nil
 }
 
+// logTableWarnings logs the exports file's warnings (ExportTable.Warnings),
+// the same lines -check-config prints.
+func logTableWarnings(log *slog.Logger, t *ExportTable) {
+	for _, w := range t.Warnings {
+		log.Warn("exports: " + w.String())
+	}
+}
+
 // registerRpcbind registers with the system's rpcbind; without one, the
 // server still runs and clients need port= and mountport=.
 func (d *Daemon) registerRpcbind(ctx context.Context, maps []RpcbindMapping) {
@@ -374,6 +383,7 @@ func (d *Daemon) Reload() error {
 		return err
 	}
 	d.Hosts.Set(hosts)
+	logTableWarnings(d.log, table)
 	for _, w := range PublicExposure(d.cfg.Listen, table, InterfaceAddrs()) {
 		d.log.Warn("private network guard: " + w)
 	}

@@ -213,8 +213,9 @@ func procs(n int) int {
 
 // checkConfig parses the exports file and the hosts_access files the way
 // the server would (host names resolved, export directories checked),
-// reports errors (exit 1) or a summary, and warns about exposure outside
-// private networks (the warnings do not fail the check).
+// reports errors (exit 1) or a summary, and prints the exports file's
+// warnings (nfsd.ExportTable.Warnings) and those about exposure outside
+// private networks (warnings do not fail the check).
 func checkConfig(f *flags, stdout, stderr io.Writer) int {
 	path := f.exports
 	table, err := nfsd.LoadExports(path, &nfsd.ParseOptions{LookupHost: nfsd.LookupHost})
@@ -246,6 +247,9 @@ func checkConfig(f *flags, stdout, stderr io.Writer) int {
 	if hosts != nil {
 		fmt.Fprintf(stdout, "%s: OK, %d hosts_access rules (MOUNT checked: %v, NFS checked: %v)\n",
 			strings.Join(hosts.Files, ", "), len(hosts.Rules), hosts.Names(nfsd.DaemonMountd), hosts.Names(nfsd.DaemonNFSD))
+	}
+	for _, w := range table.Warnings {
+		fmt.Fprintf(stdout, "warning: %s\n", w)
 	}
 	for _, w := range nfsd.PublicExposure(f.listen, table, nfsd.InterfaceAddrs()) {
 		fmt.Fprintf(stdout, "warning: private network guard: %s\n", w)

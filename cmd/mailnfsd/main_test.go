@@ -55,6 +55,12 @@ func TestCheckConfig(t *testing.T) {
 			file + ": OK, 1 exports, 1 rules\n" + export + "\t127.0.0.1 rw squash=root->65534:65534 (per id) alldirs compress=zstd (" + file + fmt.Sprintf(":1:%d)\n", len(export)+2), ""},
 		{"CompressUnknown", export + " -compress=lz4 127.0.0.1\n", 1,
 			"", fmt.Sprintf("%s:1:%d: -compress supports only zstd, got \"lz4\"\n", file, len(export)+12)},
+		{"AmbiguousLine", export + " 10.1.2.3\n", 0,
+			file + ": OK, 1 exports, 1 rules\n" + export + "\t10.1.2.3 rw squash=root->65534:65534 (" + file + ":1:1)\n" +
+				"warning: " + file + ":1:1: read as FreeBSD exports(5): " + export + " is read-write for 10.1.2.3 (root squashed), but Linux reads this line as read-only; " +
+				"write " + export + " 10.1.2.3(ro) for Linux's read-only, or " + export + " 10.1.2.3(rw) to keep read-write\n", ""},
+		{"LinuxNetworkWithoutOptions", export + " 10.1.2.0/24\n", 0,
+			file + ": OK, 1 exports, 1 rules\n" + export + "\t10.1.2.0/24 ro squash=root->65534:65534 (per id) alldirs (" + file + fmt.Sprintf(":1:%d)\n", len(export)+2), ""},
 		{"MissingDirectory", export + "/nosuch 127.0.0.1\n", 1,
 			"", file + ":1:1: export " + export + "/nosuch: no such file or directory\n"},
 	}
