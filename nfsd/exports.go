@@ -344,7 +344,10 @@ type Export struct {
 // then longer network prefix, then everyone); among equals, the first in
 // file order.
 func (e *Export) Match(a netip.Addr) *Rule {
-	a = a.Unmap()
+	// A link-local peer arrives with its zone (fe80::1%eth0), and a prefix
+	// never contains a zoned address: match without it. Rules never carry
+	// a zone (the parser refuses scoped addresses).
+	a = a.Unmap().WithZone("")
 	var best *Rule
 	bestScore := -1
 	for _, r := range e.Rules {

@@ -472,10 +472,11 @@ func TestExportMatch(t *testing.T) {
 		"/srv -maproot=0:0 -network 10.1.0.0/16\n" +
 		"/srv 10.1.2.3\n" +
 		"/srv 127.0.0.1(rw,no_root_squash)\n" +
-		"/only 127.0.0.1 mx1.example\n"
+		"/only 127.0.0.1 mx1.example\n" +
+		"/ll fe80::/64(rw) fe80:0:0:1::7(ro)\n"
 	tab, err := ParseExports("exports", []byte(in), testParseOptions())
 	exNoErr(t, err)
-	srv, only := tab.Lookup("/srv"), tab.Lookup("/only")
+	srv, only, ll := tab.Lookup("/srv"), tab.Lookup("/only"), tab.Lookup("/ll")
 	cases := []struct {
 		export *Export
 		addr   string
@@ -493,6 +494,10 @@ func TestExportMatch(t *testing.T) {
 		{only, "fd00::1", 6},
 		{only, "127.0.0.2", 0},
 		{only, "::1", 0},
+		// Link-local peers arrive with their zone.
+		{ll, "fe80::1%eth0", 7},
+		{ll, "fe80:0:0:1::7%eth1", 7},
+		{ll, "fe80:0:0:2::1%eth0", 0},
 	}
 	for _, tc := range cases {
 		t.Run(tc.export.Path+"/"+tc.addr, func(t *testing.T) {

@@ -182,7 +182,10 @@ func (h *HostsAccess) Check(names []string, server, client netip.Addr) (HostsVer
 	if h == nil {
 		return HostsAllow, nil
 	}
-	client, server = client.Unmap(), server.Unmap()
+	// Link-local addresses arrive with their zone (fe80::1%eth0); a prefix
+	// never contains a zoned address, so a [fe80::]/10 rule would never
+	// match and a deny would fail open. Patterns carry no zone.
+	client, server = client.Unmap().WithZone(""), server.Unmap().WithZone("")
 	for _, r := range h.Rules {
 		if r.daemons.match(func(p *hostsPattern) bool { return p.matchDaemon(names, server) }) &&
 			r.clients.match(func(p *hostsPattern) bool { return p.matchAddr(client) }) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -99,6 +100,10 @@ func TestHostsAccessMatch(t *testing.T) {
 		{"ignored options", "nfsd : ALL : severity auth.info : deny", "", nfsdNames, "", "10.1.2.3", HostsDeny},
 		{"escaped colon in option", "nfsd : ALL : spawn echo a\\:b : deny", "", nfsdNames, "", "10.1.2.3", HostsDeny},
 		{"empty files", "", "", pmNames, "", "10.1.2.3", HostsAllow},
+		// Link-local callers carry their zone; rules match without it.
+		{"zoned link-local deny", "rpcbind : [fe80::]/10 : deny\nALL : ALL : allow", "", pmNames, "", "fe80::1%eth0", HostsDeny},
+		{"zoned link-local exact", "ALL : [fe80::1] : deny", "", nfsdNames, "", "fe80::1%eth0", HostsDeny},
+		{"zoned server", "nfsd@[fe80::2] : ALL : deny", "", nfsdNames, "fe80::2%eth0", "fd00::7", HostsDeny},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -300,6 +305,21 @@ func TestHostsGate(t *testing.T) {
 	if st := g.Gate(req(nfs3.Program, "10.1.3.5")); st != (Status{}) || g.Access() != nil {
 		t.Fatalf("no rules: %+v", st)
 	}
+}
+
+// TestHostsGateLinkLocal: a link-local peer, with the zone the transport
+// keeps in its address, is denied by a [fe80::]/10 deny rule (it failed
+// open while the zone made the prefix never match).
+func TestHostsGateLinkLocal(t *testing.T) {
+	peer := addrPort(&net.TCPAddr{IP: net.ParseIP("fe80::1"), Port: 700, Zone: "eth0"})
+	exEqual(t, "eth0", peer.Addr().Zone(), "the transport keeps the zone")
+	g := NewHostsGate(mustHosts(t, "rpcbind mountd nfsd : [fe80::]/10 : deny\nALL : ALL : allow\n", ""), nil, nil)
+	for _, prog := range []uint32{portmap.Prog, nfs3.MountProgram, nfs3.Program} {
+		st := g.Gate(&Request{Prog: prog, Addr: peer, Local: netip.MustParseAddrPort("[fe80::2%eth0]:111"), Net: "tcp"})
+		exEqual(t, Status{Auth: rpc.AuthTooWeak}, st, "prog", prog)
+	}
+	other := addrPort(&net.TCPAddr{IP: net.ParseIP("fd00::1"), Port: 700})
+	exEqual(t, Status{}, g.Gate(&Request{Prog: nfs3.Program, Addr: other, Net: "tcp"}), "a peer outside fe80::/10")
 }
 
 // TestHostsGateConcurrent checks the gate and Set under the race detector.
