@@ -1030,11 +1030,19 @@ func parseAddrOrNet(s string) (netip.Prefix, string) {
 	if err != nil {
 		return netip.Prefix{}, ""
 	}
-	a = a.Unmap()
 	if !hasMask {
+		a = a.Unmap()
 		return netip.PrefixFrom(a, a.BitLen()), ""
 	}
 	if bits, ok := parseDecimal(maskPart, a.BitLen()); ok {
+		if a.Is4In6() {
+			// ::ffff:a.b.c.d/len: callers are unmapped, so match as
+			// IPv4; the first 96 bits are the mapping prefix.
+			if bits < 96 {
+				return netip.Prefix{}, fmt.Sprintf("IPv4-mapped network %q needs a prefix length of at least 96 (the mapping prefix), got %d", s, bits)
+			}
+			return netip.PrefixFrom(a.Unmap(), bits-96).Masked(), ""
+		}
 		return netip.PrefixFrom(a, bits).Masked(), ""
 	}
 	if a.Is4() {

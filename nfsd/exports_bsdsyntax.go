@@ -193,7 +193,6 @@ func (p *parser) parseNetwork(net optPart, mask *optPart) (netip.Prefix, bool) {
 			return netip.Prefix{}, false
 		}
 	}
-	a = a.Unmap()
 	var bits int
 	switch {
 	case hasLen && mask != nil:
@@ -206,7 +205,17 @@ func (p *parser) parseNetwork(net optPart, mask *optPart) (netip.Prefix, bool) {
 			return netip.Prefix{}, false
 		}
 		bits = n
+		if a.Is4In6() {
+			// ::ffff:a.b.c.d/len: callers are unmapped, so match as
+			// IPv4; the first 96 bits are the mapping prefix.
+			if n < 96 {
+				p.errorf(net.pos.add(len(addrText)+1), "-network %s is IPv4-mapped and needs a prefix length of at least 96 (the mapping prefix)", net.text)
+				return netip.Prefix{}, false
+			}
+			a, bits = a.Unmap(), n-96
+		}
 	case mask != nil:
+		a = a.Unmap()
 		if !a.Is4() {
 			p.errorf(mask.pos, "-mask is for IPv4 networks; write IPv6 networks as addr/len")
 			return netip.Prefix{}, false

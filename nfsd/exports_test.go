@@ -182,6 +182,14 @@ func TestParseExports(t *testing.T) {
 			"1 exports, 2 rules\n/srv\tfd00::/8 rw squash=root->65534:65534 (per id) alldirs (exports:1:6)\n" +
 				"/srv\t::1 rw squash=root->65534:65534 (per id) alldirs (exports:1:19)\n",
 		},
+		"MappedNetworks": {
+			// IPv4-mapped networks match the unmapped callers: the first
+			// 96 bits are the mapping prefix.
+			"/a ::ffff:10.1.2.0/120(rw)\n/b -network ::ffff:10.1.0.0/112\n/c ::ffff:10.1.2.3\n",
+			"3 exports, 3 rules\n/a\t10.1.2.0/24 rw squash=root->65534:65534 (per id) alldirs (exports:1:4)\n" +
+				"/b\t10.1.0.0/16 rw squash=root->65534:65534 (exports:2:1)\n" +
+				"/c\t10.1.2.3 rw squash=root->65534:65534 (exports:3:1)\n",
+		},
 		"Mixed": {
 			"/srv/mail -network 10.0.0.0/8\n/srv/mail 127.0.0.1(rw)\n",
 			"1 exports, 2 rules\n/srv/mail\t10.0.0.0/8 rw squash=root->65534:65534 (exports:1:1)\n" +
@@ -245,6 +253,14 @@ func TestParseExportsErrors(t *testing.T) {
 		"NetworkBadLength": {
 			"/srv -network 10.0.0.0/33\n",
 			`exports:1:24: -network prefix length must be 0 to 32, got "33"`,
+		},
+		"MappedNetworkTooShort": {
+			"/srv ::ffff:10.1.2.0/8(rw)\n",
+			`exports:1:6: IPv4-mapped network "::ffff:10.1.2.0/8" needs a prefix length of at least 96 (the mapping prefix), got 8`,
+		},
+		"MappedNetworkTooShortFreeBSD": {
+			"/srv -network ::ffff:10.0.0.0/95\n",
+			"exports:1:31: -network ::ffff:10.0.0.0/95 is IPv4-mapped and needs a prefix length of at least 96 (the mapping prefix)",
 		},
 		"TwoNetworks": {
 			"/srv -network 10.0.0.0/8 -network 11.0.0.0/8\n",
