@@ -184,11 +184,15 @@ func (p *parser) parseNetwork(net optPart, mask *optPart) (netip.Prefix, bool) {
 		return netip.Prefix{}, false
 	}
 	a, err := netip.ParseAddr(addrText)
-	octets := 4
 	if err != nil {
 		// FreeBSD partial network: "131.104.48" is 131.104.48.0.
-		a, octets, err = parsePartialIPv4(addrText)
-		if err != nil {
+		var msg string
+		a, msg = parsePartialIPv4(addrText)
+		if msg != "" {
+			p.errorf(net.pos, "-network %s: %s", net.text, msg)
+			return netip.Prefix{}, false
+		}
+		if !a.IsValid() {
 			p.errorf(net.pos, "-network needs a network like 10.1.2.0/24 or 10.1.2, got %q", net.text)
 			return netip.Prefix{}, false
 		}
@@ -226,31 +230,68 @@ func (p *parser) parseNetwork(net optPart, mask *optPart) (netip.Prefix, bool) {
 			return netip.Prefix{}, false
 		}
 		bits = n
-	case octets < 4:
-		bits = 8 * octets
-	default:
-		p.errorf(net.pos, "-network %s needs a prefix length like %s/24 or a -mask", net.text, net.text)
+	case !a.Is4():
+		p.errorf(net.pos, "-network %s needs a prefix length like %s/64: only IPv4 networks have a class mask", net.text, addrText)
 		return netip.Prefix{}, false
+	default:
+		// FreeBSD exports(5): without -mask (or /len) the mask is the
+		// class mask of the address; mountd's get_net takes it from
+		// the class of the padded address, so 10.1.2.0 and 10.1 both
+		// mean 10.0.0.0/8. It is easily wider than meant: warn.
+		class, n := classOf(a)
+		if n == 0 {
+			p.errorf(net.pos, "-network %s is a class %s address, which has no class mask; give -mask or a /len", net.text, class)
+			return netip.Prefix{}, false
+		}
+		bits = n
+		pfx := netip.PrefixFrom(a, bits).Masked()
+		p.warnf(net.pos, "-network %s has no -mask or /len, so it gets the class %s mask (FreeBSD exports(5)): %s; write -network %s to say so, or give the mask you mean (-mask or /len)", net.text, class, pfx, pfx)
 	}
 	return netip.PrefixFrom(a, bits).Masked(), true
 }
 
+// classOf returns the class of an IPv4 address (RFC 791) and its class
+// mask length: A 8, B 16, C 24; D and E have none (0).
+func classOf(a netip.Addr) (string, int) {
+	switch b := a.As4()[0]; {
+	case b < 128:
+		return "A", 8
+	case b < 192:
+		return "B", 16
+	case b < 224:
+		return "C", 24
+	case b < 240:
+		return "D", 0
+	}
+	return "E", 0
+}
+
 // parsePartialIPv4 parses 1 to 3 dotted decimal octets ("10", "10.1",
-// "10.1.2") as a network address with zero host bytes.
-func parsePartialIPv4(s string) (netip.Addr, int, error) {
+// "10.1.2") as a network address with zero host bytes, as FreeBSD mountd
+// does (inet_network, then inet_makeaddr with host part 0). The invalid
+// Addr means s is no partial network; msg is set for the forms that
+// inet_makeaddr would place elsewhere than written ("192" is 0.192.0.0
+// there, "0.5" is 5.0.0.0): those are refused.
+func parsePartialIPv4(s string) (a netip.Addr, msg string) {
 	parts := strings.Split(s, ".")
 	if len(parts) < 1 || len(parts) > 3 {
-		return netip.Addr{}, 0, fmt.Errorf("not a partial IPv4 network")
+		return netip.Addr{}, ""
 	}
 	var b [4]byte
 	for i, s := range parts {
 		n, ok := parseDecimal(s, 255)
 		if !ok || len(s) > 3 {
-			return netip.Addr{}, 0, fmt.Errorf("not a partial IPv4 network")
+			return netip.Addr{}, ""
 		}
 		b[i] = byte(n)
 	}
-	return netip.AddrFrom4(b), len(parts), nil
+	switch {
+	case len(parts) == 1 && b[0] >= 128:
+		return netip.Addr{}, fmt.Sprintf("FreeBSD mountd reads a one-number network of 128 or more as 0.%d.0.0; write the network in full, like %d.0.0.0/8", b[0], b[0])
+	case len(parts) > 1 && b[0] == 0:
+		return netip.Addr{}, "FreeBSD mountd moves a partial network that starts with 0 to the left; write the network in full with a /len"
+	}
+	return netip.AddrFrom4(b), ""
 }
 
 // checkFlavors accepts a colon-separated flavor list of which only sys (and

@@ -77,8 +77,17 @@ func TestParseExports(t *testing.T) {
 			"1 exports, 1 rules\n/srv/mail\t10.1.2.0/24 rw squash=root->65534:65534 (exports:1:1)\n",
 		},
 		"PartialNetwork": {
+			// FreeBSD mountd: no -mask, so the class mask of the padded
+			// address (131.104.48.0 is class B).
 			"/u -network 131.104.48\n",
-			"1 exports, 1 rules\n/u\t131.104.48.0/24 rw squash=root->65534:65534 (exports:1:1)\n",
+			"1 exports, 1 rules\n/u\t131.104.0.0/16 rw squash=root->65534:65534 (exports:1:1)\n",
+		},
+		"ClassfulNetworks": {
+			"/a -network 10.1.2.0\n/b -network 10.1\n/c -network 192.168.5\n/d -network=172.16.9.0\n",
+			"4 exports, 4 rules\n/a\t10.0.0.0/8 rw squash=root->65534:65534 (exports:1:1)\n" +
+				"/b\t10.0.0.0/8 rw squash=root->65534:65534 (exports:2:1)\n" +
+				"/c\t192.168.5.0/24 rw squash=root->65534:65534 (exports:3:1)\n" +
+				"/d\t172.16.0.0/16 rw squash=root->65534:65534 (exports:4:1)\n",
 		},
 		"PartialNetworkWithMask": {
 			"/u -maproot=vmail: -network 131.104.48 -mask 255.255.255.0\n",
@@ -239,8 +248,20 @@ func TestParseExportsErrors(t *testing.T) {
 			"exports:1:28: -mask is for IPv4 networks; write IPv6 networks as addr/len",
 		},
 		"NetworkNeedsLength": {
-			"/srv -network 10.1.2.0\n",
-			"exports:1:15: -network 10.1.2.0 needs a prefix length like 10.1.2.0/24 or a -mask",
+			"/srv -network fd00:1::\n",
+			"exports:1:15: -network fd00:1:: needs a prefix length like fd00:1::/64: only IPv4 networks have a class mask",
+		},
+		"NetworkClassD": {
+			"/srv -network 224.1.0.0\n",
+			"exports:1:15: -network 224.1.0.0 is a class D address, which has no class mask; give -mask or a /len",
+		},
+		"NetworkOneNumberHigh": {
+			"/srv -network 192\n",
+			"exports:1:15: -network 192: FreeBSD mountd reads a one-number network of 128 or more as 0.192.0.0; write the network in full, like 192.0.0.0/8",
+		},
+		"NetworkLeadingZero": {
+			"/srv -network 0.5\n",
+			"exports:1:15: -network 0.5: FreeBSD mountd moves a partial network that starts with 0 to the left; write the network in full with a /len",
 		},
 		"NetworkGarbage": {
 			"/srv -network frob\n",
@@ -435,6 +456,13 @@ func TestParseExportsWarnings(t *testing.T) {
 			"# mail\n/srv/mail 10.1.2.3 mx1.example\n",
 			[]string{"exports:2:1: read as FreeBSD exports(5): /srv/mail is read-write for 10.1.2.3 mx1.example (root squashed), but Linux reads this line as read-only; " +
 				"write /srv/mail 10.1.2.3(ro) mx1.example(ro) for Linux's read-only, or /srv/mail 10.1.2.3(rw) mx1.example(rw) to keep read-write"},
+		},
+		"ClassfulNetwork": {
+			"/srv -network 10.1.2.0\n/u -maproot=0:0 -network 131.104.48 -mask 255.255.255.0\n/v -network=192.168\n",
+			[]string{
+				"exports:1:15: -network 10.1.2.0 has no -mask or /len, so it gets the class A mask (FreeBSD exports(5)): 10.0.0.0/8; write -network 10.0.0.0/8 to say so, or give the mask you mean (-mask or /len)",
+				"exports:3:13: -network 192.168 has no -mask or /len, so it gets the class C mask (FreeBSD exports(5)): 192.168.0.0/24; write -network 192.168.0.0/24 to say so, or give the mask you mean (-mask or /len)",
+			},
 		},
 		"AmbiguousPlainPath": {
 			"\"/srv/my mail\"\n",
