@@ -159,10 +159,12 @@ func (c Client) String() string {
 	return "*"
 }
 
-// specificity ranks how narrowly c matches a (negative: no match). A
-// single host beats any network and a longer prefix beats a shorter one;
-// everyone ranks lowest (FreeBSD mountd: host > network > default; Linux
-// exportfs orders single hosts before networks before "*").
+// specificity ranks how narrowly c matches a (negative: no match): the
+// FreeBSD order. A single host beats any network and a longer prefix beats
+// a shorter one; everyone ranks lowest. FreeBSD's kernel looks a client up
+// in a radix tree of the hosts and networks of all lines for the file
+// system (vfs_export.c), so the longest match wins and the default (no
+// hosts) entry applies only when nothing else does.
 func (c Client) specificity(a netip.Addr) int {
 	switch c.Kind {
 	case ClientWorld:
@@ -179,6 +181,32 @@ func (c Client) specificity(a netip.Addr) int {
 		}
 	}
 	return -1
+}
+
+// Linux client types in exports(5) precedence order, ranked by linuxType:
+// a single host (name or address; a /32 or /128 network counts as one
+// here), a network, a wildcard, a netgroup, everyone. mailnfsd refuses
+// wildcards and netgroups, so their ranks are unused.
+const (
+	linuxAnonymous = iota
+	linuxNetgroup
+	linuxWildcard
+	linuxNetwork
+	linuxHost
+)
+
+// linuxType returns the Linux type rank of c if it matches a, else -1.
+func (c Client) linuxType(a netip.Addr) int {
+	if c.specificity(a) < 0 {
+		return -1
+	}
+	switch {
+	case c.Kind == ClientWorld:
+		return linuxAnonymous
+	case c.Kind == ClientNet && !c.Net.IsSingleIP():
+		return linuxNetwork
+	}
+	return linuxHost
 }
 
 // key identifies the client for duplicate detection.
@@ -323,6 +351,19 @@ func (r *Rule) matches(a netip.Addr) int {
 	return best
 }
 
+// linuxType returns the best Linux type rank among the rule's clients that
+// match a (-1: none does).
+func (r *Rule) linuxType(a netip.Addr) int {
+	if len(r.Clients) == 0 {
+		return linuxAnonymous
+	}
+	best := -1
+	for _, c := range r.Clients {
+		best = max(best, c.linuxType(a))
+	}
+	return best
+}
+
 // Export is one exported directory and every rule for it.
 type Export struct {
 	// Path is the absolute, cleaned directory path.
@@ -340,22 +381,51 @@ type Export struct {
 }
 
 // Match returns the rule that applies to a client address, or nil if the
-// client may not use this export. The most specific match wins (single host,
-// then longer network prefix, then everyone); among equals, the first in
-// file order.
+// client may not use this export. Each dialect keeps its own precedence:
+//
+//   - Linux rules (exports(5)): the client's type decides (a single host,
+//     then a network, then everyone), and among rules of the same type the
+//     first in file order wins, however long its prefix; so in
+//     "/srv 10.0.0.0/8(ro) 10.1.0.0/16(rw)" 10.1.2.3 gets ro. nfs-utils
+//     ranks the entries of every line for a path this way, not only those
+//     of one line.
+//   - FreeBSD rules: the most specific match wins (a single host, then the
+//     longer network prefix, then everyone), as FreeBSD's kernel export
+//     lookup does; among equals, the first in file order.
+//
+// A path with lines in both dialects first picks the Linux winner as
+// above, which then competes with the FreeBSD rules by specificity (the
+// earlier in the file among equals), reference.md §5.3's "most specific
+// across lines".
 func (e *Export) Match(a netip.Addr) *Rule {
 	// A link-local peer arrives with its zone (fe80::1%eth0), and a prefix
 	// never contains a zoned address: match without it. Rules never carry
 	// a zone (the parser refuses scoped addresses).
 	a = a.Unmap().WithZone("")
-	var best *Rule
-	bestScore := -1
-	for _, r := range e.Rules {
-		if s := r.matches(a); s > bestScore {
-			best, bestScore = r, s
+	var (
+		linux, bsd         *Rule
+		linuxI, bsdI       int
+		linuxRank, bsdRank = -1, -1
+	)
+	for i, r := range e.Rules {
+		if r.Dialect == Linux {
+			if k := r.linuxType(a); k > linuxRank {
+				linux, linuxI, linuxRank = r, i, k
+			}
+		} else if s := r.matches(a); s > bsdRank {
+			bsd, bsdI, bsdRank = r, i, s
 		}
 	}
-	return best
+	switch {
+	case linux == nil:
+		return bsd
+	case bsd == nil:
+		return linux
+	}
+	if s := linux.matches(a); s > bsdRank || (s == bsdRank && linuxI < bsdI) {
+		return linux
+	}
+	return bsd
 }
 
 // Groups returns the client list MOUNT EXPORT reports: nil if everyone may
@@ -579,8 +649,39 @@ func ParseExports(name string, data []byte, opts *ParseOptions) (*ExportTable, e
 		}
 		return nil, p.errs
 	}
+	p.warnShadowedLinux()
+	sort.SliceStable(p.warns, func(i, j int) bool {
+		a, b := p.warns[i].Pos, p.warns[j].Pos
+		return a.Line < b.Line || (a.Line == b.Line && a.Col < b.Col)
+	})
 	p.table.Warnings = p.warns
 	return p.table, nil
+}
+
+// warnShadowedLinux warns about a Linux network client that never applies:
+// an earlier Linux network of the same path contains it, and Linux gives a
+// client the first matching network (Export.Match). nfs-utils logs the
+// same case at run time ("exported to both ..., arbitrarily choosing
+// options from first").
+func (p *parser) warnShadowedLinux() {
+	for _, e := range p.table.Exports {
+		var nets []*Rule
+		for _, r := range e.Rules {
+			if r.Dialect != Linux || len(r.Clients) != 1 || r.Clients[0].Kind != ClientNet || r.Clients[0].Net.IsSingleIP() {
+				continue
+			}
+			n := r.Clients[0].Net
+			for _, o := range nets {
+				on := o.Clients[0].Net
+				if on.Bits() <= n.Bits() && on.Contains(n.Addr()) {
+					p.warnf(r.Pos, "%s never applies to %s: %s at %s comes first, and Linux gives a client the first network that matches, not the longest (exports(5)); put %s before %s if its options are meant for those clients",
+						n, e.Path, on, o.Pos, n, on)
+					break
+				}
+			}
+			nets = append(nets, r)
+		}
+	}
 }
 
 type parser struct {

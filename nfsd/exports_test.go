@@ -464,6 +464,14 @@ func TestParseExportsWarnings(t *testing.T) {
 				"exports:3:13: -network 192.168 has no -mask or /len, so it gets the class C mask (FreeBSD exports(5)): 192.168.0.0/24; write -network 192.168.0.0/24 to say so, or give the mask you mean (-mask or /len)",
 			},
 		},
+		"LinuxNetworkShadowed": {
+			"/srv 10.0.0.0/8(ro) 10.1.0.0/16(rw,no_root_squash) 10.2.0.0/16(rw)\n/srv 10.1.2.0/24(rw)\n/other 10.1.0.0/16(rw) 10.0.0.0/8(ro)\n",
+			[]string{
+				"exports:1:21: 10.1.0.0/16 never applies to /srv: 10.0.0.0/8 at exports:1:6 comes first, and Linux gives a client the first network that matches, not the longest (exports(5)); put 10.1.0.0/16 before 10.0.0.0/8 if its options are meant for those clients",
+				"exports:1:52: 10.2.0.0/16 never applies to /srv: 10.0.0.0/8 at exports:1:6 comes first, and Linux gives a client the first network that matches, not the longest (exports(5)); put 10.2.0.0/16 before 10.0.0.0/8 if its options are meant for those clients",
+				"exports:2:6: 10.1.2.0/24 never applies to /srv: 10.0.0.0/8 at exports:1:6 comes first, and Linux gives a client the first network that matches, not the longest (exports(5)); put 10.1.2.0/24 before 10.0.0.0/8 if its options are meant for those clients",
+			},
+		},
 		"AmbiguousPlainPath": {
 			"\"/srv/my mail\"\n",
 			[]string{`exports:1:1: read as FreeBSD exports(5): /srv/my\040mail is read-write for everyone (root squashed), but Linux reads this line as read-only; ` +
@@ -556,6 +564,63 @@ func TestExportMatch(t *testing.T) {
 	}
 	exTrue(t, srv.Groups() == nil, "a world rule makes EXPORT list everyone")
 	exEqual(t, []string{"127.0.0.1", "mx1.example"}, only.Groups())
+}
+
+// TestExportMatchPrecedence: Linux lines rank clients by type, then by
+// order (exports(5)), while FreeBSD lines take the most specific match.
+func TestExportMatchPrecedence(t *testing.T) {
+	in := "/linux 10.0.0.0/8(ro) 10.1.0.0/16(rw,no_root_squash) 10.1.2.3(rw) *(ro,all_squash)\n" +
+		"/linux 10.3.0.0/16(rw)\n" +
+		"/bsd -ro -network 10.0.0.0/8\n" +
+		"/bsd -maproot=0:0 -network 10.1.0.0/16\n" +
+		"/mixed 10.0.0.0/8(ro) 10.1.0.0/16(rw)\n" +
+		"/mixed -maproot=0:0 -network 10.1.2.0/24\n" +
+		"/mixed -ro -network 10.2.0.0/16\n"
+	tab, err := ParseExports("exports", []byte(in), testParseOptions())
+	exNoErr(t, err)
+	cases := []struct {
+		path, addr string
+		pos        string // the rule's position; "" for no rule
+		ro         bool
+		squash     SquashMode
+	}{
+		// The first network on the line wins, not the longest; a
+		// single host outranks every network wherever it stands.
+		{"/linux", "10.1.9.9", "exports:1:8", true, SquashRoot},
+		{"/linux", "10.1.2.3", "exports:1:54", false, SquashRoot},
+		{"/linux", "10.200.0.1", "exports:1:8", true, SquashRoot},
+		// A later line's network does not beat an earlier one either.
+		{"/linux", "10.3.0.1", "exports:1:8", true, SquashRoot},
+		{"/linux", "192.0.2.1", "exports:1:67", true, SquashAll},
+		{"/bsd", "10.1.9.9", "exports:4:1", false, SquashRoot},
+		{"/bsd", "10.200.0.1", "exports:3:1", true, SquashRoot},
+		{"/bsd", "192.0.2.1", "", false, 0},
+		// Both dialects: the Linux winner (10.0.0.0/8, first) competes
+		// with the FreeBSD lines by specificity.
+		{"/mixed", "10.1.2.3", "exports:6:1", false, SquashRoot},
+		{"/mixed", "10.1.9.9", "exports:5:8", true, SquashRoot},
+		{"/mixed", "10.2.0.1", "exports:7:1", true, SquashRoot},
+	}
+	for _, tc := range cases {
+		t.Run(tc.path+"/"+tc.addr, func(t *testing.T) {
+			r := tab.Lookup(tc.path).Match(netip.MustParseAddr(tc.addr))
+			if tc.pos == "" {
+				exTrue(t, r == nil, "want no rule, got", r)
+				return
+			}
+			exTrue(t, r != nil, "want a rule")
+			exEqual(t, tc.pos, r.Pos.String())
+			exEqual(t, tc.ro, r.ReadOnly)
+			exEqual(t, tc.squash, r.Squash.Mode)
+		})
+	}
+
+	// The audit's line: 10.1.2.3 gets the first network's ro and root
+	// squashing, not the longer prefix's rw,no_root_squash.
+	tab, err = ParseExports("exports", []byte("/srv 10.0.0.0/8(ro) 10.1.0.0/16(rw,no_root_squash)\n"), testParseOptions())
+	exNoErr(t, err)
+	r := tab.Lookup("/srv").Match(netip.MustParseAddr("10.1.2.3"))
+	exTrue(t, r != nil && r.ReadOnly && r.Squash.Mode == SquashRoot, "10.1.2.3 got", r)
 }
 
 func TestSquashMap(t *testing.T) {
