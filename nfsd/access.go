@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/mailnfs/mailnfs/internal/nfs3"
 	"github.com/mailnfs/mailnfs/maildirfs"
 )
 
@@ -17,6 +18,19 @@ import (
 
 // ErrExportsClosed is returned by Reload after Close.
 var ErrExportsClosed = errors.New("nfsd: exports closed")
+
+// ErrInsecurePort is returned by Authorize for a call from a source port of
+// 1024 or more to an export whose rule for the client says secure
+// (Rule.Secure). It wraps NFS3ERR_PERM, the status Linux knfsd answers.
+var ErrInsecurePort = fmt.Errorf("nfsd: call from an unreserved source port to a secure export: %w", nfs3.StatusPerm)
+
+// reservedPorts is IPPORT_RESERVED: source ports below it can only be
+// bound by root, which is what "secure" asks of a client.
+const reservedPorts = 1024
+
+// maxInsecureLogged bounds the (client, export) pairs whose refusals for
+// an unreserved port were logged; when full, the set starts over.
+const maxInsecureLogged = 4096
 
 // ExportsOptions configure OpenExports.
 type ExportsOptions struct {
@@ -66,6 +80,13 @@ type Exports struct {
 		// compress is the Compress each store was opened with, by path.
 		compress map[string]string
 		closed   bool
+	}
+
+	// insecure remembers the (client, export) pairs already logged as
+	// refused for an unreserved source port, so each is logged once.
+	insecure struct {
+		sync.Mutex
+		logged map[string]bool
 	}
 }
 
@@ -220,7 +241,9 @@ func (x *Exports) Store(path string) Store {
 // (maildirfs.ExportIDOf), checks the client's address against that
 // export's rules and maps the credential. Errors: maildirfs.ErrBadHandle
 // (not one of our handles), maildirfs.ErrStale (no export with that id any
-// more) and ErrAccess (the client may not use the export).
+// more), ErrAccess (the client may not use the export) and
+// ErrInsecurePort (the client's rule says secure and the call came from
+// port 1024 or above).
 func (x *Exports) Authorize(req *Request, h []byte) (Access, error) {
 	id, ok := maildirfs.ExportIDOf(h)
 	if !ok {
@@ -235,7 +258,37 @@ func (x *Exports) Authorize(req *Request, h []byte) (Access, error) {
 		x.denied("nfs:host:" + le.Path)
 		return Access{}, ErrAccess
 	}
+	if !x.portAllowed(req, le.Export, r, "nfs") {
+		return Access{}, ErrInsecurePort
+	}
 	return Access{Store: le.store, Cred: r.Squash.Map(req.AuthSys), ReadOnly: r.ReadOnly, Export: le.Path}, nil
+}
+
+// portAllowed reports whether req may use export e under rule r: a rule
+// that says secure (Rule.Secure) requires a reserved source port. A
+// refusal is reported to Denied as what+":insecure_port:"+path and logged
+// at Warn once per client and export.
+func (x *Exports) portAllowed(req *Request, e *Export, r *Rule, what string) bool {
+	if !r.Secure || req.Addr.Port() < reservedPorts {
+		return true
+	}
+	x.denied(what + ":insecure_port:" + e.Path)
+	client := req.Addr.Addr().Unmap()
+	key := client.String() + "\x00" + e.Path
+	x.insecure.Lock()
+	first := !x.insecure.logged[key]
+	if first {
+		if x.insecure.logged == nil || len(x.insecure.logged) >= maxInsecureLogged {
+			x.insecure.logged = map[string]bool{}
+		}
+		x.insecure.logged[key] = true
+	}
+	x.insecure.Unlock()
+	if first {
+		x.log.Warn("nfsd: refused calls from an unreserved source port: the export's rule for this client says secure (logged once per client and export)",
+			"client", client, "port", req.Addr.Port(), "export", e.Path, "rule", r.Pos.String(), "proto", what)
+	}
+	return false
 }
 
 // denied reports a refusal to ExportsOptions.Denied.

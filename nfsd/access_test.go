@@ -3,12 +3,16 @@ package nfsd
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 
+	"github.com/mailnfs/mailnfs/internal/logtest"
+	"github.com/mailnfs/mailnfs/internal/nfs3"
 	"github.com/mailnfs/mailnfs/internal/rpc"
 	"github.com/mailnfs/mailnfs/maildirfs"
 )
@@ -89,6 +93,46 @@ func TestAuthorize(t *testing.T) {
 	// Host refusals reach Denied with their export; bad and stale handles
 	// are not denials.
 	exEqual(t, []string{"nfs:host:" + a, "nfs:host:" + a, "nfs:host:" + b}, denied)
+}
+
+// TestAuthorizeSecurePort: a rule with an explicit Linux "secure" refuses
+// NFS calls from port 1024 and above with NFS3ERR_PERM, logs the client
+// once and reports each refusal to Denied; rules without it do not look at
+// the port.
+func TestAuthorizeSecurePort(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("maildirfs needs root (CAP_DAC_READ_SEARCH)")
+	}
+	dir := t.TempDir()
+	a := filepath.Join(dir, "a")
+	exNoErr(t, os.Mkdir(a, 0o755))
+	text := a + " -secure 127.0.0.1(rw) 127.0.0.2(rw,insecure) 10.0.0.0/8(ro)\n"
+	tab, err := ParseExports("exports", []byte(text), nil)
+	exNoErr(t, err)
+	var logs logtest.Buffer
+	var denied []string
+	x, err := OpenExports(tab, ExportsOptions{StateDir: filepath.Join(dir, "state"),
+		Logger: slog.New(slog.NewTextHandler(&logs, nil)), Denied: func(rule string) { denied = append(denied, rule) }})
+	exNoErr(t, err)
+	defer x.Close()
+	h := x.Store(a).Root()
+	call := func(addr string) error {
+		_, err := x.Authorize(&Request{Addr: netip.MustParseAddrPort(addr), AuthSys: &rpc.AuthSysParms{UID: 1000, GID: 100}}, h)
+		return err
+	}
+	for _, addr := range []string{"127.0.0.1:1023", "127.0.0.1:0", "127.0.0.2:40000", "10.1.2.3:1023"} {
+		exNoErr(t, call(addr), addr)
+	}
+	for _, addr := range []string{"127.0.0.1:1024", "127.0.0.1:40000", "[::ffff:127.0.0.1]:50000", "10.1.2.3:2049"} {
+		err := call(addr)
+		exTrue(t, errors.Is(err, ErrInsecurePort), addr, err)
+		exEqual(t, nfs3.StatusPerm, statusFromError(err), addr)
+	}
+	exEqual(t, []string{"nfs:insecure_port:" + a, "nfs:insecure_port:" + a, "nfs:insecure_port:" + a, "nfs:insecure_port:" + a}, denied)
+	out := logs.String()
+	exEqual(t, 2, strings.Count(out, "unreserved source port"), "one line per client:\n", out)
+	exTrue(t, strings.Contains(out, "client=127.0.0.1 port=1024") && strings.Contains(out, "client=10.1.2.3 port=2049") &&
+		strings.Contains(out, "rule=exports:1:"), out)
 }
 
 func TestExportsReload(t *testing.T) {

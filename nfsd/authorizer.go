@@ -17,6 +17,7 @@ type Access struct {
 type Authorizer interface {
 	// Authorize finds the export that handle h belongs to and checks that req's
 	// client may use it. Errors: maildirfs.ErrBadHandle / ErrStale (no such export),
-	// nfsd.ErrAccess (host not allowed: NFS3ERR_ACCES).
+	// nfsd.ErrAccess (host not allowed: NFS3ERR_ACCES), nfsd.ErrInsecurePort
+	// (a secure export called from an unreserved port: NFS3ERR_PERM).
 	Authorize(req *Request, h []byte) (Access, error)
 }

@@ -75,9 +75,11 @@ type Config struct {
 	// (Metrics.Denied): "hosts_access:FILE:LINE:COL" (hosts.allow or
 	// hosts.deny), "mount:not_exported", "mount:bad_path",
 	// "mount:host:EXPORT" (the client is not in the export's rules),
-	// "mount:alldirs:EXPORT" (a subdirectory without -alldirs) and
+	// "mount:alldirs:EXPORT" (a subdirectory without -alldirs),
 	// "nfs:host:EXPORT" (an NFS call on a handle of an export the client
-	// may not use). It must not block.
+	// may not use) and "mount:insecure_port:EXPORT" and
+	// "nfs:insecure_port:EXPORT" (a MNT or NFS call from port 1024 or
+	// above where the client's rule says secure). It must not block.
 	Denied func(rule string)
 
 	// Logger receives everything. Nil discards.

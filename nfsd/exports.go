@@ -331,6 +331,13 @@ type Rule struct {
 	// export itself (FreeBSD -alldirs; always on for Linux lines, whose
 	// mountd allows subdirectory mounts).
 	AllDirs bool
+	// Secure refuses MNT and NFS calls from a source port of 1024 or more
+	// (MNT3ERR_ACCES, NFS3ERR_PERM), as Linux does for "secure". Only an
+	// explicit Linux "secure" sets it: without it mailnfsd does not check
+	// ports (Linux's default would be secure; libnfs and Go clients run
+	// unprivileged), and FreeBSD's check is global (vfs.nfsd.nfs_privport,
+	// mountd without -n), not an exports option.
+	Secure bool
 
 	// compress is the line's compression option ("" or "zstd") and
 	// compressPos where it was written (the rule's Pos if absent); add
@@ -502,6 +509,9 @@ func (t *ExportTable) Summary() string {
 			if r.AllDirs {
 				extra = " alldirs"
 			}
+			if r.Secure {
+				extra += " secure"
+			}
 			if e.Compress != "" {
 				extra += " compress=" + e.Compress
 			}
@@ -573,11 +583,14 @@ func formatLinuxRule(b *strings.Builder, r *Rule, compress string) {
 	case SquashAll:
 		sq = "all_squash"
 	}
-	comp := ""
-	if compress != "" {
-		comp = ",compress=" + compress
+	extra := ""
+	if r.Secure {
+		extra = ",secure"
 	}
-	fmt.Fprintf(b, " %s(%s,%s,anonuid=%d,anongid=%d%s)", client, mode, sq, r.Squash.Anon.UID, r.Squash.Anon.GID, comp)
+	if compress != "" {
+		extra += ",compress=" + compress
+	}
+	fmt.Fprintf(b, " %s(%s,%s,anonuid=%d,anongid=%d%s)", client, mode, sq, r.Squash.Anon.UID, r.Squash.Anon.GID, extra)
 }
 
 // credText formats a credential as uid:gid:gid...

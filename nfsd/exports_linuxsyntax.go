@@ -9,11 +9,13 @@ import (
 // linuxOptions are the Linux exports(5) options the parser accepts. Those
 // mapped to false are accepted and ignored: this server is always sync,
 // never hides or crosses mounts, has no NLM, and derives fsid itself.
+// insecure is the default here (source ports are checked only where a
+// line says secure).
 var linuxOptions = map[string]bool{
 	"ro": true, "rw": true, "root_squash": true, "no_root_squash": true,
 	"all_squash": true, "no_all_squash": true, "anonuid": true, "anongid": true,
-	"sec": true, "compress": true,
-	"sync": false, "async": false, "secure": false, "insecure": false,
+	"sec": true, "compress": true, "secure": true,
+	"sync": false, "async": false, "insecure": false,
 	"subtree_check": false, "no_subtree_check": false, "wdelay": false, "no_wdelay": false,
 	"hide": false, "nohide": false, "crossmnt": false, "nocrossmnt": false, "fsid": false,
 	"mountpoint": false, "mp": false, "no_acl": false, "acl": false,
@@ -27,6 +29,8 @@ type linuxOpts struct {
 	squash   SquashMode
 	anonUID  uint32
 	anonGID  uint32
+	// secure is set by an explicit "secure" (and cleared by "insecure").
+	secure bool
 	// compress is the compress= value, written at compressPos (valid
 	// only if compress is set).
 	compress    string
@@ -45,7 +49,7 @@ func (o linuxOpts) rule(pos Pos, clients []Client) *Rule {
 		cpos = o.compressPos
 	}
 	return &Rule{Pos: pos, Dialect: Linux, Clients: clients, ReadOnly: o.readOnly, Squash: sq, AllDirs: true,
-		compress: o.compress, compressPos: cpos}
+		Secure: o.secure, compress: o.compress, compressPos: cpos}
 }
 
 // linuxLine parses the part of a Linux line after its directory: clients
@@ -116,6 +120,10 @@ func (p *parser) linuxOptions(o *linuxOpts, text string, pos Pos) bool {
 			noRootSquash = false
 		case "no_root_squash":
 			noRootSquash = true
+		case "secure":
+			o.secure = true
+		case "insecure":
+			o.secure = false
 		case "all_squash":
 			allSquash = true
 		case "no_all_squash":

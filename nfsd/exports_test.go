@@ -182,6 +182,15 @@ func TestParseExports(t *testing.T) {
 			"1 exports, 2 rules\n/srv\t127.0.0.1 rw squash=root->65534:65534 (per id) alldirs (exports:1:15)\n" +
 				"/srv\t10.0.0.1 ro squash=root->65534:65534 (per id) alldirs (exports:1:25)\n",
 		},
+		"LinuxSecure": {
+			// Only an explicit secure is enforced; insecure clears a
+			// secure default.
+			"/srv -secure 127.0.0.1(rw) 10.0.0.1(rw,insecure) 10.0.0.2(secure,insecure,secure)\n/srv2 127.0.0.1(rw)\n",
+			"2 exports, 4 rules\n/srv\t127.0.0.1 rw squash=root->65534:65534 (per id) alldirs secure (exports:1:14)\n" +
+				"/srv\t10.0.0.1 rw squash=root->65534:65534 (per id) alldirs (exports:1:28)\n" +
+				"/srv\t10.0.0.2 ro squash=root->65534:65534 (per id) alldirs secure (exports:1:50)\n" +
+				"/srv2\t127.0.0.1 rw squash=root->65534:65534 (per id) alldirs (exports:2:7)\n",
+		},
 		"LinuxOnlyDefaults": {
 			"/srv -rw\n",
 			"1 exports, 1 rules\n/srv\t* rw squash=root->65534:65534 (per id) alldirs (exports:1:1)\n",

@@ -35,6 +35,39 @@ func Dial(t testing.TB, network string, addr netip.AddrPort) *Caller {
 	if err != nil {
 		t.Fatalf("dial %s %s: %v", network, addr, err)
 	}
+	return newCaller(t, network, c)
+}
+
+// DialReserved is Dial from a reserved source port (below 1024), as a
+// kernel client or a "secure" export expects; it needs root and skips the
+// test without it.
+func DialReserved(t testing.TB, network string, addr netip.AddrPort) *Caller {
+	t.Helper()
+	RequireRoot(t)
+	var last error
+	// Try from the top of the range down, as bindresvport does.
+	for port := 1023; port >= 600; port-- {
+		d := net.Dialer{Timeout: CallTimeout}
+		local := netip.AddrPortFrom(netip.IPv6Loopback(), uint16(port))
+		if addr.Addr().Is4() {
+			local = netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(port))
+		}
+		if network == "tcp" {
+			d.LocalAddr = net.TCPAddrFromAddrPort(local)
+		} else {
+			d.LocalAddr = net.UDPAddrFromAddrPort(local)
+		}
+		c, err := d.Dial(network, addr.String())
+		if err == nil {
+			return newCaller(t, network, c)
+		}
+		last = err
+	}
+	t.Fatalf("dial %s %s from a reserved port: %v", network, addr, last)
+	return nil
+}
+
+func newCaller(t testing.TB, network string, c net.Conn) *Caller {
 	t.Cleanup(func() { c.Close() })
 	cl := &Caller{network: network, conn: c, xid: uint32(time.Now().UnixNano())}
 	if network == "tcp" {
