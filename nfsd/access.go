@@ -79,7 +79,14 @@ type Exports struct {
 		stores map[string]Store // by export path
 		// compress is the Compress each store was opened with, by path.
 		compress map[string]string
-		closed   bool
+		// ids identify the directory each store was opened on, by path
+		// (zero if it could not be read).
+		ids map[string]fileID
+		// retired are stores replaced by a reload because another file
+		// system was mounted on their directory; calls in flight may
+		// still use them, so Close closes them.
+		retired []Store
+		closed  bool
 	}
 
 	// insecure remembers the (client, export) pairs already logged as
@@ -117,6 +124,7 @@ func OpenExports(t *ExportTable, opts ExportsOptions) (*Exports, error) {
 	}
 	x.mu.stores = map[string]Store{}
 	x.mu.compress = map[string]string{}
+	x.mu.ids = map[string]fileID{}
 	if err := x.Reload(t); err != nil {
 		return nil, err
 	}
@@ -127,6 +135,12 @@ func OpenExports(t *ExportTable, opts ExportsOptions) (*Exports, error) {
 // opened first; if one fails, the ones just opened are closed, the old
 // table stays in force and the error (naming the export's file position)
 // is returned.
+//
+// An export with a Mountpoint that is not a mount point now is left out of
+// the new table (logged as an error; the rest is served). One whose
+// directory is another than when its store was opened (a file system
+// mounted or remounted there since) gets a new store; the old one stays
+// open for calls in flight until Close.
 func (x *Exports) Reload(t *ExportTable) error {
 	x.mu.Lock()
 	defer x.mu.Unlock()
@@ -134,7 +148,13 @@ func (x *Exports) Reload(t *ExportTable) error {
 		return ErrExportsClosed
 	}
 	set := &exportSet{table: t, byID: make(map[uint32]*liveExport, len(t.Exports))}
+	type storeState struct {
+		store    Store
+		compress string
+		id       fileID
+	}
 	var opened []string
+	replaced := map[string]storeState{}
 	fail := func(err error) error {
 		for _, p := range opened {
 			if cerr := x.mu.stores[p].Close(); cerr != nil {
@@ -142,11 +162,27 @@ func (x *Exports) Reload(t *ExportTable) error {
 			}
 			delete(x.mu.stores, p)
 			delete(x.mu.compress, p)
+			delete(x.mu.ids, p)
+		}
+		for p, old := range replaced {
+			x.mu.stores[p], x.mu.compress[p], x.mu.ids[p] = old.store, old.compress, old.id
 		}
 		return err
 	}
 	for _, e := range t.Exports {
+		if msg := mountpointProblem(e); msg != "" {
+			x.log.Error("exports: "+e.MountpointPos.String()+": "+msg, "export", e.Path, "mountpoint", e.Mountpoint)
+			continue
+		}
 		st := x.mu.stores[e.Path]
+		if st != nil && e.Mountpoint != "" {
+			if id, err := dirID(e.Path); err == nil && id != x.mu.ids[e.Path] {
+				x.log.Info("exports: another file system is mounted on the export than when it was opened; serving the new one",
+					"export", e.Path, "pos", e.Pos.String())
+				replaced[e.Path] = storeState{st, x.mu.compress[e.Path], x.mu.ids[e.Path]}
+				st = nil
+			}
+		}
 		if st == nil {
 			var err error
 			st, err = x.open(e)
@@ -155,6 +191,7 @@ func (x *Exports) Reload(t *ExportTable) error {
 			}
 			x.mu.stores[e.Path] = st
 			x.mu.compress[e.Path] = e.Compress
+			x.mu.ids[e.Path], _ = dirID(e.Path)
 			opened = append(opened, e.Path)
 		} else if old := x.mu.compress[e.Path]; old != e.Compress {
 			// The store stays open (calls in flight use it), so the
@@ -172,6 +209,9 @@ func (x *Exports) Reload(t *ExportTable) error {
 		set.list = append(set.list, le)
 	}
 	x.cur.Store(set)
+	for _, old := range replaced {
+		x.mu.retired = append(x.mu.retired, old.store)
+	}
 	return nil
 }
 
@@ -220,7 +260,12 @@ func (x *Exports) Close() error {
 			errs = append(errs, fmt.Errorf("close export %s: %w", p, err))
 		}
 	}
-	x.mu.stores = nil
+	for _, st := range x.mu.retired {
+		if err := st.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close a replaced export store: %w", err))
+		}
+	}
+	x.mu.stores, x.mu.retired = nil, nil
 	return errors.Join(errs...)
 }
 

@@ -385,6 +385,16 @@ type Export struct {
 	// maildirfs.Options.Compress. It is per path: every line and client for
 	// the path must say the same.
 	Compress string
+	// Mountpoint, if not empty, is a directory that must be a mount point
+	// for the export to be served (Linux mp, which names Path itself, or
+	// mountpoint=DIR): while it is not, at start or at a reload, the export
+	// is left out as if it were not in the file (MNT3ERR_ACCES, its handles
+	// NFS3ERR_STALE) and an error is logged. It is per path: one client
+	// with mp guards the directory for all of them (Linux guards only that
+	// client's entry).
+	Mountpoint string
+	// MountpointPos is where the mp or mountpoint option was written.
+	MountpointPos Pos
 }
 
 // Match returns the rule that applies to a client address, or nil if the
@@ -515,6 +525,9 @@ func (t *ExportTable) Summary() string {
 			if e.Compress != "" {
 				extra += " compress=" + e.Compress
 			}
+			if e.Mountpoint != "" {
+				extra += " mountpoint=" + e.Mountpoint
+			}
 			fmt.Fprintf(&b, "%s\t%s %s squash=%s%s (%s)\n", e.Path, strings.Join(cl, ","), mode, r.Squash, extra, r.Pos)
 		}
 	}
@@ -530,7 +543,7 @@ func (t *ExportTable) Format() string {
 		for _, r := range e.Rules {
 			b.WriteString(quoteExportPath(e.Path))
 			if r.Dialect == Linux {
-				formatLinuxRule(&b, r, e.Compress)
+				formatLinuxRule(&b, r, e)
 			} else {
 				formatFreeBSDRule(&b, r, e.Compress)
 			}
@@ -567,7 +580,7 @@ func formatFreeBSDRule(b *strings.Builder, r *Rule, compress string) {
 	}
 }
 
-func formatLinuxRule(b *strings.Builder, r *Rule, compress string) {
+func formatLinuxRule(b *strings.Builder, r *Rule, e *Export) {
 	client := "*"
 	if len(r.Clients) > 0 {
 		client = r.Clients[0].String()
@@ -587,8 +600,15 @@ func formatLinuxRule(b *strings.Builder, r *Rule, compress string) {
 	if r.Secure {
 		extra = ",secure"
 	}
-	if compress != "" {
-		extra += ",compress=" + compress
+	if e.Compress != "" {
+		extra += ",compress=" + e.Compress
+	}
+	switch e.Mountpoint {
+	case "":
+	case e.Path:
+		extra += ",mp"
+	default:
+		extra += ",mountpoint=" + e.Mountpoint
 	}
 	fmt.Fprintf(b, " %s(%s,%s,anonuid=%d,anongid=%d%s)", client, mode, sq, r.Squash.Anon.UID, r.Squash.Anon.GID, extra)
 }
@@ -704,6 +724,13 @@ type parser struct {
 	warns []Warning
 	// seen maps path+client key to the line that first granted it.
 	seen map[string]Pos
+	// mp is the Linux mountpoint option of the line being parsed (path
+	// "" for the export's own directory); add moves it to the Export.
+	mp struct {
+		set  bool
+		path string
+		pos  Pos
+	}
 }
 
 func (p *parser) errorf(pos Pos, format string, args ...any) {
@@ -901,6 +928,7 @@ func (p *parser) line(toks []token) {
 	}
 	var rules []*Rule
 	var ok bool
+	p.mp.set = false
 	if isLinuxLine(toks) {
 		if len(dirs) > 1 {
 			p.errorf(dirs[1].pos, "a Linux exports line names one directory, got a second one %q", dirs[1].text)
@@ -922,6 +950,29 @@ func (p *parser) line(toks []token) {
 	}
 	for i, path := range paths {
 		p.add(path, dirs[i].pos, rules)
+		if p.mp.set {
+			p.setMountpoint(path)
+		}
+	}
+}
+
+// setMountpoint moves the line's mountpoint option to the export of path.
+// A path has one mount point: lines that name different ones are an error.
+func (p *parser) setMountpoint(path string) {
+	e := p.table.byPath[path]
+	if e == nil {
+		return // add failed and said why
+	}
+	mp := p.mp.path
+	if mp == "" {
+		mp = path
+	}
+	if e.Mountpoint != "" && e.Mountpoint != mp {
+		p.errorf(p.mp.pos, "%s: mount point %s here but %s at %s; one mount point per directory", path, mp, e.Mountpoint, e.MountpointPos)
+		return
+	}
+	if e.Mountpoint == "" {
+		e.Mountpoint, e.MountpointPos = mp, p.mp.pos
 	}
 }
 

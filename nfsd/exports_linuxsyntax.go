@@ -14,11 +14,11 @@ import (
 var linuxOptions = map[string]bool{
 	"ro": true, "rw": true, "root_squash": true, "no_root_squash": true,
 	"all_squash": true, "no_all_squash": true, "anonuid": true, "anongid": true,
-	"sec": true, "compress": true, "secure": true,
+	"sec": true, "compress": true, "secure": true, "mountpoint": true, "mp": true,
 	"sync": false, "async": false, "insecure": false,
 	"subtree_check": false, "no_subtree_check": false, "wdelay": false, "no_wdelay": false,
 	"hide": false, "nohide": false, "crossmnt": false, "nocrossmnt": false, "fsid": false,
-	"mountpoint": false, "mp": false, "no_acl": false, "acl": false,
+	"no_acl": false, "acl": false,
 	"insecure_locks": false, "secure_locks": false, "no_auth_nlm": false, "auth_nlm": false,
 	"pnfs": false, "no_pnfs": false, "security_label": false,
 }
@@ -31,6 +31,12 @@ type linuxOpts struct {
 	anonGID  uint32
 	// secure is set by an explicit "secure" (and cleared by "insecure").
 	secure bool
+	// mp is a mountpoint (mp) option: mpSet, the path ("" for the export's
+	// own) and where it was written. The parser moves it to
+	// Export.Mountpoint, which is per path.
+	mp    string
+	mpSet bool
+	mpPos Pos
 	// compress is the compress= value, written at compressPos (valid
 	// only if compress is set).
 	compress    string
@@ -80,6 +86,9 @@ func (p *parser) linuxLine(linePos Pos, toks []token) ([]*Rule, bool) {
 				return nil, false
 			}
 		}
+		if o.mpSet && !p.lineMountpoint(o) {
+			return nil, false
+		}
 		var clients []Client
 		if host != "*" {
 			c, ok := p.parseHostClient(t, host)
@@ -92,9 +101,33 @@ func (p *parser) linuxLine(linePos Pos, toks []token) ([]*Rule, bool) {
 	}
 	if len(rules) == 0 {
 		// A path with only defaults (or nothing): everyone, as exportfs does.
+		if defaults.mpSet && !p.lineMountpoint(defaults) {
+			return nil, false
+		}
 		rules = append(rules, defaults.rule(linePos, nil))
 	}
 	return rules, true
+}
+
+// lineMountpoint records a client's mountpoint option for the line being
+// parsed (parser.mp). It is per path: two clients asking for different
+// mount points is an error.
+func (p *parser) lineMountpoint(o linuxOpts) bool {
+	if p.mp.set && p.mp.path != o.mp {
+		p.errorf(o.mpPos, "%s here but %s at %s; the mount point is per directory, so every client that names one must name the same", mpText(o.mp), mpText(p.mp.path), p.mp.pos)
+		return false
+	}
+	p.mp.set, p.mp.path, p.mp.pos = true, o.mp, o.mpPos
+	return true
+}
+
+// mpText names a mountpoint option for messages: "mp" for the export's
+// own directory, else "mountpoint=PATH".
+func mpText(path string) string {
+	if path == "" {
+		return "mp"
+	}
+	return "mountpoint=" + path
 }
 
 // linuxOptions applies a comma-separated Linux option list to o.
@@ -124,6 +157,21 @@ func (p *parser) linuxOptions(o *linuxOpts, text string, pos Pos) bool {
 			o.secure = true
 		case "insecure":
 			o.secure = false
+		case "mountpoint", "mp":
+			v := ""
+			if hasVal {
+				clean, msg := cleanExportPath(val)
+				switch {
+				case msg != "":
+					p.errorf(valPos, "%s=%s: %s", name, val, msg)
+					return false
+				case quoteExportPath(clean) != clean || strings.Contains(clean, ")"):
+					p.errorf(valPos, "%s=%s: the path must not contain blanks, quotes, backslashes, \"#\", \"(\" or \")\"", name, val)
+					return false
+				}
+				v = clean
+			}
+			o.mp, o.mpSet, o.mpPos = v, true, part.pos
 		case "all_squash":
 			allSquash = true
 		case "no_all_squash":

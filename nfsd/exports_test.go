@@ -191,6 +191,16 @@ func TestParseExports(t *testing.T) {
 				"/srv\t10.0.0.2 ro squash=root->65534:65534 (per id) alldirs secure (exports:1:50)\n" +
 				"/srv2\t127.0.0.1 rw squash=root->65534:65534 (per id) alldirs (exports:2:7)\n",
 		},
+		"LinuxMountpoint": {
+			// The mount point belongs to the directory: one client's mp
+			// guards it for all.
+			"/srv/mail 10.0.0.0/8(rw,mp) 127.0.0.1(rw)\n/srv/b *(mountpoint=/srv//)\n/srv/c -mp 127.0.0.1(rw)\n/srv/c 10.0.0.1(mountpoint)\n",
+			"3 exports, 5 rules\n/srv/mail\t10.0.0.0/8 rw squash=root->65534:65534 (per id) alldirs mountpoint=/srv/mail (exports:1:11)\n" +
+				"/srv/mail\t127.0.0.1 rw squash=root->65534:65534 (per id) alldirs mountpoint=/srv/mail (exports:1:29)\n" +
+				"/srv/b\t* ro squash=root->65534:65534 (per id) alldirs mountpoint=/srv (exports:2:8)\n" +
+				"/srv/c\t127.0.0.1 rw squash=root->65534:65534 (per id) alldirs mountpoint=/srv/c (exports:3:12)\n" +
+				"/srv/c\t10.0.0.1 ro squash=root->65534:65534 (per id) alldirs mountpoint=/srv/c (exports:4:8)\n",
+		},
 		"LinuxOnlyDefaults": {
 			"/srv -rw\n",
 			"1 exports, 1 rules\n/srv\t* rw squash=root->65534:65534 (per id) alldirs (exports:1:1)\n",
@@ -417,6 +427,22 @@ func TestParseExportsErrors(t *testing.T) {
 		"LinuxBadNetwork": {
 			"/srv 10.0.0.0/40(rw)\n",
 			`exports:1:6: network "10.0.0.0/40" needs a prefix length from 0 to 32 or a dotted netmask like 255.255.255.0 after the /`,
+		},
+		"LinuxMountpointsDiffer": {
+			"/srv 10.0.0.1(mp) 10.0.0.2(mountpoint=/other)\n",
+			"exports:1:28: mountpoint=/other here but mp at exports:1:15; the mount point is per directory, so every client that names one must name the same",
+		},
+		"LinuxMountpointsDifferAcrossLines": {
+			"/srv 10.0.0.1(mp)\n/srv 10.0.0.2(mountpoint=/)\n",
+			"exports:2:15: /srv: mount point / here but /srv at exports:1:15; one mount point per directory",
+		},
+		"LinuxMountpointRelative": {
+			"/srv 10.0.0.1(mp=srv)\n",
+			`exports:1:18: mp=srv: export path must be absolute, got "srv"`,
+		},
+		"LinuxMountpointBlank": {
+			"/srv 10.0.0.2(rw) 10.0.0.1(mp=/a\\040b)\n",
+			`exports:1:31: mp=/a b: the path must not contain blanks, quotes, backslashes, "#", "(" or ")"`,
 		},
 		"LinuxOptionsWithoutClient": {
 			"/srv/mail(rw,no_root_squash)\n",
@@ -679,7 +705,7 @@ func TestSquashMap(t *testing.T) {
 func stripPos(t *ExportTable) string {
 	var b strings.Builder
 	for _, e := range t.Exports {
-		fmt.Fprintf(&b, "%s id=%d compress=%q\n", e.Path, e.ID, e.Compress)
+		fmt.Fprintf(&b, "%s id=%d compress=%q mountpoint=%q\n", e.Path, e.ID, e.Compress, e.Mountpoint)
 		for _, r := range e.Rules {
 			c := *r
 			c.Pos, c.compressPos = Pos{}, Pos{}

@@ -214,8 +214,10 @@ func procs(n int) int {
 // checkConfig parses the exports file and the hosts_access files the way
 // the server would (host names resolved, export directories checked),
 // reports errors (exit 1) or a summary, and prints the exports file's
-// warnings (nfsd.ExportTable.Warnings) and those about exposure outside
-// private networks (warnings do not fail the check).
+// warnings (nfsd.ExportTable.Warnings), exports that would not be served
+// because their mp/mountpoint directory is not mounted
+// (nfsd.CheckMountpoints) and exposure outside private networks
+// (warnings do not fail the check).
 func checkConfig(f *flags, stdout, stderr io.Writer) int {
 	path := f.exports
 	table, err := nfsd.LoadExports(path, &nfsd.ParseOptions{LookupHost: nfsd.LookupHost})
@@ -248,7 +250,7 @@ func checkConfig(f *flags, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "%s: OK, %d hosts_access rules (MOUNT checked: %v, NFS checked: %v)\n",
 			strings.Join(hosts.Files, ", "), len(hosts.Rules), hosts.Names(nfsd.DaemonMountd), hosts.Names(nfsd.DaemonNFSD))
 	}
-	for _, w := range table.Warnings {
+	for _, w := range append(table.Warnings, nfsd.CheckMountpoints(table)...) {
 		fmt.Fprintf(stdout, "warning: %s\n", w)
 	}
 	for _, w := range nfsd.PublicExposure(f.listen, table, nfsd.InterfaceAddrs()) {

@@ -61,6 +61,9 @@ func TestCheckConfig(t *testing.T) {
 				"write " + export + " 10.1.2.3(ro) for Linux's read-only, or " + export + " 10.1.2.3(rw) to keep read-write\n", ""},
 		{"LinuxNetworkWithoutOptions", export + " 10.1.2.0/24\n", 0,
 			file + ": OK, 1 exports, 1 rules\n" + export + "\t10.1.2.0/24 ro squash=root->65534:65534 (per id) alldirs (" + file + fmt.Sprintf(":1:%d)\n", len(export)+2), ""},
+		{"MountpointNotMounted", export + " 127.0.0.1(rw,mp)\n", 0,
+			file + ": OK, 1 exports, 1 rules\n" + export + "\t127.0.0.1 rw squash=root->65534:65534 (per id) alldirs mountpoint=" + export + " (" + file + fmt.Sprintf(":1:%d)\n", len(export)+2) +
+				"warning: " + file + fmt.Sprintf(":1:%d: ", len(export)+15) + "export " + export + " is not served: " + export + " is not a mount point (mp); mount its file system, then reload (SIGHUP)\n", ""},
 		{"MissingDirectory", export + "/nosuch 127.0.0.1\n", 1,
 			"", file + ":1:1: export " + export + "/nosuch: no such file or directory\n"},
 	}
