@@ -294,18 +294,46 @@ func parsePartialIPv4(s string) (a netip.Addr, msg string) {
 	return netip.AddrFrom4(b), ""
 }
 
-// checkFlavors accepts a colon-separated flavor list of which only sys (and
-// none) are served.
+// knownFlavors are the security flavors exports files name (FreeBSD
+// exports(5) -sec, Linux exports(5) sec=); served marks those this server
+// serves.
+var knownFlavors = map[string]bool{
+	"sys": true, "none": true,
+	"krb5": false, "krb5i": false, "krb5p": false,
+}
+
+// checkFlavors checks a colon-separated flavor list, of which this server
+// serves only sys (and none). A list that also allows sys or none loads
+// with a warning for each other flavor (its clients use AUTH_SYS); a list
+// without either is an error, since serving AUTH_SYS would be weaker than
+// the line asks. An unknown name is an error.
 func (p *parser) checkFlavors(opt string, v optPart) bool {
+	type flavor struct {
+		name string
+		pos  Pos
+	}
+	var unserved []flavor
+	sys := false
 	off := 0
 	for _, f := range strings.Split(v.text, ":") {
-		switch f {
-		case "sys", "none":
-		default:
-			p.errorf(v.pos.add(off), "%s flavor %q is not supported; this server speaks sys (AUTH_SYS)", opt, f)
+		served, known := knownFlavors[f]
+		switch {
+		case !known:
+			p.errorf(v.pos.add(off), "%s flavor %q is unknown; flavors are sys, none, krb5, krb5i and krb5p", opt, f)
 			return false
+		case served:
+			sys = true
+		default:
+			unserved = append(unserved, flavor{f, v.pos.add(off)})
 		}
 		off += len(f) + 1
+	}
+	for _, f := range unserved {
+		if !sys {
+			p.errorf(f.pos, "%s flavor %q is not supported; this server speaks sys (AUTH_SYS)", opt, f.name)
+			return false
+		}
+		p.warnf(f.pos, "%s flavor %q is not served: this server speaks sys (AUTH_SYS), which the list also allows, so clients use that", opt, f.name)
 	}
 	return true
 }

@@ -153,6 +153,8 @@ func (p *parser) linuxOptions(o *linuxOpts, text string, pos Pos) bool {
 			noRootSquash = false
 		case "no_root_squash":
 			noRootSquash = true
+		case "subtree_check":
+			p.warnf(part.pos, "subtree_check is accepted but not honoured: mailnfsd works as no_subtree_check (Linux's default), so a handle it handed out stays valid for a file moved out of the export on the same file system")
 		case "secure":
 			o.secure = true
 		case "insecure":

@@ -335,8 +335,12 @@ func TestParseExportsErrors(t *testing.T) {
 			"exports:1:14: -mapall lists 18 groups; AUTH_SYS carries at most 16 besides the primary one",
 		},
 		"BadSec": {
-			"/srv -sec=sys:krb5\n",
-			`exports:1:15: -sec flavor "krb5" is not supported; this server speaks sys (AUTH_SYS)`,
+			"/srv -sec=krb5:krb5p\n",
+			`exports:1:11: -sec flavor "krb5" is not supported; this server speaks sys (AUTH_SYS)`,
+		},
+		"UnknownSec": {
+			"/srv -sec=sys:frob\n",
+			`exports:1:15: -sec flavor "frob" is unknown; flavors are sys, none, krb5, krb5i and krb5p`,
 		},
 		"RelativePath": {
 			"srv/mail\n",
@@ -505,6 +509,20 @@ func TestParseExportsWarnings(t *testing.T) {
 				"exports:1:21: 10.1.0.0/16 never applies to /srv: 10.0.0.0/8 at exports:1:6 comes first, and Linux gives a client the first network that matches, not the longest (exports(5)); put 10.1.0.0/16 before 10.0.0.0/8 if its options are meant for those clients",
 				"exports:1:52: 10.2.0.0/16 never applies to /srv: 10.0.0.0/8 at exports:1:6 comes first, and Linux gives a client the first network that matches, not the longest (exports(5)); put 10.2.0.0/16 before 10.0.0.0/8 if its options are meant for those clients",
 				"exports:2:6: 10.1.2.0/24 never applies to /srv: 10.0.0.0/8 at exports:1:6 comes first, and Linux gives a client the first network that matches, not the longest (exports(5)); put 10.1.2.0/24 before 10.0.0.0/8 if its options are meant for those clients",
+			},
+		},
+		"SecFlavorsNotServed": {
+			"/a -sec=krb5p:sys 127.0.0.1\n/b 127.0.0.1(rw,sec=none:krb5i)\n/c 127.0.0.1(rw,sec=sys)\n",
+			[]string{
+				`exports:1:9: -sec flavor "krb5p" is not served: this server speaks sys (AUTH_SYS), which the list also allows, so clients use that`,
+				`exports:2:26: sec flavor "krb5i" is not served: this server speaks sys (AUTH_SYS), which the list also allows, so clients use that`,
+			},
+		},
+		"SubtreeCheck": {
+			"/a 127.0.0.1(rw,subtree_check) 10.0.0.1(rw,no_subtree_check)\n/b -subtree_check 127.0.0.1(rw)\n",
+			[]string{
+				"exports:1:17: subtree_check is accepted but not honoured: mailnfsd works as no_subtree_check (Linux's default), so a handle it handed out stays valid for a file moved out of the export on the same file system",
+				"exports:2:5: subtree_check is accepted but not honoured: mailnfsd works as no_subtree_check (Linux's default), so a handle it handed out stays valid for a file moved out of the export on the same file system",
 			},
 		},
 		"AmbiguousPlainPath": {

@@ -64,6 +64,10 @@ func TestCheckConfig(t *testing.T) {
 		{"MountpointNotMounted", export + " 127.0.0.1(rw,mp)\n", 0,
 			file + ": OK, 1 exports, 1 rules\n" + export + "\t127.0.0.1 rw squash=root->65534:65534 (per id) alldirs mountpoint=" + export + " (" + file + fmt.Sprintf(":1:%d)\n", len(export)+2) +
 				"warning: " + file + fmt.Sprintf(":1:%d: ", len(export)+15) + "export " + export + " is not served: " + export + " is not a mount point (mp); mount its file system, then reload (SIGHUP)\n", ""},
+		{"NotHonouredOptions", export + " 127.0.0.1(rw,subtree_check,sec=krb5:sys)\n", 0,
+			file + ": OK, 1 exports, 1 rules\n" + export + "\t127.0.0.1 rw squash=root->65534:65534 (per id) alldirs (" + file + fmt.Sprintf(":1:%d)\n", len(export)+2) +
+				"warning: " + file + fmt.Sprintf(":1:%d: ", len(export)+15) + "subtree_check is accepted but not honoured: mailnfsd works as no_subtree_check (Linux's default), so a handle it handed out stays valid for a file moved out of the export on the same file system\n" +
+				"warning: " + file + fmt.Sprintf(":1:%d: ", len(export)+33) + "sec flavor \"krb5\" is not served: this server speaks sys (AUTH_SYS), which the list also allows, so clients use that\n", ""},
 		{"MissingDirectory", export + "/nosuch 127.0.0.1\n", 1,
 			"", file + ":1:1: export " + export + "/nosuch: no such file or directory\n"},
 	}
