@@ -88,7 +88,10 @@
 // stops readers while holding it). A connection's write lock, the duplicate
 // request cache's mutex, the connection-limit log's mutex (taken after
 // Server.mu is released) and the DRCLog's two locks are leaves, and no lock is held while a Program runs or a socket is
-// written. Every goroutine has an owner: Serve owns its accept loop; each
+// written. Exports.mu serialises Reload and Close and is never held by a
+// call; Exports.insecure, the set of clients already logged as refused for
+// an unreserved source port, is a leaf taken only on such a refusal.
+// Every goroutine has an owner: Serve owns its accept loop; each
 // connection's reader owns the connection's calls and waits for them
 // before it closes the socket; ServeUDP waits for its calls; Shutdown waits
 // for all readers and UDP loops.
