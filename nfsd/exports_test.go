@@ -749,6 +749,9 @@ func FuzzParseExports(f *testing.F) {
 		"/a -mask foo\n/b -frob\n\"/c\n",
 		"/m -compress=zstd 127.0.0.1\n/m -compress zstd 10.0.0.0/8(rw)\n",
 		"/m 127.0.0.1(rw,compress=zstd) *(ro)\n/n -compress=lz4\n",
+		"/srv/mail 10.1.2.0/24\n/srv/v6 fd00::/64 ::ffff:10.0.0.0/104\n/u -network 131.104.48\n",
+		"/srv 10.0.0.0/8(ro,secure,mp) 10.1.0.0/16(rw,mountpoint=/srv)\n/srv -network 10.2\n",
+		"/a -sec=krb5:sys -alldirs 127.0.0.1 10.0.0.0/8\n/b *(subtree_check,insecure,sec=none:krb5p)\n",
 	}
 	for _, s := range seeds {
 		f.Add(s)
