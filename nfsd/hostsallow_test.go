@@ -320,6 +320,9 @@ func TestHostsGateLinkLocal(t *testing.T) {
 	}
 	other := addrPort(&net.TCPAddr{IP: net.ParseIP("fd00::1"), Port: 700})
 	exEqual(t, Status{}, g.Gate(&Request{Prog: nfs3.Program, Addr: other, Net: "tcp"}), "a peer outside fe80::/10")
+	// The connection gate refuses it at accept too.
+	exTrue(t, !g.AcceptConn(peer, netip.MustParseAddrPort("[fe80::2%eth0]:2049")), "AcceptConn let the link-local peer in")
+	exTrue(t, g.AcceptConn(other, netip.MustParseAddrPort("[fd00::2]:2049")), "AcceptConn refused a peer outside fe80::/10")
 }
 
 // TestHostsGateConcurrent checks the gate and Set under the race detector.
