@@ -190,7 +190,7 @@ func Start(ctx context.Context, cfg Config) (_ *Daemon, err error) {
 	d.NFS = &NFS3{Auth: d.Exports, Logger: log}
 	d.Mount = &Mount{Exports: d.Exports}
 	d.register(d.NFS)
-	d.register(secureMount{d.Mount})
+	d.register(d.Mount)
 
 	ipv6 := cfg.Listen == "" || netip.MustParseAddr(cfg.Listen).Is6()
 	maps := ServiceMappings(d.nfsAddr.Port(), d.mountAddr.Port(), ipv6)

@@ -53,8 +53,10 @@ var mountFlavors = []uint32{rpc.AuthSys, rpc.AuthNone}
 //     logged at Warn.
 //
 // Reserved source ports are not required (FreeBSD mountd -n, Linux
-// insecure): libnfs and Go clients run unprivileged. Mount is safe for
-// concurrent use.
+// insecure): libnfs and Go clients run unprivileged. Where a Linux rule
+// says secure explicitly, a MNT from port 1024 or above is refused
+// MNT3ERR_ACCES, as Linux mountd's "illegal port" (its NFS calls are
+// refused by Exports.Authorize). Mount is safe for concurrent use.
 type Mount struct {
 	// Exports answers which export a path is and who may mount it.
 	// Required.
@@ -171,6 +173,11 @@ func (m *Mount) mnt(req *Request, dirpath string, v3 bool) (maildirfs.Handle, nf
 	if r == nil {
 		log.Info("mount: refused: client not allowed", "client", client, "path", path, "export", le.Path)
 		m.Exports.denied("mount:host:" + le.Path)
+		return nil, nfs3.MountAcces
+	}
+	if !m.Exports.portAllowed(req, le.Export, r, "mount") {
+		// Linux "secure", written out: Linux mountd's "illegal port".
+		log.Info("mount: refused: unreserved source port for a secure export", "client", client, "port", req.Addr.Port(), "path", path, "export", le.Path)
 		return nil, nfs3.MountAcces
 	}
 	h := le.store.Root()
