@@ -57,10 +57,11 @@
 // syscall.Errno: ENOENT, EEXIST (also CREATE over a non-regular file and
 // creating "." or ".."), ENOTDIR, EISDIR, ENOTEMPTY, EINVAL (bad name
 // byte, rename into own subtree, READ/WRITE/READLINK of the wrong type,
-// MKNOD of a non-special type), ENAMETOOLONG, EACCES (mode or sticky bit),
-// EPERM (owner-only or root-only changes, device nodes, protected hard
-// links), EROFS (Options.ReadOnly), EXDEV (mount point inside the export),
-// EFBIG, and whatever the system call returned (ENOSPC, EDQUOT, EIO, ...).
+// MKNOD of a non-special type), ENAMETOOLONG, EACCES (mode), EPERM
+// (owner-only or root-only changes, device nodes, protected hard links,
+// and the sticky bit, for which Linux's may_delete answers EPERM too),
+// EROFS (Options.ReadOnly), EXDEV (mount point inside the export), EFBIG,
+// and whatever the system call returned (ENOSPC, EDQUOT, EIO, ...).
 // A failed sync returns its error after the change was made: the client
 // learns that it may not be durable, and the write verifier changes.
 //

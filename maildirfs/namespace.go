@@ -289,7 +289,7 @@ func (f *FS) remove(dir Handle, c Cred, name string, isDir bool) (wcc Wcc, _ err
 	case !isDir && victimDir:
 		return wcc, unix.EISDIR
 	case !stickyOK(dst, &vst, c):
-		return wcc, unix.EACCES
+		return wcc, unix.EPERM // may_delete: EPERM, as knfsd answers
 	case victimDir && vst.Ino == f.rootIno && vst.Dev == f.rootDev:
 		return wcc, unix.EBUSY
 	}
@@ -400,7 +400,7 @@ func (f *FS) Rename(fromDir Handle, fromName string, toDir Handle, toName string
 		return from, to, err
 	}
 	if !stickyOK(fdst, &vst, c) {
-		return from, to, unix.EACCES
+		return from, to, unix.EPERM // may_delete: EPERM, as knfsd answers
 	}
 	terr := unix.Fstatat(td.pathFd, toName, &tst, unix.AT_SYMLINK_NOFOLLOW)
 	exists := terr == nil
@@ -415,7 +415,7 @@ func (f *FS) Rename(fromDir Handle, fromName string, toDir Handle, toName string
 		tgtDir := tst.Mode&unix.S_IFMT == unix.S_IFDIR
 		switch {
 		case !stickyOK(tdst, &tst, c):
-			return from, to, unix.EACCES
+			return from, to, unix.EPERM
 		case srcDir && !tgtDir:
 			return from, to, unix.ENOTDIR
 		case !srcDir && tgtDir:

@@ -55,7 +55,8 @@ func owns(st *unix.Stat_t, c Cred) bool { return c.UID == 0 || c.UID == st.Uid }
 
 // stickyOK reports whether c may remove or rename entry ent of directory
 // dir: without the sticky bit anyone with write access may; with it only
-// root, the directory's owner or the entry's owner.
+// root, the directory's owner or the entry's owner. A refusal is EPERM,
+// as Linux's may_delete returns (knfsd answers NFS3ERR_PERM), not EACCES.
 func stickyOK(dir, ent *unix.Stat_t, c Cred) bool {
 	if dir.Mode&unix.S_ISVTX == 0 || c.UID == 0 {
 		return true

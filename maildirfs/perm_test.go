@@ -116,14 +116,21 @@ func TestPermissions(t *testing.T) {
 		}
 		create(t, s, sp, alice, "a", nil)
 		create(t, s, sp, bob, "b", nil)
-		if _, err := s.Remove(sp, bob, "a"); !errors.Is(err, syscall.EACCES) {
-			t.Fatalf("bob removes alice's file in sticky dir: %v", err)
+		// Linux's may_delete refuses with EPERM (knfsd: NFS3ERR_PERM).
+		if _, err := s.Remove(sp, bob, "a"); !errors.Is(err, syscall.EPERM) {
+			t.Fatalf("bob removes alice's file in sticky dir: %v, want EPERM", err)
 		}
-		if _, _, err := s.Rename(sp, "a", sp, "x", bob); !errors.Is(err, syscall.EACCES) {
-			t.Fatalf("bob renames alice's file: %v", err)
+		if _, _, err := s.Rename(sp, "a", sp, "x", bob); !errors.Is(err, syscall.EPERM) {
+			t.Fatalf("bob renames alice's file: %v, want EPERM", err)
 		}
-		if _, _, err := s.Rename(sp, "b", sp, "a", bob); !errors.Is(err, syscall.EACCES) {
-			t.Fatalf("bob renames over alice's file: %v", err)
+		if _, _, err := s.Rename(sp, "b", sp, "a", bob); !errors.Is(err, syscall.EPERM) {
+			t.Fatalf("bob renames over alice's file: %v, want EPERM", err)
+		}
+		if _, _, _, err := s.Mkdir(sp, alice, "ad", maildirfs.SetAttr{}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Rmdir(sp, bob, "ad"); !errors.Is(err, syscall.EPERM) {
+			t.Fatalf("bob removes alice's directory in sticky dir: %v, want EPERM", err)
 		}
 		if _, err := s.Remove(sp, bob, "b"); err != nil {
 			t.Fatalf("bob removes his own: %v", err)
