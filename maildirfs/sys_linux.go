@@ -135,32 +135,50 @@ func utimesNode(n *node, times []unix.Timespec) error {
 	return unix.UtimesNanoAt(n.pathFd, "", times, unix.AT_EMPTY_PATH|unix.AT_SYMLINK_NOFOLLOW)
 }
 
-// chmod sets n's mode through its O_PATH fd (fchmodat2 AT_EMPTY_PATH),
-// falling back to fchmod on an opened fd on kernels without fchmodat2.
-func (f *FS) chmod(n *node, mode uint32) error {
-	err := unix.Fchmodat(n.pathFd, "", mode, unix.AT_EMPTY_PATH)
-	if err == nil || (err != unix.EOPNOTSUPP && err != unix.ENOSYS) {
-		return err
-	}
-	if n.typ != TypeReg && n.typ != TypeDir {
-		return unix.EOPNOTSUPP
-	}
-	fd, err := f.io(n, false)
-	if err != nil {
-		return err
-	}
-	return unix.Fchmod(fd, mode)
-}
+// chmod sets n's mode through its O_PATH fd (fchmodFd).
+func (f *FS) chmod(n *node, mode uint32) error { return fchmodFd(n.pathFd, mode) }
 
 // fchownFd, fchmodFd and futimensFd change the object open as fd (a file
-// or directory just created).
+// or directory just created, or a node's O_PATH fd).
 func fchownFd(fd, uid, gid int) error {
 	return unix.Fchownat(fd, "", uid, gid, unix.AT_EMPTY_PATH|unix.AT_SYMLINK_NOFOLLOW)
 }
 
+// fchmodFd sets the mode of the object open as fd, which may be an O_PATH
+// fd (fchmod(2) refuses those with EBADF): with fchmodat2 and
+// AT_EMPTY_PATH where the kernel has it (Linux 6.6), else as glibc's
+// fchmodat does, with chmod(2) of /proc/self/fd/N, which resolves to the
+// object itself. A symlink is left alone there: Linux ignores the mode of
+// a symlink (always 0777), and fchmodat2 refuses to set it (EOPNOTSUPP).
 func fchmodFd(fd int, mode uint32) error {
-	return unix.Fchmodat(fd, "", mode, unix.AT_EMPTY_PATH)
+	if haveFchmodat2() {
+		return unix.Fchmodat(fd, "", mode, unix.AT_EMPTY_PATH)
+	}
+	return chmodProcFd(fd, mode)
 }
+
+// chmodProcFd is fchmodFd for kernels without fchmodat2 (Debian 12's 6.1,
+// RHEL 9's 5.14, Ubuntu 22.04's 5.15).
+func chmodProcFd(fd int, mode uint32) error {
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return err
+	}
+	if st.Mode&unix.S_IFMT == unix.S_IFLNK {
+		return nil
+	}
+	return unix.Chmod("/proc/self/fd/"+strconv.Itoa(fd), mode)
+}
+
+// haveFchmodat2 tells, probed once, whether the kernel has fchmodat2
+// (Linux 6.6). The probe passes a flag no kernel knows: one with the call
+// refuses it (EINVAL) before it looks at the path; one without answers
+// ENOSYS.
+var haveFchmodat2 = sync.OnceValue(func() bool {
+	dirfd := unix.AT_FDCWD
+	_, _, e := unix.Syscall6(unix.SYS_FCHMODAT2, uintptr(dirfd), 0, 0, 1<<30, 0, 0)
+	return e != unix.ENOSYS
+})
 
 func futimensFd(fd int, times []unix.Timespec) error {
 	return unix.UtimesNanoAt(fd, "", times, unix.AT_EMPTY_PATH)
