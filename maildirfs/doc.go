@@ -114,11 +114,27 @@
 // fd for I/O and up to four directory cursors (fds whose offset is a
 // READDIR position), and is closed only when unused.
 //
+// A namespace change (CREATE, MKDIR, SYMLINK, MKNOD, LINK, REMOVE, RMDIR,
+// RENAME) holds its directory's node.nsMu around a stat, the change and a
+// second stat (dirchange.go), and those two stats are its wcc data: no
+// other change by the server falls between them, so a client that takes
+// the difference as the operation's own (RFC 1813 §2.6) is right. It is
+// held only around those system calls, not across syncs (a sync changes
+// no attribute of a directory), so deliveries into one new/ still share
+// their fsyncs. RENAME holds both directories', taken in inode order. A
+// name created and still being set up (owner, mode, sync) is recorded
+// under nsMu; a CREATE, MKDIR, SYMLINK or MKNOD that meets it waits until
+// it is done (an UNCHECKED CREATE would otherwise answer a root-owned
+// 0600 file), and a creation that fails after making its object removes
+// it again if the name still names it (endCreate): nothing half made is
+// left in tmp/, and a GUARDED retry is not EEXIST.
+//
 // Lock order: dirCursor.mu (held for a whole ReadDir call, including the
 // emit callbacks) -> node.curMu, node.ioMu, nodeCache.mu, node.sync's
-// mutex, each of which is a leaf taken without holding another. No mutex
-// is held across an fsync (node.sync, a groupcommit.Syncer, releases its
-// mutex while the leader syncs). The emit
+// mutex, each of which is a leaf taken without holding another.
+// node.nsMu (two for RENAME, in inode order) -> nodeCache.mu, zstore.mu.
+// No mutex is held across an fsync (node.sync, a groupcommit.Syncer,
+// releases its mutex while the leader syncs). The emit
 // callback of ReadDir must not call ReadDir on the same directory more than
 // three times concurrently (it would wait for its own cursor).
 //

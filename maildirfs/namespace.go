@@ -26,53 +26,25 @@ func (f *FS) mkdir(dir Handle, c Cred, name string, s SetAttr, finish bool) (_ H
 	if err != nil {
 		return nil, nil, wcc, err
 	}
-	defer f.finishDir(d, &wcc)
+	defer f.put(d)
 	if err := checkNewName(name, unix.EEXIST); err != nil {
-		return nil, nil, wcc, err
-	}
-	if err := f.inject(FaultCreate); err != nil {
-		return nil, nil, wcc, err
-	}
-	if err := unix.Mkdirat(d.pathFd, name, 0o700); err != nil {
-		if !finish || !errors.Is(err, unix.EEXIST) {
-			return nil, nil, wcc, err
-		}
-		uid, _ := newOwner(dst, c, s)
-		if err := unfinishedDir(d, name, uint32(uid)); err != nil {
-			return nil, nil, wcc, err
-		}
-	}
-	fd, st, err := openChild(d, name)
-	if err != nil {
 		return nil, nil, wcc, err
 	}
 	mode := uint32(0o755)
 	if s.Mode != nil {
 		mode = *s.Mode & 0o7777
 	}
-	if err := f.setupNew(d, dst, name, fd, c, s, mode, TypeDir); err != nil {
-		unix.Close(fd)
-		return nil, nil, wcc, err
-	}
-	h, err := f.adopt(fd, st, d, name)
-	if err == nil {
-		rest := SetAttr{Atime: s.Atime, AtimeVal: s.AtimeVal, Mtime: s.Mtime, MtimeVal: s.MtimeVal}
-		if rest.Atime != DontChange || rest.Mtime != DontChange {
-			err = f.withNode(h, func(n *node, nst *unix.Stat_t) error { return f.setAttrLocked(n, nst, c, rest, true) })
+	var unfinished func() error
+	if finish {
+		unfinished = func() error {
+			uid, _ := newOwner(dst, c, s)
+			return unfinishedDir(d, name, uint32(uid))
 		}
 	}
-	if err == nil {
-		// The new directory's inode and the entry (see Create).
-		err = f.withNode(h, func(n *node, _ *unix.Stat_t) error { return f.syncCreated(n, d) })
-	}
-	if err != nil {
-		return nil, nil, wcc, err
-	}
-	a, err := f.Getattr(h)
-	if err != nil {
-		return nil, nil, wcc, err
-	}
-	return h, &a, wcc, nil
+	h, a, err := f.makeObject(d, dst, c, name, s, mode, TypeDir, &wcc, func() error {
+		return unix.Mkdirat(d.pathFd, name, 0o700)
+	}, unfinished)
+	return h, a, wcc, err
 }
 
 // Symlink creates a symlink holding target verbatim; the store never
@@ -94,7 +66,7 @@ func (f *FS) symlink(dir Handle, c Cred, name, target string, s SetAttr, finish 
 	if err != nil {
 		return nil, nil, wcc, err
 	}
-	defer f.finishDir(d, &wcc)
+	defer f.put(d)
 	if err := checkNewName(name, unix.EEXIST); err != nil {
 		return nil, nil, wcc, err
 	}
@@ -106,19 +78,17 @@ func (f *FS) symlink(dir Handle, c Cred, name, target string, s SetAttr, finish 
 	case strings.IndexByte(target, 0) >= 0:
 		return nil, nil, wcc, unix.EINVAL
 	}
-	if err := f.inject(FaultCreate); err != nil {
-		return nil, nil, wcc, err
-	}
-	if err := unix.Symlinkat(target, d.pathFd, name); err != nil {
-		if !finish || !errors.Is(err, unix.EEXIST) {
-			return nil, nil, wcc, err
-		}
-		uid, _ := newOwner(dst, c, s)
-		if err := unfinishedSymlink(d, name, target, uint32(uid)); err != nil {
-			return nil, nil, wcc, err
+	var unfinished func() error
+	if finish {
+		unfinished = func() error {
+			uid, _ := newOwner(dst, c, s)
+			return unfinishedSymlink(d, name, target, uint32(uid))
 		}
 	}
-	return f.finishCreate(d, dst, c, name, s, 0, TypeLnk, &wcc)
+	h, a, err := f.makeObject(d, dst, c, name, s, 0, TypeLnk, &wcc, func() error {
+		return unix.Symlinkat(target, d.pathFd, name)
+	}, unfinished)
+	return h, a, wcc, err
 }
 
 // ownedForFinish reports whether an object owned by uid may be finished
@@ -172,34 +142,96 @@ func unfinishedSymlink(d *node, name, target string, owner uint32) error {
 	return nil
 }
 
-// finishCreate sets owner/mode of the new object name in d (created by
-// name, not open), caches it and syncs it and its entry (syncCreated; a
-// symlink or device node has no fd to fsync, so its sync is a syncfs).
-func (f *FS) finishCreate(d *node, dst *unix.Stat_t, c Cred, name string, s SetAttr, mode uint32, typ FileType, wcc *Wcc) (Handle, *Attr, Wcc, error) {
-	fd, st, err := openChild(d, name)
-	if err != nil {
-		return nil, nil, *wcc, err
+// makeObject creates name in d with mk (mkdirat, symlinkat, mknodat) and
+// opens it, in one directory change (so no other change by this server
+// can put another object under the name in between), then gives it its
+// owner and mode, caches it and makes it and its entry durable
+// (setupMade). unfinished, when not nil (FinishMkdir, FinishSymlink),
+// accepts an existing name that an earlier run left, else EEXIST. A name
+// that another creation of this server is still setting up is waited for.
+// On a failure after mk the object is removed again (endCreate).
+func (f *FS) makeObject(d *node, dst *unix.Stat_t, c Cred, name string, s SetAttr, mode uint32, typ FileType, wcc *Wcc, mk, unfinished func() error) (Handle, *Attr, error) {
+	for {
+		if err := f.inject(FaultCreate); err != nil {
+			return nil, nil, err
+		}
+		var fd int
+		var st *unix.Stat_t
+		var busy, mine chan struct{}
+		made := false
+		err := f.dirChange(d, wcc, func() error {
+			err := mk()
+			switch {
+			case err == nil:
+				made = true
+			case errors.Is(err, unix.EEXIST) && d.creating[name] != nil:
+				busy = d.creating[name]
+				return err
+			case errors.Is(err, unix.EEXIST) && unfinished != nil:
+				if err := unfinished(); err != nil {
+					return err
+				}
+			default:
+				return err
+			}
+			fd, st, err = openChild(d, name)
+			if err == nil && uint32(st.Mode)&unix.S_IFMT != typeBits(typ) {
+				unix.Close(fd)
+				err = unix.EEXIST // replaced by a local process
+			}
+			if err != nil {
+				return err
+			}
+			if made {
+				mine = d.startCreateLocked(name)
+			}
+			return nil
+		})
+		if busy != nil {
+			<-busy // then look again
+			continue
+		}
+		if err != nil {
+			return nil, nil, err
+		}
+		h, a, err := f.setupMade(d, dst, c, name, fd, st, s, mode, typ)
+		if made {
+			f.endCreate(d, name, mine, st.Ino, typ == TypeDir, err != nil, wcc)
+		}
+		return h, a, err
 	}
-	if uint32(st.Mode)&unix.S_IFMT != typeBits(typ) {
-		unix.Close(fd) // replaced under us by a local process
-		return nil, nil, *wcc, unix.EEXIST
-	}
+}
+
+// setupMade sets owner and mode of the new object name in d (open as fd,
+// stat st; setupMade owns fd), and for a directory the times asked for,
+// caches it and syncs it and its entry (syncCreated; a symlink or device
+// node has no fd to fsync, so its sync is a syncfs).
+func (f *FS) setupMade(d *node, dst *unix.Stat_t, c Cred, name string, fd int, st *unix.Stat_t, s SetAttr, mode uint32, typ FileType) (Handle, *Attr, error) {
 	if err := f.setupNew(d, dst, name, fd, c, s, mode, typ); err != nil {
-		unix.Close(fd)
-		return nil, nil, *wcc, err
+		if fd >= 0 {
+			unix.Close(fd)
+		}
+		return nil, nil, err
 	}
 	h, err := f.adopt(fd, st, d, name)
+	if err == nil && typ == TypeDir {
+		rest := SetAttr{Atime: s.Atime, AtimeVal: s.AtimeVal, Mtime: s.Mtime, MtimeVal: s.MtimeVal}
+		if rest.Atime != DontChange || rest.Mtime != DontChange {
+			err = f.withNode(h, func(n *node, nst *unix.Stat_t) error { return f.setAttrLocked(n, nst, c, rest, true) })
+		}
+	}
 	if err == nil {
+		// The new object's inode and the entry (see Create).
 		err = f.withNode(h, func(n *node, _ *unix.Stat_t) error { return f.syncCreated(n, d) })
 	}
 	if err != nil {
-		return nil, nil, *wcc, err
+		return nil, nil, err
 	}
 	a, err := f.Getattr(h)
 	if err != nil {
-		return nil, nil, *wcc, err
+		return nil, nil, err
 	}
-	return h, &a, *wcc, nil
+	return h, &a, nil
 }
 
 func typeBits(t FileType) uint32 {
@@ -227,7 +259,7 @@ func (f *FS) Mknod(dir Handle, c Cred, name string, typ FileType, s SetAttr, maj
 	if err != nil {
 		return nil, nil, wcc, err
 	}
-	defer f.finishDir(d, &wcc)
+	defer f.put(d)
 	if err := checkNewName(name, unix.EEXIST); err != nil {
 		return nil, nil, wcc, err
 	}
@@ -246,13 +278,10 @@ func (f *FS) Mknod(dir Handle, c Cred, name string, typ FileType, s SetAttr, maj
 	if s.Mode != nil {
 		mode = *s.Mode & 0o7777
 	}
-	if err := f.inject(FaultCreate); err != nil {
-		return nil, nil, wcc, err
-	}
-	if err := mknodat(d.pathFd, name, typeBits(typ)|0o600, dev); err != nil {
-		return nil, nil, wcc, err
-	}
-	return f.finishCreate(d, dst, c, name, s, mode, typ, &wcc)
+	h, a, err := f.makeObject(d, dst, c, name, s, mode, typ, &wcc, func() error {
+		return mknodat(d.pathFd, name, typeBits(typ)|0o600, dev)
+	}, nil)
+	return h, a, wcc, err
 }
 
 // Remove removes a non-directory entry; the removal is durable on return.
@@ -270,7 +299,7 @@ func (f *FS) remove(dir Handle, c Cred, name string, isDir bool) (wcc Wcc, _ err
 	if err != nil {
 		return wcc, err
 	}
-	defer f.finishDir(d, &wcc)
+	defer f.put(d)
 	dotErr := unix.EINVAL
 	if isDir && name == ".." {
 		dotErr = unix.ENOTEMPTY
@@ -279,28 +308,31 @@ func (f *FS) remove(dir Handle, c Cred, name string, isDir bool) (wcc Wcc, _ err
 		return wcc, err
 	}
 	var vst unix.Stat_t
-	if err := unix.Fstatat(d.pathFd, name, &vst, unix.AT_SYMLINK_NOFOLLOW); err != nil {
-		return wcc, err
-	}
-	victimDir := vst.Mode&unix.S_IFMT == unix.S_IFDIR
-	switch {
-	case isDir && !victimDir:
-		return wcc, unix.ENOTDIR
-	case !isDir && victimDir:
-		return wcc, unix.EISDIR
-	case !stickyOK(dst, &vst, c):
-		return wcc, unix.EPERM // may_delete: EPERM, as knfsd answers
-	case victimDir && vst.Ino == f.rootIno && vst.Dev == f.rootDev:
-		return wcc, unix.EBUSY
-	}
-	if err := f.inject(FaultUnlink); err != nil {
-		return wcc, err
-	}
-	flags := 0
-	if isDir {
-		flags = unix.AT_REMOVEDIR
-	}
-	if err := unix.Unlinkat(d.pathFd, name, flags); err != nil {
+	err = f.dirChange(d, &wcc, func() error {
+		if err := unix.Fstatat(d.pathFd, name, &vst, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			return err
+		}
+		victimDir := vst.Mode&unix.S_IFMT == unix.S_IFDIR
+		switch {
+		case isDir && !victimDir:
+			return unix.ENOTDIR
+		case !isDir && victimDir:
+			return unix.EISDIR
+		case !stickyOK(dst, &vst, c):
+			return unix.EPERM // may_delete: EPERM, as knfsd answers
+		case victimDir && vst.Ino == f.rootIno && vst.Dev == f.rootDev:
+			return unix.EBUSY
+		}
+		if err := f.inject(FaultUnlink); err != nil {
+			return err
+		}
+		flags := 0
+		if isDir {
+			flags = unix.AT_REMOVEDIR
+		}
+		return unix.Unlinkat(d.pathFd, name, flags)
+	})
+	if err != nil {
 		return wcc, err
 	}
 	if isDir || vst.Nlink <= 1 {
@@ -321,7 +353,7 @@ func (f *FS) Link(file Handle, dir Handle, name string, c Cred) (_ *Attr, wcc Wc
 	if err != nil {
 		return f.postAttr(n), wcc, err
 	}
-	defer f.finishDir(d, &wcc)
+	defer f.put(d)
 	if err := checkNewName(name, unix.EEXIST); err != nil {
 		return f.postAttr(n), wcc, err
 	}
@@ -331,10 +363,13 @@ func (f *FS) Link(file Handle, dir Handle, name string, c Cred) (_ *Attr, wcc Wc
 	if !mayLink(nst, c) {
 		return f.postAttr(n), wcc, unix.EPERM
 	}
-	if err := f.inject(FaultLink); err != nil {
-		return f.postAttr(n), wcc, err
-	}
-	if err := linkNode(n, d.pathFd, name); err != nil {
+	err = f.dirChange(d, &wcc, func() error {
+		if err := f.inject(FaultLink); err != nil {
+			return err
+		}
+		return linkNode(n, d.pathFd, name)
+	})
+	if err != nil {
 		return f.postAttr(n), wcc, err
 	}
 	// The new entry, and the inode's link count and ctime: the
@@ -383,12 +418,12 @@ func (f *FS) Rename(fromDir Handle, fromName string, toDir Handle, toName string
 		}
 		return from, to, err
 	}
-	defer f.finishDir(fd, &from)
+	defer f.put(fd)
 	td, tdst, err := f.getDir(toDir, c, &to, true)
 	if err != nil {
 		return from, to, err
 	}
-	defer f.finishDir(td, &to)
+	defer f.put(td)
 	if err := checkNewName(fromName, unix.EINVAL); err != nil {
 		return from, to, err
 	}
@@ -396,39 +431,44 @@ func (f *FS) Rename(fromDir Handle, fromName string, toDir Handle, toName string
 		return from, to, err
 	}
 	var vst, tst unix.Stat_t
-	if err := unix.Fstatat(fd.pathFd, fromName, &vst, unix.AT_SYMLINK_NOFOLLOW); err != nil {
-		return from, to, err
-	}
-	if !stickyOK(fdst, &vst, c) {
-		return from, to, unix.EPERM // may_delete: EPERM, as knfsd answers
-	}
-	terr := unix.Fstatat(td.pathFd, toName, &tst, unix.AT_SYMLINK_NOFOLLOW)
-	exists := terr == nil
-	if terr != nil && terr != unix.ENOENT {
-		return from, to, terr
-	}
-	srcDir := vst.Mode&unix.S_IFMT == unix.S_IFDIR
-	if exists {
-		if tst.Ino == vst.Ino && tst.Dev == vst.Dev {
-			return from, to, nil // POSIX: same file, nothing to do
+	exists, same := false, false
+	err = f.dirChange2(fd, td, &from, &to, func() error {
+		if err := unix.Fstatat(fd.pathFd, fromName, &vst, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			return err
 		}
-		tgtDir := tst.Mode&unix.S_IFMT == unix.S_IFDIR
-		switch {
-		case !stickyOK(tdst, &tst, c):
-			return from, to, unix.EPERM
-		case srcDir && !tgtDir:
-			return from, to, unix.ENOTDIR
-		case !srcDir && tgtDir:
-			return from, to, unix.EISDIR
+		if !stickyOK(fdst, &vst, c) {
+			return unix.EPERM // may_delete: EPERM, as knfsd answers
 		}
-	}
-	if srcDir && fd.ino != td.ino && !may(&vst, c, permW) {
-		return from, to, unix.EACCES // its ".." entry changes
-	}
-	if err := f.inject(FaultRename); err != nil {
-		return from, to, err
-	}
-	if err := unix.Renameat(fd.pathFd, fromName, td.pathFd, toName); err != nil {
+		terr := unix.Fstatat(td.pathFd, toName, &tst, unix.AT_SYMLINK_NOFOLLOW)
+		exists = terr == nil
+		if terr != nil && terr != unix.ENOENT {
+			return terr
+		}
+		srcDir := vst.Mode&unix.S_IFMT == unix.S_IFDIR
+		if exists {
+			if tst.Ino == vst.Ino && tst.Dev == vst.Dev {
+				same = true
+				return nil // POSIX: same file, nothing to do
+			}
+			tgtDir := tst.Mode&unix.S_IFMT == unix.S_IFDIR
+			switch {
+			case !stickyOK(tdst, &tst, c):
+				return unix.EPERM
+			case srcDir && !tgtDir:
+				return unix.ENOTDIR
+			case !srcDir && tgtDir:
+				return unix.EISDIR
+			}
+		}
+		if srcDir && fd.ino != td.ino && !may(&vst, c, permW) {
+			return unix.EACCES // its ".." entry changes
+		}
+		if err := f.inject(FaultRename); err != nil {
+			return err
+		}
+		return unix.Renameat(fd.pathFd, fromName, td.pathFd, toName)
+	})
+	if err != nil || same {
 		return from, to, err
 	}
 	if exists && (tst.Mode&unix.S_IFMT == unix.S_IFDIR || tst.Nlink <= 1) {
@@ -448,7 +488,7 @@ func (f *FS) Rename(fromDir Handle, fromName string, toDir Handle, toName string
 	if err != nil {
 		return from, to, err
 	}
-	if err == nil && vst.Mode&unix.S_IFMT == unix.S_IFREG {
+	if vst.Mode&unix.S_IFMT == unix.S_IFREG {
 		f.zdelivered(fd, td, func() (Handle, bool) {
 			k, mnt, err := nameHandle(td.pathFd, toName)
 			if err != nil || mnt != f.mountID {
@@ -457,7 +497,7 @@ func (f *FS) Rename(fromDir Handle, fromName string, toDir Handle, toName string
 			return f.encodeHandle(k)
 		})
 	}
-	return from, to, err
+	return from, to, nil
 }
 
 // FSStat reports space and inode counts of the filesystem holding h.

@@ -28,6 +28,13 @@ type node struct {
 
 	sync groupcommit.Syncer // group commit of fsyncs of ioFd
 
+	// Directories (dirchange.go): nsMu is held around a namespace change
+	// in the directory and the stats that are its wcc data; creating
+	// (guarded by nsMu) holds the names created and still being set up,
+	// each with a channel closed when that ends.
+	nsMu     sync.Mutex
+	creating map[string]chan struct{}
+
 	// Compression (compress.go). zmu: readers (READ, WRITE, SETATTR of the
 	// size) hold it shared, a rewrite in place exclusively.
 	zmu       sync.RWMutex

@@ -41,14 +41,17 @@ func checkNewName(name string, dotErr unix.Errno) error {
 	return nil
 }
 
-// getDir resolves a directory handle for a modifying namespace operation
-// and fills wcc.Before. Errors: ENOTDIR, EROFS, EACCES (needs w+x).
+// getDir resolves a directory handle for a namespace operation and fills
+// wcc with the directory's attributes from one stat, before and after: an
+// operation that fails before it changes anything reports no change. One
+// that changes the directory refills wcc around the change (dirChange).
+// Errors: ENOTDIR, EROFS, EACCES (needs w+x).
 func (f *FS) getDir(h Handle, c Cred, wcc *Wcc, modify bool) (*node, *unix.Stat_t, error) {
 	d, st, err := f.get(h)
 	if err != nil {
 		return nil, nil, err
 	}
-	wcc.Before = wccAttr(st)
+	wcc.Before, wcc.After = wccAttr(st), f.attr(st)
 	switch {
 	case d.typ != TypeDir:
 		err = unix.ENOTDIR
@@ -60,17 +63,10 @@ func (f *FS) getDir(h Handle, c Cred, wcc *Wcc, modify bool) (*node, *unix.Stat_
 		err = unix.EACCES
 	}
 	if err != nil {
-		wcc.After = f.attr(st)
 		f.put(d)
 		return nil, nil, err
 	}
 	return d, st, nil
-}
-
-// finishDir fills wcc.After and releases d.
-func (f *FS) finishDir(d *node, wcc *Wcc) {
-	wcc.After = f.postAttr(d)
-	f.put(d)
 }
 
 // adopt turns a path fd from openChild (name in d) into a handle and caches
@@ -617,7 +613,10 @@ func (f *FS) setupNew(d *node, dst *unix.Stat_t, name string, fd int, c Cred, s 
 // GUARDED fails with EEXIST if the name exists; EXCLUSIVE stores verf in the
 // times as knfsd does (verf[0:4]&0x7fffffff in mtime.sec, verf[4:8]&0x7fffffff
 // in atime.sec) and answers a retransmission (times match, size 0) with the
-// same handle. The new file and directory entry are durable on return.
+// same handle. The new file and directory entry are durable on return. A
+// CREATE of a name that another CREATE (MKDIR, ...) of this server has
+// just made and is still setting up waits for it. A CREATE that fails
+// after making the file removes it again.
 func (f *FS) Create(dir Handle, c Cred, name string, how CreateMode, s SetAttr, verf [8]byte) (_ Handle, _ *Attr, wcc Wcc, _ error) {
 	return f.create(dir, c, name, how, s, verf, false)
 }
@@ -638,7 +637,7 @@ func (f *FS) create(dir Handle, c Cred, name string, how CreateMode, s SetAttr, 
 	if err != nil {
 		return nil, nil, wcc, err
 	}
-	defer f.finishDir(d, &wcc)
+	defer f.put(d)
 	if err := checkNewName(name, unix.EEXIST); err != nil {
 		return nil, nil, wcc, err
 	}
@@ -647,29 +646,65 @@ func (f *FS) create(dir Handle, c Cred, name string, how CreateMode, s SetAttr, 
 	}
 	mtimeSec := int64(uint32(verf[0])<<24|uint32(verf[1])<<16|uint32(verf[2])<<8|uint32(verf[3])) & 0x7fffffff
 	atimeSec := int64(uint32(verf[4])<<24|uint32(verf[5])<<16|uint32(verf[6])<<8|uint32(verf[7])) & 0x7fffffff
+	for {
+		if err := f.inject(FaultCreate); err != nil {
+			return nil, nil, wcc, err
+		}
+		var fd int
+		var st unix.Stat_t
+		var busy, mine chan struct{}
+		err := f.dirChange(d, &wcc, func() error {
+			var err error
+			fd, err = unix.Openat(d.pathFd, name, unix.O_CREAT|unix.O_EXCL|unix.O_RDWR|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+			if err != nil {
+				if errors.Is(err, unix.EEXIST) {
+					busy = d.creating[name]
+				}
+				return err
+			}
+			if err := unix.Fstat(fd, &st); err != nil {
+				unix.Close(fd)
+				unix.Unlinkat(d.pathFd, name, 0) // just made, under nsMu
+				return err
+			}
+			mine = d.startCreateLocked(name)
+			return nil
+		})
+		switch {
+		case busy != nil:
+			<-busy // then look again
+			continue
+		case err == nil:
+			h, a, err := f.setupFile(d, dst, c, name, fd, how, s, atimeSec, mtimeSec)
+			f.endCreate(d, name, mine, st.Ino, false, err != nil, &wcc)
+			return h, a, wcc, err
+		case errors.Is(err, unix.EEXIST) && finish:
+			uid, _ := newOwner(dst, c, s)
+			if fd, err = openUnfinished(d, name, uint32(uid)); err != nil {
+				return nil, nil, wcc, err
+			}
+			h, a, err := f.setupFile(d, dst, c, name, fd, how, s, atimeSec, mtimeSec)
+			return h, a, wcc, err
+		case errors.Is(err, unix.EEXIST) && how != Guarded:
+			h, a, err := f.createExisting(d, c, name, how, s, mtimeSec, atimeSec)
+			return h, a, wcc, err
+		}
+		return nil, nil, wcc, err
+	}
+}
 
-	if err := f.inject(FaultCreate); err != nil {
-		return nil, nil, wcc, err
-	}
-	fd, err := unix.Openat(d.pathFd, name, unix.O_CREAT|unix.O_EXCL|unix.O_RDWR|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
-	switch {
-	case errors.Is(err, unix.EEXIST) && finish:
-		uid, _ := newOwner(dst, c, s)
-		fd, err = openUnfinished(d, name, uint32(uid))
-	case errors.Is(err, unix.EEXIST) && how != Guarded:
-		h, a, err := f.createExisting(d, c, name, how, s, mtimeSec, atimeSec)
-		return h, a, wcc, err
-	}
-	if err != nil {
-		return nil, nil, wcc, err
-	}
+// setupFile gives a regular file just created (open O_RDWR as fd, name in
+// d; setupFile owns fd) what CREATE promises: owner, mode, the EXCLUSIVE
+// verifier or the other attributes asked for, a cached node, and
+// durability of the file and its entry.
+func (f *FS) setupFile(d *node, dst *unix.Stat_t, c Cred, name string, fd int, how CreateMode, s SetAttr, atimeSec, mtimeSec int64) (Handle, *Attr, error) {
 	mode := uint32(0o644)
 	if how == Exclusive {
 		mode = 0o600
 	} else if s.Mode != nil {
 		mode = *s.Mode & 0o7777
 	}
-	err = f.setupNew(d, dst, name, fd, c, s, mode, TypeReg)
+	err := f.setupNew(d, dst, name, fd, c, s, mode, TypeReg)
 	if err == nil && how == Exclusive {
 		err = futimensFd(fd, []unix.Timespec{{Sec: atimeSec}, {Sec: mtimeSec}})
 	}
@@ -679,7 +714,7 @@ func (f *FS) create(dir Handle, c Cred, name string, how CreateMode, s SetAttr, 
 	}
 	if err != nil {
 		unix.Close(fd)
-		return nil, nil, wcc, err
+		return nil, nil, err
 	}
 	h, err := f.adoptOpen(fd, &st, d, name)
 	if err == nil && how != Exclusive {
@@ -701,13 +736,13 @@ func (f *FS) create(dir Handle, c Cred, name string, how CreateMode, s SetAttr, 
 		err = f.withNode(h, func(n *node, _ *unix.Stat_t) error { return f.syncCreated(n, d) })
 	}
 	if err != nil {
-		return nil, nil, wcc, err
+		return nil, nil, err
 	}
 	a, err := f.Getattr(h)
 	if err != nil {
-		return nil, nil, wcc, err
+		return nil, nil, err
 	}
-	return h, &a, wcc, nil
+	return h, &a, nil
 }
 
 // openUnfinished opens name in d for FinishCreate: an empty regular file
