@@ -73,7 +73,13 @@
 // its mode (a file created 0444 must still take its first writes); Access
 // reports the plain mode rules. Created objects are chowned to the
 // credential unless Options.NoChown (setgid directories pass their group
-// on). On Linux a WRITE for a caller other than root runs on a thread
+// on). Modes are set as root, so the kernel's rules for an unprivileged
+// caller are applied by the store: a new directory in a setgid directory
+// is setgid; a new non-directory that would be setgid and
+// group-executable is not when the caller is outside its group
+// (mode_strip_sgid); a chmod by an owner outside the group drops S_ISGID
+// from files and directories (setattr_copy); a WRITE by another user
+// drops setuid and setgid (file_remove_privs). On Linux a WRITE for a caller other than root runs on a thread
 // with the caller's fsuid and without CAP_SYS_RESOURCE, so that a full
 // file system or a quota stops users with ENOSPC or EDQUOT before the
 // blocks kept for root are used (UserWriteLimits tells whether it can).

@@ -525,8 +525,10 @@ func (f *FS) setAttrLocked(n *node, st *unix.Stat_t, c Cred, s SetAttr, created 
 		if s.GID != nil {
 			gid = *s.GID
 		}
-		if c.UID != 0 && n.typ != TypeDir && !c.inGroup(gid) {
-			mode &^= unix.S_ISGID // as chmod(2) without CAP_FSETID
+		if c.UID != 0 && !c.inGroup(gid) {
+			// As chmod(2) without CAP_FSETID (setattr_copy), for
+			// directories too.
+			mode &^= unix.S_ISGID
 		}
 		if err := f.chmod(n, mode); err != nil {
 			return err
@@ -582,10 +584,24 @@ func newOwner(dst *unix.Stat_t, c Cred, s SetAttr) (uid, gid int) {
 }
 
 // setupNew chowns and chmods a freshly created object (open as fd, or
-// named name in d when fd < 0, e.g. symlinks and device nodes).
+// named name in d when fd < 0, e.g. symlinks and device nodes on FreeBSD).
 func (f *FS) setupNew(d *node, dst *unix.Stat_t, name string, fd int, c Cred, s SetAttr, mode uint32, typ FileType) error {
-	if !f.opts.NoChown {
-		uid, gid := newOwner(dst, c, s)
+	uid, gid := newOwner(dst, c, s)
+	if f.opts.NoChown {
+		// The kernel chose the group: the directory's when it is
+		// setgid, else the server's.
+		var st unix.Stat_t
+		var err error
+		if fd >= 0 {
+			err = unix.Fstat(fd, &st)
+		} else {
+			err = unix.Fstatat(d.pathFd, name, &st, unix.AT_SYMLINK_NOFOLLOW)
+		}
+		if err != nil {
+			return err
+		}
+		gid = int(st.Gid)
+	} else {
 		var err error
 		if fd >= 0 {
 			err = fchownFd(fd, uid, gid)
@@ -599,13 +615,34 @@ func (f *FS) setupNew(d *node, dst *unix.Stat_t, name string, fd int, c Cred, s 
 	if typ == TypeLnk {
 		return nil
 	}
-	if typ == TypeDir && dst.Mode&unix.S_ISGID != 0 {
-		mode |= unix.S_ISGID // setgid directories propagate
-	}
+	mode = createMode(mode, typ, dst, c, uint32(gid))
 	if fd >= 0 {
 		return fchmodFd(fd, mode)
 	}
 	return unix.Fchmodat(d.pathFd, name, mode, unix.AT_SYMLINK_NOFOLLOW)
+}
+
+// createMode returns the mode a new object of type typ gets when c asks
+// for mode in a directory with stat dst, the object's group being gid.
+// The mode is set as root (chmod after the create), so the kernel's rules
+// for an unprivileged creator are applied here: a directory in a setgid
+// directory is setgid (inode_init_owner), and a non-directory that would
+// be setgid and group-executable loses S_ISGID unless c is in its group
+// or root (mode_strip_sgid; c lacks CAP_FSETID unless root). The group is
+// the setgid directory's, or c's own, or one c is in (newOwner), so this
+// strips exactly where Linux does: in a setgid directory whose group c is
+// not in.
+func createMode(mode uint32, typ FileType, dst *unix.Stat_t, c Cred, gid uint32) uint32 {
+	if typ == TypeDir {
+		if dst.Mode&unix.S_ISGID != 0 {
+			mode |= unix.S_ISGID // setgid directories propagate
+		}
+		return mode
+	}
+	if mode&(unix.S_ISGID|unix.S_IXGRP) == unix.S_ISGID|unix.S_IXGRP && c.UID != 0 && !c.inGroup(gid) {
+		mode &^= unix.S_ISGID
+	}
+	return mode
 }
 
 // Create creates a regular file (RFC 1813 CREATE). UNCHECKED creates or
