@@ -111,7 +111,12 @@
 // that starts after its change; while one runs, all arrivals wait for the
 // next, which one of them runs for all. Options.SyncWindow lets the leader
 // wait to gather more. A failed sync returns its error to every caller it
-// covered and rotates the write verifier.
+// covered and rotates the write verifier. Linux reports a writeback error
+// to one fsync of a file only, so the sync after a failed one may succeed
+// though it covers data the failed one lost: COMMIT therefore reads the
+// verifier after its sync (a failure before it has rotated it, and the
+// client resends its UNSTABLE writes), and a DATA_SYNC or FILE_SYNC WRITE
+// fails with EIO if any sync of the file failed while it ran.
 //
 // # Concurrency and locks
 //

@@ -3,6 +3,7 @@ package maildirfs
 import (
 	"container/list"
 	"sync"
+	"sync/atomic"
 
 	"github.com/mailnfs/mailnfs/internal/groupcommit"
 	"golang.org/x/sys/unix"
@@ -26,7 +27,8 @@ type node struct {
 	curs    []*dirCursor // open directory cursors, at most maxDirCursors
 	nextCur int          // round robin when all are busy; guarded by curMu
 
-	sync groupcommit.Syncer // group commit of fsyncs of ioFd
+	sync      groupcommit.Syncer // group commit of fsyncs of ioFd
+	syncFails atomic.Uint64      // failed syncs of ioFd, ever (they may have lost writes)
 
 	// Directories (dirchange.go): nsMu is held around a namespace change
 	// in the directory and the stats that are its wcc data; creating

@@ -291,6 +291,10 @@ func (f *FS) Read(h Handle, c Cred, off uint64, buf []byte) (int, bool, *Attr, e
 // Write writes data at off. UNSTABLE only writes (pwrite); DATA_SYNC adds
 // fdatasync and FILE_SYNC fsync before returning. verf is the verifier read
 // before the write, so a sync failure after it changes what COMMIT returns.
+// A DATA_SYNC or FILE_SYNC write fails with EIO, even when its own sync
+// succeeds, if another sync of the file failed meanwhile: that one may
+// have been the writeback of this data, and Linux reports a writeback
+// error to one fsync only.
 func (f *FS) Write(h Handle, c Cred, off uint64, data []byte, stable StableHow) (int, StableHow, [8]byte, Wcc, error) {
 	var wcc Wcc
 	verf := f.WriteVerifier()
@@ -326,6 +330,7 @@ func (f *FS) Write(h Handle, c Cred, off uint64, data []byte, stable StableHow) 
 	if err == nil {
 		err = f.inject(FaultWrite)
 	}
+	fails := n.syncFails.Load()
 	total := 0
 	if err == nil {
 		// As the caller: a full disk or quota stops the caller's writes,
@@ -361,6 +366,9 @@ func (f *FS) Write(h Handle, c Cred, off uint64, data []byte, stable StableHow) 
 			err = f.syncFile(n, true)
 			committed = FileSync
 		}
+		if err == nil && stable != Unstable && n.syncFails.Load() != fails {
+			err = fmt.Errorf("maildirfs: another sync of the file failed during the write: %w", unix.EIO)
+		}
 	}
 	wcc.After = f.postAttr(n)
 	if err != nil {
@@ -384,13 +392,16 @@ func (f *FS) killPriv(n *node, st *unix.Stat_t) error {
 }
 
 // Commit makes the file's data and metadata durable (fsync; the range is
-// not used) and returns the write verifier.
+// not used) and returns the write verifier, read after the sync: a sync
+// of the file that failed before it (perhaps the writeback of the data
+// this COMMIT is for, whose error Linux reports to that one fsync only)
+// rotated the verifier, so the client sees it change and sends its
+// UNSTABLE writes again.
 func (f *FS) Commit(h Handle, c Cred, off uint64, count uint32) ([8]byte, Wcc, error) {
 	var wcc Wcc
-	verf := f.WriteVerifier()
 	n, st, err := f.get(h)
 	if err != nil {
-		return verf, wcc, err
+		return f.WriteVerifier(), wcc, err
 	}
 	defer f.put(n)
 	wcc.Before = wccAttr(st)
@@ -406,7 +417,7 @@ func (f *FS) Commit(h Handle, c Cred, off uint64, count uint32) ([8]byte, Wcc, e
 		err = f.syncFile(n, true)
 	}
 	wcc.After = f.postAttrStable(n)
-	return verf, wcc, err
+	return f.WriteVerifier(), wcc, err
 }
 
 // SetAttr changes attributes. The owner (or root) may chmod and set times

@@ -26,6 +26,7 @@ func (f *FS) syncFile(n *node, full bool) error {
 			}
 		}
 		if err != nil {
+			n.syncFails.Add(1)
 			f.syncFailed(err)
 		}
 		return err
@@ -51,6 +52,7 @@ func (f *FS) syncDir(n *node) error {
 			err = unix.Fsync(fd)
 		}
 		if err != nil {
+			n.syncFails.Add(1)
 			f.syncFailed(err)
 		}
 		return err
