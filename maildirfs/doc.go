@@ -25,9 +25,25 @@
 // (tmp -> new -> cur) and restarts, and go stale (ErrStale) once the inode
 // is freed; a forged, edited, truncated or other-export handle is
 // ErrBadHandle and never resolves to another file. A resolved object must
-// be on the export's filesystem (same st_dev); a file moved out of the
-// export subtree by a local process on the same filesystem still resolves
-// (the MAC proves we handed the handle out, not where the file is now).
+// be on the export's filesystem (same st_dev). A directory must also be
+// inside the export, as knfsd requires (nfsd_acceptable, even with
+// no_subtree_check): when its handle is resolved (not cached), ".." is
+// walked up with openat and fstat until the export root's inode (at most
+// 4096 levels; each costs an openat, an fstat and a close), and a
+// directory a local process moved out of the export, or one deeper than
+// that, is ErrStale. LOOKUP of ".." walks up from the directory every time
+// (a moved one is ErrStale, never its parent's handle), and so does
+// READDIRPLUS for its ".." entry (no handle or attributes if outside). A
+// cached directory node is walked again by the first request that uses it
+// a second (dirRecheck) or more after the last walk, and dropped if it is
+// outside. The residual: for up to a second after a local process moves a
+// cached directory out of the export, requests that name it by handle
+// (READDIR, LOOKUP of a name in it, CREATE and the like) still work in
+// it, and so do cached nodes of directories below it; a path out of the
+// export through ".." is never given. A file (not a directory) moved out
+// of the export by a local process on the same filesystem still resolves,
+// as with knfsd's no_subtree_check (the MAC proves we handed the handle
+// out, not where the file is now).
 //
 // open_by_handle_at needs CAP_DAC_READ_SEARCH: Open fails with a clear
 // error when it is not permitted. There is no weaker fallback mode (no

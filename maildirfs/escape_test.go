@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/mailnfs/mailnfs/maildirfs"
 	"github.com/mailnfs/mailnfs/maildirfs/mdtest"
@@ -176,4 +177,114 @@ func TestMountInsideExport(t *testing.T) {
 	if _, err := s.LookupPath(root, "mnt/inner"); !errors.Is(err, syscall.EXDEV) {
 		t.Fatalf("LookupPath across mount: %v", err)
 	}
+}
+
+// TestMovedOutDirectory: a local process moves a directory out of the
+// export (same file system). Its handle stops resolving, as knfsd's does
+// (nfsd_acceptable): at once when it is not cached, on its first ".."
+// (LOOKUP, and READDIRPLUS gives no handle for it), and within
+// dirRecheck otherwise; ".." never leads outside. A file moved out keeps
+// resolving (as with no_subtree_check), and a directory moved back in
+// resolves again.
+func TestMovedOutDirectory(t *testing.T) {
+	setup := func(t *testing.T) (*mdtest.Store, maildirfs.Handle, maildirfs.Handle, func()) {
+		s := mdtest.New(t)
+		outside := filepath.Join(filepath.Dir(s.Dir), "outside")
+		if err := os.Mkdir(outside, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(outside, "secret"), []byte("outside the export"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.MkdirAll(filepath.Join(s.Dir, "olduser", "Maildir"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(s.Dir, "olduser", "Maildir", "m"), []byte("mail"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		dh := lookup(t, s, "olduser")
+		fh := lookup(t, s, "olduser", "Maildir", "m")
+		move := func() {
+			if err := os.Rename(filepath.Join(s.Dir, "olduser"), filepath.Join(outside, "olduser")); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return s, dh, fh, move
+	}
+	stale := func(t *testing.T, s *mdtest.Store, dh maildirfs.Handle) {
+		t.Helper()
+		if _, err := s.Getattr(dh); !errors.Is(err, maildirfs.ErrStale) {
+			t.Errorf("GETATTR of the moved directory: %v, want ErrStale", err)
+		}
+		if h, _, _, err := s.Lookup(dh, root, ".."); !errors.Is(err, maildirfs.ErrStale) {
+			t.Errorf(`LOOKUP "..": %x %v, want ErrStale`, h, err)
+		}
+		if _, _, _, err := s.Lookup(dh, root, "Maildir"); !errors.Is(err, maildirfs.ErrStale) {
+			t.Errorf("LOOKUP in it: %v, want ErrStale", err)
+		}
+	}
+	t.Run("Uncached", func(t *testing.T) {
+		s, dh, _, move := setup(t)
+		move()
+		s.Reopen(t) // a restart: nothing cached
+		stale(t, s, dh)
+	})
+	t.Run("CachedDotDot", func(t *testing.T) {
+		s, dh, fh, move := setup(t)
+		move()
+		if h, _, _, err := s.Lookup(dh, root, ".."); !errors.Is(err, maildirfs.ErrStale) {
+			t.Fatalf(`LOOKUP ".." of a cached moved directory: %x %v, want ErrStale`, h, err)
+		}
+		stale(t, s, dh)
+		// A file moved out with it still resolves (no_subtree_check).
+		buf := make([]byte, 10)
+		if n, _, _, err := s.Read(fh, root, 0, buf); err != nil || string(buf[:n]) != "mail" {
+			t.Errorf("READ of a file moved out: %q %v", buf[:n], err)
+		}
+	})
+	t.Run("CachedReaddirplus", func(t *testing.T) {
+		s, dh, _, move := setup(t)
+		move()
+		var dotdot *maildirfs.DirEntry
+		s.ReadDir(dh, root, 0, true, func(e *maildirfs.DirEntry) bool {
+			if e.Name == ".." {
+				dotdot = e
+			}
+			return true
+		})
+		if dotdot == nil {
+			t.Fatal(`READDIRPLUS of a moved directory: no ".."`)
+		}
+		if dotdot.Handle != nil || dotdot.Attr != nil {
+			t.Errorf(`READDIRPLUS of a moved directory: ".." has handle %x attributes %+v`, dotdot.Handle, dotdot.Attr)
+		}
+	})
+	t.Run("CachedRecheck", func(t *testing.T) {
+		defer maildirfs.SetDirRecheck(10 * time.Millisecond)()
+		s, dh, _, move := setup(t)
+		md := lookup(t, s, "olduser", "Maildir")
+		move()
+		time.Sleep(20 * time.Millisecond)
+		stale(t, s, dh)
+		if _, err := s.Getattr(md); !errors.Is(err, maildirfs.ErrStale) {
+			t.Errorf("GETATTR of a cached subdirectory of the moved one: %v, want ErrStale", err)
+		}
+	})
+	t.Run("MovedBack", func(t *testing.T) {
+		s, dh, _, move := setup(t)
+		move()
+		s.Reopen(t)
+		if _, err := s.Getattr(dh); !errors.Is(err, maildirfs.ErrStale) {
+			t.Fatalf("GETATTR while outside: %v", err)
+		}
+		if err := os.Rename(filepath.Join(filepath.Dir(s.Dir), "outside", "olduser"), filepath.Join(s.Dir, "back")); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Getattr(dh); err != nil {
+			t.Fatalf("GETATTR after moving it back: %v", err)
+		}
+		if up, _, _, err := s.Lookup(dh, root, ".."); err != nil || !bytes.Equal(up, s.Root()) {
+			t.Fatalf(`LOOKUP "..": %v, want the root`, err)
+		}
+	})
 }

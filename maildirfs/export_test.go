@@ -114,3 +114,11 @@ func FrameDictIDs(c []byte) ([]uint32, error) {
 	}
 	return ids, nil
 }
+
+// SetDirRecheck sets how long a cached directory node is trusted to be
+// inside the export and returns a function restoring the default.
+func SetDirRecheck(d time.Duration) func() {
+	old := dirRecheck
+	dirRecheck = d
+	return func() { dirRecheck = old }
+}

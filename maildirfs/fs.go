@@ -48,6 +48,7 @@ type FS struct {
 	verf   [8]byte // guarded by verfMu
 
 	closed atomic.Bool
+	opened time.Time // monotonic base of since
 
 	stats struct {
 		fileSyncCalls, dirSyncCalls atomic.Uint64
@@ -77,7 +78,7 @@ func open(root string, opts Options, zforce bool) (*FS, error) {
 	if opts.MaxOpenNodes <= 0 {
 		opts.MaxOpenNodes = 1024
 	}
-	f := &FS{root: root, exportID: opts.ExportID, opts: opts, log: opts.Logger}
+	f := &FS{root: root, exportID: opts.ExportID, opts: opts, log: opts.Logger, opened: time.Now()}
 	key, err := loadKey(opts.StateDir)
 	if err != nil {
 		return nil, err
@@ -262,7 +263,8 @@ func (f *FS) inject(op FaultOp) error {
 }
 
 // get resolves h to a referenced node and its current stat. The caller must
-// f.put(n). ErrBadHandle: not ours; ErrStale: the object is gone.
+// f.put(n). ErrBadHandle: not ours; ErrStale: the object is gone, or is a
+// directory no longer inside the export (connected, recheck).
 func (f *FS) get(h Handle) (*node, *unix.Stat_t, error) {
 	if f.closed.Load() {
 		return nil, nil, syscall.EBADF
@@ -293,8 +295,25 @@ func (f *FS) get(h Handle) (*node, *unix.Stat_t, error) {
 			unix.Close(fd)
 			return nil, nil, ErrStale
 		}
+		typ := fileType(uint32(st.Mode))
+		if typ == TypeDir {
+			// As knfsd (nfsd_acceptable): a directory moved out of the
+			// export by a local process is no longer reachable.
+			if err := f.connected(fd); err != nil {
+				unix.Close(fd)
+				return nil, nil, err
+			}
+		}
 		hh := append(Handle(nil), h...)
-		n = f.cache.insert(&node{key: key, kfh: kernelFH{typ: k.typ, bytes: append([]byte(nil), k.bytes...)}, h: hh, pathFd: fd, ioFd: -1, typ: fileType(uint32(st.Mode)), ino: st.Ino})
+		nn := &node{key: key, kfh: kernelFH{typ: k.typ, bytes: append([]byte(nil), k.bytes...)}, h: hh, pathFd: fd, ioFd: -1, typ: typ, ino: st.Ino}
+		nn.checked.Store(f.since())
+		n = f.cache.insert(nn)
+	}
+	if n.typ == TypeDir && n != f.rootNode {
+		if err := f.recheck(n); err != nil {
+			f.put(n)
+			return nil, nil, err
+		}
 	}
 	st := new(unix.Stat_t)
 	if f.z != nil && n.typ == TypeReg {
@@ -316,6 +335,83 @@ func (f *FS) get(h Handle) (*node, *unix.Stat_t, error) {
 }
 
 func (f *FS) put(n *node) { f.cache.release(n) }
+
+// maxDirDepth bounds the walk up from a directory to the export root
+// (connected): a directory deeper below the root is treated as outside.
+const maxDirDepth = 4096
+
+// dirRecheck is how long a cached directory node is trusted to be inside
+// the export before a request finds out again (recheck). A variable for
+// tests.
+var dirRecheck = time.Second
+
+// since is the time since Open on the monotonic clock, for node.checked.
+func (f *FS) since() int64 { return int64(time.Since(f.opened)) }
+
+// connected returns nil if the directory open as fd is inside the export:
+// walking ".." up from it, at most maxDirDepth levels, meets the export
+// root. Otherwise ErrStale: a local process moved it out of the export
+// (the walk reaches the root of the file system, or leaves it), which
+// knfsd answers with NFS3ERR_STALE too (nfsd_acceptable checks a
+// directory even with no_subtree_check). Each level costs an openat, an
+// fstat and a close.
+func (f *FS) connected(fd int) error {
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return err
+	}
+	cur := fd
+	defer func() {
+		if cur != fd {
+			unix.Close(cur)
+		}
+	}()
+	for range maxDirDepth {
+		if st.Dev != f.rootDev {
+			return ErrStale // left the export's file system
+		}
+		if st.Ino == f.rootIno {
+			return nil
+		}
+		up, err := openParent(cur)
+		if err != nil {
+			if errors.Is(err, unix.ENOENT) {
+				return ErrStale // removed meanwhile
+			}
+			return err
+		}
+		if cur != fd {
+			unix.Close(cur)
+		}
+		cur = up
+		var pst unix.Stat_t
+		if err := unix.Fstat(cur, &pst); err != nil {
+			return err
+		}
+		if pst.Dev == st.Dev && pst.Ino == st.Ino {
+			return ErrStale // the root of the file system: its ".." is itself
+		}
+		st = pst
+	}
+	return ErrStale
+}
+
+// recheck makes sure that a cached directory node is still inside the
+// export once per dirRecheck (a local process may have moved it out since
+// it was cached): if not, the node is dropped and ErrStale returned, and
+// so is every later request for it (the handle no longer resolves).
+func (f *FS) recheck(n *node) error {
+	now := f.since()
+	last := n.checked.Load()
+	if now-last < int64(dirRecheck) || !n.checked.CompareAndSwap(last, now) {
+		return nil // checked recently, or another request checks it now
+	}
+	if err := f.connected(n.pathFd); err != nil {
+		f.cache.drop(n)
+		return err
+	}
+	return nil
+}
 
 // attr converts a stat to an Attr.
 func (f *FS) attr(st *unix.Stat_t) *Attr {

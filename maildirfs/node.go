@@ -36,6 +36,9 @@ type node struct {
 	// each with a channel closed when that ends.
 	nsMu     sync.Mutex
 	creating map[string]chan struct{}
+	// checked is when a directory was last found inside the export
+	// (FS.since; fs.go, connected).
+	checked atomic.Int64
 
 	// Compression (compress.go). zmu: readers (READ, WRITE, SETATTR of the
 	// size) hold it shared, a rewrite in place exclusively.

@@ -135,6 +135,15 @@ func (f *FS) Lookup(dir Handle, c Cred, name string) (Handle, Attr, *Attr, error
 		return append(Handle(nil), d.h...), *f.attr(dst), f.attr(dst), nil
 		// (".." of the root: d is the root, so d.h is the root handle.)
 	}
+	if name == ".." {
+		// Walk up from d now, whenever it was last checked: ".." of a
+		// directory a local process moved out of the export is outside
+		// it, and its handle is never given out (d is stale).
+		if err := f.connected(d.pathFd); err != nil {
+			f.cache.drop(d)
+			return nil, Attr{}, nil, err
+		}
+	}
 	h, st, err := f.lookupChild(d, name)
 	if err != nil {
 		return nil, Attr{}, f.attr(dst), err

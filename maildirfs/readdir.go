@@ -111,6 +111,9 @@ func (f *FS) fillPlus(d *node, isRoot bool, e *DirEntry) bool {
 		}
 		return e.Attr != nil
 	}
+	if e.Name == ".." && f.connected(d.pathFd) != nil {
+		return true // d was moved out of the export: nothing about its parent
+	}
 	// Two system calls per entry (fstatat, and name_to_handle_at or
 	// getfhat), no open: syscalls dominate READDIRPLUS. If the name is
 	// replaced between the two, the attributes may describe the replaced
