@@ -59,3 +59,45 @@ func BenchmarkWriteUnstable4k(b *testing.B) {
 		off += 4096
 	}
 }
+
+// BenchmarkGetattrUncachedDir resolves a directory handle with
+// open_by_handle_at every time, which also walks ".." up to the export
+// root (three levels: a Maildir's cur/ in a user's directory).
+func BenchmarkGetattrUncachedDir(b *testing.B) {
+	s := mdtest.NewOpts(b, maildirfs.Options{MaxOpenNodes: 1})
+	var hs []maildirfs.Handle
+	for _, u := range []string{"u1", "u2"} {
+		d, _, _, err := s.Mkdir(s.Root(), root, u, maildirfs.SetAttr{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		md, _, _, err := s.Mkdir(d, root, "Maildir", maildirfs.SetAttr{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		cur, _, _, err := s.Mkdir(md, root, "cur", maildirfs.SetAttr{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		hs = append(hs, cur)
+	}
+	i := 0
+	for b.Loop() {
+		i++
+		if _, err := s.Getattr(hs[i%2]); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkLookupDotDot looks up ".." of a Maildir's cur/, which walks up
+// to the export root first.
+func BenchmarkLookupDotDot(b *testing.B) {
+	s := mdtest.New(b)
+	cur := lookup(b, s, "Maildir", "cur")
+	for b.Loop() {
+		if _, _, _, err := s.Lookup(cur, root, ".."); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -27,11 +27,11 @@
 // ErrBadHandle and never resolves to another file. A resolved object must
 // be on the export's filesystem (same st_dev). A directory must also be
 // inside the export, as knfsd requires (nfsd_acceptable, even with
-// no_subtree_check): when its handle is resolved (not cached), ".." is
-// walked up with openat and fstat until the export root's inode (at most
-// 4096 levels; each costs an openat, an fstat and a close), and a
-// directory a local process moved out of the export, or one deeper than
-// that, is ErrStale. LOOKUP of ".." walks up from the directory every time
+// no_subtree_check): when its handle is resolved (not cached), its
+// ancestors are stated relative to it ("..", "../..", ...: one fstatat a
+// level, at most 1024 levels) until the export root's inode or a cached
+// directory found inside within the last second, and a directory a local
+// process moved out of the export, or one deeper than that, is ErrStale. LOOKUP of ".." walks up from the directory every time
 // (a moved one is ErrStale, never its parent's handle), and so does
 // READDIRPLUS for its ".." entry (no handle or attributes if outside). A
 // cached directory node is walked again by the first request that uses it

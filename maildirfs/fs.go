@@ -277,7 +277,6 @@ func (f *FS) get(h Handle) (*node, *unix.Stat_t, error) {
 		if err != nil {
 			return nil, nil, err
 		}
-		key := k.key()
 		f.stats.misses.Add(1)
 		fd, err := openPath(f.rootFd, k)
 		if err != nil {
@@ -304,10 +303,8 @@ func (f *FS) get(h Handle) (*node, *unix.Stat_t, error) {
 				return nil, nil, err
 			}
 		}
-		hh := append(Handle(nil), h...)
-		nn := &node{key: key, kfh: kernelFH{typ: k.typ, bytes: append([]byte(nil), k.bytes...)}, h: hh, pathFd: fd, ioFd: -1, typ: typ, ino: st.Ino}
-		nn.checked.Store(f.since())
-		n = f.cache.insert(nn)
+		k.bytes = append([]byte(nil), k.bytes...)
+		n = f.cache.insert(f.newNode(k, append(Handle(nil), h...), fd, &st))
 	}
 	if n.typ == TypeDir && n != f.rootNode {
 		if err := f.recheck(n); err != nil {
@@ -338,7 +335,8 @@ func (f *FS) put(n *node) { f.cache.release(n) }
 
 // maxDirDepth bounds the walk up from a directory to the export root
 // (connected): a directory deeper below the root is treated as outside.
-const maxDirDepth = 4096
+// Its path of ".." components stays under PATH_MAX (3 bytes a level).
+const maxDirDepth = 1024
 
 // dirRecheck is how long a cached directory node is trusted to be inside
 // the export before a request finds out again (recheck). A variable for
@@ -349,23 +347,19 @@ var dirRecheck = time.Second
 func (f *FS) since() int64 { return int64(time.Since(f.opened)) }
 
 // connected returns nil if the directory open as fd is inside the export:
-// walking ".." up from it, at most maxDirDepth levels, meets the export
-// root. Otherwise ErrStale: a local process moved it out of the export
-// (the walk reaches the root of the file system, or leaves it), which
-// knfsd answers with NFS3ERR_STALE too (nfsd_acceptable checks a
-// directory even with no_subtree_check). Each level costs an openat, an
-// fstat and a close.
+// its ancestors, stated one by one as "..", "../..", ... relative to fd
+// (one fstatat a level, at most maxDirDepth), include the export root, or
+// a cached directory that was found inside it within dirRecheck.
+// Otherwise ErrStale: a local process moved it out of the export (the
+// walk reaches the root of the file system, whose ".." is itself, or
+// leaves the file system), which knfsd answers with NFS3ERR_STALE too
+// (nfsd_acceptable checks a directory even with no_subtree_check).
 func (f *FS) connected(fd int) error {
 	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil {
 		return err
 	}
-	cur := fd
-	defer func() {
-		if cur != fd {
-			unix.Close(cur)
-		}
-	}()
+	path := make([]byte, 0, 32)
 	for range maxDirDepth {
 		if st.Dev != f.rootDev {
 			return ErrStale // left the export's file system
@@ -373,27 +367,50 @@ func (f *FS) connected(fd int) error {
 		if st.Ino == f.rootIno {
 			return nil
 		}
-		up, err := openParent(cur)
-		if err != nil {
+		if len(path) > 0 {
+			path = append(path, '/')
+		}
+		path = append(path, ".."...)
+		var pst unix.Stat_t
+		if err := unix.Fstatat(fd, string(path), &pst, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 			if errors.Is(err, unix.ENOENT) {
 				return ErrStale // removed meanwhile
 			}
 			return err
 		}
-		if cur != fd {
-			unix.Close(cur)
-		}
-		cur = up
-		var pst unix.Stat_t
-		if err := unix.Fstat(cur, &pst); err != nil {
-			return err
-		}
 		if pst.Dev == st.Dev && pst.Ino == st.Ino {
 			return ErrStale // the root of the file system: its ".." is itself
+		}
+		if pst.Dev == f.rootDev && f.vouched(pst.Ino) {
+			return nil
 		}
 		st = pst
 	}
 	return ErrStale
+}
+
+// newNode makes the node of the object with kernel handle k and handle h,
+// open as path fd fd with stat st. A directory is known to be inside the
+// export now: it was found there (a name in a directory inside) or
+// connected said so.
+func (f *FS) newNode(k kernelFH, h Handle, fd int, st *unix.Stat_t) *node {
+	n := &node{key: k.key(), kfh: k, h: h, pathFd: fd, ioFd: -1, typ: fileType(uint32(st.Mode)), ino: st.Ino}
+	if n.typ == TypeDir {
+		n.checked.Store(f.since())
+	}
+	return n
+}
+
+// vouched reports whether the directory with inode ino has a cached node
+// found inside the export within dirRecheck: then so is everything below
+// it (connected stops there).
+func (f *FS) vouched(ino uint64) bool {
+	c := &f.cache
+	c.mu.Lock()
+	n := c.byIno[ino]
+	ok := n != nil && n.typ == TypeDir && !n.dropped
+	c.mu.Unlock()
+	return ok && f.since()-n.checked.Load() < int64(dirRecheck)
 }
 
 // recheck makes sure that a cached directory node is still inside the

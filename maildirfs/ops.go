@@ -89,7 +89,7 @@ func (f *FS) adopt(fd int, st *unix.Stat_t, d *node, name string) (Handle, error
 		unix.Close(fd)
 		return nil, unix.EXDEV
 	}
-	n := f.cache.insert(&node{key: k.key(), kfh: k, h: h, pathFd: fd, ioFd: -1, typ: fileType(uint32(st.Mode)), ino: st.Ino})
+	n := f.cache.insert(f.newNode(k, h, fd, st))
 	f.put(n)
 	return h, nil
 }
@@ -202,7 +202,7 @@ func (f *FS) lookupChild(d *node, name string) (Handle, *unix.Stat_t, error) {
 	}
 	f.zfixStable(st, func(st *unix.Stat_t) { f.zfixFd(fd, st) })
 	k.bytes = append([]byte(nil), k.bytes...)
-	n := f.cache.insert(&node{key: key, kfh: k, h: h, pathFd: fd, ioFd: -1, typ: fileType(uint32(st.Mode)), ino: st.Ino})
+	n := f.cache.insert(f.newNode(k, h, fd, st))
 	f.put(n)
 	return h, st, nil
 }

@@ -242,11 +242,6 @@ func openChildPath(dirfd int, name string) (int, error) {
 	return fd, nil
 }
 
-// openParent opens the parent of the directory open as fd (its "..").
-func openParent(fd int) (int, error) {
-	return unix.Openat(fd, "..", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-}
-
 // childStat stats the object openChildPath opened as fd (name in dirfd),
 // by name when it has no fd.
 func childStat(fd, dirfd int, name string, st *unix.Stat_t) error {

@@ -86,12 +86,6 @@ func openChildPath(dirfd int, name string) (int, error) {
 	return unix.Openat(dirfd, name, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 }
 
-// openParent opens the parent of the directory open as fd (its ".."),
-// as a path fd.
-func openParent(fd int) (int, error) {
-	return unix.Openat(fd, "..", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-}
-
 // childStat stats the object openChildPath opened as fd (name in dirfd).
 func childStat(fd, dirfd int, name string, st *unix.Stat_t) error {
 	return unix.Fstat(fd, st)
