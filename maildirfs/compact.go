@@ -84,8 +84,8 @@ func Expand(root string, opts Options) (CompactReport, error) {
 		defer f.put(n)
 		n.zmu.Lock()
 		defer n.zmu.Unlock()
-		_, us, err := f.znode(n)
-		if err != nil || us < 0 {
+		_, e, err := f.znode(n)
+		if err != nil || e.usize < 0 {
 			return err
 		}
 		if err := f.zexpandNode(n); err != nil {

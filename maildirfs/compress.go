@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	mrand "math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
@@ -39,7 +40,8 @@ const (
 	zRootMarker = "tree"
 	zJournalDir = "maildirfs-z"
 	zWorkerJ    = "worker.j"
-	zJMagic     = "MNFSZJ01"
+	zJMagic     = "MNFSZJ02" // records with a rewrite id (zrec)
+	zJMagic1    = "MNFSZJ01" // records from before ids, still redone at Open
 	// zIdleFactor: after a group during which messages were delivered,
 	// the worker idles this many times as long as the group took, so
 	// while deliveries run it takes at most 1/(1+zIdleFactor) of a CPU
@@ -74,8 +76,17 @@ var errZCrash = errors.New("maildirfs: simulated crash")
 type zent struct {
 	ctime unix.Timespec
 	size  int64 // physical st_size
-	usize int64 // uncompressed size; -1: plain
+	// usize is the uncompressed size: of a compressed file, or of a
+	// pending one (what it holds once its rewrite is finished); -1: plain.
+	usize int64
+	id    uint64 // the marker's rewrite id (0: none, or a "Z1" marker)
+	// pending: the marker is a "Z2" one naming another size than
+	// st_size: a rewrite stopped part way (zresolve finishes it).
+	pending bool
 }
+
+// compressed reports whether e is a complete compressed file.
+func (e zent) compressed() bool { return e.usize >= 0 && !e.pending }
 
 // zstore is the compression state of an FS; nil when compression is off and
 // the tree was never compressed (no root marker).
@@ -88,6 +99,15 @@ type zstore struct {
 
 	mu   sync.Mutex
 	ents map[uint64]zent // guarded by mu
+	// retained holds, by inode, the journal records kept after a
+	// rewrite failed without a crash: that file's rewrite is finished
+	// (zresolve) before anything else is done with it; guarded by mu.
+	// nretained is its length, read without mu on the request paths.
+	retained  map[uint64]zkept
+	nretained atomic.Int64
+	// broken: the worker journal could not be set aside after a failed
+	// group; no more groups run (their records must not be overwritten).
+	broken atomic.Bool
 
 	queue chan Handle
 	bmu   sync.Mutex
@@ -108,14 +128,38 @@ type zstore struct {
 }
 
 // zrec is one journal record: the final content of an inode and the
-// metadata to restore. Redoing it is idempotent.
+// metadata to restore. Redoing it is idempotent, and it is redone only
+// while the inode's marker carries its id (zmatch), that is while the
+// rewrite it describes is the last one begun on the inode: any change by
+// a client first finishes or undoes that (zready, zplain, zforTimes), and
+// a later rewrite stamps its own id, so a record left behind can never be
+// redone over newer data.
 type zrec struct {
-	compress     bool // set the marker xattr (else remove it)
+	compress     bool // compress (else expand)
 	kfh          kernelFH
 	ino          uint64
+	id           uint64 // random, never 0 (legacy records: 0)
+	csize        int64  // the compressed size (of data, or before an expansion)
 	atime, mtime unix.Timespec
 	usize        int64
 	data         []byte
+	legacy       bool // an MNFSZJ01 record (no id, no csize)
+}
+
+// zkept locates the record that finishes a rewrite that failed without a
+// crash (zstore.retained).
+type zkept struct {
+	journal string // file name in the journal directory
+	id      uint64
+}
+
+// znewID returns a random rewrite id (never 0).
+func znewID() uint64 {
+	for {
+		if id := mrand.Uint64(); id != 0 {
+			return id
+		}
+	}
 }
 
 // zopen sets up compression state at Open: the root marker, the journal
@@ -133,7 +177,7 @@ func (f *FS) zopen(force bool) error {
 	if !marked && f.opts.Compress == "" && !force {
 		return nil
 	}
-	z := &zstore{compress: f.opts.Compress != "" && !f.opts.ReadOnly, ents: make(map[uint64]zent), wj: -1, jdirFd: -1}
+	z := &zstore{compress: f.opts.Compress != "" && !f.opts.ReadOnly, ents: make(map[uint64]zent), retained: make(map[uint64]zkept), wj: -1, jdirFd: -1}
 	if !marked && f.opts.Compress != "" {
 		// Mark the tree before the first file is compressed, durably, so a
 		// later Open without Compress still decodes it.
@@ -234,7 +278,8 @@ func (z *zstore) store(ino uint64, e zent) {
 	z.mu.Unlock()
 }
 
-// zforget drops the cached state of ino (its last link is gone).
+// zforget drops the cached state of ino (its last link is gone, or a
+// rewrite of it failed).
 func (f *FS) zforget(ino uint64) {
 	if f.z == nil {
 		return
@@ -244,25 +289,72 @@ func (f *FS) zforget(ino uint64) {
 	f.z.mu.Unlock()
 }
 
-// zstate returns the uncompressed size of a regular file with stat st, or
-// -1 when it is plain. getx reads the marker xattr.
-func (f *FS) zstate(st *unix.Stat_t, getx func(buf []byte) (int, error)) int64 {
-	z := f.z
-	if z == nil || st.Mode&unix.S_IFMT != unix.S_IFREG || st.Size < zHdrLen {
-		return -1
+// zgone forgets ino, whose last link was removed: its cached state and any
+// record kept to finish a rewrite of it.
+func (f *FS) zgone(ino uint64) {
+	if f.z == nil {
+		return
 	}
-	if e, ok := z.lookup(st); ok {
-		return e.usize
+	f.zforget(ino)
+	f.z.release(ino)
+}
+
+// keep records that the rewrite of ino with id is to be finished from
+// journal (a failure without a crash).
+func (z *zstore) keep(ino uint64, journal string, id uint64) {
+	z.mu.Lock()
+	if _, ok := z.retained[ino]; !ok {
+		z.nretained.Add(1)
+	}
+	z.retained[ino] = zkept{journal: journal, id: id}
+	z.mu.Unlock()
+}
+
+// release drops the kept record of ino.
+func (z *zstore) release(ino uint64) {
+	z.mu.Lock()
+	if _, ok := z.retained[ino]; ok {
+		delete(z.retained, ino)
+		z.nretained.Add(-1)
+	}
+	z.mu.Unlock()
+}
+
+// kept returns the kept record of ino, if any.
+func (z *zstore) kept(ino uint64) (zkept, bool) {
+	if z.nretained.Load() == 0 {
+		return zkept{}, false
+	}
+	z.mu.Lock()
+	k, ok := z.retained[ino]
+	z.mu.Unlock()
+	return k, ok
+}
+
+// zstate returns the compression state of a regular file with stat st
+// (usize -1: plain). getx reads the marker xattr.
+func (f *FS) zstate(st *unix.Stat_t, getx func(buf []byte) (int, error)) zent {
+	z := f.z
+	e := zent{ctime: st.Ctim, size: st.Size, usize: -1}
+	if z == nil || st.Mode&unix.S_IFMT != unix.S_IFREG || st.Size < zHdrLen {
+		return e
+	}
+	if c, ok := z.lookup(st); ok {
+		return c
 	}
 	var v [zXattrLen + 1]byte
-	e := zent{ctime: st.Ctim, size: st.Size, usize: -1}
 	if k, err := getx(v[:]); err == nil {
-		if us, cs, ok := zparseXattr(v[:k]); ok && cs == st.Size {
-			e.usize = us
+		if us, cs, id, ok := zparseXattr(v[:k]); ok {
+			switch {
+			case cs == st.Size:
+				e.usize, e.id = us, id
+			case id != 0:
+				e.usize, e.id, e.pending = us, id, true
+			}
 		}
 	}
 	z.store(st.Ino, e)
-	return e.usize
+	return e
 }
 
 // zfixStable is zfixAt/zfixFd for a stat taken without the node's zmu
@@ -305,10 +397,10 @@ func (f *FS) zfixFd(fd int, st *unix.Stat_t) {
 	if f.z == nil {
 		return
 	}
-	if us := f.zstate(st, func(b []byte) (int, error) {
+	if e := f.zstate(st, func(b []byte) (int, error) {
 		return getxattrFd(fd, zXattr, b)
-	}); us >= 0 {
-		st.Size = us
+	}); e.usize >= 0 {
+		st.Size = e.usize
 	}
 }
 
@@ -317,24 +409,36 @@ func (f *FS) zfixAt(dirfd int, name string, st *unix.Stat_t) {
 	if f.z == nil {
 		return
 	}
-	if us := f.zstate(st, func(b []byte) (int, error) {
+	if e := f.zstate(st, func(b []byte) (int, error) {
 		return lgetxattrAt(dirfd, name, zXattr, b)
-	}); us >= 0 {
-		st.Size = us
+	}); e.usize >= 0 {
+		st.Size = e.usize
 	}
 }
 
-// znode returns n's physical stat and uncompressed size (-1: plain). The
-// caller holds n.zmu.
-func (f *FS) znode(n *node) (*unix.Stat_t, int64, error) {
+// znode returns n's physical stat and compression state. The caller holds
+// n.zmu.
+func (f *FS) znode(n *node) (*unix.Stat_t, zent, error) {
 	st := new(unix.Stat_t)
 	if err := n.stat(st); err != nil {
-		return nil, -1, err
+		return nil, zent{}, err
 	}
-	us := f.zstate(st, func(b []byte) (int, error) {
+	e := f.zstate(st, func(b []byte) (int, error) {
 		return getxattrFd(n.pathFd, zXattr, b)
 	})
-	return st, us, nil
+	return st, e, nil
+}
+
+// zunfinished reports whether the rewrite of the file with stat st and
+// state e is to be finished before the file is used: it stopped part way
+// (pending), or it failed without a crash and its record was kept (the
+// file may look complete while its data did not reach the disk).
+func (f *FS) zunfinished(st *unix.Stat_t, e zent) bool {
+	if e.pending {
+		return true
+	}
+	_, ok := f.z.kept(st.Ino)
+	return ok
 }
 
 // ---- serving compressed files ----
@@ -435,6 +539,33 @@ func pwriteFull(fd int, b []byte, off int64) error {
 	return nil
 }
 
+// zready returns with n.zmu held for reading and n's stat and state, after
+// finishing a rewrite of n that failed without a crash (zresolve), so n is
+// either plain or completely compressed. On error zmu is not held.
+func (f *FS) zready(n *node) (*unix.Stat_t, zent, error) {
+	for {
+		n.zmu.RLock()
+		st, e, err := f.znode(n)
+		if err != nil {
+			n.zmu.RUnlock()
+			return nil, zent{}, err
+		}
+		if !f.zunfinished(st, e) {
+			return st, e, nil
+		}
+		n.zmu.RUnlock()
+		n.zmu.Lock()
+		st, e, err = f.znode(n)
+		if err == nil && f.zunfinished(st, e) {
+			err = f.zresolve(n, st, e)
+		}
+		n.zmu.Unlock()
+		if err != nil {
+			return nil, zent{}, err
+		}
+	}
+}
+
 // zplain makes sure n is stored plain before a modification (WRITE,
 // SETATTR of the size): a compressed file is expanded first. It returns
 // with n.zmu held for reading (so the compressor waits) and the function
@@ -444,13 +575,11 @@ func (f *FS) zplain(n *node) (func(), error) {
 		return func() {}, nil
 	}
 	for {
-		n.zmu.RLock()
-		_, us, err := f.znode(n)
-		if err != nil || us < 0 {
-			if err != nil {
-				n.zmu.RUnlock()
-				return nil, err
-			}
+		_, e, err := f.zready(n)
+		if err != nil {
+			return nil, err
+		}
+		if e.usize < 0 {
 			return n.zmu.RUnlock, nil
 		}
 		n.zmu.RUnlock()
@@ -463,15 +592,111 @@ func (f *FS) zplain(n *node) (func(), error) {
 	}
 }
 
+// zforTimes prepares n for a SETATTR of its times, which a redo of the
+// journal record of its last rewrite would undo (the record restores the
+// times it had then): a rewrite that failed is finished first, and a
+// compressed file's marker gets a new id, so no record left behind
+// matches it any more. It returns with n.zmu held (the change of the
+// times must not fall inside a rewrite) and the function that releases
+// it.
+func (f *FS) zforTimes(n *node) (func(), error) {
+	if f.z == nil || n.typ != TypeReg {
+		return func() {}, nil
+	}
+	n.zmu.Lock()
+	st, e, err := f.znode(n)
+	if err == nil && f.zunfinished(st, e) {
+		if err = f.zresolve(n, st, e); err == nil {
+			st, e, err = f.znode(n)
+		}
+	}
+	if err == nil && e.compressed() && e.id != 0 {
+		var fd int
+		if fd, err = f.io(n, true); err == nil {
+			err = unix.Fsetxattr(fd, zXattr, zxattrValue(e.usize, st.Size, znewID()), 0)
+		}
+		f.zforget(st.Ino)
+	}
+	if err != nil {
+		n.zmu.Unlock()
+		return nil, err
+	}
+	return n.zmu.Unlock, nil
+}
+
 // ---- rewriting in place ----
 
+// zresolve finishes the rewrite of n that failed without a crash (n.zmu is
+// held): its kept journal record is redone and synced. A file left pending
+// whose record is gone (the journal was lost) stays so and answers EIO.
+func (f *FS) zresolve(n *node, st *unix.Stat_t, e zent) error {
+	z := f.z
+	k, ok := z.kept(st.Ino)
+	var rec *zrec
+	if ok {
+		rec = f.zfindRec(k.journal, n.kfh, st.Ino, k.id)
+	}
+	switch {
+	case (rec == nil || e.id != rec.id) && e.pending:
+		f.log.Error("maildirfs: file left half rewritten and its journal record is gone; it answers EIO", "ino", st.Ino)
+		return unix.EIO
+	case rec == nil || (e.id != rec.id && rec.compress):
+		z.release(st.Ino) // complete, and nothing of that rewrite to redo
+		return nil
+	}
+	fd, err := f.io(n, true)
+	if err == nil && e.id != rec.id {
+		// An expansion that failed before its id was stamped.
+		err = f.zstamp(n, fd, rec)
+	}
+	if err == nil {
+		err = f.zapply(n, fd, rec, true)
+	}
+	if err != nil {
+		f.zforget(st.Ino)
+		if !errors.Is(err, errZCrash) {
+			f.log.Error("maildirfs: finishing a failed compression rewrite failed again", "ino", st.Ino, "err", err)
+		}
+		return err
+	}
+	f.zsettled(n, fd, rec)
+	z.release(st.Ino)
+	return nil
+}
+
+// zfindRec reads the record of inode ino (kernel handle kfh) with id from
+// the journal file name; nil if it is not there.
+func (f *FS) zfindRec(name string, kfh kernelFH, ino, id uint64) *zrec {
+	b, err := os.ReadFile(filepath.Join(f.z.jdir, name))
+	if err != nil {
+		f.log.Error("maildirfs: reading a kept compression journal", "journal", name, "err", err)
+		return nil
+	}
+	for len(b) > 0 {
+		rec, k, err := zdecodeRec(b)
+		if err != nil {
+			return nil
+		}
+		b = b[k:]
+		if rec.ino == ino && rec.id == id && rec.kfh.typ == kfh.typ && string(rec.kfh.bytes) == string(kfh.bytes) {
+			return rec
+		}
+	}
+	return nil
+}
+
 // zexpandNode rewrites compressed n plain, through a journal of its own
-// (synced before the inode is touched, removed after the inode is synced).
-// The caller holds n.zmu.
+// (synced before the inode is touched, removed after the inode is synced),
+// finishing a failed rewrite of it first. The caller holds n.zmu.
 func (f *FS) zexpandNode(n *node) error {
 	z := f.z
-	st, us, err := f.znode(n)
-	if err != nil || us < 0 {
+	st, e, err := f.znode(n)
+	if err == nil && f.zunfinished(st, e) {
+		if err = f.zresolve(n, st, e); err == nil {
+			st, e, err = f.znode(n)
+		}
+	}
+	if err != nil || e.usize < 0 {
 		return err
 	}
 	fd, err := f.io(n, true)
@@ -483,11 +708,11 @@ func (f *FS) zexpandNode(n *node) error {
 		return err
 	}
 	plain, err := zdecodeAll(comp)
-	if err != nil || int64(len(plain)) != us {
+	if err != nil || int64(len(plain)) != e.usize {
 		f.log.Error("maildirfs: cannot expand compressed file", "ino", st.Ino, "err", err)
 		return unix.EIO
 	}
-	rec := &zrec{compress: false, kfh: n.kfh, ino: st.Ino, atime: st.Atim, mtime: st.Mtim, usize: us, data: plain}
+	rec := &zrec{compress: false, kfh: n.kfh, ino: st.Ino, id: znewID(), csize: st.Size, atime: st.Atim, mtime: st.Mtim, usize: e.usize, data: plain}
 	name := fmt.Sprintf("e-%d-%d.j", st.Ino, z.seq.Add(1))
 	if err := zwriteJournal(z.jdirFd, name, [][]byte{rec.encode()}); err != nil {
 		return err
@@ -495,10 +720,18 @@ func (f *FS) zexpandNode(n *node) error {
 	if err := zstep("expand-journaled"); err != nil {
 		return err
 	}
-	if err := f.zapply(fd, rec, true); err != nil {
+	if err := zstep("expand-mark"); err != nil {
+		return err
+	}
+	err = f.zstamp(n, fd, rec)
+	if err == nil {
+		err = f.zapply(n, fd, rec, true)
+	}
+	if err != nil {
+		f.zforget(st.Ino)
 		if !errors.Is(err, errZCrash) {
-			f.log.Error("maildirfs: expanding failed; the journal redoes it at the next Open", "ino", st.Ino, "err", err)
-			n.zbad = true
+			f.log.Error("maildirfs: expanding failed; the file is finished before its next use, or from the journal at the next Open", "ino", st.Ino, "err", err)
+			z.keep(st.Ino, name, rec.id)
 		}
 		return err
 	}
@@ -506,11 +739,40 @@ func (f *FS) zexpandNode(n *node) error {
 	if err := zstep("expand-applied"); err != nil {
 		return err
 	}
-	if err := unix.Unlinkat(z.jdirFd, name, 0); err != nil {
-		return err
+	// The record no longer matches (the marker is gone): removing it is
+	// tidiness, not safety.
+	if err := unix.Unlinkat(z.jdirFd, name, 0); err == nil {
+		unix.Fsync(z.jdirFd)
 	}
 	z.expanded.Add(1)
-	return unix.Fsync(z.jdirFd)
+	return nil
+}
+
+// zstamp puts the id of rec, an expansion of the compressed file open as
+// fd, on its marker and syncs it: before the content changes, as the
+// record is redone only while its id is there.
+func (f *FS) zstamp(n *node, fd int, rec *zrec) error {
+	if err := unix.Fsetxattr(fd, zXattr, zxattrValue(rec.usize, rec.csize, rec.id), 0); err != nil {
+		return err
+	}
+	return f.zsync(n, fd)
+}
+
+// zsync fsyncs fd, n's, during a rewrite: a failure counts as a failed
+// sync of n (it may have taken the report of a writeback error of data a
+// client wrote, so the verifier rotates and stable writes waiting fail).
+func (f *FS) zsync(n *node, fd int) error {
+	err := f.inject(FaultFsync)
+	if err == nil {
+		err = unix.Fsync(fd)
+	}
+	if err != nil {
+		if n != nil {
+			n.syncFails.Add(1)
+		}
+		f.syncFailed(err)
+	}
+	return err
 }
 
 // zsettled records n's new state after rec was applied.
@@ -520,11 +782,11 @@ func (f *FS) zsettled(n *node, fd int, rec *zrec) {
 		f.zforget(rec.ino)
 		return
 	}
-	us := int64(-1)
+	e := zent{ctime: st.Ctim, size: st.Size, usize: -1}
 	if rec.compress {
-		us = rec.usize
+		e.usize, e.id = rec.usize, rec.id
 	}
-	f.z.store(st.Ino, zent{ctime: st.Ctim, size: st.Size, usize: us})
+	f.z.store(st.Ino, e)
 	if n != nil {
 		n.zfmu.Lock()
 		n.zidx, n.zfi = nil, -1
@@ -532,24 +794,17 @@ func (f *FS) zsettled(n *node, fd int, rec *zrec) {
 	}
 }
 
-// zapply writes rec into the inode open as fd: content, size, times,
-// marker, and fsync unless !sync (the caller syncs the filesystem).
-// Idempotent.
-func (f *FS) zapply(fd int, rec *zrec, sync bool) error {
-	// Order: compressing sets the marker first (while st_size is still the
-	// plain size, which the marker does not name, so the file still counts
-	// as plain), then writes and truncates; expanding first extends the
-	// file to its plain size (no longer the size the marker names), then
-	// writes, then drops the marker. Either way the size a stat shows is
-	// the uncompressed size throughout.
-	if rec.compress {
-		if err := zstep("xattr"); err != nil {
-			return err
-		}
-		if err := unix.Fsetxattr(fd, zXattr, zxattrValue(rec.usize, int64(len(rec.data))), 0); err != nil {
-			return err
-		}
-	} else {
+// zapply writes rec into the inode open as fd (n's, or nil during
+// recovery), whose marker already carries rec's id: content, size, times,
+// and for an expansion the removal of the marker. A compression is synced
+// only if sync (the group syncs the file system once); an expansion
+// always is, before the marker goes (the content and times must be
+// durable while the record still matches) and after. Idempotent.
+func (f *FS) zapply(n *node, fd int, rec *zrec, sync bool) error {
+	if !rec.compress {
+		// Extend to the plain size first: the size then no longer is the
+		// one the marker names, so a stat shows the uncompressed size
+		// throughout and the state is pending until the end.
 		if err := zstep("truncate"); err != nil {
 			return err
 		}
@@ -573,13 +828,6 @@ func (f *FS) zapply(fd int, rec *zrec, sync bool) error {
 		if err := unix.Ftruncate(fd, int64(len(rec.data))); err != nil {
 			return err
 		}
-	} else {
-		if err := zstep("xattr"); err != nil {
-			return err
-		}
-		if err := unix.Fremovexattr(fd, zXattr); err != nil && err != errNoAttr {
-			return err
-		}
 	}
 	if err := zstep("times"); err != nil {
 		return err
@@ -589,16 +837,25 @@ func (f *FS) zapply(fd int, rec *zrec, sync bool) error {
 	if err := futimensFd(fd, []unix.Timespec{rec.atime, rec.mtime}); err != nil {
 		return err
 	}
-	if !sync {
+	if rec.compress && !sync {
 		return nil
 	}
 	if err := zstep("fsync"); err != nil {
 		return err
 	}
-	if err := f.inject(FaultFsync); err != nil {
+	if err := f.zsync(n, fd); err != nil {
 		return err
 	}
-	return unix.Fsync(fd)
+	if rec.compress {
+		return nil
+	}
+	if err := zstep("xattr"); err != nil {
+		return err
+	}
+	if err := unix.Fremovexattr(fd, zXattr); err != nil && err != errNoAttr {
+		return err
+	}
+	return f.zsync(n, fd)
 }
 
 // zwriteJournal creates name in the journal directory holding recs, durably
@@ -627,12 +884,18 @@ func zwriteJournal(dirFd int, name string, recs [][]byte) error {
 
 // encode serializes rec:
 //
-//	magic(8) | op(1: 'C' or 'E') | kfh len(1) | kfh type(4) | kfh | ino(8) |
-//	atime sec,nsec | mtime sec,nsec (8 each) | usize(8) | data len(8) | data |
-//	CRC-32C of everything before (4)
+//	magic(8: MNFSZJ02) | op(1: 'C' or 'E') | kfh len(1) | kfh type(4) | kfh |
+//	ino(8) | id(8) | csize(8) | atime sec,nsec | mtime sec,nsec (8 each) |
+//	usize(8) | data len(8) | data | CRC-32C of everything before (4)
+//
+// A legacy record (MNFSZJ01) has no id and no csize.
 func (r *zrec) encode() []byte {
-	b := make([]byte, 0, 8+2+4+len(r.kfh.bytes)+8*7+len(r.data)+4)
-	b = append(b, zJMagic...)
+	b := make([]byte, 0, 8+2+4+len(r.kfh.bytes)+8*9+len(r.data)+4)
+	if r.legacy {
+		b = append(b, zJMagic1...)
+	} else {
+		b = append(b, zJMagic...)
+	}
 	op := byte('E')
 	if r.compress {
 		op = 'C'
@@ -641,6 +904,10 @@ func (r *zrec) encode() []byte {
 	b = binary.BigEndian.AppendUint32(b, uint32(r.kfh.typ))
 	b = append(b, r.kfh.bytes...)
 	b = binary.BigEndian.AppendUint64(b, r.ino)
+	if !r.legacy {
+		b = binary.BigEndian.AppendUint64(b, r.id)
+		b = binary.BigEndian.AppendUint64(b, uint64(r.csize))
+	}
 	for _, v := range []int64{r.atime.Sec, r.atime.Nsec, r.mtime.Sec, r.mtime.Nsec, r.usize, int64(len(r.data))} {
 		b = binary.BigEndian.AppendUint64(b, uint64(v))
 	}
@@ -652,23 +919,35 @@ func (r *zrec) encode() []byte {
 // length. A torn or corrupt record is an error (the journal ends there).
 func zdecodeRec(b []byte) (*zrec, int, error) {
 	bad := fmt.Errorf("journal record: %w", ErrCorrupt)
-	if len(b) < 14 || string(b[:8]) != zJMagic || (b[8] != 'C' && b[8] != 'E') {
+	if len(b) < 14 || (string(b[:8]) != zJMagic && string(b[:8]) != zJMagic1) || (b[8] != 'C' && b[8] != 'E') {
 		return nil, 0, bad
 	}
-	r := &zrec{compress: b[8] == 'C'}
+	r := &zrec{compress: b[8] == 'C', legacy: string(b[:8]) == zJMagic1}
 	kl := int(b[9])
 	if kl == 0 || kl > maxKernelFH {
 		return nil, 0, bad
 	}
 	r.kfh.typ = int32(binary.BigEndian.Uint32(b[10:]))
 	p := 14
-	if len(b) < p+kl+8*7 {
+	fixed := 8 * 7
+	if !r.legacy {
+		fixed += 8 * 2
+	}
+	if len(b) < p+kl+fixed {
 		return nil, 0, bad
 	}
 	r.kfh.bytes = append([]byte(nil), b[p:p+kl]...)
 	p += kl
 	r.ino = binary.BigEndian.Uint64(b[p:])
 	p += 8
+	if !r.legacy {
+		r.id = binary.BigEndian.Uint64(b[p:])
+		r.csize = int64(binary.BigEndian.Uint64(b[p+8:]))
+		p += 16
+		if r.id == 0 || r.csize < zHdrLen || r.csize > zMaxUSize {
+			return nil, 0, bad
+		}
+	}
 	var v [6]int64
 	for i := range v {
 		v[i] = int64(binary.BigEndian.Uint64(b[p:]))
@@ -689,9 +968,9 @@ func zdecodeRec(b []byte) (*zrec, int, error) {
 	return r, p + 4, nil
 }
 
-// zrecover redoes every journaled rewrite (Open, before serving): each
-// valid record is applied again to its inode (if it still exists), then
-// the journal is retired.
+// zrecover redoes the journaled rewrites (Open, before serving): each
+// valid record whose inode still exists and still carries its id
+// (zmatch) is applied again; then every journal is retired.
 func (f *FS) zrecover() error {
 	z := f.z
 	ents, err := os.ReadDir(z.jdir)
@@ -708,7 +987,7 @@ func (f *FS) zrecover() error {
 		if err != nil {
 			return fmt.Errorf("maildirfs: journal: %w", err)
 		}
-		redone := 0
+		redone, stale := 0, 0
 		for len(b) > 0 {
 			rec, k, err := zdecodeRec(b)
 			if err != nil {
@@ -717,13 +996,18 @@ func (f *FS) zrecover() error {
 				break
 			}
 			b = b[k:]
-			if err := f.zredo(rec); err != nil {
+			done, err := f.zredo(rec)
+			if err != nil {
 				return fmt.Errorf("maildirfs: journal %s: redo inode %d: %w", name, rec.ino, err)
 			}
-			redone++
+			if done {
+				redone++
+			} else {
+				stale++
+			}
 		}
 		if redone > 0 {
-			f.log.Warn("maildirfs: finished interrupted compression rewrites", "journal", name, "records", redone)
+			f.log.Warn("maildirfs: finished interrupted compression rewrites", "journal", name, "records", redone, "stale", stale)
 		}
 		if name == zWorkerJ {
 			err = unix.Truncate(filepath.Join(z.jdir, name), 0)
@@ -733,14 +1017,14 @@ func (f *FS) zrecover() error {
 		if err != nil {
 			return fmt.Errorf("maildirfs: journal: %w", err)
 		}
-		retired = retired || redone > 0 || name != zWorkerJ
+		retired = retired || redone+stale > 0 || name != zWorkerJ
 	}
 	if !retired {
 		return nil
 	}
 	// Redone inodes were synced by zapply; the retired journals must be
-	// durable before anything else is rewritten: a stale record redone
-	// later would undo newer changes.
+	// durable before anything else is rewritten (a record that no longer
+	// matches could only be skipped again, but it costs a read).
 	if fd, err := unix.Openat(z.jdirFd, zWorkerJ, unix.O_RDONLY|unix.O_CLOEXEC, 0); err == nil {
 		err = unix.Fsync(fd)
 		unix.Close(fd)
@@ -751,24 +1035,51 @@ func (f *FS) zrecover() error {
 	return unix.Fsync(z.jdirFd)
 }
 
-// zredo applies rec to its inode if it still exists.
-func (f *FS) zredo(rec *zrec) error {
+// zredo applies rec to its inode if it still exists and carries rec's id
+// (zmatch), syncing it; done reports whether it did.
+func (f *FS) zredo(rec *zrec) (done bool, _ error) {
 	fd, err := openHandle(f.rootFd, rec.kfh, unix.O_RDWR|unix.O_CLOEXEC)
 	if err != nil {
 		if handleOpenErr(err) == ErrStale {
-			return nil // removed since: nothing to finish
+			return false, nil // removed since: nothing to finish
 		}
-		return err
+		return false, err
 	}
 	defer unix.Close(fd)
 	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil {
-		return err
+		return false, err
 	}
-	if st.Ino != rec.ino || st.Mode&unix.S_IFMT != unix.S_IFREG || st.Nlink == 0 {
-		return nil
+	if st.Ino != rec.ino || st.Mode&unix.S_IFMT != unix.S_IFREG || st.Nlink == 0 || !zmatch(fd, rec) {
+		return false, nil
 	}
-	return f.zapply(fd, rec, true)
+	if rec.legacy && rec.compress {
+		// Records from before ids: the marker matched by sizes.
+		return true, f.zapply(nil, fd, rec, true)
+	}
+	return true, f.zapply(nil, fd, rec, true)
+}
+
+// zmatch reports whether the inode open as fd is still in the rewrite
+// that rec describes: its marker carries rec's id. The rewrite stamps the
+// id durably before it changes the content, and every later change of the
+// inode by the store removes or replaces it, so a record that matches is
+// never older than the inode's content. A legacy record (no id) matches a
+// "Z1" marker naming its sizes, as it was redone before ids existed.
+func zmatch(fd int, rec *zrec) bool {
+	var v [zXattrLen + 1]byte
+	k, err := unix.Fgetxattr(fd, zXattr, v[:])
+	if err != nil {
+		return false
+	}
+	us, cs, id, ok := zparseXattr(v[:k])
+	switch {
+	case !ok || us != rec.usize:
+		return false
+	case rec.legacy:
+		return id == 0 && (!rec.compress || cs == int64(len(rec.data)))
+	}
+	return id == rec.id
 }
 
 // ---- background compression ----
@@ -979,14 +1290,14 @@ type zjob struct {
 	n   *node
 	fd  int
 	rec *zrec
+	// state: 0 not marked (left as it was), 1 marked, 2 rewritten, 3
+	// done (rewritten and synced), -1 failed (its record is kept).
+	state int
 }
 
-// zcompress compresses the files named by hs in place, as one group: every
-// file is locked, read and compressed; all records go to the worker
-// journal, which is synced; each inode is rewritten and synced; the journal
-// is emptied and synced; the locks are released. Files not worth
-// compressing, already compressed, gone or not regular are skipped. It
-// returns how many files it compressed.
+// zcompress compresses the files named by hs in place, in groups
+// (zcompressGroup). Files not worth compressing, already compressed, gone
+// or not regular are skipped. It returns how many files it compressed.
 func (f *FS) zcompress(hs []Handle) (int, error) {
 	total := 0
 	for len(hs) > 0 {
@@ -1002,10 +1313,28 @@ func (f *FS) zcompress(hs []Handle) (int, error) {
 }
 
 // zcompressGroup compresses a prefix of hs of at most zBatchBytes plain
-// bytes; used is the length of that prefix.
+// bytes; used is the length of that prefix. Every file is locked (zmu),
+// read and compressed; all records (each with a new random id) go to the
+// worker journal, which is synced; each file's marker is set to its
+// record's id and the markers are synced (a record is redone only on a
+// file that carries its id, zmatch); each inode is rewritten; the file
+// system is synced once; the journal is emptied and the locks are
+// released.
+//
+// A failure that is not a crash fails the files it may have damaged, not
+// the group: a file whose rewrite failed, or whose data may not have
+// reached the disk (the group's sync failed, and then its own fsync),
+// keeps its record (the worker journal is renamed failed-N.j and a new
+// one begun) and is finished before its next use (zresolve) or at the
+// next Open. A file that is done needs nothing more, and its record,
+// should it be redone, changes nothing: same content, same times, and any
+// later change by a client replaces the id first.
 func (f *FS) zcompressGroup(hs []Handle) (done, used int, _ error) {
 	z := f.z
-	var jobs []zjob
+	if z.broken.Load() {
+		return 0, len(hs), fmt.Errorf("maildirfs: compression stopped: the worker journal could not be set aside after a failure: %w", unix.EIO)
+	}
+	var jobs []*zjob
 	defer func() {
 		for _, j := range jobs {
 			j.n.zmu.Unlock()
@@ -1035,7 +1364,7 @@ func (f *FS) zcompressGroup(hs []Handle) (done, used int, _ error) {
 			f.put(n)
 			continue
 		}
-		jobs = append(jobs, zjob{n: n, fd: fd, rec: rec})
+		jobs = append(jobs, &zjob{n: n, fd: fd, rec: rec})
 		recs = append(recs, rec.encode())
 		bytes += rec.usize
 	}
@@ -1062,8 +1391,8 @@ func (f *FS) zcompressGroup(hs []Handle) (done, used int, _ error) {
 		err = fdatasync(z.wj)
 	}
 	if err != nil {
-		// Nothing was rewritten: empty the journal again (a stale record
-		// must never be redone) and give up on this group.
+		// Nothing was touched (no marker carries the records' ids):
+		// empty the journal and give up the group.
 		unix.Ftruncate(z.wj, 0)
 		fdatasync(z.wj)
 		return 0, used, err
@@ -1072,54 +1401,103 @@ func (f *FS) zcompressGroup(hs []Handle) (done, used int, _ error) {
 		return 0, used, err
 	}
 	var failed error
+	fail := func(j *zjob, err error) {
+		j.state = -1
+		if failed == nil {
+			failed = err
+		}
+	}
+	// Mark: st_size is still the plain size, not the compressed size the
+	// marker names, so the file is pending from here on.
+	var marked []int
 	for _, j := range jobs {
-		if err := f.zapply(j.fd, j.rec, false); err != nil {
+		if err := zstep("xattr"); err != nil {
+			return 0, used, err
+		}
+		if err := unix.Fsetxattr(j.fd, zXattr, zxattrValue(j.rec.usize, int64(len(j.rec.data)), j.rec.id), 0); err != nil {
+			if failed == nil {
+				failed = err // the file is as it was: nothing to finish
+			}
+			f.zforget(j.rec.ino)
+			continue
+		}
+		j.state = 1
+		marked = append(marked, j.fd)
+	}
+	if len(marked) > 0 {
+		if err := zstep("marked"); err != nil {
+			return 0, used, err
+		}
+		if err := f.zsyncGroup(jobs, marked, true); err != nil {
+			for _, j := range jobs {
+				if j.state == 1 {
+					fail(j, err)
+				}
+			}
+		}
+	}
+	var applied []int
+	for _, j := range jobs {
+		if j.state != 1 {
+			continue
+		}
+		if err := f.zapply(j.n, j.fd, j.rec, false); err != nil {
 			if errors.Is(err, errZCrash) {
 				return done, used, err
 			}
-			j.n.zbad = true
-			failed = err
-			z.failed.Add(1)
-			f.log.Error("maildirfs: compressing in place failed; reads of it fail until the journal is redone at the next Open", "ino", j.rec.ino, "err", err)
+			fail(j, err)
 			continue
 		}
-		f.zsettled(j.n, j.fd, j.rec)
-		done++
-		z.compressed.Add(1)
-		z.plainBytes.Add(uint64(j.rec.usize))
-		z.storedBytes.Add(uint64(len(j.rec.data)))
+		j.state = 2
+		applied = append(applied, j.fd)
 	}
-	// One syncfs makes every rewritten inode durable (a journal commit
-	// plus their data) instead of one fsync per file (syncRewritten).
-	if err := zstep("fsync"); err != nil {
-		return done, used, err
-	}
-	err = f.inject(FaultFsync)
-	if err == nil {
-		fds := make([]int, 0, len(jobs))
-		for _, j := range jobs {
-			fds = append(fds, j.fd)
+	if len(applied) > 0 {
+		if err := zstep("fsync"); err != nil {
+			return done, used, err
 		}
-		err = syncRewritten(f.rootFd, fds)
-	}
-	if err != nil {
-		failed = err
+		// One syncfs makes every rewritten inode durable (a journal
+		// commit plus their data) instead of one fsync per file
+		// (syncRewritten). If it fails, each file's own fsync tells
+		// which of them failed (a writeback error of a file is reported
+		// to an fsync of that file too).
+		gerr := f.zsyncGroup(jobs, applied, false)
 		for _, j := range jobs {
-			j.n.zbad = true
+			if j.state != 2 {
+				continue
+			}
+			if gerr != nil {
+				if err := f.zsync(j.n, j.fd); err != nil {
+					fail(j, err)
+					continue
+				}
+			}
+			j.state = 3
 		}
-		f.syncFailed(err)
-		f.log.Error("maildirfs: syncing compressed files failed; reads of them fail until the journal is redone at the next Open", "err", err)
 	}
 	if err := zstep("applied"); err != nil {
 		return done, used, err
 	}
-	if failed != nil {
-		// Keep the records for the next Open: move them aside so the next
-		// group does not overwrite them.
-		aside := fmt.Sprintf("failed-%d.j", z.seq.Add(1))
-		if err := zwriteJournal(z.jdirFd, aside, recs); err != nil {
-			return done, used, err
+	kept := false
+	for _, j := range jobs {
+		switch j.state {
+		case 3:
+			f.zsettled(j.n, j.fd, j.rec)
+			done++
+			z.compressed.Add(1)
+			z.plainBytes.Add(uint64(j.rec.usize))
+			z.storedBytes.Add(uint64(len(j.rec.data)))
+		case -1:
+			kept = true
+			f.zforget(j.rec.ino)
+			z.failed.Add(1)
+			f.log.Error("maildirfs: compressing in place failed; the file is finished before its next use, or from the journal at the next Open", "ino", j.rec.ino, "err", failed)
 		}
+	}
+	if kept {
+		if err := f.zkeepJournal(jobs); err != nil {
+			return done, used, fmt.Errorf("%w; keeping the journal also failed: %v", failed, err)
+		}
+		return done, used, failed
 	}
 	if err := unix.Ftruncate(z.wj, 0); err != nil {
 		return done, used, err
@@ -1130,14 +1508,70 @@ func (f *FS) zcompressGroup(hs []Handle) (done, used int, _ error) {
 	return done, used, failed
 }
 
+// zsyncGroup makes the changes to the files open as fds (of jobs) durable
+// with one sync: where one sync commits all earlier operations
+// (commitModel.oneSync) and only markers changed, an fsync of the last;
+// else the file system (syncRewritten). A failure counts as a failed sync
+// of every file of the group.
+func (f *FS) zsyncGroup(jobs []*zjob, fds []int, markers bool) error {
+	err := f.inject(FaultFsync)
+	if err == nil {
+		if markers && f.commit().oneSync {
+			err = unix.Fsync(fds[len(fds)-1])
+		} else {
+			err = syncRewritten(f.rootFd, fds)
+		}
+	}
+	if err != nil {
+		for _, j := range jobs {
+			j.n.syncFails.Add(1)
+		}
+		f.syncFailed(err)
+	}
+	return err
+}
+
+// zkeepJournal keeps the records of the group just run for its failed
+// files: the worker journal becomes failed-N.j and a new one is begun. If
+// that fails the worker stops, so that the records are never overwritten.
+func (f *FS) zkeepJournal(jobs []*zjob) error {
+	z := f.z
+	aside := fmt.Sprintf("failed-%d.j", z.seq.Add(1))
+	journal := aside
+	err := unix.Renameat(z.jdirFd, zWorkerJ, z.jdirFd, aside)
+	if err == nil {
+		var wj int
+		wj, err = unix.Openat(z.jdirFd, zWorkerJ, unix.O_RDWR|unix.O_CREAT|unix.O_CLOEXEC, 0o600)
+		if err == nil {
+			unix.Close(z.wj)
+			z.wj = wj
+			err = unix.Fsync(z.jdirFd)
+		}
+	} else {
+		journal = zWorkerJ
+	}
+	for _, j := range jobs {
+		if j.state == -1 {
+			z.keep(j.rec.ino, journal, j.rec.id)
+		}
+	}
+	if err != nil {
+		z.broken.Store(true)
+		f.log.Error("maildirfs: cannot set the compression journal aside; compression stops until a restart", "err", err)
+	}
+	return err
+}
+
 // zprepare reads and compresses n (the caller holds n.zmu) and returns the
-// journal record and a writable fd, or nil when n is to stay as it is.
+// journal record and a writable fd, or nil when n is to stay as it is:
+// not regular, gone, out of the size range, already compressed, or with
+// a rewrite to finish.
 func (f *FS) zprepare(n *node) (*zrec, int, error) {
-	if n.typ != TypeReg || n.zbad {
+	if n.typ != TypeReg {
 		return nil, -1, nil
 	}
-	st, us, err := f.znode(n)
-	if err != nil || us >= 0 || st.Nlink == 0 || !zsized(st.Size) {
+	st, e, err := f.znode(n)
+	if err != nil || e.usize >= 0 || f.zunfinished(st, e) || st.Nlink == 0 || !zsized(st.Size) {
 		return nil, -1, err
 	}
 	fd, err := f.io(n, true)
@@ -1156,5 +1590,5 @@ func (f *FS) zprepare(n *node) (*zrec, int, error) {
 	if zMinGainDiv > 0 && int64(len(comp)) > st.Size-st.Size/zMinGainDiv {
 		return nil, -1, nil
 	}
-	return &zrec{compress: true, kfh: n.kfh, ino: st.Ino, atime: st.Atim, mtime: st.Mtim, usize: st.Size, data: comp}, fd, nil
+	return &zrec{compress: true, kfh: n.kfh, ino: st.Ino, id: znewID(), csize: int64(len(comp)), atime: st.Atim, mtime: st.Mtim, usize: st.Size, data: comp}, fd, nil
 }

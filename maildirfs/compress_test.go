@@ -312,11 +312,16 @@ func TestCompressMagicIsNotEnough(t *testing.T) {
 	}
 }
 
-var crashSteps = []string{"journaled", "write", "truncate", "xattr", "times", "fsync", "applied"}
+// crashSteps are the steps of a compression group, in order; the group
+// touches no inode before "marked" (the first "xattr" comes before the
+// first marker).
+var crashSteps = []string{"journaled", "xattr", "marked", "write", "truncate", "times", "fsync", "applied"}
 
 // TestCompressCrash stops a compression group at each step as if the
 // server died (no cleanup), reopens the store, and checks that every message
-// reads intact with its size and mtime, and that the group was finished.
+// reads intact with its size and mtime, and that the group was finished
+// if it had touched the files (their markers carry the ids the journal's
+// records name), else left alone.
 func TestCompressCrash(t *testing.T) {
 	defer maildirfs.SetZCrashHook(nil)
 	for _, step := range crashSteps {
@@ -352,9 +357,14 @@ func TestCompressCrash(t *testing.T) {
 					t.Fatalf("m%d differs after recovery", i)
 				}
 				// The journal was durable before the first inode was
-				// touched, so recovery finished every rewrite.
-				if _, marked := stored(t, filepath.Join(s.Dir, "Maildir", "cur", fmt.Sprint("m", i, ":2,"))); !marked {
+				// touched, and the markers before any content, so
+				// recovery finished every rewrite that had begun.
+				size, marked := stored(t, filepath.Join(s.Dir, "Maildir", "cur", fmt.Sprint("m", i, ":2,")))
+				switch begun := step != "journaled" && step != "xattr"; {
+				case begun && !marked:
 					t.Errorf("m%d: rewrite not finished by recovery", i)
+				case !begun && (marked || size != int64(len(msgs[i]))):
+					t.Errorf("m%d: touched (size %d, marked %v) by a group stopped before its first marker", i, size, marked)
 				}
 			}
 			// The group was either finished by recovery or never started:
@@ -376,7 +386,7 @@ func TestCompressCrash(t *testing.T) {
 // and a new WRITE works.
 func TestExpandCrash(t *testing.T) {
 	defer maildirfs.SetZCrashHook(nil)
-	for _, step := range []string{"expand-journaled", "write", "truncate", "xattr", "times", "fsync", "expand-applied"} {
+	for _, step := range []string{"expand-journaled", "expand-mark", "truncate", "write", "times", "fsync", "xattr", "expand-applied"} {
 		t.Run(step, func(t *testing.T) {
 			s := zstore(t)
 			cur := lookup(t, s, "Maildir", "cur")
@@ -530,7 +540,7 @@ func TestCompactExpand(t *testing.T) {
 func TestCompactCrash(t *testing.T) {
 	mdtest.RequireRoot(t)
 	defer maildirfs.SetZCrashHook(nil)
-	steps := append(append([]string{}, crashSteps...), "expand-journaled", "expand-applied")
+	steps := append(append([]string{}, crashSteps...), "expand-journaled", "expand-mark", "expand-applied")
 	for _, step := range steps {
 		t.Run(step, func(t *testing.T) {
 			msgs := mdtest.Corpus(20, mdtest.CorpusOptions{Seed: 13, AttachmentRate: 0.3, MaxAttachment: 100 << 10})
@@ -566,9 +576,9 @@ func TestCompactCrash(t *testing.T) {
 func newRand() *rand.Rand { return rand.New(rand.NewPCG(42, 43)) }
 
 // TestCompressFaults fails the rewrite's write, then its sync, with EIO
-// (not a crash: the server goes on). The affected files answer EIO rather
-// than wrong bytes, other files are unaffected, and a restart finishes the
-// journaled rewrite so every message reads intact.
+// (not a crash: the server goes on). No file answers wrong bytes (an
+// affected one is finished from its journal record before it is read, or
+// answers EIO), and after a restart every message reads intact.
 func TestCompressFaults(t *testing.T) {
 	for _, op := range []maildirfs.FaultOp{maildirfs.FaultWrite, maildirfs.FaultFsync} {
 		t.Run(string(op), func(t *testing.T) {

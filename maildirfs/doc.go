@@ -174,15 +174,18 @@
 // it. Files written elsewhere stay plain; files of under 512 bytes, over
 // 64 MiB, or that would shrink by less than 1/8 stay plain. A WRITE, or a
 // SETATTR of the size, to a compressed file first rewrites it plain
-// (journaled, four syncs), so NFS semantics hold for every file.
+// (journaled, six syncs), so NFS semantics hold for every file.
 //
 // On disk (zformat.go): a 32-byte header (magic, uncompressed size, frame
 // size, frame count, CRC-32C), an index of compressed frame lengths, and
 // independent zstd frames of 64 KiB each (built-in dictionaries of mail
 // boilerplate, zdict.go: new frames use the newest, every older one stays
-// registered for reading), so a READ decodes only the frames it covers. The xattr user.mailnfs.z ("Z1", uncompressed size, compressed
-// size) is the authority: a file is compressed only when it parses and
-// st_size equals the compressed size it names; the magic alone never counts.
+// registered for reading), so a READ decodes only the frames it covers.
+// The xattr user.mailnfs.z ("Z2", uncompressed size, compressed size,
+// rewrite id; "Z1" without the id on files compressed before ids existed)
+// is the authority: a file is compressed only when it parses and st_size
+// equals the compressed size it names; the magic alone never counts. A Z2
+// marker naming another size marks a rewrite that stopped part way.
 // GETATTR, LOOKUP, READDIRPLUS and wcc data report the uncompressed size;
 // used (st_blocks) is the real allocation. The state per inode is cached,
 // validated by ctime and st_size, so the xattr is read once per file.
@@ -198,17 +201,49 @@
 // Crash safety: the worker takes a group of up to 64 files, locks each
 // (node.zmu; READ holds it shared, so it never sees a half-rewritten file),
 // reads and compresses them, writes one journal record per file (kernel
-// handle, inode, times, final content, CRC) to worker.j in
-// StateDir/maildirfs-z/<fsid>-<root handle>/, fdatasyncs it, rewrites each
-// inode (marker xattr, pwrite, ftruncate, utimensat), syncs the filesystem
-// once (syncfs; on FreeBSD, which has none, each file is fsynced), and
-// empties the journal with a second fdatasync before
-// unlocking. Every stat the store reports is taken under the node's zmu
-// (shared) when the node is cached, and a rewrite keeps its node cached, so
-// no client sees a rewrite half done (not even a passing mtime). Open redoes every valid record whose inode still exists
-// (idempotent), so a crash at any point leaves every message readable.
-// A rewrite that fails without a crash marks the file: its READs fail with
-// EIO until a restart redoes the journal. The export root carries
+// handle, inode, a random 64-bit rewrite id, times, final content, CRC) to
+// worker.j in StateDir/maildirfs-z/<fsid>-<root handle>/, fdatasyncs it,
+// stamps each file's marker with its record's id (the file is pending from
+// here: the marker names the compressed size, st_size is still the plain
+// one), syncs the markers (one fsync where one sync commits every earlier
+// operation, OneSync; else syncfs), rewrites each inode (pwrite,
+// ftruncate, utimensat), syncs the filesystem once (syncfs; on FreeBSD,
+// which has none, each file is fsynced), and empties the journal with a
+// second fdatasync before unlocking. An expansion (before a WRITE) journals
+// its record in a file of its own, stamps its id and fsyncs, extends the
+// file, writes, restores the times, fsyncs, removes the marker and fsyncs.
+// Every stat the store reports is taken under the node's zmu (shared) when
+// the node is cached, and a rewrite keeps its node cached, so no client
+// sees a rewrite half done (not even a passing mtime).
+//
+// Open redoes a journal record only if its inode still exists and its
+// marker carries the record's id (zmatch), then retires every journal. The
+// id is durable before the content changes, so a crash at any point
+// leaves every message readable: a rewrite that touched the content is
+// redone, one that did not is left alone. And a record is never redone
+// over newer data: everything that changes a file's content or times
+// first deals with its last rewrite and replaces or removes its id (WRITE
+// and SETATTR of the size expand the file, which stamps a new id and ends
+// by removing the marker; SETATTR of the times gives the marker a new id),
+// so a record left behind (by a failure, or a journal that could not be
+// emptied) matches nothing once a client changed the file. Records from
+// before ids (MNFSZJ01) are redone as before, when a Z1 marker names
+// their sizes.
+//
+// A rewrite that fails without a crash does not stop the server. The files
+// it may have damaged (the rewrite failed, or the group's sync failed and
+// then the file's own fsync) keep their records: the worker journal is
+// renamed failed-N.j (an expansion's stays as e-INODE-N.j) and remembered
+// by inode, so the state survives the node leaving the cache. Before such
+// a file is next read, written or has its times set, its record is redone
+// and synced (zresolve): it reads intact, and a WRITE then proceeds on
+// known content; if the redo fails, that request fails with EIO. A file
+// left pending whose record is gone (a lost StateDir) answers EIO. Files of
+// the group that completed need nothing, and their records change nothing
+// if ever redone. If the worker journal cannot be renamed, compression
+// stops until a restart (its records are never overwritten). A failed
+// sync of a rewrite counts as a failed sync of the file (the verifier
+// rotates, waiting stable WRITEs fail). The export root carries
 // user.mailnfs.z = "tree" once anything may be compressed: a marked tree is
 // always decoded, even with Compress off (Expand removes the mark).
 //
@@ -248,7 +283,8 @@
 // decoded: its READs fail with EIO (logged); the reference zstd tool
 // decodes any frame given its dictionary (zstd -d -D FILE).
 //
-// Lock order: node.zmu -> node.zfmu, node.ioMu, nodeCache.mu; the worker
+// Lock order: node.zmu -> node.zfmu, node.ioMu, nodeCache.mu, zstore.mu
+// (the state cache and the records kept by inode); the worker
 // holds the zmu of every file of its group (distinct files), then
 // zstore.jmu. Request paths hold at most one zmu, and never take it twice
 // (a shared zmu is not reentrant while a rewrite waits).

@@ -337,7 +337,7 @@ func (f *FS) remove(dir Handle, c Cred, name string, isDir bool) (wcc Wcc, _ err
 	}
 	if isDir || vst.Nlink <= 1 {
 		f.cache.dropIno(vst.Ino)
-		f.zforget(vst.Ino)
+		f.zgone(vst.Ino)
 	}
 	return wcc, f.syncDir(d)
 }
@@ -473,7 +473,7 @@ func (f *FS) Rename(fromDir Handle, fromName string, toDir Handle, toName string
 	}
 	if exists && (tst.Mode&unix.S_IFMT == unix.S_IFDIR || tst.Nlink <= 1) {
 		f.cache.dropIno(tst.Ino)
-		f.zforget(tst.Ino)
+		f.zgone(tst.Ino)
 	}
 	switch m := f.commit(); {
 	case m.oneSync || td == fd:

@@ -43,7 +43,6 @@ type node struct {
 	// Compression (compress.go). zmu: readers (READ, WRITE, SETATTR of the
 	// size) hold it shared, a rewrite in place exclusively.
 	zmu       sync.RWMutex
-	zbad      bool          // a rewrite failed: I/O fails until the next Open; guarded by zmu
 	zfmu      sync.Mutex    // guards the fields below
 	zidx      *zindex       // parsed index of the compressed file
 	zidxCtime unix.Timespec // ctime zidx was read at

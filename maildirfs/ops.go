@@ -259,19 +259,16 @@ func (f *FS) Read(h Handle, c Cred, off uint64, buf []byte) (int, bool, *Attr, e
 		return 0, off >= uint64(st.Size), f.attr(st), nil
 	}
 	if f.z != nil {
-		n.zmu.RLock()
-		defer n.zmu.RUnlock()
-		if n.zbad {
-			return 0, false, f.attr(st), unix.EIO
-		}
-		pst, us, err := f.znode(n)
+		// A rewrite that failed is finished first (zready).
+		pst, e, err := f.zready(n)
 		if err != nil {
 			return 0, false, f.attr(st), err
 		}
-		if us >= 0 {
+		defer n.zmu.RUnlock()
+		if e.usize >= 0 {
 			total, err := f.zread(n, pst, off, buf)
-			pst.Size = us
-			return total, err == nil && off+uint64(total) >= uint64(us), f.attr(pst), err
+			pst.Size = e.usize
+			return total, err == nil && off+uint64(total) >= uint64(e.usize), f.attr(pst), err
 		}
 	}
 	fd, err := f.io(n, false)
@@ -514,6 +511,7 @@ func (f *FS) setAttrLocked(n *node, st *unix.Stat_t, c Cred, s SetAttr, created 
 			return unix.EACCES
 		}
 	}
+	times := s.Atime != DontChange || s.Mtime != DontChange
 	if s.Size != nil {
 		switch {
 		case n.typ == TypeDir:
@@ -525,6 +523,23 @@ func (f *FS) setAttrLocked(n *node, st *unix.Stat_t, c Cred, s SetAttr, created 
 		case *s.Size > 1<<63-1:
 			return unix.EFBIG
 		}
+	}
+	// Compression (compress.go): a size change needs the file plain, a
+	// change of the times a failed rewrite finished and the marker given
+	// a new id, before anything changes.
+	switch {
+	case s.Size != nil:
+		release, err := f.zplain(n)
+		if err != nil {
+			return err
+		}
+		defer release()
+	case times:
+		release, err := f.zforTimes(n)
+		if err != nil {
+			return err
+		}
+		defer release()
 	}
 	// chown before chmod: chown clears setuid/setgid bits.
 	if (s.UID != nil || s.GID != nil) && !created {
@@ -555,11 +570,6 @@ func (f *FS) setAttrLocked(n *node, st *unix.Stat_t, c Cred, s SetAttr, created 
 		}
 	}
 	if s.Size != nil {
-		release, err := f.zplain(n)
-		if err != nil {
-			return err
-		}
-		defer release()
 		fd, err := f.io(n, true)
 		if err != nil {
 			return err
@@ -568,9 +578,9 @@ func (f *FS) setAttrLocked(n *node, st *unix.Stat_t, c Cred, s SetAttr, created 
 			return err
 		}
 	}
-	if s.Atime != DontChange || s.Mtime != DontChange {
-		times := []unix.Timespec{timeSpec(s.Atime, s.AtimeVal), timeSpec(s.Mtime, s.MtimeVal)}
-		if err := utimesNode(n, times); err != nil {
+	if times {
+		ts := []unix.Timespec{timeSpec(s.Atime, s.AtimeVal), timeSpec(s.Mtime, s.MtimeVal)}
+		if err := utimesNode(n, ts); err != nil {
 			return err
 		}
 	}

@@ -23,15 +23,20 @@ import (
 //
 // The magic alone never marks a file as compressed: the xattr zXattr is the
 // authority (a plain file may start with the magic). Its value is
-// "Z1" | uncompressed size (8) | compressed file size (8); a file counts as
-// compressed only when the xattr parses and st_size equals the compressed
-// size it names.
+// "Z2" | uncompressed size (8) | compressed file size (8) | rewrite id (8);
+// a file counts as compressed only when the xattr parses and st_size
+// equals the compressed size it names. A "Z2" marker whose compressed size
+// is not st_size marks a rewrite that stopped part way (pending); the id
+// names the journal record that finishes it (compress.go). Files
+// compressed before the id existed carry "Z1" (no id); a "Z1" marker that
+// names another size counts as plain.
 const (
 	zMagic      = "MNFSZ\x00\x00\x01"
 	zHdrLen     = 32
 	zFrameSize  = 64 << 10
 	zXattr      = "user.mailnfs.z"
-	zXattrLen   = 18
+	zXattrLen1  = 18        // "Z1" marker
+	zXattrLen   = 26        // "Z2" marker
 	zMaxUSize   = 1 << 40   // larger files are never compressed
 	zMaxFrameSz = 4 << 20   // bound accepted when parsing
 	zMinFrameSz = 4 << 10   // bound accepted when parsing
@@ -196,24 +201,40 @@ func zdecodeAll(b []byte) ([]byte, error) {
 	return out, nil
 }
 
-// zxattrValue encodes the marker xattr.
-func zxattrValue(usize, csize int64) []byte {
-	v := make([]byte, zXattrLen)
+// zxattrValue encodes the marker xattr: "Z2" with the rewrite id, or the
+// older "Z1" when id is 0.
+func zxattrValue(usize, csize int64, id uint64) []byte {
+	n := zXattrLen
+	if id == 0 {
+		n = zXattrLen1
+	}
+	v := make([]byte, n)
 	v[0], v[1] = 'Z', '1'
 	binary.BigEndian.PutUint64(v[2:], uint64(usize))
 	binary.BigEndian.PutUint64(v[10:], uint64(csize))
+	if id != 0 {
+		v[1] = '2'
+		binary.BigEndian.PutUint64(v[18:], id)
+	}
 	return v
 }
 
-// zparseXattr decodes the marker xattr.
-func zparseXattr(v []byte) (usize, csize int64, ok bool) {
-	if len(v) != zXattrLen || v[0] != 'Z' || v[1] != '1' {
-		return 0, 0, false
+// zparseXattr decodes the marker xattr (id 0: a "Z1" marker).
+func zparseXattr(v []byte) (usize, csize int64, id uint64, ok bool) {
+	switch {
+	case len(v) == zXattrLen1 && v[0] == 'Z' && v[1] == '1':
+	case len(v) == zXattrLen && v[0] == 'Z' && v[1] == '2':
+		id = binary.BigEndian.Uint64(v[18:])
+		if id == 0 {
+			return 0, 0, 0, false
+		}
+	default:
+		return 0, 0, 0, false
 	}
 	usize = int64(binary.BigEndian.Uint64(v[2:]))
 	csize = int64(binary.BigEndian.Uint64(v[10:]))
 	if usize < 0 || usize > zMaxUSize || csize < zHdrLen || csize > zMaxUSize {
-		return 0, 0, false
+		return 0, 0, 0, false
 	}
-	return usize, csize, true
+	return usize, csize, id, true
 }

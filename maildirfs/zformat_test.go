@@ -73,11 +73,14 @@ func FuzzZParseIndex(f *testing.F) {
 }
 
 func FuzzZJournalRecord(f *testing.F) {
-	rec := &zrec{compress: true, kfh: kernelFH{typ: 1, bytes: []byte{1, 2, 3, 4, 5, 6, 7, 8}}, ino: 12,
+	rec := &zrec{compress: true, kfh: kernelFH{typ: 1, bytes: []byte{1, 2, 3, 4, 5, 6, 7, 8}}, ino: 12, id: 99, csize: 4,
 		atime: unix.Timespec{Sec: 1, Nsec: 2}, mtime: unix.Timespec{Sec: 3, Nsec: 4}, usize: 5, data: []byte("data")}
 	f.Add(rec.encode())
-	rec.compress = false
+	rec.compress, rec.csize = false, 77
 	f.Add(append(rec.encode(), rec.encode()...))
+	legacy := *rec
+	legacy.id, legacy.csize, legacy.legacy = 0, 0, true // before ids (MNFSZJ01)
+	f.Add(append(legacy.encode(), rec.encode()...))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		for len(b) > 0 {
 			r, k, err := zdecodeRec(b)
@@ -96,11 +99,12 @@ func FuzzZJournalRecord(f *testing.F) {
 }
 
 func FuzzZXattr(f *testing.F) {
-	f.Add(zxattrValue(100, 40))
+	f.Add(zxattrValue(100, 40, 0))
+	f.Add(zxattrValue(100, 40, 7))
 	f.Add([]byte("Z1"))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		us, cs, ok := zparseXattr(b)
-		if ok && !bytes.Equal(zxattrValue(us, cs), b) {
+		us, cs, id, ok := zparseXattr(b)
+		if ok && !bytes.Equal(zxattrValue(us, cs, id), b) {
 			t.Fatal("marker does not re-encode to its bytes")
 		}
 	})
