@@ -5,122 +5,163 @@ import (
 )
 
 // Directory changes: each namespace operation changes its directory
-// through dirChange (RENAME its two through dirChange2), which holds the
-// directory's nsMu around a stat, the change and a second stat. The two
-// stats are the operation's wcc_data (RFC 1813 §2.6): a client that finds
-// the before attributes equal to what it has cached takes the difference
-// to the after attributes as this operation's own change and keeps its
-// cached listing, so no other change by this server may fall between
-// them. The lock is held only around those system calls, never across a
-// sync (syncing changes no attributes of a directory), so concurrent
-// deliveries into one new/ still share their fsyncs.
+// through dirChange (RENAME its two through dirChange2), which stats the
+// directory just before and just after the system call; the two stats are
+// its wcc_data (RFC 1813 §2.6). A client that finds the before attributes
+// equal to what it has cached takes the difference to the after
+// attributes as this operation's own change and keeps its cached listing,
+// so the before attributes are sent only when no other change of the
+// directory by this server can have fallen between the two stats;
+// otherwise none are sent (the RFC allows it), and the client revalidates.
+// Nothing is locked: each directory node counts the changes in progress
+// and the changes begun and ended (node.wseq), and a change that began
+// alone and saw no other begin or end before its own end was alone
+// throughout. Deliveries into one new/ so never wait for each other in
+// the store (the kernel orders the system calls themselves).
 
-// dirChange runs fn, which changes directory d, with d.nsMu held, and
-// fills wcc from stats of d taken just before and just after it. A stat
-// that fails leaves that side of wcc empty (both are optional).
-func (f *FS) dirChange(d *node, wcc *Wcc, fn func() error) error {
-	d.nsMu.Lock()
-	defer d.nsMu.Unlock()
-	return f.dirChangeLocked(d, wcc, fn)
-}
+// wseq: the high 32 bits count the changes of the directory in progress,
+// the low 32 bits the begins and ends (wrapping; only equality is used).
+const (
+	wBegin = 1<<32 + 1          // +1 in progress, +1 event
+	wEnd   = ^uint64(1<<32) + 2 // -1 in progress, +1 event
+	// noW0 is a wseq read that never lets dirChange keep getDir's stat.
+	noW0 = ^uint64(0)
+)
 
-func (f *FS) dirChangeLocked(d *node, wcc *Wcc, fn func() error) error {
-	var pre, post unix.Stat_t
-	wcc.Before = nil
-	if d.stat(&pre) == nil {
-		wcc.Before = wccAttr(&pre)
+// quiet reports whether getDir's stat, taken after it read wseq as w0, may
+// serve as the before attributes of the change that began at v: no change
+// was in progress then, and none began or ended in between.
+func quiet(w0, v uint64) bool { return w0>>32 == 0 && uint32(v) == uint32(w0)+1 }
+
+// alone reports whether a change that began at v and ended at e was the
+// only change of its directory by this server from begin to end.
+func alone(v, e uint64) bool { return v>>32 == 1 && uint32(e) == uint32(v)+1 }
+
+// dirChange runs fn, which changes directory d, and fills wcc from stats
+// of d taken just before (or getDir's, if quiet) and just after it; the
+// before attributes are dropped unless the change was alone. A stat that
+// fails leaves that side of wcc empty (both are optional).
+func (f *FS) dirChange(d *node, wcc *Wcc, w0 uint64, fn func() error) error {
+	v := d.wseq.Add(wBegin)
+	var st unix.Stat_t
+	if !quiet(w0, v) {
+		wcc.Before = nil
+		if d.stat(&st) == nil {
+			wcc.Before = wccAttr(&st)
+		}
 	}
 	err := fn()
 	wcc.After = nil
-	if d.stat(&post) == nil {
-		wcc.After = f.attr(&post)
+	if d.stat(&st) == nil {
+		wcc.After = f.attr(&st)
+	}
+	if e := d.wseq.Add(wEnd); !alone(v, e) {
+		wcc.Before = nil
 	}
 	return err
 }
 
-// dirChange2 is dirChange for a change of two directories (RENAME): both
-// are locked, in the order of their inode numbers so that two renames
-// between the same directories cannot wait for each other, and each gets
-// its wcc from stats taken under both locks. The same directory twice is
-// locked once and both wccs are the same.
-func (f *FS) dirChange2(a, b *node, wa, wb *Wcc, fn func() error) error {
+// dirChange2 is dirChange for a change of two directories (RENAME); each
+// wcc is judged on its own directory. The same directory twice counts
+// once and both wccs are the same.
+func (f *FS) dirChange2(a, b *node, wa, wb *Wcc, w0a, w0b uint64, fn func() error) error {
 	if a == b {
-		err := f.dirChange(a, wa, fn)
+		err := f.dirChange(a, wa, w0a, fn)
 		*wb = *wa
 		return err
 	}
-	first, second := a, b
-	if b.ino < a.ino || (b.ino == a.ino && b.key < a.key) {
-		first, second = b, a
+	va, vb := a.wseq.Add(wBegin), b.wseq.Add(wBegin)
+	var st unix.Stat_t
+	if !quiet(w0a, va) {
+		wa.Before = nil
+		if a.stat(&st) == nil {
+			wa.Before = wccAttr(&st)
+		}
 	}
-	first.nsMu.Lock()
-	defer first.nsMu.Unlock()
-	second.nsMu.Lock()
-	defer second.nsMu.Unlock()
-	var pa, pb unix.Stat_t
-	wa.Before, wb.Before = nil, nil
-	if a.stat(&pa) == nil {
-		wa.Before = wccAttr(&pa)
-	}
-	if b.stat(&pb) == nil {
-		wb.Before = wccAttr(&pb)
+	if !quiet(w0b, vb) {
+		wb.Before = nil
+		if b.stat(&st) == nil {
+			wb.Before = wccAttr(&st)
+		}
 	}
 	err := fn()
 	wa.After, wb.After = nil, nil
-	if a.stat(&pa) == nil {
-		wa.After = f.attr(&pa)
+	if a.stat(&st) == nil {
+		wa.After = f.attr(&st)
 	}
-	if b.stat(&pb) == nil {
-		wb.After = f.attr(&pb)
+	if b.stat(&st) == nil {
+		wb.After = f.attr(&st)
+	}
+	if e := a.wseq.Add(wEnd); !alone(va, e) {
+		wa.Before = nil
+	}
+	if e := b.wseq.Add(wEnd); !alone(vb, e) {
+		wb.Before = nil
 	}
 	return err
 }
 
-// startCreateLocked records that name in d was just created by this server
-// and is being set up (owner, mode, sync); d.nsMu is held. A CREATE,
-// MKDIR, SYMLINK or MKNOD of the same name that meets it waits for
-// endCreate instead of answering with a half-made object (an UNCHECKED
-// CREATE would return a root-owned 0600 file before its owner's chown) or
-// EEXIST for a name its creator may yet remove again.
-// A name removed and created again meanwhile (by another client) gets a
-// new entry; each creator ends its own (the channel returned).
-func (d *node) startCreateLocked(name string) chan struct{} {
-	if d.creating == nil {
-		d.creating = make(map[string]chan struct{})
+// claim reserves name in directory d for a creation (CREATE, MKDIR,
+// SYMLINK, MKNOD) or a RENAME onto it, from before its system call until
+// the object is set up (owner, mode, sync) or removed again. It returns
+// the caller's claim, or, when another holds name, that one's channel to
+// wait on (closed by unclaim) before trying again. So no creation answers
+// a half-made object (an UNCHECKED CREATE would return a root-owned 0600
+// file before its owner's chown), or EEXIST for an object its creator may
+// yet remove, and no RENAME puts another object under a name between its
+// creation and its chown.
+func (d *node) claim(name string) (mine, busy chan struct{}) {
+	d.cmu.Lock()
+	defer d.cmu.Unlock()
+	if ch := d.claims[name]; ch != nil {
+		return nil, ch
 	}
-	ch := make(chan struct{})
-	d.creating[name] = ch
-	return ch
+	if d.claims == nil {
+		d.claims = make(map[string]chan struct{})
+	}
+	mine = make(chan struct{})
+	d.claims[name] = mine
+	return mine, nil
 }
 
-// endCreate ends what startCreateLocked began. With undo (the set-up
-// failed), the object made is removed first if name still names it (ino),
-// so that a failed CREATE leaves nothing in tmp/ and a GUARDED retry is not
-// EEXIST; wcc then describes that removal, without before attributes
-// (other changes may have come between the creation and the removal).
-// Waiting creators go on afterwards.
-func (f *FS) endCreate(d *node, name string, ch chan struct{}, ino uint64, isDir bool, undo bool, wcc *Wcc) {
-	d.nsMu.Lock()
-	if undo {
-		f.dirChangeLocked(d, wcc, func() error {
-			var st unix.Stat_t
-			if unix.Fstatat(d.pathFd, name, &st, unix.AT_SYMLINK_NOFOLLOW) != nil || st.Ino != ino {
-				return nil // removed or replaced meanwhile
-			}
-			flags := 0
-			if isDir {
-				flags = unix.AT_REMOVEDIR // fails if entries were made in it meanwhile
-			}
-			if unix.Unlinkat(d.pathFd, name, flags) == nil {
-				f.cache.dropIno(ino)
-			}
-			return nil
-		})
-		wcc.Before = nil
+// claimWait is claim that waits for another claim of name to end.
+func (d *node) claimWait(name string) chan struct{} {
+	for {
+		mine, busy := d.claim(name)
+		if mine != nil {
+			return mine
+		}
+		<-busy
 	}
-	if d.creating[name] == ch {
-		delete(d.creating, name)
-	}
-	d.nsMu.Unlock()
-	close(ch)
+}
+
+// unclaim ends a claim of name in d.
+func (d *node) unclaim(name string, mine chan struct{}) {
+	d.cmu.Lock()
+	delete(d.claims, name)
+	d.cmu.Unlock()
+	close(mine)
+}
+
+// undoCreate removes the object a creation made (inode ino, name in d)
+// after its set-up failed, if name still names it: a failed CREATE leaves
+// nothing in tmp/, and a GUARDED retry is not EEXIST. The caller still
+// holds its claim of name. wcc then describes that removal, without
+// before attributes (other changes may have come since the creation).
+func (f *FS) undoCreate(d *node, name string, ino uint64, isDir bool, wcc *Wcc) {
+	f.dirChange(d, wcc, noW0, func() error {
+		var st unix.Stat_t
+		if unix.Fstatat(d.pathFd, name, &st, unix.AT_SYMLINK_NOFOLLOW) != nil || st.Ino != ino {
+			return nil // removed or replaced meanwhile (by a local process)
+		}
+		flags := 0
+		if isDir {
+			flags = unix.AT_REMOVEDIR // fails if entries were made in it meanwhile
+		}
+		if unix.Unlinkat(d.pathFd, name, flags) == nil {
+			f.cache.dropIno(ino)
+		}
+		return nil
+	})
+	wcc.Before = nil
 }

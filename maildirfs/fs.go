@@ -266,8 +266,15 @@ func (f *FS) inject(op FaultOp) error {
 // f.put(n). ErrBadHandle: not ours; ErrStale: the object is gone, or is a
 // directory no longer inside the export (connected, recheck).
 func (f *FS) get(h Handle) (*node, *unix.Stat_t, error) {
+	n, st, _, err := f.getGen(h)
+	return n, st, err
+}
+
+// getGen is get that also returns n.wseq as read before the stat (for a
+// directory: dirChange may then use the stat as its before attributes).
+func (f *FS) getGen(h Handle) (*node, *unix.Stat_t, uint64, error) {
 	if f.closed.Load() {
-		return nil, nil, syscall.EBADF
+		return nil, nil, 0, syscall.EBADF
 	}
 	n := f.cachedHandle(h) // a hit needs no MAC computation
 	if n != nil {
@@ -275,24 +282,24 @@ func (f *FS) get(h Handle) (*node, *unix.Stat_t, error) {
 	} else {
 		k, err := f.decodeHandle(h)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, 0, err
 		}
 		f.stats.misses.Add(1)
 		fd, err := openPath(f.rootFd, k)
 		if err != nil {
 			if e := handleOpenErr(err); e != nil {
-				return nil, nil, e
+				return nil, nil, 0, e
 			}
-			return nil, nil, fmt.Errorf("%s: %w", handleOpenCall, err)
+			return nil, nil, 0, fmt.Errorf("%s: %w", handleOpenCall, err)
 		}
 		var st unix.Stat_t
 		if err := pathStat(fd, k, &st); err != nil {
 			unix.Close(fd)
-			return nil, nil, err
+			return nil, nil, 0, err
 		}
 		if st.Dev != f.rootDev || st.Nlink == 0 {
 			unix.Close(fd)
-			return nil, nil, ErrStale
+			return nil, nil, 0, ErrStale
 		}
 		typ := fileType(uint32(st.Mode))
 		if typ == TypeDir {
@@ -300,7 +307,7 @@ func (f *FS) get(h Handle) (*node, *unix.Stat_t, error) {
 			// export by a local process is no longer reachable.
 			if err := f.connected(fd); err != nil {
 				unix.Close(fd)
-				return nil, nil, err
+				return nil, nil, 0, err
 			}
 		}
 		k.bytes = append([]byte(nil), k.bytes...)
@@ -309,10 +316,11 @@ func (f *FS) get(h Handle) (*node, *unix.Stat_t, error) {
 	if n.typ == TypeDir && n != f.rootNode {
 		if err := f.recheck(n); err != nil {
 			f.put(n)
-			return nil, nil, err
+			return nil, nil, 0, err
 		}
 	}
 	st := new(unix.Stat_t)
+	gen := n.wseq.Load()
 	if f.z != nil && n.typ == TypeReg {
 		// Never observe a rewrite in progress (compress.go).
 		n.zmu.RLock()
@@ -320,15 +328,15 @@ func (f *FS) get(h Handle) (*node, *unix.Stat_t, error) {
 	}
 	if err := n.stat(st); err != nil {
 		f.put(n)
-		return nil, nil, err
+		return nil, nil, 0, err
 	}
 	if st.Nlink == 0 {
 		f.cache.drop(n)
 		f.put(n)
-		return nil, nil, ErrStale
+		return nil, nil, 0, ErrStale
 	}
 	f.zfixFd(n.pathFd, st)
-	return n, st, nil
+	return n, st, gen, nil
 }
 
 func (f *FS) put(n *node) { f.cache.release(n) }

@@ -22,7 +22,7 @@ func (f *FS) FinishMkdir(dir Handle, c Cred, name string, s SetAttr) (_ Handle, 
 }
 
 func (f *FS) mkdir(dir Handle, c Cred, name string, s SetAttr, finish bool) (_ Handle, _ *Attr, wcc Wcc, _ error) {
-	d, dst, err := f.getDir(dir, c, &wcc, true)
+	d, dst, gen, err := f.getDir(dir, c, &wcc, true)
 	if err != nil {
 		return nil, nil, wcc, err
 	}
@@ -41,7 +41,7 @@ func (f *FS) mkdir(dir Handle, c Cred, name string, s SetAttr, finish bool) (_ H
 			return unfinishedDir(d, name, uint32(uid))
 		}
 	}
-	h, a, err := f.makeObject(d, dst, c, name, s, mode, TypeDir, &wcc, func() error {
+	h, a, err := f.makeObject(d, dst, gen, c, name, s, mode, TypeDir, &wcc, func() error {
 		return unix.Mkdirat(d.pathFd, name, 0o700)
 	}, unfinished)
 	return h, a, wcc, err
@@ -62,7 +62,7 @@ func (f *FS) FinishSymlink(dir Handle, c Cred, name, target string, s SetAttr) (
 }
 
 func (f *FS) symlink(dir Handle, c Cred, name, target string, s SetAttr, finish bool) (_ Handle, _ *Attr, wcc Wcc, _ error) {
-	d, dst, err := f.getDir(dir, c, &wcc, true)
+	d, dst, gen, err := f.getDir(dir, c, &wcc, true)
 	if err != nil {
 		return nil, nil, wcc, err
 	}
@@ -85,7 +85,7 @@ func (f *FS) symlink(dir Handle, c Cred, name, target string, s SetAttr, finish 
 			return unfinishedSymlink(d, name, target, uint32(uid))
 		}
 	}
-	h, a, err := f.makeObject(d, dst, c, name, s, 0, TypeLnk, &wcc, func() error {
+	h, a, err := f.makeObject(d, dst, gen, c, name, s, 0, TypeLnk, &wcc, func() error {
 		return unix.Symlinkat(target, d.pathFd, name)
 	}, unfinished)
 	return h, a, wcc, err
@@ -143,63 +143,43 @@ func unfinishedSymlink(d *node, name, target string, owner uint32) error {
 }
 
 // makeObject creates name in d with mk (mkdirat, symlinkat, mknodat) and
-// opens it, in one directory change (so no other change by this server
-// can put another object under the name in between), then gives it its
+// opens it, with name claimed throughout (claim: no RENAME of this server
+// can put another object under it before the chown), then gives it its
 // owner and mode, caches it and makes it and its entry durable
 // (setupMade). unfinished, when not nil (FinishMkdir, FinishSymlink),
-// accepts an existing name that an earlier run left, else EEXIST. A name
-// that another creation of this server is still setting up is waited for.
-// On a failure after mk the object is removed again (endCreate).
-func (f *FS) makeObject(d *node, dst *unix.Stat_t, c Cred, name string, s SetAttr, mode uint32, typ FileType, wcc *Wcc, mk, unfinished func() error) (Handle, *Attr, error) {
-	for {
-		if err := f.inject(FaultCreate); err != nil {
-			return nil, nil, err
-		}
-		var fd int
-		var st *unix.Stat_t
-		var busy, mine chan struct{}
-		made := false
-		err := f.dirChange(d, wcc, func() error {
-			err := mk()
-			switch {
-			case err == nil:
-				made = true
-			case errors.Is(err, unix.EEXIST) && d.creating[name] != nil:
-				busy = d.creating[name]
-				return err
-			case errors.Is(err, unix.EEXIST) && unfinished != nil:
-				if err := unfinished(); err != nil {
-					return err
-				}
-			default:
-				return err
-			}
-			fd, st, err = openChild(d, name)
-			if err == nil && uint32(st.Mode)&unix.S_IFMT != typeBits(typ) {
-				unix.Close(fd)
-				err = unix.EEXIST // replaced by a local process
-			}
-			if err != nil {
-				return err
-			}
-			if made {
-				mine = d.startCreateLocked(name)
-			}
-			return nil
-		})
-		if busy != nil {
-			<-busy // then look again
-			continue
-		}
-		if err != nil {
-			return nil, nil, err
-		}
-		h, a, err := f.setupMade(d, dst, c, name, fd, st, s, mode, typ)
-		if made {
-			f.endCreate(d, name, mine, st.Ino, typ == TypeDir, err != nil, wcc)
-		}
-		return h, a, err
+// accepts an existing name that an earlier run left, else EEXIST. On a
+// failure after mk the object is removed again (undoCreate).
+func (f *FS) makeObject(d *node, dst *unix.Stat_t, gen uint64, c Cred, name string, s SetAttr, mode uint32, typ FileType, wcc *Wcc, mk, unfinished func() error) (Handle, *Attr, error) {
+	mine := d.claimWait(name)
+	defer d.unclaim(name, mine)
+	if err := f.inject(FaultCreate); err != nil {
+		return nil, nil, err
 	}
+	made := false
+	err := f.dirChange(d, wcc, gen, func() error {
+		err := mk()
+		made = err == nil
+		return err
+	})
+	if errors.Is(err, unix.EEXIST) && unfinished != nil {
+		err = unfinished()
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	fd, st, err := openChild(d, name)
+	if err == nil && uint32(st.Mode)&unix.S_IFMT != typeBits(typ) {
+		unix.Close(fd)
+		err = unix.EEXIST // replaced by a local process
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	h, a, err := f.setupMade(d, dst, c, name, fd, st, s, mode, typ)
+	if err != nil && made {
+		f.undoCreate(d, name, st.Ino, typ == TypeDir, wcc)
+	}
+	return h, a, err
 }
 
 // setupMade sets owner and mode of the new object name in d (open as fd,
@@ -255,7 +235,7 @@ func typeBits(t FileType) uint32 {
 // Mknod creates a fifo, socket or (root only: EPERM otherwise) a character
 // or block device. Other types: EINVAL (NFS3ERR_BADTYPE is nfsd's choice).
 func (f *FS) Mknod(dir Handle, c Cred, name string, typ FileType, s SetAttr, major, minor uint32) (_ Handle, _ *Attr, wcc Wcc, _ error) {
-	d, dst, err := f.getDir(dir, c, &wcc, true)
+	d, dst, gen, err := f.getDir(dir, c, &wcc, true)
 	if err != nil {
 		return nil, nil, wcc, err
 	}
@@ -278,7 +258,7 @@ func (f *FS) Mknod(dir Handle, c Cred, name string, typ FileType, s SetAttr, maj
 	if s.Mode != nil {
 		mode = *s.Mode & 0o7777
 	}
-	h, a, err := f.makeObject(d, dst, c, name, s, mode, typ, &wcc, func() error {
+	h, a, err := f.makeObject(d, dst, gen, c, name, s, mode, typ, &wcc, func() error {
 		return mknodat(d.pathFd, name, typeBits(typ)|0o600, dev)
 	}, nil)
 	return h, a, wcc, err
@@ -295,7 +275,7 @@ func (f *FS) Rmdir(dir Handle, c Cred, name string) (wcc Wcc, _ error) {
 }
 
 func (f *FS) remove(dir Handle, c Cred, name string, isDir bool) (wcc Wcc, _ error) {
-	d, dst, err := f.getDir(dir, c, &wcc, true)
+	d, dst, gen, err := f.getDir(dir, c, &wcc, true)
 	if err != nil {
 		return wcc, err
 	}
@@ -308,7 +288,7 @@ func (f *FS) remove(dir Handle, c Cred, name string, isDir bool) (wcc Wcc, _ err
 		return wcc, err
 	}
 	var vst unix.Stat_t
-	err = f.dirChange(d, &wcc, func() error {
+	err = f.dirChange(d, &wcc, gen, func() error {
 		if err := unix.Fstatat(d.pathFd, name, &vst, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 			return err
 		}
@@ -349,7 +329,7 @@ func (f *FS) Link(file Handle, dir Handle, name string, c Cred) (_ *Attr, wcc Wc
 		return nil, wcc, err
 	}
 	defer f.put(n)
-	d, _, err := f.getDir(dir, c, &wcc, true)
+	d, _, gen, err := f.getDir(dir, c, &wcc, true)
 	if err != nil {
 		return f.postAttr(n), wcc, err
 	}
@@ -363,7 +343,7 @@ func (f *FS) Link(file Handle, dir Handle, name string, c Cred) (_ *Attr, wcc Wc
 	if !mayLink(nst, c) {
 		return f.postAttr(n), wcc, unix.EPERM
 	}
-	err = f.dirChange(d, &wcc, func() error {
+	err = f.dirChange(d, &wcc, gen, func() error {
 		if err := f.inject(FaultLink); err != nil {
 			return err
 		}
@@ -410,7 +390,7 @@ func mayLink(st *unix.Stat_t, c Cred) bool {
 // order cannot matter and both are synced at once, and where one sync
 // commits the whole operation (oneSync) toDir's is enough.
 func (f *FS) Rename(fromDir Handle, fromName string, toDir Handle, toName string, c Cred) (from, to Wcc, err error) {
-	fd, fdst, err := f.getDir(fromDir, c, &from, true)
+	fd, fdst, fgen, err := f.getDir(fromDir, c, &from, true)
 	if err != nil {
 		if td, tst, terr := f.get(toDir); terr == nil {
 			to.Before, to.After = wccAttr(tst), f.attr(tst)
@@ -419,7 +399,7 @@ func (f *FS) Rename(fromDir Handle, fromName string, toDir Handle, toName string
 		return from, to, err
 	}
 	defer f.put(fd)
-	td, tdst, err := f.getDir(toDir, c, &to, true)
+	td, tdst, tgen, err := f.getDir(toDir, c, &to, true)
 	if err != nil {
 		return from, to, err
 	}
@@ -430,9 +410,13 @@ func (f *FS) Rename(fromDir Handle, fromName string, toDir Handle, toName string
 	if err := checkNewName(toName, unix.EINVAL); err != nil {
 		return from, to, err
 	}
+	// Claim the target name (claim): a creation of it in progress is
+	// waited for, and none begins until the rename is done.
+	mine := td.claimWait(toName)
+	defer td.unclaim(toName, mine)
 	var vst, tst unix.Stat_t
 	exists, same := false, false
-	err = f.dirChange2(fd, td, &from, &to, func() error {
+	err = f.dirChange2(fd, td, &from, &to, fgen, tgen, func() error {
 		if err := unix.Fstatat(fd.pathFd, fromName, &vst, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 			return err
 		}

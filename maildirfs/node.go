@@ -30,12 +30,13 @@ type node struct {
 	sync      groupcommit.Syncer // group commit of fsyncs of ioFd
 	syncFails atomic.Uint64      // failed syncs of ioFd, ever (they may have lost writes)
 
-	// Directories (dirchange.go): nsMu is held around a namespace change
-	// in the directory and the stats that are its wcc data; creating
-	// (guarded by nsMu) holds the names created and still being set up,
-	// each with a channel closed when that ends.
-	nsMu     sync.Mutex
-	creating map[string]chan struct{}
+	// Directories (dirchange.go): wseq counts the namespace changes of
+	// the directory in progress and those begun and ended (its wcc
+	// data); claims (guarded by cmu) holds the names reserved by a
+	// creation or a RENAME, each with a channel closed when it ends.
+	wseq   atomic.Uint64
+	cmu    sync.Mutex
+	claims map[string]chan struct{}
 	// checked is when a directory was last found inside the export
 	// (FS.since; fs.go, connected).
 	checked atomic.Int64

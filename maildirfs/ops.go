@@ -44,12 +44,14 @@ func checkNewName(name string, dotErr unix.Errno) error {
 // getDir resolves a directory handle for a namespace operation and fills
 // wcc with the directory's attributes from one stat, before and after: an
 // operation that fails before it changes anything reports no change. One
-// that changes the directory refills wcc around the change (dirChange).
-// Errors: ENOTDIR, EROFS, EACCES (needs w+x).
-func (f *FS) getDir(h Handle, c Cred, wcc *Wcc, modify bool) (*node, *unix.Stat_t, error) {
-	d, st, err := f.get(h)
+// that changes the directory refills wcc around the change (dirChange),
+// which takes gen (node.wseq read before the stat) to know whether the
+// stat can still be its before attributes. Errors: ENOTDIR, EROFS,
+// EACCES (needs w+x).
+func (f *FS) getDir(h Handle, c Cred, wcc *Wcc, modify bool) (*node, *unix.Stat_t, uint64, error) {
+	d, st, gen, err := f.getGen(h)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, 0, err
 	}
 	wcc.Before, wcc.After = wccAttr(st), f.attr(st)
 	switch {
@@ -64,9 +66,9 @@ func (f *FS) getDir(h Handle, c Cred, wcc *Wcc, modify bool) (*node, *unix.Stat_
 	}
 	if err != nil {
 		f.put(d)
-		return nil, nil, err
+		return nil, nil, 0, err
 	}
-	return d, st, nil
+	return d, st, gen, nil
 }
 
 // adopt turns a path fd from openChild (name in d) into a handle and caches
@@ -123,7 +125,7 @@ func (f *FS) Getattr(h Handle) (Attr, error) {
 // ".." its parent, and ".." of the export root is the root.
 func (f *FS) Lookup(dir Handle, c Cred, name string) (Handle, Attr, *Attr, error) {
 	var wcc Wcc
-	d, dst, err := f.getDir(dir, c, &wcc, false)
+	d, dst, _, err := f.getDir(dir, c, &wcc, false)
 	if err != nil {
 		return nil, Attr{}, wcc.After, err
 	}
@@ -700,7 +702,7 @@ func (f *FS) FinishCreate(dir Handle, c Cred, name string, how CreateMode, s Set
 }
 
 func (f *FS) create(dir Handle, c Cred, name string, how CreateMode, s SetAttr, verf [8]byte, finish bool) (_ Handle, _ *Attr, wcc Wcc, _ error) {
-	d, dst, err := f.getDir(dir, c, &wcc, true)
+	d, dst, gen, err := f.getDir(dir, c, &wcc, true)
 	if err != nil {
 		return nil, nil, wcc, err
 	}
@@ -713,58 +715,58 @@ func (f *FS) create(dir Handle, c Cred, name string, how CreateMode, s SetAttr, 
 	}
 	mtimeSec := int64(uint32(verf[0])<<24|uint32(verf[1])<<16|uint32(verf[2])<<8|uint32(verf[3])) & 0x7fffffff
 	atimeSec := int64(uint32(verf[4])<<24|uint32(verf[5])<<16|uint32(verf[6])<<8|uint32(verf[7])) & 0x7fffffff
-	for {
-		if err := f.inject(FaultCreate); err != nil {
-			return nil, nil, wcc, err
-		}
-		var fd int
-		var st unix.Stat_t
-		var busy, mine chan struct{}
-		err := f.dirChange(d, &wcc, func() error {
-			var err error
-			fd, err = unix.Openat(d.pathFd, name, unix.O_CREAT|unix.O_EXCL|unix.O_RDWR|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
-			if err != nil {
-				if errors.Is(err, unix.EEXIST) {
-					busy = d.creating[name]
-				}
-				return err
-			}
-			if err := unix.Fstat(fd, &st); err != nil {
-				unix.Close(fd)
-				unix.Unlinkat(d.pathFd, name, 0) // just made, under nsMu
-				return err
-			}
-			mine = d.startCreateLocked(name)
-			return nil
-		})
-		switch {
-		case busy != nil:
-			<-busy // then look again
-			continue
-		case err == nil:
-			h, a, err := f.setupFile(d, dst, c, name, fd, how, s, atimeSec, mtimeSec)
-			f.endCreate(d, name, mine, st.Ino, false, err != nil, &wcc)
-			return h, a, wcc, err
-		case errors.Is(err, unix.EEXIST) && finish:
-			uid, _ := newOwner(dst, c, s)
-			if fd, err = openUnfinished(d, name, uint32(uid)); err != nil {
-				return nil, nil, wcc, err
-			}
-			h, a, err := f.setupFile(d, dst, c, name, fd, how, s, atimeSec, mtimeSec)
-			return h, a, wcc, err
-		case errors.Is(err, unix.EEXIST) && how != Guarded:
-			h, a, err := f.createExisting(d, c, name, how, s, mtimeSec, atimeSec)
-			return h, a, wcc, err
-		}
+	// The name is claimed until the file is set up or removed again
+	// (claim): another CREATE of it waits, and so does a RENAME onto it.
+	mine := d.claimWait(name)
+	defer d.unclaim(name, mine)
+	if err := f.inject(FaultCreate); err != nil {
 		return nil, nil, wcc, err
 	}
+	var fd int
+	var st unix.Stat_t
+	err = f.dirChange(d, &wcc, gen, func() error {
+		var err error
+		fd, err = unix.Openat(d.pathFd, name, unix.O_CREAT|unix.O_EXCL|unix.O_RDWR|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+		if err != nil {
+			return err
+		}
+		if err := unix.Fstat(fd, &st); err != nil {
+			unix.Close(fd)
+			unix.Unlinkat(d.pathFd, name, 0) // just made, and claimed
+			return err
+		}
+		return nil
+	})
+	switch {
+	case err == nil:
+		h, a, err := f.setupFile(d, dst, c, name, fd, &st, how, s, atimeSec, mtimeSec)
+		if err != nil {
+			f.undoCreate(d, name, st.Ino, false, &wcc)
+		}
+		return h, a, wcc, err
+	case errors.Is(err, unix.EEXIST) && finish:
+		uid, _ := newOwner(dst, c, s)
+		if fd, err = openUnfinished(d, name, uint32(uid)); err != nil {
+			return nil, nil, wcc, err
+		}
+		if err := unix.Fstat(fd, &st); err != nil {
+			unix.Close(fd)
+			return nil, nil, wcc, err
+		}
+		h, a, err := f.setupFile(d, dst, c, name, fd, &st, how, s, atimeSec, mtimeSec)
+		return h, a, wcc, err
+	case errors.Is(err, unix.EEXIST) && how != Guarded:
+		h, a, err := f.createExisting(d, c, name, how, s, mtimeSec, atimeSec)
+		return h, a, wcc, err
+	}
+	return nil, nil, wcc, err
 }
 
-// setupFile gives a regular file just created (open O_RDWR as fd, name in
-// d; setupFile owns fd) what CREATE promises: owner, mode, the EXCLUSIVE
-// verifier or the other attributes asked for, a cached node, and
-// durability of the file and its entry.
-func (f *FS) setupFile(d *node, dst *unix.Stat_t, c Cred, name string, fd int, how CreateMode, s SetAttr, atimeSec, mtimeSec int64) (Handle, *Attr, error) {
+// setupFile gives a regular file just created (open O_RDWR as fd, stat
+// st, name in d; setupFile owns fd) what CREATE promises: owner, mode,
+// the EXCLUSIVE verifier or the other attributes asked for, a cached
+// node, and durability of the file and its entry.
+func (f *FS) setupFile(d *node, dst *unix.Stat_t, c Cred, name string, fd int, st *unix.Stat_t, how CreateMode, s SetAttr, atimeSec, mtimeSec int64) (Handle, *Attr, error) {
 	mode := uint32(0o644)
 	if how == Exclusive {
 		mode = 0o600
@@ -775,15 +777,11 @@ func (f *FS) setupFile(d *node, dst *unix.Stat_t, c Cred, name string, fd int, h
 	if err == nil && how == Exclusive {
 		err = futimensFd(fd, []unix.Timespec{{Sec: atimeSec}, {Sec: mtimeSec}})
 	}
-	var st unix.Stat_t
-	if err == nil {
-		err = unix.Fstat(fd, &st)
-	}
 	if err != nil {
 		unix.Close(fd)
 		return nil, nil, err
 	}
-	h, err := f.adoptOpen(fd, &st, d, name)
+	h, err := f.adoptOpen(fd, st, d, name) // (only the inode number of st is used)
 	if err == nil && how != Exclusive {
 		rest := s
 		rest.Mode, rest.UID, rest.GID = nil, nil, nil
