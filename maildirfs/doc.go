@@ -29,18 +29,20 @@
 // inside the export, as knfsd requires (nfsd_acceptable, even with
 // no_subtree_check): when its handle is resolved (not cached), its
 // ancestors are stated relative to it ("..", "../..", ...: one fstatat a
-// level, at most 1024 levels) until the export root's inode or a cached
-// directory found inside within the last second, and a directory a local
-// process moved out of the export, or one deeper than that, is ErrStale. LOOKUP of ".." walks up from the directory every time
-// (a moved one is ErrStale, never its parent's handle), and so does
-// READDIRPLUS for its ".." entry (no handle or attributes if outside). A
-// cached directory node is walked again by the first request that uses it
-// a second (dirRecheck) or more after the last walk, and dropped if it is
-// outside. The residual: for up to a second after a local process moves a
-// cached directory out of the export, requests that name it by handle
-// (READDIR, LOOKUP of a name in it, CREATE and the like) still work in
-// it, and so do cached nodes of directories below it; a path out of the
-// export through ".." is never given. A file (not a directory) moved out
+// level, at most 1024 levels) until the export root's inode, or a cached
+// directory node found inside within the last second (dirRecheck), and a
+// directory a local process moved out of the export, or one deeper than
+// that, is ErrStale. LOOKUP of ".." does the same walk from the directory
+// each time (a moved one is ErrStale, never its parent's handle), and so
+// does READDIRPLUS for its ".." entry (no handle or attributes if
+// outside). A cached directory node is walked again by the first request
+// that uses it a second or more after its last walk, and dropped if it is
+// outside. The residual, for up to a second after a local process moves
+// a cached directory out of the export: requests that name it or a
+// cached directory below it by handle (READDIR, LOOKUP of a name in it,
+// CREATE and the like) still work, and ".." of such a directory below it
+// may give the moved directory's handle; ".." never leads above the moved
+// directory, to what was never inside. A file (not a directory) moved out
 // of the export by a local process on the same filesystem still resolves,
 // as with knfsd's no_subtree_check (the MAC proves we handed the handle
 // out, not where the file is now).
