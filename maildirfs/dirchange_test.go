@@ -246,3 +246,57 @@ func TestCreateFailureRemovesObject(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestRenameWaitsForCreation: a RENAME onto a name that a MKDIR has just
+// made and is still setting up (held in its sync) waits for it, so it
+// cannot put another directory under the name before the MKDIR's chown
+// (which would give that directory to the MKDIR's caller).
+func TestRenameWaitsForCreation(t *testing.T) {
+	hold := make(chan struct{})
+	held := make(chan struct{})
+	var armed sync.Mutex
+	armed.Lock()
+	s := mdtest.NewOpts(t, maildirfs.Options{Inject: func(op maildirfs.FaultOp) error {
+		if op == maildirfs.FaultFsync && armed.TryLock() {
+			close(held)
+			<-hold
+		}
+		return nil
+	}})
+	r := s.Root()
+	if _, err := s.SetAttr(r, root, maildirfs.SetAttr{Mode: u32(0o777)}, nil); err != nil {
+		t.Fatal(err)
+	}
+	victim, _, _, err := s.Mkdir(r, maildirfs.Cred{UID: 2001, GID: 2001}, "victim", maildirfs.SetAttr{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	armed.Unlock()
+	made := make(chan error, 1)
+	go func() {
+		_, _, _, err := s.Mkdir(r, maildirfs.Cred{UID: 2002, GID: 2002}, "new", maildirfs.SetAttr{})
+		made <- err
+	}()
+	<-held
+	renamed := make(chan error, 1)
+	go func() {
+		_, _, err := s.Rename(r, "victim", r, "new", root)
+		renamed <- err
+	}()
+	select {
+	case err := <-renamed:
+		close(hold)
+		t.Fatalf("RENAME onto a name being created finished (%v) before the creation", err)
+	case <-time.After(200 * time.Millisecond):
+	}
+	close(hold)
+	if err := <-made; err != nil {
+		t.Fatal(err)
+	}
+	if err := <-renamed; err != nil {
+		t.Fatal(err)
+	}
+	if a := getattr(t, s, victim); a.UID != 2001 {
+		t.Errorf("the renamed directory belongs to %d, want its owner 2001", a.UID)
+	}
+}
