@@ -3,6 +3,7 @@ package maildirfs
 import (
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"time"
 
@@ -746,7 +747,22 @@ func (f *FS) create(dir Handle, c Cred, name string, how CreateMode, s SetAttr, 
 		return h, a, wcc, err
 	case errors.Is(err, unix.EEXIST) && finish:
 		uid, _ := newOwner(dst, c, s)
-		if fd, err = openUnfinished(d, name, uint32(uid)); err != nil {
+		owner := uint32(uid)
+		if how == Exclusive {
+			// setupFile stamps the verifier before it gives the file to
+			// its owner, so a file already given is this call's only if
+			// it carries this call's verifier (createExisting checks);
+			// an empty file of the caller's without it is another
+			// client's, say a lock file held by a process of the same
+			// uid. One still the server's is a first run cut short.
+			var est unix.Stat_t
+			if unix.Fstatat(d.pathFd, name, &est, unix.AT_SYMLINK_NOFOLLOW) == nil && est.Uid != uint32(os.Geteuid()) {
+				h, a, err := f.createExisting(d, c, name, how, s, mtimeSec, atimeSec)
+				return h, a, wcc, err
+			}
+			owner = uint32(os.Geteuid())
+		}
+		if fd, err = openUnfinished(d, name, owner); err != nil {
 			return nil, nil, wcc, err
 		}
 		if err := unix.Fstat(fd, &st); err != nil {
@@ -773,9 +789,15 @@ func (f *FS) setupFile(d *node, dst *unix.Stat_t, c Cred, name string, fd int, s
 	} else if s.Mode != nil {
 		mode = *s.Mode & 0o7777
 	}
-	err := f.setupNew(d, dst, name, fd, c, s, mode, TypeReg)
-	if err == nil && how == Exclusive {
+	var err error
+	if how == Exclusive {
+		// The verifier first, while the file is still the server's: a
+		// file given to its owner always carries it, which is how
+		// FinishCreate tells this call's file from another's.
 		err = futimensFd(fd, []unix.Timespec{{Sec: atimeSec}, {Sec: mtimeSec}})
+	}
+	if err == nil {
+		err = f.setupNew(d, dst, name, fd, c, s, mode, TypeReg)
 	}
 	if err != nil {
 		unix.Close(fd)

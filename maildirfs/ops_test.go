@@ -470,6 +470,20 @@ func TestFinishCreate(t *testing.T) {
 		t.Fatalf("EXCLUSIVE retransmission after FinishCreate: %v", err)
 	}
 
+	// Another client's EXCLUSIVE file of the same uid (a lock file held
+	// by another process) is not this call's: its verifier differs.
+	other := [8]byte{0, 0, 0, 2, 0, 0, 0, 2}
+	if _, _, _, err := s.FinishCreate(r, user, "x", maildirfs.Exclusive, maildirfs.SetAttr{}, other); !errors.Is(err, syscall.EEXIST) {
+		t.Errorf("FinishCreate EXCLUSIVE with another verifier over a given file: %v, want EEXIST", err)
+	}
+	// Nor is an empty file of the caller's made another way (no verifier).
+	if _, _, _, err := s.Create(r, user, "plain", maildirfs.Guarded, maildirfs.SetAttr{}, [8]byte{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, _, err := s.FinishCreate(r, user, "plain", maildirfs.Exclusive, maildirfs.SetAttr{}, verf); !errors.Is(err, syscall.EEXIST) {
+		t.Errorf("FinishCreate EXCLUSIVE over the caller's GUARDED file: %v, want EEXIST", err)
+	}
+
 	unfinished("g")
 	_, a, _, err = s.FinishCreate(r, user, "g", maildirfs.Guarded, maildirfs.SetAttr{Mode: u32(0o640)}, [8]byte{})
 	if err != nil || a.UID != 3000 || a.Mode != 0o640 {

@@ -49,7 +49,7 @@ func TestNFS3CreateSetgidNonMember(t *testing.T) {
 			}
 		}
 		var st unix.Stat_t
-		if err := unix.Stat(filepath.Join(p, tc.name+"-file"), &st); err != nil || st.Mode&0o7777 != tc.want {
+		if err := unix.Stat(filepath.Join(p, tc.name+"-file"), &st); err != nil || uint32(st.Mode)&0o7777 != tc.want {
 			t.Errorf("%s: on disk mode %o (%v), want %o", tc.name, st.Mode&0o7777, err, tc.want)
 		}
 	}
