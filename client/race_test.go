@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -377,5 +378,59 @@ func TestRouteURLEscapesExport(t *testing.T) {
 		if tg.Path != export || tg.UID == nil || *tg.UID != 7 || tg.GID == nil || *tg.GID != 8 {
 			t.Errorf("%q: URL %q gives path %q uid %v gid %v", export, r.URL(), tg.Path, tg.UID, tg.GID)
 		}
+	}
+}
+
+// Callers waiting for a storage box's dial are bound by their own
+// deadlines, not by that of the caller whose call started the dial.
+func TestRouterWaitersKeepOwnDeadline(t *testing.T) {
+	hole, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var conns []net.Conn
+	go func() {
+		for {
+			c, err := hole.Accept() // accepts, never answers
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+		}
+	}()
+	defer func() {
+		hole.Close()
+		mu.Lock()
+		for _, c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+	}()
+	es, err := userdb.Parse(strings.NewReader("a\tuid=1|gid=1|home=/srv/a|server=127.0.0.1:/srv\nb\tuid=2|gid=2|home=/srv/b|server=127.0.0.1:/srv\n"), "userdb")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := NewRouter(mustDB(t, es), Options{})
+	defer r.Close()
+	r.Adjust = func(tg *Target) { tg.PortmapPort = hole.Addr().(*net.TCPAddr).Port }
+	ctxA, cancelA := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancelA()
+	aDone := make(chan error, 1)
+	go func() {
+		_, _, err := r.Resolve(ctxA, "a")
+		aDone <- err
+	}()
+	time.Sleep(50 * time.Millisecond) // a's dial is under way
+	ctxB, cancelB := context.WithTimeout(context.Background(), 1500*time.Millisecond)
+	defer cancelB()
+	_, _, err = r.Resolve(ctxB, "b")
+	if err == nil || ctxB.Err() == nil {
+		t.Errorf("b, waiting for the same box, failed before its own deadline: %v", err)
+	}
+	if err := <-aDone; !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("a: %v, want its own deadline", err)
 	}
 }

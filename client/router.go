@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"time"
 
 	"github.com/mailnfs/mailnfs/client/userdb"
 )
@@ -41,9 +42,12 @@ func NewRouter(db *userdb.DB, opts Options) *Router {
 }
 
 // Resolve returns a client view for user (with the user's credential) and
-// the Maildir path inside its export. A storage box is dialled once, by
-// the first caller that needs it, without holding up callers bound for
-// other boxes; a failed dial is tried again by the next caller.
+// the Maildir path inside its export. A storage box is dialled once, when
+// a caller first needs it, in the background and bounded by
+// routerDialTimeout rather than by that caller's deadline; every caller
+// bound for the box waits for it until its own deadline, and callers
+// bound for other boxes do not wait at all. A failed dial is tried again
+// by the next caller.
 func (r *Router) Resolve(ctx context.Context, user string) (*Client, string, error) {
 	e, err := r.db.Lookup(user)
 	if err != nil {
@@ -64,7 +68,7 @@ func (r *Router) Resolve(ctx context.Context, user string) (*Client, string, err
 		rc = &routeConn{ready: make(chan struct{})}
 		r.clients[key] = rc
 		r.mu.Unlock()
-		r.dial(ctx, key, route, rc)
+		go r.dial(ctx, key, route, rc)
 	} else {
 		r.mu.Unlock()
 	}
@@ -79,9 +83,16 @@ func (r *Router) Resolve(ctx context.Context, user string) (*Client, string, err
 	return rc.c.WithAuth(AuthSys(rc.c.hostname, route.UID, route.GID)), route.Maildir, nil
 }
 
+// routerDialTimeout bounds a Router's dial of a storage box. The dial is
+// not bound to the deadline of the caller that started it: every caller
+// bound for the box waits for it, each until its own deadline.
+const routerDialTimeout = 30 * time.Second
+
 // dial makes rc's Client and publishes it; a failed dial is dropped from
 // the map so that the next caller tries again.
 func (r *Router) dial(ctx context.Context, key string, route userdb.Route, rc *routeConn) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), routerDialTimeout)
+	defer cancel()
 	c, err := func() (*Client, error) {
 		t, err := ParseURL(route.URL())
 		if err != nil {

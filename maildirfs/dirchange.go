@@ -1,6 +1,8 @@
 package maildirfs
 
 import (
+	"sync/atomic"
+
 	"golang.org/x/sys/unix"
 )
 
@@ -28,6 +30,21 @@ const (
 	noW0 = ^uint64(0)
 )
 
+// wAdd adds delta (wBegin or wEnd) to w and returns the new value. When
+// the event half wraps to 0, the addition carried one into the
+// in-progress half: that carry is taken out again (a reader in between
+// sees one change too many in progress, which only withholds before
+// attributes).
+func wAdd(w *atomic.Uint64, delta uint64) uint64 {
+	v := w.Add(delta)
+	if uint32(v) == 0 {
+		const carry = uint64(1) << 32
+		w.Add(^(carry - 1)) // minus carry
+		v -= carry
+	}
+	return v
+}
+
 // quiet reports whether getDir's stat, taken after it read wseq as w0, may
 // serve as the before attributes of the change that began at v: no change
 // was in progress then, and none began or ended in between.
@@ -42,7 +59,7 @@ func alone(v, e uint64) bool { return v>>32 == 1 && uint32(e) == uint32(v)+1 }
 // before attributes are dropped unless the change was alone. A stat that
 // fails leaves that side of wcc empty (both are optional).
 func (f *FS) dirChange(d *node, wcc *Wcc, w0 uint64, fn func() error) error {
-	v := d.wseq.Add(wBegin)
+	v := wAdd(&d.wseq, wBegin)
 	var st unix.Stat_t
 	if !quiet(w0, v) {
 		wcc.Before = nil
@@ -55,7 +72,7 @@ func (f *FS) dirChange(d *node, wcc *Wcc, w0 uint64, fn func() error) error {
 	if d.stat(&st) == nil {
 		wcc.After = f.attr(&st)
 	}
-	if e := d.wseq.Add(wEnd); !alone(v, e) {
+	if e := wAdd(&d.wseq, wEnd); !alone(v, e) {
 		wcc.Before = nil
 	}
 	return err
@@ -70,7 +87,7 @@ func (f *FS) dirChange2(a, b *node, wa, wb *Wcc, w0a, w0b uint64, fn func() erro
 		*wb = *wa
 		return err
 	}
-	va, vb := a.wseq.Add(wBegin), b.wseq.Add(wBegin)
+	va, vb := wAdd(&a.wseq, wBegin), wAdd(&b.wseq, wBegin)
 	var st unix.Stat_t
 	if !quiet(w0a, va) {
 		wa.Before = nil
@@ -92,10 +109,10 @@ func (f *FS) dirChange2(a, b *node, wa, wb *Wcc, w0a, w0b uint64, fn func() erro
 	if b.stat(&st) == nil {
 		wb.After = f.attr(&st)
 	}
-	if e := a.wseq.Add(wEnd); !alone(va, e) {
+	if e := wAdd(&a.wseq, wEnd); !alone(va, e) {
 		wa.Before = nil
 	}
-	if e := b.wseq.Add(wEnd); !alone(vb, e) {
+	if e := wAdd(&b.wseq, wEnd); !alone(vb, e) {
 		wb.Before = nil
 	}
 	return err

@@ -343,8 +343,9 @@ func (f *FS) put(n *node) { f.cache.release(n) }
 
 // maxDirDepth bounds the walk up from a directory to the export root
 // (connected): a directory deeper below the root is treated as outside.
-// Its path of ".." components stays under PATH_MAX (3 bytes a level).
-const maxDirDepth = 1024
+// The walk costs an openat and an fstat a level, and stops at the first
+// ancestor vouched for by the cache, so deep trees cost that once.
+const maxDirDepth = 4096
 
 // dirRecheck is how long a cached directory node is trusted to be inside
 // the export before a request finds out again (recheck). A variable for
@@ -355,19 +356,26 @@ var dirRecheck = time.Second
 func (f *FS) since() int64 { return int64(time.Since(f.opened)) }
 
 // connected returns nil if the directory open as fd is inside the export:
-// its ancestors, stated one by one as "..", "../..", ... relative to fd
-// (one fstatat a level, at most maxDirDepth), include the export root, or
-// a cached directory that was found inside it within dirRecheck.
-// Otherwise ErrStale: a local process moved it out of the export (the
-// walk reaches the root of the file system, whose ".." is itself, or
-// leaves the file system), which knfsd answers with NFS3ERR_STALE too
-// (nfsd_acceptable checks a directory even with no_subtree_check).
+// its ancestors, opened one by one through ".." (an fd a level, oWalk,
+// each step from the one before, so that a rename elsewhere in the chain
+// during the walk cannot make it skip or repeat a level; at most
+// maxDirDepth), include the export root, or a cached directory that was
+// found inside it within dirRecheck. Otherwise ErrStale: a local process
+// moved it out of the export (the walk reaches the root of the file
+// system, whose ".." is itself, or leaves the file system), which knfsd
+// answers with NFS3ERR_STALE too (nfsd_acceptable checks a directory even
+// with no_subtree_check).
 func (f *FS) connected(fd int) error {
 	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil {
 		return err
 	}
-	path := make([]byte, 0, 32)
+	cur := fd // not ours to close
+	defer func() {
+		if cur != fd {
+			unix.Close(cur)
+		}
+	}()
 	for range maxDirDepth {
 		if st.Dev != f.rootDev {
 			return ErrStale // left the export's file system
@@ -375,15 +383,19 @@ func (f *FS) connected(fd int) error {
 		if st.Ino == f.rootIno {
 			return nil
 		}
-		if len(path) > 0 {
-			path = append(path, '/')
-		}
-		path = append(path, ".."...)
-		var pst unix.Stat_t
-		if err := unix.Fstatat(fd, string(path), &pst, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		up, err := unix.Openat(cur, "..", oWalk|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		if err != nil {
 			if errors.Is(err, unix.ENOENT) {
 				return ErrStale // removed meanwhile
 			}
+			return err
+		}
+		if cur != fd {
+			unix.Close(cur)
+		}
+		cur = up
+		var pst unix.Stat_t
+		if err := unix.Fstat(cur, &pst); err != nil {
 			return err
 		}
 		if pst.Dev == st.Dev && pst.Ino == st.Ino {

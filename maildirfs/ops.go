@@ -749,16 +749,26 @@ func (f *FS) create(dir Handle, c Cred, name string, how CreateMode, s SetAttr, 
 		uid, _ := newOwner(dst, c, s)
 		owner := uint32(uid)
 		if how == Exclusive {
-			// setupFile stamps the verifier before it gives the file to
-			// its owner, so a file already given is this call's only if
-			// it carries this call's verifier (createExisting checks);
-			// an empty file of the caller's without it is another
-			// client's, say a lock file held by a process of the same
-			// uid. One still the server's is a first run cut short.
+			// setupFile stamps the verifier (whole seconds) before it
+			// gives the file to its owner. So a file already given is
+			// this call's only if it carries this call's verifier
+			// (createExisting checks): an empty file of the caller's
+			// without it is another client's, say a lock file held by
+			// a process of the same uid. A file still the server's is
+			// a first run cut short, unless it carries another
+			// verifier (both times with no nanoseconds: stamped by
+			// another EXCLUSIVE create; the server's own files, with
+			// root not squashed or NoChown, look like that). A file
+			// of the server's made another way, not stamped, cannot
+			// be told from a cut-short first run: only root clients
+			// not squashed, and servers not run as root, meet that.
 			var est unix.Stat_t
-			if unix.Fstatat(d.pathFd, name, &est, unix.AT_SYMLINK_NOFOLLOW) == nil && est.Uid != uint32(os.Geteuid()) {
-				h, a, err := f.createExisting(d, c, name, how, s, mtimeSec, atimeSec)
-				return h, a, wcc, err
+			if unix.Fstatat(d.pathFd, name, &est, unix.AT_SYMLINK_NOFOLLOW) == nil {
+				stamped := est.Atim.Nsec == 0 && est.Mtim.Nsec == 0
+				if est.Uid != uint32(os.Geteuid()) || stamped && (est.Mtim.Sec != mtimeSec || est.Atim.Sec != atimeSec) {
+					h, a, err := f.createExisting(d, c, name, how, s, mtimeSec, atimeSec)
+					return h, a, wcc, err
+				}
 			}
 			owner = uint32(os.Geteuid())
 		}

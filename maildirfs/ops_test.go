@@ -484,6 +484,20 @@ func TestFinishCreate(t *testing.T) {
 		t.Errorf("FinishCreate EXCLUSIVE over the caller's GUARDED file: %v, want EEXIST", err)
 	}
 
+	// The same for a root client not squashed, whose files are the
+	// server's own: the verifier tells them apart.
+	rootCred := maildirfs.Cred{}
+	rh, _, _, err := s.Create(r, rootCred, "rlock", maildirfs.Exclusive, maildirfs.SetAttr{}, verf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, _, err := s.FinishCreate(r, rootCred, "rlock", maildirfs.Exclusive, maildirfs.SetAttr{}, other); !errors.Is(err, syscall.EEXIST) {
+		t.Errorf("FinishCreate EXCLUSIVE with another verifier over root's stamped file: %v, want EEXIST", err)
+	}
+	if h, _, _, err := s.FinishCreate(r, rootCred, "rlock", maildirfs.Exclusive, maildirfs.SetAttr{}, verf); err != nil || !bytes.Equal(h, rh) {
+		t.Errorf("root's own EXCLUSIVE retransmission: %v", err)
+	}
+
 	unfinished("g")
 	_, a, _, err = s.FinishCreate(r, user, "g", maildirfs.Guarded, maildirfs.SetAttr{Mode: u32(0o640)}, [8]byte{})
 	if err != nil || a.UID != 3000 || a.Mode != 0o640 {

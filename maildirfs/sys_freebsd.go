@@ -304,6 +304,11 @@ func readlinkNode(n *node, buf []byte) (int, error) {
 	return fhreadlink(fh, buf)
 }
 
+// oWalk is how connected opens each ancestor: FreeBSD's x/sys/unix has
+// no O_PATH, so a directory is opened for reading (the server reads
+// every directory of its exports anyway).
+const oWalk = unix.O_RDONLY
+
 // errNoPathFd is the error of an attribute change of an object without a
 // path fd (symlink, fifo, socket, device): FreeBSD has no call that
 // changes owner, mode or times by file handle.

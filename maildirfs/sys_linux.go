@@ -68,6 +68,10 @@ func openHandle(rootFd int, k kernelFH, flags int) (int, error) {
 	return openByHandleAt(rootFd, unix.NewFileHandle(k.typ, k.bytes), flags)
 }
 
+// oWalk is how connected opens each ancestor: O_PATH needs no
+// permission on the directory and does not read it.
+const oWalk = unix.O_PATH
+
 // openPath opens the object of k as a node's path fd (O_PATH: any type,
 // nothing is opened for I/O).
 func openPath(rootFd int, k kernelFH) (int, error) {
@@ -173,11 +177,13 @@ func chmodProcFd(fd int, mode uint32) error {
 // haveFchmodat2 tells, probed once, whether the kernel has fchmodat2
 // (Linux 6.6). The probe passes a flag no kernel knows: one with the call
 // refuses it (EINVAL) before it looks at the path; one without answers
-// ENOSYS.
+// ENOSYS, and a seccomp filter that does not know the call (a container
+// runtime's default profile older than it) answers EPERM or ENOSYS: only
+// EINVAL means the call is there to use.
 var haveFchmodat2 = sync.OnceValue(func() bool {
 	dirfd := unix.AT_FDCWD
 	_, _, e := unix.Syscall6(unix.SYS_FCHMODAT2, uintptr(dirfd), 0, 0, 1<<30, 0, 0)
-	return e != unix.ENOSYS
+	return e == unix.EINVAL
 })
 
 func futimensFd(fd int, times []unix.Timespec) error {

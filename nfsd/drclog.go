@@ -253,22 +253,26 @@ func (l *DRCLog) refused(slot drcLogSlot, k drcKey) {
 	if slot == 0 || l.faulted.Load() {
 		return
 	}
-	l.store(uint64(slot-1), nil, func(rec []byte) {
+	l.store(uint64(slot-1), nil, func(rec []byte) bool {
 		got, at, _, ok := decodeDRCRecord(rec)
-		if ok && got == k {
-			encodeDRCRecord(rec, k, at, true)
+		if !ok || got != k {
+			return false
 		}
+		encodeDRCRecord(rec, k, at, true)
+		return true
 	})
 }
 
 // store copies rec into slot of the mapping, or with rec nil has edit
-// change the slot's record in place. The file's blocks were written at
-// open, so a store into the mapping needs no allocation; should one
-// fault all the same (a copy-on-write file system that is full), the log
-// turns itself off instead of the fault killing the server. Two stores
-// into one slot at once are ruled out: a slot is rewritten only by the
-// call that claimed it, and claimed again only after the whole ring.
-func (l *DRCLog) store(slot uint64, rec []byte, edit func([]byte)) {
+// change a copy of the slot's record and writes it back if edit says it
+// changed it (only a record still of the same call is changed). The
+// file's blocks were written at open, so a store into the mapping needs
+// no allocation; should one fault all the same (a copy-on-write file
+// system that is full), the log turns itself off instead of the fault
+// killing the server. An edit races a new claim of its slot only if the
+// whole ring (65,536 calls by default) comes round between its read and
+// its write, nanoseconds apart.
+func (l *DRCLog) store(slot uint64, rec []byte, edit func([]byte) bool) {
 	off := drcLogHeaderSize + slot*drcLogRecordSize
 	l.memMu.RLock()
 	defer l.memMu.RUnlock()
@@ -290,8 +294,9 @@ func (l *DRCLog) store(slot uint64, rec []byte, edit func([]byte)) {
 	}
 	var b [drcLogRecordSize]byte
 	copy(b[:], dst)
-	edit(b[:])
-	copy(dst, b[:])
+	if edit(b[:]) {
+		copy(dst, b[:])
+	}
 }
 
 // begin records a call about to run for the first time in this process
