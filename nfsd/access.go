@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -84,7 +85,8 @@ type Exports struct {
 		ids map[string]fileID
 		// retired are stores replaced by a reload because another file
 		// system was mounted on their directory; calls in flight may
-		// still use them, so Close closes them.
+		// still use them, so each is closed retireGrace later, or by
+		// Close.
 		retired []Store
 		closed  bool
 	}
@@ -210,9 +212,32 @@ func (x *Exports) Reload(t *ExportTable) error {
 	}
 	x.cur.Store(set)
 	for _, old := range replaced {
-		x.mu.retired = append(x.mu.retired, old.store)
+		st := old.store
+		x.mu.retired = append(x.mu.retired, st)
+		time.AfterFunc(retireGrace, func() { x.closeRetired(st) })
 	}
 	return nil
+}
+
+// retireGrace is how long a store replaced by a reload stays open for the
+// calls still using it: longer than any call should run. A variable for
+// tests.
+var retireGrace = 2 * time.Minute
+
+// closeRetired closes st, a store replaced by a reload, unless Close has
+// closed it already.
+func (x *Exports) closeRetired(st Store) {
+	x.mu.Lock()
+	i := slices.Index(x.mu.retired, st)
+	if x.mu.closed || i < 0 {
+		x.mu.Unlock()
+		return
+	}
+	x.mu.retired = slices.Delete(x.mu.retired, i, i+1)
+	x.mu.Unlock()
+	if err := st.Close(); err != nil {
+		x.log.Warn("exports: closing a replaced export store failed", "err", err)
+	}
 }
 
 func (x *Exports) open(e *Export) (Store, error) {

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mailnfs/mailnfs/internal/logtest"
 	"github.com/mailnfs/mailnfs/internal/rpc"
@@ -44,6 +45,8 @@ func TestExportsMountpoint(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("maildirfs needs root (CAP_DAC_READ_SEARCH); mounting too")
 	}
+	defer func(g time.Duration) { retireGrace = g }(retireGrace)
+	retireGrace = 200 * time.Millisecond
 	dir := t.TempDir()
 	mp, other, top := filepath.Join(dir, "mp"), filepath.Join(dir, "other"), filepath.Join(dir, "top")
 	for _, d := range []string{mp, other, top, filepath.Join(top, "sub")} {
@@ -94,4 +97,17 @@ func TestExportsMountpoint(t *testing.T) {
 	mountTmpfs(t, mp)
 	exNoErr(t, x.Reload(tab))
 	exTrue(t, x.Store(mp) != nil && x.Store(mp) != first, "the new file system is served by the old store")
+	// The first store, replaced, stays open for the calls in flight, then
+	// is closed (retireGrace, shortened here).
+	retired := func() int {
+		x.mu.Lock()
+		defer x.mu.Unlock()
+		return len(x.mu.retired)
+	}
+	exEqual(t, 1, retired(), "the replaced store is kept for the calls in flight")
+	deadline := time.Now().Add(5 * time.Second)
+	for retired() > 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	exEqual(t, 0, retired(), "the replaced store was not closed after its grace")
 }
