@@ -46,6 +46,38 @@ func beforeFirst(p *cutProxy, proc nfs3.Proc, f func()) {
 	})
 }
 
+// silentListener listens on addr and accepts connections, never
+// answering on them (a storage box that has hung); the listener and
+// every connection are closed when the test ends.
+func silentListener(t *testing.T, addr string) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	var mu sync.Mutex
+	var conns []net.Conn
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		for _, c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+	})
+	return ln, nil
+}
+
 func dirNames(t *testing.T, dir string) []string {
 	t.Helper()
 	ents, err := os.ReadDir(dir)
@@ -298,31 +330,10 @@ func TestListRenamedDuringListing(t *testing.T) {
 // delivery to another box does not wait for its dial.
 func TestRouterDeadBoxDoesNotBlockOthers(t *testing.T) {
 	s := startServer(t, maildirSetup("live/Maildir"))
-	hole, err := net.Listen("tcp", "127.0.0.2:0")
+	hole, err := silentListener(t, "127.0.0.2:0")
 	if err != nil {
 		t.Skipf("no 127.0.0.2 here: %v", err)
 	}
-	defer hole.Close()
-	var conns []net.Conn
-	var mu sync.Mutex
-	go func() {
-		for {
-			c, err := hole.Accept() // accepts, never answers
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-		}
-	}()
-	defer func() {
-		mu.Lock()
-		for _, c := range conns {
-			c.Close()
-		}
-		mu.Unlock()
-	}()
 	text := fmt.Sprintf("live\tuid=0|gid=0|home=%s/live|server=127.0.0.1:%s\n", s.Export, s.Export) +
 		"dead\tuid=0|gid=0|home=/srv/dead|server=127.0.0.2:/srv\n"
 	es, err := userdb.Parse(strings.NewReader(text), "userdb")
@@ -384,31 +395,10 @@ func TestRouteURLEscapesExport(t *testing.T) {
 // Callers waiting for a storage box's dial are bound by their own
 // deadlines, not by that of the caller whose call started the dial.
 func TestRouterWaitersKeepOwnDeadline(t *testing.T) {
-	hole, err := net.Listen("tcp", "127.0.0.1:0")
+	hole, err := silentListener(t, "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	var mu sync.Mutex
-	var conns []net.Conn
-	go func() {
-		for {
-			c, err := hole.Accept() // accepts, never answers
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-		}
-	}()
-	defer func() {
-		hole.Close()
-		mu.Lock()
-		for _, c := range conns {
-			c.Close()
-		}
-		mu.Unlock()
-	}()
 	es, err := userdb.Parse(strings.NewReader("a\tuid=1|gid=1|home=/srv/a|server=127.0.0.1:/srv\nb\tuid=2|gid=2|home=/srv/b|server=127.0.0.1:/srv\n"), "userdb")
 	if err != nil {
 		t.Fatal(err)
