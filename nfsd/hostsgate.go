@@ -3,7 +3,6 @@ package nfsd
 import (
 	"log/slog"
 	"net/netip"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -11,12 +10,6 @@ import (
 	"github.com/mailnfs/mailnfs/internal/portmap"
 	"github.com/mailnfs/mailnfs/internal/rpc"
 )
-
-// hostsLogEvery is how often a denial is logged per caller address.
-const hostsLogEvery = time.Minute
-
-// maxHostsLogged bounds the addresses whose last denial log is remembered.
-const maxHostsLogged = 4096
 
 // HostsGate enforces a HostsAccess as Server.Gate:
 //
@@ -39,10 +32,7 @@ type HostsGate struct {
 	clock func() time.Time
 	cur   atomic.Pointer[hostsState]
 
-	mu struct {
-		sync.Mutex
-		logged map[netip.Addr]time.Time
-	}
+	logs   rateLog // denials logged once a minute per caller address
 	denied atomic.Uint64
 
 	// OnDenied, if set before the gate is used, is called for every
@@ -66,7 +56,6 @@ func NewHostsGate(h *HostsAccess, log *slog.Logger, clock func() time.Time) *Hos
 		clock = time.Now
 	}
 	g := &HostsGate{log: log, clock: clock}
-	g.mu.logged = map[netip.Addr]time.Time{}
 	g.Set(h)
 	return g
 }
@@ -119,14 +108,7 @@ func (g *HostsGate) Gate(req *Request) Status {
 	if v == HostsAllow {
 		return Status{}
 	}
-	g.denied.Add(1)
-	if g.OnDenied != nil {
-		rule := "hosts_access"
-		if r != nil {
-			rule += ":" + r.Pos.String()
-		}
-		g.OnDenied(rule)
-	}
+	g.refused(r)
 	if g.shouldLog(client) {
 		attrs := []any{"client", client, "daemon", names[0], "prog", req.Prog, "proc", req.Proc, "net", req.Net}
 		if r != nil {
@@ -164,14 +146,7 @@ func (g *HostsGate) AcceptConn(remote, local netip.AddrPort) bool {
 			rule = r
 		}
 	}
-	g.denied.Add(1)
-	if g.OnDenied != nil {
-		name := "hosts_access"
-		if rule != nil {
-			name += ":" + rule.Pos.String()
-		}
-		g.OnDenied(name)
-	}
+	g.refused(rule)
 	if g.shouldLog(client) {
 		attrs := []any{"client", client, "local", local.String()}
 		if rule != nil {
@@ -182,26 +157,21 @@ func (g *HostsGate) AcceptConn(remote, local netip.AddrPort) bool {
 	return false
 }
 
+// refused counts a refusal by rule r (nil: the default) and reports it
+// to OnDenied.
+func (g *HostsGate) refused(r *HostsRule) {
+	g.denied.Add(1)
+	if g.OnDenied != nil {
+		name := "hosts_access"
+		if r != nil {
+			name += ":" + r.Pos.String()
+		}
+		g.OnDenied(name)
+	}
+}
+
 // shouldLog reports whether a denial of a is due for a log line.
 func (g *HostsGate) shouldLog(a netip.Addr) bool {
-	now := g.clock()
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if last, ok := g.mu.logged[a]; ok && now.Sub(last) < hostsLogEvery && !now.Before(last) {
-		return false
-	}
-	if len(g.mu.logged) >= maxHostsLogged {
-		for k, t := range g.mu.logged {
-			if now.Sub(t) >= hostsLogEvery {
-				delete(g.mu.logged, k)
-			}
-		}
-		if len(g.mu.logged) >= maxHostsLogged {
-			// A flood from many addresses: forget them all rather than
-			// grow; at worst some host is logged twice in a minute.
-			clear(g.mu.logged)
-		}
-	}
-	g.mu.logged[a] = now
-	return true
+	ok, _ := g.logs.allow(a, g.clock())
+	return ok
 }
