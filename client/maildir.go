@@ -232,25 +232,18 @@ func (c *Client) deliver(ctx context.Context, h *maildirHandles, data []byte) (s
 			// server restarted): the RENAME may have run. Look, with a
 			// fresh deadline, before giving up, so a retry by the caller
 			// cannot make a second copy.
-			lctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
-			if c.holds(lctx, h.new, name, fileid) {
+			if c.holdsNow(h.new, name, fileid) {
 				err = nil
 			}
-			cancel()
 		}
 		if IsStatus(err, NFS3ErrNoEnt) && c.holds(ctx, h.new, name, fileid) {
 			err = nil // a retransmitted RENAME that had already moved it
 		}
 		if err != nil {
-			if c.removeTmp(h, name, &err) {
+			if c.removeTmp(h, name, &err) && c.holdsNow(h.new, name, fileid) {
 				// tmp/name is gone: the RENAME ran after all, after
 				// the look above (a server slower than every deadline).
-				lctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
-				moved := c.holds(lctx, h.new, name, fileid)
-				cancel()
-				if moved {
-					return name, nil
-				}
+				return name, nil
 			}
 			return "", err
 		}
@@ -304,6 +297,14 @@ const (
 	// not leave a file behind.
 	cleanupTimeout = 5 * time.Second
 )
+
+// holdsNow is holds with a fresh deadline (cleanupTimeout), for a check
+// made when the caller's deadline may have passed.
+func (c *Client) holdsNow(dir []byte, name string, fileid uint64) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
+	defer cancel()
+	return c.holds(ctx, dir, name, fileid)
+}
 
 // cleanup removes tmp/name after a failed delivery (see removeTmp) and
 // returns cause, joined with the cleanup error if that failed too.
