@@ -288,3 +288,34 @@ func TestServiceCapabilities(t *testing.T) {
 		t.Errorf("without CAP_SETUID, mailnfsd did not warn that users' writes are not limited:\n%s", log)
 	}
 }
+
+// TestServicesStartAfterRpcbind checks that both service files order
+// mailnfsd after the system's rpcbind. With -portmap-port 0 (the
+// documented way to keep the system's rpcbind) mailnfsd registers with
+// rpcbind once, at start, and never again: started before it, it serves
+// but no client finds it through the portmapper (rpcinfo -p lists no
+// nfs or mountd). FreeBSD's rcorder and systemd order only what the
+// files say, as FreeBSD's mountd says "REQUIRE: rpcbind".
+func TestServicesStartAfterRpcbind(t *testing.T) {
+	rc, err := os.ReadFile("freebsd/mailnfsd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`(?m)^# REQUIRE:(.*)$`).FindStringSubmatch(string(rc))
+	if m == nil || !slices.Contains(strings.Fields(m[1]), "rpcbind") {
+		t.Errorf("the rc.d script's REQUIRE line does not name rpcbind: %q", m)
+	}
+	unit, err := os.ReadFile("systemd/mailnfsd.service")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var after []string
+	for _, m := range regexp.MustCompile(`(?m)^After=(.*)$`).FindAllStringSubmatch(string(unit), -1) {
+		after = append(after, strings.Fields(m[1])...)
+	}
+	for _, want := range []string{"rpcbind.socket", "rpcbind.service"} {
+		if !slices.Contains(after, want) {
+			t.Errorf("the systemd unit is not ordered After=%s (After: %v)", want, after)
+		}
+	}
+}
