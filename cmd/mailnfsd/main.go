@@ -65,10 +65,34 @@ type flags struct {
 	set                                    map[string]bool // flags given explicitly
 }
 
+// usage is what mailnfsd -h prints before the flags: what the flag list
+// cannot say (the subcommands, the environment, signals, exit status).
+const usage = `usage: mailnfsd [flags]                 serve the exports over NFSv3, MOUNT and a portmapper
+       mailnfsd -check-config [flags]  check the exports and hosts_access files, then exit
+       mailnfsd -demo DIR [flags]      serve a sample Maildir under DIR to loopback clients
+       mailnfsd compact [-state-dir DIR] DIR
+       mailnfsd expand [-state-dir DIR] DIR
+                                       convert a tree to zstd compression at rest and back,
+                                       with the server stopped for it (mailnfsd compact -h)
+
+SIGHUP re-reads the exports and hosts_access files (a broken file keeps the
+old rules of both); SIGTERM or SIGINT stops after the calls in flight are
+answered (-shutdown-timeout). ` + pprofEnv + `=127.0.0.1:6060 in the environment
+serves net/http/pprof there (loopback only; for debugging).
+Exit status: 0 after a clean stop or a good -check-config, 1 when the server
+fails or the configuration has errors, 2 for bad flags.
+
+Flags:
+`
+
 func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 	f := &flags{set: map[string]bool{}}
 	fs := flag.NewFlagSet("mailnfsd", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, usage)
+		fs.PrintDefaults()
+	}
 	fs.StringVar(&f.exports, "exports", "/etc/exports", "exports `file` (FreeBSD or Linux syntax); SIGHUP re-reads it")
 	fs.StringVar(&f.hostsAllow, "hosts-allow", "", "hosts_access(5) `file` (daemons rpcbind/portmap, mountd, nfsd); SIGHUP re-reads it")
 	fs.StringVar(&f.hostsDeny, "hosts-deny", "", "hosts.deny `file` searched after -hosts-allow (default: hosts.deny beside it if present; \"none\": no deny file)")

@@ -443,3 +443,19 @@ func TestProcs(t *testing.T) {
 		t.Errorf("procs(0) with $GOMAXPROCS = %d, want the runtime's %d", got, want)
 	}
 }
+
+// TestUsage checks that mailnfsd -h, where an operator looks first, names
+// what the flag list cannot: the compact and expand subcommands, the
+// MAILNFSD_PPROF variable, the signals and the exit status.
+func TestUsage(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	if code := run(context.Background(), []string{"-h"}, &stdout, &stderr); code != 0 {
+		t.Fatalf("-h: exit %d, want 0; stderr %s", code, &stderr)
+	}
+	for _, want := range []string{"mailnfsd compact", "mailnfsd expand", "-check-config", "-demo DIR",
+		pprofEnv, "SIGHUP", "SIGTERM", "Exit status", "  -state-dir directory"} {
+		if !strings.Contains(stderr.String(), want) {
+			t.Errorf("mailnfsd -h does not mention %q:\n%s", want, &stderr)
+		}
+	}
+}
