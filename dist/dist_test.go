@@ -126,6 +126,13 @@ func TestInstall(t *testing.T) {
 		"-rw-r--r-- /usr/local/lib/systemd/system/mailnfsd.service",
 		"-r-xr-xr-x /usr/local/etc/rc.d/mailnfsd",
 		"-rw-r--r-- /usr/local/share/doc/mailnfs/rc.conf.sample",
+		"-rw-r--r-- /usr/local/share/doc/mailnfs/storage-box.md",
+		"-rw-r--r-- /usr/local/share/doc/mailnfs/front-ends.md",
+		"-rw-r--r-- /usr/local/share/doc/mailnfs/operations.md",
+		"-rw-r--r-- /usr/local/share/doc/mailnfs/exports.example",
+		// front-ends.md sends the reader to mailnfs's own page (the
+		// transports, the userdb format, the exit codes).
+		"-rw-r--r-- /usr/local/share/doc/mailnfs/mailnfs.md",
 	} {
 		if !slices.Contains(got, want) {
 			t.Errorf("installed tree lacks %q; have:\n%s", want, strings.Join(got, "\n"))

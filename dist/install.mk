@@ -9,7 +9,8 @@
 #   $(BINDIR)/mailnfs                        the front end's tool, if built
 #   $(SYSTEMDUNITDIR)/mailnfsd.service       SERVICE=systemd (Linux)
 #   $(RCDIR)/mailnfsd                        SERVICE=rcd (FreeBSD)
-#   $(DOCDIR)/*.md, rc.conf.sample, exports.example
+#   $(DOCDIR)/*.md, rc.conf.sample, exports.example (docs/*.md for the box;
+#                                            cmd/mailnfs/README.md as mailnfs.md)
 #
 # SERVICE=auto picks systemd on Linux and rcd on FreeBSD; "all" installs
 # both, "none" neither. The service files name the installed binary: their
@@ -71,6 +72,10 @@ install:
 			$(INSTALL) -m 0644 "$$f" "$(DESTDIR)$(DOCDIR)/" || exit 1; \
 		fi; \
 	done
+	@if [ -f cmd/mailnfs/README.md ]; then \
+		echo $(INSTALL) -m 0644 cmd/mailnfs/README.md "$(DESTDIR)$(DOCDIR)/mailnfs.md"; \
+		$(INSTALL) -m 0644 cmd/mailnfs/README.md "$(DESTDIR)$(DOCDIR)/mailnfs.md"; \
+	fi
 
 uninstall:
 	rm -f "$(DESTDIR)$(SBINDIR)/mailnfsd" "$(DESTDIR)$(BINDIR)/mailnfs" \
