@@ -166,6 +166,6 @@ func printDemo(w io.Writer, d *nfsd.Daemon, cfg nfsd.Config) {
 		fmt.Fprintf(w, "  rpcinfo -p and showmount -e need the portmapper on port 111 (run as root with port 111 free)\n")
 	}
 	fmt.Fprintf(w, "  Linux:    mount -t nfs -o vers=3,tcp,nolock,port=%d,mountport=%d %s:%s /mnt\n", nfsPort, mountPort, host, export)
-	fmt.Fprintf(w, "  FreeBSD:  mount -t nfs -o nfsv3,tcp,port=%d %s:%s /mnt   (finds MOUNT through the portmapper on port 111)\n", nfsPort, host, export)
+	fmt.Fprintf(w, "  FreeBSD:  mount -t nfs -o nfsv3,tcp,nolockd,port=%d %s:%s /mnt   (finds MOUNT through the portmapper on port 111)\n", nfsPort, host, export)
 	fmt.Fprintf(w, "\nStop with Ctrl-C or SIGTERM; SIGHUP re-reads the exports.\n")
 }

@@ -405,7 +405,10 @@ func TestDemo(t *testing.T) {
 	for !strings.Contains(p.stdout.String(), "Stop with") && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
 	}
-	for _, want := range []string{url, fmt.Sprintf("mount -t nfs -o vers=3,tcp,nolock,port=%d,mountport=%d 127.0.0.1:%s/export /mnt", ports[0], ports[0], dir)} {
+	for _, want := range []string{url,
+		fmt.Sprintf("mount -t nfs -o vers=3,tcp,nolock,port=%d,mountport=%d 127.0.0.1:%s/export /mnt", ports[0], ports[0], dir),
+		// mailnfsd serves no lock manager: FreeBSD needs nolockd as Linux nolock.
+		fmt.Sprintf("mount -t nfs -o nfsv3,tcp,nolockd,port=%d 127.0.0.1:%s/export /mnt", ports[0], dir)} {
 		if !strings.Contains(p.stdout.String(), want) {
 			t.Errorf("banner lacks %q:\n%s", want, p.stdout.String())
 		}
