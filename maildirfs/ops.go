@@ -432,8 +432,9 @@ func (f *FS) Commit(h Handle, c Cred, off uint64, count uint32) ([8]byte, Wcc, e
 // SetAttr changes attributes. The owner (or root) may chmod and set times
 // to a client time; anyone with write access may set times to the server
 // time and (regular files) the size; only root may change the owner; the
-// owner may change the group to one of its groups. The change is fsynced
-// before returning. guardCtime (SETATTR guard) must equal the current ctime.
+// owner may change the group to one of its groups. Naming the current
+// owner or group is a chown too, which clears setuid and setgid: only the
+// owner or root may (as chown(2)). The change is fsynced before returning. guardCtime (SETATTR guard) must equal the current ctime.
 func (f *FS) SetAttr(h Handle, c Cred, s SetAttr, guardCtime *time.Time) (Wcc, error) {
 	var wcc Wcc
 	n, st, err := f.get(h)
@@ -498,10 +499,13 @@ func (f *FS) setAttrLocked(n *node, st *unix.Stat_t, c Cred, s SetAttr, created 
 	}
 	owner := owns(st, c)
 	if !created {
-		if s.UID != nil && *s.UID != st.Uid && c.UID != 0 {
+		// A uid or gid equal to the current one is still a chown, which
+		// clears setuid and setgid (we chown as root): only those
+		// chown(2) lets do it may, as Linux's chown_ok and chgrp_ok.
+		if s.UID != nil && c.UID != 0 && (*s.UID != st.Uid || c.UID != st.Uid) {
 			return unix.EPERM
 		}
-		if s.GID != nil && *s.GID != st.Gid && !(c.UID == 0 || (c.UID == st.Uid && c.inGroup(*s.GID))) {
+		if s.GID != nil && c.UID != 0 && (c.UID != st.Uid || (*s.GID != st.Gid && !c.inGroup(*s.GID))) {
 			return unix.EPERM
 		}
 		if s.Mode != nil && !owner {
