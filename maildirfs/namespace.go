@@ -383,9 +383,10 @@ func mayLink(st *unix.Stat_t, c Cred) bool {
 }
 
 // Rename atomically moves fromName in fromDir to toName in toDir (renameat),
-// replacing a compatible target. Same file: no-op. Both directories are
-// durable on return: toDir first, so that a crash in between leaves two
-// names, never none; where the file system commits the rename as one unit
+// replacing a compatible target. Same file (one name, or two links of one
+// file): a no-op, even where the sticky bit would refuse a move. Both
+// directories are durable on return: toDir first, so that a crash in
+// between leaves two names, never none; where the file system commits the rename as one unit
 // (commitModel.renameAtomic: ext4 with a journal, XFS, btrfs, ZFS) the
 // order cannot matter and both are synced at once, and where one sync
 // commits the whole operation (oneSync) toDir's is enough.
@@ -420,20 +421,22 @@ func (f *FS) Rename(fromDir Handle, fromName string, toDir Handle, toName string
 		if err := unix.Fstatat(fd.pathFd, fromName, &vst, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 			return err
 		}
-		if !stickyOK(fdst, &vst, c) {
-			return unix.EPERM // may_delete: EPERM, as knfsd answers
-		}
 		terr := unix.Fstatat(td.pathFd, toName, &tst, unix.AT_SYMLINK_NOFOLLOW)
 		exists = terr == nil
 		if terr != nil && terr != unix.ENOENT {
 			return terr
 		}
+		if exists && tst.Ino == vst.Ino && tst.Dev == vst.Dev {
+			// POSIX: same file, nothing to do; Linux's vfs_rename
+			// says so before its sticky check (may_delete).
+			same = true
+			return nil
+		}
+		if !stickyOK(fdst, &vst, c) {
+			return unix.EPERM // may_delete: EPERM, as knfsd answers
+		}
 		srcDir := vst.Mode&unix.S_IFMT == unix.S_IFDIR
 		if exists {
-			if tst.Ino == vst.Ino && tst.Dev == vst.Dev {
-				same = true
-				return nil // POSIX: same file, nothing to do
-			}
 			tgtDir := tst.Mode&unix.S_IFMT == unix.S_IFDIR
 			switch {
 			case !stickyOK(tdst, &tst, c):

@@ -112,3 +112,55 @@ func TestNFS3SetattrOwnerUnchanged(t *testing.T) {
 		t.Errorf("SETATTR by the owner of its own uid and the file's gid: %v", r.Status)
 	}
 }
+
+// TestNFS3RenameSameFile checks RENAME of a name onto itself and onto
+// another link of the same file: POSIX makes both a successful no-op, and
+// Linux answers before its sticky-directory check (vfs_rename returns 0
+// when source and target are the same inode), so a caller who could not
+// delete the entry still gets NFS3_OK and both names stay.
+func TestNFS3RenameSameFile(t *testing.T) {
+	s, e := edgeServer(t, func(t testing.TB, root string) {
+		dir := filepath.Join(root, "shared")
+		if err := os.Mkdir(dir, 0o777); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(dir, 0o777|os.ModeSticky); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "a"), []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chown(filepath.Join(dir, "a"), 1000, 1000); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Link(filepath.Join(dir, "a"), filepath.Join(dir, "b")); err != nil {
+			t.Fatal(err)
+		}
+	})
+	dir := e.lookup(e.root, "shared")
+	for _, cred := range []struct {
+		name string
+		auth rpc.OpaqueAuth
+	}{{"Owner", nfsdtest.AuthSys(1000, 1000)}, {"Stranger", nfsdtest.AuthSys(2000, 2000)}} {
+		for _, to := range []string{"a", "b"} {
+			t.Run(cred.name+"/OntoLink_"+to, func(t *testing.T) {
+				var r nfs3.RenameRes
+				e.call(cred.auth, nfs3.ProcRename, &nfs3.RenameArgs{From: nfs3.DirOpArgs{Dir: dir, Name: "a"}, To: nfs3.DirOpArgs{Dir: dir, Name: to}}, &r)
+				if r.Status != nfs3.StatusOK {
+					t.Errorf("RENAME a -> %s: %v, want NFS3_OK (same file)", to, r.Status)
+				}
+				for _, name := range []string{"a", "b"} {
+					if _, err := os.Lstat(filepath.Join(s.Root, "shared", name)); err != nil {
+						t.Errorf("after RENAME a -> %s: %v", to, err)
+					}
+				}
+			})
+		}
+	}
+	// A stranger still may not move the entry anywhere else.
+	var r nfs3.RenameRes
+	e.call(nfsdtest.AuthSys(2000, 2000), nfs3.ProcRename, &nfs3.RenameArgs{From: nfs3.DirOpArgs{Dir: dir, Name: "a"}, To: nfs3.DirOpArgs{Dir: dir, Name: "c"}}, &r)
+	if r.Status != nfs3.StatusPerm {
+		t.Errorf("RENAME of another's entry in a sticky directory: %v, want NFS3ERR_PERM", r.Status)
+	}
+}
