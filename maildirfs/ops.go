@@ -548,6 +548,19 @@ func (f *FS) setAttrLocked(n *node, st *unix.Stat_t, c Cred, s SetAttr, created 
 		}
 		defer release()
 	}
+	// The size first, as knfsd's __nfsd_setattr: the file system may
+	// still refuse it after every check here passed (EFBIG past its
+	// largest file: 16 TiB on ext4), and a SETATTR that fails must not
+	// have changed the owner or mode on the way.
+	if s.Size != nil {
+		fd, err := f.io(n, true)
+		if err != nil {
+			return err
+		}
+		if err := unix.Ftruncate(fd, int64(*s.Size)); err != nil {
+			return err
+		}
+	}
 	// chown before chmod: chown clears setuid/setgid bits.
 	if (s.UID != nil || s.GID != nil) && !created {
 		uid, gid := -1, -1
@@ -573,15 +586,6 @@ func (f *FS) setAttrLocked(n *node, st *unix.Stat_t, c Cred, s SetAttr, created 
 			mode &^= unix.S_ISGID
 		}
 		if err := f.chmod(n, mode); err != nil {
-			return err
-		}
-	}
-	if s.Size != nil {
-		fd, err := f.io(n, true)
-		if err != nil {
-			return err
-		}
-		if err := unix.Ftruncate(fd, int64(*s.Size)); err != nil {
 			return err
 		}
 	}

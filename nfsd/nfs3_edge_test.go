@@ -3,6 +3,7 @@ package nfsd_test
 import (
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
 
 	"github.com/mailnfs/mailnfs/internal/nfs3"
@@ -164,3 +165,40 @@ func TestNFS3RenameSameFile(t *testing.T) {
 		t.Errorf("RENAME of another's entry in a sticky directory: %v, want NFS3ERR_PERM", r.Status)
 	}
 }
+
+// TestNFS3SetattrSizeRefusedChangesNothing checks that a SETATTR whose
+// size the file system refuses (EFBIG: 2^63-1 bytes is past ext4's
+// largest file, though within what FSINFO and the store's own check
+// allow) fails without having changed the owner and mode sent with it,
+// as knfsd does by setting the size first.
+func TestNFS3SetattrSizeRefusedChangesNothing(t *testing.T) {
+	s, e := edgeServer(t, func(t testing.TB, root string) {
+		if err := os.WriteFile(filepath.Join(root, "f"), []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	})
+	f := e.lookup(e.root, "f")
+	var r nfs3.SetattrRes
+	e.call(nfsdtest.AuthSys(0, 0), nfs3.ProcSetattr, &nfs3.SetattrArgs{Object: f, NewAttr: nfs3.SetAttr{
+		Mode: ptrU32(0o4777), UID: ptrU32(5), GID: ptrU32(6), Size: ptrU64(1<<63 - 1),
+	}}, &r)
+	if r.Status == nfs3.StatusOK {
+		t.Skip("the export's file system holds a file of 2^63-1 bytes")
+	}
+	if r.Status != nfs3.StatusFBig {
+		t.Errorf("SETATTR of size 2^63-1: %v, want NFS3ERR_FBIG", r.Status)
+	}
+	fi, err := os.Stat(filepath.Join(s.Root, "f"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := fi.Sys().(*syscall.Stat_t)
+	if fi.Mode() != 0o644 || st.Uid != 0 || st.Gid != 0 || fi.Size() != 1 {
+		t.Errorf("after a failed SETATTR: mode %v owner %d:%d size %d, want -rw-r--r-- 0:0 1", fi.Mode(), st.Uid, st.Gid, fi.Size())
+	}
+	if r.Wcc.After == nil || r.Wcc.After.Mode != 0o644 || r.Wcc.After.UID != 0 {
+		t.Errorf("wcc after of the failed SETATTR: %+v", r.Wcc.After)
+	}
+}
+
+func ptrU64(v uint64) *uint64 { return &v }
