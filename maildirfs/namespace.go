@@ -233,7 +233,9 @@ func typeBits(t FileType) uint32 {
 }
 
 // Mknod creates a fifo, socket or (root only: EPERM otherwise) a character
-// or block device. Other types: EINVAL (NFS3ERR_BADTYPE is nfsd's choice).
+// or block device; device numbers the system cannot hold (Linux: a major
+// over 12 bits or a minor over 20) are EINVAL. Other types: EINVAL
+// (NFS3ERR_BADTYPE is nfsd's choice).
 func (f *FS) Mknod(dir Handle, c Cred, name string, typ FileType, s SetAttr, major, minor uint32) (_ Handle, _ *Attr, wcc Wcc, _ error) {
 	d, dst, gen, err := f.getDir(dir, c, &wcc, true)
 	if err != nil {

@@ -190,8 +190,14 @@ func futimensFd(fd int, times []unix.Timespec) error {
 	return unix.UtimesNanoAt(fd, "", times, unix.AT_EMPTY_PATH)
 }
 
-// mknodat creates a special file; dev is from unix.Mkdev.
+// mknodat creates a special file; dev is from unix.Mkdev. The system call
+// takes a 32-bit device number (a 12-bit major, a 20-bit minor) and drops
+// the bits above: a major or minor too large for it is EINVAL, as knfsd
+// answers, not another device (glibc's mknodat refuses it too).
 func mknodat(dirfd int, name string, mode uint32, dev uint64) error {
+	if dev != uint64(uint32(dev)) {
+		return unix.EINVAL
+	}
 	return unix.Mknodat(dirfd, name, mode, int(dev))
 }
 
