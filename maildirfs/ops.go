@@ -434,7 +434,8 @@ func (f *FS) Commit(h Handle, c Cred, off uint64, count uint32) ([8]byte, Wcc, e
 // time and (regular files) the size; only root may change the owner; the
 // owner may change the group to one of its groups. Naming the current
 // owner or group is a chown too, which clears setuid and setgid: only the
-// owner or root may (as chown(2)). The change is fsynced before returning. guardCtime (SETATTR guard) must equal the current ctime.
+// owner or root may (as chown(2)). The change is fsynced before
+// returning. guardCtime (SETATTR guard) must equal the current ctime.
 func (f *FS) SetAttr(h Handle, c Cred, s SetAttr, guardCtime *time.Time) (Wcc, error) {
 	var wcc Wcc
 	n, st, err := f.get(h)
