@@ -34,22 +34,23 @@ func GetPort(ctx context.Context, pmAddr string, prog, vers uint32, trace *Portm
 			*trace = append(*trace, fmt.Sprintf(format, a...))
 		}
 	}
+	what := progName(prog, vers)
 	m := portmap.Mapping{Prog: prog, Vers: vers, Prot: portmap.IPProtoTCP}
 	args := func(e *xdr.Encoder) { m.Encode(e) }
 
 	res, err := oneShotTCP(ctx, pmAddr, portmap.Prog, portmap.V2, portmap.PmapProcGetPort, AuthNone(), args)
 	if isTransport(err) {
-		note("portmap v2 GETPORT over TCP %s: %v", pmAddr, err)
+		note("portmap v2 GETPORT %s over TCP %s: %v", what, pmAddr, err)
 		res, err = CallUDP(ctx, pmAddr, portmap.Prog, portmap.V2, portmap.PmapProcGetPort, AuthNone(), args)
 		if err != nil {
-			note("portmap v2 GETPORT over UDP %s: %v", pmAddr, err)
+			note("portmap v2 GETPORT %s over UDP %s: %v", what, pmAddr, err)
 		} else {
-			note("portmap v2 GETPORT over UDP %s: answered", pmAddr)
+			note("portmap v2 GETPORT %s over UDP %s: answered", what, pmAddr)
 		}
 	} else if err != nil {
-		note("portmap v2 GETPORT over TCP %s: %v", pmAddr, err)
+		note("portmap v2 GETPORT %s over TCP %s: %v", what, pmAddr, err)
 	} else {
-		note("portmap v2 GETPORT over TCP %s: answered", pmAddr)
+		note("portmap v2 GETPORT %s over TCP %s: answered", what, pmAddr)
 	}
 	if err == nil {
 		d := xdr.NewDecoder(res)
@@ -80,7 +81,7 @@ func GetPort(ctx context.Context, pmAddr string, prog, vers uint32, trace *Portm
 	b := portmap.RPCB{Prog: prog, Vers: vers, Netid: netid}
 	res, err3 := oneShotTCP(ctx, pmAddr, portmap.Prog, portmap.V3, portmap.RpcbProcGetAddr, AuthNone(), func(e *xdr.Encoder) { b.Encode(e) })
 	if err3 != nil {
-		note("rpcbind v3 GETADDR %s: %v", pmAddr, err3)
+		note("rpcbind v3 GETADDR %s %s: %v", what, pmAddr, err3)
 		return 0, fmt.Errorf("client: portmapper %s: v2: %v; v3: %w", pmAddr, err, err3)
 	}
 	d := xdr.NewDecoder(res)
@@ -88,7 +89,7 @@ func GetPort(ctx context.Context, pmAddr string, prog, vers uint32, trace *Portm
 	if derr := d.Done(); derr != nil {
 		return 0, fmt.Errorf("client: rpcbind GETADDR reply: %w", derr)
 	}
-	note("rpcbind v3 GETADDR %s: %q", pmAddr, ua)
+	note("rpcbind v3 GETADDR %s %s: %q", what, pmAddr, ua)
 	if ua == "" {
 		return 0, fmt.Errorf("%w: prog %d vers %d %s at %s", ErrNotRegistered, prog, vers, netid, pmAddr)
 	}
@@ -184,4 +185,16 @@ func CallUDP(ctx context.Context, addr string, prog, vers, proc uint32, auth Aut
 		wait *= 2
 	}
 	return nil, fmt.Errorf("client: udp %s: no reply: %w", addr, context.DeadlineExceeded)
+}
+
+// progName names (prog, vers) in trace lines: "MOUNT v3", "NFS v3", or
+// the numbers of any other program.
+func progName(prog, vers uint32) string {
+	switch prog {
+	case rpc.ProgNFS:
+		return fmt.Sprintf("NFS v%d", vers)
+	case rpc.ProgMount:
+		return fmt.Sprintf("MOUNT v%d", vers)
+	}
+	return fmt.Sprintf("prog %d v%d", prog, vers)
 }

@@ -61,8 +61,8 @@ type FS struct {
 // Open opens the export rooted at root. The handle key is read from (or
 // created in) opts.StateDir. Open fails if the process may not call
 // open_by_handle_at (it needs CAP_DAC_READ_SEARCH: run mailnfsd as root, or
-// grant only that capability and set NoChown); there is no weaker fallback
-// mode.
+// grant only that capability and set NoChown, as mailnfsd does when not
+// root); there is no weaker fallback mode.
 func Open(root string, opts Options) (*FS, error) {
 	return open(root, opts, false)
 }

@@ -32,7 +32,7 @@ const errNoAttr = unix.ENODATA
 
 // handlePrivilegeHint completes the error of an Open whose probe of handle
 // resolution was refused.
-const handlePrivilegeHint = "open_by_handle_at not permitted (needs CAP_DAC_READ_SEARCH; run mailnfsd as root, or grant the capability with setcap cap_dac_read_search+ep and set NoChown)"
+const handlePrivilegeHint = "open_by_handle_at not permitted (needs CAP_DAC_READ_SEARCH; run mailnfsd as root, or grant the capability with setcap cap_dac_read_search+ep (then files created over NFS belong to the server's own uid))"
 
 // openByHandleAt is open_by_handle_at(2) that retries a transient ENOMEM.
 // The kernel's exportfs code returns ENOMEM, not ESTALE, when reconnecting

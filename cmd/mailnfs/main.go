@@ -133,6 +133,9 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return exitOK
 	}
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK // asked for: the flags are printed
+		}
 		return exitUsage
 	}
 	if cfg.Quota != "" && cfg.Quota != "none" {

@@ -214,6 +214,12 @@ func TestMountTest(t *testing.T) {
 	if r.code != 0 || !strings.Contains(r.stdout, "answers every step") || strings.Contains(r.stdout, "FAIL") {
 		t.Errorf("mount-test: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
+	// Its trace names the program of each portmapper lookup.
+	for _, want := range []string{"GETPORT MOUNT v3 over TCP", "GETPORT NFS v3 over TCP"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("mount-test trace lacks %q:\n%s", want, r.stdout)
+		}
+	}
 	r = run(t, "", "mount-test", s.URL("nonexistent"))
 	if r.code != 1 || !strings.Contains(r.stdout, "FAIL  MNT") {
 		t.Errorf("mount-test of a missing path: exit %d\n%s", r.code, r.stdout)
@@ -249,5 +255,22 @@ func TestLibnfsInterop(t *testing.T) {
 	}
 	if got := mustRun(t, "", "cat", s.URL("box")+"&uid=0", dst); got != "From libnfs\n" {
 		t.Errorf("cat of the nfs-cp file: %q", got)
+	}
+}
+
+// -h after a command asks for its flags: they are printed and the exit is
+// 0, not the usage error (64) a script would take for a mistake.
+func TestSubcommandHelp(t *testing.T) {
+	for _, cmd := range []string{"deliver", "ls", "quota"} {
+		r := run(t, "", cmd, "-h")
+		if r.code != exitOK {
+			t.Errorf("mailnfs %s -h: exit %d, want 0", cmd, r.code)
+		}
+		if !strings.Contains(r.stderr, "-timeout") {
+			t.Errorf("mailnfs %s -h printed no flags: %q", cmd, r.stderr)
+		}
+	}
+	if r := run(t, "", "deliver", "-bogus"); r.code != exitUsage {
+		t.Errorf("mailnfs deliver -bogus: exit %d, want %d", r.code, exitUsage)
 	}
 }
