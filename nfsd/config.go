@@ -48,6 +48,15 @@ type Config struct {
 	// system's rpcbind instead, and goes on with a warning if there is
 	// none.
 	NoPortmap bool
+	// Rpcbind is the system rpcbind NoPortmap registers with; nil means
+	// the zero RpcbindClient (its AF_LOCAL socket, then loopback TCP).
+	Rpcbind *RpcbindClient
+	// RpcbindCheck is how often, with NoPortmap, the daemon asks the
+	// system rpcbind for its NFS mapping and registers again when it is
+	// missing (an rpcbind started after mailnfsd, or restarted without
+	// its warm-start file). Zero means DefaultRpcbindCheck; negative,
+	// never.
+	RpcbindCheck time.Duration
 
 	// StateDir holds the handle key (created 0700 if missing). Required:
 	// handles must verify after a restart.

@@ -11,9 +11,11 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/mailnfs/mailnfs/internal/portmap"
+	"github.com/mailnfs/mailnfs/internal/rpc"
 )
 
 // Daemon is a running mailnfsd: the transport with the NFSv3, MOUNT and
@@ -38,10 +40,14 @@ type Daemon struct {
 
 	nfsAddr, mountAddr, portmapAddr netip.AddrPort
 
-	// rpcbind and mappings are set when the system's rpcbind took our
-	// registrations (NoPortmap); Shutdown removes them.
-	rpcbind  *RpcbindClient
-	mappings []RpcbindMapping
+	// rpcbind and mappings are set with NoPortmap; registered says the
+	// system's rpcbind holds our mappings (Shutdown then removes them).
+	// watchStop ends watchRpcbind, watchDone says it has.
+	rpcbind    *RpcbindClient
+	mappings   []RpcbindMapping
+	registered atomic.Bool
+	watchStop  chan struct{}
+	watchDone  chan struct{}
 
 	drcLog *DRCLog // Server.DRCLog, closed by Shutdown
 
@@ -252,21 +258,95 @@ func logTableWarnings(log *slog.Logger, t *ExportTable) {
 	}
 }
 
+// DefaultRpcbindCheck is how often a daemon without a portmapper of its
+// own checks that the system's rpcbind still holds its mappings.
+const DefaultRpcbindCheck = 30 * time.Second
+
 // registerRpcbind registers with the system's rpcbind; without one, the
-// server still runs and clients need port= and mountport=.
+// server still runs and clients need port= and mountport= until
+// watchRpcbind finds an rpcbind and registers.
 func (d *Daemon) registerRpcbind(ctx context.Context, maps []RpcbindMapping) {
-	c := &RpcbindClient{}
-	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	if err := c.Register(rctx, maps); err != nil {
-		d.log.Warn("not registered with the system rpcbind; clients must name the ports (port=, mountport=)", "err", err)
-		uctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		defer cancel()
-		_ = c.Unregister(uctx, maps)
+	d.rpcbind, d.mappings = d.cfg.Rpcbind, maps
+	if d.rpcbind == nil {
+		d.rpcbind = &RpcbindClient{}
+	}
+	if err := d.registerMappings(ctx); err != nil {
+		d.log.Warn("not registered with the system rpcbind; clients must name the ports (port=, mountport=) until it is", "err", err)
+	} else {
+		d.log.Info("registered with the system rpcbind", "mappings", len(maps))
+	}
+	every := d.cfg.RpcbindCheck
+	if every == 0 {
+		every = DefaultRpcbindCheck
+	}
+	if every < 0 {
 		return
 	}
-	d.rpcbind, d.mappings = c, maps
-	d.log.Info("registered with the system rpcbind", "mappings", len(maps))
+	d.watchStop, d.watchDone = make(chan struct{}), make(chan struct{})
+	go d.watchRpcbind(every)
+}
+
+// registerMappings (re)registers the mappings; after a failure it removes what
+// it set, so that no half registration stays.
+func (d *Daemon) registerMappings(ctx context.Context) error {
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if err := d.rpcbind.Register(rctx, d.mappings); err != nil {
+		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_ = d.rpcbind.Unregister(uctx, d.mappings)
+		return err
+	}
+	d.registered.Store(true)
+	return nil
+}
+
+// watchRpcbind asks the system's rpcbind every interval for the NFS v3
+// TCP port and registers again when it has none: an rpcbind started
+// after mailnfsd, or restarted without its warm-start state, would
+// otherwise send every front end's mount away until mailnfsd restarts.
+// A port of another server is left alone (logged once); an rpcbind that
+// does not answer is logged once per outage.
+func (d *Daemon) watchRpcbind(every time.Duration) {
+	defer close(d.watchDone)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	var (
+		down, foreign bool // logged and not yet over
+		nfsPort       = d.nfsAddr.Port()
+	)
+	for {
+		select {
+		case <-d.watchStop:
+			return
+		case <-t.C:
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), every)
+		port, err := d.rpcbind.GetPort(ctx, rpc.ProgNFS, 3, portmap.IPProtoTCP)
+		switch {
+		case err != nil:
+			if !down {
+				d.log.Warn("system rpcbind does not answer; will register again when it does", "err", err)
+			}
+			down = true
+		case port == nfsPort:
+			down, foreign = false, false
+		case port != 0:
+			down = false
+			if !foreign {
+				d.log.Warn("the system rpcbind maps NFS v3 to another server's port; leaving it", "port", port, "ours", nfsPort)
+			}
+			foreign = true
+		default:
+			down, foreign = false, false
+			if err := d.registerMappings(ctx); err != nil {
+				d.log.Warn("registering again with the system rpcbind failed", "err", err)
+			} else {
+				d.log.Info("registered with the system rpcbind again: it had lost our mappings", "mappings", len(d.mappings))
+			}
+		}
+		cancel()
+	}
 }
 
 // listenPair binds TCP and UDP on the same port of host; port 0 picks a
@@ -405,7 +485,11 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("drain: %w", err))
 		}
 		d.wg.Wait()
-		if d.rpcbind != nil {
+		if d.watchStop != nil {
+			close(d.watchStop)
+			<-d.watchDone
+		}
+		if d.registered.Load() {
 			uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 			if err := d.rpcbind.Unregister(uctx, d.mappings); err != nil {
 				errs = append(errs, fmt.Errorf("rpcbind: %w", err))

@@ -71,8 +71,9 @@ func ServiceMappings(nfsPort, mountPort uint16, ipv6 bool) []RpcbindMapping {
 // TCP second (mailnfs's own portmapper and old portmap daemons take loopback
 // TCP).
 //
-// Every call dials a new connection; registration happens at start and stop
-// only. An RpcbindClient is safe for concurrent use.
+// Every call dials a new connection: registration happens at start and
+// stop, and a Daemon asks every Config.RpcbindCheck whether it still
+// holds. An RpcbindClient is safe for concurrent use.
 type RpcbindClient struct {
 	// Network and Address name one rpcbind: "unix" and a socket path, or
 	// "tcp" or "udp" and a host:port. Empty Network means: the unix socket

@@ -3,6 +3,7 @@ package nfsd
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -12,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mailnfs/mailnfs/internal/logtest"
 	"github.com/mailnfs/mailnfs/internal/netnstest"
 	"github.com/mailnfs/mailnfs/internal/portmap"
 	"github.com/mailnfs/mailnfs/internal/rpc"
@@ -324,5 +326,99 @@ func TestRpcbindClientTargets(t *testing.T) {
 	got = (&RpcbindClient{Network: "udp", Address: "127.0.0.1:1111"}).targets()
 	if !slices.Equal(got, []target{{"udp", "127.0.0.1:1111"}}) {
 		t.Fatalf("targets = %v", got)
+	}
+}
+
+// TestRpcbindWatch: a daemon without a portmapper of its own registers
+// with an rpcbind that starts after it, registers again when rpcbind
+// loses its mappings, leaves another server's NFS mapping alone and
+// removes its mappings at shutdown. rpcbind runs in a private network
+// namespace and /run; the daemon reaches it through a symlink to its
+// socket, made before rpcbind runs.
+func TestRpcbindWatch(t *testing.T) {
+	ns := netnstest.New(t, "rpcbindw")
+	netnstest.RequireTool(t, "rpcbind")
+	netnstest.RequireTool(t, "rpcinfo")
+	netnstest.RequireTool(t, "unshare")
+	dir := t.TempDir()
+	gate := filepath.Join(dir, "go")
+	proc := ns.Start("unshare", "-m", "--propagation", "private", "sh", "-c",
+		"mount -t tmpfs tmpfs /run && mkdir -p /run/rpcbind && while [ ! -e "+gate+" ]; do sleep 0.05; done; exec rpcbind -f -w")
+	sock := filepath.Join(dir, "rpcbind.sock")
+	if err := os.Symlink("/proc/"+strconv.Itoa(proc.Pid())+"/root/run/rpcbind.sock", sock); err != nil {
+		t.Fatal(err)
+	}
+	export := filepath.Join(dir, "export")
+	if err := os.Mkdir(export, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var logs logtest.Buffer
+	d, err := Start(context.Background(), Config{
+		ExportsText:  export + " 127.0.0.1(rw)\n",
+		Listen:       "127.0.0.1",
+		StateDir:     filepath.Join(dir, "state"),
+		NoPortmap:    true,
+		Rpcbind:      &RpcbindClient{Network: "unix", Address: sock, Timeout: time.Second},
+		RpcbindCheck: 50 * time.Millisecond,
+		Logger:       slog.New(slog.NewTextHandler(&logs, nil)),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Shutdown(context.Background())
+	if !strings.Contains(logs.String(), "not registered with the system rpcbind") {
+		t.Errorf("no warning that rpcbind was missing at start:\n%s", logs.String())
+	}
+	ctx := ctxT(t)
+	nfsLine := "100003    3   tcp  " + strconv.Itoa(int(d.NFSAddr().Port()))
+	registered := func() bool {
+		select {
+		case <-proc.Done():
+			t.Fatalf("rpcbind exited: %v\n%s", proc.Err(), proc.Log())
+		default:
+		}
+		stdout, _, err := ns.Exec(ctx, "rpcinfo", "-p", "127.0.0.1")
+		return err == nil && strings.Contains(string(stdout), nfsLine)
+	}
+
+	// rpcbind starts after the daemon: the watch registers.
+	if err := os.WriteFile(gate, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	pmWaitFor(t, ctx, registered)
+
+	// rpcbind loses the mappings (as a restart without warm start does).
+	c := &RpcbindClient{Network: "unix", Address: sock}
+	if err := c.Unregister(ctx, d.mappings); err != nil {
+		t.Fatal(err)
+	}
+	pmWaitFor(t, ctx, registered)
+	if !strings.Contains(logs.String(), "registered with the system rpcbind again") {
+		t.Errorf("re-registration not logged:\n%s", logs.String())
+	}
+
+	// Another server's NFS mapping is left alone.
+	other := RpcbindMapping{Prog: rpc.ProgNFS, Vers: 3, Netid: portmap.NetidTCP, Port: 2999}
+	for _, m := range d.mappings {
+		if m.Prog == rpc.ProgNFS {
+			if _, err := c.Unset(ctx, m.Prog, m.Vers, m.Netid); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if ok, err := c.Set(ctx, other); err != nil || !ok {
+		t.Fatalf("SET of another server's mapping: %v %v", ok, err)
+	}
+	pmWaitFor(t, ctx, func() bool { return strings.Contains(logs.String(), "another server's port") })
+	if port, err := c.GetPort(ctx, rpc.ProgNFS, 3, portmap.IPProtoTCP); err != nil || port != 2999 {
+		t.Errorf("another server's mapping replaced: port %d, %v", port, err)
+	}
+
+	// Shutdown removes the daemon's mappings (MOUNT's among them).
+	if err := d.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if port, err := c.GetPort(ctx, rpc.ProgMount, 3, portmap.IPProtoTCP); err != nil || port != 0 {
+		t.Errorf("MOUNT still mapped after shutdown: port %d, %v", port, err)
 	}
 }
