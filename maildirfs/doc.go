@@ -89,9 +89,14 @@
 // user space with the owner/group/other rules and the sticky bit. As in
 // knfsd, the owner of a file may READ, WRITE and COMMIT it regardless of
 // its mode (a file created 0444 must still take its first writes); Access
-// reports the plain mode rules. Created objects are chowned to the
-// credential unless Options.NoChown (setgid directories pass their group
-// on). Modes are set as root, so the kernel's rules for an unprivileged
+// reports the plain mode rules. On Linux a file's POSIX access ACL
+// (system.posix_acl_access) decides instead of the group and other bits
+// for callers other than root and the owner, as in the kernel's
+// acl_permission_check (acl.go): read only then, and cached per node by
+// ctime, so deliveries by the mailbox owner never read it. Default ACLs
+// apply through the kernel when files are created. FreeBSD: mode bits
+// only. Created objects are chowned to the credential unless
+// Options.NoChown (setgid directories pass their group on). Modes are set as root, so the kernel's rules for an unprivileged
 // caller are applied by the store: a new directory in a setgid directory
 // is setgid; a new non-directory that would be setgid and
 // group-executable is not when the caller is outside its group

@@ -122,3 +122,6 @@ func SetDirRecheck(d time.Duration) func() {
 	dirRecheck = d
 	return func() { dirRecheck = old }
 }
+
+// ACLReads returns how many times an access ACL xattr was read.
+func ACLReads() uint64 { return aclReads.Load() }

@@ -342,7 +342,7 @@ func (f *FS) Link(file Handle, dir Handle, name string, c Cred) (_ *Attr, wcc Wc
 	if n.typ == TypeDir {
 		return f.postAttr(n), wcc, unix.EISDIR
 	}
-	if !mayLink(nst, c) {
+	if !mayLink(n, nst, c) {
 		return f.postAttr(n), wcc, unix.EPERM
 	}
 	err = f.dirChange(d, &wcc, gen, func() error {
@@ -374,14 +374,14 @@ func (f *FS) Link(file Handle, dir Handle, name string, c Cred) (_ *Attr, wcc Wc
 // not enforce for us (we run as root): only the owner may link a file,
 // unless it is a regular file that is not setuid or setgid-executable and
 // c may read and write it.
-func mayLink(st *unix.Stat_t, c Cred) bool {
+func mayLink(n *node, st *unix.Stat_t, c Cred) bool {
 	if owns(st, c) {
 		return true
 	}
 	if st.Mode&unix.S_IFMT != unix.S_IFREG || st.Mode&unix.S_ISUID != 0 || st.Mode&(unix.S_ISGID|unix.S_IXGRP) == unix.S_ISGID|unix.S_IXGRP {
 		return false
 	}
-	return may(st, c, permR|permW)
+	return may(n, st, c, permR|permW)
 }
 
 // Rename atomically moves fromName in fromDir to toName in toDir (renameat),
@@ -449,7 +449,9 @@ func (f *FS) Rename(fromDir Handle, fromName string, toDir Handle, toName string
 				return unix.EISDIR
 			}
 		}
-		if srcDir && fd.ino != td.ino && !may(&vst, c, permW) {
+		// The directory moved has no node here: its ACL, if one is
+		// needed, is read by name.
+		if srcDir && fd.ino != td.ino && !mayACL(&vst, c, permW, func(st *unix.Stat_t) *posixACL { return aclAt(fd.pathFd, fromName, st) }) {
 			return unix.EACCES // its ".." entry changes
 		}
 		if err := f.inject(FaultRename); err != nil {

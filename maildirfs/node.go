@@ -50,6 +50,9 @@ type node struct {
 	zfi       int           // frame held in zfbuf, -1: none (zero: set by zread before use)
 	zfbuf     []byte
 
+	// acl is the access ACL as last read (acl.go); nil until needed.
+	acl atomic.Pointer[aclCache]
+
 	// Guarded by nodeCache.mu.
 	refs    int
 	elem    *list.Element

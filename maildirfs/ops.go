@@ -60,9 +60,9 @@ func (f *FS) getDir(h Handle, c Cred, wcc *Wcc, modify bool) (*node, *unix.Stat_
 		err = unix.ENOTDIR
 	case modify && f.opts.ReadOnly:
 		err = unix.EROFS
-	case modify && !may(st, c, permW|permX):
+	case modify && !may(d, st, c, permW|permX):
 		err = unix.EACCES
-	case !modify && !may(st, c, permX):
+	case !modify && !may(d, st, c, permX):
 		err = unix.EACCES
 	}
 	if err != nil {
@@ -217,7 +217,7 @@ func (f *FS) Access(h Handle, c Cred, want uint32) (uint32, *Attr, error) {
 		return 0, nil, err
 	}
 	f.put(n)
-	return accessBits(st, c, f.opts.ReadOnly) & want, f.attr(st), nil
+	return accessBits(n, st, c, f.opts.ReadOnly) & want, f.attr(st), nil
 }
 
 // Readlink returns a symlink's target (never followed by the store).
@@ -255,7 +255,7 @@ func (f *FS) Read(h Handle, c Cred, off uint64, buf []byte) (int, bool, *Attr, e
 		return 0, false, f.attr(st), unix.EISDIR
 	case n.typ != TypeReg:
 		return 0, false, f.attr(st), unix.EINVAL
-	case !owns(st, c) && !may(st, c, permR) && !may(st, c, permX):
+	case !owns(st, c) && !may(n, st, c, permR) && !may(n, st, c, permX):
 		return 0, false, f.attr(st), unix.EACCES
 	}
 	if off >= uint64(st.Size) || len(buf) == 0 {
@@ -320,7 +320,7 @@ func (f *FS) Write(h Handle, c Cred, off uint64, data []byte, stable StableHow) 
 		err = unix.EISDIR
 	case n.typ != TypeReg:
 		err = unix.EINVAL
-	case !owns(st, c) && !may(st, c, permW):
+	case !owns(st, c) && !may(n, st, c, permW):
 		err = unix.EACCES
 	case off > 1<<63-1 || uint64(len(data)) > 1<<63-1-off:
 		err = unix.EFBIG
@@ -419,7 +419,7 @@ func (f *FS) Commit(h Handle, c Cred, off uint64, count uint32) ([8]byte, Wcc, e
 		err = unix.EISDIR
 	case n.typ != TypeReg:
 		err = unix.EINVAL
-	case !owns(st, c) && !may(st, c, permW) && !f.opts.ReadOnly:
+	case !owns(st, c) && !may(n, st, c, permW) && !f.opts.ReadOnly:
 		err = unix.EACCES
 	}
 	if err == nil && !f.opts.ReadOnly {
@@ -515,7 +515,7 @@ func (f *FS) setAttrLocked(n *node, st *unix.Stat_t, c Cred, s SetAttr, created 
 		if (s.Atime == ClientTime || s.Mtime == ClientTime) && !owner {
 			return unix.EPERM
 		}
-		if (s.Atime == ServerTime || s.Mtime == ServerTime) && !owner && !may(st, c, permW) {
+		if (s.Atime == ServerTime || s.Mtime == ServerTime) && !owner && !may(n, st, c, permW) {
 			return unix.EACCES
 		}
 	}
@@ -526,7 +526,7 @@ func (f *FS) setAttrLocked(n *node, st *unix.Stat_t, c Cred, s SetAttr, created 
 			return unix.EISDIR
 		case n.typ != TypeReg:
 			return unix.EINVAL
-		case !owner && !may(st, c, permW):
+		case !owner && !may(n, st, c, permW):
 			return unix.EACCES
 		case *s.Size > 1<<63-1:
 			return unix.EFBIG

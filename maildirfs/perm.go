@@ -27,24 +27,36 @@ func (c Cred) inGroup(g uint32) bool {
 	return c.GID == g || slices.Contains(c.GIDs, g)
 }
 
-// may reports whether c has all of want (permR|permW|permX) on st, by the
-// owner/group/other rules. UID 0 passes, except that execute on a
-// non-directory needs some x bit, as for local root.
-func may(st *unix.Stat_t, c Cred, want uint32) bool {
+// may reports whether c has all of want (permR|permW|permX) on n, whose
+// stat is st, by the owner/group/other rules or, for a caller other than
+// root and the owner, n's access ACL (acl.go). UID 0 passes, except that
+// execute on a non-directory needs some x bit, as for local root.
+func may(n *node, st *unix.Stat_t, c Cred, want uint32) bool {
+	return mayACL(st, c, want, n.accessACL)
+}
+
+// mayACL is may with the access ACL that acl returns, which it calls only
+// for a caller other than root and the owner, and only if the mode has
+// group bits: as in Linux's acl_permission_check, a file whose group bits
+// (its ACL's mask) are all clear is judged by the mode alone.
+func mayACL(st *unix.Stat_t, c Cred, want uint32, acl func(*unix.Stat_t) *posixACL) bool {
 	if c.UID == 0 {
 		if want&permX != 0 && st.Mode&unix.S_IFMT != unix.S_IFDIR && st.Mode&0o111 == 0 {
 			return false
 		}
 		return true
 	}
-	var bits uint32
-	switch {
-	case c.UID == st.Uid:
-		bits = uint32(st.Mode) >> 6
-	case c.inGroup(st.Gid):
-		bits = uint32(st.Mode) >> 3
-	default:
-		bits = uint32(st.Mode)
+	if c.UID == st.Uid {
+		return uint32(st.Mode)>>6&7&want == want
+	}
+	if posixACLs && st.Mode&0o070 != 0 && st.Mode&unix.S_IFMT != unix.S_IFLNK {
+		if a := acl(st); a != nil {
+			return a.permits(st, c, want)
+		}
+	}
+	bits := uint32(st.Mode)
+	if c.inGroup(st.Gid) {
+		bits >>= 3
 	}
 	return bits&7&want == want
 }
@@ -68,25 +80,25 @@ func stickyOK(dir, ent *unix.Stat_t, c Cred) bool {
 // the request). Like knfsd, it does not grant DELETE on non-directories
 // (that depends on the parent) and grants no modify bits on a read-only
 // export.
-func accessBits(st *unix.Stat_t, c Cred, readOnly bool) uint32 {
+func accessBits(n *node, st *unix.Stat_t, c Cred, readOnly bool) uint32 {
 	var g uint32
 	isDir := st.Mode&unix.S_IFMT == unix.S_IFDIR
-	if may(st, c, permR) {
+	if may(n, st, c, permR) {
 		g |= AccessRead
 	}
 	if isDir {
-		if may(st, c, permX) {
+		if may(n, st, c, permX) {
 			g |= AccessLookup
 		}
-		if !readOnly && may(st, c, permW|permX) {
+		if !readOnly && may(n, st, c, permW|permX) {
 			g |= AccessModify | AccessExtend | AccessDelete
 		}
 		return g
 	}
-	if !readOnly && may(st, c, permW) {
+	if !readOnly && may(n, st, c, permW) {
 		g |= AccessModify | AccessExtend
 	}
-	if may(st, c, permX) {
+	if may(n, st, c, permX) {
 		g |= AccessExecute
 	}
 	return g

@@ -25,7 +25,7 @@ func (f *FS) ReadDir(dir Handle, c Cred, cookie uint64, plus bool, emit func(e *
 	switch {
 	case d.typ != TypeDir:
 		return false, f.attr(dst), unix.ENOTDIR
-	case !may(dst, c, permR):
+	case !may(d, dst, c, permR):
 		return false, f.attr(dst), unix.EACCES
 	case cookie > 1<<63-1:
 		return false, f.attr(dst), ErrBadCookie
@@ -37,7 +37,7 @@ func (f *FS) ReadDir(dir Handle, c Cred, cookie uint64, plus bool, emit func(e *
 	defer cur.mu.Unlock()
 	fd := cur.fd
 	isRoot := d.ino == f.rootIno
-	canLookup := may(dst, c, permX)
+	canLookup := may(d, dst, c, permX)
 	buf := make([]byte, direntBuf)
 
 	if _, err := unix.Seek(fd, int64(cookie), 0); err != nil {

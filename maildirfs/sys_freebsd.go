@@ -32,6 +32,10 @@ import (
 // (sysparse.go).
 var parseDirent = parseFreeBSDDirent
 
+// posixACLs: FreeBSD's ACLs are not read; the mode bits alone decide
+// (acl.go).
+const posixACLs = false
+
 // errNoAttr is the errno for "no such extended attribute".
 const errNoAttr = unix.ENOATTR
 

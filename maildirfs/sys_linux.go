@@ -27,6 +27,9 @@ const handleCall = "name_to_handle_at"
 // handleOpenCall names the system call that opens kernel handles.
 const handleOpenCall = "open_by_handle_at"
 
+// posixACLs: access ACLs (system.posix_acl_access) are enforced (acl.go).
+const posixACLs = true
+
 // errNoAttr is the errno for "no such extended attribute".
 const errNoAttr = unix.ENODATA
 
