@@ -3,6 +3,7 @@ package nfsd
 import (
 	"bufio"
 	"context"
+	"encoding/binary"
 	"errors"
 	"io"
 	"net"
@@ -29,6 +30,13 @@ type conn struct {
 	slots   chan struct{}  // in-flight tokens, MaxInFlightPerConn of them
 	pending sync.WaitGroup // calls dispatched and not yet written or dropped
 	active  atomic.Int32   // same count, readable
+	// queued is the bytes of replies handed to send and not yet written
+	// or discarded, plus the reservations of calls still running
+	// (Server.replyReserve). While it exceeds Server.MaxQueuedPerConn
+	// the reader reads no further call; whoever brings it back within
+	// the bound wakes the reader through drained (capacity 1).
+	queued  atomic.Int64
+	drained chan struct{}
 
 	// reading is set while a record is being read; lastActive is when the
 	// connection was accepted, last began a record or last finished a
@@ -68,9 +76,10 @@ type conn struct {
 func (s *Server) startConn(nc net.Conn) {
 	id := s.connSeq.Add(1)
 	c := &conn{
-		s:     s,
-		nc:    nc,
-		slots: make(chan struct{}, s.MaxInFlightPerConn),
+		s:       s,
+		nc:      nc,
+		slots:   make(chan struct{}, s.MaxInFlightPerConn),
+		drained: make(chan struct{}, 1),
 	}
 	c.ep.net = "tcp"
 	c.ep.remote = addrPort(nc.RemoteAddr())
@@ -328,6 +337,13 @@ func (c *conn) readLoop(dr *deadlineReader, br *bufio.Reader, rr *rpc.RecordRead
 		case <-ctxDone:
 			return c.abortCause()
 		}
+		// And while the replies not yet written (or reserved) exceed
+		// MaxQueuedPerConn bytes: the slots alone would let a client
+		// that does not read pin MaxInFlightPerConn replies of 1 MiB.
+		if !c.waitQueued(ctxDone) {
+			<-c.slots
+			return c.abortCause()
+		}
 		if br.Buffered() == 0 {
 			dr.armed = false
 			c.setReadDeadline(time.Now().Add(s.IdleTimeout))
@@ -384,12 +400,56 @@ func (c *conn) readLoop(dr *deadlineReader, br *bufio.Reader, rr *rpc.RecordRead
 			}
 			return c.abortCause()
 		}
+		reserve := s.replyReserve(*buf)
+		if reserve != 0 {
+			c.queued.Add(reserve)
+		}
 		c.pending.Add(1)
 		c.active.Add(1)
 		c.reading.Store(false) // after active: never idle in between
 		s.stats.inFlight.Add(1)
-		go c.call(buf)
+		go c.call(buf, reserve)
 	}
+}
+
+// waitQueued waits until c's replies waiting to be written are within
+// MaxQueuedPerConn bytes; false if the connection was aborted first.
+func (c *conn) waitQueued(ctxDone <-chan struct{}) bool {
+	for c.queued.Load() > int64(c.s.MaxQueuedPerConn) {
+		select {
+		case <-c.drained:
+		case <-ctxDone:
+			return false
+		}
+	}
+	return true
+}
+
+// addQueued adds delta to queued and wakes the reader if that brings it
+// back within MaxQueuedPerConn.
+func (c *conn) addQueued(delta int64) {
+	q := c.queued.Add(delta)
+	if bound := int64(c.s.MaxQueuedPerConn); delta < 0 && q <= bound && q-delta > bound {
+		select {
+		case c.drained <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// replyReserve returns the bytes to reserve for the reply to the call in
+// rec: what its Program's ReplySizer says, read from the call header's
+// fixed fields (RFC 5531 §9: xid, CALL, rpcvers, prog, vers, proc); 0 for
+// a Program without one or a record too short to name a procedure.
+func (s *Server) replyReserve(rec []byte) int64 {
+	if len(rec) < 24 {
+		return 0
+	}
+	pe := (*s.progs.Load())[binary.BigEndian.Uint32(rec[12:])]
+	if pe == nil || pe.sizer == nil {
+		return 0
+	}
+	return int64(pe.sizer.ReplySize(binary.BigEndian.Uint32(rec[16:]), binary.BigEndian.Uint32(rec[20:]), rec))
 }
 
 // beginRecord marks c busy reading a record: not idle.
@@ -407,8 +467,9 @@ func (c *conn) abortCause() error {
 	return nil
 }
 
-// call runs one call on a worker and hands its reply to the writer.
-func (c *conn) call(buf *[]byte) {
+// call runs one call on a worker and hands its reply to the writer;
+// reserve is what the reader reserved for the reply (replyReserve).
+func (c *conn) call(buf *[]byte, reserve int64) {
 	s := c.s
 	e := getEncoder()
 	e.Reserve(4) // record mark, filled in when the reply is complete
@@ -419,11 +480,12 @@ func (c *conn) call(buf *[]byte) {
 	switch v {
 	case sendReply:
 		rpc.PutRecordMark(e.Bytes())
-		c.send(e)
+		c.send(e, reserve)
 		return
 	case closeConn:
 		c.abortWith(errUndecodable)
 	}
+	c.addQueued(-reserve)
 	putEncoder(e)
 	c.done()
 }
@@ -451,7 +513,8 @@ func (c *conn) done() {
 // back its worker, so a slow reader on the other end holds up only this
 // connection. After a write error replies are discarded, but their slots are
 // still released.
-func (c *conn) send(e *xdr.Encoder) {
+func (c *conn) send(e *xdr.Encoder, reserve int64) {
+	c.addQueued(int64(e.Len()) - reserve)
 	c.w.Lock()
 	c.w.queue = append(c.w.queue, e)
 	if c.w.flushing {
@@ -480,6 +543,13 @@ func (c *conn) send(e *xdr.Encoder) {
 			}
 			clear(bufs)
 		}
+		var size int64
+		for _, e := range batch {
+			size += int64(e.Len())
+		}
+		// Before done: the reader, given a slot, must find the
+		// bytes gone too.
+		c.addQueued(-size)
 		for i, e := range batch {
 			putEncoder(e)
 			batch[i] = nil

@@ -23,9 +23,11 @@
 // fragments, zero-length ones included, up to Server.MaxRecord, beyond which
 // the connection is closed before anything is allocated for the record) and
 // starts a call on a worker for each. A connection has at most
-// Server.MaxInFlightPerConn calls running or waiting to be written; at that
-// bound its reader stops reading, which pushes back on the client through
-// TCP. Replies leave in the order calls finish, matched by XID, each as one
+// Server.MaxInFlightPerConn calls running or waiting to be written, and at
+// most Server.MaxQueuedPerConn bytes of replies waiting to be written or
+// reserved by its running READs and READDIRs (ReplySizer: their counts);
+// at either bound its reader stops reading, which pushes back on the
+// client through TCP. Replies leave in the order calls finish, matched by XID, each as one
 // record built in a pooled buffer with its record mark in place. A call
 // whose reply is ready writes it under the connection's write lock, along
 // with any replies that queued up meanwhile (one writev), after giving its

@@ -73,7 +73,20 @@ type Mount struct {
 	truncWarned atomic.Pointer[exportSet]
 }
 
-var _ Program = (*Mount)(nil)
+var (
+	_ Program    = (*Mount)(nil)
+	_ ReplySizer = (*Mount)(nil)
+)
+
+// ReplySize bounds the DUMP and EXPORT replies (maxMountReply); the
+// others are small.
+func (m *Mount) ReplySize(vers, proc uint32, rec []byte) int {
+	switch nfs3.MountProc(proc) {
+	case nfs3.MountProcDump, nfs3.MountProcExport, nfs3.MountProcExportAll:
+		return maxMountReply + 64
+	}
+	return 0
+}
 
 // Prog returns 100005.
 func (m *Mount) Prog() uint32 { return nfs3.MountProgram }

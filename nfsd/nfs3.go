@@ -2,6 +2,7 @@ package nfsd
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"log/slog"
 	"strings"
@@ -80,8 +81,9 @@ type NFS3 struct {
 }
 
 var (
-	_ Program   = (*NFS3)(nil)
-	_ Cacheable = (*NFS3)(nil)
+	_ Program    = (*NFS3)(nil)
+	_ Cacheable  = (*NFS3)(nil)
+	_ ReplySizer = (*NFS3)(nil)
 )
 
 // Prog returns 100003.
@@ -89,6 +91,28 @@ func (n *NFS3) Prog() uint32 { return nfs3.Program }
 
 // Versions returns 3, 3.
 func (n *NFS3) Versions() (low, high uint32) { return nfs3.Version, nfs3.Version }
+
+// replyOverhead bounds what a READ, READDIR or READDIRPLUS reply adds to
+// its count: the RPC reply header, status, post-op attributes, count, eof
+// and lengths (about 140 bytes).
+const replyOverhead = 512
+
+// ReplySize bounds the replies of READ, READDIR and READDIRPLUS by the
+// count the call asks for (capped at rtmax), its last argument word
+// (RFC 1813 §3.3.6, §3.3.16; maxcount in §3.3.17): the server never
+// answers more. Other replies are small. A record too short or malformed
+// gets a bound for whatever its last word says, and then its GARBAGE_ARGS.
+func (n *NFS3) ReplySize(vers, proc uint32, rec []byte) int {
+	if vers != nfs3.Version || len(rec) < 4 {
+		return 0
+	}
+	switch nfs3.Proc(proc) {
+	case nfs3.ProcRead, nfs3.ProcReaddir, nfs3.ProcReaddirplus:
+		count := binary.BigEndian.Uint32(rec[len(rec)-4:])
+		return int(min(count, nfs3.MaxIO)) + replyOverhead
+	}
+	return 0
+}
 
 // NonIdempotent reports the procedures whose replies the duplicate request
 // cache must replay rather than re-execute.

@@ -88,6 +88,18 @@ type Cacheable interface {
 	NonIdempotent(vers, proc uint32) bool
 }
 
+// ReplySizer is implemented by Programs with procedures whose replies may
+// be large (NFS READ and READDIR). The TCP transport reserves ReplySize
+// bytes of the connection's Server.MaxQueuedPerConn for such a call from
+// when it is read until its reply is written, so that a client that does
+// not read its replies cannot have more of them built.
+type ReplySizer interface {
+	// ReplySize bounds the reply to a call of vers and proc given its
+	// record (call header and arguments, not yet decoded or checked); 0
+	// means a small reply, counted only once it is built.
+	ReplySize(vers, proc uint32, rec []byte) int
+}
+
 // Common statuses.
 var (
 	StatusOK          = Status{Accept: rpc.Success}

@@ -25,6 +25,7 @@ var ErrServerClosed = errors.New("nfsd: server closed")
 // Defaults for the zero fields of Server.
 const (
 	DefaultMaxInFlightPerConn = 64
+	DefaultMaxQueuedPerConn   = 4 << 20
 	DefaultIdleTimeout        = 6 * time.Minute
 	DefaultRecordTimeout      = 30 * time.Second
 	DefaultWriteTimeout       = time.Minute
@@ -58,6 +59,15 @@ type Server struct {
 	// running or waiting to be written; its reader stops reading while the
 	// bound is reached (backpressure). Zero means 64.
 	MaxInFlightPerConn int
+
+	// MaxQueuedPerConn bounds the reply bytes one TCP connection may have
+	// waiting to be written, counting for each call still running what
+	// its Program's ReplySizer reserves (a READ: its count): while more
+	// are queued or reserved, the reader reads no further call
+	// (backpressure). So a client that sends READs of 1 MiB and does not
+	// read the replies has a few of them built, not MaxInFlightPerConn,
+	// and they are held until WriteTimeout. Zero means 4 MiB.
+	MaxQueuedPerConn int
 
 	// MaxRecord bounds one reassembled TCP record; a larger one closes the
 	// connection before anything is allocated for it. Zero means
@@ -158,7 +168,8 @@ type Server struct {
 type progEntry struct {
 	p         Program
 	low, high uint32
-	cache     Cacheable // nil unless p implements it
+	cache     Cacheable  // nil unless p implements it
+	sizer     ReplySizer // nil unless p implements it
 	procs     [64]atomic.Uint64
 	other     atomic.Uint64 // calls with proc >= len(procs)
 }
@@ -206,6 +217,9 @@ type Stats struct {
 	Calls map[CallKey]uint64
 	// InFlight is the number of calls being served now.
 	InFlight int64
+	// QueuedBytes is the bytes of TCP replies waiting to be written, over
+	// all connections (see MaxQueuedPerConn).
+	QueuedBytes int64
 	// Conns is the number of open TCP connections.
 	Conns int64
 	// ConnsAccepted and ConnsRejected count TCP connections kept and
@@ -254,6 +268,9 @@ func (s *Server) init() {
 		}
 		if s.MaxInFlightPerConn <= 0 {
 			s.MaxInFlightPerConn = DefaultMaxInFlightPerConn
+		}
+		if s.MaxQueuedPerConn <= 0 {
+			s.MaxQueuedPerConn = DefaultMaxQueuedPerConn
 		}
 		if s.MaxRecord <= 0 {
 			s.MaxRecord = rpc.MaxRecord
@@ -305,6 +322,7 @@ func (s *Server) Register(p Program) {
 	pe := &progEntry{p: p}
 	pe.low, pe.high = p.Versions()
 	pe.cache, _ = p.(Cacheable)
+	pe.sizer, _ = p.(ReplySizer)
 	s.regMu.Lock()
 	defer s.regMu.Unlock()
 	old := *s.progs.Load()
@@ -352,6 +370,11 @@ func (s *Server) Stats() Stats {
 			st.Calls[CallKey{prog, uint32(len(pe.procs))}] = n
 		}
 	}
+	s.mu.Lock()
+	for c := range s.mu.conns {
+		st.QueuedBytes += c.queued.Load()
+	}
+	s.mu.Unlock()
 	st.DRCEntries, st.DRCBytes = s.drc.size()
 	st.DRCEvictedKeys = s.drc.evictedKeys()
 	return st
