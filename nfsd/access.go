@@ -64,9 +64,11 @@ type ExportsOptions struct {
 // atomic.Pointer: Reload builds a new snapshot and swaps it in, and calls
 // already running finish on the snapshot they loaded.
 //
-// Stores are kept by path for the life of the Exports: a reload that drops
-// a path leaves its store open (a call in flight may still use it) and a
-// later reload that brings the path back reuses it. Close closes them all.
+// Stores are kept by path while the table serves the path: a reload that
+// drops a path (or finds an mp export unmounted) retires its store, which
+// is closed retireGrace later (a call in flight may still use it), and a
+// later reload that brings the path back opens a new one; handles stay
+// valid across stores. Close closes them all.
 // An Exports is safe for concurrent use.
 type Exports struct {
 	opts ExportsOptions
@@ -83,10 +85,10 @@ type Exports struct {
 		// ids identify the directory each store was opened on, by path
 		// (zero if it could not be read).
 		ids map[string]fileID
-		// retired are stores replaced by a reload because another file
-		// system was mounted on their directory; calls in flight may
-		// still use them, so each is closed retireGrace later, or by
-		// Close.
+		// retired are stores a reload dropped (their path is no longer
+		// served) or replaced (another file system was mounted on their
+		// directory); calls in flight may still use them, so each is
+		// closed retireGrace later, or by Close.
 		retired []Store
 		closed  bool
 	}
@@ -141,8 +143,9 @@ func OpenExports(t *ExportTable, opts ExportsOptions) (*Exports, error) {
 // An export with a Mountpoint that is not a mount point now is left out of
 // the new table (logged as an error; the rest is served). One whose
 // directory is another than when its store was opened (a file system
-// mounted or remounted there since) gets a new store; the old one stays
-// open for calls in flight until Close.
+// mounted or remounted there since) gets a new store. A store replaced,
+// or whose path the new table does not serve, stays open for calls in
+// flight for retireGrace (or until Close).
 func (x *Exports) Reload(t *ExportTable) error {
 	x.mu.Lock()
 	defer x.mu.Unlock()
@@ -212,19 +215,40 @@ func (x *Exports) Reload(t *ExportTable) error {
 	}
 	x.cur.Store(set)
 	for _, old := range replaced {
-		st := old.store
-		x.mu.retired = append(x.mu.retired, st)
-		time.AfterFunc(retireGrace, func() { x.closeRetired(st) })
+		x.retireLocked(old.store)
+	}
+	// A path the new table does not serve (dropped from the file, or an
+	// mp export no longer mounted) has its store retired too: kept, it
+	// held its fds and node cache (and a detached file system) for the
+	// life of the process, one more for every path ever dropped.
+	served := make(map[string]bool, len(set.list))
+	for _, le := range set.list {
+		served[le.Path] = true
+	}
+	for p, st := range x.mu.stores {
+		if !served[p] {
+			delete(x.mu.stores, p)
+			delete(x.mu.compress, p)
+			delete(x.mu.ids, p)
+			x.retireLocked(st)
+		}
 	}
 	return nil
 }
 
-// retireGrace is how long a store replaced by a reload stays open for the
+// retireLocked closes st, no longer in the table, retireGrace from now
+// (or at Close): calls in flight may still use it.
+func (x *Exports) retireLocked(st Store) {
+	x.mu.retired = append(x.mu.retired, st)
+	time.AfterFunc(retireGrace, func() { x.closeRetired(st) })
+}
+
+// retireGrace is how long a store dropped or replaced by a reload stays open for the
 // calls still using it: longer than any call should run. A variable for
 // tests.
 var retireGrace = 2 * time.Minute
 
-// closeRetired closes st, a store replaced by a reload, unless Close has
+// closeRetired closes st, a store retired by a reload, unless Close has
 // closed it already.
 func (x *Exports) closeRetired(st Store) {
 	x.mu.Lock()

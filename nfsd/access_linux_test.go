@@ -85,29 +85,105 @@ func TestExportsMountpoint(t *testing.T) {
 	exNoErr(t, x.Reload(tab))
 	exTrue(t, x.Store(mp) == first, "a reload keeps the store of a file system still mounted")
 
-	// Unmounted: no longer served, its handles are stale.
-	unmount()
-	exNoErr(t, x.Reload(tab))
-	exTrue(t, x.Store(mp) == nil, "an unmounted mp export is still served")
-	_, err = x.Authorize(req, h)
-	exTrue(t, errors.Is(err, maildirfs.ErrStale), err)
-
-	// Another file system mounted there: a store of its own, not the
-	// first one's (which still holds the detached file system).
-	mountTmpfs(t, mp)
-	exNoErr(t, x.Reload(tab))
-	exTrue(t, x.Store(mp) != nil && x.Store(mp) != first, "the new file system is served by the old store")
-	// The first store, replaced, stays open for the calls in flight, then
-	// is closed (retireGrace, shortened here).
+	// Unmounted: no longer served, its handles are stale, and its store
+	// (which still holds the detached file system) is retired: kept for
+	// the calls in flight, then closed (retireGrace, shortened here).
 	retired := func() int {
 		x.mu.Lock()
 		defer x.mu.Unlock()
 		return len(x.mu.retired)
 	}
+	waitRetired := func(what string) {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for retired() > 0 && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond)
+		}
+		exEqual(t, 0, retired(), what+" was not closed after its grace")
+	}
+	unmount()
+	exNoErr(t, x.Reload(tab))
+	exTrue(t, x.Store(mp) == nil, "an unmounted mp export is still served")
+	_, err = x.Authorize(req, h)
+	exTrue(t, errors.Is(err, maildirfs.ErrStale), err)
+	exEqual(t, 1, retired(), "the unmounted export's store is not retired")
+	waitRetired("the unmounted export's store")
+
+	// Another file system mounted there: a store of its own.
+	unmount = mountTmpfs(t, mp)
+	exNoErr(t, x.Reload(tab))
+	second := x.Store(mp)
+	exTrue(t, second != nil && second != first, "the new file system is served by the old store")
+
+	// Remounted between two reloads: the store is replaced; the old one
+	// stays open for the calls in flight, then is closed.
+	unmount()
+	mountTmpfs(t, mp)
+	exNoErr(t, x.Reload(tab))
+	exTrue(t, x.Store(mp) != nil && x.Store(mp) != second, "the remounted file system is served by the old store")
 	exEqual(t, 1, retired(), "the replaced store is kept for the calls in flight")
+	waitRetired("the replaced store")
+}
+
+// openFds counts the process's open file descriptors.
+func openFds(t *testing.T) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	exNoErr(t, err)
+	return len(ents)
+}
+
+// TestExportsReloadRetiresDroppedStores: reloads that each serve another
+// path. The store of a path the table no longer serves is retired and
+// closed after its grace; before, every path ever served kept its store,
+// its fds and its node cache open for the life of the process.
+func TestExportsReloadRetiresDroppedStores(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("maildirfs needs root (CAP_DAC_READ_SEARCH)")
+	}
+	defer func(g time.Duration) { retireGrace = g }(retireGrace)
+	retireGrace = 50 * time.Millisecond
+	dir := t.TempDir()
+	table := func(i int) *ExportTable {
+		p := filepath.Join(dir, fmt.Sprint("box", i))
+		exNoErr(t, os.MkdirAll(filepath.Join(p, "Maildir", "new"), 0o755))
+		tab, err := ParseExports("exports", []byte(p+" 127.0.0.1(rw,no_root_squash)\n"), nil)
+		exNoErr(t, err)
+		return tab
+	}
+	x, err := OpenExports(table(0), ExportsOptions{StateDir: filepath.Join(dir, "state")})
+	exNoErr(t, err)
+	defer func() { exNoErr(t, x.Close()) }()
+	req := &Request{Addr: netip.MustParseAddrPort("127.0.0.1:900"), AuthSys: &rpc.AuthSysParms{UID: 0}}
+	use := func() {
+		// Fill the node cache a little, as clients would.
+		acc, err := x.Authorize(req, x.cur.Load().list[0].store.Root())
+		exNoErr(t, err)
+		_, err = acc.Store.LookupPath(acc.Cred, "Maildir/new")
+		exNoErr(t, err)
+	}
+	use()
+	base := openFds(t)
+	const reloads = 20
+	for i := 1; i <= reloads; i++ {
+		exNoErr(t, x.Reload(table(i)))
+		use()
+	}
 	deadline := time.Now().Add(5 * time.Second)
-	for retired() > 0 && time.Now().Before(deadline) {
+	for time.Now().Before(deadline) {
+		x.mu.Lock()
+		n := len(x.mu.retired)
+		x.mu.Unlock()
+		if n == 0 {
+			break
+		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	exEqual(t, 0, retired(), "the replaced store was not closed after its grace")
+	x.mu.Lock()
+	stores := len(x.mu.stores)
+	x.mu.Unlock()
+	exEqual(t, 1, stores, "stores open after reloads that each served one other path")
+	if got := openFds(t); got > base+2 {
+		t.Errorf("%d fds open after %d reloads, %d before: the dropped exports' stores stay open", got, reloads, base)
+	}
 }
