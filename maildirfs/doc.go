@@ -146,7 +146,11 @@
 // Open objects live in a bounded LRU cache (Options.MaxOpenNodes) of nodes
 // keyed by kernel handle; a node holds an O_PATH fd plus, when needed, an
 // fd for I/O and up to four directory cursors (fds whose offset is a
-// READDIR position), and is closed only when unused.
+// READDIR position), and is closed only when unused. The bound is per FS,
+// so several FSs may together reach the process's descriptor limit: an
+// open of a node, or of a file being created, that fails with EMFILE or
+// ENFILE closes the least recently used half of the unused nodes of every
+// FS of the process and is tried once more.
 //
 // A namespace change (CREATE, MKDIR, SYMLINK, MKNOD, LINK, REMOVE, RMDIR,
 // RENAME) stats its directory just before and just after its system call
@@ -174,7 +178,10 @@
 //
 // Lock order: dirCursor.mu (held for a whole ReadDir call, including the
 // emit callbacks) -> node.curMu, node.ioMu, nodeCache.mu, node.sync's
-// mutex, node.cmu, each of which is a leaf taken without holding another.
+// mutex, node.cmu, each of which is a leaf taken without holding another,
+// except that an open failing with EMFILE or ENFILE, wherever it runs
+// (under node.ioMu, node.curMu or a claim), sheds unused nodes of every
+// store: caches -> nodeCache.mu (node.go), which hold nothing else.
 // An operation holds at most one claim of a name (dirchange.go), across
 // system calls and syncs; nothing waits for a claim while holding one.
 // No mutex is held across an fsync (node.sync, a groupcommit.Syncer,

@@ -75,6 +75,66 @@ func (c *nodeCache) init(max int) {
 	c.byKey = make(map[string]*node)
 	c.byIno = make(map[uint64]*node)
 	c.lru = list.New()
+	caches.Lock()
+	if caches.set == nil {
+		caches.set = make(map[*nodeCache]struct{})
+	}
+	caches.set[c] = struct{}{}
+	caches.Unlock()
+}
+
+// caches holds the node cache of every open FS of the process. Each
+// cache is bounded on its own (MaxOpenNodes), so with several exports
+// their sum can exceed the process's file descriptor limit; the cache of
+// the export that then needs a descriptor may have none to give back.
+// An open that fails for want of descriptors (outOfFds) therefore sheds
+// unused nodes of every cache (shedNodes) and is tried once more.
+// Lock order: caches -> nodeCache.mu.
+var caches struct {
+	sync.Mutex
+	set map[*nodeCache]struct{}
+}
+
+// outOfFds reports the errors of an open that found the process's (EMFILE)
+// or the system's (ENFILE) file table full.
+func outOfFds(err error) bool { return err == unix.EMFILE || err == unix.ENFILE }
+
+// shedNodes closes the least recently used half of the unused nodes of
+// every open FS, so that an open that failed with outOfFds can be tried
+// again. It runs only on that failure.
+func shedNodes() {
+	var victims []*node
+	caches.Lock()
+	for c := range caches.set {
+		victims = c.shed(victims)
+	}
+	caches.Unlock()
+	for _, v := range victims {
+		v.close()
+	}
+}
+
+// shed removes about half of c's unused nodes, least recently used first,
+// appends them to victims (to be closed by the caller) and returns it.
+func (c *nodeCache) shed(victims []*node) []*node {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	unused := 0
+	for e := c.lru.Front(); e != nil; e = e.Next() {
+		if e.Value.(*node).refs == 0 {
+			unused++
+		}
+	}
+	for e := c.lru.Back(); e != nil && unused > 0; {
+		prev := e.Prev()
+		if v := e.Value.(*node); v.refs == 0 {
+			c.removeLocked(v)
+			victims = append(victims, v)
+			unused -= 2 // half: stop when as many are kept as shed
+		}
+		e = prev
+	}
+	return victims
 }
 
 func (c *nodeCache) len() int {
@@ -188,6 +248,9 @@ func (c *nodeCache) dropIno(ino uint64) {
 }
 
 func (c *nodeCache) closeAll() {
+	caches.Lock()
+	delete(caches.set, c)
+	caches.Unlock()
 	c.mu.Lock()
 	var all []*node
 	for _, n := range c.byKey {

@@ -737,6 +737,10 @@ func (f *FS) create(dir Handle, c Cred, name string, how CreateMode, s SetAttr, 
 	err = f.dirChange(d, &wcc, gen, func() error {
 		var err error
 		fd, err = unix.Openat(d.pathFd, name, unix.O_CREAT|unix.O_EXCL|unix.O_RDWR|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+		if outOfFds(err) {
+			shedNodes()
+			fd, err = unix.Openat(d.pathFd, name, unix.O_CREAT|unix.O_EXCL|unix.O_RDWR|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+		}
 		if err != nil {
 			return err
 		}

@@ -163,6 +163,10 @@ func openHandle(rootFd int, k kernelFH, flags int) (int, error) {
 		return -1, err
 	}
 	fd, err := fhopen(fh, flags)
+	if outOfFds(err) {
+		shedNodes()
+		fd, err = fhopen(fh, flags)
+	}
 	if err != nil {
 		return -1, err
 	}
@@ -231,6 +235,10 @@ func openChildPath(dirfd int, name string) (int, error) {
 		return -1, nil
 	}
 	fd, err := unix.Openat(dirfd, name, flags|unix.O_NOFOLLOW, 0)
+	if outOfFds(err) {
+		shedNodes()
+		fd, err = unix.Openat(dirfd, name, flags|unix.O_NOFOLLOW, 0)
+	}
 	if err != nil {
 		return -1, err
 	}

@@ -43,10 +43,19 @@ const handlePrivilegeHint = "open_by_handle_at not permitted (needs CAP_DAC_READ
 // directory (seen under TestConcurrentStress with constant cache
 // eviction); a retry a moment later resolves the handle or reports the
 // real state (ESTALE). A persistent ENOMEM is returned as is.
+//
+// Out of file descriptors (outOfFds), it sheds unused cached nodes of
+// every store and tries once more.
 func openByHandleAt(mountFd int, fh unix.FileHandle, flags int) (int, error) {
+	shed := false
 	for try := 0; ; try++ {
 		fd, err := unix.OpenByHandleAt(mountFd, fh, flags)
-		if err != unix.ENOMEM || try == 4 {
+		if outOfFds(err) && !shed {
+			shed = true
+			shedNodes()
+			continue
+		}
+		if err != unix.ENOMEM || try >= 4 {
 			return fd, err
 		}
 		runtime.Gosched()
@@ -90,7 +99,12 @@ func pathStat(fd int, k kernelFH, st *unix.Stat_t) error {
 // openChildPath opens name in directory dirfd as a path fd without
 // following a symlink.
 func openChildPath(dirfd int, name string) (int, error) {
-	return unix.Openat(dirfd, name, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	fd, err := unix.Openat(dirfd, name, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if outOfFds(err) {
+		shedNodes()
+		fd, err = unix.Openat(dirfd, name, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	}
+	return fd, err
 }
 
 // childStat stats the object openChildPath opened as fd (name in dirfd).

@@ -1,0 +1,106 @@
+package nfsd_test
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/mailnfs/mailnfs/internal/nfs3"
+	"github.com/mailnfs/mailnfs/internal/xdr"
+	"github.com/mailnfs/mailnfs/nfsd/nfsdtest"
+)
+
+// TestStoresShareFdLimit: two exports whose node caches (1024 nodes each,
+// two fds per file read) together need more descriptors than the process
+// may open. Each cache evicts only beyond its own bound, so once the
+// first export's cache held its fds, every LOOKUP in the second failed
+// with SERVERFAULT ("too many open files"), for good. Now an open that
+// finds no descriptor closes unused cached nodes of every store and tries
+// again: the second export is served.
+func TestStoresShareFdLimit(t *testing.T) {
+	const files = 1500
+	srv := nfsdtest.StartServer(t, nfsdtest.WithSetup(func(t testing.TB, root string) {
+		for x := range 2 {
+			d := filepath.Join(root, fmt.Sprint("box", x))
+			if err := os.Mkdir(d, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			for i := range files {
+				if err := os.WriteFile(filepath.Join(d, fmt.Sprint(i)), []byte("mail\n"), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+	}), nfsdtest.WithExports(func(root string) string {
+		var b strings.Builder
+		for x := range 2 {
+			fmt.Fprintf(&b, "%s/box%d 127.0.0.0/8(rw,no_root_squash)\n", root, x)
+		}
+		return b.String()
+	}))
+	c := nfsdtest.Dial(t, "tcp", srv.NFSAddr)
+	var roots [2][]byte
+	for x := range 2 {
+		r3, _ := mnt(t, c, nfs3.MountV3, fmt.Sprintf("%s/box%d", srv.Root, x))
+		if r3.Status != nfs3.MountOK {
+			t.Fatalf("MNT box%d: %v", x, r3.Status)
+		}
+		roots[x] = r3.Handle
+	}
+
+	// Room for one export's cache and a half: the server runs in this
+	// process.
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var old syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &old); err != nil {
+		t.Fatal(err)
+	}
+	lim := old
+	lim.Cur = uint64(len(ents) + 3000)
+	if lim.Cur > old.Max {
+		t.Skipf("RLIMIT_NOFILE hard limit %d too low", old.Max)
+	}
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Setrlimit(syscall.RLIMIT_NOFILE, &old)
+
+	for x := range 2 {
+		failed := map[string]int{}
+		for i := range files {
+			d, err := c.Call(nfs3.Program, nfs3.Version, uint32(nfs3.ProcLookup), nfsdtest.AuthSys(0, 0), func(e *xdr.Encoder) {
+				(&nfs3.DirOpArgs{Dir: roots[x], Name: fmt.Sprint(i)}).Encode(e)
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var lr nfs3.LookupRes
+			lr.Decode(d)
+			if lr.Status != nfs3.StatusOK {
+				failed["LOOKUP "+lr.Status.String()]++
+				continue
+			}
+			fh := append([]byte(nil), lr.Object...)
+			d, err = c.Call(nfs3.Program, nfs3.Version, uint32(nfs3.ProcRead), nfsdtest.AuthSys(0, 0), func(e *xdr.Encoder) {
+				(&nfs3.ReadArgs{File: fh, Count: 100}).Encode(e)
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var rr nfs3.ReadRes
+			rr.Decode(d)
+			if rr.Status != nfs3.StatusOK {
+				failed["READ "+rr.Status.String()]++
+			}
+		}
+		if len(failed) > 0 {
+			t.Errorf("box%d: %d files looked up and read, failures: %v", x, files, failed)
+		}
+	}
+}
