@@ -8,6 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	"github.com/mailnfs/mailnfs/internal/nfs3"
 	"github.com/mailnfs/mailnfs/internal/rpc"
@@ -40,7 +41,8 @@ var mountFlavors = []uint32{rpc.AuthSys, rpc.AuthNone}
 //     flavors AUTH_SYS, AUTH_NONE. A v1 (and v2) MNT answers
 //     MNT3ERR_NOTSUPP: its fhstatus holds a 32-byte NFSv2 handle and this
 //     server does not serve NFSv2; showmount, the only v1 user, asks only
-//     EXPORT and DUMP.
+//     EXPORT and DUMP. A granted MNT is logged; refused ones at most once
+//     a minute per client address.
 //   - DUMP: the (client address, path) pairs of successful MNTs not yet
 //     unmounted, in MNT order; at most MaxMounts, the oldest dropped first.
 //     The list lives in memory only (no rmtab): it is advisory in every
@@ -71,6 +73,8 @@ type Mount struct {
 	// truncWarned is the exports table whose cut EXPORT reply was last
 	// logged.
 	truncWarned atomic.Pointer[exportSet]
+	// refusals rate-limits the lines of refused MNTs (logRefused).
+	refusals rateLog
 }
 
 var (
@@ -172,31 +176,31 @@ func (m *Mount) mnt(req *Request, dirpath string, v3 bool) (maildirfs.Handle, nf
 	client := clientName(req)
 	path, st := cleanMountPath(dirpath)
 	if st != nfs3.MountOK {
-		log.Info("mount: refused", "client", client, "path", dirpath, "status", st)
+		m.logRefused(req, "mount: refused", "client", client, "path", dirpath, "status", st)
 		m.Exports.denied("mount:bad_path")
 		return nil, st
 	}
 	le, rel := m.Exports.cur.Load().resolve(path)
 	if le == nil {
-		log.Info("mount: refused: path is not exported", "client", client, "path", path)
+		m.logRefused(req, "mount: refused: path is not exported", "client", client, "path", path)
 		m.Exports.denied("mount:not_exported")
 		return nil, nfs3.MountAcces
 	}
 	r := le.Match(req.Addr.Addr())
 	if r == nil {
-		log.Info("mount: refused: client not allowed", "client", client, "path", path, "export", le.Path)
+		m.logRefused(req, "mount: refused: client not allowed", "client", client, "path", path, "export", le.Path)
 		m.Exports.denied("mount:host:" + le.Path)
 		return nil, nfs3.MountAcces
 	}
 	if !m.Exports.portAllowed(req, le.Export, r, "mount") {
 		// Linux "secure", written out: Linux mountd's "illegal port".
-		log.Info("mount: refused: unreserved source port for a secure export", "client", client, "port", req.Addr.Port(), "path", path, "export", le.Path)
+		m.logRefused(req, "mount: refused: unreserved source port for a secure export", "client", client, "port", req.Addr.Port(), "path", path, "export", le.Path)
 		return nil, nfs3.MountAcces
 	}
 	h := le.store.Root()
 	if rel != "" {
 		if !r.AllDirs {
-			log.Info("mount: refused: subdirectory of an export without -alldirs", "client", client, "path", path, "export", le.Path)
+			m.logRefused(req, "mount: refused: subdirectory of an export without -alldirs", "client", client, "path", path, "export", le.Path)
 			m.Exports.denied("mount:alldirs:" + le.Path)
 			return nil, nfs3.MountAcces
 		}
@@ -204,17 +208,29 @@ func (m *Mount) mnt(req *Request, dirpath string, v3 bool) (maildirfs.Handle, nf
 		h, err = le.store.LookupPath(r.Squash.Map(req.AuthSys), rel)
 		if err != nil {
 			st := mountStatFromError(err)
-			log.Info("mount: refused", "client", client, "path", path, "export", le.Path, "status", st, "err", err)
+			m.logRefused(req, "mount: refused", "client", client, "path", path, "export", le.Path, "status", st, "err", err)
 			return nil, st
 		}
 	}
 	if !v3 {
-		log.Info("mount: refused: MOUNT v1 MNT asks for an NFSv2 handle; NFSv2 is not served", "client", client, "path", path, "export", le.Path, "vers", req.Vers)
+		m.logRefused(req, "mount: refused: MOUNT v1 MNT asks for an NFSv2 handle; NFSv2 is not served", "client", client, "path", path, "export", le.Path, "vers", req.Vers)
 		return nil, nfs3.MountNotSupp
 	}
 	m.remember(nfs3.MountEntry{Hostname: client, Directory: path})
 	log.Info("mount: granted", "client", client, "path", path, "export", le.Path, "ro", r.ReadOnly)
 	return h, nfs3.MountOK
+}
+
+// logRefused logs a refused MNT at Info, at most one line a minute per
+// client address (rateLog) with held_back counting the refusals since its
+// previous line: any host that reaches the port can send MNTs, and one
+// line per datagram let it write the log at the rate it sends.
+func (m *Mount) logRefused(req *Request, msg string, attrs ...any) {
+	ok, held := m.refusals.allow(req.Addr.Addr(), time.Now())
+	if !ok {
+		return
+	}
+	reqLog(req).Info(msg, append(attrs, "held_back", held)...)
 }
 
 // cleanMountPath drops empty and "." components; ".." is refused.

@@ -379,3 +379,35 @@ func TestRestartKeepsHandles(t *testing.T) {
 		t.Fatalf("GETATTR with the old handle after restart: status %d", st)
 	}
 }
+
+// TestMountRefusalsRateLimited: a host that sends MNT after MNT it may not
+// make gets each one refused, but the log gets one line a minute for it
+// (held_back counts the rest): a line per refusal let any host that
+// reaches the port write the log at the rate it sends datagrams. Granted
+// MNTs are still logged one by one.
+func TestMountRefusalsRateLimited(t *testing.T) {
+	var logs logtest.Buffer
+	s := mountServer(t, withLog(&logs))
+	c := nfsdtest.Dial(t, "udp", s.MountAddr)
+	const n = 50
+	for i := range n {
+		path := s.Root + "/other" // 10.0.0.0/8 only
+		if i%2 == 1 {
+			path = "/not/exported"
+		}
+		if r, _ := mnt(t, c, nfs3.MountV3, path); r.Status != nfs3.MountAcces {
+			t.Fatalf("MNT %s: %v, want ACCES", path, r.Status)
+		}
+	}
+	if got := strings.Count(logs.String(), "mount: refused"); got != 1 {
+		t.Errorf("%d \"mount: refused\" lines for %d refused MNTs from one host, want 1:\n%s", got, n, logs.String())
+	}
+	for range 2 {
+		if r, _ := mnt(t, c, nfs3.MountV3, s.Root); r.Status != nfs3.MountOK {
+			t.Fatalf("MNT %s: %v", s.Root, r.Status)
+		}
+	}
+	if got := strings.Count(logs.String(), "mount: granted"); got != 2 {
+		t.Errorf("%d \"mount: granted\" lines for 2 MNTs, want 2", got)
+	}
+}
