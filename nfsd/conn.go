@@ -297,9 +297,9 @@ func (c *conn) serve() {
 		c.ep.log.Debug("nfsd: connection closing", "err", err)
 	case errors.Is(err, rpc.ErrRecordTooLarge):
 		s.stats.badRecords.Add(1)
-		c.ep.log.Warn("nfsd: record too large; connection closed", "err", err)
+		c.logBadStream("nfsd: record too large; connection closed", "err", err)
 	case errors.Is(err, errUndecodable):
-		c.ep.log.Warn("nfsd: undecodable call; connection closed")
+		c.logBadStream("nfsd: undecodable call; connection closed")
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		c.ep.log.Debug("nfsd: connection timed out", "err", err)
 	default:
@@ -319,6 +319,19 @@ func (c *conn) serve() {
 	s.mu.Unlock()
 	s.stats.conns.Add(-1)
 	s.serveWG.Done()
+}
+
+// logBadStream logs at Warn that c was closed for what it sent, at most
+// one line a minute per client address (rateLog), with held_back counting
+// those since its previous line: any host that reaches the port can open
+// connections and send garbage, and a line for each let it write the log
+// at the rate it connects. Stats count every one (BadCalls, BadRecords).
+func (c *conn) logBadStream(msg string, attrs ...any) {
+	ok, held := c.s.badLog.allow(c.ep.remote.Addr(), c.s.Clock())
+	if !ok {
+		return
+	}
+	c.ep.log.Warn(msg, append(attrs, "held_back", held)...)
 }
 
 // errUndecodable is how a worker tells the reader that a record was not an

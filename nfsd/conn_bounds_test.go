@@ -1,6 +1,8 @@
 package nfsd_test
 
 import (
+	"encoding/binary"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -9,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mailnfs/mailnfs/internal/logtest"
 	"github.com/mailnfs/mailnfs/internal/nfs3"
 	"github.com/mailnfs/mailnfs/internal/rpc"
 	"github.com/mailnfs/mailnfs/internal/xdr"
@@ -124,5 +127,36 @@ func TestQueuedRepliesBounded(t *testing.T) {
 	}
 	if queued > conns*perConn {
 		t.Errorf("%d bytes of replies queued; want at most %d", queued, conns*perConn)
+	}
+}
+
+// TestBadStreamLogRateLimited: connections from one host that each send a
+// record mark beyond MaxRecord are each closed and counted, but logged
+// once a minute for the host (held_back counts the rest): a Warn line per
+// connection let any host that reaches the port write the log at the rate
+// it connects.
+func TestBadStreamLogRateLimited(t *testing.T) {
+	var logs logtest.Buffer
+	srv := nfsdtest.StartServer(t, withLog(&logs))
+	const n = 30
+	for range n {
+		nc, err := net.Dial("tcp", srv.NFSAddr.String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := nc.Write(binary.BigEndian.AppendUint32(nil, 1<<31|64<<20)); err != nil {
+			t.Fatal(err)
+		}
+		nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+		if _, err := io.Copy(io.Discard, nc); err != nil {
+			t.Fatalf("waiting for the server to close: %v", err)
+		}
+		nc.Close()
+	}
+	if got := srv.Daemon.Server.Stats().BadRecords; got != n {
+		t.Errorf("BadRecords %d, want %d", got, n)
+	}
+	if got := strings.Count(logs.String(), "record too large"); got != 1 {
+		t.Errorf("%d \"record too large\" lines for %d connections from one host, want 1:\n%s", got, n, logs.String())
 	}
 }

@@ -156,8 +156,10 @@ type Server struct {
 		counted int
 		hosts   map[netip.Addr]int
 	}
-	// limitLog rate-limits the log lines of connection limits.
+	// limitLog rate-limits the log lines of connection limits; badLog
+	// those of connections closed for a broken stream (logBadStream).
 	limitLog rateLog
+	badLog   rateLog
 
 	connSeq atomic.Uint64
 	stats   counters
