@@ -66,9 +66,12 @@ type ExportsOptions struct {
 //
 // Stores are kept by path while the table serves the path: a reload that
 // drops a path (or finds an mp export unmounted) retires its store, which
-// is closed retireGrace later (a call in flight may still use it), and a
-// later reload that brings the path back opens a new one; handles stay
-// valid across stores. Close closes them all.
+// is closed retireGrace later (a call in flight may still use it). A
+// reload that brings the path back within that time, on the same
+// directory, takes the retired store back (one tree never has two stores,
+// which would run two compression workers on one journal); later, it
+// opens a new one, and handles stay valid across stores. Close closes
+// them all.
 // An Exports is safe for concurrent use.
 type Exports struct {
 	opts ExportsOptions
@@ -89,8 +92,12 @@ type Exports struct {
 		// served) or replaced (another file system was mounted on their
 		// directory); calls in flight may still use them, so each is
 		// closed retireGrace later, or by Close.
-		retired []Store
-		closed  bool
+		retired []retiredStore
+		// retireSeq numbers retirements, so that the timer of an
+		// earlier retirement of a store brought back since does not
+		// close it.
+		retireSeq uint64
+		closed    bool
 	}
 
 	// insecure remembers the (client, export) pairs already logged as
@@ -108,6 +115,15 @@ type exportSet struct {
 	table *ExportTable
 	byID  map[uint32]*liveExport
 	list  []*liveExport // table order
+}
+
+// retiredStore is a store a reload retired, waiting to be closed.
+type retiredStore struct {
+	store    Store
+	path     string // the export path it served
+	compress string // as opened
+	id       fileID // the directory it was opened on
+	seq      uint64
 }
 
 // liveExport is an export with its open store.
@@ -159,6 +175,7 @@ func (x *Exports) Reload(t *ExportTable) error {
 		id       fileID
 	}
 	var opened []string
+	var revived []retiredStore
 	replaced := map[string]storeState{}
 	fail := func(err error) error {
 		for _, p := range opened {
@@ -168,6 +185,12 @@ func (x *Exports) Reload(t *ExportTable) error {
 			delete(x.mu.stores, p)
 			delete(x.mu.compress, p)
 			delete(x.mu.ids, p)
+		}
+		for _, r := range revived {
+			delete(x.mu.stores, r.path)
+			delete(x.mu.compress, r.path)
+			delete(x.mu.ids, r.path)
+			x.retireLocked(r)
 		}
 		for p, old := range replaced {
 			x.mu.stores[p], x.mu.compress[p], x.mu.ids[p] = old.store, old.compress, old.id
@@ -186,6 +209,20 @@ func (x *Exports) Reload(t *ExportTable) error {
 					"export", e.Path, "pos", e.Pos.String())
 				replaced[e.Path] = storeState{st, x.mu.compress[e.Path], x.mu.ids[e.Path]}
 				st = nil
+			}
+		}
+		if st == nil && replaced[e.Path].store == nil {
+			// A path back within retireGrace of being dropped gets
+			// its store back: two stores of one tree would run two
+			// compression workers on one journal.
+			if r, ok := x.reviveLocked(e.Path); ok {
+				revived = append(revived, r)
+				st = r.store
+				x.mu.stores[e.Path], x.mu.compress[e.Path], x.mu.ids[e.Path] = r.store, r.compress, r.id
+				if r.compress != e.Compress {
+					x.log.Warn("exports: compress changed for an open export; it takes effect when mailnfsd restarts",
+						"export", e.Path, "pos", e.Pos.String(), "running", r.compress, "file", e.Compress)
+				}
 			}
 		}
 		if st == nil {
@@ -214,8 +251,8 @@ func (x *Exports) Reload(t *ExportTable) error {
 		set.list = append(set.list, le)
 	}
 	x.cur.Store(set)
-	for _, old := range replaced {
-		x.retireLocked(old.store)
+	for p, old := range replaced {
+		x.retireLocked(retiredStore{store: old.store, path: p, compress: old.compress, id: old.id})
 	}
 	// A path the new table does not serve (dropped from the file, or an
 	// mp export no longer mounted) has its store retired too: kept, it
@@ -227,20 +264,38 @@ func (x *Exports) Reload(t *ExportTable) error {
 	}
 	for p, st := range x.mu.stores {
 		if !served[p] {
+			x.retireLocked(retiredStore{store: st, path: p, compress: x.mu.compress[p], id: x.mu.ids[p]})
 			delete(x.mu.stores, p)
 			delete(x.mu.compress, p)
 			delete(x.mu.ids, p)
-			x.retireLocked(st)
 		}
 	}
 	return nil
 }
 
-// retireLocked closes st, no longer in the table, retireGrace from now
-// (or at Close): calls in flight may still use it.
-func (x *Exports) retireLocked(st Store) {
-	x.mu.retired = append(x.mu.retired, st)
-	time.AfterFunc(retireGrace, func() { x.closeRetired(st) })
+// retireLocked closes r's store, no longer in the table, retireGrace from
+// now (or at Close): calls in flight may still use it.
+func (x *Exports) retireLocked(r retiredStore) {
+	x.mu.retireSeq++
+	r.seq = x.mu.retireSeq
+	x.mu.retired = append(x.mu.retired, r)
+	time.AfterFunc(retireGrace, func() { x.closeRetired(r.store, r.seq) })
+}
+
+// reviveLocked takes back from the retired stores the one of path, if it
+// was opened on the directory path names now.
+func (x *Exports) reviveLocked(path string) (retiredStore, bool) {
+	id, err := dirID(path)
+	if err != nil {
+		return retiredStore{}, false
+	}
+	for i, r := range x.mu.retired {
+		if r.path == path && r.id == id {
+			x.mu.retired = slices.Delete(x.mu.retired, i, i+1)
+			return r, true
+		}
+	}
+	return retiredStore{}, false
 }
 
 // retireGrace is how long a store dropped or replaced by a reload stays open for the
@@ -250,9 +305,9 @@ var retireGrace = 2 * time.Minute
 
 // closeRetired closes st, a store retired by a reload, unless Close has
 // closed it already.
-func (x *Exports) closeRetired(st Store) {
+func (x *Exports) closeRetired(st Store, seq uint64) {
 	x.mu.Lock()
-	i := slices.Index(x.mu.retired, st)
+	i := slices.IndexFunc(x.mu.retired, func(r retiredStore) bool { return r.store == st && r.seq == seq })
 	if x.mu.closed || i < 0 {
 		x.mu.Unlock()
 		return
@@ -309,8 +364,8 @@ func (x *Exports) Close() error {
 			errs = append(errs, fmt.Errorf("close export %s: %w", p, err))
 		}
 	}
-	for _, st := range x.mu.retired {
-		if err := st.Close(); err != nil {
+	for _, r := range x.mu.retired {
+		if err := r.store.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("close a replaced export store: %w", err))
 		}
 	}

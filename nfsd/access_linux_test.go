@@ -136,7 +136,8 @@ func openFds(t *testing.T) int {
 // TestExportsReloadRetiresDroppedStores: reloads that each serve another
 // path. The store of a path the table no longer serves is retired and
 // closed after its grace; before, every path ever served kept its store,
-// its fds and its node cache open for the life of the process.
+// its fds and its node cache open for the life of the process. A path
+// back within the grace gets its store back.
 func TestExportsReloadRetiresDroppedStores(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("maildirfs needs root (CAP_DAC_READ_SEARCH)")
@@ -186,4 +187,18 @@ func TestExportsReloadRetiresDroppedStores(t *testing.T) {
 	if got := openFds(t); got > base+2 {
 		t.Errorf("%d fds open after %d reloads, %d before: the dropped exports' stores stay open", got, reloads, base)
 	}
+
+	// A path back within the grace gets its store back (a second store
+	// of the same tree would run a second compression worker on its
+	// journal), and the first retirement's timer leaves it open.
+	live := x.cur.Load().list[0].store
+	exNoErr(t, x.Reload(table(0)))
+	exNoErr(t, x.Reload(table(reloads)))
+	exTrue(t, x.cur.Load().list[0].store == live, "a path back within the grace got a new store")
+	time.Sleep(4 * retireGrace)
+	use() // fails if the revived store was closed
+	x.mu.Lock()
+	left := len(x.mu.retired)
+	x.mu.Unlock()
+	exEqual(t, 0, left, "retired stores left after their grace")
 }
