@@ -32,7 +32,7 @@ type HostsGate struct {
 	clock func() time.Time
 	cur   atomic.Pointer[hostsState]
 
-	logs   rateLog // denials logged once a minute per caller address
+	logs   rateLog[netip.Addr] // denials logged once a minute per caller address
 	denied atomic.Uint64
 
 	// OnDenied, if set before the gate is used, is called for every

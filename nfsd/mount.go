@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net/netip"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -74,7 +75,14 @@ type Mount struct {
 	// logged.
 	truncWarned atomic.Pointer[exportSet]
 	// refusals rate-limits the lines of refused MNTs (logRefused).
-	refusals rateLog
+	refusals rateLog[mountRefusal]
+}
+
+// mountRefusal keys the refused-MNT log lines: a client address and the
+// line's message, a fixed text per reason (never the client's path).
+type mountRefusal struct {
+	addr netip.Addr
+	msg  string
 }
 
 var (
@@ -222,11 +230,12 @@ func (m *Mount) mnt(req *Request, dirpath string, v3 bool) (maildirfs.Handle, nf
 }
 
 // logRefused logs a refused MNT at Info, at most one line a minute per
-// client address (rateLog) with held_back counting the refusals since its
-// previous line: any host that reaches the port can send MNTs, and one
-// line per datagram let it write the log at the rate it sends.
+// client address and reason (rateLog) with held_back counting the
+// refusals since its previous line: any host that reaches the port can
+// send MNTs, and one line per datagram let it write the log at the rate
+// it sends.
 func (m *Mount) logRefused(req *Request, msg string, attrs ...any) {
-	ok, held := m.refusals.allow(req.Addr.Addr(), time.Now())
+	ok, held := m.refusals.allow(mountRefusal{req.Addr.Addr(), msg}, time.Now())
 	if !ok {
 		return
 	}

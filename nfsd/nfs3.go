@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"log/slog"
+	"net/netip"
 	"strings"
 	"sync"
 	"time"
@@ -77,7 +78,8 @@ type NFS3 struct {
 	// xid attributes, is preferred). Nil discards.
 	Logger *slog.Logger
 
-	counters n3Counters // replies by procedure and status (Stats)
+	counters n3Counters          // replies by procedure and status (Stats)
+	retries  rateLog[netip.Addr] // logRetry's lines
 }
 
 var (

@@ -1,6 +1,8 @@
 package nfsd
 
 import (
+	"time"
+
 	"github.com/mailnfs/mailnfs/internal/nfs3"
 )
 
@@ -45,8 +47,17 @@ func (n *NFS3) answerDone(req *Request, name string, st Store, hs ...[]byte) nfs
 	return nfs3.StatusOK
 }
 
-// logRetry records that a retransmitted call was answered as done.
+// logRetry records that a retransmitted call was answered as done, up to
+// retryLogLines a minute per client address (held_back: the calls not
+// logged since the previous line), as Server.logRetransmission.
 func (n *NFS3) logRetry(req *Request, name string) {
-	n.logger(req).Info("nfs3: retransmission of a call that may have run answered as done",
-		"proc", nfs3.Proc(req.Proc).String(), "name", name)
+	ok, held := n.retries.allowN(req.Addr.Addr(), time.Now(), retryLogLines)
+	if !ok {
+		return
+	}
+	attrs := []any{"proc", nfs3.Proc(req.Proc).String(), "name", name}
+	if held > 0 {
+		attrs = append(attrs, "held_back", held)
+	}
+	n.logger(req).Info("nfs3: retransmission of a call that may have run answered as done", attrs...)
 }

@@ -1,7 +1,6 @@
 package nfsd
 
 import (
-	"net/netip"
 	"sync"
 	"time"
 )
@@ -12,32 +11,49 @@ const rateLogEvery = time.Minute
 // maxRateLogKeys bounds the keys a rateLog remembers.
 const maxRateLogKeys = 4096
 
-// rateLog lets one log line through per client address and rateLogEvery,
-// and counts the events it held back, for the next line. The zero value is
-// ready to use; it is safe for concurrent use.
-type rateLog struct {
+// rateLog lets one log line (allowN: n lines) through per key (a client
+// address, or an address and a kind of event) and rateLogEvery, and
+// counts the events it held back, for the next line. Keys must come
+// from a bounded set per address (never from text a client chooses), or a
+// flood of fresh keys would log every event. The zero value is ready to
+// use; it is safe for concurrent use.
+type rateLog[K comparable] struct {
 	mu   sync.Mutex
-	last map[netip.Addr]rateEntry
+	last map[K]rateEntry
 }
 
 type rateEntry struct {
-	at   time.Time // the last line
-	held int       // events since, not logged
+	at   time.Time // the first line of the window
+	n    int       // lines let through since at
+	held int       // events since the last line, not logged
 }
 
 // allow reports whether an event of k at now is due for a log line, and
 // how many events of k were held back since the previous line.
-func (l *rateLog) allow(k netip.Addr, now time.Time) (bool, int) {
+func (l *rateLog[K]) allow(k K, now time.Time) (bool, int) {
+	return l.allowN(k, now, 1)
+}
+
+// allowN is allow with up to n lines per key and rateLogEvery, for events
+// that come a few at a time in normal operation and are worth a line
+// each then.
+func (l *rateLog[K]) allowN(k K, now time.Time, n int) (bool, int) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	e, ok := l.last[k]
 	if ok && now.Sub(e.at) < rateLogEvery && !now.Before(e.at) {
-		e.held++
+		if e.n >= n {
+			e.held++
+			l.last[k] = e
+			return false, 0
+		}
+		held := e.held
+		e.n, e.held = e.n+1, 0
 		l.last[k] = e
-		return false, 0
+		return true, held
 	}
 	if l.last == nil {
-		l.last = make(map[netip.Addr]rateEntry)
+		l.last = make(map[K]rateEntry)
 	}
 	if !ok && len(l.last) >= maxRateLogKeys {
 		for k2, e2 := range l.last {
@@ -51,6 +67,6 @@ func (l *rateLog) allow(k netip.Addr, now time.Time) (bool, int) {
 			clear(l.last)
 		}
 	}
-	l.last[k] = rateEntry{at: now}
+	l.last[k] = rateEntry{at: now, n: 1}
 	return true, e.held
 }

@@ -156,10 +156,11 @@ type Server struct {
 		counted int
 		hosts   map[netip.Addr]int
 	}
-	// limitLog rate-limits the log lines of connection limits; badLog
-	// those of connections closed for a broken stream (logBadStream).
-	limitLog rateLog
-	badLog   rateLog
+	// limitLog rate-limits the log lines of connection limits, badLog
+	// those of connections closed for a broken record, retryLog those of
+	// retransmissions of calls that may have run.
+	limitLog, badLog rateLog[netip.Addr]
+	retryLog         rateLog[retryLogKey]
 
 	connSeq atomic.Uint64
 	stats   counters
@@ -612,7 +613,7 @@ func (s *Server) dispatch(ep *endpoint, rec []byte, e *xdr.Encoder) verdict {
 		case drcEvicted:
 			req.MayHaveRun = true
 			s.stats.drcEvictedHits.Add(1)
-			log.Info("nfsd: retransmission of a call whose reply had left the duplicate request cache", "prog", h.Prog, "vers", h.Vers, "proc", h.Proc)
+			s.logRetransmission(log, key.addr, false, "nfsd: retransmission of a call whose reply had left the duplicate request cache", "prog", h.Prog, "vers", h.Vers, "proc", h.Proc)
 		}
 		if s.DRCLog != nil {
 			var mayHaveRun bool
@@ -620,7 +621,7 @@ func (s *Server) dispatch(ep *endpoint, rec []byte, e *xdr.Encoder) verdict {
 			if mayHaveRun && !req.MayHaveRun {
 				req.MayHaveRun = true
 				s.stats.drcLogHits.Add(1)
-				log.Info("nfsd: retransmission of a call begun before the restart", "prog", h.Prog, "vers", h.Vers, "proc", h.Proc)
+				s.logRetransmission(log, key.addr, true, "nfsd: retransmission of a call begun before the restart", "prog", h.Prog, "vers", h.Vers, "proc", h.Proc)
 			}
 		}
 	}
@@ -644,6 +645,32 @@ func (s *Server) dispatch(ep *endpoint, rec []byte, e *xdr.Encoder) verdict {
 		}
 	}
 	return v
+}
+
+// retryLogLines is how many retransmissions of calls that may have run
+// are logged per client address, kind and minute. A front end resends a
+// few after a restart or a burst of evictions (its calls in flight), each
+// worth a line; a client that replays old XIDs with the same arguments
+// in a loop gets one line per call that has an effect otherwise.
+const retryLogLines = 32
+
+// retryLogKey keys Server.retryLog: the client's address and whether the
+// call was begun before the restart (else its reply left the cache).
+type retryLogKey struct {
+	addr    netip.Addr
+	restart bool
+}
+
+// logRetransmission logs a retransmission of a call that may have run at
+// Info, up to retryLogLines a minute per client address and kind; held_back
+// counts those not logged since the previous line (the metrics count all).
+func (s *Server) logRetransmission(log *slog.Logger, addr netip.Addr, restart bool, msg string, attrs ...any) {
+	if ok, held := s.retryLog.allowN(retryLogKey{addr, restart}, s.Clock(), retryLogLines); ok {
+		if held > 0 {
+			attrs = append(attrs, "held_back", held)
+		}
+		log.Info(msg, attrs...)
+	}
 }
 
 // invoke runs the Program with the SUCCESS header already in e, so results

@@ -1,0 +1,231 @@
+package main
+
+import (
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/mailnfs/mailnfs/internal/nfs3"
+	"github.com/mailnfs/mailnfs/internal/rpc"
+	"github.com/mailnfs/mailnfs/internal/xdr"
+	"github.com/mailnfs/mailnfs/nfsd/nfsdtest"
+)
+
+// stormServer starts a mailnfsd at the default log level serving one
+// export to 127.0.0.0/8 (FreeBSD line, no -alldirs) and returns it, the
+// export and the NFS (and MOUNT) port.
+func stormServer(t *testing.T) (*proc, string, int) {
+	t.Helper()
+	p, export, port, _ := stormServerArgs(t)
+	return p, export, port
+}
+
+// stormServerArgs is stormServer; it also returns the command line, for
+// a restart.
+func stormServerArgs(t *testing.T) (*proc, string, int, []string) {
+	t.Helper()
+	nfsdtest.RequireRoot(t)
+	dir := t.TempDir()
+	export := filepath.Join(dir, "export")
+	if err := os.Mkdir(export, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	exports := filepath.Join(dir, "exports")
+	writeFile(t, exports, export+" -maproot=0:0 -network 127.0.0.0/8\n")
+	ports := freePorts(t, 2)
+	args := []string{"-exports", exports, "-state-dir", filepath.Join(dir, "state"),
+		"-listen", "127.0.0.1", "-nfs-port", strconv.Itoa(ports[0]), "-portmap-port", strconv.Itoa(ports[1])}
+	p := startBinary(t, args...)
+	p.waitListening(t, ports...)
+	return p, export, ports[0], args
+}
+
+// stopAndCount stops p and returns how often each of msgs is in its log.
+func (p *proc) stopAndCount(t *testing.T, msgs ...string) []int {
+	t.Helper()
+	if code := p.stop(t, syscall.SIGTERM); code != 0 {
+		t.Fatalf("exit %d\n%s", code, p.stderr.String())
+	}
+	log := p.stderr.String()
+	n := make([]int, len(msgs))
+	for i, m := range msgs {
+		n[i] = strings.Count(log, m)
+	}
+	return n
+}
+
+// TestBadRecordStormLogRateLimited opens connection after connection to a
+// real mailnfsd from one address, each sending an oversized record or a
+// record that is not an RPC call. The closings are logged once a minute
+// per address, not once per connection: a broken or hostile client must
+// not flood the journal.
+func TestBadRecordStormLogRateLimited(t *testing.T) {
+	p, _, port := stormServer(t)
+	const storm = 40
+	send := func(b []byte) {
+		c, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(port))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.Write(b)
+		// Wait for the server to close its side.
+		c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		var buf [64]byte
+		for {
+			if _, err := c.Read(buf[:]); err != nil {
+				break
+			}
+		}
+	}
+	for range storm {
+		send([]byte{0xff, 0xff, 0xff, 0xff})                     // a 2 GiB record
+		send(rpc.FrameRecord([]byte{0, 0, 0, 1, 0, 0, 0, 1, 0})) // a REPLY, not a call
+	}
+	n := p.stopAndCount(t, "record too large", "undecodable call")
+	if n[0] != 1 {
+		t.Errorf("record too large: logged %d times for %d connections from one address, want once", n[0], storm)
+	}
+	if n[1] > 1 {
+		t.Errorf("undecodable call: logged %d times for %d connections from one address, want at most once", n[1], storm)
+	}
+}
+
+// TestRefusedMountStormLogRateLimited sends MNT after MNT that mailnfsd
+// must refuse, each for a new path: not exported, a subdirectory of an
+// export without -alldirs, a relative path. Each reason is logged once a
+// minute per address, not once per call; a granted MNT is still logged.
+func TestRefusedMountStormLogRateLimited(t *testing.T) {
+	p, export, port := stormServer(t)
+	mc := nfsdtest.Dial(t, "tcp", netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(port)))
+	mnt := func(path string) nfs3.MountStat {
+		d, err := mc.Call(nfs3.MountProgram, 3, uint32(nfs3.MountProcMnt), nfsdtest.AuthSys(0, 0), func(e *xdr.Encoder) {
+			(&nfs3.DirPath{Path: path}).Encode(e)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var r nfs3.MountRes3
+		r.Decode(d)
+		return r.Status
+	}
+	const storm = 40
+	for i := range storm {
+		if st := mnt("/not/exported/" + strconv.Itoa(i)); st != nfs3.MountAcces {
+			t.Fatalf("MNT of a path not exported: %v", st)
+		}
+		if st := mnt(export + "/sub" + strconv.Itoa(i)); st != nfs3.MountAcces {
+			t.Fatalf("MNT of a subdirectory without -alldirs: %v", st)
+		}
+		if st := mnt("relative" + strconv.Itoa(i)); st == nfs3.MountOK {
+			t.Fatalf("MNT of a relative path: %v", st)
+		}
+	}
+	if st := mnt(export); st != nfs3.MountOK {
+		t.Fatalf("MNT %s: %v", export, st)
+	}
+	msgs := []string{
+		"refused: path is not exported",
+		"refused: subdirectory of an export without -alldirs",
+		`msg="mount: refused" `,
+		"mount: granted",
+	}
+	for i, n := range p.stopAndCount(t, msgs...) {
+		if n != 1 {
+			t.Errorf("%q logged %d times, want once (%d refusals of each kind from one address)", msgs[i], n, storm)
+		}
+	}
+}
+
+// TestRetransmissionStormLogRateLimited replays calls that had an effect,
+// with their XIDs and arguments, to a real mailnfsd: after their replies
+// left the duplicate request cache, and after a restart. A front end
+// resends a few such calls (its calls in flight), each worth a line; a
+// client replaying old XIDs in a loop must not get a line per call.
+func TestRetransmissionStormLogRateLimited(t *testing.T) {
+	p, export, port, args := stormServerArgs(t)
+	const files = 100
+	for i := range files {
+		writeFile(t, filepath.Join(export, "f"+strconv.Itoa(i)), "x")
+	}
+	addr := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(port))
+	d, err := nfsdtest.Dial(t, "tcp", addr).Call(nfs3.MountProgram, 3, uint32(nfs3.MountProcMnt), nfsdtest.AuthSys(0, 0), func(e *xdr.Encoder) {
+		(&nfs3.DirPath{Path: export}).Encode(e)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mnt nfs3.MountRes3
+	mnt.Decode(d)
+	if mnt.Status != nfs3.MountOK {
+		t.Fatalf("MNT: %v", mnt.Status)
+	}
+	// remove sends REMOVE name with xid on c and returns the status.
+	cred := nfsdtest.AuthSys(0, 0)
+	var c net.Conn
+	var rr *rpc.RecordReader
+	dial := func() {
+		var err error
+		if c, err = net.Dial("tcp", addr.String()); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		rr = rpc.NewRecordReader(c, 0)
+	}
+	remove := func(xid uint32, name string) nfs3.Status {
+		var e xdr.Encoder
+		rpc.CallHeader{XID: xid, Prog: nfs3.Program, Vers: nfs3.Version, Proc: uint32(nfs3.ProcRemove), Cred: cred, Verf: nfsdtest.AuthNone}.Encode(&e)
+		(&nfs3.DirOpArgs{Dir: mnt.Handle, Name: name}).Encode(&e)
+		c.SetDeadline(time.Now().Add(30 * time.Second))
+		if _, err := c.Write(rpc.FrameRecord(e.Bytes())); err != nil {
+			t.Fatal(err)
+		}
+		rec, err := rr.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var d xdr.Decoder
+		d.Reset(rec)
+		if got, err := rpc.DecodeReply(&d); err != nil || got != xid {
+			t.Fatalf("REMOVE %s: reply to xid %d: %v, want %d", name, got, err, xid)
+		}
+		return nfs3.Status(d.Uint32())
+	}
+	dial()
+	for i := range files {
+		if st := remove(1000+uint32(i), "f"+strconv.Itoa(i)); st != nfs3.StatusOK {
+			t.Fatalf("REMOVE f%d: %v", i, st)
+		}
+	}
+	// Calls enough to push those replies out of the cache (4,096).
+	for i := range 4200 {
+		remove(100000+uint32(i), "none"+strconv.Itoa(i))
+	}
+	replay := func(when string) {
+		for i := range files {
+			if st := remove(1000+uint32(i), "f"+strconv.Itoa(i)); st != nfs3.StatusOK {
+				t.Fatalf("REMOVE f%d replayed %s: %v, want it answered as done", i, when, st)
+			}
+		}
+	}
+	replay("after eviction")
+	n := p.stopAndCount(t, "reply had left the duplicate request cache", "answered as done")
+	if n[0] != 32 || n[1] != 32 {
+		t.Errorf("%d replayed evicted calls: logged %d as evicted and %d as answered as done, want 32 each (then once a minute)", files, n[0], n[1])
+	}
+
+	p = startBinary(t, args...)
+	p.waitListening(t, port)
+	dial()
+	replay("after a restart")
+	n = p.stopAndCount(t, "begun before the restart", "answered as done")
+	if n[0] != 32 || n[1] != 32 {
+		t.Errorf("%d calls replayed after a restart: logged %d as begun before it and %d as answered as done, want 32 each (then once a minute)", files, n[0], n[1])
+	}
+}
