@@ -79,9 +79,16 @@ func open(root string, opts Options, zforce bool) (*FS, error) {
 		opts.MaxOpenNodes = 1024
 	}
 	f := &FS{root: root, exportID: opts.ExportID, opts: opts, log: opts.Logger, opened: time.Now()}
-	key, err := loadKey(opts.StateDir)
+	key, created, err := loadKey(opts.StateDir)
 	if err != nil {
 		return nil, err
+	}
+	if created {
+		// The same as a first start, unless the state directory was lost
+		// or replaced: then every handle given out before fails its MAC
+		// (ErrBadHandle), and only this line tells the operator why.
+		opts.Logger.Warn("maildirfs: no handle key in the state directory; created a new one. Expected on a first start; otherwise the state directory was lost or replaced, and clients that mounted before get NFS3ERR_BADHANDLE until they mount again",
+			"key", filepath.Join(opts.StateDir, keyFile))
 	}
 	f.key = key
 	f.fsid = binary.BigEndian.Uint64(f.mac(binary.BigEndian.AppendUint32([]byte("fsid"), opts.ExportID))[:8])
@@ -137,33 +144,33 @@ func open(root string, opts Options, zforce bool) (*FS, error) {
 	return f, nil
 }
 
-// loadKey reads the 32-byte handle key, creating it (0600) on first use.
-func loadKey(dir string) ([32]byte, error) {
-	var key [32]byte
+// loadKey reads the 32-byte handle key, creating it (0600) on first use;
+// created reports that this call created it.
+func loadKey(dir string) (key [32]byte, created bool, err error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return key, fmt.Errorf("maildirfs: state dir: %w", err)
+		return key, false, fmt.Errorf("maildirfs: state dir: %w", err)
 	}
 	p := filepath.Join(dir, keyFile)
 	for range 3 {
 		b, err := os.ReadFile(p)
 		if err == nil {
 			if len(b) != len(key) {
-				return key, fmt.Errorf("maildirfs: %s: %d bytes, want %d: %w", p, len(b), len(key), ErrCorrupt)
+				return key, false, fmt.Errorf("maildirfs: %s: %d bytes, want %d: %w", p, len(b), len(key), ErrCorrupt)
 			}
 			copy(key[:], b)
-			return key, nil
+			return key, created, nil
 		}
 		if !errors.Is(err, os.ErrNotExist) {
-			return key, fmt.Errorf("maildirfs: read key: %w", err)
+			return key, false, fmt.Errorf("maildirfs: read key: %w", err)
 		}
 		// Write a temporary file, sync it, then link it into place: two
 		// concurrent Opens agree on one key.
 		if _, err := rand.Read(key[:]); err != nil {
-			return key, err
+			return key, false, err
 		}
 		tmp, err := os.CreateTemp(dir, keyFile+".tmp*")
 		if err != nil {
-			return key, fmt.Errorf("maildirfs: create key: %w", err)
+			return key, false, fmt.Errorf("maildirfs: create key: %w", err)
 		}
 		err = tmp.Chmod(0o600)
 		if err == nil {
@@ -177,20 +184,21 @@ func loadKey(dir string) ([32]byte, error) {
 		}
 		if err == nil {
 			err = os.Link(tmp.Name(), p)
+			created = err == nil
 			if errors.Is(err, os.ErrExist) {
 				err = nil
 			}
 		}
 		os.Remove(tmp.Name())
 		if err != nil {
-			return key, fmt.Errorf("maildirfs: write key: %w", err)
+			return key, false, fmt.Errorf("maildirfs: write key: %w", err)
 		}
 		if d, err := os.Open(dir); err == nil {
 			d.Sync()
 			d.Close()
 		}
 	}
-	return key, fmt.Errorf("maildirfs: could not establish key in %s", dir)
+	return key, false, fmt.Errorf("maildirfs: could not establish key in %s", dir)
 }
 
 // Close closes every cached fd. Calls after Close fail.
