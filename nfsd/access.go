@@ -159,9 +159,10 @@ func OpenExports(t *ExportTable, opts ExportsOptions) (*Exports, error) {
 // An export with a Mountpoint that is not a mount point now is left out of
 // the new table (logged as an error; the rest is served). One whose
 // directory is another than when its store was opened (a file system
-// mounted or remounted there since) gets a new store. A store replaced,
-// or whose path the new table does not serve, stays open for calls in
-// flight for retireGrace (or until Close).
+// mounted or remounted there since, or the directory replaced) gets a new
+// store. A store replaced, or whose path the new table does not serve,
+// stays open for calls in flight for retireGrace (or until Close). One
+// whose directory is gone fails the reload, as it fails Start.
 func (x *Exports) Reload(t *ExportTable) error {
 	x.mu.Lock()
 	defer x.mu.Unlock()
@@ -203,10 +204,22 @@ func (x *Exports) Reload(t *ExportTable) error {
 			continue
 		}
 		st := x.mu.stores[e.Path]
-		if st != nil && e.Mountpoint != "" {
-			if id, err := dirID(e.Path); err == nil && id != x.mu.ids[e.Path] {
-				x.log.Info("exports: another file system is mounted on the export than when it was opened; serving the new one",
+		if st != nil {
+			// The store holds the directory it opened, whatever is at
+			// the path now: a file system mounted or remounted there, or
+			// the directory replaced (moved away and another put in its
+			// place) gets a new store, as the path is what the exports
+			// name. A directory gone fails the reload below, as at start.
+			id, err := dirID(e.Path)
+			if was := x.mu.ids[e.Path]; was == (fileID{}) {
+				// Not known (a test's OpenStore without a directory).
+				id, err = was, nil
+			}
+			if err == nil && id != x.mu.ids[e.Path] {
+				x.log.Info("exports: the export's directory is another than when it was opened (replaced, or another file system mounted there); serving the new one",
 					"export", e.Path, "pos", e.Pos.String())
+			}
+			if err != nil || id != x.mu.ids[e.Path] {
 				replaced[e.Path] = storeState{st, x.mu.compress[e.Path], x.mu.ids[e.Path]}
 				st = nil
 			}

@@ -1,0 +1,77 @@
+package main
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/mailnfs/mailnfs/client"
+)
+
+// TestReloadReplacedExportDir replaces an export's directory while a real
+// mailnfsd serves it (moved away, a new one made in its place, as when
+// restoring a backup) and reloads: new mounts must get the directory now
+// at the path, not the one moved away. A reload while the directory is
+// gone is refused, naming it.
+func TestReloadReplacedExportDir(t *testing.T) {
+	p, export, _, args := stormServerArgs(t)
+	pmPort := args[len(args)-1]
+	maildir := func(root string) {
+		for _, d := range []string{"tmp", "new", "cur"} {
+			if err := os.MkdirAll(filepath.Join(root, "Maildir", d), 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	deliver := func() string {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		c, err := client.Dial(ctx, "nfs://127.0.0.1:"+pmPort+export+"?uid=0&gid=0", client.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		name, err := c.Deliver(ctx, "Maildir", strings.NewReader("Subject: x\n\nx\n"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return name
+	}
+	reload := func() {
+		n := strings.Count(p.stderr.String(), "reload")
+		p.cmd.Process.Signal(syscall.SIGHUP)
+		for deadline := time.Now().Add(10 * time.Second); strings.Count(p.stderr.String(), "reload") == n; {
+			if time.Now().After(deadline) {
+				t.Fatalf("no reload line after SIGHUP:\n%s", p.stderr.String())
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	maildir(export)
+	first := deliver()
+	if _, err := os.Stat(filepath.Join(export, "Maildir/new", first)); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(export, export+".old"); err != nil {
+		t.Fatal(err)
+	}
+	maildir(export)
+	reload()
+	second := deliver()
+	if _, err := os.Stat(filepath.Join(export, "Maildir/new", second)); err != nil {
+		_, oerr := os.Stat(filepath.Join(export+".old", "Maildir/new", second))
+		t.Fatalf("after the export directory was replaced and reloaded, a delivery went elsewhere than to the new directory: %v (in the old one: %v)", err, oerr == nil)
+	}
+
+	if err := os.RemoveAll(export); err != nil {
+		t.Fatal(err)
+	}
+	reload()
+	if log := p.stderr.String(); !strings.Contains(log, "reload failed") || !strings.Contains(log, "export "+export+":") {
+		t.Errorf("a reload with the export directory gone is not refused with its name:\n%s", log)
+	}
+}
