@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/mailnfs/mailnfs/internal/portmap"
@@ -128,12 +129,12 @@ func Start(ctx context.Context, cfg Config) (_ *Daemon, err error) {
 		return ln.Addr().(*net.TCPAddr).AddrPort(), nil
 	}
 	if d.nfsAddr, err = bind(cfg.NFSPort); err != nil {
-		return nil, fmt.Errorf("NFS port: %w", err)
+		return nil, fmt.Errorf("NFS port: %w%s", err, inUseHint(err, "another NFS server (the kernel's nfs-server or nfsd, or another mailnfsd) holds it: stop it"))
 	}
 	d.mountAddr = d.nfsAddr
 	if cfg.MountPort != 0 && cfg.MountPort != cfg.NFSPort {
 		if d.mountAddr, err = bind(cfg.MountPort); err != nil {
-			return nil, fmt.Errorf("MOUNT port: %w", err)
+			return nil, fmt.Errorf("MOUNT port: %w%s", err, inUseHint(err, "another process (a mountd?) holds it: stop it, or choose another port"))
 		}
 	}
 	if !cfg.NoPortmap {
@@ -144,7 +145,7 @@ func Start(ctx context.Context, cfg Config) (_ *Daemon, err error) {
 			d.portmapAddr = d.mountAddr
 		default:
 			if d.portmapAddr, err = bind(cfg.PortmapPort); err != nil {
-				return nil, fmt.Errorf("portmap port: %w", err)
+				return nil, fmt.Errorf("portmap port: %w%s", err, inUseHint(err, "another portmapper (the system's rpcbind?) holds it: stop it, or serve no portmapper and register with it (mailnfsd -portmap-port 0)"))
 			}
 		}
 	}
@@ -347,6 +348,16 @@ func (d *Daemon) watchRpcbind(every time.Duration) {
 		}
 		cancel()
 	}
+}
+
+// inUseHint returns "; " and hint when err says the port is taken, for
+// the operator who starts mailnfsd on a box where a system service still
+// holds it; else "".
+func inUseHint(err error, hint string) string {
+	if errors.Is(err, syscall.EADDRINUSE) {
+		return "; " + hint
+	}
+	return ""
 }
 
 // listenPair binds TCP and UDP on the same port of host; port 0 picks a
