@@ -8,7 +8,8 @@ import (
 // rateLogEvery is how often rateLog lets a line through per address.
 const rateLogEvery = time.Minute
 
-// maxRateLogKeys bounds the keys a rateLog remembers.
+// maxRateLogKeys bounds the keys a rateLog remembers, and so the lines it
+// lets through for new keys in a minute.
 const maxRateLogKeys = 4096
 
 // rateLog lets one log line (allowN: n lines) through per key (a client
@@ -20,6 +21,9 @@ const maxRateLogKeys = 4096
 type rateLog[K comparable] struct {
 	mu   sync.Mutex
 	last map[K]rateEntry
+	// sweepAt: while the map is full, the time before which no key's
+	// minute ends, so that no sweep can make room.
+	sweepAt time.Time
 }
 
 type rateEntry struct {
@@ -56,15 +60,27 @@ func (l *rateLog[K]) allowN(k K, now time.Time, n int) (bool, int) {
 		l.last = make(map[K]rateEntry)
 	}
 	if !ok && len(l.last) >= maxRateLogKeys {
+		if now.Before(l.sweepAt) {
+			return false, 0
+		}
+		// Drop the keys whose minute is over; if none is, no sweep can
+		// free one before the oldest key's minute ends.
+		oldest := now
 		for k2, e2 := range l.last {
-			if now.Sub(e2.at) >= rateLogEvery {
+			if now.Sub(e2.at) >= rateLogEvery || now.Before(e2.at) {
 				delete(l.last, k2)
+			} else if e2.at.Before(oldest) {
+				oldest = e2.at
 			}
 		}
 		if len(l.last) >= maxRateLogKeys {
-			// A flood from many addresses: forget them all rather than
-			// grow; at worst an address is logged twice in a minute.
-			clear(l.last)
+			// A flood from more addresses in a minute than the map
+			// holds (UDP from spoofed sources, say): log none of the
+			// newcomers until room is made, rather than grow, or forget
+			// the keys and so log every event of the flood. Their
+			// events are still in the counters.
+			l.sweepAt = oldest.Add(rateLogEvery)
+			return false, 0
 		}
 	}
 	l.last[k] = rateEntry{at: now, n: 1}

@@ -229,3 +229,49 @@ func TestRetransmissionStormLogRateLimited(t *testing.T) {
 		t.Errorf("%d calls replayed after a restart: logged %d as begun before it and %d as answered as done, want 32 each (then once a minute)", files, n[0], n[1])
 	}
 }
+
+// TestManyAddressStormLogBounded sends refused MNTs over UDP from 5,000
+// loopback source addresses, two rounds, as a flood of spoofed
+// datagrams would come: more addresses in a minute than the per-address
+// limit remembers. The log must stay bounded (at most one line per
+// remembered address and minute), not get a line per datagram.
+func TestManyAddressStormLogBounded(t *testing.T) {
+	p, export, port := stormServer(t)
+	const addrs, rounds = 5000, 2
+	dst := &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: port}
+	conns := make([]*net.UDPConn, addrs)
+	for i := range conns {
+		a := netip.AddrFrom4([4]byte{127, 10 + byte(i>>16), byte(i >> 8), byte(i)})
+		c, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(a, 0)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		conns[i] = c
+	}
+	cred := nfsdtest.AuthSys(0, 0)
+	for r := range rounds {
+		for i, c := range conns {
+			// The export admits 127.0.0.0/8, so ask for a path not
+			// exported: refused for every address.
+			var e xdr.Encoder
+			rpc.CallHeader{XID: uint32(r*addrs + i + 1), Prog: nfs3.MountProgram, Vers: 3, Proc: uint32(nfs3.MountProcMnt), Cred: cred, Verf: nfsdtest.AuthNone}.Encode(&e)
+			(&nfs3.DirPath{Path: export + ".not"}).Encode(&e)
+			if _, err := c.WriteTo(e.Bytes(), dst); err != nil {
+				t.Fatal(err)
+			}
+			if i%50 == 0 {
+				time.Sleep(2 * time.Millisecond) // let the server keep up
+			}
+		}
+	}
+	// The server has answered the last round when a TCP call gets through.
+	mc := nfsdtest.Dial(t, "tcp", netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(port)))
+	mc.Null(t, nfs3.MountProgram, 3)
+	time.Sleep(200 * time.Millisecond)
+	n := p.stopAndCount(t, "refused: path is not exported")[0]
+	if n > 4096 {
+		t.Errorf("%d refused MNTs from %d addresses logged %d lines, want at most 4096 (one per remembered address and minute)", addrs*rounds, addrs, n)
+	}
+	t.Logf("%d lines", n)
+}
