@@ -83,6 +83,9 @@ func open(root string, opts Options, zforce bool) (*FS, error) {
 	if err != nil {
 		return nil, err
 	}
+	for _, w := range keyExposure(opts.StateDir) {
+		opts.Logger.Warn("maildirfs: "+w, "state_dir", opts.StateDir)
+	}
 	if created {
 		// The same as a first start, unless the state directory was lost
 		// or replaced: then every handle given out before fails its MAC
@@ -142,6 +145,21 @@ func open(root string, opts Options, zforce bool) (*FS, error) {
 		return nil, err
 	}
 	return f, nil
+}
+
+// keyExposure reports how the handle key in dir is open to other local
+// users: whoever reads it can sign handles (any file of the export's file
+// system, for a client the exports admit), whoever may write the
+// directory can put their own key in its place for the next start.
+func keyExposure(dir string) []string {
+	var ws []string
+	if st, err := os.Stat(dir); err == nil && st.Mode().Perm()&0o022 != 0 && st.Mode()&os.ModeSticky == 0 {
+		ws = append(ws, fmt.Sprintf("the state directory is writable by group or others (mode %04o): a local user could replace the handle key; chmod go-w it", st.Mode().Perm()))
+	}
+	if st, err := os.Stat(filepath.Join(dir, keyFile)); err == nil && st.Mode().Perm()&0o077 != 0 {
+		ws = append(ws, fmt.Sprintf("the handle key is readable or writable by group or others (mode %04o): whoever reads it can forge file handles; chmod 600 it", st.Mode().Perm()))
+	}
+	return ws
 }
 
 // loadKey reads the 32-byte handle key, creating it (0600) on first use;

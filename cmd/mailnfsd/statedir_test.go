@@ -71,3 +71,40 @@ func TestLostStateDir(t *testing.T) {
 		t.Errorf("after the state directory was lost, the log does not say a new handle key was created in it:\n%s", log)
 	}
 }
+
+// TestStateDirPermissions starts a real mailnfsd with a state directory
+// others may write, then with a handle key others may read: whoever reads
+// the key can forge handles, whoever writes the directory can put their
+// own key there. Each must be warned about, with the fix; the directory
+// mailnfsd makes itself (0700, key 0600) gets no warning.
+func TestStateDirPermissions(t *testing.T) {
+	p, _, port, args := stormServerArgs(t)
+	stateDir := args[3]
+	const dirWarn, keyWarn = "the state directory is writable by group or others (mode 0777)", "the handle key is readable or writable by group or others (mode 0644)"
+	restart := func() string {
+		if code := p.stop(t, os.Interrupt); code != 0 {
+			t.Fatalf("exit %d\n%s", code, p.stderr.String())
+		}
+		p = startBinary(t, args...)
+		p.waitListening(t, port)
+		return p.stderr.String()
+	}
+	if log := p.stderr.String(); strings.Contains(log, "group or others") {
+		t.Errorf("a state directory mailnfsd made itself is warned about:\n%s", log)
+	}
+	if err := os.Chmod(stateDir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	if log := restart(); !strings.Contains(log, dirWarn) || strings.Contains(log, keyWarn) {
+		t.Errorf("state directory 0777: want the directory warning only:\n%s", log)
+	}
+	if err := os.Chmod(stateDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(stateDir+"/maildirfs-handle.key", 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if log := restart(); !strings.Contains(log, keyWarn) || strings.Contains(log, dirWarn) {
+		t.Errorf("handle key 0644: want the key warning only:\n%s", log)
+	}
+}
