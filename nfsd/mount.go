@@ -42,8 +42,8 @@ var mountFlavors = []uint32{rpc.AuthSys, rpc.AuthNone}
 //     flavors AUTH_SYS, AUTH_NONE. A v1 (and v2) MNT answers
 //     MNT3ERR_NOTSUPP: its fhstatus holds a 32-byte NFSv2 handle and this
 //     server does not serve NFSv2; showmount, the only v1 user, asks only
-//     EXPORT and DUMP. A granted MNT is logged; refused ones at most once
-//     a minute per client address.
+//     EXPORT and DUMP. MNTs and UMNTs are logged at most once a minute per
+//     client address and what happened (logLimited).
 //   - DUMP: the (client address, path) pairs of successful MNTs not yet
 //     unmounted, in MNT order; at most MaxMounts, the oldest dropped first.
 //     The list lives in memory only (no rmtab): it is advisory in every
@@ -74,15 +74,16 @@ type Mount struct {
 	// truncWarned is the exports table whose cut EXPORT reply was last
 	// logged.
 	truncWarned atomic.Pointer[exportSet]
-	// refusals rate-limits the lines of refused MNTs (logRefused).
-	refusals rateLog[mountRefusal]
+	// logs rate-limits the log lines of MNT and UMNT.
+	logs rateLog[mountLogKey]
 }
 
-// mountRefusal keys the refused-MNT log lines: a client address and the
-// line's message, a fixed text per reason (never the client's path).
-type mountRefusal struct {
+// mountLogKey keys the MNT and UMNT log lines: a client address and what
+// happened (a fixed word, or "granted:" and the export's path from the
+// configuration; never a path the client sent).
+type mountLogKey struct {
 	addr netip.Addr
-	msg  string
+	what string
 }
 
 var (
@@ -147,14 +148,14 @@ func (m *Mount) Serve(ctx context.Context, req *Request, res *xdr.Encoder) Statu
 		}
 		path, _ := cleanMountPath(a.Path)
 		m.forget(clientName(req), func(dir string) bool { return dir == path || dir == a.Path })
-		reqLog(req).Info("mount: unmounted", "client", clientName(req), "path", a.Path)
+		m.logLimited(req, "umnt", "mount: unmounted", "client", clientName(req), "path", a.Path)
 		return StatusOK
 	case nfs3.MountProcUmntAll:
 		if req.Args.Done() != nil {
 			return StatusGarbage
 		}
 		m.forget(clientName(req), func(string) bool { return true })
-		reqLog(req).Info("mount: unmounted all", "client", clientName(req))
+		m.logLimited(req, "umntall", "mount: unmounted all", "client", clientName(req))
 		return StatusOK
 	case nfs3.MountProcExport:
 		if req.Args.Done() != nil {
@@ -180,35 +181,34 @@ func (m *Mount) Serve(ctx context.Context, req *Request, res *xdr.Encoder) Statu
 // MNT3ERR_NOTSUPP, and neither recorded nor logged as granted: its NFSv2
 // handle has no server.
 func (m *Mount) mnt(req *Request, dirpath string, v3 bool) (maildirfs.Handle, nfs3.MountStat) {
-	log := reqLog(req)
 	client := clientName(req)
 	path, st := cleanMountPath(dirpath)
 	if st != nfs3.MountOK {
-		m.logRefused(req, "mount: refused", "client", client, "path", dirpath, "status", st)
+		m.logLimited(req, "bad_path", "mount: refused", "client", client, "path", dirpath, "status", st)
 		m.Exports.denied("mount:bad_path")
 		return nil, st
 	}
 	le, rel := m.Exports.cur.Load().resolve(path)
 	if le == nil {
-		m.logRefused(req, "mount: refused: path is not exported", "client", client, "path", path)
+		m.logLimited(req, "not_exported", "mount: refused: path is not exported", "client", client, "path", path)
 		m.Exports.denied("mount:not_exported")
 		return nil, nfs3.MountAcces
 	}
 	r := le.Match(req.Addr.Addr())
 	if r == nil {
-		m.logRefused(req, "mount: refused: client not allowed", "client", client, "path", path, "export", le.Path)
+		m.logLimited(req, "host", "mount: refused: client not allowed", "client", client, "path", path, "export", le.Path)
 		m.Exports.denied("mount:host:" + le.Path)
 		return nil, nfs3.MountAcces
 	}
 	if !m.Exports.portAllowed(req, le.Export, r, "mount") {
 		// Linux "secure", written out: Linux mountd's "illegal port".
-		m.logRefused(req, "mount: refused: unreserved source port for a secure export", "client", client, "port", req.Addr.Port(), "path", path, "export", le.Path)
+		m.logLimited(req, "insecure_port", "mount: refused: unreserved source port for a secure export", "client", client, "port", req.Addr.Port(), "path", path, "export", le.Path)
 		return nil, nfs3.MountAcces
 	}
 	h := le.store.Root()
 	if rel != "" {
 		if !r.AllDirs {
-			m.logRefused(req, "mount: refused: subdirectory of an export without -alldirs", "client", client, "path", path, "export", le.Path)
+			m.logLimited(req, "alldirs", "mount: refused: subdirectory of an export without -alldirs", "client", client, "path", path, "export", le.Path)
 			m.Exports.denied("mount:alldirs:" + le.Path)
 			return nil, nfs3.MountAcces
 		}
@@ -216,30 +216,32 @@ func (m *Mount) mnt(req *Request, dirpath string, v3 bool) (maildirfs.Handle, nf
 		h, err = le.store.LookupPath(r.Squash.Map(req.AuthSys), rel)
 		if err != nil {
 			st := mountStatFromError(err)
-			m.logRefused(req, "mount: refused", "client", client, "path", path, "export", le.Path, "status", st, "err", err)
+			m.logLimited(req, "lookup", "mount: refused", "client", client, "path", path, "export", le.Path, "status", st, "err", err)
 			return nil, st
 		}
 	}
 	if !v3 {
-		m.logRefused(req, "mount: refused: MOUNT v1 MNT asks for an NFSv2 handle; NFSv2 is not served", "client", client, "path", path, "export", le.Path, "vers", req.Vers)
+		m.logLimited(req, "v1", "mount: refused: MOUNT v1 MNT asks for an NFSv2 handle; NFSv2 is not served", "client", client, "path", path, "export", le.Path, "vers", req.Vers)
 		return nil, nfs3.MountNotSupp
 	}
 	m.remember(nfs3.MountEntry{Hostname: client, Directory: path})
-	log.Info("mount: granted", "client", client, "path", path, "export", le.Path, "ro", r.ReadOnly)
+	m.logLimited(req, "granted:"+le.Path, "mount: granted", "client", client, "path", path, "export", le.Path, "ro", r.ReadOnly)
 	return h, nfs3.MountOK
 }
 
-// logRefused logs a refused MNT at Info, at most one line a minute per
-// client address and reason (rateLog) with held_back counting the
-// refusals since its previous line: any host that reaches the port can
-// send MNTs, and one line per datagram let it write the log at the rate
-// it sends.
-func (m *Mount) logRefused(req *Request, msg string, attrs ...any) {
-	ok, held := m.refusals.allow(mountRefusal{req.Addr.Addr(), msg}, time.Now())
-	if !ok {
-		return
+// logLimited logs a MNT or UMNT at Info, at most once a minute per client
+// address and what (the reason of a refusal, "granted:" and the export,
+// "umnt", "umntall"): a client retrying a mount it may not make, a flood
+// of MNTs for made-up paths or of UMNTs (which need no rights), and a
+// front end that mounts for every message it delivers (mailnfs deliver)
+// must not flood the log. held_back counts the events of that address
+// and what since its previous line; every refusal is still counted by
+// Exports.Denied.
+func (m *Mount) logLimited(req *Request, what, msg string, attrs ...any) {
+	ok, held := m.logs.allow(mountLogKey{req.Addr.Addr(), what}, time.Now())
+	if ok {
+		reqLog(req).Info(msg, append(attrs, "held_back", held)...)
 	}
-	reqLog(req).Info(msg, append(attrs, "held_back", held)...)
 }
 
 // cleanMountPath drops empty and "." components; ".." is refused.

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"net"
 	"net/netip"
 	"os"
@@ -11,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mailnfs/mailnfs/client"
 	"github.com/mailnfs/mailnfs/internal/nfs3"
 	"github.com/mailnfs/mailnfs/internal/rpc"
 	"github.com/mailnfs/mailnfs/internal/xdr"
@@ -274,4 +276,50 @@ func TestManyAddressStormLogBounded(t *testing.T) {
 		t.Errorf("%d refused MNTs from %d addresses logged %d lines, want at most 4096 (one per remembered address and minute)", addrs*rounds, addrs, n)
 	}
 	t.Logf("%d lines", n)
+}
+
+// TestMountPerDeliveryLogRateLimited delivers message after message the
+// way mailnfs deliver does (a mount, a delivery, an unmount each), then
+// sends UMNTs of made-up paths, which need no rights, to a real mailnfsd
+// at the default level. A front end's mounts and unmounts are logged once
+// a minute per address and export, not twice per message.
+func TestMountPerDeliveryLogRateLimited(t *testing.T) {
+	p, export, _, args := stormServerArgs(t)
+	pmPort := args[len(args)-1]
+	for _, d := range []string{"tmp", "new", "cur"} {
+		if err := os.MkdirAll(filepath.Join(export, "Maildir", d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const messages = 20
+	for range messages {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		c, err := client.Dial(ctx, "nfs://127.0.0.1:"+pmPort+export+"?uid=0&gid=0", client.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Deliver(ctx, "Maildir", strings.NewReader("Subject: x\n\nx\n")); err != nil {
+			t.Fatal(err)
+		}
+		c.Close()
+		cancel()
+	}
+	port, _ := strconv.Atoi(args[len(args)-3])
+	mc := nfsdtest.Dial(t, "tcp", netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(port)))
+	for i := range messages {
+		if _, err := mc.Call(nfs3.MountProgram, 3, uint32(nfs3.MountProcUmnt), nfsdtest.AuthNone, func(e *xdr.Encoder) {
+			(&nfs3.DirPath{Path: "/made/up/" + strconv.Itoa(i)}).Encode(e)
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, err := os.ReadDir(filepath.Join(export, "Maildir/new")); err != nil || len(n) != messages {
+		t.Fatalf("new/ holds %d messages (%v), want %d", len(n), err, messages)
+	}
+	msgs := []string{"mount: granted", `msg="mount: unmounted"`}
+	for i, n := range p.stopAndCount(t, msgs...) {
+		if n != 1 {
+			t.Errorf("%s logged %d times for %d mounts, unmounts and %d UMNTs of made-up paths from one address, want once", msgs[i], n, messages, messages)
+		}
+	}
 }
