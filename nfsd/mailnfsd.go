@@ -242,10 +242,13 @@ func Start(ctx context.Context, cfg Config) (_ *Daemon, err error) {
 		}()
 	}
 	attrs := []any{"exports", len(table.Exports), "nfs", d.nfsAddr, "mount", d.mountAddr, "state_dir", cfg.StateDir}
-	if d.Portmap != nil {
+	switch {
+	case d.Portmap != nil:
 		attrs = append(attrs, "portmap", d.portmapAddr)
-	} else {
+	case d.rpcbind != nil:
 		attrs = append(attrs, "portmap", "system rpcbind")
+	default:
+		attrs = append(attrs, "portmap", "none (not registered with a system rpcbind: clients must name the ports)")
 	}
 	log.Info("mailnfsd serving", attrs...)
 	return d, nil
