@@ -245,10 +245,10 @@ func Start(ctx context.Context, cfg Config) (_ *Daemon, err error) {
 	switch {
 	case d.Portmap != nil:
 		attrs = append(attrs, "portmap", d.portmapAddr)
-	case d.rpcbind != nil:
+	case d.registered.Load():
 		attrs = append(attrs, "portmap", "system rpcbind")
 	default:
-		attrs = append(attrs, "portmap", "none (not registered with a system rpcbind: clients must name the ports)")
+		attrs = append(attrs, "portmap", "none (not registered with a system rpcbind: clients must name the ports until it is)")
 	}
 	log.Info("mailnfsd serving", attrs...)
 	return d, nil
