@@ -130,6 +130,7 @@ type retiredStore struct {
 type liveExport struct {
 	*Export
 	store Store
+	dir   fileID // the directory the store opened; zero if not known
 }
 
 // OpenExports opens a store for every export in t and returns the live
@@ -259,7 +260,7 @@ func (x *Exports) Reload(t *ExportTable) error {
 			// might not.
 			return fail(fmt.Errorf("%s: export %s has the same handle id as %s", e.Pos, e.Path, o.Path))
 		}
-		le := &liveExport{Export: e, store: st}
+		le := &liveExport{Export: e, store: st, dir: x.mu.ids[e.Path]}
 		set.byID[e.ID] = le
 		set.list = append(set.list, le)
 	}

@@ -3,8 +3,10 @@ package nfsd
 import (
 	"context"
 	"errors"
+	"io/fs"
 	"log/slog"
 	"net/netip"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -204,6 +206,20 @@ func (m *Mount) mnt(req *Request, dirpath string, v3 bool) (maildirfs.Handle, nf
 		// Linux "secure", written out: Linux mountd's "illegal port".
 		m.logLimited(req, "insecure_port", "mount: refused: unreserved source port for a secure export", "client", client, "port", req.Addr.Port(), "path", path, "export", le.Path)
 		return nil, nfs3.MountAcces
+	}
+	if le.dir != (fileID{}) {
+		// A directory removed (or a file system unmounted from under an
+		// export without mp) leaves the store serving a deleted
+		// directory: every handle would be stale. Say so here, where the
+		// client would otherwise be granted a dead mount.
+		if _, err := os.Stat(le.Path); errors.Is(err, fs.ErrNotExist) {
+			// Once a minute per export, whoever asks.
+			if ok, held := m.logs.allow(mountLogKey{what: "gone:" + le.Path}, time.Now()); ok {
+				reqLog(req).Error("mount: refused: the export's directory is gone (removed since mailnfsd opened it); restore it and reload mailnfsd",
+					"client", client, "path", path, "export", le.Path, "pos", le.Pos.String(), "held_back", held)
+			}
+			return nil, nfs3.MountNoEnt
+		}
 	}
 	h := le.store.Root()
 	if rel != "" {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,6 +11,9 @@ import (
 	"time"
 
 	"github.com/mailnfs/mailnfs/client"
+	"github.com/mailnfs/mailnfs/internal/nfs3"
+	"github.com/mailnfs/mailnfs/internal/xdr"
+	"github.com/mailnfs/mailnfs/nfsd/nfsdtest"
 )
 
 // TestReloadReplacedExportDir replaces an export's directory while a real
@@ -73,5 +77,39 @@ func TestReloadReplacedExportDir(t *testing.T) {
 	reload()
 	if log := p.stderr.String(); !strings.Contains(log, "reload failed") || !strings.Contains(log, "export "+export+":") {
 		t.Errorf("a reload with the export directory gone is not refused with its name:\n%s", log)
+	}
+}
+
+// TestMountGoneExportDir removes an export's directory while a real
+// mailnfsd serves it. A MNT of it must be refused (not granted a mount
+// whose every call is stale), with one error line a minute that says
+// what happened and what to do.
+func TestMountGoneExportDir(t *testing.T) {
+	p, export, port := stormServer(t)
+	mc := nfsdtest.Dial(t, "tcp", netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(port)))
+	mnt := func() nfs3.MountStat {
+		d, err := mc.Call(nfs3.MountProgram, 3, uint32(nfs3.MountProcMnt), nfsdtest.AuthSys(0, 0), func(e *xdr.Encoder) {
+			(&nfs3.DirPath{Path: export}).Encode(e)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var r nfs3.MountRes3
+		r.Decode(d)
+		return r.Status
+	}
+	if st := mnt(); st != nfs3.MountOK {
+		t.Fatalf("MNT: %v", st)
+	}
+	if err := os.RemoveAll(export); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		if st := mnt(); st != nfs3.MountNoEnt {
+			t.Errorf("MNT of an export whose directory is gone: %v, want MNT3ERR_NOENT", st)
+		}
+	}
+	if n := p.stopAndCount(t, "the export's directory is gone")[0]; n != 1 {
+		t.Errorf("%d lines say the export's directory is gone, want 1", n)
 	}
 }
