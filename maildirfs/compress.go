@@ -457,7 +457,9 @@ func (f *FS) zread(n *node, st *unix.Stat_t, off uint64, buf []byte) (int, error
 	if zi == nil || n.zidxCtime != st.Ctim || zi.offs[len(zi.offs)-1] != st.Size {
 		zi, err = zloadIndex(fd, st.Size)
 		if err != nil {
-			f.log.Error("maildirfs: unreadable compressed file", "ino", st.Ino, "err", err)
+			if ok, held := f.corruptLog.Allow(st.Ino, time.Now()); ok {
+				f.log.Error("maildirfs: unreadable compressed file (logged once a minute per file)", "ino", st.Ino, "err", err, "held_back", held)
+			}
 			return 0, unix.EIO
 		}
 		n.zidx, n.zidxCtime, n.zfi = zi, st.Ctim, -1
@@ -477,7 +479,9 @@ func (f *FS) zread(n *node, st *unix.Stat_t, off uint64, buf []byte) (int, error
 			out, err := zi.decodeFrame(i, src, n.zfbuf)
 			if err != nil {
 				n.zfi = -1
-				f.log.Error("maildirfs: unreadable compressed frame", "ino", st.Ino, "err", err)
+				if ok, held := f.corruptLog.Allow(st.Ino, time.Now()); ok {
+					f.log.Error("maildirfs: unreadable compressed frame (logged once a minute per file)", "ino", st.Ino, "err", err, "held_back", held)
+				}
 				return total, unix.EIO
 			}
 			n.zfbuf, n.zfi = out, i
@@ -638,7 +642,9 @@ func (f *FS) zresolve(n *node, st *unix.Stat_t, e zent) error {
 	}
 	switch {
 	case (rec == nil || e.id != rec.id) && e.pending:
-		f.log.Error("maildirfs: file left half rewritten and its journal record is gone; it answers EIO", "ino", st.Ino)
+		if ok, held := f.corruptLog.Allow(st.Ino, time.Now()); ok {
+			f.log.Error("maildirfs: file left half rewritten and its journal record is gone; it answers EIO (logged once a minute per file)", "ino", st.Ino, "held_back", held)
+		}
 		return unix.EIO
 	case rec == nil || (e.id != rec.id && rec.compress):
 		z.release(st.Ino) // complete, and nothing of that rewrite to redo
@@ -709,7 +715,9 @@ func (f *FS) zexpandNode(n *node) error {
 	}
 	plain, err := zdecodeAll(comp)
 	if err != nil || int64(len(plain)) != e.usize {
-		f.log.Error("maildirfs: cannot expand compressed file", "ino", st.Ino, "err", err)
+		if ok, held := f.corruptLog.Allow(st.Ino, time.Now()); ok {
+			f.log.Error("maildirfs: cannot expand compressed file (logged once a minute per file)", "ino", st.Ino, "err", err, "held_back", held)
+		}
 		return unix.EIO
 	}
 	rec := &zrec{compress: false, kfh: n.kfh, ino: st.Ino, id: znewID(), csize: st.Size, atime: st.Atim, mtime: st.Mtim, usize: e.usize, data: plain}

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/mailnfs/mailnfs/internal/ratelog"
 )
 
 // keyFile is the name of the handle key inside Options.StateDir.
@@ -33,6 +35,12 @@ type FS struct {
 
 	commitOnce sync.Once
 	commitM    commitModel // the file system's, found on first use (commit)
+
+	// corruptLog limits the lines about a compressed file that does not
+	// decode (or was left half rewritten) to one a minute per inode: a
+	// client may read or write it again and again (each call fails with
+	// EIO).
+	corruptLog ratelog.Limiter[uint64]
 
 	key      [32]byte
 	macs     sync.Pool // of hash.Hash: HMAC-SHA256 keyed with key

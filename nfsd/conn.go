@@ -197,10 +197,10 @@ func monoNow() int64 { return int64(time.Since(monoBase)) }
 
 // logConnLimit logs that limit ("per_host" or "total") was reached by the
 // new connection c: victim was closed to make room, or (nil) c itself was
-// refused. One line per client address and minute (rateLog); held_back
+// refused. One line per client address and minute (ratelog.Limiter); held_back
 // counts the events of that address since its previous line.
 func (s *Server) logConnLimit(c *conn, limit string, victim *conn, idle time.Duration) {
-	ok, held := s.limitLog.allow(c.ep.remote.Addr(), s.Clock())
+	ok, held := s.limitLog.Allow(c.ep.remote.Addr(), s.Clock())
 	if !ok {
 		return
 	}
@@ -322,12 +322,12 @@ func (c *conn) serve() {
 }
 
 // logBadStream logs at Warn that c was closed for what it sent, at most
-// one line a minute per client address (rateLog), with held_back counting
+// one line a minute per client address (ratelog.Limiter), with held_back counting
 // those since its previous line: any host that reaches the port can open
 // connections and send garbage, and a line for each let it write the log
 // at the rate it connects. Stats count every one (BadCalls, BadRecords).
 func (c *conn) logBadStream(msg string, attrs ...any) {
-	ok, held := c.s.badLog.allow(c.ep.remote.Addr(), c.s.Clock())
+	ok, held := c.s.badLog.Allow(c.ep.remote.Addr(), c.s.Clock())
 	if !ok {
 		return
 	}

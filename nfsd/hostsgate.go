@@ -8,6 +8,7 @@ import (
 
 	"github.com/mailnfs/mailnfs/internal/nfs3"
 	"github.com/mailnfs/mailnfs/internal/portmap"
+	"github.com/mailnfs/mailnfs/internal/ratelog"
 	"github.com/mailnfs/mailnfs/internal/rpc"
 )
 
@@ -32,7 +33,7 @@ type HostsGate struct {
 	clock func() time.Time
 	cur   atomic.Pointer[hostsState]
 
-	logs   rateLog[netip.Addr] // denials logged once a minute per caller address
+	logs   ratelog.Limiter[netip.Addr] // denials logged once a minute per caller address
 	denied atomic.Uint64
 
 	// OnDenied, if set before the gate is used, is called for every
@@ -172,6 +173,6 @@ func (g *HostsGate) refused(r *HostsRule) {
 
 // shouldLog reports whether a denial of a is due for a log line.
 func (g *HostsGate) shouldLog(a netip.Addr) bool {
-	ok, _ := g.logs.allow(a, g.clock())
+	ok, _ := g.logs.Allow(a, g.clock())
 	return ok
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/mailnfs/mailnfs/internal/nfs3"
+	"github.com/mailnfs/mailnfs/internal/ratelog"
 	"github.com/mailnfs/mailnfs/internal/rpc"
 	"github.com/mailnfs/mailnfs/internal/xdr"
 	"github.com/mailnfs/mailnfs/maildirfs"
@@ -77,7 +78,7 @@ type Mount struct {
 	// logged.
 	truncWarned atomic.Pointer[exportSet]
 	// logs rate-limits the log lines of MNT and UMNT.
-	logs rateLog[mountLogKey]
+	logs ratelog.Limiter[mountLogKey]
 }
 
 // mountLogKey keys the MNT and UMNT log lines: a client address and what
@@ -214,7 +215,7 @@ func (m *Mount) mnt(req *Request, dirpath string, v3 bool) (maildirfs.Handle, nf
 		// client would otherwise be granted a dead mount.
 		if _, err := os.Stat(le.Path); errors.Is(err, fs.ErrNotExist) {
 			// Once a minute per export, whoever asks.
-			if ok, held := m.logs.allow(mountLogKey{what: "gone:" + le.Path}, time.Now()); ok {
+			if ok, held := m.logs.Allow(mountLogKey{what: "gone:" + le.Path}, time.Now()); ok {
 				reqLog(req).Error("mount: refused: the export's directory is gone (removed since mailnfsd opened it); restore it and reload mailnfsd",
 					"client", client, "path", path, "export", le.Path, "pos", le.Pos.String(), "held_back", held)
 			}
@@ -254,7 +255,7 @@ func (m *Mount) mnt(req *Request, dirpath string, v3 bool) (maildirfs.Handle, nf
 // and what since its previous line; every refusal is still counted by
 // Exports.Denied.
 func (m *Mount) logLimited(req *Request, what, msg string, attrs ...any) {
-	ok, held := m.logs.allow(mountLogKey{req.Addr.Addr(), what}, time.Now())
+	ok, held := m.logs.Allow(mountLogKey{req.Addr.Addr(), what}, time.Now())
 	if ok {
 		reqLog(req).Info(msg, append(attrs, "held_back", held)...)
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/mailnfs/mailnfs/internal/nfs3"
+	"github.com/mailnfs/mailnfs/internal/ratelog"
 	"github.com/mailnfs/mailnfs/internal/xdr"
 	"github.com/mailnfs/mailnfs/maildirfs"
 )
@@ -78,8 +79,8 @@ type NFS3 struct {
 	// xid attributes, is preferred). Nil discards.
 	Logger *slog.Logger
 
-	counters n3Counters          // replies by procedure and status (Stats)
-	retries  rateLog[netip.Addr] // logRetry's lines
+	counters n3Counters                  // replies by procedure and status (Stats)
+	retries  ratelog.Limiter[netip.Addr] // logRetry's lines
 }
 
 var (

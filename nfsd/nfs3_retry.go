@@ -51,7 +51,7 @@ func (n *NFS3) answerDone(req *Request, name string, st Store, hs ...[]byte) nfs
 // retryLogLines a minute per client address (held_back: the calls not
 // logged since the previous line), as Server.logRetransmission.
 func (n *NFS3) logRetry(req *Request, name string) {
-	ok, held := n.retries.allowN(req.Addr.Addr(), time.Now(), retryLogLines)
+	ok, held := n.retries.AllowN(req.Addr.Addr(), time.Now(), retryLogLines)
 	if !ok {
 		return
 	}

@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/mailnfs/mailnfs/internal/ratelog"
 	"github.com/mailnfs/mailnfs/internal/rpc"
 	"github.com/mailnfs/mailnfs/internal/xdr"
 )
@@ -159,8 +160,8 @@ type Server struct {
 	// limitLog rate-limits the log lines of connection limits, badLog
 	// those of connections closed for a broken record, retryLog those of
 	// retransmissions of calls that may have run.
-	limitLog, badLog rateLog[netip.Addr]
-	retryLog         rateLog[retryLogKey]
+	limitLog, badLog ratelog.Limiter[netip.Addr]
+	retryLog         ratelog.Limiter[retryLogKey]
 
 	connSeq atomic.Uint64
 	stats   counters
@@ -665,7 +666,7 @@ type retryLogKey struct {
 // Info, up to retryLogLines a minute per client address and kind; held_back
 // counts those not logged since the previous line (the metrics count all).
 func (s *Server) logRetransmission(log *slog.Logger, addr netip.Addr, restart bool, msg string, attrs ...any) {
-	if ok, held := s.retryLog.allowN(retryLogKey{addr, restart}, s.Clock(), retryLogLines); ok {
+	if ok, held := s.retryLog.AllowN(retryLogKey{addr, restart}, s.Clock(), retryLogLines); ok {
 		if held > 0 {
 			attrs = append(attrs, "held_back", held)
 		}

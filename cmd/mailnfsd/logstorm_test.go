@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"io"
 	"net"
 	"net/netip"
 	"os"
@@ -320,6 +321,96 @@ func TestMountPerDeliveryLogRateLimited(t *testing.T) {
 	for i, n := range p.stopAndCount(t, msgs...) {
 		if n != 1 {
 			t.Errorf("%s logged %d times for %d mounts, unmounts and %d UMNTs of made-up paths from one address, want once", msgs[i], n, messages, messages)
+		}
+	}
+}
+
+// TestCorruptFileReadLogRateLimited corrupts two messages stored
+// compressed by a real mailnfsd (-compress=zstd), one in its data and one
+// in its header, and reads each twenty times, as an IMAP server retrying a
+// FETCH would. Each READ fails with NFS3ERR_IO; the error about each file
+// is logged once a minute, not once per READ.
+func TestCorruptFileReadLogRateLimited(t *testing.T) {
+	nfsdtest.RequireRoot(t)
+	dir := t.TempDir()
+	export := filepath.Join(dir, "export")
+	for _, d := range []string{"tmp", "new", "cur"} {
+		if err := os.MkdirAll(filepath.Join(export, "Maildir", d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	exports := filepath.Join(dir, "exports")
+	writeFile(t, exports, export+" -compress=zstd -maproot=0:0 -network 127.0.0.0/8\n")
+	ports := freePorts(t, 2)
+	p := startBinary(t, "-exports", exports, "-state-dir", filepath.Join(dir, "state"),
+		"-listen", "127.0.0.1", "-nfs-port", strconv.Itoa(ports[0]), "-portmap-port", strconv.Itoa(ports[1]))
+	p.waitListening(t, ports...)
+	url := "nfs://127.0.0.1:" + strconv.Itoa(ports[1]) + export + "?uid=0&gid=0"
+
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	c, err := client.Dial(ctx, url, client.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	msg := "Subject: x\n\n" + strings.Repeat("a line of mail that compresses well\n", 500)
+	// garble delivers a message, waits until the background compression
+	// has shrunk it and overwrites 8 bytes at where(size), keeping the
+	// size.
+	garble := func(where func(size int64) int64) string {
+		name, err := c.Deliver(ctx, "Maildir", strings.NewReader(msg))
+		if err != nil {
+			t.Fatal(err)
+		}
+		file := filepath.Join(export, "Maildir/new", name)
+		for deadline := time.Now().Add(30 * time.Second); ; {
+			st, err := os.Stat(file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st.Size() < int64(len(msg))/2 {
+				f, err := os.OpenFile(file, os.O_WRONLY, 0)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, err := f.WriteAt([]byte("XXXXXXXX"), where(st.Size())); err != nil {
+					t.Fatal(err)
+				}
+				f.Close()
+				return name
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s not compressed after 30 s (%d bytes)", name, st.Size())
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	data := garble(func(size int64) int64 { return size / 2 })
+	header := garble(func(int64) int64 { return 0 })
+	const reads = 20
+	for _, name := range []string{data, header} {
+		for range reads {
+			// A new client each time: nothing cached on the client side.
+			c, err := client.Dial(ctx, url, client.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			r, err := c.Open(ctx, "Maildir", name)
+			if err == nil {
+				_, err = io.ReadAll(r)
+				r.Close()
+			}
+			c.Close()
+			if err == nil {
+				t.Fatal("a corrupt compressed message read back without an error")
+			}
+		}
+	}
+	msgs := []string{"unreadable compressed frame", "unreadable compressed file"}
+	for i, n := range p.stopAndCount(t, msgs...) {
+		if n != 1 {
+			t.Errorf("%d reads of a corrupt compressed message: %q logged %d times, want once", reads, msgs[i], n)
 		}
 	}
 }
