@@ -81,6 +81,8 @@ type NFS3 struct {
 
 	counters n3Counters                  // replies by procedure and status (Stats)
 	retries  ratelog.Limiter[netip.Addr] // logRetry's lines
+	// storeErrors limits the lines of status.
+	storeErrors ratelog.Limiter[storeErrorKey]
 }
 
 var (
@@ -235,12 +237,28 @@ func (n *NFS3) logger(req *Request) *slog.Logger {
 	return discardLogger
 }
 
-// status maps err and logs, once per call, errors that have no specific
-// NFS status (the reply then says only SERVERFAULT or IO).
+// storeErrorLines is how many "nfs3: store error" lines are logged per
+// procedure and status a minute: enough to show a fault's errors as it
+// starts, not a line per call while it lasts (file descriptors used up,
+// say, when every call fails).
+const storeErrorLines = 10
+
+// storeErrorKey keys NFS3.storeErrors.
+type storeErrorKey struct {
+	proc uint32
+	st   nfs3.Status
+}
+
+// status maps err and logs errors that have no specific NFS status (the
+// reply then says only SERVERFAULT or IO), up to storeErrorLines a minute
+// per procedure and status; held_back counts those not logged since the
+// previous line (the metrics count every reply).
 func (n *NFS3) status(req *Request, err error) nfs3.Status {
 	st := statusFromError(err)
 	if st == nfs3.StatusServerFault || errors.Is(err, maildirfs.ErrCorrupt) {
-		n.logger(req).Warn("nfs3: store error", "proc", nfs3.Proc(req.Proc).String(), "status", st.String(), "err", err)
+		if ok, held := n.storeErrors.AllowN(storeErrorKey{req.Proc, st}, time.Now(), storeErrorLines); ok {
+			n.logger(req).Warn("nfs3: store error", "proc", nfs3.Proc(req.Proc).String(), "status", st.String(), "err", err, "held_back", held)
+		}
 	}
 	return st
 }

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -412,5 +413,75 @@ func TestCorruptFileReadLogRateLimited(t *testing.T) {
 		if n != 1 {
 			t.Errorf("%d reads of a corrupt compressed message: %q logged %d times, want once", reads, msgs[i], n)
 		}
+	}
+}
+
+// TestStoreErrorStormLogRateLimited runs a real mailnfsd with few file
+// descriptors (prlimit) and CREATEs files over one connection until every
+// CREATE fails (EMFILE: NFS3ERR_SERVERFAULT), as a box that has run out
+// of descriptors would answer every call. The store errors are logged up
+// to ten a minute per procedure and status, not once per call.
+func TestStoreErrorStormLogRateLimited(t *testing.T) {
+	nfsdtest.RequireRoot(t)
+	prlimit, err := exec.LookPath("prlimit")
+	if err != nil {
+		t.Skip("no prlimit (util-linux)")
+	}
+	dir := t.TempDir()
+	export := filepath.Join(dir, "export")
+	if err := os.Mkdir(export, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	exports := filepath.Join(dir, "exports")
+	writeFile(t, exports, export+" 127.0.0.1(rw,no_root_squash)\n")
+	ports := freePorts(t, 2)
+	p := &proc{cmd: exec.Command(prlimit, "--nofile=40", nfsdtest.Binary(t), "-exports", exports, "-state-dir", filepath.Join(dir, "state"),
+		"-listen", "127.0.0.1", "-nfs-port", strconv.Itoa(ports[0]), "-portmap-port", strconv.Itoa(ports[1])), done: make(chan struct{})}
+	p.cmd.Stdout, p.cmd.Stderr = &p.stdout, &p.stderr
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		p.err = p.cmd.Wait()
+		close(p.done)
+	}()
+	t.Cleanup(func() {
+		p.cmd.Process.Kill()
+		<-p.done
+	})
+	p.waitListening(t, ports...)
+
+	c := nfsdtest.Dial(t, "tcp", netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(ports[0])))
+	cred := nfsdtest.AuthSys(0, 0)
+	d, err := c.Call(nfs3.MountProgram, 3, uint32(nfs3.MountProcMnt), cred, func(e *xdr.Encoder) {
+		(&nfs3.DirPath{Path: export}).Encode(e)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mnt nfs3.MountRes3
+	mnt.Decode(d)
+	if mnt.Status != nfs3.MountOK {
+		t.Fatalf("MNT: %v", mnt.Status)
+	}
+	faults := 0
+	for i := range 200 {
+		d, err := c.Call(nfs3.Program, nfs3.Version, uint32(nfs3.ProcCreate), cred, func(e *xdr.Encoder) {
+			(&nfs3.CreateArgs{Where: nfs3.DirOpArgs{Dir: mnt.Handle, Name: "f" + strconv.Itoa(i)}, Mode: nfs3.Unchecked}).Encode(e)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if nfs3.Status(d.Uint32()) == nfs3.StatusServerFault {
+			faults++
+		}
+	}
+	if faults <= 10 {
+		// A store that sheds cached descriptors and retries may keep up:
+		// then there is no storm to log.
+		t.Skipf("only %d of 200 CREATEs failed with SERVERFAULT under 40 file descriptors: no storm", faults)
+	}
+	if n := p.stopAndCount(t, `msg="nfs3: store error" `)[0]; n > 10 {
+		t.Errorf("%d CREATEs failing with SERVERFAULT logged %d store errors, want at most 10", faults, n)
 	}
 }
