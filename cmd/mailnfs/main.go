@@ -39,6 +39,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path"
 	"strings"
 	"syscall"
 	"time"
@@ -233,6 +234,9 @@ func (r *runner) open(ctx context.Context, target string) (*client.Client, strin
 	opts := client.Options{Hostname: r.cfg.Hostname, Logger: r.log}
 	if strings.HasPrefix(target, "nfs://") {
 		c, err := client.Dial(ctx, target, opts)
+		if err != nil && r.cfg.Create && client.IsStatus(err, client.NFS3ErrNoEnt) {
+			return r.dialParent(ctx, target, opts)
+		}
 		return c, "", nil, err
 	}
 	db, err := userdb.Open(r.cfg.UserDB)
@@ -257,6 +261,29 @@ func (r *runner) open(ctx context.Context, target string) (*client.Client, strin
 	t.NFSPort, t.MountPort = r.cfg.NFSPort, r.cfg.MountPort
 	c, err := client.DialTarget(ctx, t, opts)
 	return c, route.Maildir, e.Fields, err
+}
+
+// dialParent is open for a URL whose path does not exist yet, with
+// -create: it dials the nearest existing directory above it and returns
+// the rest as the mailbox path, for MakeMaildir to create.
+func (r *runner) dialParent(ctx context.Context, target string, opts client.Options) (*client.Client, string, map[string]string, error) {
+	t, err := client.ParseURL(target)
+	if err != nil {
+		return nil, "", nil, err
+	}
+	parts := strings.Split(strings.Trim(path.Clean("/"+t.Path), "/"), "/")
+	for k := len(parts) - 1; k >= 1; k-- {
+		up := t
+		up.Path = "/" + strings.Join(parts[:k], "/")
+		c, err := client.DialTarget(ctx, up, opts)
+		if err == nil {
+			return c, strings.Join(parts[k:], "/"), nil, nil
+		}
+		if !client.IsStatus(err, client.NFS3ErrNoEnt) {
+			return nil, "", nil, err
+		}
+	}
+	return nil, "", nil, fmt.Errorf("%s: no directory of its path exists on the server", target)
 }
 
 func need(args []string, n int, what string) error {

@@ -274,3 +274,32 @@ func TestSubcommandHelp(t *testing.T) {
 		t.Errorf("mailnfs deliver -bogus: exit %d, want %d", r.code, exitUsage)
 	}
 }
+
+// deliver -create with a URL whose Maildir (and its parent) does not exist
+// yet creates them, as it does for a userdb user.
+func TestDeliverCreateURLMissingPath(t *testing.T) {
+	s := nfsdtest.StartServer(t)
+	u := s.URL("56/78-newuser/Maildir") + "&uid=0&gid=0"
+	msg := "Subject: first\n\nhello\n"
+	r := run(t, msg, "deliver", "-create", u)
+	if r.code != 0 {
+		t.Fatalf("deliver -create into a missing path: exit %d: %s", r.code, r.stderr)
+	}
+	name := strings.TrimSpace(r.stdout)
+	b, err := os.ReadFile(filepath.Join(s.Root, "56/78-newuser/Maildir/new", name))
+	if err != nil || string(b) != msg {
+		t.Errorf("delivered message: %q, %v", b, err)
+	}
+	for _, d := range []string{"tmp", "cur"} {
+		if fi, err := os.Stat(filepath.Join(s.Root, "56/78-newuser/Maildir", d)); err != nil || !fi.IsDir() {
+			t.Errorf("%s/: %v", d, err)
+		}
+	}
+	// Without -create the same kind of path defers (75), creating nothing.
+	if r := run(t, msg, "deliver", s.URL("90/12-other/Maildir")+"&uid=0&gid=0"); r.code != exitTempFail {
+		t.Errorf("deliver without -create into a missing path: exit %d, want 75", r.code)
+	}
+	if _, err := os.Stat(filepath.Join(s.Root, "90")); err == nil {
+		t.Error("deliver without -create made directories")
+	}
+}
