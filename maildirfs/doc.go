@@ -150,7 +150,8 @@
 // so several FSs may together reach the process's descriptor limit: an
 // open of a node, or of a file being created, that fails with EMFILE or
 // ENFILE closes the least recently used half of the unused nodes of every
-// FS of the process and is tried once more.
+// FS of the process and is tried once more. ShedUnused does the same for
+// others that run out (mailnfsd's accept loop).
 //
 // A namespace change (CREATE, MKDIR, SYMLINK, MKNOD, LINK, REMOVE, RMDIR,
 // RENAME) stats its directory just before and just after its system call

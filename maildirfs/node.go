@@ -114,6 +114,12 @@ func shedNodes() {
 	}
 }
 
+// ShedUnused closes the least recently used half of the unused cached
+// files and directories of every open FS of the process, for a caller
+// other than the store (a server's accept) that found the process's file
+// table full: the stores' caches are then what holds most descriptors.
+func ShedUnused() { shedNodes() }
+
 // shed removes about half of c's unused nodes, least recently used first,
 // appends them to victims (to be closed by the caller) and returns it.
 func (c *nodeCache) shed(victims []*node) []*node {

@@ -104,3 +104,90 @@ func TestStoresShareFdLimit(t *testing.T) {
 		}
 	}
 }
+
+// TestAcceptShedsStoreFds: when the stores' caches (with everything else
+// the process holds) fill the file table, a new front end's connection
+// cannot be accepted (EMFILE). The accept loop used to back off and retry
+// for as long as the table stayed full, which only a store's own failed
+// open would end; it now sheds the stores' unused cached files first.
+func TestAcceptShedsStoreFds(t *testing.T) {
+	const files = 1000
+	srv := nfsdtest.StartServer(t, nfsdtest.WithSetup(func(t testing.TB, root string) {
+		for i := range files {
+			if err := os.WriteFile(filepath.Join(root, fmt.Sprint(i)), []byte("mail\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}))
+	c := nfsdtest.Dial(t, "tcp", srv.NFSAddr)
+	r3, _ := mnt(t, c, nfs3.MountV3, srv.Root)
+	if r3.Status != nfs3.MountOK {
+		t.Fatalf("MNT: %v", r3.Status)
+	}
+	// Fill the store's cache: each file read holds its descriptors.
+	for i := range files {
+		d, err := c.Call(nfs3.Program, nfs3.Version, uint32(nfs3.ProcLookup), nfsdtest.AuthSys(0, 0), func(e *xdr.Encoder) {
+			(&nfs3.DirOpArgs{Dir: r3.Handle, Name: fmt.Sprint(i)}).Encode(e)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var lr nfs3.LookupRes
+		lr.Decode(d)
+		if lr.Status != nfs3.StatusOK {
+			t.Fatalf("LOOKUP %d: %v", i, lr.Status)
+		}
+		fh := append([]byte(nil), lr.Object...)
+		if _, err := c.Call(nfs3.Program, nfs3.Version, uint32(nfs3.ProcRead), nfsdtest.AuthSys(0, 0), func(e *xdr.Encoder) {
+			(&nfs3.ReadArgs{File: fh, Count: 10}).Encode(e)
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// Lower the limit to what is open now plus some, and take the rest
+	// ourselves (the server runs in this process), keeping one for the
+	// client's socket.
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var old syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &old); err != nil {
+		t.Fatal(err)
+	}
+	lim := old
+	lim.Cur = uint64(len(ents) + 64)
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Setrlimit(syscall.RLIMIT_NOFILE, &old)
+	var held []int
+	defer func() {
+		for _, fd := range held {
+			syscall.Close(fd)
+		}
+	}()
+	for {
+		fd, err := syscall.Open("/dev/null", syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
+		if err != nil {
+			if err != syscall.EMFILE {
+				t.Fatal(err)
+			}
+			break
+		}
+		held = append(held, fd)
+	}
+	if len(held) == 0 {
+		t.Fatal("took no descriptor")
+	}
+	syscall.Close(held[len(held)-1])
+	held = held[:len(held)-1]
+
+	// The client's socket takes the last descriptor; the server's accept
+	// finds none.
+	c2 := nfsdtest.Dial(t, "tcp", srv.NFSAddr)
+	if _, err := c2.Call(nfs3.Program, nfs3.Version, 0, nfsdtest.AuthNone, nil); err != nil {
+		t.Fatalf("NULL on a connection made while the file table was full: %v", err)
+	}
+}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/mailnfs/mailnfs/internal/portmap"
 	"github.com/mailnfs/mailnfs/internal/rpc"
+	"github.com/mailnfs/mailnfs/maildirfs"
 )
 
 // Daemon is a running mailnfsd: the transport with the NFSv3, MOUNT and
@@ -150,7 +151,7 @@ func Start(ctx context.Context, cfg Config) (_ *Daemon, err error) {
 		}
 	}
 
-	d.Server = &Server{Logger: log}
+	d.Server = &Server{Logger: log, OutOfFds: maildirfs.ShedUnused}
 	if cfg.ConfigureServer != nil {
 		cfg.ConfigureServer(d.Server)
 	}

@@ -13,6 +13,7 @@ import (
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/mailnfs/mailnfs/internal/ratelog"
@@ -106,6 +107,13 @@ type Server struct {
 	// refuse. It runs on the accept loop: it must be quick and safe for
 	// concurrent use.
 	ConnGate func(remote, local netip.AddrPort) bool
+
+	// OutOfFds, if set, is called when Accept fails because the process
+	// (EMFILE) or the system (ENFILE) has no file descriptor left, before
+	// the accept is retried: a Daemon sheds the stores' unused cached
+	// files (maildirfs.ShedUnused), which would otherwise be given back
+	// only when a store itself runs out.
+	OutOfFds func()
 
 	// DRCSize and DRCMaxBytes bound the duplicate request cache in entries
 	// and reply bytes; DRCTTL is how long a reply is kept for replay. Zero
@@ -468,6 +476,9 @@ func (s *Server) Serve(ln net.Listener) error {
 			}
 			var ne net.Error
 			if errors.As(err, &ne) && ne.Timeout() || isTemporary(err) {
+				if s.OutOfFds != nil && (errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE)) {
+					s.OutOfFds()
+				}
 				// net/http's pattern: back off from 5 ms to 1 s, never spin.
 				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
 				s.log.Warn("nfsd: accept failed; retrying", "err", err, "backoff", backoff)
