@@ -51,52 +51,18 @@ func TestStoresShareFdLimit(t *testing.T) {
 		roots[x] = r3.Handle
 	}
 
-	// Room for one export's cache and a half: the server runs in this
-	// process.
-	ents, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var old syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &old); err != nil {
-		t.Fatal(err)
-	}
-	lim := old
-	lim.Cur = uint64(len(ents) + 3000)
-	if lim.Cur > old.Max {
-		t.Skipf("RLIMIT_NOFILE hard limit %d too low", old.Max)
-	}
-	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
-		t.Fatal(err)
-	}
-	defer syscall.Setrlimit(syscall.RLIMIT_NOFILE, &old)
+	// Room for one export's cache and a half.
+	limitFds(t, 3000)
 
 	for x := range 2 {
 		failed := map[string]int{}
 		for i := range files {
-			d, err := c.Call(nfs3.Program, nfs3.Version, uint32(nfs3.ProcLookup), nfsdtest.AuthSys(0, 0), func(e *xdr.Encoder) {
-				(&nfs3.DirOpArgs{Dir: roots[x], Name: fmt.Sprint(i)}).Encode(e)
-			})
-			if err != nil {
-				t.Fatal(err)
-			}
-			var lr nfs3.LookupRes
-			lr.Decode(d)
-			if lr.Status != nfs3.StatusOK {
-				failed["LOOKUP "+lr.Status.String()]++
-				continue
-			}
-			fh := append([]byte(nil), lr.Object...)
-			d, err = c.Call(nfs3.Program, nfs3.Version, uint32(nfs3.ProcRead), nfsdtest.AuthSys(0, 0), func(e *xdr.Encoder) {
-				(&nfs3.ReadArgs{File: fh, Count: 100}).Encode(e)
-			})
-			if err != nil {
-				t.Fatal(err)
-			}
-			var rr nfs3.ReadRes
-			rr.Decode(d)
-			if rr.Status != nfs3.StatusOK {
-				failed["READ "+rr.Status.String()]++
+			ls, rs := lookupRead(t, c, roots[x], fmt.Sprint(i), 100)
+			switch {
+			case ls != nfs3.StatusOK:
+				failed["LOOKUP "+ls.String()]++
+			case rs != nfs3.StatusOK:
+				failed["READ "+rs.String()]++
 			}
 		}
 		if len(failed) > 0 {
@@ -126,42 +92,15 @@ func TestAcceptShedsStoreFds(t *testing.T) {
 	}
 	// Fill the store's cache: each file read holds its descriptors.
 	for i := range files {
-		d, err := c.Call(nfs3.Program, nfs3.Version, uint32(nfs3.ProcLookup), nfsdtest.AuthSys(0, 0), func(e *xdr.Encoder) {
-			(&nfs3.DirOpArgs{Dir: r3.Handle, Name: fmt.Sprint(i)}).Encode(e)
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		var lr nfs3.LookupRes
-		lr.Decode(d)
-		if lr.Status != nfs3.StatusOK {
-			t.Fatalf("LOOKUP %d: %v", i, lr.Status)
-		}
-		fh := append([]byte(nil), lr.Object...)
-		if _, err := c.Call(nfs3.Program, nfs3.Version, uint32(nfs3.ProcRead), nfsdtest.AuthSys(0, 0), func(e *xdr.Encoder) {
-			(&nfs3.ReadArgs{File: fh, Count: 10}).Encode(e)
-		}); err != nil {
-			t.Fatal(err)
+		if ls, rs := lookupRead(t, c, r3.Handle, fmt.Sprint(i), 10); ls != nfs3.StatusOK || rs != nfs3.StatusOK {
+			t.Fatalf("LOOKUP and READ %d: %v, %v", i, ls, rs)
 		}
 	}
 
 	// Lower the limit to what is open now plus some, and take the rest
 	// ourselves (the server runs in this process), keeping one for the
 	// client's socket.
-	ents, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var old syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &old); err != nil {
-		t.Fatal(err)
-	}
-	lim := old
-	lim.Cur = uint64(len(ents) + 64)
-	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
-		t.Fatal(err)
-	}
-	defer syscall.Setrlimit(syscall.RLIMIT_NOFILE, &old)
+	limitFds(t, 64)
 	var held []int
 	defer func() {
 		for _, fd := range held {
@@ -190,4 +129,54 @@ func TestAcceptShedsStoreFds(t *testing.T) {
 	if _, err := c2.Call(nfs3.Program, nfs3.Version, 0, nfsdtest.AuthNone, nil); err != nil {
 		t.Fatalf("NULL on a connection made while the file table was full: %v", err)
 	}
+}
+
+// limitFds sets this process's RLIMIT_NOFILE to the descriptors open now
+// plus room (the server runs in this process) until the test ends.
+func limitFds(t *testing.T, room int) {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var old syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &old); err != nil {
+		t.Fatal(err)
+	}
+	lim := old
+	lim.Cur = uint64(len(ents) + room)
+	if lim.Cur > old.Max {
+		t.Skipf("RLIMIT_NOFILE hard limit %d too low", old.Max)
+	}
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Setrlimit(syscall.RLIMIT_NOFILE, &old) })
+}
+
+// lookupRead looks name up in dir and reads count bytes of it, as root,
+// and returns the two statuses (READ's is zero when LOOKUP failed).
+func lookupRead(t *testing.T, c *nfsdtest.Caller, dir []byte, name string, count uint32) (lookup, read nfs3.Status) {
+	t.Helper()
+	d, err := c.Call(nfs3.Program, nfs3.Version, uint32(nfs3.ProcLookup), nfsdtest.AuthSys(0, 0), func(e *xdr.Encoder) {
+		(&nfs3.DirOpArgs{Dir: dir, Name: name}).Encode(e)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lr nfs3.LookupRes
+	lr.Decode(d)
+	if lr.Status != nfs3.StatusOK {
+		return lr.Status, 0
+	}
+	fh := append([]byte(nil), lr.Object...)
+	d, err = c.Call(nfs3.Program, nfs3.Version, uint32(nfs3.ProcRead), nfsdtest.AuthSys(0, 0), func(e *xdr.Encoder) {
+		(&nfs3.ReadArgs{File: fh, Count: count}).Encode(e)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rr nfs3.ReadRes
+	rr.Decode(d)
+	return lr.Status, rr.Status
 }
