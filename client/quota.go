@@ -98,7 +98,8 @@ type maildirsize struct {
 // appends the message's "<size> 1" line to maildirsize afterwards. The
 // file is recalculated from the message names' ",S=" sizes of new/ and
 // cur/ of the Maildir and its folders (Trash excepted) when it is
-// missing, 5,120 bytes or longer, or defines another quota, and before a
+// missing, 5,120 bytes or longer, defines another quota or sums to a
+// negative usage, and before a
 // message is refused when it has more than one line of usage or is 15
 // minutes old, as Courier and Dovecot do. A message that does not fit
 // gets ErrOverQuota and nothing is written. A zero q delivers as Deliver.
@@ -120,7 +121,7 @@ func (c *Client) DeliverQuota(ctx context.Context, mailbox string, r io.Reader, 
 		return "", fmt.Errorf("client: deliver to %s: %w", mailbox, err)
 	}
 	recalculated := false
-	if ms == nil || ms.size >= maildirsizeMax || !ms.defines(q) {
+	if ms.needsRecalc(q) {
 		if ms, err = c.recalcMaildirsize(ctx, root, q); err != nil {
 			return "", fmt.Errorf("client: deliver to %s: %w", mailbox, err)
 		}
@@ -157,7 +158,8 @@ type QuotaUsage struct {
 // QuotaUsage returns the quota and usage of mailbox's Maildir (a folder
 // counts against its parent) as DeliverQuota sees them: from maildirsize,
 // recalculated first (and rewritten) when recalc is set or the file is
-// 5,120 bytes or longer or defines another quota than q. Without q or a
+// 5,120 bytes or longer, defines another quota than q or sums to a
+// negative usage. Without q or a
 // maildirsize, the usage is summed and nothing is written.
 func (c *Client) QuotaUsage(ctx context.Context, mailbox string, q Quota, recalc bool) (QuotaUsage, error) {
 	root := quotaRoot(mailbox)
@@ -175,7 +177,7 @@ func (c *Client) QuotaUsage(ctx context.Context, mailbox string, q Quota, recalc
 		}
 		return QuotaUsage{Bytes: b, Count: n, Recalculated: true}, nil
 	}
-	if recalc || ms == nil || ms.size >= maildirsizeMax || !ms.defines(q) {
+	if recalc || ms.needsRecalc(q) {
 		if ms, err = c.recalcMaildirsize(ctx, root, q); err != nil {
 			return QuotaUsage{}, fmt.Errorf("client: quota of %s: %w", mailbox, err)
 		}
@@ -254,6 +256,14 @@ func quotaRoot(mailbox string) string {
 		clean = path.Dir(clean)
 	}
 	return strings.TrimPrefix(clean, "/")
+}
+
+// needsRecalc reports whether ms (nil: no file) cannot be used for q as
+// it is: missing, 5,120 bytes or longer, defining another quota, or
+// summing to a negative usage (removals counted for messages that never
+// were: Courier's maildirquota.c and Dovecot recalculate then too).
+func (ms *maildirsize) needsRecalc(q Quota) bool {
+	return ms == nil || ms.size >= maildirsizeMax || !ms.defines(q) || ms.bytes < 0 || ms.count < 0
 }
 
 // defines reports whether the file's first line defines q.

@@ -255,3 +255,42 @@ func TestQuotaWarn(t *testing.T) {
 		t.Fatalf("a day later: sent %v, %v, %d warnings", sent, err, warned())
 	}
 }
+
+// TestDeliverQuotaNegativeUsage: a maildirsize whose lines sum to a
+// negative usage (removals counted for messages that were never added) is
+// recalculated before it is believed, as Courier's maildirquota.c and
+// Dovecot do; trusting it let a message in over the quota.
+func TestDeliverQuotaNegativeUsage(t *testing.T) {
+	const box = "57/01-neg/Maildir"
+	s := startServer(t, maildirSetup(box))
+	c := dialServer(t, s, "", Options{Hostname: "front1"})
+	ctx := context.Background()
+	disk := filepath.Join(s.Root, box)
+	if err := os.WriteFile(filepath.Join(disk, "new", "1.M1P1.old,S=900"), bytes.Repeat([]byte("x"), 900), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(disk, "maildirsize"), []byte("1000S\n-5000 -10\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	q := Quota{Bytes: 1000}
+	u, err := c.QuotaUsage(ctx, box, q, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (QuotaUsage{Quota: q, Bytes: 900, Count: 1, Recalculated: true}); u != want {
+		t.Errorf("QuotaUsage over a negative maildirsize = %+v, want %+v", u, want)
+	}
+	if err := os.WriteFile(filepath.Join(disk, "maildirsize"), []byte("1000S\n-5000 -10\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if name, err := c.DeliverQuota(ctx, box, bytes.NewReader(bytes.Repeat([]byte("m"), 500)), q); !errors.Is(err, ErrOverQuota) {
+		t.Fatalf("500 bytes beside 900 of 1000 (maildirsize says -5000): %q, %v; want ErrOverQuota", name, err)
+	}
+	b, err := os.ReadFile(filepath.Join(disk, "maildirsize"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := string(b), "1000S\n900 1\n"; got != want {
+		t.Errorf("maildirsize after the refusal:\n%q\nwant\n%q", got, want)
+	}
+}
