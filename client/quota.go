@@ -198,7 +198,8 @@ const QuotaWarnEvery = 24 * time.Hour
 // read) into mailbox when its Maildir++ usage under q, as maildirsize
 // holds it, is at or above percent of either limit, unless a warning went
 // in within QuotaWarnEvery, as Courier's "deliverquota -w" does. The
-// warning itself is not refused for quota. It reports whether it sent one.
+// warning itself is not refused for quota, but its "<size> 1" line is
+// appended to maildirsize. It reports whether it sent one.
 func (c *Client) QuotaWarn(ctx context.Context, mailbox string, q Quota, percent int, msg []byte) (bool, error) {
 	if q == (Quota{}) || percent <= 0 {
 		return false, nil
@@ -232,6 +233,11 @@ func (c *Client) QuotaWarn(ctx context.Context, mailbox string, q Quota, percent
 	}
 	if _, err := c.Deliver(ctx, root, bytes.NewReader(msg)); err != nil {
 		return false, err
+	}
+	// The warning counts like any message (Courier's deliverquota
+	// appends its line too); best effort, as in DeliverQuota.
+	if err := c.appendMaildirsize(ctx, root, fmt.Sprintf("%d 1\n", len(msg))); err != nil && !IsStatus(err, NFS3ErrNoEnt) {
+		c.log.Debug("client: maildirsize not updated", "mailbox", root, "err", err)
 	}
 	// The stamp, after the warning: a lost stamp costs a second warning,
 	// not a missing one. UNCHECKED CREATE truncates nothing; the mtime is

@@ -294,3 +294,34 @@ func TestDeliverQuotaNegativeUsage(t *testing.T) {
 		t.Errorf("maildirsize after the refusal:\n%q\nwant\n%q", got, want)
 	}
 }
+
+// TestQuotaWarnCountsWarning: the warning QuotaWarn puts into the Maildir
+// is a message like any other and is appended to maildirsize, as Courier's
+// deliverquota does ("the quota message's size itself is factored into
+// the quota"); left out, maildirsize understated the usage until the next
+// recalculation, and deleting the warning made it understate it twice.
+func TestQuotaWarnCountsWarning(t *testing.T) {
+	const box = "57/02-warn/Maildir"
+	s := startServer(t, maildirSetup(box))
+	c := dialServer(t, s, "", Options{Hostname: "front1"})
+	ctx := context.Background()
+	q := Quota{Bytes: 1000}
+	warning := []byte("Subject: Your mailbox is almost full\r\n\r\nPlease delete some mail.\r\n")
+	if _, err := c.DeliverQuota(ctx, box, bytes.NewReader(bytes.Repeat([]byte("a"), 950)), q); err != nil {
+		t.Fatal(err)
+	}
+	if sent, err := c.QuotaWarn(ctx, box, q, 90, warning); err != nil || !sent {
+		t.Fatalf("at 95%%: sent %v, %v", sent, err)
+	}
+	got, err := c.QuotaUsage(ctx, box, q, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := c.QuotaUsage(ctx, box, q, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Bytes != want.Bytes || got.Count != want.Count {
+		t.Errorf("maildirsize after the warning says %d bytes in %d messages; the Maildir holds %d in %d", got.Bytes, got.Count, want.Bytes, want.Count)
+	}
+}
