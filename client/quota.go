@@ -102,12 +102,15 @@ type maildirsize struct {
 // negative usage, and before a
 // message is refused when it has more than one line of usage or is 15
 // minutes old, as Courier and Dovecot do. A message that does not fit
-// gets ErrOverQuota and nothing is written. A zero q delivers as Deliver.
+// gets ErrOverQuota and nothing is written. A zero q, or a Trash folder
+// (".Trash", ".Trash.*": not counted), delivers as Deliver.
 //
 // NFSv3 has no atomic append: two front ends appending at once may lose a
 // line, which the format tolerates (the next recalculation repairs it).
 func (c *Client) DeliverQuota(ctx context.Context, mailbox string, r io.Reader, q Quota) (string, error) {
-	if q == (Quota{}) {
+	if q == (Quota{}) || isTrash(mailbox) {
+		// Trash is not counted (Courier's maildirquota_countfolder):
+		// nothing to check or to append.
 		return c.Deliver(ctx, mailbox, r)
 	}
 	data, err := readMessage(mailbox, r)

@@ -325,3 +325,38 @@ func TestQuotaWarnCountsWarning(t *testing.T) {
 		t.Errorf("maildirsize after the warning says %d bytes in %d messages; the Maildir holds %d in %d", got.Bytes, got.Count, want.Bytes, want.Count)
 	}
 }
+
+// TestDeliverQuotaIntoTrash: Trash is not counted (its messages are left
+// out of a recalculation and its deletions are not appended), so a
+// delivery into it is neither refused for the quota nor appended to
+// maildirsize, as Courier's deliverquota skips the quota for it
+// (maildirquota_countfolder). Counting it made maildirsize overstate the
+// usage until the next recalculation.
+func TestDeliverQuotaIntoTrash(t *testing.T) {
+	const box = "57/03-trash/Maildir"
+	s := startServer(t, maildirSetup(box, box+"/.Trash"))
+	c := dialServer(t, s, "", Options{Hostname: "front1"})
+	ctx := context.Background()
+	disk := filepath.Join(s.Root, box)
+	q := Quota{Bytes: 1000}
+	if _, err := c.DeliverQuota(ctx, box, bytes.NewReader(bytes.Repeat([]byte("a"), 800)), q); err != nil {
+		t.Fatal(err)
+	}
+	before, err := os.ReadFile(filepath.Join(disk, "maildirsize"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.DeliverQuota(ctx, box+"/.Trash", bytes.NewReader(bytes.Repeat([]byte("t"), 600)), q); err != nil {
+		t.Fatalf("600 bytes into Trash beside 800 of 1000 counted: %v", err)
+	}
+	after, err := os.ReadFile(filepath.Join(disk, "maildirsize"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(after) != string(before) {
+		t.Errorf("maildirsize after a delivery into Trash:\n%q\nwant it unchanged:\n%q", after, before)
+	}
+	if ents, _ := os.ReadDir(filepath.Join(disk, ".Trash", "new")); len(ents) != 1 {
+		t.Errorf(".Trash/new holds %d messages, want 1", len(ents))
+	}
+}
