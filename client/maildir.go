@@ -102,8 +102,20 @@ func (c *Client) withMaildir(ctx context.Context, mailbox string, fn func(h *mai
 }
 
 // MakeMaildir creates mailbox (and missing parents) with tmp/, new/ and
-// cur/, mode 0700. Existing directories are fine.
+// cur/, mode 0700. Existing directories are fine. A Maildir++ folder (a
+// last path element starting with ".", e.g. ".Sent") is made as Courier's
+// maildirmake -f and Dovecot make one: its parent is made a Maildir too
+// (the folder's quota is kept there), and the folder gets an empty
+// "maildirfolder" file, which tells Courier's deliverquota, maildrop and
+// imapd to look in the parent for maildirsize (reference.md §7.2).
 func (c *Client) MakeMaildir(ctx context.Context, mailbox string) error {
+	root := quotaRoot(mailbox)
+	folder := root != strings.TrimPrefix(path.Clean("/"+mailbox), "/")
+	if folder {
+		if err := c.MakeMaildir(ctx, root); err != nil {
+			return err
+		}
+	}
 	fh := c.root
 	perm := uint32(0o700)
 	parts := strings.Split(strings.Trim(path.Clean("/"+mailbox), "/"), "/")
@@ -130,6 +142,13 @@ func (c *Client) MakeMaildir(ctx context.Context, mailbox string) error {
 		}
 		if name != "" {
 			fh = next
+		}
+	}
+	if folder {
+		mode := uint32(0o600)
+		_, _, err := c.Create(ctx, fh, "maildirfolder", Guarded, SetAttr{Mode: &mode}, [8]byte{})
+		if err != nil && !IsStatus(err, NFS3ErrExist) {
+			return fmt.Errorf("client: make maildir %s: %w", mailbox, err)
 		}
 	}
 	return nil

@@ -406,3 +406,38 @@ func TestSetFlagsNameTooLong(t *testing.T) {
 		t.Errorf("the message moved: %v", err)
 	}
 }
+
+// TestMakeMaildirFolder: a Maildir++ folder (".Sent") is made as Courier's
+// maildirmake -f and Dovecot make one: a Maildir holding an empty
+// "maildirfolder" file, which tells Courier's deliverquota, maildrop and
+// imapd to keep the quota in the parent, inside a parent that is a Maildir
+// itself (a quota delivery into the folder reads the parent's maildirsize).
+func TestMakeMaildirFolder(t *testing.T) {
+	s := startServer(t)
+	c := dialServer(t, s, "", Options{Hostname: "front1"})
+	ctx := context.Background()
+	const box = "57/04-fold/Maildir"
+	for _, f := range []string{box + "/.Sent", box + "/.INBOX.sub"} {
+		if err := c.MakeMaildir(ctx, f); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.MakeMaildir(ctx, f); err != nil {
+			t.Fatalf("MakeMaildir on an existing folder: %v", err)
+		}
+		fi, err := os.Stat(filepath.Join(s.Root, f, "maildirfolder"))
+		if err != nil || !fi.Mode().IsRegular() || fi.Size() != 0 {
+			t.Errorf("%s/maildirfolder: %v, %v; want an empty file", f, fi, err)
+		}
+	}
+	for _, d := range []string{"tmp", "new", "cur"} {
+		if _, err := os.Stat(filepath.Join(s.Root, box, d)); err != nil {
+			t.Errorf("the folders' parent: %v", err)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(s.Root, box, "maildirfolder")); !os.IsNotExist(err) {
+		t.Errorf("the Maildir itself has a maildirfolder file: %v", err)
+	}
+	if _, err := c.DeliverQuota(ctx, box+"/.Sent", strings.NewReader("Subject: x\r\n\r\nx\r\n"), Quota{Bytes: 1000}); err != nil {
+		t.Errorf("a quota delivery into the new folder: %v", err)
+	}
+}
