@@ -306,7 +306,14 @@ func (c *Client) readMaildirsize(ctx context.Context, root string) (*maildirsize
 			}
 		}
 		if attr.Size >= maildirsizeMax {
-			ms = &maildirsize{size: int64(attr.Size)}
+			// To be recalculated; its first line still defines the
+			// quota (Courier reads it from the first 5,120 bytes).
+			head, _, err := c.Read(ctx, fh, 0, maildirsizeMax)
+			if err != nil {
+				return err
+			}
+			def, _, _ := bytes.Cut(head, []byte("\n"))
+			ms = &maildirsize{def: strings.TrimSpace(string(def)), size: int64(attr.Size)}
 			return nil
 		}
 		b, err := c.ReadAll(ctx, fh)

@@ -360,3 +360,36 @@ func TestDeliverQuotaIntoTrash(t *testing.T) {
 		t.Errorf(".Trash/new holds %d messages, want 1", len(ents))
 	}
 }
+
+// TestQuotaUsageLongMaildirsize: a maildirsize of 5,120 bytes or more is
+// recalculated, but its first line still says what the quota is (Courier
+// reads it from the first 5,120 bytes); asked without a quota of its own,
+// QuotaUsage reported none and left the long file as it was.
+func TestQuotaUsageLongMaildirsize(t *testing.T) {
+	const box = "57/05-long/Maildir"
+	s := startServer(t, maildirSetup(box))
+	c := dialServer(t, s, "", Options{Hostname: "front1"})
+	ctx := context.Background()
+	disk := filepath.Join(s.Root, box)
+	if err := os.WriteFile(filepath.Join(disk, "new", "1.M1P1.old,S=300"), bytes.Repeat([]byte("x"), 300), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	long := "1000S,10C\n" + strings.Repeat("1 1\n", 1300)
+	if err := os.WriteFile(filepath.Join(disk, "maildirsize"), []byte(long), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	u, err := c.QuotaUsage(ctx, box, Quota{}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (QuotaUsage{Quota: Quota{Bytes: 1000, Count: 10}, Bytes: 300, Count: 1, Recalculated: true}); u != want {
+		t.Errorf("QuotaUsage over a long maildirsize = %+v, want %+v", u, want)
+	}
+	b, err := os.ReadFile(filepath.Join(disk, "maildirsize"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := string(b), "1000S,10C\n300 1\n"; got != want {
+		t.Errorf("maildirsize afterwards:\n%.40q\nwant\n%q", got, want)
+	}
+}
