@@ -171,10 +171,19 @@ func (f *FS) zopen(force bool) error {
 	default:
 		return fmt.Errorf("maildirfs: unknown Options.Compress %q (want \"\" or \"zstd\")", f.opts.Compress)
 	}
-	var v [16]byte
-	k, err := unix.Fgetxattr(f.rootFd, zXattr, v[:])
-	marked := err == nil && string(v[:k]) == zRootMarker
-	if !marked && f.opts.Compress == "" && !force {
+	marked := zmarked(f.rootFd)
+	// A subdirectory of a compressed tree exported on its own holds
+	// compressed files too: a marked directory above the root, on the
+	// same filesystem, counts as the root's mark (and its dictionaries
+	// are loaded for reading).
+	above := -1
+	if !marked {
+		above = zmarkedAbove(f.rootFd)
+	}
+	if above >= 0 {
+		defer unix.Close(above)
+	}
+	if !marked && above < 0 && f.opts.Compress == "" && !force {
 		return nil
 	}
 	z := &zstore{compress: f.opts.Compress != "" && !f.opts.ReadOnly, ents: make(map[uint64]zent), retained: make(map[uint64]zkept), wj: -1, jdirFd: -1}
@@ -197,11 +206,15 @@ func (f *FS) zopen(force bool) error {
 	if err := os.MkdirAll(z.jdir, 0o700); err != nil {
 		return fmt.Errorf("maildirfs: journal dir: %w", err)
 	}
+	var err error
 	z.jdirFd, err = unix.Open(z.jdir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return fmt.Errorf("maildirfs: journal dir: %w", err)
 	}
 	f.z = z
+	if above >= 0 {
+		f.zloadDictsAbove(above)
+	}
 	if err := f.zloadDicts(); err != nil {
 		f.zclose()
 		return err
@@ -230,6 +243,47 @@ func (f *FS) zopen(force bool) error {
 		}()
 	}
 	return nil
+}
+
+// zmarked reports whether the directory open as fd carries the tree's
+// compression mark.
+func zmarked(fd int) bool {
+	var v [16]byte
+	k, err := unix.Fgetxattr(fd, zXattr, v[:])
+	return err == nil && string(v[:k]) == zRootMarker
+}
+
+// zmarkedAbove returns an fd of the nearest directory above the directory
+// open as rootFd, on the same filesystem, that carries the tree's mark, or
+// -1. The walk stops at the filesystem's root or a mount point.
+func zmarkedAbove(rootFd int) int {
+	var st unix.Stat_t
+	if unix.Fstat(rootFd, &st) != nil {
+		return -1
+	}
+	fd := rootFd
+	for range maxDirDepth {
+		up, err := unix.Openat(fd, "..", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if fd != rootFd {
+			unix.Close(fd)
+		}
+		if err != nil {
+			return -1
+		}
+		var ust unix.Stat_t
+		if unix.Fstat(up, &ust) != nil || ust.Dev != st.Dev || ust.Ino == st.Ino {
+			unix.Close(up) // another filesystem, or "/" (its own parent)
+			return -1
+		}
+		if zmarked(up) {
+			return up
+		}
+		fd, st = up, ust
+	}
+	if fd != rootFd {
+		unix.Close(fd)
+	}
+	return -1
 }
 
 // zstop stops the worker (queued messages stay plain) and closes the

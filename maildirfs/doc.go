@@ -270,7 +270,11 @@
 // sync of a rewrite counts as a failed sync of the file (the verifier
 // rotates, waiting stable WRITEs fail). The export root carries
 // user.mailnfs.z = "tree" once anything may be compressed: a marked tree is
-// always decoded, even with Compress off (Expand removes the mark).
+// always decoded, even with Compress off (Expand removes the mark), and
+// so is a subdirectory of it opened as an export of its own (exported
+// alone later, or nested in the compressing export): Open looks for the
+// mark on the directories above the root, up to the filesystem's root,
+// and loads the trained dictionaries of the marked one for reading.
 //
 // Cost: after a group during which messages were delivered, the worker
 // idles nine times as long as it worked, so while deliveries run it takes

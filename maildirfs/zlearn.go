@@ -569,6 +569,33 @@ func (f *FS) zloadDicts() error {
 	return nil
 }
 
+// zloadDictsAbove registers for decoding the dictionaries in zDictDir of
+// dirFd, a compressed tree's root above the export root (zmarkedAbove):
+// its messages under the export may use them. Nothing there is written.
+func (f *FS) zloadDictsAbove(dirFd int) {
+	efd, err := zopenExportDicts(dirFd)
+	if err != nil {
+		if err != unix.ENOENT {
+			f.log.Warn("maildirfs: ignoring the dictionary directory of the compressed tree above the export", "err", err)
+		}
+		return
+	}
+	defer unix.Close(efd)
+	for name := range zdictNames(efd, false) {
+		_, id, _ := zparseDictName(name)
+		d, err := zreadDictAt(efd, name)
+		if err == nil {
+			err = zcheckDict(d, id)
+		}
+		if err == nil {
+			err = zregisterDict(id, d)
+		}
+		if err != nil {
+			f.log.Error("maildirfs: damaged compression dictionary in the compressed tree above the export", "name", name, "err", err)
+		}
+	}
+}
+
 // The decoder knows every dictionary of every store in the process (IDs
 // are random and checked unique when made; a frame names its own), so the
 // read path needs no store to decode.

@@ -433,3 +433,52 @@ func TestCompressRetrains(t *testing.T) {
 	}
 	b.readsBack(t)
 }
+
+// TestCompressSubtreeExport: a subdirectory of a compressed tree opened as
+// a store of its own (exported on its own, or nested in the compressing
+// export) decodes the tree's messages, including those compressed with
+// the tree's trained dictionary, though its own root carries no mark. It
+// served the raw compressed bytes, with their size.
+func TestCompressSubtreeExport(t *testing.T) {
+	mdtest.RequireRoot(t)
+	defer maildirfs.SetZTrain(100, 64<<20, 1<<30, 0, 0.01)()
+	defer maildirfs.ForgetZDicts()
+	msgs := mdtest.Corpus(300, mdtest.CorpusOptions{Seed: 12})
+	exp, paths, opts := offlineTree(t, msgs)
+	if rep, err := maildirfs.Compact(exp, opts); err != nil || rep.Changed != len(msgs) {
+		t.Fatalf("compact: %+v %v", rep, err)
+	}
+	if d, _ := filepath.Glob(filepath.Join(exp, maildirfs.ZDictDir, "*.zdict")); len(d) != 1 {
+		t.Fatalf("compact left dictionaries %v", d)
+	}
+	maildirfs.ForgetZDicts() // a fresh process knows only what Open loads
+	for _, compress := range []string{"", "zstd"} {
+		t.Run("Compress="+compress, func(t *testing.T) {
+			o := opts
+			o.Compress = compress
+			fsys, err := maildirfs.Open(filepath.Join(exp, "Maildir"), o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer fsys.Close()
+			cur, err := fsys.LookupPath(root, "cur")
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, p := range paths {
+				h, a, _, err := fsys.Lookup(cur, root, filepath.Base(p))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if a.Size != uint64(len(msgs[i])) {
+					t.Fatalf("%s: size %d, want %d", p, a.Size, len(msgs[i]))
+				}
+				buf := make([]byte, len(msgs[i])+1)
+				k, eof, _, err := fsys.Read(h, root, 0, buf)
+				if err != nil || !eof || !bytes.Equal(buf[:k], msgs[i]) {
+					t.Fatalf("%s: read %d bytes of %d, eof %v, err %v; differ: %v", p, k, len(msgs[i]), eof, err, !bytes.Equal(buf[:k], msgs[i]))
+				}
+			}
+		})
+	}
+}
