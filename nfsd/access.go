@@ -163,12 +163,16 @@ func OpenExports(t *ExportTable, opts ExportsOptions) (*Exports, error) {
 // mounted or remounted there since, or the directory replaced) gets a new
 // store. A store replaced, or whose path the new table does not serve,
 // stays open for calls in flight for retireGrace (or until Close). One
-// whose directory is gone fails the reload, as it fails Start.
+// whose directory is gone fails the reload, as it fails Start, and so
+// does a compressing export that overlaps another (compressOverlap).
 func (x *Exports) Reload(t *ExportTable) error {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	if x.mu.closed {
 		return ErrExportsClosed
+	}
+	if err := compressOverlap(t.Exports); err != nil {
+		return err
 	}
 	set := &exportSet{table: t, byID: make(map[uint32]*liveExport, len(t.Exports))}
 	type storeState struct {

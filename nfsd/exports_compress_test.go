@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -213,4 +215,58 @@ func TestExportsOpenCompress(t *testing.T) {
 	logs.Reset()
 	exNoErr(t, x.Reload(parse("/a 127.0.0.1(rw,compress=zstd)\n/b\n")))
 	exEqual(t, "", logs.String())
+}
+
+// TestExportsCompressOverlap: a compressing export whose directory is, or
+// is above or below, another export's on the same file system fails the
+// start and a reload (the table in force stays); exports that do not
+// overlap, or that do not compress, are served. Two stores of one tree
+// each run their own locks, so a WRITE through one export during the
+// other's rewrite was lost.
+func TestExportsCompressOverlap(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("maildirfs needs root (CAP_DAC_READ_SEARCH)")
+	}
+	dir := t.TempDir()
+	for _, d := range []string{"a", "a/sub", "b"} {
+		exNoErr(t, os.Mkdir(filepath.Join(dir, d), 0o755))
+	}
+	exNoErr(t, os.Symlink(filepath.Join(dir, "a"), filepath.Join(dir, "link")))
+	a, sub, b, link := filepath.Join(dir, "a"), filepath.Join(dir, "a/sub"), filepath.Join(dir, "b"), filepath.Join(dir, "link")
+	parse := func(text string) *ExportTable {
+		tab, err := ParseExports("exports", []byte(text), nil)
+		exNoErr(t, err)
+		return tab
+	}
+	opts := ExportsOptions{StateDir: filepath.Join(dir, "state")}
+	for _, tc := range []struct {
+		text string
+		ok   bool
+	}{
+		{a + " 127.0.0.1(rw,compress=zstd)\n" + sub + " 127.0.0.1(rw)\n", false},
+		{a + " 127.0.0.1(rw)\n" + sub + " 127.0.0.1(rw,compress=zstd)\n", false},
+		{a + " 127.0.0.1(rw,compress=zstd)\n" + sub + " 127.0.0.1(rw,compress=zstd)\n", false},
+		{a + " 127.0.0.1(rw,compress=zstd)\n" + link + " 127.0.0.1(rw)\n", false},
+		{link + "/sub 127.0.0.1(rw)\n" + a + " 127.0.0.1(rw,compress=zstd)\n", false},
+		{a + " 127.0.0.1(rw)\n" + sub + " 127.0.0.1(rw)\n", true},
+		{a + " 127.0.0.1(rw,compress=zstd)\n" + b + " 127.0.0.1(rw,compress=zstd)\n", true},
+	} {
+		x, err := OpenExports(parse(tc.text), opts)
+		if err == nil {
+			x.Close()
+		}
+		if tc.ok != (err == nil) {
+			t.Errorf("%q: err %v, want ok %v", tc.text, err, tc.ok)
+		}
+		if err != nil && !strings.Contains(err.Error(), "hold the same files") {
+			t.Errorf("%q: err %v", tc.text, err)
+		}
+	}
+	x, err := OpenExports(parse(a+" 127.0.0.1(rw,compress=zstd)\n"), opts)
+	exNoErr(t, err)
+	defer x.Close()
+	if err := x.Reload(parse(a + " 127.0.0.1(rw,compress=zstd)\n" + sub + " 127.0.0.1(rw)\n")); err == nil {
+		t.Error("reload to overlapping exports succeeded")
+	}
+	exTrue(t, x.Table().Lookup(sub) == nil, "the refused table is in force")
 }

@@ -241,7 +241,8 @@ func procs(n int) int {
 // warnings (nfsd.ExportTable.Warnings), exports that would not be served
 // because their mp/mountpoint directory is not mounted
 // (nfsd.CheckMountpoints) and exposure outside private networks
-// (warnings do not fail the check).
+// (warnings do not fail the check). A compressing export that overlaps
+// another (nfsd.CheckCompressOverlap) is an error, as it fails the start.
 func checkConfig(f *flags, stdout, stderr io.Writer) int {
 	path := f.exports
 	table, err := nfsd.LoadExports(path, &nfsd.ParseOptions{LookupHost: nfsd.LookupHost})
@@ -263,6 +264,11 @@ func checkConfig(f *flags, stdout, stderr io.Writer) int {
 			problems = append(problems, fmt.Sprintf("%s: export %s: %v", e.Pos, e.Path, errors.Unwrap(err)))
 		case !st.IsDir():
 			problems = append(problems, fmt.Sprintf("%s: export %s is not a directory", e.Pos, e.Path))
+		}
+	}
+	if len(problems) == 0 {
+		if err := nfsd.CheckCompressOverlap(table); err != nil {
+			problems = append(problems, err.Error())
 		}
 	}
 	if len(problems) > 0 {

@@ -37,6 +37,9 @@ func TestCheckConfig(t *testing.T) {
 	if err := os.Mkdir(export, 0o755); err != nil {
 		t.Fatal(err)
 	}
+	if err := os.Mkdir(filepath.Join(export, "sub"), 0o755); err != nil {
+		t.Fatal(err)
+	}
 	file := filepath.Join(dir, "exports")
 	cases := []struct {
 		name     string
@@ -53,6 +56,8 @@ func TestCheckConfig(t *testing.T) {
 				file + ":2:1: options need a client before them: write " + export + " *(rw) for everyone (quote a path that contains \"(\")\n"},
 		{"Compress", export + " 127.0.0.1(rw,compress=zstd)\n", 0,
 			file + ": OK, 1 exports, 1 rules\n" + export + "\t127.0.0.1 rw squash=root->65534:65534 (per id) alldirs compress=zstd (" + file + fmt.Sprintf(":1:%d)\n", len(export)+2), ""},
+		{"CompressOverlap", export + " 127.0.0.1(rw,compress=zstd)\n" + export + "/sub 127.0.0.1(rw)\n", 1,
+			"", file + ":1:1: export " + export + " (compress=zstd) and " + export + "/sub (" + file + ":2:1) hold the same files: each would get a store of its own, whose compression worker does not hold a file against the other's calls (writes through one during a rewrite by the other are lost); export only one of them, or directories that do not overlap\n"},
 		{"CompressUnknown", export + " -compress=lz4 127.0.0.1\n", 1,
 			"", fmt.Sprintf("%s:1:%d: -compress supports only zstd, got \"lz4\"\n", file, len(export)+12)},
 		{"AmbiguousLine", export + " 10.1.2.3\n", 0,
