@@ -23,7 +23,8 @@ type CompactReport struct {
 
 // Compact compresses, in place, every regular file in a directory named new
 // or cur under root that is not compressed yet (the offline form of
-// Options.Compress = "zstd", for "mailnfsd compact"). The server must not
+// Options.Compress = "zstd", for "mailnfsd compact"). It fails with EBUSY
+// on a tree a store has open (doc.go, "Compression"). The server must not
 // be serving root meanwhile. opts.StateDir must be the server's: it holds
 // the journal that makes every step crash-safe; any interrupted rewrite
 // (of this tool or of the server) is finished first. Running it again is

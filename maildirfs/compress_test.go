@@ -864,3 +864,56 @@ func TestCompressSweepStaysInExport(t *testing.T) {
 		t.Errorf("the file outside the export changed: %v", err)
 	}
 }
+
+// TestCompactRefusesServedTree: Compact and Expand fail on a tree a store
+// has open, and a store does not open a tree they are converting. Compact
+// run beside a server rewrote files outside the server's locks (a
+// FILE_SYNC WRITE through the server between Compact's read of the file
+// and its rewrite was lost: the rewrite put back what it had read), and
+// its Open retired the server's worker journal.
+func TestCompactRefusesServedTree(t *testing.T) {
+	defer maildirfs.SetZCrashHook(nil)
+	s := zstore(t)
+	cur := lookup(t, s, "Maildir", "cur")
+	msg := mdtest.Corpus(1, mdtest.CorpusOptions{Seed: 3})[0]
+	h := create(t, s, cur, root, "m:2,", msg)
+	opts := maildirfs.Options{StateDir: s.StateDir}
+	if _, err := maildirfs.Compact(s.Dir, opts); !errors.Is(err, syscall.EBUSY) {
+		t.Errorf("compact of a served tree: %v, want EBUSY", err)
+	}
+	if _, err := maildirfs.Expand(s.Dir, opts); !errors.Is(err, syscall.EBUSY) {
+		t.Errorf("expand of a served tree: %v, want EBUSY", err)
+	}
+	if p := filepath.Join(s.Dir, "Maildir", "cur", "m:2,"); func() bool { _, z := stored(t, p); return z }() {
+		t.Errorf("%s compressed by a refused compact", p)
+	}
+	if got := readChunks(t, s, h, 1<<20); !bytes.Equal(got, msg) {
+		t.Fatal("content changed")
+	}
+	// A second store of the tree is fine; once both are closed, the
+	// tools run, and a store does not open while one does.
+	s2, err := maildirfs.Open(s.Dir, s.Opts)
+	if err != nil {
+		t.Fatalf("second store: %v", err)
+	}
+	s2.Close()
+	s.Close()
+	s.FS = nil
+	entered := false
+	maildirfs.SetZCrashHook(func(step string) error {
+		if step == "journaled" && !entered {
+			entered = true
+			if _, err := maildirfs.Open(s.Dir, s.Opts); !errors.Is(err, syscall.EBUSY) {
+				t.Errorf("store opened during compact: %v, want EBUSY", err)
+			}
+		}
+		return nil
+	})
+	if rep, err := maildirfs.Compact(s.Dir, opts); err != nil || rep.Changed != 1 {
+		t.Fatalf("compact: %+v %v", rep, err)
+	}
+	maildirfs.SetZCrashHook(nil)
+	if !entered {
+		t.Error("compact compressed nothing")
+	}
+}

@@ -287,7 +287,10 @@
 // (Stats.CompressBacklog counts the directories waiting). Close stops the
 // worker; queued files and remembered directories stay plain.
 // Compact and Expand convert a tree offline, crash-safe and idempotent,
-// with the server's StateDir (the journal's place).
+// with the server's StateDir (the journal's place). They hold an
+// exclusive flock on the export root and every store a shared one, so
+// they fail (EBUSY) on a tree a store has open, and a store does not open
+// a tree they are converting.
 //
 // # Trained dictionaries
 //

@@ -111,6 +111,23 @@ func open(root string, opts Options, zforce bool) (*FS, error) {
 		return nil, &os.PathError{Op: "open", Path: root, Err: err}
 	}
 	f.rootFd = fd
+	// The offline tools (Compact, Expand: zforce) rewrite files outside
+	// any store's locks and retire the compression journal: they must
+	// have the tree alone. Stores share it. The lock goes with the fd.
+	how := unix.LOCK_SH
+	if zforce {
+		how = unix.LOCK_EX
+	}
+	if err := unix.Flock(fd, how|unix.LOCK_NB); err != nil && err != unix.EWOULDBLOCK {
+		// A file system without flock: serve it, without the guard.
+		opts.Logger.Warn("maildirfs: cannot lock the export root; mailnfsd compact or expand would not see that it is served", "root", root, "err", err)
+	} else if err != nil {
+		unix.Close(fd)
+		if zforce {
+			return nil, fmt.Errorf("maildirfs: %s is being served (a mailnfsd has it open; a store taken out of the exports by a reload stays open a few minutes): stop mailnfsd first: %w", root, unix.EBUSY)
+		}
+		return nil, fmt.Errorf("maildirfs: %s is being converted by mailnfsd compact or expand; serve it once that has finished: %w", root, unix.EBUSY)
+	}
 	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil {
 		unix.Close(fd)

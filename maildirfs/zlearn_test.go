@@ -395,6 +395,7 @@ func TestCompactTrains(t *testing.T) {
 			t.Fatalf("%s: read %d bytes, eof %v: %v", rel, k, eof, err)
 		}
 	}
+	fsys.Close() // the server stops before the offline tool runs
 	rep, err = maildirfs.Expand(exp, opts)
 	if err != nil || rep.Changed != len(msgs) {
 		t.Fatalf("expand: %+v %v", rep, err)

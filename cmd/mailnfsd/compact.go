@@ -22,7 +22,9 @@ again harmlessly.
 Stop mailnfsd for DIR first (or remove DIR from its exports): the server must
 not serve the tree meanwhile. -state-dir must be the server's: it holds the
 handle key and the journal of the rewrites. Clients keep their file handles,
-and mtimes do not change. DIR must be the export's root: compact trains a
+and mtimes do not change. A tree that mailnfsd has open is refused (a
+store taken out of the exports by a reload stays open two minutes), and
+mailnfsd does not open one while they run. DIR must be the export's root: compact trains a
 dictionary on the tree's mail after its first 1,000 messages and keeps it in
 DIR/mailnfs-zdict/ and in the state directory, where the server finds it.
 
