@@ -29,6 +29,17 @@
 // the server's NFS3ERR_NOSPC at fsync), the writer removes its tmp/ file,
 // the guest's statfs must show the reserve still free (users' writes are
 // made with the user's fsuid), and after 10 deletions 5 more deliveries
-// must succeed. The guest reports a manifest that the test checks against the server's disk:
+// must succeed. A POSIX run does, as uid 2001 and then as root (squashed
+// to nobody), what a front end does besides delivering, with the export
+// mounted a second time (nosharecache) as a second front end: cp of a
+// 20 MiB file in and out (1 MiB READs with readahead, cmp through the
+// other mount), four O_DIRECT readers of 4 MiB at once, O_APPEND from
+// shells and held descriptors, ls -l of a 20000-entry directory, mv across
+// directories and onto an existing name, hard links and their link counts,
+// chmod and chown (and what squashed root is refused), mkdir -p 40 deep
+// and rm -rf, symlinks, touch -d and utimensat with nanoseconds, flock and
+// fcntl locks under nolock (local, never hanging), close-to-open between
+// the mounts, statfs against the export's file system, and truncation
+// while the file is open. The guest reports a manifest that the test checks against the server's disk:
 // every message once, intact, tmp/ empty, owned by the right uid.
 package kerneltest

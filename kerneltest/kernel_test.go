@@ -18,6 +18,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/mailnfs/mailnfs/internal/loopfstest"
 	"github.com/mailnfs/mailnfs/internal/netnstest"
 )
@@ -29,6 +31,13 @@ var guestRuns = []Run{
 	{Name: "root", UID: 0, GID: 0, Maildir: "root/Maildir", Writers: 4, Messages: 40, BigMiB: 8, Flag: 30, Delete: 10},
 	// an ordinary mail uid owns what it delivers into its own Maildir.
 	{Name: "tevie", UID: 2001, GID: 2001, Maildir: "12/34-tevie/Maildir", Writers: 4, Messages: 40, BigMiB: 0, Flag: 20, Delete: 5},
+	// what a front end does besides delivering (guest runPosix): cp of
+	// 20 MiB in and out, parallel O_DIRECT readers, O_APPEND, ls -l of
+	// 20k entries, mv, ln, chmod, mkdir -p, rm -rf, symlinks, touch -d,
+	// flock under nolock, close-to-open across two mounts, truncation
+	// while open; then root, squashed, in the same tree.
+	{Name: "posix", UID: 2001, GID: 2001, Maildir: "posix/2001", Posix: true, ListDir: "list20k", ListFiles: 20000},
+	{Name: "posix-root", UID: 0, GID: 0, Maildir: "posix/root", Posix: true},
 	// the storage box's mailnfsd is restarted while uid 2001 delivers and
 	// holds a half-written file open (guest runRestart).
 	{Name: "restart", UID: 2001, GID: 2001, Maildir: "56/78-rolf/Maildir", Writers: 4, Messages: 20, BigMiB: 16, Restart: len(restartSignals)},
@@ -53,17 +62,20 @@ func restartRuns() int {
 
 // Run mirrors guest.Run (the guest is a separate main package).
 type Run struct {
-	Name     string `json:"name"`
-	UID      int    `json:"uid"`
-	GID      int    `json:"gid"`
-	Maildir  string `json:"maildir"`
-	Writers  int    `json:"writers"`
-	Messages int    `json:"messages"`
-	BigMiB   int    `json:"big_mib"`
-	Flag     int    `json:"flag"`
-	Delete   int    `json:"delete"`
-	Restart  int    `json:"restart"`
-	Full     bool   `json:"full"`
+	Name      string `json:"name"`
+	UID       int    `json:"uid"`
+	GID       int    `json:"gid"`
+	Maildir   string `json:"maildir"`
+	Writers   int    `json:"writers"`
+	Messages  int    `json:"messages"`
+	BigMiB    int    `json:"big_mib"`
+	Flag      int    `json:"flag"`
+	Delete    int    `json:"delete"`
+	Restart   int    `json:"restart"`
+	Full      bool   `json:"full"`
+	Posix     bool   `json:"posix"`
+	ListDir   string `json:"list_dir"`
+	ListFiles int    `json:"list_files"`
 }
 
 type message struct {
@@ -89,6 +101,16 @@ type result struct {
 	RefusedErr   string `json:"refused_err"`
 	FullFreeKiB  uint64 `json:"full_free_kib"`
 	FullAvailKiB uint64 `json:"full_avail_kib"`
+	// Posix runs: seconds per step, failed steps, statfs of the mount.
+	Steps  map[string]float64 `json:"steps"`
+	Failed []string           `json:"failed"`
+	Statfs *struct {
+		TotalKiB  uint64 `json:"total_kib"`
+		FreeKiB   uint64 `json:"free_kib"`
+		AvailKiB  uint64 `json:"avail_kib"`
+		Files     uint64 `json:"files"`
+		FilesFree uint64 `json:"files_free"`
+	} `json:"statfs"`
 }
 
 // owners maps a guest uid to the owner the server must record.
@@ -140,6 +162,21 @@ func TestLinuxKernelClient(t *testing.T) {
 		return export
 	}
 	for _, r := range guestRuns {
+		if r.Posix {
+			p := filepath.Join(export, r.Maildir)
+			if err := os.MkdirAll(p, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			os.Chmod(filepath.Dir(p), 0o755)
+			owner := int(owners[r.UID])
+			if err := os.Chown(p, owner, owner); err != nil {
+				t.Fatal(err)
+			}
+			if r.ListDir != "" {
+				makeListDir(t, filepath.Join(export, r.ListDir), r.ListFiles, owner)
+			}
+			continue
+		}
 		export := exportOf(r)
 		owner := int(owners[r.UID])
 		for _, sub := range []string{"tmp", "new", "cur"} {
@@ -174,12 +211,13 @@ func TestLinuxKernelClient(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg, _ := json.Marshal(map[string]any{
-		"server":      "10.0.2.2",
-		"export":      export,
-		"options":     "vers=3,proto=tcp,mountproto=tcp,nolock",
-		"control":     "ctl/epoch",
-		"full_export": fullExport,
-		"runs":        guestRuns,
+		"server":       "10.0.2.2",
+		"export":       export,
+		"options":      "vers=3,proto=tcp,mountproto=tcp,nolock",
+		"control":      "ctl/epoch",
+		"full_export":  fullExport,
+		"second_mount": "/mnt3",
+		"runs":         guestRuns,
 	})
 	initrd := filepath.Join(dir, "initrd")
 	if err := BuildInitramfs(k, guestBin, busybox, cfg, initrd); err != nil {
@@ -308,6 +346,9 @@ wait:
 			if maxAvail := uint64(r.Refused)*256 + 1024; r.FullFreeKiB+1024 < reserveKiB*9/10 || r.FullAvailKiB > maxAvail {
 				t.Errorf("%s: when full, %d KiB free and %d KiB for users; want the reserve (%d KiB) free and at most %d KiB for users", r.Run, r.FullFreeKiB, r.FullAvailKiB, reserveKiB, maxAvail)
 			}
+		} else if run.Posix {
+			checkPosix(t, export, run, r)
+			continue
 		} else if want := run.Writers*run.Messages - run.Delete; len(r.Messages) != want {
 			t.Errorf("%s: guest reports %d messages, want %d", r.Run, len(r.Messages), want)
 		}
@@ -346,6 +387,87 @@ wait:
 	t.Logf("Linux %s NFSv3 client: boot+mount+workload+umount in %v", kernel, elapsed.Round(time.Second))
 	if t.Failed() {
 		t.Logf("mailnfsd log (tail):\n%s", tail(srv.Log(), 60))
+	}
+}
+
+// makeListDir makes n files m00000.. of i%97 bytes in dir, owned by owner,
+// for the guest's ls -l.
+func makeListDir(t *testing.T, dir string, n, owner int) {
+	t.Helper()
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	body := bytes.Repeat([]byte("x"), 97)
+	for i := 0; i < n; i++ {
+		p := filepath.Join(dir, fmt.Sprintf("m%05d", i))
+		if err := os.WriteFile(p, body[:i%97], 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chown(p, owner, owner); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// checkPosix reports the steps of a Posix run that failed in the guest,
+// compares its statfs of the mount with the export's file system, and
+// checks on the server's disk what the uid-2001 run left behind.
+func checkPosix(t *testing.T, export string, run Run, r result) {
+	t.Helper()
+	for _, f := range r.Failed {
+		t.Errorf("%s: guest step %s", r.Run, f)
+	}
+	names := make([]string, 0, len(r.Steps))
+	for n := range r.Steps {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	var steps []string
+	for _, n := range names {
+		steps = append(steps, fmt.Sprintf("%s %.1fs", n, r.Steps[n]))
+	}
+	t.Logf("run %s as uid %d: %d steps in %.1fs: %s", r.Run, run.UID, len(steps), r.Seconds, strings.Join(steps, ", "))
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(export, &st); err != nil {
+		t.Fatal(err)
+	}
+	if g := r.Statfs; g == nil {
+		t.Errorf("%s: no statfs from the guest", r.Run)
+	} else {
+		// The guest rounds up to its block size (1 MiB: Linux
+		// nfs_statfs); free space moves while other work runs on
+		// this disk.
+		total := uint64(st.Blocks) * uint64(st.Bsize) >> 10
+		free := uint64(st.Bfree) * uint64(st.Bsize) >> 10
+		if g.TotalKiB < total || g.TotalKiB >= total+1024 || g.Files != st.Files ||
+			g.AvailKiB > g.FreeKiB || g.FreeKiB > free+free/20 || g.FreeKiB+free/20 < free {
+			t.Errorf("%s: guest statfs %+v; the export's file system has %d KiB, %d KiB free, %d files", r.Run, *g, total, free, st.Files)
+		}
+	}
+	if run.UID != 2001 {
+		return
+	}
+	d := filepath.Join(export, run.Maildir)
+	for name, want := range map[string]string{"b/x": "x\n", "b/y": "new y\n", "b/sub/f": "f\n", "trunc": "short\n", "b/h3": "linked\n"} {
+		if b, err := os.ReadFile(filepath.Join(d, name)); err != nil || string(b) != want {
+			t.Errorf("%s: %s on the server: %q, %v; want %q", r.Run, name, b, err, want)
+		}
+	}
+	var fi unix.Stat_t
+	if err := unix.Stat(filepath.Join(d, "times"), &fi); err != nil || fi.Mtim != (unix.Timespec{Sec: 4000000000, Nsec: 999999999}) || fi.Atim != (unix.Timespec{Sec: 1500000000, Nsec: 5}) {
+		t.Errorf("%s: times on the server: atime %v mtime %v, %v", r.Run, fi.Atim, fi.Mtim, err)
+	}
+	if err := unix.Stat(filepath.Join(d, "b/h3"), &fi); err != nil || fi.Nlink != 2 {
+		t.Errorf("%s: b/h3 on the server has %d links, %v; want 2", r.Run, fi.Nlink, err)
+	}
+	if err := unix.Stat(filepath.Join(d, "modes"), &fi); err != nil || fi.Mode&0o7777 != 0o600 {
+		t.Errorf("%s: modes on the server: mode %o, %v; want 600", r.Run, fi.Mode&0o7777, err)
+	}
+	if l, err := os.Readlink(filepath.Join(d, "slup")); err != nil || l != "../2001/b/y" {
+		t.Errorf("%s: slup on the server links to %q, %v", r.Run, l, err)
+	}
+	if _, err := os.Lstat(filepath.Join(d, "deep")); !os.IsNotExist(err) {
+		t.Errorf("%s: deep/ on the server after rm -rf: %v", r.Run, err)
 	}
 }
 

@@ -43,7 +43,10 @@ type Config struct {
 	// FullExport, if set, is a second export, on a small file system of
 	// its own, that the Full runs fill (mounted at /mnt2).
 	FullExport string `json:"full_export"`
-	Runs       []Run  `json:"runs"`
+	// SecondMount, if set, mounts Export again there with nosharecache
+	// (a second front end: caches of its own) for the Posix runs.
+	SecondMount string `json:"second_mount"`
+	Runs        []Run  `json:"runs"`
 }
 
 // Run is one workload, run under one uid.
@@ -66,6 +69,12 @@ type Run struct {
 	// file system is full (runFull), then delete Delete of them and
 	// deliver Messages more.
 	Full bool `json:"full"`
+	// Posix: run runPosix in Maildir (a directory of the run's uid)
+	// instead of delivering; ListDir holds ListFiles files made by the
+	// test for ls -l.
+	Posix     bool   `json:"posix"`
+	ListDir   string `json:"list_dir"`
+	ListFiles int    `json:"list_files"`
 }
 
 // Message is one message the workload expects to find on the server.
@@ -100,6 +109,11 @@ type Result struct {
 	// KiB free, and free for users.
 	FullFreeKiB  uint64 `json:"full_free_kib,omitempty"`
 	FullAvailKiB uint64 `json:"full_avail_kib,omitempty"`
+	// Posix runs: seconds each step took, the steps that failed and why,
+	// and statfs of the mount at the end.
+	Steps  map[string]float64 `json:"steps,omitempty"`
+	Failed []string           `json:"failed,omitempty"`
+	Statfs *Statfs            `json:"statfs,omitempty"`
 }
 
 const (
@@ -177,6 +191,14 @@ func initMain() error {
 			return fmt.Errorf("mount %s: %w", cfg.FullExport, err)
 		}
 	}
+	if cfg.SecondMount != "" {
+		if err := os.MkdirAll(cfg.SecondMount, 0o755); err != nil {
+			return err
+		}
+		if err := unix.Mount(src, cfg.SecondMount, "nfs", 0, opts+",nosharecache"); err != nil {
+			return fmt.Errorf("mount %s again: %w", src, err)
+		}
+	}
 	for i, r := range cfg.Runs {
 		if r.Restart > 0 {
 			// Start writeback early so that the stream of runRestart
@@ -193,6 +215,11 @@ func initMain() error {
 		}
 		if err := cmd.Run(); err != nil {
 			return fmt.Errorf("run %s (uid %d): %w", r.Name, r.UID, err)
+		}
+	}
+	if cfg.SecondMount != "" {
+		if err := unix.Unmount(cfg.SecondMount, 0); err != nil {
+			return fmt.Errorf("umount %s: %w", cfg.SecondMount, err)
 		}
 	}
 	if cfg.FullExport != "" {
@@ -267,6 +294,8 @@ func worker(idx string) int {
 		run = func(r Run) (*Result, error) { return runRestart(r, filepath.Join(mnt, cfg.Control)) }
 	case r.Full:
 		run = runFull
+	case r.Posix:
+		run = func(r Run) (*Result, error) { return runPosix(r, cfg.SecondMount) }
 	}
 	res, err := run(r)
 	if err != nil {
