@@ -39,7 +39,11 @@
 // chmod and chown (and what squashed root is refused), mkdir -p 40 deep
 // and rm -rf, symlinks, touch -d and utimensat with nanoseconds, flock and
 // fcntl locks under nolock (local, never hanging), close-to-open between
-// the mounts, statfs against the export's file system, and truncation
-// while the file is open. The guest reports a manifest that the test checks against the server's disk:
+// the mounts, statfs against the export's file system, truncation while
+// the file is open, unlink of an open file (the kernel's .nfs silly
+// rename), rename(2)'s errors (ENOTEMPTY, EISDIR, ENOTDIR, EXDEV), a file
+// created read-only and written through its descriptor, a sparse file to
+// 1 TiB and EFBIG past ext4's 16 TiB, 255-byte names and a FIFO. The
+// guest reports a manifest that the test checks against the server's disk:
 // every message once, intact, tmp/ empty, owned by the right uid.
 package kerneltest

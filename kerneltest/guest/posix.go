@@ -574,6 +574,176 @@ func userSteps(r Run, d, d2 string, res *Result) []posixStep {
 			}
 			return nil
 		}},
+		{"silly-rename", func() error {
+			// An IMAP server reads a message another session expunges:
+			// the kernel renames the open file to .nfsXXXX and removes
+			// that at the last close.
+			dir := filepath.Join(d, "silly")
+			if err := os.Mkdir(dir, 0o755); err != nil {
+				return err
+			}
+			p := filepath.Join(dir, "1.M1P1.guest:2,S")
+			if err := os.WriteFile(p, []byte("expunged while open\n"), 0o600); err != nil {
+				return err
+			}
+			f, err := os.Open(p)
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			if err := os.Remove(p); err != nil {
+				return fmt.Errorf("unlink of an open file: %w", err)
+			}
+			if _, err := os.Lstat(p); !errors.Is(err, os.ErrNotExist) {
+				return fmt.Errorf("lstat after unlink: %v", err)
+			}
+			b, err := io.ReadAll(f)
+			if err != nil || string(b) != "expunged while open\n" {
+				return fmt.Errorf("read of the unlinked open file: %q, %v", b, err)
+			}
+			if err := f.Close(); err != nil {
+				return err
+			}
+			for _, m := range []string{d, d2} {
+				ents, err := os.ReadDir(filepath.Join(m, "silly"))
+				if err != nil || len(ents) != 0 {
+					return fmt.Errorf("%s/silly after the last close: %d entries (%v), %v", m, len(ents), names(ents), err)
+				}
+			}
+			return os.Remove(dir)
+		}},
+		{"rename-errors", func() error {
+			for _, p := range []string{"r/empty", "r/full/x", "r/src/y"} {
+				if err := os.MkdirAll(filepath.Join(d, p), 0o755); err != nil {
+					return err
+				}
+			}
+			if err := os.WriteFile(filepath.Join(d, "r/file"), []byte("f"), 0o644); err != nil {
+				return err
+			}
+			for _, c := range []struct {
+				from, to string
+				want     error
+			}{
+				{"r/src", "r/full", syscall.ENOTEMPTY},
+				{"r/file", "r/full", syscall.EISDIR},
+				{"r/src", "r/file", syscall.ENOTDIR},
+				{"r/src", "r/empty", nil}, // a directory replaces an empty one
+				{"r/file", "r/empty/y", syscall.EISDIR},
+			} {
+				// rename(2) itself: os.Rename refuses a directory
+				// target before asking the kernel.
+				err := unix.Rename(filepath.Join(d, c.from), filepath.Join(d, c.to))
+				if (c.want == nil) != (err == nil) || c.want != nil && !errors.Is(err, c.want) {
+					return fmt.Errorf("rename %s %s: %v, want %v", c.from, c.to, err, c.want)
+				}
+			}
+			if err := unix.Rmdir(filepath.Join(d, "r/full")); !errors.Is(err, syscall.ENOTEMPTY) {
+				return fmt.Errorf("rmdir of a non-empty directory: %v, want ENOTEMPTY", err)
+			}
+			if _, err := os.Stat(filepath.Join(d2, "r/empty/y")); err != nil {
+				return fmt.Errorf("the moved directory's entry on the second mount: %w", err)
+			}
+			if err := os.Rename(filepath.Join(d, "r/file"), filepath.Join(fullMnt, "file")); !errors.Is(err, syscall.EXDEV) {
+				return fmt.Errorf("rename to the other export: %v, want EXDEV", err)
+			}
+			return nil
+		}},
+		{"readonly-create", func() error {
+			// git, cp -p, tar: create a file read-only and write it
+			// through the descriptor the create returned.
+			p := filepath.Join(d, "ro-created")
+			f, err := os.OpenFile(p, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o444)
+			if err != nil {
+				return err
+			}
+			if _, err := f.Write([]byte("read-only but mine\n")); err != nil {
+				f.Close()
+				return fmt.Errorf("write: %w", err)
+			}
+			if err := f.Sync(); err != nil {
+				f.Close()
+				return fmt.Errorf("fsync: %w", err)
+			}
+			if err := f.Truncate(5); err != nil {
+				f.Close()
+				return fmt.Errorf("ftruncate: %w", err)
+			}
+			if err := f.Close(); err != nil {
+				return fmt.Errorf("close: %w", err)
+			}
+			st, err := statOpen(filepath.Join(d2, "ro-created"))
+			if err != nil || st.Mode&0o777 != 0o444 || st.Size != 5 {
+				return fmt.Errorf("second mount: mode %o size %d, %v", st.Mode&0o777, st.Size, err)
+			}
+			if _, err := os.OpenFile(p, os.O_WRONLY, 0); !errors.Is(err, syscall.EACCES) {
+				return fmt.Errorf("a new open for writing: %v, want EACCES", err)
+			}
+			return nil
+		}},
+		{"sparse-names-fifo", func() error {
+			p := filepath.Join(d, "sparse")
+			f, err := os.OpenFile(p, os.O_CREATE|os.O_RDWR, 0o644)
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			if err := f.Truncate(1 << 30); err != nil {
+				return fmt.Errorf("extend to 1 GiB: %w", err)
+			}
+			if _, err := f.WriteAt([]byte("end"), 1<<40); err != nil {
+				return fmt.Errorf("write at 1 TiB: %w", err)
+			}
+			if _, err := f.WriteAt([]byte("x"), 17<<40); !errors.Is(err, syscall.EFBIG) {
+				// ext4's largest file is 16 TiB; the kernel may
+				// report the server's NFS3ERR_FBIG at fsync.
+				if err == nil {
+					err = f.Sync()
+				}
+				if !errors.Is(err, syscall.EFBIG) {
+					return fmt.Errorf("write at 17 TiB: %v, want EFBIG", err)
+				}
+			}
+			if err := f.Close(); err != nil && !errors.Is(err, syscall.EFBIG) {
+				return fmt.Errorf("close: %w", err)
+			}
+			g, err := os.Open(filepath.Join(d2, "sparse"))
+			if err != nil {
+				return err
+			}
+			defer g.Close()
+			buf := make([]byte, 4096)
+			if n, err := g.ReadAt(buf, 1<<30-2048); n != 2048 || err != io.EOF && err != nil || !bytes.Equal(buf[:n], make([]byte, 2048)) {
+				// 1 GiB of hole and then the byte range to 1 TiB.
+				if n != 4096 || !bytes.Equal(buf, make([]byte, 4096)) {
+					return fmt.Errorf("hole at 1 GiB: %d bytes, %v", n, err)
+				}
+			}
+			if n, err := g.ReadAt(buf, 1<<40); n != 3 || string(buf[:3]) != "end" {
+				return fmt.Errorf("read at 1 TiB: %q, %v", buf[:n], err)
+			}
+			if err := os.Remove(p); err != nil {
+				return err
+			}
+			long := strings.Repeat("n", 255)
+			if err := os.WriteFile(filepath.Join(d, long), nil, 0o644); err != nil {
+				return fmt.Errorf("create with a 255-byte name: %w", err)
+			}
+			if _, err := os.Stat(filepath.Join(d2, long)); err != nil {
+				return err
+			}
+			if err := os.WriteFile(filepath.Join(d, long+"n"), nil, 0o644); !errors.Is(err, syscall.ENAMETOOLONG) {
+				return fmt.Errorf("create with a 256-byte name: %v, want ENAMETOOLONG", err)
+			}
+			if err := unix.Mkfifo(filepath.Join(d, "fifo"), 0o644); err != nil {
+				return fmt.Errorf("mkfifo: %w", err)
+			}
+			var st unix.Stat_t
+			if err := unix.Lstat(filepath.Join(d2, "fifo"), &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFIFO {
+				return fmt.Errorf("fifo on the second mount: mode %o, %v", st.Mode, err)
+			}
+			return nil
+		}},
 		{"truncate-open", func() error {
 			// `: > file` (open O_TRUNC) while another descriptor, on
 			// each mount, has the file open and has read it.
@@ -642,6 +812,14 @@ func statOpen(p string) (unix.Stat_t, error) {
 	defer f.Close()
 	err = unix.Fstat(int(f.Fd()), &st)
 	return st, err
+}
+
+func names(ents []os.DirEntry) []string {
+	var n []string
+	for _, e := range ents {
+		n = append(n, e.Name())
+	}
+	return n
 }
 
 func after(a, b unix.Timespec) bool {
