@@ -43,7 +43,11 @@
 // the file is open, unlink of an open file (the kernel's .nfs silly
 // rename), rename(2)'s errors (ENOTEMPTY, EISDIR, ENOTDIR, EXDEV), a file
 // created read-only and written through its descriptor, a sparse file to
-// 1 TiB and EFBIG past ext4's 16 TiB, 255-byte names and a FIFO. The
-// guest reports a manifest that the test checks against the server's disk:
+// 1 TiB and EFBIG past ext4's 16 TiB, 255-byte names and a FIFO. A
+// compressed run delivers into a third export (-compress=zstd), waits
+// until the server has compressed the messages (their used space drops),
+// and reads, flags, appends to, truncates, rewrites, touches and
+// hard-links them: each reads back as a plain file would, with its
+// delivery mtime unless the step set it. The guest reports a manifest that the test checks against the server's disk:
 // every message once, intact, tmp/ empty, owned by the right uid.
 package kerneltest

@@ -38,6 +38,10 @@ var guestRuns = []Run{
 	// while open; then root, squashed, in the same tree.
 	{Name: "posix", UID: 2001, GID: 2001, Maildir: "posix/2001", Posix: true, ListDir: "list20k", ListFiles: 20000},
 	{Name: "posix-root", UID: 0, GID: 0, Maildir: "posix/root", Posix: true},
+	// messages compressed at rest by a third export (-compress=zstd),
+	// then read, flagged, appended to, truncated, rewritten, touched and
+	// linked by the kernel (guest runCompressed).
+	{Name: "compressed", UID: 2001, GID: 2001, Maildir: "34/56-zed/Maildir", Messages: 12, Compressed: true},
 	// the storage box's mailnfsd is restarted while uid 2001 delivers and
 	// holds a half-written file open (guest runRestart).
 	{Name: "restart", UID: 2001, GID: 2001, Maildir: "56/78-rolf/Maildir", Writers: 4, Messages: 20, BigMiB: 16, Restart: len(restartSignals)},
@@ -62,20 +66,21 @@ func restartRuns() int {
 
 // Run mirrors guest.Run (the guest is a separate main package).
 type Run struct {
-	Name      string `json:"name"`
-	UID       int    `json:"uid"`
-	GID       int    `json:"gid"`
-	Maildir   string `json:"maildir"`
-	Writers   int    `json:"writers"`
-	Messages  int    `json:"messages"`
-	BigMiB    int    `json:"big_mib"`
-	Flag      int    `json:"flag"`
-	Delete    int    `json:"delete"`
-	Restart   int    `json:"restart"`
-	Full      bool   `json:"full"`
-	Posix     bool   `json:"posix"`
-	ListDir   string `json:"list_dir"`
-	ListFiles int    `json:"list_files"`
+	Name       string `json:"name"`
+	UID        int    `json:"uid"`
+	GID        int    `json:"gid"`
+	Maildir    string `json:"maildir"`
+	Writers    int    `json:"writers"`
+	Messages   int    `json:"messages"`
+	BigMiB     int    `json:"big_mib"`
+	Flag       int    `json:"flag"`
+	Delete     int    `json:"delete"`
+	Restart    int    `json:"restart"`
+	Full       bool   `json:"full"`
+	Posix      bool   `json:"posix"`
+	ListDir    string `json:"list_dir"`
+	ListFiles  int    `json:"list_files"`
+	Compressed bool   `json:"compressed"`
 }
 
 type message struct {
@@ -155,9 +160,14 @@ func TestLinuxKernelClient(t *testing.T) {
 	// What ext4 keeps from users: root's blocks and its own.
 	reserveKiB := (uint64(fullSt.Bfree) - uint64(fullSt.Bavail)) * uint64(fullSt.Bsize) >> 10
 	fullExport := filepath.Join(fullFS, "export")
+	// The Compressed runs' export compresses messages at rest.
+	zExport := filepath.Join(dir, "zexport")
 	exportOf := func(r Run) string {
-		if r.Full {
+		switch {
+		case r.Full:
 			return fullExport
+		case r.Compressed:
+			return zExport
 		}
 		return export
 	}
@@ -197,6 +207,7 @@ func TestLinuxKernelClient(t *testing.T) {
 	}
 	os.Chmod(export, 0o755)
 	os.Chmod(fullExport, 0o755)
+	os.Chmod(zExport, 0o755)
 	// The control file the guest polls during the restart run: the test
 	// rewrites it in place once the new server listens.
 	control := filepath.Join(export, "ctl", "epoch")
@@ -207,7 +218,8 @@ func TestLinuxKernelClient(t *testing.T) {
 		t.Fatal(err)
 	}
 	exports := filepath.Join(dir, "exports")
-	if err := os.WriteFile(exports, []byte(export+" -network 127.0.0.0 -mask 255.0.0.0\n"+fullExport+" -network 127.0.0.0 -mask 255.0.0.0\n"), 0o644); err != nil {
+	if err := os.WriteFile(exports, []byte(export+" -network 127.0.0.0 -mask 255.0.0.0\n"+fullExport+" -network 127.0.0.0 -mask 255.0.0.0\n"+
+		zExport+" -compress=zstd -network 127.0.0.0 -mask 255.0.0.0\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	cfg, _ := json.Marshal(map[string]any{
@@ -217,6 +229,7 @@ func TestLinuxKernelClient(t *testing.T) {
 		"control":      "ctl/epoch",
 		"full_export":  fullExport,
 		"second_mount": "/mnt3",
+		"z_export":     zExport,
 		"runs":         guestRuns,
 	})
 	initrd := filepath.Join(dir, "initrd")
@@ -346,6 +359,27 @@ wait:
 			if maxAvail := uint64(r.Refused)*256 + 1024; r.FullFreeKiB+1024 < reserveKiB*9/10 || r.FullAvailKiB > maxAvail {
 				t.Errorf("%s: when full, %d KiB free and %d KiB for users; want the reserve (%d KiB) free and at most %d KiB for users", r.Run, r.FullFreeKiB, r.FullAvailKiB, reserveKiB, maxAvail)
 			}
+		} else if run.Compressed {
+			for _, f := range r.Failed {
+				t.Errorf("%s: %s", r.Run, f)
+			}
+			// The messages the guest left unchanged (all but five)
+			// are still stored compressed (maildirfs doc.go).
+			ents, _ := os.ReadDir(filepath.Join(zExport, run.Maildir, "cur"))
+			z := 0
+			for _, e := range ents {
+				if v := make([]byte, 64); func() bool {
+					n, err := unix.Getxattr(filepath.Join(zExport, run.Maildir, "cur", e.Name()), "user.mailnfs.z", v)
+					return err == nil && n > 2 && v[0] == 'Z'
+				}() {
+					z++
+				}
+			}
+			if len(ents) != run.Messages || z < run.Messages-5 {
+				t.Errorf("%s: %d messages in cur/ on the server, %d stored compressed; want %d, at least %d", r.Run, len(ents), z, run.Messages, run.Messages-5)
+			}
+			t.Logf("run %s as uid %d: %d messages compressed by the server in %.1fs, then changed by the guest in %.1fs; %d still compressed", r.Run, run.UID, run.Messages, r.Steps["wait-compressed"], r.Steps["changes"], z)
+			continue
 		} else if run.Posix {
 			checkPosix(t, export, run, r)
 			continue

@@ -46,7 +46,10 @@ type Config struct {
 	// SecondMount, if set, mounts Export again there with nosharecache
 	// (a second front end: caches of its own) for the Posix runs.
 	SecondMount string `json:"second_mount"`
-	Runs        []Run  `json:"runs"`
+	// ZExport, if set, is an export that compresses messages at rest,
+	// mounted at /mnt4 for the Compressed runs.
+	ZExport string `json:"z_export"`
+	Runs    []Run  `json:"runs"`
 }
 
 // Run is one workload, run under one uid.
@@ -75,6 +78,9 @@ type Run struct {
 	Posix     bool   `json:"posix"`
 	ListDir   string `json:"list_dir"`
 	ListFiles int    `json:"list_files"`
+	// Compressed: run runCompressed, delivering Messages messages into
+	// Maildir on the compressing export (Config.ZExport).
+	Compressed bool `json:"compressed"`
 }
 
 // Message is one message the workload expects to find on the server.
@@ -191,6 +197,14 @@ func initMain() error {
 			return fmt.Errorf("mount %s: %w", cfg.FullExport, err)
 		}
 	}
+	if cfg.ZExport != "" {
+		if err := os.MkdirAll(zMnt, 0o755); err != nil {
+			return err
+		}
+		if err := unix.Mount(cfg.Server+":"+cfg.ZExport, zMnt, "nfs", 0, opts); err != nil {
+			return fmt.Errorf("mount %s: %w", cfg.ZExport, err)
+		}
+	}
 	if cfg.SecondMount != "" {
 		if err := os.MkdirAll(cfg.SecondMount, 0o755); err != nil {
 			return err
@@ -215,6 +229,11 @@ func initMain() error {
 		}
 		if err := cmd.Run(); err != nil {
 			return fmt.Errorf("run %s (uid %d): %w", r.Name, r.UID, err)
+		}
+	}
+	if cfg.ZExport != "" {
+		if err := unix.Unmount(zMnt, 0); err != nil {
+			return fmt.Errorf("umount %s: %w", zMnt, err)
 		}
 	}
 	if cfg.SecondMount != "" {
@@ -294,6 +313,8 @@ func worker(idx string) int {
 		run = func(r Run) (*Result, error) { return runRestart(r, filepath.Join(mnt, cfg.Control)) }
 	case r.Full:
 		run = runFull
+	case r.Compressed:
+		run = runCompressed
 	case r.Posix:
 		run = func(r Run) (*Result, error) { return runPosix(r, cfg.SecondMount) }
 	}
