@@ -107,6 +107,7 @@ type result struct {
 	FullFreeKiB  uint64 `json:"full_free_kib"`
 	FullAvailKiB uint64 `json:"full_avail_kib"`
 	// Posix runs: seconds per step, failed steps, statfs of the mount.
+	Reread int64              `json:"reread"`
 	Steps  map[string]float64 `json:"steps"`
 	Failed []string           `json:"failed"`
 	Statfs *struct {
@@ -378,7 +379,7 @@ wait:
 			if len(ents) != run.Messages || z < run.Messages-5 {
 				t.Errorf("%s: %d messages in cur/ on the server, %d stored compressed; want %d, at least %d", r.Run, len(ents), z, run.Messages, run.Messages-5)
 			}
-			t.Logf("run %s as uid %d: %d messages compressed by the server in %.1fs, then changed by the guest in %.1fs; %d still compressed", r.Run, run.UID, run.Messages, r.Steps["wait-compressed"], r.Steps["changes"], z)
+			t.Logf("run %s as uid %d: %d messages compressed by the server in %.1fs, then changed by the guest in %.1fs; %d still compressed; reading them through the page cache fetched %d bytes again", r.Run, run.UID, run.Messages, r.Steps["wait-compressed"], r.Steps["changes"], z, r.Reread)
 			continue
 		} else if run.Posix {
 			checkPosix(t, export, run, r)

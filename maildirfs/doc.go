@@ -217,9 +217,12 @@
 //
 // Times: the rewrite restores atime and mtime (utimensat), so the mtime a
 // client sees (Dovecot's INTERNALDATE) never changes. ctime does change and
-// is reported as it is: it is what the kernel has, the SETATTR guard
-// compares against it, and Linux NFS clients treat a ctime change alone as
-// an attribute change, not a data change (no page cache invalidation).
+// is reported as it is: it is what the kernel has, and the SETATTR guard
+// compares against it. Linux's NFSv3 client takes ctime as its change
+// attribute, so a client that still caches a message's pages when it is
+// compressed drops them and reads the message once more (the kernel test
+// measures it: 6.1 fetched every cached byte again); the content and the
+// times it sees are unchanged.
 // The write verifier is untouched (a failed sync of a group rotates it, as
 // any failed sync).
 //

@@ -120,6 +120,9 @@ type Result struct {
 	Steps  map[string]float64 `json:"steps,omitempty"`
 	Failed []string           `json:"failed,omitempty"`
 	Statfs *Statfs            `json:"statfs,omitempty"`
+	// Compressed runs: bytes the client read again, through the page
+	// cache its writes filled, once the server had compressed them.
+	Reread int64 `json:"reread,omitempty"`
 }
 
 const (
