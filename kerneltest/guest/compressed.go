@@ -184,6 +184,22 @@ func runCompressed(r Run) (*Result, error) {
 		}
 	}
 	res.Steps["changes"] = time.Since(t1).Seconds()
+	// ls -l of cur/: the sizes READDIRPLUS reports are the plain ones.
+	if out, err := bb("ls", "-ln", filepath.Join(md, "cur")); err != nil {
+		fail("%v", err)
+	} else {
+		sizes := map[string]string{}
+		for _, l := range strings.Split(string(out), "\n") {
+			if f := strings.Fields(l); len(f) >= 9 {
+				sizes[f[len(f)-1]] = f[4]
+			}
+		}
+		for _, n := range names[step:] {
+			if got, want := sizes[filepath.Base(cur[n])], strconv.Itoa(len(bodies[n])); got != want {
+				fail("ls -l cur/ shows %s with size %q, want %s", filepath.Base(cur[n]), got, want)
+			}
+		}
+	}
 	// The rest are untouched: still as delivered.
 	for _, n := range names[step:] {
 		mt := mtimes[n]

@@ -381,6 +381,12 @@ func userSteps(r Run, d, d2 string, res *Result) []posixStep {
 					}
 				}
 			}
+			if err := os.WriteFile(filepath.Join(d, "shared"), []byte("s\n"), 0o644); err != nil {
+				return err
+			}
+			if err := os.Chmod(filepath.Join(d, "shared"), 0o666); err != nil {
+				return err
+			}
 			if err := os.Chown(p, 2001, 2001); err != nil {
 				return fmt.Errorf("chown to self: %w", err)
 			}
@@ -868,6 +874,26 @@ func rootSteps(r Run, d string) []posixStep {
 			}
 			if b, err := os.ReadFile(p); err != nil || string(b) != "x\n" {
 				return fmt.Errorf("read of uid 2001's 0644 file: %q, %v", b, err)
+			}
+			if _, err := os.ReadFile(filepath.Join(user, "modes")); !errors.Is(err, syscall.EACCES) {
+				return fmt.Errorf("read of uid 2001's 0600 file by squashed root: %v, want EACCES", err)
+			}
+			// touch without a time on a file others may write: the
+			// server's time (SET_TO_SERVER_TIME), allowed to writers.
+			shared := filepath.Join(user, "shared")
+			if err := os.Chmod(shared, 0o666); !errors.Is(err, syscall.EPERM) {
+				return fmt.Errorf("chmod of uid 2001's shared file: %v, want EPERM", err)
+			}
+			before, err := statOpen(shared)
+			if err != nil {
+				return err
+			}
+			time.Sleep(10 * time.Millisecond)
+			if _, err := bb("touch", shared); err != nil {
+				return fmt.Errorf("touch of a 0666 file by squashed root: %w", err)
+			}
+			if st, err := statOpen(shared); err != nil || !after(st.Mtim, before.Mtim) {
+				return fmt.Errorf("touch of a 0666 file: mtime %v, before %v, %v", st.Mtim, before.Mtim, err)
 			}
 			return nil
 		}},
