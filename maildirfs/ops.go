@@ -692,7 +692,9 @@ func createMode(mode uint32, typ FileType, dst *unix.Stat_t, c Cred, gid uint32)
 // GUARDED fails with EEXIST if the name exists; EXCLUSIVE stores verf in the
 // times as knfsd does (verf[0:4]&0x7fffffff in mtime.sec, verf[4:8]&0x7fffffff
 // in atime.sec) and answers a retransmission (times match, size 0) with the
-// same handle. The new file and directory entry are durable on return. A
+// same handle, first finishing the file (owner, mode) if the first run was
+// stopped after stamping the verifier and before giving it away
+// (stampedNotGiven). The new file and directory entry are durable on return. A
 // CREATE of a name that another CREATE (MKDIR, ...) of this server has
 // just made and is still setting up waits for it. A CREATE that fails
 // after making the file removes it again.
@@ -758,7 +760,12 @@ func (f *FS) create(dir Handle, c Cred, name string, how CreateMode, s SetAttr, 
 			f.undoCreate(d, name, st.Ino, false, &wcc)
 		}
 		return h, a, wcc, err
-	case errors.Is(err, unix.EEXIST) && finish:
+	case errors.Is(err, unix.EEXIST) && (finish || how == Exclusive && stampedNotGiven(d, dst, c, name, s, mtimeSec, atimeSec)):
+		// (A retransmission of an EXCLUSIVE CREATE whose first run
+		// was stopped after the verifier and before the owner comes
+		// here even without finish: createExisting would answer with
+		// the server's file, and the client's SETATTR that follows,
+		// made as the caller, would fail with EPERM.)
 		uid, _ := newOwner(dst, c, s)
 		owner := uint32(uid)
 		if how == Exclusive {
@@ -799,6 +806,22 @@ func (f *FS) create(dir Handle, c Cred, name string, how CreateMode, s SetAttr, 
 		return h, a, wcc, err
 	}
 	return nil, nil, wcc, err
+}
+
+// stampedNotGiven reports whether name in d is an empty regular file that
+// an EXCLUSIVE CREATE with this verifier (mtimeSec, atimeSec) began and
+// did not finish: stamped with the verifier, which setupFile does first,
+// but still the server's own where c's file would belong to another uid.
+// Only a retransmission of that very call carries the verifier.
+func stampedNotGiven(d *node, dst *unix.Stat_t, c Cred, name string, s SetAttr, mtimeSec, atimeSec int64) bool {
+	var st unix.Stat_t
+	if unix.Fstatat(d.pathFd, name, &st, unix.AT_SYMLINK_NOFOLLOW) != nil {
+		return false
+	}
+	euid := uint32(os.Geteuid())
+	uid, _ := newOwner(dst, c, s)
+	return st.Mode&unix.S_IFMT == unix.S_IFREG && st.Size == 0 && st.Uid == euid && uint32(uid) != euid &&
+		st.Atim.Nsec == 0 && st.Mtim.Nsec == 0 && st.Mtim.Sec == mtimeSec && st.Atim.Sec == atimeSec
 }
 
 // setupFile gives a regular file just created (open O_RDWR as fd, stat

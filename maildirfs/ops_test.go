@@ -613,3 +613,54 @@ func TestFinishMkdirSymlink(t *testing.T) {
 		t.Errorf("theirs now owned by %d (%v)", st.Uid, err)
 	}
 }
+
+// TestCreateExclusiveStampedNotGiven: a server killed inside an EXCLUSIVE
+// CREATE after it stamped the verifier and before it gave the file to its
+// owner leaves an empty file of its own carrying the verifier. The
+// kernel's retransmission (after the restart, with the same verifier)
+// must get the file finished and given to the caller, not the root-owned
+// file as it is: Linux follows an EXCLUSIVE create with a SETATTR of the
+// mode, which the caller may make only on its own file (a guest's
+// open(O_CREAT|O_EXCL) failed with EPERM in the kernel test's restart run).
+func TestCreateExclusiveStampedNotGiven(t *testing.T) {
+	s := mdtest.New(t)
+	r := s.Root()
+	if _, err := s.SetAttr(r, root, maildirfs.SetAttr{Mode: u32(0o777)}, nil); err != nil {
+		t.Fatal(err)
+	}
+	user := maildirfs.Cred{UID: 3000, GID: 3001}
+	verf := [8]byte{0x12, 0x34, 0x56, 0x78, 0x9a, 0xbc, 0xde, 0xf0}
+	// As setupFile leaves it when stopped after futimens: the server's,
+	// 0600, empty, the verifier in its times.
+	p := filepath.Join(s.Dir, "x")
+	if err := os.WriteFile(p, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chtimes(p, time.Unix(0x1abcdef0, 0), time.Unix(0x12345678, 0)); err != nil {
+		t.Fatal(err)
+	}
+	for _, create := range []struct {
+		name string
+		fn   func(maildirfs.Handle, maildirfs.Cred, string, maildirfs.CreateMode, maildirfs.SetAttr, [8]byte) (maildirfs.Handle, *maildirfs.Attr, maildirfs.Wcc, error)
+	}{{"Create", s.Create}, {"FinishCreate", s.FinishCreate}} {
+		h, a, _, err := create.fn(r, user, "x", maildirfs.Exclusive, maildirfs.SetAttr{}, verf)
+		if err != nil {
+			t.Fatalf("%s: EXCLUSIVE retransmission over the stamped file: %v", create.name, err)
+		}
+		if a.UID != 3000 || a.GID != 3001 || a.Mode != 0o600 || a.Mtime.Unix() != 0x12345678 || a.Atime.Unix() != 0x1abcdef0 {
+			t.Fatalf("%s: file after the retransmission: uid %d gid %d mode %o mtime %v atime %v; want 3000:3001 0600 and the verifier",
+				create.name, a.UID, a.GID, a.Mode, a.Mtime.Unix(), a.Atime.Unix())
+		}
+		// What Linux sends next, as the caller.
+		if _, err := s.SetAttr(h, user, maildirfs.SetAttr{Mode: u32(0o600), Atime: maildirfs.ServerTime, Mtime: maildirfs.ServerTime}, nil); err != nil {
+			t.Fatalf("%s: the client's SETATTR after the create: %v", create.name, err)
+		}
+		// Back to the cut-short state for the next round.
+		if err := os.Chown(p, 0, 0); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chtimes(p, time.Unix(0x1abcdef0, 0), time.Unix(0x12345678, 0)); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
