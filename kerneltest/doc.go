@@ -43,7 +43,9 @@
 // the file is open, unlink of an open file (the kernel's .nfs silly
 // rename), rename(2)'s errors (ENOTEMPTY, EISDIR, ENOTDIR, EXDEV), a file
 // created read-only and written through its descriptor, a sparse file to
-// 1 TiB and EFBIG past ext4's 16 TiB, 255-byte names and a FIFO. A
+// 1 TiB and EFBIG past ext4's 16 TiB, 255-byte names and a FIFO; root
+// mounts the export once more with MOUNT over UDP and reads the 20 MiB
+// file back. A
 // compressed run delivers into a third export (-compress=zstd), waits
 // until the server has compressed the messages (their used space drops),
 // and reads, flags, appends to, truncates, rewrites, touches and

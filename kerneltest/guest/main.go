@@ -319,7 +319,7 @@ func worker(idx string) int {
 	case r.Compressed:
 		run = runCompressed
 	case r.Posix:
-		run = func(r Run) (*Result, error) { return runPosix(r, cfg.SecondMount) }
+		run = func(r Run) (*Result, error) { return runPosix(r, cfg) }
 	}
 	res, err := run(r)
 	if err != nil {

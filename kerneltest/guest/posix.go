@@ -43,14 +43,14 @@ type posixStep struct {
 // fail are reported in Result.Failed with what they found, so one run
 // shows every defect. Root (squashed to nobody by the export) checks only
 // what squashing allows and refuses.
-func runPosix(r Run, mnt2 string) (*Result, error) {
+func runPosix(r Run, cfg *Config) (*Result, error) {
 	t0 := time.Now()
 	res := &Result{Run: r.Name, UID: os.Getuid(), Steps: map[string]float64{}}
 	d := filepath.Join(mnt, r.Maildir)
-	d2 := filepath.Join(mnt2, r.Maildir)
+	d2 := filepath.Join(cfg.SecondMount, r.Maildir)
 	var steps []posixStep
 	if os.Getuid() == 0 {
-		steps = rootSteps(r, d)
+		steps = append(rootSteps(r, d), mountSteps(cfg, filepath.Dir(r.Maildir))...)
 	} else {
 		steps = userSteps(r, d, d2, res)
 	}
@@ -830,6 +830,81 @@ func names(ents []os.DirEntry) []string {
 
 func after(a, b unix.Timespec) bool {
 	return a.Sec > b.Sec || a.Sec == b.Sec && a.Nsec > b.Nsec
+}
+
+// mountSteps mounts the export as other front ends' fstab lines may, with
+// MOUNT over UDP (mount.nfs picks it when the portmapper offers it), and
+// reads the uid-2001 run's 20 MiB file with four O_DIRECT readers. (An
+// nconnect=4 mount here would share the first mount's nfs_client and its
+// one connection: mountstats shows one transport.)
+func mountSteps(cfg *Config, dir string) []posixStep {
+	const at = "/mnt5"
+	big := pattern(20<<20, 20)
+	// mountRead mounts with cfg.Options, after replacing old by new in
+	// them, and reads.
+	mountRead := func(old, new string, want int) error {
+		if err := os.MkdirAll(at, 0o755); err != nil {
+			return err
+		}
+		src := cfg.Server + ":" + cfg.Export
+		opts := strings.Replace(cfg.Options, old, new, 1) + ",nosharecache,addr=" + cfg.Server
+		if err := within(60*time.Second, "mount", func() error { return unix.Mount(src, at, "nfs", 0, opts) }); err != nil {
+			return fmt.Errorf("mount -o %s: %w", opts, err)
+		}
+		defer unix.Unmount(at, 0)
+		p := filepath.Join(at, dir, "2001", "big20")
+		var wg sync.WaitGroup
+		errs := make(chan error, 4)
+		for k := 0; k < 4; k++ {
+			wg.Add(1)
+			go func(k int) {
+				defer wg.Done()
+				errs <- within(60*time.Second, "O_DIRECT reader", func() error {
+					b, err := readDirect(p)
+					if err == nil && !bytes.Equal(b, big) {
+						err = fmt.Errorf("%s differs (%d bytes)", p, len(b))
+					}
+					return err
+				})
+			}(k)
+		}
+		wg.Wait()
+		close(errs)
+		if err := errors.Join(<-errs, <-errs, <-errs, <-errs); err != nil {
+			return err
+		}
+		if n := transports(at); n != want {
+			return fmt.Errorf("mountstats shows %d transports for -o %s, want %d", n, opts, want)
+		}
+		if err := unix.Unmount(at, 0); err != nil {
+			return fmt.Errorf("umount: %w", err)
+		}
+		return nil
+	}
+	return []posixStep{
+		{"mountproto-udp", func() error {
+			return mountRead("mountproto=tcp", "mountproto=udp", 1)
+		}},
+	}
+}
+
+// transports counts the RPC transports (TCP connections) of the NFS mount
+// at mountpoint in /proc/self/mountstats ("xprt:" lines).
+func transports(mountpoint string) int {
+	b, err := os.ReadFile("/proc/self/mountstats")
+	if err != nil {
+		return -1
+	}
+	in, n := false, 0
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(l, "device ") {
+			in = strings.Contains(l, " mounted on "+mountpoint+" ")
+		}
+		if in && strings.HasPrefix(strings.TrimSpace(l), "xprt:") {
+			n++
+		}
+	}
+	return n
 }
 
 // rootSteps checks what root on the front end, squashed to nobody by the
