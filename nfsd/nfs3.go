@@ -618,6 +618,14 @@ func (n *NFS3) create(_ context.Context, req *Request, a *nfs3.CreateArgs, r *nf
 			n.logRetry(req, a.Where.Name)
 			h, attr, w, err = rh, ra, rw, nil
 		}
+	} else if a.Mode == nfs3.Unchecked && req.MayHaveRun && err == nil && attr.Size == 0 {
+		// UNCHECKED opens what it finds, which may be the file an
+		// earlier run made and did not give to its owner: finish it
+		// (FinishCreate takes only an empty file still the server's or
+		// already the caller's; on anything else the open stands).
+		if rh, ra, rw, rerr := acc.Store.FinishCreate(a.Where.Dir, acc.Cred, a.Where.Name, maildirfs.CreateMode(a.Mode), setAttr(&a.Attr), a.Verf); rerr == nil {
+			h, attr, w = rh, ra, rw
+		}
 	}
 	n.finishCreate(req, acc, a.Where.Dir, r, h, attr, w, err)
 }

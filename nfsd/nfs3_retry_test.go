@@ -1,10 +1,13 @@
 package nfsd
 
 import (
+	"os"
+	"path/filepath"
 	"syscall"
 	"testing"
 
 	"github.com/mailnfs/mailnfs/internal/nfs3"
+	"github.com/mailnfs/mailnfs/internal/rpc"
 	"github.com/mailnfs/mailnfs/maildirfs"
 )
 
@@ -81,4 +84,44 @@ func TestRetryAnsweredAsDone(t *testing.T) {
 		e.st.Faults.Clear()
 	}
 	e.mayHaveRun = false
+}
+
+// TestRetryUncheckedCreateCutShort: a server stopped inside an UNCHECKED
+// CREATE (Linux's open(O_CREAT) without O_EXCL) after it made the file and
+// before it gave it to its owner leaves an empty 0600 file of its own. The
+// retransmission after the restart (MayHaveRun) must finish that file and
+// answer with the caller's; answered as it is, the caller's file would
+// stay root's, and its writes would fail with EACCES. A call not marked
+// opens an existing file as it is.
+func TestRetryUncheckedCreateCutShort(t *testing.T) {
+	e := newN3Env(t)
+	var sa nfs3.SetattrRes
+	e.call(nfs3.ProcSetattr, &nfs3.SetattrArgs{Object: e.root, NewAttr: nfs3.SetAttr{Mode: ptr[uint32](0o777)}}, &sa)
+	e.wantStatus("SETATTR root", sa.Status, nfs3.StatusOK)
+	// As openat(O_CREAT|O_EXCL, 0600) leaves it: owned by the server.
+	for _, name := range []string{"cut", "kept"} {
+		if err := os.WriteFile(filepath.Join(e.st.Dir, name), nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.cred = &rpc.AuthSysParms{MachineName: "test", UID: 3000, GID: 3001}
+	create := func(name string) *nfs3.CreateRes {
+		var r nfs3.CreateRes
+		e.call(nfs3.ProcCreate, &nfs3.CreateArgs{Where: nfs3.DirOpArgs{Dir: e.root, Name: name}, Mode: nfs3.Unchecked,
+			Attr: nfs3.SetAttr{Mode: ptr[uint32](0o644)}}, &r)
+		e.wantStatus("CREATE UNCHECKED "+name, r.Status, nfs3.StatusOK)
+		return &r
+	}
+	e.mayHaveRun = true
+	r := create("cut")
+	e.mayHaveRun = false
+	if r.ObjAttr == nil || r.ObjAttr.UID != 3000 || r.ObjAttr.GID != 3001 || r.ObjAttr.Mode != 0o644 {
+		t.Fatalf("retransmitted UNCHECKED CREATE over the cut-short file: attributes %+v, want 3000:3001 0644", r.ObjAttr)
+	}
+	var w nfs3.WriteRes
+	e.call(nfs3.ProcWrite, &nfs3.WriteArgs{File: r.Object, Count: 5, Stable: nfs3.FileSync, Data: []byte("mail\n")}, &w)
+	e.wantStatus("WRITE as the caller", w.Status, nfs3.StatusOK)
+	if r := create("kept"); r.ObjAttr == nil || r.ObjAttr.UID != 0 {
+		t.Errorf("UNCHECKED CREATE not marked over the server's file: attributes %+v, want it as it is", r.ObjAttr)
+	}
 }
