@@ -115,9 +115,12 @@ type zstore struct {
 	// message turned away by the full queue, for zsweep; guarded by bmu.
 	backlog  map[string]Handle
 	sweeping atomic.Int64 // directories taken from backlog and not swept yet
-	cancel   context.CancelFunc
-	wg       sync.WaitGroup
-	seq      atomic.Uint64
+	// wmu guards cancel: the running worker's, nil while none runs
+	// (compression off, paused, or closed).
+	wmu    sync.Mutex
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	seq    atomic.Uint64
 
 	pending                               atomic.Int64  // queued or being compressed
 	arrivals                              atomic.Uint64 // messages queued or dropped, ever
@@ -232,17 +235,64 @@ func (f *FS) zopen(force bool) error {
 		return fmt.Errorf("maildirfs: worker journal: %w", err)
 	}
 	if z.compress {
-		ctx, cancel := context.WithCancel(context.Background())
-		z.cancel = cancel
 		z.queue = make(chan Handle, zQueueLen)
 		z.backlog = make(map[string]Handle)
-		z.wg.Add(1)
-		go func() {
-			defer z.wg.Done()
-			f.zworker(ctx)
-		}()
+		z.wmu.Lock()
+		f.zstartLocked()
+		z.wmu.Unlock()
 	}
 	return nil
+}
+
+// zstartLocked starts the compression worker; z.wmu is held and none runs.
+func (f *FS) zstartLocked() {
+	z := f.z
+	ctx, cancel := context.WithCancel(context.Background())
+	z.cancel = cancel
+	z.wg.Add(1)
+	go func() {
+		defer z.wg.Done()
+		f.zworker(ctx)
+	}()
+}
+
+// zstopLocked stops the worker, if one runs, after the group it is
+// rewriting; z.wmu is held.
+func (z *zstore) zstopLocked() {
+	if z.cancel != nil {
+		z.cancel()
+		z.wg.Wait()
+		z.cancel = nil
+	}
+}
+
+// PauseCompression stops the background compression worker once the
+// rewrite it runs is done; messages delivered meanwhile wait in its queue
+// (or its sweep backlog) for ResumeCompression. A server pauses a store
+// that a reload retired but keeps open for calls in flight: another store
+// may serve the same tree by then, and two workers must never rewrite one
+// file. Reads still decode. No-op for a store that does not compress.
+func (f *FS) PauseCompression() {
+	if f.z == nil || !f.z.compress {
+		return
+	}
+	f.z.wmu.Lock()
+	defer f.z.wmu.Unlock()
+	f.z.zstopLocked()
+}
+
+// ResumeCompression starts the worker PauseCompression stopped (a
+// retired store taken back into service). No-op if it runs, if the store
+// does not compress, or after Close.
+func (f *FS) ResumeCompression() {
+	if f.z == nil || !f.z.compress || f.closed.Load() {
+		return
+	}
+	f.z.wmu.Lock()
+	defer f.z.wmu.Unlock()
+	if f.z.cancel == nil && !f.closed.Load() {
+		f.zstartLocked()
+	}
 }
 
 // zmarked reports whether the directory open as fd carries the tree's
@@ -293,10 +343,9 @@ func (f *FS) zclose() {
 	if z == nil {
 		return
 	}
-	if z.cancel != nil {
-		z.cancel()
-		z.wg.Wait()
-	}
+	z.wmu.Lock()
+	z.zstopLocked()
+	z.wmu.Unlock()
 	if z.wj >= 0 {
 		unix.Close(z.wj)
 		z.wj = -1

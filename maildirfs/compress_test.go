@@ -917,3 +917,36 @@ func TestCompactRefusesServedTree(t *testing.T) {
 		t.Error("compact compressed nothing")
 	}
 }
+
+// TestCompressPauseResume: a paused store's worker compresses nothing
+// (the messages delivered meanwhile stay queued) until it is resumed; a
+// server pauses a store a reload retired, which may share its tree with
+// the store that replaced it.
+func TestCompressPauseResume(t *testing.T) {
+	defer maildirfs.SetZMin(0, 0)()
+	s := zstore(t)
+	tmp, nw := lookup(t, s, "Maildir", "tmp"), lookup(t, s, "Maildir", "new")
+	deliver := func(name string) {
+		create(t, s, tmp, root, name, bytes.Repeat([]byte("lorem ipsum dolor sit amet "), 100))
+		if _, _, err := s.Rename(tmp, name, nw, name, root); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deliver("before")
+	waitCompressed(t, s, 1)
+
+	s.PauseCompression()
+	s.PauseCompression() // twice is fine
+	for i := range 5 {
+		deliver(fmt.Sprint("paused", i))
+	}
+	// An idle worker compresses a message within milliseconds (the first
+	// one above); paused, none in two seconds.
+	time.Sleep(2 * time.Second)
+	if st := s.Stats(); st.Compressed != 1 || st.CompressPending != 5 {
+		t.Fatalf("paused: compressed %d, pending %d; want 1 and 5", st.Compressed, st.CompressPending)
+	}
+	s.ResumeCompression()
+	s.ResumeCompression()
+	waitCompressed(t, s, 6)
+}

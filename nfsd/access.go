@@ -66,7 +66,8 @@ type ExportsOptions struct {
 //
 // Stores are kept by path while the table serves the path: a reload that
 // drops a path (or finds an mp export unmounted) retires its store, which
-// is closed retireGrace later (a call in flight may still use it). A
+// is closed retireGrace later (a call in flight may still use it); its
+// compression worker stops at once (pauseCompression). A
 // reload that brings the path back within that time, on the same
 // directory, takes the retired store back (one tree never has two stores,
 // which would run two compression workers on one journal); later, it
@@ -200,6 +201,7 @@ func (x *Exports) Reload(t *ExportTable) error {
 		}
 		for p, old := range replaced {
 			x.mu.stores[p], x.mu.compress[p], x.mu.ids[p] = old.store, old.compress, old.id
+			resumeCompression(old.store)
 		}
 		return err
 	}
@@ -226,6 +228,8 @@ func (x *Exports) Reload(t *ExportTable) error {
 			}
 			if err != nil || id != x.mu.ids[e.Path] {
 				replaced[e.Path] = storeState{st, x.mu.compress[e.Path], x.mu.ids[e.Path]}
+				// Before the new store opens: one tree, one worker.
+				pauseCompression(st)
 				st = nil
 			}
 		}
@@ -236,6 +240,7 @@ func (x *Exports) Reload(t *ExportTable) error {
 			if r, ok := x.reviveLocked(e.Path); ok {
 				revived = append(revived, r)
 				st = r.store
+				resumeCompression(st)
 				x.mu.stores[e.Path], x.mu.compress[e.Path], x.mu.ids[e.Path] = r.store, r.compress, r.id
 				if r.compress != e.Compress {
 					x.log.Warn("exports: compress changed for an open export; it takes effect when mailnfsd restarts",
@@ -294,10 +299,35 @@ func (x *Exports) Reload(t *ExportTable) error {
 // retireLocked closes r's store, no longer in the table, retireGrace from
 // now (or at Close): calls in flight may still use it.
 func (x *Exports) retireLocked(r retiredStore) {
+	pauseCompression(r.store)
 	x.mu.retireSeq++
 	r.seq = x.mu.retireSeq
 	x.mu.retired = append(x.mu.retired, r)
 	time.AfterFunc(retireGrace, func() { x.closeRetired(r.store, r.seq) })
+}
+
+// compressionPauser is a store with a compression worker (maildirfs.FS).
+type compressionPauser interface {
+	PauseCompression()
+	ResumeCompression()
+}
+
+// pauseCompression stops st's compression worker, if it has one, once its
+// current rewrite is done: a retired or replaced store stays open for
+// calls in flight, and another store may serve the same tree by then; two
+// workers must never rewrite one file.
+func pauseCompression(st Store) {
+	if p, ok := st.(compressionPauser); ok {
+		p.PauseCompression()
+	}
+}
+
+// resumeCompression starts again the worker pauseCompression stopped, for
+// a store back in service.
+func resumeCompression(st Store) {
+	if p, ok := st.(compressionPauser); ok {
+		p.ResumeCompression()
+	}
 }
 
 // reviveLocked takes back from the retired stores the one of path, if it

@@ -1,6 +1,7 @@
 package nfsd
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -202,4 +203,66 @@ func TestExportsReloadRetiresDroppedStores(t *testing.T) {
 	left := len(x.mu.retired)
 	x.mu.Unlock()
 	exEqual(t, 0, left, "retired stores left after their grace")
+}
+
+// TestReloadPausesRetiredCompression: a reload that drops a compressing
+// export keeps its store open for calls in flight, but stops its
+// compression worker at once (another store may serve the same tree by
+// then); a reload that brings the path back within the grace resumes it.
+func TestReloadPausesRetiredCompression(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("maildirfs needs root (CAP_DAC_READ_SEARCH)")
+	}
+	dir := t.TempDir()
+	box := filepath.Join(dir, "box")
+	exNoErr(t, os.MkdirAll(filepath.Join(box, "Maildir", "tmp"), 0o755))
+	exNoErr(t, os.MkdirAll(filepath.Join(box, "Maildir", "new"), 0o755))
+	other := filepath.Join(dir, "other")
+	exNoErr(t, os.Mkdir(other, 0o755))
+	table := func(p string) *ExportTable {
+		tab, err := ParseExports("exports", []byte(p+" -compress=zstd 127.0.0.1\n"), nil)
+		exNoErr(t, err)
+		return tab
+	}
+	x, err := OpenExports(table(box), ExportsOptions{StateDir: filepath.Join(dir, "state")})
+	exNoErr(t, err)
+	defer func() { exNoErr(t, x.Close()) }()
+	fs := x.cur.Load().list[0].store.(*maildirfs.FS)
+	cred := maildirfs.Cred{}
+	deliver := func(name string) {
+		tmp, err := fs.LookupPath(cred, "Maildir/tmp")
+		exNoErr(t, err)
+		nw, err := fs.LookupPath(cred, "Maildir/new")
+		exNoErr(t, err)
+		h, _, _, err := fs.Create(tmp, cred, name, maildirfs.Guarded, maildirfs.SetAttr{}, [8]byte{})
+		exNoErr(t, err)
+		_, _, _, _, err = fs.Write(h, cred, 0, bytes.Repeat([]byte("lorem ipsum dolor sit amet "), 100), maildirfs.FileSync)
+		exNoErr(t, err)
+		_, _, err = fs.Rename(tmp, name, nw, name, cred)
+		exNoErr(t, err)
+	}
+	waitFor := func(want uint64) {
+		deadline := time.Now().Add(30 * time.Second)
+		for fs.Stats().Compressed < want {
+			if time.Now().After(deadline) {
+				t.Fatalf("compressed %d, want %d", fs.Stats().Compressed, want)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	deliver("m0")
+	waitFor(1)
+
+	exNoErr(t, x.Reload(table(other)))
+	deliver("m1") // a call in flight on the retired store
+	time.Sleep(2 * time.Second)
+	if st := fs.Stats(); st.Compressed != 1 || st.CompressPending != 1 {
+		t.Fatalf("retired store: compressed %d, pending %d; want 1 and 1 (its worker stopped)", st.Compressed, st.CompressPending)
+	}
+
+	exNoErr(t, x.Reload(table(box)))
+	if got := x.cur.Load().list[0].store; got != Store(fs) {
+		t.Fatal("the path back within the grace did not get its store back")
+	}
+	waitFor(2)
 }
