@@ -258,10 +258,11 @@ func (c *Client) QuotaWarn(ctx context.Context, mailbox string, q Quota, percent
 }
 
 // quotaRoot is the Maildir whose maildirsize counts mailbox: a Maildir++
-// folder (".Sent") counts against its parent.
+// folder (".Sent") counts against its parent, which is the client's root
+// ("") for a mailbox of one element.
 func quotaRoot(mailbox string) string {
 	clean := path.Clean("/" + mailbox)
-	if strings.HasPrefix(path.Base(clean), ".") && path.Dir(clean) != "/" {
+	if strings.HasPrefix(path.Base(clean), ".") {
 		clean = path.Dir(clean)
 	}
 	return strings.TrimPrefix(clean, "/")

@@ -233,6 +233,9 @@ type runner struct {
 func (r *runner) open(ctx context.Context, target string) (*client.Client, string, map[string]string, error) {
 	opts := client.Options{Hostname: r.cfg.Hostname, Logger: r.log}
 	if strings.HasPrefix(target, "nfs://") {
+		if c, box, ok := r.dialFolderParent(ctx, target, opts); ok {
+			return c, box, nil, nil
+		}
 		c, err := client.Dial(ctx, target, opts)
 		if err != nil && r.cfg.Create && client.IsStatus(err, client.NFS3ErrNoEnt) {
 			return r.dialParent(ctx, target, opts)
@@ -261,6 +264,39 @@ func (r *runner) open(ctx context.Context, target string) (*client.Client, strin
 	t.NFSPort, t.MountPort = r.cfg.NFSPort, r.cfg.MountPort
 	c, err := client.DialTarget(ctx, t, opts)
 	return c, route.Maildir, e.Fields, err
+}
+
+// dialFolderParent dials the Maildir above a URL that names a Maildir++
+// folder (a last component such as ".Sent", holding a maildirfolder
+// file) and returns the folder as the
+// mailbox, so that its quota is the parent's (one maildirsize per
+// Maildir, as Courier and Dovecot keep it); false if the URL names no
+// folder or its parent cannot be dialled (the URL is then dialled as
+// given).
+func (r *runner) dialFolderParent(ctx context.Context, target string, opts client.Options) (*client.Client, string, bool) {
+	t, err := client.ParseURL(target)
+	if err != nil {
+		return nil, "", false
+	}
+	clean := path.Clean("/" + t.Path)
+	base := path.Base(clean)
+	if !strings.HasPrefix(base, ".") || base == "." || base == ".." || path.Dir(clean) == "/" {
+		return nil, "", false
+	}
+	up := t
+	up.Path = path.Dir(clean)
+	c, err := client.DialTarget(ctx, up, opts)
+	if err != nil {
+		return nil, "", false
+	}
+	// A folder is what Courier and Dovecot make it: a directory with a
+	// maildirfolder file (a Maildir that merely has a dotted name, such
+	// as ~/.maildir, is not one).
+	if _, _, err := c.LookupPath(ctx, base+"/maildirfolder"); err != nil {
+		c.Close()
+		return nil, "", false
+	}
+	return c, base, true
 }
 
 // dialParent is open for a URL whose path does not exist yet, with

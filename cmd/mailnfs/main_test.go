@@ -303,3 +303,53 @@ func TestDeliverCreateURLMissingPath(t *testing.T) {
 		t.Error("deliver without -create made directories")
 	}
 }
+
+// A URL naming a Maildir++ folder delivers into the folder but keeps the
+// quota in the parent Maildir's maildirsize (one per Maildir, as Courier
+// and Dovecot keep it); it started a maildirsize of its own in the folder.
+func TestDeliverQuotaFolderURL(t *testing.T) {
+	s := nfsdtest.StartServer(t)
+	md := filepath.Join(s.Root, "u1/Maildir")
+	for _, d := range []string{"tmp", "new", "cur", ".Sent/tmp", ".Sent/new", ".Sent/cur"} {
+		if err := os.MkdirAll(filepath.Join(md, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(md, ".Sent/maildirfolder"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	msg := "Subject: sent\n\nhello\n"
+	r := run(t, msg, "deliver", "-quota", "100000S", s.URL("u1/Maildir/.Sent")+"&uid=0&gid=0")
+	if r.code != 0 {
+		t.Fatalf("deliver into a folder URL: exit %d: %s", r.code, r.stderr)
+	}
+	name := strings.TrimSpace(r.stdout)
+	if _, err := os.Stat(filepath.Join(md, ".Sent/new", name)); err != nil {
+		t.Errorf("message not in .Sent/new: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(md, ".Sent/maildirsize")); err == nil {
+		t.Error("the folder got a maildirsize of its own")
+	}
+	b, err := os.ReadFile(filepath.Join(md, "maildirsize"))
+	if err != nil || !strings.HasPrefix(string(b), "100000S\n") {
+		t.Errorf("parent maildirsize: %q, %v", b, err)
+	}
+	// Listing through the folder URL still lists the folder.
+	if ls := mustRun(t, "", "ls", s.URL("u1/Maildir/.Sent")+"&uid=0"); !strings.Contains(ls, name) {
+		t.Errorf("ls of the folder URL: %q", ls)
+	}
+	// A Maildir that only has a dotted name (no maildirfolder) keeps its
+	// own quota.
+	dot := filepath.Join(s.Root, "u2/.maildir")
+	for _, d := range []string{"tmp", "new", "cur"} {
+		if err := os.MkdirAll(filepath.Join(dot, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if r := run(t, msg, "deliver", "-quota", "100000S", s.URL("u2/.maildir")+"&uid=0&gid=0"); r.code != 0 {
+		t.Fatalf("deliver into u2/.maildir: exit %d: %s", r.code, r.stderr)
+	}
+	if _, err := os.Stat(filepath.Join(dot, "maildirsize")); err != nil {
+		t.Errorf("u2/.maildir has no maildirsize of its own: %v", err)
+	}
+}
