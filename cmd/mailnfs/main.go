@@ -233,14 +233,12 @@ type runner struct {
 func (r *runner) open(ctx context.Context, target string) (*client.Client, string, map[string]string, error) {
 	opts := client.Options{Hostname: r.cfg.Hostname, Logger: r.log}
 	if strings.HasPrefix(target, "nfs://") {
-		if c, box, ok := r.dialFolderParent(ctx, target, opts); ok {
-			return c, box, nil, nil
+		t, err := client.ParseURL(target)
+		if err != nil {
+			return nil, "", nil, err
 		}
-		c, err := client.Dial(ctx, target, opts)
-		if err != nil && r.cfg.Create && client.IsStatus(err, client.NFS3ErrNoEnt) {
-			return r.dialParent(ctx, target, opts)
-		}
-		return c, "", nil, err
+		c, box, err := r.dialURL(ctx, target, t, opts)
+		return c, box, nil, err
 	}
 	db, err := userdb.Open(r.cfg.UserDB)
 	if err != nil {
@@ -266,60 +264,53 @@ func (r *runner) open(ctx context.Context, target string) (*client.Client, strin
 	return c, route.Maildir, e.Fields, err
 }
 
-// dialFolderParent dials the Maildir above a URL that names a Maildir++
-// folder (a last component such as ".Sent", holding a maildirfolder
-// file) and returns the folder as the
-// mailbox, so that its quota is the parent's (one maildirsize per
-// Maildir, as Courier and Dovecot keep it); false if the URL names no
-// folder or its parent cannot be dialled (the URL is then dialled as
-// given).
-func (r *runner) dialFolderParent(ctx context.Context, target string, opts client.Options) (*client.Client, string, bool) {
-	t, err := client.ParseURL(target)
-	if err != nil {
-		return nil, "", false
-	}
+// dialURL dials the URL target, parsed as t, and returns the client and
+// the mailbox path inside its root. A URL naming a Maildir++ folder (a
+// last component such as ".Sent" holding a maildirfolder file) is dialled
+// at the Maildir above it, with the folder as the mailbox, so that its
+// quota is the parent's (one maildirsize per Maildir, as Courier and
+// Dovecot keep it). With -create, a path that does not exist yet is
+// dialled at the nearest existing directory above it, the rest being the
+// mailbox for MakeMaildir to create.
+func (r *runner) dialURL(ctx context.Context, target string, t client.Target, opts client.Options) (*client.Client, string, error) {
 	clean := path.Clean("/" + t.Path)
-	base := path.Base(clean)
-	if !strings.HasPrefix(base, ".") || base == "." || base == ".." || path.Dir(clean) == "/" {
-		return nil, "", false
+	if base := path.Base(clean); strings.HasPrefix(base, ".") && base != "." && base != ".." && path.Dir(clean) != "/" {
+		up := t
+		up.Path = path.Dir(clean)
+		c, err := client.DialTarget(ctx, up, opts)
+		var answered *client.Error
+		switch {
+		case err == nil:
+			// A folder is what Courier and Dovecot make it: a directory
+			// with a maildirfolder file (a Maildir that merely has a
+			// dotted name, such as ~/.maildir, is not one).
+			if _, _, err := c.LookupPath(ctx, base+"/maildirfolder"); err == nil {
+				return c, base, nil
+			}
+			c.Close()
+		case !errors.As(err, &answered):
+			// The box did not answer: dialling the URL itself would
+			// only wait as long again.
+			return nil, "", err
+		}
 	}
-	up := t
-	up.Path = path.Dir(clean)
-	c, err := client.DialTarget(ctx, up, opts)
-	if err != nil {
-		return nil, "", false
+	c, err := client.DialTarget(ctx, t, opts)
+	if err == nil || !r.cfg.Create || !client.IsStatus(err, client.NFS3ErrNoEnt) {
+		return c, "", err
 	}
-	// A folder is what Courier and Dovecot make it: a directory with a
-	// maildirfolder file (a Maildir that merely has a dotted name, such
-	// as ~/.maildir, is not one).
-	if _, _, err := c.LookupPath(ctx, base+"/maildirfolder"); err != nil {
-		c.Close()
-		return nil, "", false
-	}
-	return c, base, true
-}
-
-// dialParent is open for a URL whose path does not exist yet, with
-// -create: it dials the nearest existing directory above it and returns
-// the rest as the mailbox path, for MakeMaildir to create.
-func (r *runner) dialParent(ctx context.Context, target string, opts client.Options) (*client.Client, string, map[string]string, error) {
-	t, err := client.ParseURL(target)
-	if err != nil {
-		return nil, "", nil, err
-	}
-	parts := strings.Split(strings.Trim(path.Clean("/"+t.Path), "/"), "/")
+	parts := strings.Split(strings.Trim(clean, "/"), "/")
 	for k := len(parts) - 1; k >= 1; k-- {
 		up := t
 		up.Path = "/" + strings.Join(parts[:k], "/")
 		c, err := client.DialTarget(ctx, up, opts)
 		if err == nil {
-			return c, strings.Join(parts[k:], "/"), nil, nil
+			return c, strings.Join(parts[k:], "/"), nil
 		}
 		if !client.IsStatus(err, client.NFS3ErrNoEnt) {
-			return nil, "", nil, err
+			return nil, "", err
 		}
 	}
-	return nil, "", nil, fmt.Errorf("%s: no directory of its path exists on the server", target)
+	return nil, "", fmt.Errorf("%s: no directory of its path exists on the server", target)
 }
 
 func need(args []string, n int, what string) error {
