@@ -88,7 +88,7 @@ func (c *nodeCache) init(max int) {
 // their sum can exceed the process's file descriptor limit; the cache of
 // the export that then needs a descriptor may have none to give back.
 // An open that fails for want of descriptors (outOfFds) therefore sheds
-// unused nodes of every cache (shedNodes) and is tried once more.
+// unused nodes of every cache (ShedUnused) and is tried once more.
 // Lock order: caches -> nodeCache.mu.
 var caches struct {
 	sync.Mutex
@@ -99,10 +99,12 @@ var caches struct {
 // or the system's (ENFILE) file table full.
 func outOfFds(err error) bool { return err == unix.EMFILE || err == unix.ENFILE }
 
-// shedNodes closes the least recently used half of the unused nodes of
-// every open FS, so that an open that failed with outOfFds can be tried
-// again. It runs only on that failure.
-func shedNodes() {
+// ShedUnused closes the least recently used half of the unused nodes
+// (cached files and directories) of every open FS of the process, so that
+// an open or an accept that found the file table full (outOfFds) can be
+// tried again: the stores' caches are then what holds most descriptors.
+// It runs only on that failure (in the store, and in a server's accept).
+func ShedUnused() {
 	var victims []*node
 	caches.Lock()
 	for c := range caches.set {
@@ -113,12 +115,6 @@ func shedNodes() {
 		v.close()
 	}
 }
-
-// ShedUnused closes the least recently used half of the unused cached
-// files and directories of every open FS of the process, for a caller
-// other than the store (a server's accept) that found the process's file
-// table full: the stores' caches are then what holds most descriptors.
-func ShedUnused() { shedNodes() }
 
 // shed removes about half of c's unused nodes, least recently used first,
 // appends them to victims (to be closed by the caller) and returns it.

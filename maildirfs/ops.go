@@ -740,7 +740,7 @@ func (f *FS) create(dir Handle, c Cred, name string, how CreateMode, s SetAttr, 
 		var err error
 		fd, err = unix.Openat(d.pathFd, name, unix.O_CREAT|unix.O_EXCL|unix.O_RDWR|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
 		if outOfFds(err) {
-			shedNodes()
+			ShedUnused()
 			fd, err = unix.Openat(d.pathFd, name, unix.O_CREAT|unix.O_EXCL|unix.O_RDWR|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
 		}
 		if err != nil {

@@ -164,7 +164,7 @@ func openHandle(rootFd int, k kernelFH, flags int) (int, error) {
 	}
 	fd, err := fhopen(fh, flags)
 	if outOfFds(err) {
-		shedNodes()
+		ShedUnused()
 		fd, err = fhopen(fh, flags)
 	}
 	if err != nil {
@@ -236,7 +236,7 @@ func openChildPath(dirfd int, name string) (int, error) {
 	}
 	fd, err := unix.Openat(dirfd, name, flags|unix.O_NOFOLLOW, 0)
 	if outOfFds(err) {
-		shedNodes()
+		ShedUnused()
 		fd, err = unix.Openat(dirfd, name, flags|unix.O_NOFOLLOW, 0)
 	}
 	if err != nil {

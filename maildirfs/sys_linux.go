@@ -52,7 +52,7 @@ func openByHandleAt(mountFd int, fh unix.FileHandle, flags int) (int, error) {
 		fd, err := unix.OpenByHandleAt(mountFd, fh, flags)
 		if outOfFds(err) && !shed {
 			shed = true
-			shedNodes()
+			ShedUnused()
 			continue
 		}
 		if err != unix.ENOMEM || try >= 4 {
@@ -101,7 +101,7 @@ func pathStat(fd int, k kernelFH, st *unix.Stat_t) error {
 func openChildPath(dirfd int, name string) (int, error) {
 	fd, err := unix.Openat(dirfd, name, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if outOfFds(err) {
-		shedNodes()
+		ShedUnused()
 		fd, err = unix.Openat(dirfd, name, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	}
 	return fd, err
