@@ -467,7 +467,11 @@ func (s *Server) Serve(ln net.Listener) error {
 		return ErrServerClosed
 	}
 	defer s.trackListener(ln, false)
-	var backoff time.Duration
+	var (
+		backoff time.Duration
+		fails   int       // failed Accepts in a row
+		logged  time.Time // when the streak was last logged
+	)
 	for {
 		nc, err := ln.Accept()
 		if err != nil {
@@ -481,7 +485,13 @@ func (s *Server) Serve(ln net.Listener) error {
 				}
 				// net/http's pattern: back off from 5 ms to 1 s, never spin.
 				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-				s.log.Warn("nfsd: accept failed; retrying", "err", err, "backoff", backoff)
+				fails++
+				// A full file table lasts: one line when it starts and
+				// one a minute while it lasts, not one per retry.
+				if now := time.Now(); fails == 1 || now.Sub(logged) >= acceptLogEvery {
+					s.log.Warn("nfsd: accept failed; retrying", "err", err, "backoff", backoff, "failures", fails)
+					logged = now
+				}
 				select {
 				case <-time.After(backoff):
 				case <-s.done:
@@ -490,10 +500,17 @@ func (s *Server) Serve(ln net.Listener) error {
 			}
 			return fmt.Errorf("nfsd: accept: %w", err)
 		}
+		if fails > 0 {
+			s.log.Info("nfsd: accept works again", "failures", fails)
+			fails = 0
+		}
 		backoff = 0
 		s.startConn(nc)
 	}
 }
+
+// acceptLogEvery is how often a streak of failing Accepts is logged again.
+const acceptLogEvery = time.Minute
 
 // isTemporary reports errors that Accept may recover from (too many open
 // files, aborted handshakes).

@@ -10,10 +10,12 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"os"
 	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -1255,4 +1257,61 @@ func BenchmarkServeParallelConns(b *testing.B) {
 			}
 		}
 	})
+}
+
+// emfileListener fails its first n Accepts as a full file table does, then
+// accepts for real.
+type emfileListener struct {
+	net.Listener
+	n atomic.Int32
+}
+
+func (l *emfileListener) Accept() (net.Conn, error) {
+	if l.n.Add(-1) >= 0 {
+		return nil, &net.OpError{Op: "accept", Net: "tcp", Err: os.NewSyscallError("accept4", syscall.EMFILE)}
+	}
+	return l.Listener.Accept()
+}
+
+// TestAcceptEMFILELogsOnce checks that a streak of failing Accepts (a full
+// file table) sheds caches on every try but logs one warning when it
+// starts and one line when accepting works again, not one per retry, and
+// that the connection behind the streak is served.
+func TestAcceptEMFILELogsOnce(t *testing.T) {
+	var recs []logRecord
+	var shed atomic.Int32
+	s := &Server{Logger: slog.New(&logRecords{recs: &recs}), OutOfFds: func() { shed.Add(1) }}
+	s.Register(newTestProg())
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	el := &emfileListener{Listener: ln}
+	el.n.Store(5)
+	go s.Serve(el)
+	t.Cleanup(func() { s.Shutdown(context.Background()) })
+	tc := dial(t, ln.Addr().String())
+	if rep := tc.call(testCall(7, procEcho, opaqueArg([]byte("x")))); len(rep) == 0 {
+		t.Fatal("no reply after the accept failures")
+	}
+	if got := shed.Load(); got != 5 {
+		t.Errorf("OutOfFds called %d times, want 5 (once per EMFILE)", got)
+	}
+	logMu.Lock()
+	defer logMu.Unlock()
+	var warns, again int
+	for _, r := range recs {
+		switch r.msg {
+		case "nfsd: accept failed; retrying":
+			warns++
+		case "nfsd: accept works again":
+			again++
+			if r.attrs["failures"] != "5" {
+				t.Errorf("recovery line says %s failures, want 5", r.attrs["failures"])
+			}
+		}
+	}
+	if warns != 1 || again != 1 {
+		t.Errorf("%d warnings and %d recovery lines for one streak of 5 failures, want 1 and 1", warns, again)
+	}
 }
