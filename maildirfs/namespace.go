@@ -540,3 +540,9 @@ func (f *FS) LookupPath(c Cred, rel string) (Handle, error) {
 // LinkMax returns the hard link limit of the export's filesystem for
 // PATHCONF (nfsd.LinkMaxer): known limits by filesystem type, else 32000.
 func (f *FS) LinkMax() uint32 { return linkMax(f.rootFd) }
+
+// MaxFileSize returns the largest file size the export's filesystem
+// allows, for FSINFO (nfsd.MaxFileSizer), so that a client refuses a larger
+// write itself: (2^32-1) blocks on ext2/3/4 (an upper bound of the
+// kernel's s_maxbytes), _PC_FILESIZEBITS on FreeBSD, else 2^63-1.
+func (f *FS) MaxFileSize() uint64 { return maxFileSize(f.rootFd) }

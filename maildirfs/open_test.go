@@ -1,7 +1,9 @@
 package maildirfs_test
 
 import (
+	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -105,5 +107,52 @@ func TestCloseReleasesFds(t *testing.T) {
 	}
 	if _, err := f.Getattr(r); err == nil {
 		t.Fatal("Getattr after Close succeeded")
+	}
+}
+
+// TestMaxFileSize checks FSINFO's maxfilesize against the kernel: a file
+// can be made exactly that long (sparse), and one byte more is EFBIG when
+// the limit is below 2^63-1. Run on TMPDIR's filesystem and on tmpfs.
+func TestMaxFileSize(t *testing.T) {
+	s := mdtest.New(t)
+	dirs := map[string]uint64{s.Dir: s.MaxFileSize()}
+	if st, err := os.Stat("/dev/shm"); err == nil && st.IsDir() {
+		shm, err := os.MkdirTemp("/dev/shm", "maxfilesize")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { os.RemoveAll(shm) })
+		fsys, err := maildirfs.Open(shm, maildirfs.Options{StateDir: filepath.Join(t.TempDir(), "state"), Logger: slog.New(slog.DiscardHandler)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		dirs[shm] = fsys.MaxFileSize()
+		if err := fsys.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for dir, max := range dirs {
+		var sfs syscall.Statfs_t
+		if err := syscall.Statfs(dir, &sfs); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("%s (type %#x): maxfilesize %d", dir, sfs.Type, max)
+		if sfs.Type == 0xEF53 && max >= 1<<63-1 {
+			t.Errorf("%s is ext2/3/4 but maxfilesize is %d", dir, max)
+		}
+		f, err := os.CreateTemp(dir, "big")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := f.Truncate(int64(max)); err != nil {
+			t.Errorf("%s: truncate to maxfilesize %d: %v", dir, max, err)
+		}
+		if max < 1<<63-1 {
+			if err := f.Truncate(int64(max) + 1); !errors.Is(err, syscall.EFBIG) {
+				t.Errorf("%s: truncate to maxfilesize+1: %v, want EFBIG", dir, err)
+			}
+		}
+		f.Close()
+		os.Remove(f.Name())
 	}
 }

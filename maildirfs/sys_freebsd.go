@@ -460,6 +460,21 @@ func linkMax(rootFd int) uint32 {
 	return clampLinkMax(int64(v))
 }
 
+// pcFileSizeBits is _PC_FILESIZEBITS (sys/unistd.h), missing from x/sys
+// for FreeBSD.
+const pcFileSizeBits = 12
+
+// maxFileSize returns the largest file size the filesystem of rootFd
+// allows: 2^(bits-1)-1 for its _PC_FILESIZEBITS (UFS and ZFS say 64),
+// else 2^63-1.
+func maxFileSize(rootFd int) uint64 {
+	bits, err := unix.Fpathconf(rootFd, pcFileSizeBits)
+	if err != nil || bits < 2 || bits >= 64 {
+		return 1<<63 - 1
+	}
+	return 1<<(bits-1) - 1
+}
+
 // commitModelFS tells the commit model of the filesystem of rootFd. ZFS
 // commits a rename between two directories as one unit (one transaction,
 // one intent log record); UFS (soft updates, with or without the journal)

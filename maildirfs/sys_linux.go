@@ -287,6 +287,19 @@ func linkMax(rootFd int) uint32 {
 	return 32000
 }
 
+// maxFileSize returns an upper bound of the largest file the filesystem of
+// rootFd holds: ext4 maps at most 2^32-1 blocks of a file (fewer without
+// extents or huge_file, which only makes its writes fail with EFBIG);
+// XFS, tmpfs and btrfs allow 2^63-1 (MAX_LFS_FILESIZE), as others are
+// assumed to.
+func maxFileSize(rootFd int) uint64 {
+	var s unix.Statfs_t
+	if unix.Fstatfs(rootFd, &s) == nil && s.Type == unix.EXT4_SUPER_MAGIC && s.Bsize > 0 && s.Bsize <= 1<<16 {
+		return (1<<32 - 1) * uint64(s.Bsize)
+	}
+	return 1<<63 - 1
+}
+
 // commitModelFS tells the commit model of the filesystem of rootFd
 // (device dev). XFS: one transaction per operation, fsync forces the log
 // (oneSync). ext4 with a journal (a jbd2 entry in /proc/fs/jbd2 for its

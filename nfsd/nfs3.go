@@ -950,6 +950,10 @@ func (n *NFS3) fsinfo(_ context.Context, req *Request, a *nfs3.FsinfoArgs, r *nf
 		return
 	}
 	iomax, iopref, dtpref := uint32(nfs3.MaxIO), uint32(nfs3.MaxIO), uint32(fsinfoDtpref)
+	maxSize := uint64(1<<63 - 1)
+	if m, ok := acc.Store.(MaxFileSizer); ok {
+		maxSize = m.MaxFileSize()
+	}
 	if overUDP(req) {
 		iomax, iopref, dtpref = udpIOMax, udpIOPref, udpIOPref
 	}
@@ -958,7 +962,7 @@ func (n *NFS3) fsinfo(_ context.Context, req *Request, a *nfs3.FsinfoArgs, r *nf
 		Rtmax: iomax, Rtpref: iopref, Rtmult: 4096,
 		Wtmax: iomax, Wtpref: iopref, Wtmult: 4096,
 		Dtpref:      dtpref,
-		MaxFileSize: 1<<63 - 1,
+		MaxFileSize: maxSize,
 		TimeDelta:   nfs3.Time{Seconds: 0, Nseconds: 1},
 		Properties:  fsinfoProperties,
 	}

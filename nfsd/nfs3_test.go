@@ -709,9 +709,12 @@ func TestNFS3FsInfoStatPathconf(t *testing.T) {
 	e.call(nfs3.ProcFsinfo, &nfs3.FsinfoArgs{Object: e.root}, &fi)
 	fi.Attr = nil
 	want := nfs3.FsinfoRes{Rtmax: 1 << 20, Rtpref: 1 << 20, Rtmult: 4096, Wtmax: 1 << 20, Wtpref: 1 << 20, Wtmult: 4096,
-		Dtpref: 64 << 10, MaxFileSize: 1<<63 - 1, TimeDelta: nfs3.Time{Seconds: 0, Nseconds: 1}, Properties: 0x1b}
+		Dtpref: 64 << 10, MaxFileSize: e.st.MaxFileSize(), TimeDelta: nfs3.Time{Seconds: 0, Nseconds: 1}, Properties: 0x1b}
 	if !reflect.DeepEqual(fi, want) {
 		t.Errorf("FSINFO\n got  %+v\n want %+v", fi, want)
+	}
+	if fi.MaxFileSize < 1<<40 {
+		t.Errorf("FSINFO maxfilesize %d, below 1 TiB", fi.MaxFileSize)
 	}
 
 	var pc nfs3.PathconfRes

@@ -49,4 +49,11 @@ type LinkMaxer interface {
 	LinkMax() uint32
 }
 
+// MaxFileSizer is optionally implemented by a Store that knows its file
+// system's largest file size (FSINFO maxfilesize); without it FSINFO
+// says 2^63-1.
+type MaxFileSizer interface {
+	MaxFileSize() uint64
+}
+
 var _ Store = (*maildirfs.FS)(nil)
