@@ -33,6 +33,9 @@ const TmpMaxAge = 36 * time.Hour
 // maildirHandles are the cached handles of one Maildir.
 type maildirHandles struct {
 	root, tmp, new, cur []byte
+	// folder: a dotted name holding a maildirfolder file, a Maildir++
+	// folder whose quota its parent keeps (quotaRoot).
+	folder bool
 }
 
 type maildirCache struct {
@@ -68,6 +71,14 @@ func (c *Client) maildir(ctx context.Context, mailbox string) (*maildirHandles, 
 			return nil, fmt.Errorf("client: maildir %s: %w", mailbox, err)
 		}
 		*d.fh = fh
+	}
+	if strings.HasPrefix(path.Base(key), ".") {
+		switch _, _, err := c.Lookup(ctx, root, "maildirfolder"); {
+		case err == nil:
+			h.folder = true
+		case !IsStatus(err, NFS3ErrNoEnt):
+			return nil, fmt.Errorf("client: maildir %s: %w", mailbox, err)
+		}
 	}
 	c.mdc.mu.Lock()
 	if c.mdc.m == nil {
@@ -109,7 +120,7 @@ func (c *Client) withMaildir(ctx context.Context, mailbox string, fn func(h *mai
 // "maildirfolder" file, which tells Courier's deliverquota, maildrop and
 // imapd to look in the parent for maildirsize (reference.md §7.2).
 func (c *Client) MakeMaildir(ctx context.Context, mailbox string) error {
-	root := quotaRoot(mailbox)
+	root := folderParent(mailbox)
 	folder := root != strings.TrimPrefix(path.Clean("/"+mailbox), "/")
 	if folder {
 		if err := c.MakeMaildir(ctx, root); err != nil {
@@ -611,7 +622,11 @@ func (c *Client) Delete(ctx context.Context, mailbox, key string) error {
 	// A Maildir++ quota in use (a maildirsize is there) counts the
 	// removal, as Courier and Dovecot do; Trash is not counted.
 	if size >= 0 && !isTrash(mailbox) {
-		if err := c.appendMaildirsize(ctx, quotaRoot(mailbox), fmt.Sprintf("-%d -1\n", size)); err != nil && !IsStatus(err, NFS3ErrNoEnt) {
+		root, err := c.quotaRoot(ctx, mailbox)
+		if err == nil {
+			err = c.appendMaildirsize(ctx, root, fmt.Sprintf("-%d -1\n", size))
+		}
+		if err != nil && !IsStatus(err, NFS3ErrNoEnt) {
 			c.log.Debug("client: maildirsize not updated", "mailbox", mailbox, "err", err)
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -116,6 +117,13 @@ func maildirSetup(boxes ...string) nfsdtest.Option {
 		for _, b := range boxes {
 			for _, d := range []string{"tmp", "new", "cur"} {
 				if err := os.MkdirAll(filepath.Join(root, b, d), 0o700); err != nil {
+					t.Fatal(err)
+				}
+			}
+			// A Maildir++ folder (".Sent" in a Maildir of the list)
+			// has its maildirfolder file, as maildirmake -f makes it.
+			if strings.HasPrefix(filepath.Base(b), ".") && slices.Contains(boxes, filepath.Dir(b)) {
+				if err := os.WriteFile(filepath.Join(root, b, "maildirfolder"), nil, 0o600); err != nil {
 					t.Fatal(err)
 				}
 			}

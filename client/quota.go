@@ -117,7 +117,10 @@ func (c *Client) DeliverQuota(ctx context.Context, mailbox string, r io.Reader, 
 	if err != nil {
 		return "", err
 	}
-	root := quotaRoot(mailbox)
+	root, err := c.quotaRoot(ctx, mailbox)
+	if err != nil {
+		return "", fmt.Errorf("client: deliver to %s: %w", mailbox, err)
+	}
 	size := int64(len(data))
 	ms, err := c.readMaildirsize(ctx, root)
 	if err != nil {
@@ -165,7 +168,10 @@ type QuotaUsage struct {
 // negative usage. Without q or a
 // maildirsize, the usage is summed and nothing is written.
 func (c *Client) QuotaUsage(ctx context.Context, mailbox string, q Quota, recalc bool) (QuotaUsage, error) {
-	root := quotaRoot(mailbox)
+	root, err := c.quotaRoot(ctx, mailbox)
+	if err != nil {
+		return QuotaUsage{}, fmt.Errorf("client: quota of %s: %w", mailbox, err)
+	}
 	ms, err := c.readMaildirsize(ctx, root)
 	if err != nil {
 		return QuotaUsage{}, fmt.Errorf("client: quota of %s: %w", mailbox, err)
@@ -215,7 +221,10 @@ func (c *Client) QuotaWarn(ctx context.Context, mailbox string, q Quota, percent
 	if !over(u.Bytes, q.Bytes) && !over(u.Count, q.Count) {
 		return false, nil
 	}
-	root := quotaRoot(mailbox)
+	root, err := c.quotaRoot(ctx, mailbox)
+	if err != nil {
+		return false, err
+	}
 	due := false
 	err = c.withMaildir(ctx, root, func(h *maildirHandles) error {
 		_, attr, err := c.Lookup(ctx, h.root, quotaWarnName)
@@ -257,15 +266,36 @@ func (c *Client) QuotaWarn(ctx context.Context, mailbox string, q Quota, percent
 	return true, err
 }
 
-// quotaRoot is the Maildir whose maildirsize counts mailbox: a Maildir++
-// folder (".Sent") counts against its parent, which is the client's root
-// ("") for a mailbox of one element.
-func quotaRoot(mailbox string) string {
+// folderParent is the Maildir a Maildir++ folder named mailbox (last
+// element starting with ".", such as ".Sent") belongs to, which is the
+// client's root ("") for a mailbox of one element; a mailbox whose name is
+// not a folder's is its own. MakeMaildir makes folders by this name rule.
+func folderParent(mailbox string) string {
 	clean := path.Clean("/" + mailbox)
 	if strings.HasPrefix(path.Base(clean), ".") {
 		clean = path.Dir(clean)
 	}
 	return strings.TrimPrefix(clean, "/")
+}
+
+// quotaRoot is the Maildir whose maildirsize counts the existing mailbox:
+// its parent if it is a Maildir++ folder (a dotted name holding a
+// maildirfolder file: Courier's maildir_openquotafile goes up for that
+// file, not for the name), else itself, so that a Maildir that merely has
+// a dotted name (a home's ".maildir") keeps its own maildirsize. The
+// answer is cached with the mailbox's handles.
+func (c *Client) quotaRoot(ctx context.Context, mailbox string) (string, error) {
+	if folderParent(mailbox) == strings.TrimPrefix(path.Clean("/"+mailbox), "/") {
+		return folderParent(mailbox), nil
+	}
+	h, err := c.maildir(ctx, mailbox)
+	if err != nil {
+		return "", err
+	}
+	if h.folder {
+		return folderParent(mailbox), nil
+	}
+	return strings.TrimPrefix(path.Clean("/"+mailbox), "/"), nil
 }
 
 // needsRecalc reports whether ms (nil: no file) cannot be used for q as

@@ -393,3 +393,36 @@ func TestQuotaUsageLongMaildirsize(t *testing.T) {
 		t.Errorf("maildirsize afterwards:\n%.40q\nwant\n%q", got, want)
 	}
 }
+
+// TestDeliverQuotaDottedMaildir: a Maildir whose name merely starts with a
+// dot (a home's ".maildir", no maildirfolder file) keeps its own
+// maildirsize, as Courier's deliverquota decides by that file; it was
+// counted against the home directory above it.
+func TestDeliverQuotaDottedMaildir(t *testing.T) {
+	const home = "58/01-dot"
+	const box = home + "/.maildir"
+	s := startServer(t, maildirSetup(box))
+	c := dialServer(t, s, "", Options{Hostname: "front1"})
+	ctx := context.Background()
+	q := Quota{Bytes: 1000}
+	if _, err := c.DeliverQuota(ctx, box, bytes.NewReader(bytes.Repeat([]byte("d"), 300)), q); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(s.Root, home, "maildirsize")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a maildirsize in the home above the Maildir (stat: %v)", err)
+	}
+	b, err := os.ReadFile(filepath.Join(s.Root, box, "maildirsize"))
+	if err != nil {
+		t.Fatalf("the Maildir's own maildirsize: %v", err)
+	}
+	if want := "1000S\n0 0\n300 1\n"; string(b) != want {
+		t.Errorf("maildirsize %q, want %q", b, want)
+	}
+	u, err := c.QuotaUsage(ctx, box, Quota{}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u.Bytes != 300 || u.Count != 1 || u.Quota != q {
+		t.Errorf("QuotaUsage %+v, want 300 bytes, 1 message, quota %+v", u, q)
+	}
+}
