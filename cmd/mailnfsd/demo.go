@@ -149,7 +149,11 @@ func printDemo(w io.Writer, d *nfsd.Daemon, cfg nfsd.Config) {
 	host := d.NFSAddr().Addr().String()
 	nfsPort, mountPort := d.NFSAddr().Port(), d.MountAddr().Port()
 	pm := d.PortmapAddr()
-	fmt.Fprintf(w, "\nmailnfsd demo: serving %s to 127.0.0.0/8 (NFSv3 and MOUNT on port %d", export, nfsPort)
+	if mountPort == nfsPort {
+		fmt.Fprintf(w, "\nmailnfsd demo: serving %s to 127.0.0.0/8 (NFSv3 and MOUNT on port %d", export, nfsPort)
+	} else {
+		fmt.Fprintf(w, "\nmailnfsd demo: serving %s to 127.0.0.0/8 (NFSv3 on port %d, MOUNT on port %d", export, nfsPort, mountPort)
+	}
 	if pm.IsValid() {
 		fmt.Fprintf(w, ", portmap on port %d", pm.Port())
 	}
@@ -166,6 +170,12 @@ func printDemo(w io.Writer, d *nfsd.Daemon, cfg nfsd.Config) {
 		fmt.Fprintf(w, "  rpcinfo -p and showmount -e need the portmapper on port 111 (run as root with port 111 free)\n")
 	}
 	fmt.Fprintf(w, "  Linux:    mount -t nfs -o vers=3,tcp,nolock,port=%d,mountport=%d %s:%s /mnt\n", nfsPort, mountPort, host, export)
-	fmt.Fprintf(w, "  FreeBSD:  mount -t nfs -o nfsv3,tcp,nolockd,port=%d %s:%s /mnt   (finds MOUNT through the portmapper on port 111)\n", nfsPort, host, export)
+	// FreeBSD's mount_nfs has no option for the MOUNT port: it asks the
+	// portmapper on port 111 (clnt_tp_create).
+	if pm.IsValid() && pm.Port() == 111 {
+		fmt.Fprintf(w, "  FreeBSD:  mount -t nfs -o nfsv3,tcp,nolockd,port=%d %s:%s /mnt   (finds MOUNT through the portmapper)\n", nfsPort, host, export)
+	} else {
+		fmt.Fprintf(w, "  FreeBSD:  mount -t nfs -o nfsv3,tcp,nolockd,port=%d %s:%s /mnt   (needs the portmapper on port 111: mount_nfs finds MOUNT only through it)\n", nfsPort, host, export)
+	}
 	fmt.Fprintf(w, "\nStop with Ctrl-C or SIGTERM; SIGHUP re-reads the exports.\n")
 }

@@ -436,6 +436,40 @@ func TestDemo(t *testing.T) {
 	}
 }
 
+// TestDemoBannerPorts checks the banner against the ports served: MOUNT
+// on a port of its own, and a portmapper not on port 111 (which FreeBSD's
+// mount_nfs cannot use: it has no option for the MOUNT port).
+func TestDemoBannerPorts(t *testing.T) {
+	nfsdtest.RequireRoot(t)
+	dir := t.TempDir()
+	ports := freePorts(t, 3)
+	p := startBinary(t, "-demo", dir, "-nfs-port", strconv.Itoa(ports[0]), "-mount-port", strconv.Itoa(ports[1]),
+		"-portmap-port", strconv.Itoa(ports[2]))
+	p.waitListening(t, ports...)
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(p.stdout.String(), "Stop with") && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	out := p.stdout.String()
+	for _, want := range []string{
+		fmt.Sprintf("(NFSv3 on port %d, MOUNT on port %d, portmap on port %d)", ports[0], ports[1], ports[2]),
+		fmt.Sprintf("mount -t nfs -o vers=3,tcp,nolock,port=%d,mountport=%d 127.0.0.1:%s/export /mnt", ports[0], ports[1], dir),
+		"(needs the portmapper on port 111: mount_nfs finds MOUNT only through it)",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("banner lacks %q:\n%s", want, out)
+		}
+	}
+	for _, wrong := range []string{fmt.Sprintf("NFSv3 and MOUNT on port %d", ports[0]), "through the portmapper on port 111"} {
+		if strings.Contains(out, wrong) {
+			t.Errorf("banner says %q:\n%s", wrong, out)
+		}
+	}
+	if code := p.stop(t, syscall.SIGINT); code != 0 {
+		t.Fatalf("exit %d after SIGINT\n%s", code, p.stderr.String())
+	}
+}
+
 func TestProcs(t *testing.T) {
 	if got := procs(3); got != 3 {
 		t.Errorf("procs(3) = %d", got)
