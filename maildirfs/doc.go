@@ -335,7 +335,9 @@
 // # Caveats
 //
 // Another filesystem mounted inside the export is not crossed: Lookup of
-// its mount point fails with EXDEV and READDIRPLUS omits its handle.
+// its mount point fails with EXDEV, and READDIRPLUS omits its handle and
+// attributes and gives the fileid of the directory it covers, as READDIR
+// and knfsd do.
 //
 // READDIR cookies are the filesystem's d_off values: ext4 hash cookies are
 // stable across changes and restarts; a listing concurrent with renames

@@ -164,15 +164,25 @@ func TestMountInsideExport(t *testing.T) {
 	if _, _, _, err := s.Lookup(s.Root(), root, "mnt"); !errors.Is(err, syscall.EXDEV) {
 		t.Fatalf("lookup of mount point: %v", err)
 	}
-	var entry *maildirfs.DirEntry
-	s.ReadDir(s.Root(), root, 0, true, func(e *maildirfs.DirEntry) bool {
-		if e.Name == "mnt" {
-			entry = e
-		}
-		return true
-	})
-	if entry == nil || entry.Handle != nil {
+	var entry, plain *maildirfs.DirEntry
+	for _, plus := range []bool{false, true} {
+		s.ReadDir(s.Root(), root, 0, plus, func(e *maildirfs.DirEntry) bool {
+			if e.Name == "mnt" && plus {
+				entry = e
+			} else if e.Name == "mnt" {
+				plain = e
+			}
+			return true
+		})
+	}
+	if plain == nil || entry == nil || entry.Handle != nil {
 		t.Fatalf("readdirplus of mount point: %+v", entry)
+	}
+	// Nor the attributes of the mounted root (tmpfs: inode 1) under the
+	// export's fsid: the fileid is the covered directory's, as READDIR
+	// gives it and knfsd answers.
+	if entry.Attr != nil || entry.FileID != plain.FileID {
+		t.Errorf("readdirplus of mount point: fileid %d attributes %+v, want fileid %d (READDIR's) and none", entry.FileID, entry.Attr, plain.FileID)
 	}
 	if _, err := s.LookupPath(root, "mnt/inner"); !errors.Is(err, syscall.EXDEV) {
 		t.Fatalf("LookupPath across mount: %v", err)

@@ -123,16 +123,21 @@ func (f *FS) fillPlus(d *node, isRoot bool, e *DirEntry) bool {
 	if err := unix.Fstatat(d.pathFd, e.Name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 		return err != unix.ENOENT
 	}
-	f.zfixStable(&st, func(st *unix.Stat_t) { f.zfixAt(d.pathFd, e.Name, st) })
-	e.Attr = f.attr(&st)
-	e.FileID = st.Ino
 	k, mnt, err := nameHandle(d.pathFd, e.Name)
 	if err != nil {
 		return err != unix.ENOENT
 	}
 	if mnt != f.mountID || st.Dev != f.rootDev {
-		return true // a mount point inside the export: no handle
+		// A mount point inside the export: both calls saw the root of
+		// the file system mounted there, whose inode number means
+		// nothing under our fsid. As knfsd: no handle, no attributes,
+		// and the fileid getdents gave (the directory it covers), as
+		// READDIR has it.
+		return true
 	}
+	f.zfixStable(&st, func(st *unix.Stat_t) { f.zfixAt(d.pathFd, e.Name, st) })
+	e.Attr = f.attr(&st)
+	e.FileID = st.Ino
 	if h, ok := f.encodeHandle(k); ok {
 		e.Handle = h
 	}
