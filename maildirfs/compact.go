@@ -1,10 +1,7 @@
 package maildirfs
 
 import (
-	"errors"
 	"fmt"
-	"io/fs"
-	"path/filepath"
 
 	"golang.org/x/sys/unix"
 )
@@ -46,7 +43,7 @@ func Compact(root string, opts Options) (CompactReport, error) {
 		return err
 	}
 	err = f.zwalk(func(dir string, h Handle) error {
-		if d := filepath.Base(dir); d != "new" && d != "cur" {
+		if dir != "new" && dir != "cur" {
 			return nil
 		}
 		batch = append(batch, h)
@@ -109,38 +106,70 @@ func Expand(root string, opts Options) (CompactReport, error) {
 }
 
 // zwalk calls fn with the handle of every regular file under the export
-// root (not crossing into other filesystems, not following symlinks).
+// root and the name of the directory holding it ("" for the root), not
+// crossing into other filesystems or mounts and not following symlinks.
+// Like the store, it never builds a path: each directory is opened by its
+// handle and its entries are taken relative to that fd, so a tree deeper
+// than PATH_MAX is walked whole, and a directory a local process swaps
+// for a symlink meanwhile is not followed. The directories still to visit
+// are kept as handles (depth first: the siblings along the current path).
 func (f *FS) zwalk(fn func(dir string, h Handle) error) error {
-	return filepath.WalkDir(f.root, func(p string, d fs.DirEntry, err error) error {
+	type pending struct {
+		name string
+		k    kernelFH
+	}
+	stack := []pending{{"", f.rootNode.kfh}}
+	buf := make([]byte, direntBuf)
+	var names []string
+	for len(stack) > 0 {
+		d := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		fd, err := openHandle(f.rootFd, d.k, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC)
 		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
-				return nil
+			if err == unix.ESTALE || err == unix.ENOENT {
+				continue // removed meanwhile
 			}
 			return err
 		}
-		if d.IsDir() {
+		// All names first, as a directory walk reads them: fn may add
+		// and remove entries while it rewrites a file.
+		names = names[:0]
+		_, err = eachDirent(fd, buf, func(_, _ uint64, b []byte) bool {
+			name := string(b)
+			if name != "." && name != ".." && (d.name != "" || name != zDictDir) {
+				names = append(names, name)
+			}
+			return true
+		})
+		for _, name := range names {
+			if err != nil {
+				break
+			}
 			var st unix.Stat_t
-			if unix.Lstat(p, &st) == nil && st.Dev != f.rootDev {
-				return filepath.SkipDir
+			if unix.Fstatat(fd, name, &st, unix.AT_SYMLINK_NOFOLLOW) != nil || st.Dev != f.rootDev {
+				continue // gone, or another filesystem mounted here
 			}
-			if p == filepath.Join(f.root, zDictDir) {
-				return filepath.SkipDir // the store's dictionaries, not mail
+			typ := st.Mode & unix.S_IFMT
+			if typ != unix.S_IFDIR && typ != unix.S_IFREG {
+				continue
 			}
-			return nil
+			k, mnt, herr := nameHandle(fd, name)
+			if herr != nil || mnt != f.mountID {
+				continue // gone, or a bind mount
+			}
+			k.bytes = append([]byte(nil), k.bytes...)
+			if typ == unix.S_IFDIR {
+				stack = append(stack, pending{name, k})
+			} else if h, ok := f.encodeHandle(k); ok {
+				err = fn(d.name, h)
+			}
 		}
-		if !d.Type().IsRegular() {
-			return nil
+		unix.Close(fd)
+		if err != nil {
+			return err
 		}
-		k, mnt, err := nameHandle(unix.AT_FDCWD, p)
-		if err != nil || mnt != f.mountID {
-			return nil // gone, or another filesystem
-		}
-		h, ok := f.encodeHandle(k)
-		if !ok {
-			return nil
-		}
-		return fn(filepath.Dir(p), h)
-	})
+	}
+	return nil
 }
 
 // zsum fills the size totals of rep from the tree.

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -533,6 +534,78 @@ func TestCompactExpand(t *testing.T) {
 		t.Errorf("second expand: %+v %v", rep, err)
 	}
 	mdtest.Check(t, exp)
+}
+
+// TestCompactDeepTree: the offline tools walk a tree deeper than
+// PATH_MAX (an NFS client can make one) like the store serves it, from
+// directory fds: a message at the bottom is compressed and expanded, and
+// the rest of the tree is not left undone for it.
+func TestCompactDeepTree(t *testing.T) {
+	mdtest.RequireRoot(t)
+	msgs := mdtest.Corpus(5, mdtest.CorpusOptions{Seed: 4})
+	exp, paths, opts := offlineTree(t, msgs)
+	fd, err := unix.Open(exp, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := strings.Repeat("d", 250)
+	for range 20 { // 20 * 251 bytes: over PATH_MAX (4096)
+		if err := unix.Mkdirat(fd, name, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		next, err := unix.Openat(fd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		unix.Close(fd)
+		fd = next
+	}
+	defer func() { unix.Close(fd) }()
+	if err := unix.Mkdirat(fd, "new", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	deep := msgs[0]
+	mfd, err := unix.Openat(fd, "new/deep", unix.O_CREAT|unix.O_WRONLY|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	unix.Write(mfd, deep)
+	unix.Close(mfd)
+	marked := func() bool {
+		mfd, err := unix.Openat(fd, "new/deep", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer unix.Close(mfd)
+		_, err = unix.Fgetxattr(mfd, maildirfs.ZXattr, make([]byte, 64))
+		return err == nil
+	}
+
+	rep, err := maildirfs.Compact(exp, opts)
+	if err != nil || rep.Changed != len(msgs)+1 || rep.Files != len(msgs)+1 {
+		t.Fatalf("compact: %+v %v, want %d files changed", rep, err, len(msgs)+1)
+	}
+	if !marked() {
+		t.Error("the deep message was not compressed")
+	}
+	rep, err = maildirfs.Expand(exp, opts)
+	if err != nil || rep.Changed != len(msgs)+1 || rep.PlainBytes != rep.StoredBytes {
+		t.Fatalf("expand: %+v %v", rep, err)
+	}
+	if marked() {
+		t.Error("the deep message is still compressed")
+	}
+	b := make([]byte, len(deep)+1)
+	mfd, err = unix.Openat(fd, "new/deep", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, _ := unix.Read(mfd, b)
+	unix.Close(mfd)
+	if !bytes.Equal(b[:max(k, 0)], deep) {
+		t.Error("the deep message differs after expand")
+	}
+	checkTree(t, paths, msgs)
 }
 
 // TestCompactCrash stops Compact, then Expand, at each step; running the
