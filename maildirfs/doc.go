@@ -151,7 +151,10 @@
 // open of a node, or of a file being created, that fails with EMFILE or
 // ENFILE closes the least recently used half of the unused nodes of every
 // FS of the process and is tried once more. ShedUnused does the same for
-// others that run out (mailnfsd's accept loop).
+// others that run out (mailnfsd's accept loop). Every two seconds the
+// unused nodes are stated and those whose object has no link left are
+// closed: a file a local process removed (rm, an IMAP server on the box
+// expunging) would otherwise stay allocated while its node is cached.
 //
 // A namespace change (CREATE, MKDIR, SYMLINK, MKNOD, LINK, REMOVE, RMDIR,
 // RENAME) stats its directory just before and just after its system call

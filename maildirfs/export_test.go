@@ -115,6 +115,15 @@ func FrameDictIDs(c []byte) ([]uint32, error) {
 	return ids, nil
 }
 
+// SetUnlinkedSweep sets how often stores opened after the call look for
+// cached objects a local process removed, and returns a function
+// restoring the default.
+func SetUnlinkedSweep(d time.Duration) func() {
+	old := unlinkedSweep
+	unlinkedSweep = d
+	return func() { unlinkedSweep = old }
+}
+
 // SetDirRecheck sets how long a cached directory node is trusted to be
 // inside the export and returns a function restoring the default.
 func SetDirRecheck(d time.Duration) func() {

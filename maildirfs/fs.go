@@ -58,6 +58,10 @@ type FS struct {
 	closed atomic.Bool
 	opened time.Time // monotonic base of since
 
+	// The sweep of unlinked nodes (sweepUnlinked): closed by Close to
+	// stop it, and by it once stopped.
+	sweepStop, sweepDone chan struct{}
+
 	stats struct {
 		fileSyncCalls, dirSyncCalls atomic.Uint64
 		fileSyncs, dirSyncs         atomic.Uint64
@@ -169,7 +173,57 @@ func open(root string, opts Options, zforce bool) (*FS, error) {
 		unix.Close(fd)
 		return nil, err
 	}
+	f.sweepStop, f.sweepDone = make(chan struct{}), make(chan struct{})
+	go f.sweepLoop(unlinkedSweep)
 	return f, nil
+}
+
+// unlinkedSweep is how often the store looks for cached objects that a
+// local process removed (sweepUnlinked). A variable for tests.
+var unlinkedSweep = 2 * time.Second
+
+// sweepLoop runs sweepUnlinked every period until Close.
+func (f *FS) sweepLoop(period time.Duration) {
+	defer close(f.sweepDone)
+	t := time.NewTicker(period)
+	defer t.Stop()
+	for {
+		select {
+		case <-f.sweepStop:
+			return
+		case <-t.C:
+			f.sweepUnlinked()
+		}
+	}
+}
+
+// sweepUnlinked drops the unused cached nodes whose object has no link
+// left. Their fds would otherwise keep the inode, and a file's blocks,
+// allocated until the LRU evicted them or a request came for them:
+// REMOVE and RENAME over a name drop the node of the last link
+// themselves, but a local process's rm (a local IMAP server expunging,
+// an operator freeing a user's mail) is not seen. knfsd closes its cached
+// files on the same event (fsnotify). One stat per unused node, off the
+// request path.
+func (f *FS) sweepUnlinked() {
+	c := &f.cache
+	c.mu.Lock()
+	cands := make([]*node, 0, len(c.byKey))
+	for _, n := range c.byKey {
+		if n.refs == 0 {
+			n.refs++ // held across the stat: not closed under it
+			cands = append(cands, n)
+		}
+	}
+	c.mu.Unlock()
+	for _, n := range cands {
+		var st unix.Stat_t
+		if n.stat(&st) == nil && st.Nlink == 0 {
+			c.drop(n)
+			f.zgone(n.ino)
+		}
+		f.put(n)
+	}
 }
 
 // keyExposure reports how the handle key in dir is open to other local
@@ -249,6 +303,8 @@ func (f *FS) Close() error {
 	if f.closed.Swap(true) {
 		return nil
 	}
+	close(f.sweepStop)
+	<-f.sweepDone
 	f.zclose()
 	f.cache.closeAll()
 	return unix.Close(f.rootFd)

@@ -160,6 +160,44 @@ func TestRemovedIsStale(t *testing.T) {
 	}
 }
 
+// TestLocalRemoveFreesSpace: a file a local process removes (an IMAP
+// server on the box expunging, an operator's rm -r) is not held open by
+// the store's cache, which would keep its blocks allocated (df unchanged)
+// until the LRU evicted its node or a client used its handle again.
+func TestLocalRemoveFreesSpace(t *testing.T) {
+	defer maildirfs.SetUnlinkedSweep(10 * time.Millisecond)()
+	s := mdtest.New(t)
+	tmp := lookup(t, s, "Maildir", "tmp")
+	h := create(t, s, tmp, root, "big", bytes.Repeat([]byte("x"), 1<<20))
+	buf := make([]byte, 10)
+	if _, _, _, err := s.Read(h, root, 0, buf); err != nil { // an I/O fd too
+		t.Fatal(err)
+	}
+	p := filepath.Join(s.Dir, "Maildir/tmp/big")
+	if err := os.Remove(p); err != nil {
+		t.Fatal(err)
+	}
+	held := func() (fds []string) {
+		ents, _ := os.ReadDir("/proc/self/fd")
+		for _, e := range ents {
+			if l, err := os.Readlink(filepath.Join("/proc/self/fd", e.Name())); err == nil && l == p+" (deleted)" {
+				fds = append(fds, e.Name())
+			}
+		}
+		return fds
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for len(held()) > 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if fds := held(); len(fds) > 0 {
+		t.Fatalf("fds %v of the removed file still open: its blocks stay allocated", fds)
+	}
+	if _, err := s.Getattr(h); !errors.Is(err, maildirfs.ErrStale) {
+		t.Fatalf("getattr removed locally: %v", err)
+	}
+}
+
 func TestBadHandles(t *testing.T) {
 	s := mdtest.New(t)
 	h := create(t, s, s.Root(), root, "f", []byte("data"))
