@@ -28,8 +28,9 @@
 // be on the export's filesystem (same st_dev). A directory must also be
 // inside the export, as knfsd requires (nfsd_acceptable, even with
 // no_subtree_check): when its handle is resolved (not cached), its
-// ancestors are stated relative to it ("..", "../..", ...: one fstatat a
-// level, at most 1024 levels) until the export root's inode, or a cached
+// ancestors are opened one from the other and stated ("..", then its
+// "..": an openat and an fstat a level, at most 4096 levels, maxDirDepth)
+// until the export root's inode, or a cached
 // directory node found inside within the last second (dirRecheck), and a
 // directory a local process moved out of the export, or one deeper than
 // that, is ErrStale. LOOKUP of ".." does the same walk from the directory
