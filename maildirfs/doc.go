@@ -79,7 +79,9 @@
 // MKNOD of a non-special type), ENAMETOOLONG, EACCES (mode), EPERM
 // (owner-only or root-only changes, device nodes, protected hard links,
 // and the sticky bit, for which Linux's may_delete answers EPERM too),
-// EROFS (Options.ReadOnly), EXDEV (mount point inside the export), EFBIG,
+// EROFS (Options.ReadOnly), EXDEV (mount point inside the export: Lookup),
+// EBUSY (REMOVE, RMDIR or RENAME of a mount point; nfsd answers ACCES,
+// as knfsd does), EFBIG,
 // and whatever the system call returned (ENOSPC, EDQUOT, EIO, ...).
 // A failed sync returns its error after the change was made: the client
 // learns that it may not be durable, and the write verifier changes.

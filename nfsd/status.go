@@ -41,6 +41,11 @@ var errnoStatus = map[syscall.Errno]nfs3.Status{
 	syscall.ENOSYS:     nfs3.StatusNotSupp,
 	syscall.EOVERFLOW:  nfs3.StatusFBig,
 	syscall.ETXTBSY:    nfs3.StatusAcces,
+	// EBUSY: the name is a mount point (a file system or a file mounted
+	// inside the export on the box), which REMOVE, RMDIR and RENAME
+	// cannot touch. knfsd's nfsd_unlink answers NFSv3 ACCES ("name is
+	// mounted-on. There is no perfect error status").
+	syscall.EBUSY: nfs3.StatusAcces,
 	// EAGAIN: the store is busy (e.g. a lock or migration); JUKEBOX makes
 	// the client retry later with a new xid.
 	syscall.EAGAIN: nfs3.StatusJukebox,

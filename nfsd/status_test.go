@@ -51,6 +51,7 @@ func TestStatusFromError(t *testing.T) {
 		{"EOPNOTSUPP", syscall.EOPNOTSUPP, nfs3.StatusNotSupp},
 		{"ENOTSUP", syscall.ENOTSUP, nfs3.StatusNotSupp},
 		{"EAGAIN", syscall.EAGAIN, nfs3.StatusJukebox},
+		{"EBUSY", syscall.EBUSY, nfs3.StatusAcces},
 		{"EBADF", syscall.EBADF, nfs3.StatusServerFault},
 		{"Plain", errors.New("something odd"), nfs3.StatusServerFault},
 	}
