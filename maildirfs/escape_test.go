@@ -189,6 +189,29 @@ func TestMountInsideExport(t *testing.T) {
 	}
 }
 
+// TestMountWithoutHandlesInsideExport: a file system that has no file
+// handles (ramfs, proc) mounted inside the export is refused as any other
+// mount point, with EXDEV (NFS3ERR_XDEV), not the EOPNOTSUPP of
+// name_to_handle_at (NFS3ERR_NOTSUPP, "Unknown error 524" on a Linux
+// client).
+func TestMountWithoutHandlesInsideExport(t *testing.T) {
+	s := mdtest.New(t)
+	mnt := filepath.Join(s.Dir, "mnt")
+	if err := os.Mkdir(mnt, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := mountRamfs(mnt); err != nil {
+		t.Skipf("cannot mount ramfs (%v): skipping", err)
+	}
+	t.Cleanup(func() { unmountDetach(mnt) })
+	if _, _, _, err := s.Lookup(s.Root(), root, "mnt"); !errors.Is(err, syscall.EXDEV) {
+		t.Errorf("lookup of mount point: %v, want EXDEV", err)
+	}
+	if _, err := s.LookupPath(root, "mnt"); !errors.Is(err, syscall.EXDEV) {
+		t.Errorf("LookupPath of mount point: %v, want EXDEV", err)
+	}
+}
+
 // TestMovedOutDirectory: a local process moves a directory out of the
 // export (same file system). Its handle stops resolving, as knfsd's does
 // (nfsd_acceptable): at once when it is not cached, on its first ".."

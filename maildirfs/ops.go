@@ -164,6 +164,11 @@ func (f *FS) Lookup(dir Handle, c Cred, name string) (Handle, Attr, *Attr, error
 func (f *FS) lookupChild(d *node, name string) (Handle, *unix.Stat_t, error) {
 	k, mnt, err := nameHandle(d.pathFd, name)
 	if err != nil {
+		if err != unix.ENOENT && f.mountedOn(d, name) {
+			// A file system without file handles (ramfs, proc:
+			// EOPNOTSUPP) mounted there: refused as any other.
+			return nil, nil, unix.EXDEV
+		}
 		return nil, nil, err
 	}
 	if mnt != f.mountID {
@@ -208,6 +213,13 @@ func (f *FS) lookupChild(d *node, name string) (Handle, *unix.Stat_t, error) {
 	n := f.cache.insert(f.newNode(k, h, fd, st))
 	f.put(n)
 	return h, st, nil
+}
+
+// mountedOn reports whether name in d is the root of another file system
+// mounted there: stat crosses into the mount and finds another device.
+func (f *FS) mountedOn(d *node, name string) bool {
+	var st unix.Stat_t
+	return unix.Fstatat(d.pathFd, name, &st, unix.AT_SYMLINK_NOFOLLOW) == nil && st.Dev != f.rootDev
 }
 
 // Access reports which of the ACCESS3 bits in want c has on h.

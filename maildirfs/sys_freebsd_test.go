@@ -14,5 +14,8 @@ const errNoXattr = unix.ENOATTR
 // wrapper): the test that needs it skips.
 func mountTmpfs(dir string) error { return errors.ErrUnsupported }
 
+// mountRamfs is not implemented here either.
+func mountRamfs(dir string) error { return errors.ErrUnsupported }
+
 // unmountDetach unmounts dir.
 func unmountDetach(dir string) { unix.Unmount(dir, unix.MNT_FORCE) }
