@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"net/netip"
+	"slices"
 	"sort"
 	"strings"
 
@@ -255,10 +256,47 @@ func DefaultSquash() Squash {
 	return Squash{Mode: SquashRoot, Anon: maildirfs.Cred{UID: Nobody, GID: Nobody}}
 }
 
+// invalidID is the AUTH_SYS uid or gid 4294967295, (uid_t)-1: chown(2)
+// reads it as "leave this id unchanged", so an object the server creates
+// (as root) and then gives to such a caller would stay root's.
+const invalidID = 1<<32 - 1
+
 // Map returns the credential a call runs with. sys is the call's AUTH_SYS
 // body, nil for AUTH_NONE and any other flavor (treated as anonymous). The
 // result never aliases sys or s.
+//
+// A uid or gid of 4294967295 becomes the anonymous one, as Linux knfsd
+// maps its invalid id (the rule's Anon on Linux lines, 65534 on FreeBSD
+// lines, whatever the squash mode), and a supplementary 4294967295 is
+// dropped: no object may be given that id (invalidID).
 func (s Squash) Map(sys *rpc.AuthSysParms) maildirfs.Cred {
+	c := s.mapIDs(sys)
+	if c.UID == invalidID || c.GID == invalidID {
+		anon := maildirfs.Cred{UID: Nobody, GID: Nobody}
+		if s.PerID {
+			anon = s.Anon
+		}
+		if c.UID == invalidID {
+			c.UID = anon.UID
+			if c.UID == invalidID {
+				c.UID = Nobody
+			}
+		}
+		if c.GID == invalidID {
+			c.GID = anon.GID
+			if c.GID == invalidID {
+				c.GID = Nobody
+			}
+		}
+	}
+	if slices.Contains(c.GIDs, invalidID) {
+		c.GIDs = slices.DeleteFunc(c.GIDs, func(g uint32) bool { return g == invalidID })
+	}
+	return c
+}
+
+// mapIDs is Map before the invalid ids are replaced.
+func (s Squash) mapIDs(sys *rpc.AuthSysParms) maildirfs.Cred {
 	if s.Mode == SquashAll || (sys == nil && s.PerID) {
 		return s.anon()
 	}
