@@ -139,6 +139,11 @@ type Client struct {
 	Kind ClientKind
 	// Net is the prefix for ClientNet, host bits cleared.
 	Net netip.Prefix
+	// Slash marks a single address written as a network (10.1.2.3/32,
+	// 10.1.2.3/255.255.255.255): Linux ranks it with the networks, not
+	// with the hosts (nfs-utils client_gettype), and String keeps the
+	// length so it reads back the same.
+	Slash bool
 	// Name is the host name for ClientHost, as written.
 	Name string
 	// Addrs are the addresses Name resolved to (ClientHost).
@@ -150,7 +155,7 @@ type Client struct {
 func (c Client) String() string {
 	switch c.Kind {
 	case ClientNet:
-		if c.Net.IsSingleIP() {
+		if c.Net.IsSingleIP() && !c.Slash {
 			return c.Net.Addr().String()
 		}
 		return c.Net.String()
@@ -185,9 +190,10 @@ func (c Client) specificity(a netip.Addr) int {
 }
 
 // Linux client types in exports(5) precedence order, ranked by linuxType:
-// a single host (name or address; a /32 or /128 network counts as one
-// here), a network, a wildcard, a netgroup, everyone. mailnfsd refuses
-// wildcards and netgroups, so their ranks are unused.
+// a single host (name or address), a network (anything written with a
+// "/", a /32 too, as nfs-utils' client_gettype types it), a wildcard, a
+// netgroup, everyone. mailnfsd refuses wildcards and netgroups, so their
+// ranks are unused.
 const (
 	linuxAnonymous = iota
 	linuxNetgroup
@@ -204,7 +210,7 @@ func (c Client) linuxType(a netip.Addr) int {
 	switch {
 	case c.Kind == ClientWorld:
 		return linuxAnonymous
-	case c.Kind == ClientNet && !c.Net.IsSingleIP():
+	case c.Kind == ClientNet && (!c.Net.IsSingleIP() || c.Slash):
 		return linuxNetwork
 	}
 	return linuxHost
@@ -738,7 +744,7 @@ func (p *parser) warnShadowedLinux() {
 	for _, e := range p.table.Exports {
 		var nets []*Rule
 		for _, r := range e.Rules {
-			if r.Dialect != Linux || len(r.Clients) != 1 || r.Clients[0].Kind != ClientNet || r.Clients[0].Net.IsSingleIP() {
+			if c := r.Clients; r.Dialect != Linux || len(c) != 1 || c[0].Kind != ClientNet || (c[0].Net.IsSingleIP() && !c[0].Slash) {
 				continue
 			}
 			n := r.Clients[0].Net
@@ -1307,7 +1313,7 @@ func (p *parser) parseHostClient(t token, text string) (Client, bool) {
 		p.errorf(t.pos, "%s", msg)
 		return Client{}, false
 	} else if pfx.IsValid() {
-		return Client{Kind: ClientNet, Net: pfx}, true
+		return Client{Kind: ClientNet, Net: pfx, Slash: pfx.IsSingleIP() && strings.Contains(text, "/")}, true
 	}
 	switch {
 	case strings.HasPrefix(text, "@"):
