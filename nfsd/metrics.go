@@ -675,7 +675,7 @@ type serverCollector struct {
 	s *Server
 
 	conns, accepted, rejected, evicted, inFlight, badCalls, badRecords, rpcErrors, gateRefusals,
-	drcHits, drcInProgress, drcLogHits, drcEvictedHits, drcEntries, drcBytes, drcEvictedKeys, panics, drops, udpTooLong *prometheus.Desc
+	drcHits, drcInProgress, drcLogHits, drcEvictedHits, drcEntries, drcBytes, drcEvictedKeys, panics, drops, udpTooLong, udpForged *prometheus.Desc
 }
 
 func newServerCollector(s *Server) *serverCollector {
@@ -700,6 +700,7 @@ func newServerCollector(s *Server) *serverCollector {
 		panics:         desc("panics_total", "Program panics answered with SYSTEM_ERR."),
 		drops:          desc("drops_total", "Calls answered with no reply."),
 		udpTooLong:     desc("udp_reply_too_long_total", "UDP replies dropped for exceeding one datagram."),
+		udpForged:      desc("udp_forged_mapped_total", "Datagrams dropped for an IPv4-mapped source sent to an IPv6 address (forged)."),
 	}
 }
 
@@ -707,7 +708,7 @@ func newServerCollector(s *Server) *serverCollector {
 func (c *serverCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.conns, c.accepted, c.rejected, c.evicted, c.inFlight, c.badCalls,
 		c.badRecords, c.rpcErrors, c.gateRefusals, c.drcHits, c.drcInProgress, c.drcLogHits, c.drcEvictedHits, c.drcEntries,
-		c.drcBytes, c.drcEvictedKeys, c.panics, c.drops, c.udpTooLong} {
+		c.drcBytes, c.drcEvictedKeys, c.panics, c.drops, c.udpTooLong, c.udpForged} {
 		ch <- d
 	}
 }
@@ -743,6 +744,7 @@ func (c *serverCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.panics, st.Panics)
 	counter(c.drops, st.Drops)
 	counter(c.udpTooLong, st.UDPReplyTooLong)
+	counter(c.udpForged, st.UDPForgedMapped)
 }
 
 type storeCollector struct {

@@ -167,9 +167,11 @@ type Server struct {
 	}
 	// limitLog rate-limits the log lines of connection limits, badLog
 	// those of connections closed for a broken record, retryLog those of
-	// retransmissions of calls that may have run.
+	// retransmissions of calls that may have run, forgedLog those of
+	// datagrams dropped for a forged IPv4-mapped source.
 	limitLog, badLog ratelog.Limiter[netip.Addr]
 	retryLog         ratelog.Limiter[retryLogKey]
+	forgedLog        ratelog.Limiter[struct{}]
 
 	connSeq atomic.Uint64
 	stats   counters
@@ -215,6 +217,7 @@ type counters struct {
 	panics          atomic.Uint64
 	drops           atomic.Uint64
 	udpReplyTooLong atomic.Uint64
+	udpForgedMapped atomic.Uint64
 }
 
 // CallKey names a procedure for Stats.
@@ -267,6 +270,9 @@ type Stats struct {
 	Drops uint64
 	// UDPReplyTooLong counts UDP replies dropped for exceeding a datagram.
 	UDPReplyTooLong uint64
+	// UDPForgedMapped counts datagrams dropped, unanswered, for an
+	// IPv4-mapped source sent to an IPv6 address (forgedMapped).
+	UDPForgedMapped uint64
 }
 
 func (s *Server) init() {
@@ -371,6 +377,7 @@ func (s *Server) Stats() Stats {
 		Panics:                    s.stats.panics.Load(),
 		Drops:                     s.stats.drops.Load(),
 		UDPReplyTooLong:           s.stats.udpReplyTooLong.Load(),
+		UDPForgedMapped:           s.stats.udpForgedMapped.Load(),
 	}
 	for prog, pe := range *s.progs.Load() {
 		for proc := range pe.procs {

@@ -101,6 +101,14 @@ func (s *Server) readUDP(pc net.PacketConn, calls *sync.WaitGroup) error {
 		if n == 0 || !from.IsValid() {
 			continue
 		}
+		if forgedMapped(from.Addr(), dst, local.Addr()) {
+			s.stats.udpForgedMapped.Add(1)
+			if ok, held := s.forgedLog.Allow(struct{}{}, time.Now()); ok {
+				log.Warn("nfsd: dropped a datagram from an IPv4-mapped source sent to an IPv6 address: a forged source (logged once a minute)",
+					"from", from.String(), "to", dst.String(), "held_back", held)
+			}
+			continue
+		}
 		if !s.acquireWorker(nil) {
 			return nil
 		}
@@ -153,4 +161,25 @@ func (s *Server) udpCall(pc net.PacketConn, uc *net.UDPConn, local netip.AddrPor
 	if err != nil && !errors.Is(err, net.ErrClosed) {
 		ep.log.Debug("nfsd: udp reply failed", "err", err)
 	}
+}
+
+// forgedMapped reports whether a datagram from src, sent to dst (packet
+// info; invalid if not known) on a socket bound to local, carries a forged
+// IPv4-mapped source. A dual-stack socket shows IPv4 traffic with a mapped
+// source (::ffff:a.b.c.d), and such a datagram is addressed to IPv4. Linux
+// also delivers a native IPv6 datagram whose source is mapped, which no
+// real host sends (RFC 4291 2.5.5.2; FreeBSD's ip6_input drops it): taken
+// as its IPv4 address, a remote ::ffff:127.0.0.1 counted as loopback (the
+// portmapper's SET and UNSET, hosts_access and export rules for
+// 127.0.0.1) and any ::ffff:a.b.c.d passed the IPv4 reverse path filter.
+// Such a datagram is sent to an IPv6 address.
+func forgedMapped(src, dst, local netip.Addr) bool {
+	if !src.Is4In6() {
+		return false
+	}
+	to := dst
+	if !to.IsValid() {
+		to = local
+	}
+	return to.Is6() && !to.Is4In6() && !to.IsUnspecified()
 }
