@@ -494,6 +494,21 @@ func (f *FS) postAttrStable(n *node) *Attr {
 	return f.postAttr(n)
 }
 
+// statStable stats n as get does: under its zmu, so never in the middle
+// of a rewrite, with the uncompressed size.
+func (f *FS) statStable(n *node) (*unix.Stat_t, error) {
+	if f.z != nil && n.typ == TypeReg {
+		n.zmu.RLock()
+		defer n.zmu.RUnlock()
+	}
+	st := new(unix.Stat_t)
+	if err := n.stat(st); err != nil {
+		return nil, err
+	}
+	f.zfixFd(n.pathFd, st)
+	return st, nil
+}
+
 // zfixFd replaces st.Size of the object open as fd (O_PATH is fine) by its
 // uncompressed size.
 func (f *FS) zfixFd(fd int, st *unix.Stat_t) {

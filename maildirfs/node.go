@@ -50,6 +50,10 @@ type node struct {
 	zfi       int           // frame held in zfbuf, -1: none (zero: set by zread before use)
 	zfbuf     []byte
 
+	// attrMu serializes SETATTRs of the object, so that a guard's ctime
+	// is checked and the change made with no other SETATTR between them.
+	attrMu sync.Mutex
+
 	// acl is the access ACL as last read (acl.go); nil until needed.
 	acl atomic.Pointer[aclCache]
 

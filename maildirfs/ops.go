@@ -447,7 +447,10 @@ func (f *FS) Commit(h Handle, c Cred, off uint64, count uint32) ([8]byte, Wcc, e
 // owner may change the group to one of its groups. Naming the current
 // owner or group is a chown too, which clears setuid and setgid: only the
 // owner or root may (as chown(2)). The change is fsynced before
-// returning. guardCtime (SETATTR guard) must equal the current ctime.
+// returning. guardCtime (SETATTR guard) must equal the current ctime; it
+// is compared with a stat taken under the node's attrMu, which every
+// SETATTR of the object holds until its change is made, so of SETATTRs
+// racing with one guard only the first succeeds.
 func (f *FS) SetAttr(h Handle, c Cred, s SetAttr, guardCtime *time.Time) (Wcc, error) {
 	var wcc Wcc
 	n, st, err := f.get(h)
@@ -455,12 +458,22 @@ func (f *FS) SetAttr(h Handle, c Cred, s SetAttr, guardCtime *time.Time) (Wcc, e
 		return wcc, err
 	}
 	defer f.put(n)
+	n.attrMu.Lock()
+	if guardCtime != nil {
+		if st, err = f.statStable(n); err != nil {
+			n.attrMu.Unlock()
+			return wcc, err
+		}
+	}
 	wcc.Before = wccAttr(st)
 	if guardCtime != nil && !ts(st.Ctim).Equal(*guardCtime) {
+		n.attrMu.Unlock()
 		wcc.After = f.attr(st)
 		return wcc, ErrNotSync
 	}
-	if err := f.setAttrLocked(n, st, c, s, false); err != nil {
+	err = f.setAttrLocked(n, st, c, s, false)
+	n.attrMu.Unlock()
+	if err != nil {
 		wcc.After = f.postAttr(n)
 		return wcc, err
 	}
