@@ -45,6 +45,11 @@ func wAdd(w *atomic.Uint64, delta uint64) uint64 {
 	return v
 }
 
+// unchanged reports whether nothing changed between two reads of wseq,
+// w0 and w1: no change was in progress at the first, and none began or
+// ended in between.
+func unchanged(w0, w1 uint64) bool { return w0>>32 == 0 && w1 == w0 }
+
 // quiet reports whether getDir's stat, taken after it read wseq as w0, may
 // serve as the before attributes of the change that began at v: no change
 // was in progress then, and none began or ended in between.
@@ -57,25 +62,36 @@ func alone(v, e uint64) bool { return v>>32 == 1 && uint32(e) == uint32(v)+1 }
 // dirChange runs fn, which changes directory d, and fills wcc from stats
 // of d taken just before (or getDir's, if quiet) and just after it; the
 // before attributes are dropped unless the change was alone. A stat that
-// fails leaves that side of wcc empty (both are optional).
+// fails leaves that side of wcc empty (both are optional). WRITE and
+// SETATTR change a file (or SETATTR any object) through it too, so their
+// wcc is as exact; a file's sizes are uncompressed (statNode).
 func (f *FS) dirChange(d *node, wcc *Wcc, w0 uint64, fn func() error) error {
 	v := wAdd(&d.wseq, wBegin)
 	var st unix.Stat_t
 	if !quiet(w0, v) {
 		wcc.Before = nil
-		if d.stat(&st) == nil {
+		if f.statNode(d, &st) == nil {
 			wcc.Before = wccAttr(&st)
 		}
 	}
 	err := fn()
 	wcc.After = nil
-	if d.stat(&st) == nil {
+	if f.statNode(d, &st) == nil {
 		wcc.After = f.attr(&st)
 	}
 	if e := wAdd(&d.wseq, wEnd); !alone(v, e) {
 		wcc.Before = nil
 	}
 	return err
+}
+
+// statNode stats n with a regular file's uncompressed size.
+func (f *FS) statNode(n *node, st *unix.Stat_t) error {
+	if err := n.stat(st); err != nil {
+		return err
+	}
+	f.zfixFd(n.pathFd, st)
+	return nil
 }
 
 // dirChange2 is dirChange for a change of two directories (RENAME); each

@@ -170,7 +170,10 @@
 // allows, and the client revalidates. Nothing is locked for it, so
 // deliveries into one new/ never wait for each other in the store (a
 // mutex held around the three calls cost BenchmarkDeliver32 about 20%).
-// A change by a local process is not seen, as before.
+// A change by a local process is not seen, as before. WRITE and SETATTR
+// count their changes of a file (SETATTR: of any object) the same way,
+// and a COMMIT sends its before attributes only if no WRITE or SETATTR
+// of the file began or ended between its two stats.
 //
 // A creation (CREATE, MKDIR, SYMLINK, MKNOD) claims its name in the
 // directory from before its system call until its object is set up

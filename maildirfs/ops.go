@@ -319,7 +319,7 @@ func (f *FS) Read(h Handle, c Cred, off uint64, buf []byte) (int, bool, *Attr, e
 func (f *FS) Write(h Handle, c Cred, off uint64, data []byte, stable StableHow) (int, StableHow, [8]byte, Wcc, error) {
 	var wcc Wcc
 	verf := f.WriteVerifier()
-	n, st, err := f.get(h)
+	n, st, w0, err := f.getGen(h)
 	if err != nil {
 		return 0, 0, verf, wcc, err
 	}
@@ -347,38 +347,45 @@ func (f *FS) Write(h Handle, c Cred, off uint64, data []byte, stable StableHow) 
 		return 0, 0, verf, wcc, err
 	}
 	defer release()
-	fd, err := f.io(n, true)
-	if err == nil {
-		err = f.inject(FaultWrite)
-	}
-	fails := n.syncFails.Load()
 	total := 0
-	if err == nil {
-		// As the caller: a full disk or quota stops the caller's writes,
-		// not the reserve kept for root (asCaller).
-		err = asCaller(c, func() error {
-			for total < len(data) {
-				k, err := unix.Pwrite(fd, data[total:], int64(off)+int64(total))
-				switch {
-				case err == unix.EINTR:
-					continue
-				case err != nil:
-					return err
-				case k == 0:
-					return unix.EIO
-				}
-				total += k
-			}
-			return nil
-		})
-	}
-	if err == nil && total > 0 && c.UID != 0 && st.Mode&(unix.S_ISUID|unix.S_ISGID) != 0 {
-		// The kernel would drop setuid/setgid on a write by a process
-		// without CAP_FSETID; we write as root, so do it ourselves.
-		err = f.killPriv(n, st)
-	}
 	committed := Unstable
-	if err == nil {
+	// wcc as for a directory change (dirchange.go): the before attributes
+	// only if no other WRITE or SETATTR of the file fell between them and
+	// the after attributes.
+	err = f.dirChange(n, &wcc, w0, func() error {
+		fd, err := f.io(n, true)
+		if err == nil {
+			err = f.inject(FaultWrite)
+		}
+		fails := n.syncFails.Load()
+		if err == nil {
+			// As the caller: a full disk or quota stops the caller's
+			// writes, not the reserve kept for root (asCaller).
+			err = asCaller(c, func() error {
+				for total < len(data) {
+					k, err := unix.Pwrite(fd, data[total:], int64(off)+int64(total))
+					switch {
+					case err == unix.EINTR:
+						continue
+					case err != nil:
+						return err
+					case k == 0:
+						return unix.EIO
+					}
+					total += k
+				}
+				return nil
+			})
+		}
+		if err == nil && total > 0 && c.UID != 0 && st.Mode&(unix.S_ISUID|unix.S_ISGID) != 0 {
+			// The kernel would drop setuid/setgid on a write by a
+			// process without CAP_FSETID; we write as root, so do it
+			// ourselves.
+			err = f.killPriv(n, st)
+		}
+		if err != nil {
+			return err
+		}
 		switch stable {
 		case DataSync:
 			err = f.syncFile(n, false)
@@ -390,8 +397,8 @@ func (f *FS) Write(h Handle, c Cred, off uint64, data []byte, stable StableHow) 
 		if err == nil && stable != Unstable && n.syncFails.Load() != fails {
 			err = fmt.Errorf("maildirfs: another sync of the file failed during the write: %w", unix.EIO)
 		}
-	}
-	wcc.After = f.postAttr(n)
+		return err
+	})
 	if err != nil {
 		return total, 0, verf, wcc, err
 	}
@@ -420,7 +427,7 @@ func (f *FS) killPriv(n *node, st *unix.Stat_t) error {
 // UNSTABLE writes again.
 func (f *FS) Commit(h Handle, c Cred, off uint64, count uint32) ([8]byte, Wcc, error) {
 	var wcc Wcc
-	n, st, err := f.get(h)
+	n, st, w0, err := f.getGen(h)
 	if err != nil {
 		return f.WriteVerifier(), wcc, err
 	}
@@ -438,6 +445,12 @@ func (f *FS) Commit(h Handle, c Cred, off uint64, count uint32) ([8]byte, Wcc, e
 		err = f.syncFile(n, true)
 	}
 	wcc.After = f.postAttrStable(n)
+	if !unchanged(w0, n.wseq.Load()) {
+		// A WRITE or SETATTR fell between the two stats: the
+		// difference is not the COMMIT's (none), so no before
+		// attributes (dirchange.go).
+		wcc.Before = nil
+	}
 	return f.WriteVerifier(), wcc, err
 }
 
@@ -453,7 +466,7 @@ func (f *FS) Commit(h Handle, c Cred, off uint64, count uint32) ([8]byte, Wcc, e
 // racing with one guard only the first succeeds.
 func (f *FS) SetAttr(h Handle, c Cred, s SetAttr, guardCtime *time.Time) (Wcc, error) {
 	var wcc Wcc
-	n, st, err := f.get(h)
+	n, st, w0, err := f.getGen(h)
 	if err != nil {
 		return wcc, err
 	}
@@ -471,16 +484,24 @@ func (f *FS) SetAttr(h Handle, c Cred, s SetAttr, guardCtime *time.Time) (Wcc, e
 		wcc.After = f.attr(st)
 		return wcc, ErrNotSync
 	}
-	err = f.setAttrLocked(n, st, c, s, false)
-	n.attrMu.Unlock()
-	if err != nil {
-		wcc.After = f.postAttr(n)
-		return wcc, err
-	}
-	if s.Mode != nil || s.UID != nil || s.GID != nil || s.Size != nil || s.Atime != DontChange || s.Mtime != DontChange {
-		err = f.syncNode(n)
-	}
-	wcc.After = f.postAttrStable(n)
+	// wcc as for a directory change (dirchange.go): the before attributes
+	// only if no WRITE or other SETATTR of the object fell between them
+	// and the after attributes, which are taken under zmu (never in the
+	// middle of a rewrite, compress.go).
+	unlock := func() {}
+	err = f.dirChange(n, &wcc, w0, func() error {
+		err := f.setAttrLocked(n, st, c, s, false)
+		n.attrMu.Unlock()
+		if err == nil && (s.Mode != nil || s.UID != nil || s.GID != nil || s.Size != nil || s.Atime != DontChange || s.Mtime != DontChange) {
+			err = f.syncNode(n)
+		}
+		if f.z != nil && n.typ == TypeReg {
+			n.zmu.RLock()
+			unlock = n.zmu.RUnlock
+		}
+		return err
+	})
+	unlock()
 	return wcc, err
 }
 
