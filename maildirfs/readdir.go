@@ -15,7 +15,10 @@ const direntBuf = 8 << 10
 // O(entries returned) and cookies survive unrelated changes and restarts.
 // "." and ".." are included (".." of the export root is the root). With
 // plus, each entry carries Attr and Handle; an entry that vanishes between
-// getdents and the stat is skipped.
+// getdents and the stat is skipped. Names with the same ext4 hash begin at
+// the same cookie, so an entry's cookie may equal its predecessor's, and
+// a listing resumed at it starts at the predecessor again: a caller that
+// stops there lists it twice (nfsd's replies never end there).
 func (f *FS) ReadDir(dir Handle, c Cred, cookie uint64, plus bool, emit func(e *DirEntry) bool) (bool, *Attr, error) {
 	d, dst, err := f.get(dir)
 	if err != nil {

@@ -833,6 +833,9 @@ func (n *NFS3) readdir(ctx context.Context, req *Request, a *nfs3.ReaddirArgs, r
 		return true
 	})
 	r.DirAttr = fattr(dirAttr)
+	if err == nil && !eof {
+		r.Entries = r.Entries[:wholeCookies(len(r.Entries), a.Cookie, func(i int) uint64 { return r.Entries[i].Cookie })]
+	}
 	if r.Status = n.readdirStatus(ctx, req, err, len(r.Entries), eof); r.Status == nfs3.StatusOK {
 		r.Verf, r.EOF = cookieVerf, eof
 	} else {
@@ -841,6 +844,31 @@ func (n *NFS3) readdir(ctx context.Context, req *Request, a *nfs3.ReaddirArgs, r
 			r.DirAttr = postAttr(acc, a.Dir)
 		}
 	}
+}
+
+// wholeCookies returns how many of the n entries of a READDIR(PLUS) reply
+// that did not reach the end to keep, the reply having resumed at cookie
+// from; cookie(i) is entry i's. Each entry's cookie is where the entry
+// after it begins, so an entry whose cookie equals the one before it
+// (from, for the first) begins where the next does: on ext4, whose
+// cookies are name hashes, the two names have the same hash, and a
+// listing resumed at that cookie starts at this entry again. A reply so
+// never ends inside such a run: it is cut before it, and a run the reply
+// cannot get past leaves none (NFS3ERR_TOOSMALL; the client asks with a
+// larger count), as a listing that resumed there would list the same
+// names for ever.
+func wholeCookies(n int, from uint64, cookie func(i int) uint64) int {
+	for n > 0 {
+		before := from
+		if n > 1 {
+			before = cookie(n - 2)
+		}
+		if cookie(n-1) != before {
+			break
+		}
+		n--
+	}
+	return n
 }
 
 // RFC 1813 §3.3.17. The reply is filled up to maxcount (its exact XDR
@@ -891,6 +919,9 @@ func (n *NFS3) readdirplus(ctx context.Context, req *Request, a *nfs3.Readdirplu
 		return true
 	})
 	r.DirAttr = fattr(dirAttr)
+	if err == nil && !eof {
+		r.Entries = r.Entries[:wholeCookies(len(r.Entries), a.Cookie, func(i int) uint64 { return r.Entries[i].Cookie })]
+	}
 	if r.Status = n.readdirStatus(ctx, req, err, len(r.Entries), eof); r.Status == nfs3.StatusOK {
 		r.Verf, r.EOF = cookieVerf, eof
 	} else {
