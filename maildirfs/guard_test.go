@@ -30,7 +30,7 @@ func TestSetAttrGuardAtomic(t *testing.T) {
 			go func() {
 				defer wg.Done()
 				mode := uint32(0o600 + i)
-				_, err := s.SetAttr(h, root, maildirfs.SetAttr{Mode: &mode}, &a.Ctime)
+				_, err := s.SetAttr(h, root, maildirfs.SetAttr{Mode: &mode}, a.Ctime.Equal)
 				mu.Lock()
 				defer mu.Unlock()
 				switch {

@@ -460,11 +460,14 @@ func (f *FS) Commit(h Handle, c Cred, off uint64, count uint32) ([8]byte, Wcc, e
 // owner may change the group to one of its groups. Naming the current
 // owner or group is a chown too, which clears setuid and setgid: only the
 // owner or root may (as chown(2)). The change is fsynced before
-// returning. guardCtime (SETATTR guard) must equal the current ctime; it
-// is compared with a stat taken under the node's attrMu, which every
-// SETATTR of the object holds until its change is made, so of SETATTRs
-// racing with one guard only the first succeeds.
-func (f *FS) SetAttr(h Handle, c Cred, s SetAttr, guardCtime *time.Time) (Wcc, error) {
+// returning. A SETATTR guard, if not nil, must pass the current ctime, or
+// the SETATTR fails with ErrNotSync and changes nothing (the caller
+// compares as its protocol carries the time: NFSv3's nfstime3 cannot
+// carry every ctime a disk holds). The ctime is from a stat taken under
+// the node's attrMu, which every SETATTR of the object holds until its
+// change is made, so of SETATTRs racing with one guard only the first
+// succeeds.
+func (f *FS) SetAttr(h Handle, c Cred, s SetAttr, guard func(ctime time.Time) bool) (Wcc, error) {
 	var wcc Wcc
 	n, st, w0, err := f.getGen(h)
 	if err != nil {
@@ -472,14 +475,14 @@ func (f *FS) SetAttr(h Handle, c Cred, s SetAttr, guardCtime *time.Time) (Wcc, e
 	}
 	defer f.put(n)
 	n.attrMu.Lock()
-	if guardCtime != nil {
+	if guard != nil {
 		if st, err = f.statStable(n); err != nil {
 			n.attrMu.Unlock()
 			return wcc, err
 		}
 	}
 	wcc.Before = wccAttr(st)
-	if guardCtime != nil && !ts(st.Ctim).Equal(*guardCtime) {
+	if guard != nil && !guard(ts(st.Ctim)) {
 		n.attrMu.Unlock()
 		wcc.After = f.attr(st)
 		return wcc, ErrNotSync

@@ -403,10 +403,13 @@ func (n *NFS3) setattr(_ context.Context, req *Request, a *nfs3.SetattrArgs, r *
 		fillAfter(&r.Wcc, acc, a.Object)
 		return
 	}
-	var guard *time.Time
+	var guard func(time.Time) bool
 	if a.Guard.Check {
-		t := a.Guard.Ctime.Time()
-		guard = &t
+		// As the client saw the ctime: fattr3's nfstime3, which holds
+		// no time before 1970 or after 2106 (nfs3.TimeOf clamps it),
+		// and whose nanoseconds are compared as sent (not carried into
+		// the seconds).
+		guard = func(ctime time.Time) bool { return nfs3.TimeOf(ctime) == a.Guard.Ctime }
 	}
 	w, err := acc.Store.SetAttr(a.Object, acc.Cred, setAttr(&a.NewAttr), guard)
 	r.Wcc = wcc(w)

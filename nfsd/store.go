@@ -18,7 +18,7 @@ type Store interface {
 	Stats() maildirfs.Stats
 	LookupPath(c maildirfs.Cred, rel string) (maildirfs.Handle, error)
 	Getattr(h maildirfs.Handle) (maildirfs.Attr, error)
-	SetAttr(h maildirfs.Handle, c maildirfs.Cred, s maildirfs.SetAttr, guardCtime *time.Time) (maildirfs.Wcc, error)
+	SetAttr(h maildirfs.Handle, c maildirfs.Cred, s maildirfs.SetAttr, guard func(ctime time.Time) bool) (maildirfs.Wcc, error)
 	Lookup(dir maildirfs.Handle, c maildirfs.Cred, name string) (maildirfs.Handle, maildirfs.Attr, *maildirfs.Attr, error)
 	Access(h maildirfs.Handle, c maildirfs.Cred, want uint32) (granted uint32, post *maildirfs.Attr, err error)
 	Readlink(h maildirfs.Handle, c maildirfs.Cred) (string, *maildirfs.Attr, error)
