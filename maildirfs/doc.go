@@ -171,7 +171,8 @@
 // deliveries into one new/ never wait for each other in the store (a
 // mutex held around the three calls cost BenchmarkDeliver32 about 20%).
 // A change by a local process is not seen, as before. WRITE and SETATTR
-// count their changes of a file (SETATTR: of any object) the same way,
+// count their changes of a file (SETATTR: of any object) the same way, as
+// does an UNCHECKED CREATE that truncates an existing file,
 // and a COMMIT sends its before attributes only if no WRITE or SETATTR
 // of the file began or ended between its two stats.
 //

@@ -1022,7 +1022,15 @@ func (f *FS) createExisting(d *node, c Cred, name string, how CreateMode, s SetA
 	// UNCHECKED on an existing file applies only a size of 0, as knfsd.
 	if s.Size != nil && *s.Size == 0 && st.Size != 0 {
 		err = f.withNode(h, func(n *node, nst *unix.Stat_t) error {
-			if err := f.setAttrLocked(n, nst, c, SetAttr{Size: s.Size}, false); err != nil {
+			// A change of the file as a SETATTR's: under attrMu, so no
+			// guarded SETATTR passes across it, and counted in wseq, so
+			// no WRITE's wcc hides it (dirchange.go).
+			n.attrMu.Lock()
+			wAdd(&n.wseq, wBegin)
+			err := f.setAttrLocked(n, nst, c, SetAttr{Size: s.Size}, false)
+			wAdd(&n.wseq, wEnd)
+			n.attrMu.Unlock()
+			if err != nil {
 				return err
 			}
 			return f.syncFile(n, true)

@@ -98,3 +98,51 @@ func TestWriteWccAlone(t *testing.T) {
 		}
 	}
 }
+
+// TestWriteWccUncheckedTruncate: an UNCHECKED CREATE of an existing file
+// with size 0 truncates it, a change of the file as a SETATTR is: a
+// WRITE's before attributes must not hide it.
+func TestWriteWccUncheckedTruncate(t *testing.T) {
+	s := mdtest.New(t)
+	h := create(t, s, s.Root(), root, "f", nil)
+	done := make(chan struct{})
+	truncs := make(chan error, 1)
+	go func() {
+		for {
+			select {
+			case <-done:
+				truncs <- nil
+				return
+			default:
+			}
+			if _, _, _, err := s.Create(s.Root(), root, "f", maildirfs.Unchecked, maildirfs.SetAttr{Size: u64(0)}, [8]byte{}); err != nil {
+				<-done
+				truncs <- err
+				return
+			}
+		}
+	}()
+	bad, kept := 0, 0
+	var example string
+	for range 3000 {
+		_, _, _, wcc, err := s.Write(h, root, 5, []byte{'x'}, maildirfs.Unstable)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if wcc.Before == nil || wcc.After == nil {
+			continue
+		}
+		kept++
+		if want := max(wcc.Before.Size, 6); wcc.After.Size != want {
+			bad++
+			example = fmt.Sprintf("before size %d, after %d (want %d)", wcc.Before.Size, wcc.After.Size, want)
+		}
+	}
+	close(done)
+	if err := <-truncs; err != nil {
+		t.Fatal(err)
+	}
+	if bad > 0 {
+		t.Fatalf("%d of %d WRITE replies with before attributes hid a truncation, e.g. %s", bad, kept, example)
+	}
+}
