@@ -834,7 +834,7 @@ func (f *FS) create(dir Handle, c Cred, name string, how CreateMode, s SetAttr, 
 			var est unix.Stat_t
 			if unix.Fstatat(d.pathFd, name, &est, unix.AT_SYMLINK_NOFOLLOW) == nil {
 				stamped := est.Atim.Nsec == 0 && est.Mtim.Nsec == 0
-				if est.Uid != uint32(os.Geteuid()) || stamped && (est.Mtim.Sec != mtimeSec || est.Atim.Sec != atimeSec) {
+				if est.Uid != uint32(os.Geteuid()) || !serverUnfinished(&est) || stamped && (est.Mtim.Sec != mtimeSec || est.Atim.Sec != atimeSec) {
 					h, a, err := f.createExisting(d, c, name, how, s, mtimeSec, atimeSec)
 					return h, a, wcc, err
 				}
@@ -869,7 +869,7 @@ func stampedNotGiven(d *node, dst *unix.Stat_t, c Cred, name string, s SetAttr, 
 	}
 	euid := uint32(os.Geteuid())
 	uid, _ := newOwner(dst, c, s)
-	return st.Mode&unix.S_IFMT == unix.S_IFREG && st.Size == 0 && st.Uid == euid && uint32(uid) != euid &&
+	return st.Mode&unix.S_IFMT == unix.S_IFREG && st.Size == 0 && st.Uid == euid && uint32(uid) != euid && serverUnfinished(&st) &&
 		st.Atim.Nsec == 0 && st.Mtim.Nsec == 0 && st.Mtim.Sec == mtimeSec && st.Atim.Sec == atimeSec
 }
 
@@ -888,8 +888,16 @@ func (f *FS) setupFile(d *node, dst *unix.Stat_t, c Cred, name string, fd int, s
 	if how == Exclusive {
 		// The verifier first, while the file is still the server's: a
 		// file given to its owner always carries it, which is how
-		// FinishCreate tells this call's file from another's.
-		err = futimensFd(fd, []unix.Timespec{{Sec: atimeSec}, {Sec: mtimeSec}})
+		// FinishCreate tells this call's file from another's. A file
+		// whose owner is the server's own uid (a root caller not
+		// squashed) is never given away: its times carry givenNsec, so
+		// that no other caller, who can read the verifier with GETATTR,
+		// takes it for a first run of theirs cut short (serverUnfinished).
+		ts := []unix.Timespec{{Sec: atimeSec}, {Sec: mtimeSec}}
+		if uid, _ := newOwner(dst, c, s); uint32(uid) == uint32(os.Geteuid()) {
+			ts[0].Nsec, ts[1].Nsec = givenNsec, givenNsec
+		}
+		err = futimensFd(fd, ts)
 	}
 	if err == nil {
 		err = f.setupNew(d, dst, name, fd, c, s, mode, TypeReg)
@@ -927,6 +935,23 @@ func (f *FS) setupFile(d *node, dst *unix.Stat_t, c Cred, name string, fd int, s
 	return h, &a, nil
 }
 
+// givenNsec is the nanoseconds of both times of a file that an EXCLUSIVE
+// CREATE stamped for the server's own uid (serverUnfinished). A first run
+// cut short stamps whole seconds (setupFile) or none.
+const givenNsec = 1
+
+// serverUnfinished reports whether a regular file owned by the server's
+// uid, with stat st, can be one that CREATE made and had not given to
+// its owner yet: its permission bits are within the 0600 it was opened
+// with (the server's umask may take more), and it is not a root caller's
+// finished EXCLUSIVE file (givenNsec). Root's other files (0644, or
+// stamped by another EXCLUSIVE CREATE whose verifier any caller can read
+// with GETATTR) are then not handed to the caller of a CREATE that
+// retransmits, or pretends to.
+func serverUnfinished(st *unix.Stat_t) bool {
+	return st.Mode&0o7777&^0o600 == 0 && (st.Atim.Nsec != givenNsec || st.Mtim.Nsec != givenNsec)
+}
+
 // openUnfinished opens name in d for FinishCreate: an empty regular file
 // owned by the server itself (not yet given to its owner) or by owner
 // (given, not yet replied to), else EEXIST.
@@ -943,7 +968,8 @@ func openUnfinished(d *node, name string, owner uint32) (int, error) {
 	if err != nil {
 		return -1, unix.EEXIST // replaced since (ELOOP, EISDIR, ...)
 	}
-	if err := unix.Fstat(fd, &st); err != nil || uint32(st.Mode)&unix.S_IFMT != unix.S_IFREG || st.Size != 0 || !ownedForFinish(st.Uid, owner) {
+	if err := unix.Fstat(fd, &st); err != nil || uint32(st.Mode)&unix.S_IFMT != unix.S_IFREG || st.Size != 0 || !ownedForFinish(st.Uid, owner) ||
+		st.Uid != owner && !serverUnfinished(&st) {
 		unix.Close(fd)
 		if err == nil {
 			err = unix.EEXIST
