@@ -156,11 +156,23 @@ func (f *FS) makeObject(d *node, dst *unix.Stat_t, gen uint64, c Cred, name stri
 		return nil, nil, err
 	}
 	made := false
-	err := f.dirChange(d, wcc, gen, func() error {
-		err := mk()
-		made = err == nil
-		return err
-	})
+	// Made as root, a directory or a long symlink's block could come out
+	// of the reserve kept for root once users have no room left
+	// (roomForUser). A name that exists is EEXIST first, as mkdir(2)
+	// answers on a full disk (and a retransmission finishes its object).
+	err := roomForUser(f.rootFd, c)
+	if err != nil {
+		var st unix.Stat_t
+		if unix.Fstatat(d.pathFd, name, &st, unix.AT_SYMLINK_NOFOLLOW) == nil {
+			err = unix.EEXIST
+		}
+	} else {
+		err = f.dirChange(d, wcc, gen, func() error {
+			err := mk()
+			made = err == nil
+			return err
+		})
+	}
 	if errors.Is(err, unix.EEXIST) && unfinished != nil {
 		err = unfinished()
 	}

@@ -127,3 +127,65 @@ func TestUserWriteLimits(t *testing.T) {
 		t.Errorf("UserWriteLimits: false (%s)", why)
 	}
 }
+
+// TestNamespaceKeepsRootReserve: once a user's writes are refused for want
+// of space, the same user's SYMLINK (a long target takes a block) and
+// MKDIR (a directory takes one) must not go on into the blocks ext4 keeps
+// for root: the store makes them as root.
+func TestNamespaceKeepsRootReserve(t *testing.T) {
+	mnt := loopfstest.Ext4(t, 64<<20, true)
+	export := filepath.Join(mnt, "export")
+	require.NoError(t, os.MkdirAll(filepath.Join(export, "box"), 0o755))
+	require.NoError(t, os.Chown(filepath.Join(export, "box"), 2001, 2001))
+	f, err := Open(export, Options{StateDir: filepath.Join(mnt, "state")})
+	require.NoError(t, err)
+	defer f.Close()
+	user := Cred{UID: 2001, GID: 2001}
+	box, err := f.LookupPath(user, "box")
+	require.NoError(t, err)
+	var before unix.Statfs_t
+	require.NoError(t, unix.Statfs(mnt, &before))
+	reserved := before.Bfree - before.Bavail
+
+	mode := uint32(0o600)
+	h, _, _, err := f.Create(box, user, "fill", Guarded, SetAttr{Mode: &mode}, [8]byte{})
+	require.NoError(t, err)
+	chunk := make([]byte, 64<<10)
+	for off := uint64(0); ; off += uint64(len(chunk)) {
+		if _, _, _, _, err = f.Write(h, user, off, chunk, Unstable); err != nil {
+			break
+		}
+	}
+	require.ErrorIs(t, err, unix.ENOSPC)
+	target := strings.Repeat("t", 1000) // 1 KiB blocks: at most 1023 bytes
+	made := 0
+	for i := range 4 * int(reserved) {
+		if _, _, _, err = f.Symlink(box, user, fmt.Sprintf("l%d", i), target, SetAttr{}); err != nil {
+			break
+		}
+		made++
+	}
+	t.Logf("symlinks after the writes failed: %d (%v)", made, err)
+	if !errors.Is(err, unix.ENOSPC) {
+		t.Errorf("SYMLINK on a full disk: %v, want ENOSPC", err)
+	}
+	for i := range 4 * int(reserved) {
+		if _, _, _, err = f.Mkdir(box, user, fmt.Sprintf("d%d", i), SetAttr{}); err != nil {
+			break
+		}
+	}
+	t.Logf("and directories: %v", err)
+	var full unix.Statfs_t
+	require.NoError(t, unix.Statfs(mnt, &full))
+	t.Logf("free blocks: %d of which %d reserved before, %d after", before.Bfree, reserved, full.Bfree)
+	if full.Bfree < reserved*9/10 {
+		t.Errorf("a user's SYMLINKs and MKDIRs left %d blocks free; the reserve was %d: they used it", full.Bfree, reserved)
+	}
+	if !errors.Is(err, unix.ENOSPC) {
+		t.Errorf("MKDIR on a full disk: %v, want ENOSPC", err)
+	}
+	// A name that is there is still EEXIST, as for mkdir(2).
+	if _, _, _, err = f.Mkdir(box, user, "l0", SetAttr{}); !errors.Is(err, unix.EEXIST) {
+		t.Errorf("MKDIR of an existing name on a full disk: %v, want EEXIST", err)
+	}
+}

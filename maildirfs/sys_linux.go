@@ -410,6 +410,23 @@ func asCaller(c Cred, fn func() error) error {
 	return err
 }
 
+// roomForUser returns ENOSPC when c is not root, the server is, and the
+// file system has no blocks left for users (statfs f_bavail 0): MKDIR,
+// SYMLINK and MKNOD run as root and would take a directory's block or a
+// long symlink target's from the reserve kept for root, where a user's
+// writes stop (asCaller). One fstatfs, on those three only (not on the
+// delivery path); calls racing at the edge may still take a few blocks.
+func roomForUser(rootFd int, c Cred) error {
+	if c.UID == 0 || !serverIsRoot {
+		return nil
+	}
+	var s unix.Statfs_t
+	if unix.Fstatfs(rootFd, &s) == nil && s.Bavail == 0 {
+		return unix.ENOSPC
+	}
+	return nil
+}
+
 // UserWriteLimits reports whether users' writes are held to the file
 // system's limits for users (asCaller): true when the server is not root
 // (its writes are its own uid's) or can set a thread's fsuid. When it
