@@ -688,16 +688,19 @@ func (f *FS) zready(n *node) (*unix.Stat_t, zent, error) {
 	}
 }
 
-// zplain makes sure n is stored plain before a modification (WRITE,
+// zplain makes sure n is stored plain before a modification by c (WRITE,
 // SETATTR of the size): a compressed file is expanded first. It returns
 // with n.zmu held for reading (so the compressor waits) and the function
-// that releases it.
-func (f *FS) zplain(n *node) (func(), error) {
+// that releases it. The expansion is written as root: for a caller other
+// than root it needs the room it takes to be left for users
+// (roomForUser), or a few compressed files of zeros would be expanded
+// into the reserve kept for root (and left pending when it ran out).
+func (f *FS) zplain(n *node, c Cred) (func(), error) {
 	if f.z == nil || n.typ != TypeReg {
 		return func() {}, nil
 	}
 	for {
-		_, e, err := f.zready(n)
+		pst, e, err := f.zready(n)
 		if err != nil {
 			return nil, err
 		}
@@ -705,6 +708,9 @@ func (f *FS) zplain(n *node) (func(), error) {
 			return n.zmu.RUnlock, nil
 		}
 		n.zmu.RUnlock()
+		if err := roomForUser(f.rootFd, c, e.usize-pst.Size); err != nil {
+			return nil, err
+		}
 		n.zmu.Lock()
 		err = f.zexpandNode(n)
 		n.zmu.Unlock()

@@ -160,7 +160,7 @@ func (f *FS) makeObject(d *node, dst *unix.Stat_t, gen uint64, c Cred, name stri
 	// of the reserve kept for root once users have no room left
 	// (roomForUser). A name that exists is EEXIST first, as mkdir(2)
 	// answers on a full disk (and a retransmission finishes its object).
-	err := roomForUser(f.rootFd, c)
+	err := roomForUser(f.rootFd, c, 1)
 	if err != nil {
 		var st unix.Stat_t
 		if unix.Fstatat(d.pathFd, name, &st, unix.AT_SYMLINK_NOFOLLOW) == nil {

@@ -189,3 +189,67 @@ func TestNamespaceKeepsRootReserve(t *testing.T) {
 		t.Errorf("MKDIR of an existing name on a full disk: %v, want EEXIST", err)
 	}
 }
+
+// TestExpandKeepsRootReserve: a user's WRITE into a compressed file first
+// expands it, which the store does as root. A user who let the worker
+// compress files of zeros (a few KiB each on disk), then filled the disk
+// to its limit for users, must not get the expansions out of the reserve
+// kept for root: the WRITE is refused ENOSPC.
+func TestExpandKeepsRootReserve(t *testing.T) {
+	mnt := loopfstest.Ext4(t, 64<<20, true)
+	export := filepath.Join(mnt, "export")
+	require.NoError(t, os.MkdirAll(filepath.Join(export, "box", "cur"), 0o755))
+	require.NoError(t, os.Chown(filepath.Join(export, "box"), 2001, 2001))
+	require.NoError(t, os.Chown(filepath.Join(export, "box", "cur"), 2001, 2001))
+	f, err := Open(export, Options{StateDir: t.TempDir(), Compress: "zstd"})
+	require.NoError(t, err)
+	defer f.Close()
+	f.PauseCompression()
+	user := Cred{UID: 2001, GID: 2001}
+	box, err := f.LookupPath(user, "box/cur")
+	require.NoError(t, err)
+	var before unix.Statfs_t
+	require.NoError(t, unix.Statfs(mnt, &before))
+	reserved := before.Bfree - before.Bavail
+
+	mode := uint32(0o600)
+	zeros := make([]byte, 4<<20)
+	var hs []Handle
+	for i := range 8 {
+		h, _, _, err := f.Create(box, user, fmt.Sprintf("z%d", i), Guarded, SetAttr{Mode: &mode}, [8]byte{})
+		require.NoError(t, err)
+		_, _, _, _, err = f.Write(h, user, 0, zeros, FileSync)
+		require.NoError(t, err)
+		hs = append(hs, h)
+	}
+	n, err := f.zcompress(hs)
+	require.NoError(t, err)
+	require.Equal(t, len(hs), n, "files compressed")
+
+	h, _, _, err := f.Create(box, user, "fill", Guarded, SetAttr{Mode: &mode}, [8]byte{})
+	require.NoError(t, err)
+	chunk := make([]byte, 64<<10)
+	for i := range chunk {
+		chunk[i] = byte(i*7 + i>>8)
+	}
+	for off := uint64(0); ; off += uint64(len(chunk)) {
+		if _, _, _, _, err = f.Write(h, user, off, chunk, Unstable); err != nil {
+			break
+		}
+	}
+	require.ErrorIs(t, err, unix.ENOSPC)
+	for i, h := range hs {
+		if _, _, _, _, err = f.Write(h, user, 0, []byte("x"), FileSync); err == nil {
+			t.Logf("file %d expanded", i)
+		}
+	}
+	var full unix.Statfs_t
+	require.NoError(t, unix.Statfs(mnt, &full))
+	t.Logf("free blocks: %d of which %d reserved before, %d after", before.Bfree, reserved, full.Bfree)
+	if full.Bfree < reserved*9/10 {
+		t.Errorf("a user's WRITEs into compressed files left %d blocks free; the reserve was %d: the expansions used it", full.Bfree, reserved)
+	}
+	if !errors.Is(err, unix.ENOSPC) {
+		t.Errorf("WRITE into a compressed file on a full disk: %v, want ENOSPC", err)
+	}
+}

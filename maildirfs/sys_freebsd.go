@@ -498,7 +498,7 @@ func asCaller(_ Cred, fn func() error) error { return fn() }
 
 // roomForUser is nil: users' writes may use UFS's minfree reserve here
 // (asCaller), and so may the objects they make.
-func roomForUser(int, Cred) error { return nil }
+func roomForUser(int, Cred, int64) error { return nil }
 
 // UserWriteLimits reports whether users' writes are held to the file
 // system's limits for users: not on FreeBSD (asCaller).

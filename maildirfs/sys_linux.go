@@ -411,17 +411,26 @@ func asCaller(c Cred, fn func() error) error {
 }
 
 // roomForUser returns ENOSPC when c is not root, the server is, and the
-// file system has no blocks left for users (statfs f_bavail 0): MKDIR,
-// SYMLINK and MKNOD run as root and would take a directory's block or a
-// long symlink target's from the reserve kept for root, where a user's
-// writes stop (asCaller). One fstatfs, on those three only (not on the
-// delivery path); calls racing at the edge may still take a few blocks.
-func roomForUser(rootFd int, c Cred) error {
+// file system has fewer than need bytes available to users (statfs
+// f_bavail): what the store does as root for a user (MKDIR, SYMLINK and
+// MKNOD, whose directory or long symlink target takes a block; the
+// expansion of a compressed file before a WRITE) would otherwise come
+// out of the reserve kept for root, where a user's own writes stop
+// (asCaller). One fstatfs, on those calls only (not on the delivery
+// path); calls racing at the edge may still take a few blocks.
+func roomForUser(rootFd int, c Cred, need int64) error {
 	if c.UID == 0 || !serverIsRoot {
 		return nil
 	}
 	var s unix.Statfs_t
-	if unix.Fstatfs(rootFd, &s) == nil && s.Bavail == 0 {
+	if unix.Fstatfs(rootFd, &s) != nil {
+		return nil
+	}
+	bs := s.Frsize // the unit of f_bavail, as fsStat
+	if bs <= 0 {
+		bs = max(s.Bsize, 1)
+	}
+	if s.Bavail <= uint64(max(need, 0))/uint64(bs) {
 		return unix.ENOSPC
 	}
 	return nil
