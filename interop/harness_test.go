@@ -3,6 +3,7 @@ package interop
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -230,7 +231,7 @@ func (s *server) waitReady() {
 	}
 	deadline := time.Now().Add(30 * time.Second)
 	for _, port := range ports {
-		addr := fmt.Sprintf("%s:%d", s.listen, port)
+		addr := net.JoinHostPort(s.listen, strconv.Itoa(port))
 		for {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 			c, err := s.ns.Dial(ctx, "tcp", addr)

@@ -192,6 +192,27 @@ func TestLibnfsPortmapperOnly(t *testing.T) {
 	}
 }
 
+// TestLibnfsIPv6: a server listening on ::1 serves libnfs through the
+// portmapper too. Over IPv6 libnfs asks with rpcbind v3 GETADDR and an
+// empty netid, which rpcbind answers for the netid of the transport the
+// call came on (tcp6): an empty netid must not read as "not registered".
+func TestLibnfsIPv6(t *testing.T) {
+	nfsCat := netnstest.RequireTool(t, "nfs-cat")
+	s := startServer(t, serverOpts{
+		listen:  "::1",
+		exports: func(root string) string { return root + " ::1(rw)\n" },
+		setup: func(t *testing.T, root string) {
+			writeOwned(t, filepath.Join(root, "hello"), "hello over IPv6\n")
+		},
+	})
+	if got := s.exec(nfsCat, s.urlPorts("hello")); got != "hello over IPv6\n" {
+		t.Fatalf("nfs-cat with ports = %q", got)
+	}
+	if got := s.exec(nfsCat, s.url("hello")); got != "hello over IPv6\n" {
+		t.Fatalf("nfs-cat through the portmapper = %q", got)
+	}
+}
+
 // TestLibnfsWithoutPortmapper: with the portmapper off, libnfs reaches the
 // server with explicit nfsport and mountport, and fails without them.
 func TestLibnfsWithoutPortmapper(t *testing.T) {

@@ -36,6 +36,10 @@ var ErrUnknownNetid = errors.New("nfsd: unknown netid")
 //     the IPv4 netids tcp (prot 6) and udp (prot 17).
 //   - v3/v4 NULL, SET, UNSET, GETADDR ("" = not registered), DUMP, GETTIME;
 //     v4 GETVERSADDR and GETADDRLIST (FreeBSD's libc asks for it).
+//   - GETADDR and GETVERSADDR with an empty r_netid look the program up
+//     on the netid of the transport the call came on (tcp6 for a TCP call
+//     over IPv6), as rpcbind does for every GETADDR; libnfs over IPv6
+//     sends an empty netid. A named netid is looked up as named.
 //   - GETPORT and GETADDR, like portmap and rpcbind, fall back to another
 //     version of the program on the same netid when the asked version is not
 //     registered, so that the client reaches the server and learns the
@@ -426,9 +430,21 @@ func (p *Portmap) dumpV2() []portmap.Mapping {
 	return ms
 }
 
-// getAddr answers GETADDR (anyVers) and GETVERSADDR.
+// getAddr answers GETADDR (anyVers) and GETVERSADDR. An empty r_netid
+// means the netid of the transport the call came on: rpcbind always looks
+// the service up by that netid, and libnfs over IPv6 sends "".
 func (p *Portmap) getAddr(req *Request, b portmap.RPCB, anyVers bool) string {
-	r, ok := p.lookup(b.Prog, b.Vers, b.Netid, anyVers)
+	netid := b.Netid
+	if netid == "" {
+		// The server address the call came to; on a wildcard UDP socket
+		// without packet info, the caller's, of the same family.
+		a := req.Local.Addr()
+		if !a.IsValid() || a.IsUnspecified() {
+			a = req.Addr.Addr()
+		}
+		netid = portmap.Netid(req.Net, a)
+	}
+	r, ok := p.lookup(b.Prog, b.Vers, netid, anyVers)
 	if !ok {
 		return ""
 	}

@@ -265,6 +265,16 @@ func TestPortmapRpcbind(t *testing.T) {
 		if got := pmGetAddr(t, p, localV4, 4, portmap.RpcbProcGetAddr, 100003, 3, "tcp6"); got != "::.8.1" {
 			t.Errorf("GETADDR tcp6 over IPv4 = %q", got)
 		}
+		// An empty netid is the transport's (libnfs over IPv6 sends it).
+		if got := pmGetAddr(t, p, netip.MustParseAddrPort("[2001:db8::5]:111"), 3, portmap.RpcbProcGetAddr, 100003, 3, ""); got != "2001:db8::5.8.1" {
+			t.Errorf("GETADDR with no netid over tcp6 = %q", got)
+		}
+		if got := pmGetAddr(t, p, localV4, 4, portmap.RpcbProcGetAddr, 100005, 3, ""); got != "192.0.2.1.78.80" {
+			t.Errorf("GETADDR with no netid over tcp = %q", got)
+		}
+		if got := pmGetAddr(t, p, localV4, 4, portmap.RpcbProcGetAddr, 100003, 3, ""); got != "" {
+			t.Errorf("GETADDR with no netid over tcp of a tcp6-only program = %q", got)
+		}
 		// A specific registered address is returned as it is.
 		if !set(portmap.RPCB{Prog: 100005, Vers: 1, Netid: "udp", Addr: "127.0.0.1.78.80"}) {
 			t.Fatal("SET of a specific address refused")
