@@ -128,12 +128,15 @@ func (s *Server) udpCall(pc net.PacketConn, uc *net.UDPConn, local netip.AddrPor
 	if dst.IsValid() {
 		local = netip.AddrPortFrom(dst, local.Port())
 	}
+	// An IPv4 client of a dual-stack socket is named as TCP names it,
+	// without the ::ffff: prefix; replies go to from as it came.
+	remote := netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
 	ep := endpoint{
 		ctx:    s.baseCtx,
 		net:    "udp",
-		remote: netip.AddrPortFrom(from.Addr().Unmap(), from.Port()),
+		remote: remote,
 		local:  local,
-		log:    s.log.With("udp", local.String(), "remote", from.String()),
+		log:    s.log.With("udp", local.String(), "remote", remote.String()),
 	}
 	e := getEncoder()
 	defer putEncoder(e)

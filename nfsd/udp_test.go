@@ -4,11 +4,14 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"log/slog"
 	"net"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/mailnfs/mailnfs/internal/logtest"
 	"github.com/mailnfs/mailnfs/internal/netnstest"
 	"github.com/mailnfs/mailnfs/internal/nfs3"
 	"github.com/mailnfs/mailnfs/internal/rpc"
@@ -179,7 +182,8 @@ func TestShutdownDrainsUDPCall(t *testing.T) {
 // socket inside a private network namespace and calls it at 127.0.0.2: the
 // reply must come from 127.0.0.2 (a connected client socket drops any
 // other), and Request.Local must name it. The same holds for a dual-stack
-// IPv6 socket and for ::1.
+// IPv6 socket and for ::1. Log lines name the client as TCP's do: an IPv4
+// client of a dual-stack socket without the ::ffff: prefix.
 func TestServeUDPWildcardRepliesFromDestination(t *testing.T) {
 	netnstest.RequireRoot(t)
 	ns := netnstest.New(t, "udpwild")
@@ -193,7 +197,9 @@ func TestServeUDPWildcardRepliesFromDestination(t *testing.T) {
 			if err != nil {
 				t.Skipf("listen %s %s: %v", tc.network, tc.listen, err)
 			}
-			s := newServer(newTestProg())
+			var logs logtest.Buffer
+			s := &Server{Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}
+			s.Register(newTestProg())
 			served := make(chan error, 1)
 			go func() { served <- s.ServeUDP(pc) }()
 			defer func() {
@@ -215,6 +221,9 @@ func TestServeUDPWildcardRepliesFromDestination(t *testing.T) {
 			remote, local := d.String(100), d.String(100)
 			if remote != c.LocalAddr().String() || local != target {
 				t.Errorf("server saw %s -> %s; want %s -> %s", remote, local, c.LocalAddr(), target)
+			}
+			if want := "remote=" + c.LocalAddr().String() + " "; !strings.Contains(logs.String(), want) || strings.Contains(logs.String(), "::ffff:") {
+				t.Errorf("log does not name the client as %q:\n%s", want, logs.String())
 			}
 		})
 	}
