@@ -14,7 +14,7 @@ import (
 // and length of the arguments guard against an XID reused by another
 // process on the same host, or by the same client after a reboot.
 type drcKey struct {
-	addr             netip.Addr
+	addr             netip.Addr // unmapped, without a zone
 	xid              uint32
 	prog, vers, proc uint32
 	sum              uint32 // CRC-32C of the argument bytes

@@ -2,13 +2,19 @@ package nfsd
 
 import (
 	"bytes"
+	"context"
 	"errors"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/mailnfs/mailnfs/internal/netnstest"
+	"github.com/mailnfs/mailnfs/internal/rpc"
 )
 
 func testKey(i int) drcKey {
@@ -316,4 +322,53 @@ func TestDRCLogFault(t *testing.T) {
 func began(l *DRCLog, k drcKey, now time.Time) bool {
 	may, _ := l.begin(k, now)
 	return may
+}
+
+// TestDRCLogLinkLocalClient: a client at a link-local IPv6 address, whose
+// connections arrive with the interface as zone (fe80::1%d0), is known by
+// the next run too: a call it began before a restart and retransmits
+// after it arrives marked MayHaveRun. The log keeps no zone.
+func TestDRCLogLinkLocalClient(t *testing.T) {
+	netnstest.RequireRoot(t)
+	ns := netnstest.New(t, "drcll")
+	ns.IP("link", "add", "d0", "type", "veth", "peer", "name", "d1")
+	ns.IP("addr", "add", "fe80::1/64", "dev", "d0", "nodad")
+	ns.IP("link", "set", "d0", "up")
+	ns.IP("link", "set", "d1", "up")
+	path := filepath.Join(t.TempDir(), DRCLogFile)
+	call := testCall(0x77, procCount, opaqueArg([]byte("rename")))
+	p := newTestProg()
+	for run := range 2 {
+		l, _, err := OpenDRCLog(path, 0, time.Minute, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := &Server{DRCLog: l}
+		s.Register(p)
+		ln, err := ns.Listen("tcp", "[::]:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		served := make(chan error, 1)
+		go func() { served <- s.Serve(ln) }()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		c, err := ns.Dial(ctx, "tcp", net.JoinHostPort("fe80::1%d0", strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)))
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		tc := &testClient{t: t, c: c, rr: rpc.NewRecordReader(c, 4<<20)}
+		tc.call(call)
+		c.Close()
+		if err := s.Shutdown(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		<-served
+		if err := l.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if got := p.mayHaveRun.Load(); got != uint32(run) {
+			t.Fatalf("run %d: %d calls marked MayHaveRun, want %d", run+1, got, run)
+		}
+	}
 }

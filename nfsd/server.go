@@ -624,8 +624,11 @@ func (s *Server) dispatch(ep *endpoint, rec []byte, e *xdr.Encoder) verdict {
 	var key drcKey
 	var logSlot drcLogSlot
 	if pe.cache != nil && pe.cache.NonIdempotent(h.Vers, h.Proc) {
+		// Without the zone a link-local client (fe80::1%eth0) has: the
+		// duplicate request log keeps none, and its calls must match
+		// the next run's.
 		key = drcKey{
-			addr: ep.remote.Addr().Unmap(),
+			addr: ep.remote.Addr().Unmap().WithZone(""),
 			xid:  h.XID, prog: h.Prog, vers: h.Vers, proc: h.Proc,
 			sum: crc32.Checksum(d.Rest(), castagnoli), n: uint32(d.Remaining()),
 		}
