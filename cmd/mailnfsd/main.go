@@ -172,10 +172,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "mailnfsd: %v\n", err)
 		return 2
 	}
+	cfg := f.config(log)
 	if f.checkConfig {
+		// Flags the server refuses at start (a -listen that is not an
+		// IP address, a port out of range) fail the check as they fail
+		// the start.
+		if err := cfg.Validate(); err != nil {
+			fmt.Fprintf(stderr, "mailnfsd: %v\n", err)
+			return 2
+		}
 		return checkConfig(f, stdout, stderr)
 	}
-	cfg := f.config(log)
 	if f.demo != "" {
 		if err := setupDemo(f, &cfg, stdout); err != nil {
 			fmt.Fprintf(stderr, "mailnfsd: demo: %v\n", err)

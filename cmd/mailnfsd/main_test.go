@@ -136,6 +136,17 @@ func TestCheckConfig(t *testing.T) {
 			t.Fatalf("warnings must not fail the check: exit %d\n%s", code, errOut)
 		}
 	})
+	t.Run("BadListen", func(t *testing.T) {
+		// The server refuses these at start (exit 2): the check must
+		// not pass them.
+		writeFile(t, file, export+" 10.1.2.0/24(rw)\n")
+		for _, listen := range []string{"storage1", "10.1.2.1,fd00::1", "[fd00::1]"} {
+			code, out, errOut := check(t, "-exports", file, "-listen", listen)
+			if code != 2 || !strings.Contains(errOut, "is not an IP address") {
+				t.Errorf("-listen %s: exit %d, want 2\nstdout:\n%s\nstderr:\n%s", listen, code, out, errOut)
+			}
+		}
+	})
 	t.Run("MissingFile", func(t *testing.T) {
 		var stdout, stderr bytes.Buffer
 		if code := run(context.Background(), []string{"-check-config", "-exports", filepath.Join(dir, "nosuch")}, &stdout, &stderr); code != 1 {
