@@ -200,7 +200,10 @@ func Start(ctx context.Context, cfg Config) (_ *Daemon, err error) {
 	d.register(d.NFS)
 	d.register(d.Mount)
 
-	ipv6 := cfg.Listen == "" || netip.MustParseAddr(cfg.Listen).Is6()
+	// tcp6 and udp6 only for IPv6 sockets: an IPv4-mapped listen address
+	// (::ffff:10.1.2.1), or every address on a host without IPv6, is
+	// served on IPv4 sockets.
+	ipv6 := d.nfsAddr.Addr().Unmap().Is6()
 	maps := ServiceMappings(d.nfsAddr.Port(), d.mountAddr.Port(), ipv6)
 	if cfg.NoPortmap {
 		d.registerRpcbind(ctx, maps)

@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -87,6 +88,32 @@ func TestRunDrainsOnCancel(t *testing.T) {
 	}
 	if err := <-runErr; err != nil {
 		t.Fatalf("Run: %v", err)
+	}
+}
+
+// TestStartMappedListenRegistersIPv4: -listen ::ffff:127.0.0.1 is served
+// on IPv4 sockets, so the portmapper lists tcp and udp, not tcp6 or udp6
+// (where nothing listens).
+func TestStartMappedListenRegistersIPv4(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.Listen = "::ffff:127.0.0.1"
+	d, err := nfsd.Start(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Shutdown(context.Background())
+	if a := d.NFSAddr().Addr(); !a.Is4() {
+		t.Fatalf("NFS serves on %s, want an IPv4 address", a)
+	}
+	var netids []string
+	for _, m := range d.Portmap.Mappings() {
+		netids = append(netids, m.Netid)
+		if m.Netid == "tcp6" || m.Netid == "udp6" {
+			t.Errorf("registered %d v%d on %s for an IPv4 listener", m.Prog, m.Vers, m.Netid)
+		}
+	}
+	if !slices.Contains(netids, "tcp") || !slices.Contains(netids, "udp") {
+		t.Errorf("netids %v lack tcp or udp", netids)
 	}
 }
 
