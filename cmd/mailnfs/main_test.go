@@ -9,7 +9,11 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/mailnfs/mailnfs/internal/netnstest"
+	"github.com/mailnfs/mailnfs/internal/portmap"
+	"github.com/mailnfs/mailnfs/nfsd"
 	"github.com/mailnfs/mailnfs/nfsd/nfsdtest"
 )
 
@@ -351,5 +355,34 @@ func TestDeliverQuotaFolderURL(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dot, "maildirsize")); err != nil {
 		t.Errorf("u2/.maildir has no maildirsize of its own: %v", err)
+	}
+}
+
+// TestMountTestBracketedIPv6Host: mount-test takes an IPv6 host in
+// brackets without a port, as in a URL ([fd00::1]), and asks the
+// portmapper on port 111 there.
+func TestMountTestBracketedIPv6Host(t *testing.T) {
+	netnstest.RequireRoot(t)
+	ns := netnstest.New(t, "mtest6")
+	bin := filepath.Join(t.TempDir(), "mailnfs")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build mailnfs: %v\n%s", err, out)
+	}
+	// The server's sockets are made in the namespace, where port 111 is
+	// free.
+	err := ns.Do(func() error {
+		nfsdtest.StartServer(t, nfsdtest.WithConfig(func(c *nfsd.Config) { c.Listen, c.PortmapPort = "::1", portmap.Port }))
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for _, host := range []string{"::1", "[::1]", "[::1]:111"} {
+		out, errOut, err := ns.Exec(ctx, bin, "mount-test", host)
+		if err != nil || !strings.Contains(string(out), "answers every step") {
+			t.Errorf("mount-test %s: %v\n%s%s", host, err, out, errOut)
+		}
 	}
 }

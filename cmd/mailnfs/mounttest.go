@@ -36,6 +36,9 @@ func (r *runner) mountTest(ctx context.Context, args []string) error {
 		host, port := args[0], strconv.Itoa(portmap.Port)
 		if h, p, err := net.SplitHostPort(args[0]); err == nil {
 			host, port = h, p
+		} else if strings.HasPrefix(host, "[") && strings.HasSuffix(host, "]") {
+			// An IPv6 address in brackets without a port, as in a URL.
+			host = host[1 : len(host)-1]
 		}
 		n, err := strconv.Atoi(port)
 		if err != nil || n <= 0 || n > 65535 {
