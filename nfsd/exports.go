@@ -1315,6 +1315,10 @@ func (p *parser) parseHostClient(t token, text string) (Client, bool) {
 	} else if pfx.IsValid() {
 		return Client{Kind: ClientNet, Net: pfx, Slash: pfx.IsSingleIP() && strings.Contains(text, "/")}, true
 	}
+	if plain, ok := unbracketIPv6(text); ok {
+		p.errorf(t.pos, "IPv6 addresses are written without brackets in exports, got %q; write %s", text, plain)
+		return Client{}, false
+	}
 	switch {
 	case strings.HasPrefix(text, "@"):
 		p.errorf(t.pos, "netgroups are not supported, got %q; list the hosts or a network", text)
@@ -1348,6 +1352,22 @@ func (p *parser) parseHostClient(t token, text string) (Client, bool) {
 		c.Addrs = append(c.Addrs, a.Unmap())
 	}
 	return c, true
+}
+
+// unbracketIPv6 returns s without the brackets around the IPv6 address it
+// starts with ("[fd00::]/64" -> "fd00::/64"), the hosts.allow and URL
+// form, and whether s was written so. Exports files take IPv6 addresses
+// bare: Linux reads a word with '[' as a host name wildcard, which never
+// matches an address.
+func unbracketIPv6(s string) (string, bool) {
+	inner, rest, ok := strings.Cut(s, "]")
+	if !ok || !strings.HasPrefix(inner, "[") {
+		return "", false
+	}
+	if a, err := netip.ParseAddr(inner[1:]); err != nil || !a.Is6() {
+		return "", false
+	}
+	return inner[1:] + rest, true
 }
 
 // validHostName accepts RFC 1123 style names (letters, digits, '-', '.',

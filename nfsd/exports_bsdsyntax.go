@@ -184,6 +184,10 @@ func (p *parser) parseNetwork(net optPart, mask *optPart) (netip.Prefix, bool) {
 		return netip.Prefix{}, false
 	}
 	a, err := netip.ParseAddr(addrText)
+	if plain, ok := unbracketIPv6(net.text); err != nil && ok {
+		p.errorf(net.pos, "-network %s: IPv6 networks are written without brackets in exports; write -network %s", net.text, plain)
+		return netip.Prefix{}, false
+	}
 	if err != nil {
 		// FreeBSD partial network: "131.104.48" is 131.104.48.0.
 		var msg string

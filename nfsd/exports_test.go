@@ -404,6 +404,14 @@ func TestParseExportsErrors(t *testing.T) {
 			"/srv 10.0.0.1:2049\n",
 			`exports:1:6: expected a host address, network or name, got "10.0.0.1:2049"`,
 		},
+		"BracketedIPv6": {
+			// The hosts.allow form: Linux would read it as a host
+			// name wildcard that matches nobody.
+			"/srv [fd00::]/64(rw)\n/b -network [fd00::]/64\n/c [fd00::7]\n",
+			`exports:1:6: IPv6 addresses are written without brackets in exports, got "[fd00::]/64"; write fd00::/64` + "\n" +
+				`exports:2:13: -network [fd00::]/64: IPv6 networks are written without brackets in exports; write -network fd00::/64` + "\n" +
+				`exports:3:4: IPv6 addresses are written without brackets in exports, got "[fd00::7]"; write fd00::7`,
+		},
 		"Scoped": {
 			"/srv fe80::1%eth0(rw)\n",
 			`exports:1:6: scoped IPv6 addresses are not supported, got "fe80::1%eth0"`,
