@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"path"
@@ -54,7 +55,9 @@ type Target struct {
 // mountport skip the portmapper for that program. version must be 3 if
 // given. nconnect=N sets the connection pool size. Unknown parameters are
 // errors, so a typo does not silently change behaviour. IPv6 hosts go in
-// brackets: nfs://[::1]:111/export.
+// brackets, nfs://[::1]:111/export, or bare as libnfs writes them (libnfs
+// 4.0 refuses brackets): nfs://::1/export, a host that is an IPv6 address
+// as a whole, then without a port.
 func ParseURL(s string) (Target, error) {
 	u, err := url.Parse(s)
 	if err != nil {
@@ -66,11 +69,16 @@ func ParseURL(s string) (Target, error) {
 	if u.Host == "" {
 		return Target{}, fmt.Errorf("%w %q: no host", ErrBadURL, s)
 	}
-	t := Target{Host: u.Hostname(), PortmapPort: portmap.Port, Path: path.Clean("/" + u.Path)}
+	host, port := u.Hostname(), u.Port()
+	if a, err := netip.ParseAddr(u.Host); err == nil && a.Is6() {
+		// Bare IPv6 (url.Parse took its last group for a port).
+		host, port = u.Host, ""
+	}
+	t := Target{Host: host, PortmapPort: portmap.Port, Path: path.Clean("/" + u.Path)}
 	if t.Host == "" {
 		return Target{}, fmt.Errorf("%w %q: no host", ErrBadURL, s)
 	}
-	if p := u.Port(); p != "" {
+	if p := port; p != "" {
 		n, err := strconv.Atoi(p)
 		if err != nil || n <= 0 || n > 65535 {
 			return Target{}, fmt.Errorf("%w %q: bad port %q", ErrBadURL, s, p)

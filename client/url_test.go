@@ -15,6 +15,10 @@ func TestParseURL(t *testing.T) {
 		{"nfs://127.0.0.1:2111/e/12/34-tevie/Maildir?version=3&nfsport=2049&mountport=20048&uid=2001&gid=2002&nconnect=4",
 			Target{Host: "127.0.0.1", PortmapPort: 2111, Path: "/e/12/34-tevie/Maildir", NFSPort: 2049, MountPort: 20048, UID: u32(2001), GID: u32(2002), Conns: 4}},
 		{"nfs://[::1]/srv/", Target{Host: "::1", PortmapPort: 111, Path: "/srv"}},
+		// libnfs's form: the whole host is an IPv6 address.
+		{"nfs://::1/srv", Target{Host: "::1", PortmapPort: 111, Path: "/srv"}},
+		{"nfs://fd00::1/srv?nfsport=2049", Target{Host: "fd00::1", PortmapPort: 111, Path: "/srv", NFSPort: 2049}},
+		{"nfs://[fd00::1]:2111/srv", Target{Host: "fd00::1", PortmapPort: 2111, Path: "/srv"}},
 		{"nfs://h", Target{Host: "h", PortmapPort: 111, Path: "/"}},
 	} {
 		got, err := ParseURL(tc.in)

@@ -386,3 +386,23 @@ func TestMountTestBracketedIPv6Host(t *testing.T) {
 		}
 	}
 }
+
+// TestURLBareIPv6Host: libnfs URLs name an IPv6 host without brackets
+// (nfs://::1/export; libnfs 4.0 refuses [::1]); mailnfs reads such a URL
+// as libnfs does, so one URL serves both.
+func TestURLBareIPv6Host(t *testing.T) {
+	s := nfsdtest.StartServer(t, nfsdtest.WithConfig(func(c *nfsd.Config) { c.Listen = "::1" }))
+	for _, d := range []string{"tmp", "new", "cur"} {
+		if err := os.MkdirAll(filepath.Join(s.Root, "box", d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	u := s.URL("box") + "&uid=0&gid=0"
+	if !strings.HasPrefix(u, "nfs://::1/") {
+		t.Fatalf("URL %s", u)
+	}
+	name := strings.TrimSpace(mustRun(t, "Subject: v6\n\nbody\n", "deliver", u))
+	if _, err := os.Stat(filepath.Join(s.Root, "box", "new", name)); err != nil {
+		t.Fatalf("delivered %q: %v", name, err)
+	}
+}
