@@ -441,6 +441,19 @@ func fieldPos(field []hostsChar, end Pos) Pos {
 func (p *hostsParser) rule(line []hostsChar, def HostsVerdict) *HostsRule {
 	n := len(p.errs)
 	last := line[len(line)-1].pos.add(1)
+	// A bare IPv6 address splits at its colons into a host name and
+	// empty options: say what is wrong, and resolve nothing.
+	for _, w := range hostsWords(line) {
+		addr, bits, hasBits := strings.Cut(w.text, "/")
+		if a, err := netip.ParseAddr(addr); err == nil && a.Is6() {
+			want := "[" + addr + "]"
+			if hasBits {
+				want += "/" + bits
+			}
+			p.errorf(w.pos, "IPv6 address %s must be written in brackets in hosts_access files: %s (bare, its colons split the rule into fields)", w.text, want)
+			return nil
+		}
+	}
 	fields := splitFields(line)
 	r := &HostsRule{Pos: fieldPos(line, last), Verdict: def, Text: hostsText(line)}
 	if len(fields) < 2 {
