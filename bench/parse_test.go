@@ -91,3 +91,25 @@ func FuzzParsePerfCSV(f *testing.F) {
 		}
 	})
 }
+
+// TestParseNFSURL: the raw driver reads URLs as package client does, a
+// bare IPv6 host (libnfs's form) included; it took the last group of
+// nfs://fd00::1/... for a port and dialled host "fd00:".
+func TestParseNFSURL(t *testing.T) {
+	for _, c := range []struct {
+		in   string
+		want nfsURL
+	}{
+		{"nfs://127.0.0.1/srv/mail?version=3&nfsport=2050&mountport=2051&uid=5&gid=6", nfsURL{"127.0.0.1", "/srv/mail", 2050, 2051, 5, 6}},
+		{"nfs://fd00::1/usr/mail1?nfsport=2049", nfsURL{"fd00::1", "/usr/mail1", 2049, 2049, 0, 0}},
+		{"nfs://[::1]/x", nfsURL{"::1", "/x", 2049, 2049, 0, 0}},
+	} {
+		got, err := parseNFSURL(c.in)
+		if err != nil || got != c.want {
+			t.Errorf("parseNFSURL(%q) = %+v, %v; want %+v", c.in, got, err, c.want)
+		}
+	}
+	if _, err := parseNFSURL("http://127.0.0.1/x"); err == nil {
+		t.Error("an http URL was accepted")
+	}
+}

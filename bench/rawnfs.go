@@ -1,13 +1,14 @@
 package bench
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
-	"net/url"
+
 	"os"
 	"path"
 	"strconv"
@@ -16,6 +17,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/mailnfs/mailnfs/client"
 	"github.com/mailnfs/mailnfs/internal/nfs3"
 	"github.com/mailnfs/mailnfs/internal/rpc"
 	"github.com/mailnfs/mailnfs/internal/xdr"
@@ -79,40 +81,23 @@ type nfsURL struct {
 	uid, gid           uint32
 }
 
-// parseNFSURL reads nfs://host/path?nfsport=P&mountport=P&uid=U&gid=G (the
-// libnfs URL form; ports are required here, there is no portmapper query).
+// parseNFSURL reads a libnfs URL as client.ParseURL does (bare and
+// bracketed IPv6 hosts too), nfs://host/path?nfsport=P&mountport=P&uid=U&gid=G;
+// there is no portmapper query here: NFS defaults to 2049 and MOUNT to the
+// NFS port.
 func parseNFSURL(s string) (nfsURL, error) {
-	u, err := url.Parse(s)
+	t, err := client.ParseURL(s)
 	if err != nil {
 		return nfsURL{}, err
 	}
-	if u.Scheme != "nfs" {
-		return nfsURL{}, fmt.Errorf("bench: %q is not an nfs:// URL", s)
+	r := nfsURL{host: t.Host, path: t.Path, nfsPort: cmp.Or(t.NFSPort, 2049)}
+	r.mountPort = cmp.Or(t.MountPort, r.nfsPort)
+	if t.UID != nil {
+		r.uid = *t.UID
 	}
-	q := u.Query()
-	num := func(k string, def int) (int, error) {
-		v := q.Get(k)
-		if v == "" {
-			return def, nil
-		}
-		return strconv.Atoi(v)
+	if t.GID != nil {
+		r.gid = *t.GID
 	}
-	r := nfsURL{host: u.Hostname(), path: u.Path}
-	if r.nfsPort, err = num("nfsport", 2049); err != nil {
-		return r, err
-	}
-	if r.mountPort, err = num("mountport", r.nfsPort); err != nil {
-		return r, err
-	}
-	uid, err := num("uid", 0)
-	if err != nil {
-		return r, err
-	}
-	gid, err := num("gid", 0)
-	if err != nil {
-		return r, err
-	}
-	r.uid, r.gid = uint32(uid), uint32(gid)
 	return r, nil
 }
 
