@@ -1283,6 +1283,17 @@ func parseUint32(s string) (uint32, bool) {
 	return uint32(n), ok
 }
 
+// parseID parses a uid or gid as mountd and exportfs read one (atoi and
+// strtol into uid_t): a number, or a negative one taken modulo 2^32, so
+// the old "nobody" of -maproot=-2:-2 and anonuid=-2 is 4294967294.
+func parseID(s string) (uint32, bool) {
+	if neg, ok := strings.CutPrefix(s, "-"); ok {
+		n, ok := parseDecimal(neg, 1<<31)
+		return uint32(-int64(n)), ok && n > 0
+	}
+	return parseUint32(s)
+}
+
 // parseDottedMask parses a contiguous IPv4 netmask and returns its length.
 func parseDottedMask(s string) (int, bool) {
 	a, err := netip.ParseAddr(s)

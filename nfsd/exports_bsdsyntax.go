@@ -360,7 +360,7 @@ func (p *parser) parseCred(opt string, v optPart) (maildirfs.Cred, bool) {
 		return c, true
 	}
 	var c maildirfs.Cred
-	if uid, ok := parseUint32(name); ok {
+	if uid, ok := parseID(name); ok {
 		c.UID = uid
 	} else {
 		lookup := p.opts.LookupUser
@@ -382,7 +382,7 @@ func (p *parser) parseCred(opt string, v optPart) (maildirfs.Cred, bool) {
 	off := len(name) + 1
 	var gids []uint32
 	for _, g := range strings.Split(groups, ":") {
-		gid, ok := parseUint32(g)
+		gid, ok := parseID(g)
 		if !ok {
 			grp, err := user.LookupGroup(g)
 			if err == nil {

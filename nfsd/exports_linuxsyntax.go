@@ -179,7 +179,7 @@ func (p *parser) linuxOptions(o *linuxOpts, text string, pos Pos) bool {
 		case "no_all_squash":
 			allSquash = false
 		case "anonuid", "anongid":
-			id, ok := parseUint32(val)
+			id, ok := parseID(val)
 			if !hasVal || !ok {
 				p.errorf(valPos, "%s needs a number like %s=65534, got %q", name, name, val)
 				return false

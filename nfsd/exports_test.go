@@ -121,6 +121,12 @@ func TestParseExports(t *testing.T) {
 				"/b\t127.0.0.1 rw squash=root->5000:6000:7000:8000 (exports:2:1)\n" +
 				"/c\t127.0.0.1 rw squash=root->1000:65534 (exports:3:1)\n",
 		},
+		"NegativeIDs": {
+			// mountd's atoi and exportfs's strtol: -2 is (uid_t)-2.
+			"/a -maproot=-2:-2 127.0.0.1\n/b 127.0.0.1(rw,all_squash,anonuid=-2,anongid=-2)\n",
+			"2 exports, 2 rules\n/a\t127.0.0.1 rw squash=root->4294967294:4294967294 (exports:1:1)\n" +
+				"/b\t127.0.0.1 rw squash=all->4294967294:4294967294 (per id) alldirs (exports:2:4)\n",
+		},
 		"SecSys": {
 			"/a -sec=sys 127.0.0.1\n",
 			"1 exports, 1 rules\n/a\t127.0.0.1 rw squash=root->65534:65534 (exports:1:1)\n",
