@@ -278,7 +278,7 @@ func TestServiceCapabilities(t *testing.T) {
 		}
 		defer func() { cmd.Process.Kill(); cmd.Wait() }()
 		for range 200 {
-			if strings.Contains(out.String(), "export opened") || cmd.ProcessState != nil {
+			if strings.Contains(out.String(), "mailnfsd serving") || cmd.ProcessState != nil { // after every start-up line
 				break
 			}
 			time.Sleep(25 * time.Millisecond)
