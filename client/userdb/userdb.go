@@ -17,14 +17,24 @@
 //
 // # Compiled format
 //
-// Compile writes userdb.dat:
+// Compile writes userdb.dat (format version 2, all integers big-endian):
 //
-//	"MNFSUDB\x01" | payload length (uint64, big-endian) | payload | SHA-256(payload)
+//	"MNFSUDB\x02" | count (uint32) | CRC-32C of the 12 bytes before it
+//	index: count+1 x (offset uint32 | CRC-32C uint32)
+//	records: one msgpack (github.com/vmihailenco/msgpack/v5) Entry each,
+//	         sorted by name
 //
-// where the payload is a msgpack (github.com/vmihailenco/msgpack/v5) array
-// of entries sorted by name. Open checks magic, length and checksum before
-// decoding anything, so a truncated or corrupted file is refused with
-// ErrCorrupt rather than misread. Lookup does not touch the text.
+// Index entry i gives where record i starts in the records area and its
+// checksum; entry count gives the records area's length (its checksum
+// field is zero). Open reads the header and the last index entry only and
+// checks that the file is exactly as long as they say, so a truncated
+// file is refused with ErrCorrupt at once; Lookup is a binary search that
+// reads and checks about log2(count) index entries and records, and
+// refuses a record whose checksum does not match with ErrCorrupt. So a
+// lookup in a database of a million users costs microseconds and no
+// memory to speak of, a damaged database is never misread, and a lookup
+// does not touch the text. A version 1 file (one SHA-256-checked msgpack
+// array, read whole) is still read; compile again to get version 2.
 //
 // # Distribution
 //
@@ -50,6 +60,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"net/url"
 	"os"
@@ -64,7 +75,15 @@ import (
 
 // Magic starts every compiled database; its last byte is the format
 // version.
-const Magic = "MNFSUDB\x01"
+const Magic = "MNFSUDB\x02"
+
+// magicV1 starts a version 1 database, still read by Open and Decode.
+const magicV1 = "MNFSUDB\x01"
+
+// headerSize is the length of a version 2 header: magic, count, CRC.
+const headerSize = 16
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // MaxFileSize bounds a compiled database (and a text source) that Open or
 // Parse will read.
@@ -209,19 +228,35 @@ func SplitServer(s string) (host, export string, err error) {
 	return host, export, nil
 }
 
-// Encode writes entries as a compiled database.
+// Encode writes entries as a compiled database (version 2). Names must
+// be unique.
 func Encode(w io.Writer, entries []Entry) error {
 	es := append([]Entry(nil), entries...)
 	sort.Slice(es, func(i, j int) bool { return es[i].Name < es[j].Name })
-	payload, err := msgpack.Marshal(es)
-	if err != nil {
-		return fmt.Errorf("userdb: encode: %w", err)
+	index := make([]byte, 8*(len(es)+1))
+	var records bytes.Buffer
+	enc := msgpack.NewEncoder(&records)
+	for i, e := range es {
+		if i > 0 && es[i-1].Name == e.Name {
+			return fmt.Errorf("userdb: encode: user %q given twice", e.Name)
+		}
+		start := records.Len()
+		if err := enc.Encode(&e); err != nil {
+			return fmt.Errorf("userdb: encode: %w", err)
+		}
+		rec := records.Bytes()[start:]
+		binary.BigEndian.PutUint32(index[8*i:], uint32(start))
+		binary.BigEndian.PutUint32(index[8*i+4:], crc32.Checksum(rec, castagnoli))
 	}
-	sum := sha256.Sum256(payload)
-	var hdr [16]byte
+	if headerSize+len(index)+records.Len() > MaxFileSize {
+		return fmt.Errorf("userdb: encode: database larger than %d bytes", MaxFileSize)
+	}
+	binary.BigEndian.PutUint32(index[8*len(es):], uint32(records.Len()))
+	var hdr [headerSize]byte
 	copy(hdr[:], Magic)
-	binary.BigEndian.PutUint64(hdr[8:], uint64(len(payload)))
-	for _, b := range [][]byte{hdr[:], payload, sum[:]} {
+	binary.BigEndian.PutUint32(hdr[8:], uint32(len(es)))
+	binary.BigEndian.PutUint32(hdr[12:], crc32.Checksum(hdr[:12], castagnoli))
+	for _, b := range [][]byte{hdr[:], index, records.Bytes()} {
 		if _, err := w.Write(b); err != nil {
 			return err
 		}
@@ -270,24 +305,137 @@ func Compile(src, dst string) (int, error) {
 	return len(entries), nil
 }
 
-// DB is a compiled database loaded in memory.
+// DB is an open compiled database. Lookups read it as they go; it is
+// safe for concurrent use.
 type DB struct {
-	entries []Entry // sorted by name
+	r       io.ReaderAt
+	closer  io.Closer // the file, for Open; nil for Decode
+	n       int       // number of users
+	records int64     // where the records area starts
+	recLen  int64     // and its length
 }
 
-// Decode reads a compiled database, checking its framing and checksum.
+// Decode reads a compiled database held in memory, checking its framing
+// (see Open).
 func Decode(b []byte) (*DB, error) {
-	if len(b) < len(Magic)+8+sha256.Size {
-		return nil, fmt.Errorf("%w: %d bytes", ErrCorrupt, len(b))
+	return newDB(bytes.NewReader(b), int64(len(b)))
+}
+
+// Open opens a compiled database file. It checks the header and that the
+// file is exactly as long as the header and index say (so a truncated
+// file is refused with ErrCorrupt); each lookup checks the records it
+// reads. The DB keeps the file open (a database renamed over it later is
+// not seen): Close it when done.
+func Open(file string) (*DB, error) {
+	f, err := os.Open(file)
+	if err != nil {
+		return nil, err
 	}
-	if string(b[:len(Magic)]) != Magic {
-		if string(b[:len(Magic)-1]) == Magic[:len(Magic)-1] {
-			return nil, fmt.Errorf("%w: unsupported format version %d", ErrCorrupt, b[len(Magic)-1])
+	fi, err := f.Stat()
+	if err == nil && fi.Size() > MaxFileSize {
+		err = fmt.Errorf("larger than %d bytes", MaxFileSize)
+	}
+	var db *DB
+	if err == nil {
+		db, err = newDB(f, fi.Size())
+	}
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("userdb: %s: %w", file, err)
+	}
+	if db.r == io.ReaderAt(f) {
+		db.closer = f
+	} else { // a version 1 file, read whole
+		f.Close()
+	}
+	return db, nil
+}
+
+// Close closes the database's file.
+func (db *DB) Close() error {
+	if db.closer == nil {
+		return nil
+	}
+	return db.closer.Close()
+}
+
+// newDB checks the header of the database in r, size bytes long.
+func newDB(r io.ReaderAt, size int64) (*DB, error) {
+	var hdr [headerSize]byte
+	if size < headerSize+8 {
+		return nil, fmt.Errorf("%w: %d bytes", ErrCorrupt, size)
+	}
+	if _, err := r.ReadAt(hdr[:], 0); err != nil {
+		return nil, err
+	}
+	if string(hdr[:len(magicV1)]) == magicV1 {
+		return decodeV1(r, size)
+	}
+	if string(hdr[:len(Magic)]) != Magic {
+		if string(hdr[:len(Magic)-1]) == Magic[:len(Magic)-1] {
+			return nil, fmt.Errorf("%w: unsupported format version %d", ErrCorrupt, hdr[len(Magic)-1])
 		}
 		return nil, fmt.Errorf("%w: bad magic (is this a userdb.dat?)", ErrCorrupt)
 	}
-	n := binary.BigEndian.Uint64(b[len(Magic):])
-	rest := b[len(Magic)+8:]
+	if crc32.Checksum(hdr[:12], castagnoli) != binary.BigEndian.Uint32(hdr[12:]) {
+		return nil, fmt.Errorf("%w: header checksum mismatch", ErrCorrupt)
+	}
+	n := int64(binary.BigEndian.Uint32(hdr[8:]))
+	db := &DB{r: r, n: int(n), records: headerSize + 8*(n+1)}
+	if db.records > size {
+		return nil, fmt.Errorf("%w: %d bytes, too short for %d users", ErrCorrupt, size, n)
+	}
+	var last [8]byte // the records area's length, and a zero checksum
+	if _, err := r.ReadAt(last[:], db.records-8); err != nil {
+		return nil, err
+	}
+	if binary.BigEndian.Uint32(last[4:]) != 0 {
+		return nil, fmt.Errorf("%w: last index entry damaged", ErrCorrupt)
+	}
+	db.recLen = int64(binary.BigEndian.Uint32(last[:]))
+	if want := db.records + db.recLen; want != size {
+		return nil, fmt.Errorf("%w: %d bytes, want %d", ErrCorrupt, size, want)
+	}
+	return db, nil
+}
+
+// record reads and checks entry i.
+func (db *DB) record(i int) (Entry, error) {
+	var ix [12]byte
+	if _, err := db.r.ReadAt(ix[:], headerSize+8*int64(i)); err != nil {
+		return Entry{}, fmt.Errorf("%w: index entry %d: %v", ErrCorrupt, i, err)
+	}
+	start, sum, end := binary.BigEndian.Uint32(ix[:]), binary.BigEndian.Uint32(ix[4:]), binary.BigEndian.Uint32(ix[8:])
+	if start >= end || int64(end) > db.recLen {
+		return Entry{}, fmt.Errorf("%w: index entry %d: record at %d to %d", ErrCorrupt, i, start, end)
+	}
+	rec := make([]byte, end-start)
+	if _, err := db.r.ReadAt(rec, db.records+int64(start)); err != nil {
+		return Entry{}, fmt.Errorf("%w: record %d: %v", ErrCorrupt, i, err)
+	}
+	if crc32.Checksum(rec, castagnoli) != sum {
+		return Entry{}, fmt.Errorf("%w: record %d: checksum mismatch", ErrCorrupt, i)
+	}
+	var e Entry
+	if err := msgpack.Unmarshal(rec, &e); err != nil {
+		return Entry{}, fmt.Errorf("%w: record %d: %v", ErrCorrupt, i, err)
+	}
+	return e, nil
+}
+
+// decodeV1 reads a version 1 database ("MNFSUDB\x01", payload length,
+// msgpack array of entries, SHA-256) whole and returns it re-encoded in
+// memory as version 2.
+func decodeV1(r io.ReaderAt, size int64) (*DB, error) {
+	b := make([]byte, size)
+	if _, err := r.ReadAt(b, 0); err != nil {
+		return nil, err
+	}
+	if len(b) < len(magicV1)+8+sha256.Size {
+		return nil, fmt.Errorf("%w: %d bytes", ErrCorrupt, len(b))
+	}
+	n := binary.BigEndian.Uint64(b[len(magicV1):])
+	rest := b[len(magicV1)+8:]
 	if n != uint64(len(rest)-sha256.Size) {
 		return nil, fmt.Errorf("%w: payload of %d bytes announced, %d present", ErrCorrupt, n, len(rest)-sha256.Size)
 	}
@@ -304,41 +452,50 @@ func Decode(b []byte) (*DB, error) {
 			return nil, fmt.Errorf("%w: entries not sorted", ErrCorrupt)
 		}
 	}
-	return &DB{entries: es}, nil
-}
-
-// Open reads a compiled database file.
-func Open(file string) (*DB, error) {
-	f, err := os.Open(file)
-	if err != nil {
+	var buf bytes.Buffer
+	if err := Encode(&buf, es); err != nil {
 		return nil, err
 	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
-	if err != nil {
-		return nil, err
-	}
-	if len(b) > MaxFileSize {
-		return nil, fmt.Errorf("userdb: %s: larger than %d bytes", file, MaxFileSize)
-	}
-	db, err := Decode(b)
-	if err != nil {
-		return nil, fmt.Errorf("userdb: %s: %w", file, err)
-	}
-	return db, nil
+	return Decode(buf.Bytes())
 }
 
 // Len returns the number of users.
-func (db *DB) Len() int { return len(db.entries) }
+func (db *DB) Len() int { return db.n }
 
-// Entries returns the users in name order. The slice must not be modified.
-func (db *DB) Entries() []Entry { return db.entries }
+// Entries reads every user, in name order, checking each record and the
+// order.
+func (db *DB) Entries() ([]Entry, error) {
+	es := make([]Entry, 0, db.n)
+	for i := range db.n {
+		e, err := db.record(i)
+		if err != nil {
+			return nil, err
+		}
+		if i > 0 && es[i-1].Name >= e.Name {
+			return nil, fmt.Errorf("%w: record %d: entries not sorted", ErrCorrupt, i)
+		}
+		es = append(es, e)
+	}
+	return es, nil
+}
 
-// Lookup finds a user by exact name.
+// Lookup finds a user by exact name: ErrNotFound if there is none,
+// ErrCorrupt if a record it reads is damaged.
 func (db *DB) Lookup(name string) (Entry, error) {
-	i := sort.Search(len(db.entries), func(i int) bool { return db.entries[i].Name >= name })
-	if i < len(db.entries) && db.entries[i].Name == name {
-		return db.entries[i], nil
+	lo, hi := 0, db.n
+	for lo < hi {
+		mid := int(uint(lo+hi) >> 1)
+		e, err := db.record(mid)
+		switch {
+		case err != nil:
+			return Entry{}, err
+		case e.Name == name:
+			return e, nil
+		case e.Name < name:
+			lo = mid + 1
+		default:
+			hi = mid
+		}
 	}
 	return Entry{}, fmt.Errorf("%w: %q", ErrNotFound, name)
 }

@@ -2,12 +2,18 @@ package userdb
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strings"
 	"testing"
+
+	"github.com/vmihailenco/msgpack/v5"
 )
 
 const sample = `# mail users
@@ -77,6 +83,15 @@ func TestCompileOpenLookup(t *testing.T) {
 	}
 }
 
+// readAll opens b and reads every user, as a lookup of each would.
+func readAll(b []byte) ([]Entry, error) {
+	db, err := Decode(b)
+	if err != nil {
+		return nil, err
+	}
+	return db.Entries()
+}
+
 func TestCorruptDatabaseRejected(t *testing.T) {
 	es, _ := Parse(strings.NewReader(sample), "s")
 	var buf bytes.Buffer
@@ -84,23 +99,137 @@ func TestCorruptDatabaseRejected(t *testing.T) {
 		t.Fatal(err)
 	}
 	good := buf.Bytes()
-	if _, err := Decode(good); err != nil {
-		t.Fatal(err)
+	if got, err := readAll(good); err != nil || len(got) != len(es) {
+		t.Fatal(got, err)
 	}
 	for i := 0; i < len(good); i++ {
 		if _, err := Decode(good[:i]); !errors.Is(err, ErrCorrupt) {
 			t.Fatalf("truncated to %d bytes: %v", i, err)
 		}
 	}
+	// Every bit of the file is checked before it is used: a flip
+	// anywhere fails Decode or the read of the record holding it.
 	for i := 0; i < len(good); i++ {
-		b := bytes.Clone(good)
-		b[i] ^= 0x40
-		if _, err := Decode(b); !errors.Is(err, ErrCorrupt) {
-			t.Fatalf("bit flip at %d accepted: %v", i, err)
+		for bit := range 8 {
+			b := bytes.Clone(good)
+			b[i] ^= 1 << bit
+			if _, err := readAll(b); !errors.Is(err, ErrCorrupt) {
+				t.Fatalf("flip of bit %d at %d accepted: %v", bit, i, err)
+			}
 		}
 	}
 	if _, err := Decode([]byte(strings.Repeat("tevie\tuid=1\n", 10))); !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "magic") {
 		t.Errorf("text file as database: %v", err)
+	}
+}
+
+// TestLookupDoesNotLoadDatabase opens a database of 200,000 users and
+// looks users up: Open and Lookup read only what they need, so the memory
+// they allocate does not grow with the database. (Version 1 decoded every
+// entry at Open: a million users took 10 s and 680 MB per mailnfs
+// deliver.)
+func TestLookupDoesNotLoadDatabase(t *testing.T) {
+	const n = 200000
+	es := make([]Entry, n)
+	for i := range es {
+		name := fmt.Sprintf("user%07d", i)
+		es[i] = Entry{Name: name, UID: uint32(2000 + i), GID: 2001, Home: "/mail1/" + HashedHome(name), Server: "storage1:/usr/mail1",
+			Fields: map[string]string{"customer": fmt.Sprintf("C%08d", i), "quota": "10000000S,1000C"}}
+	}
+	dst := filepath.Join(t.TempDir(), "userdb.dat")
+	f, err := os.Create(dst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := Encode(f, es); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	es = nil
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	db, err := Open(dst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for _, i := range []int{0, 1, 99999, 123456, n - 1} {
+		e, err := db.Lookup(fmt.Sprintf("user%07d", i))
+		if err != nil || e.UID != uint32(2000+i) || e.Fields["customer"] != fmt.Sprintf("C%08d", i) {
+			t.Fatalf("Lookup %d = %+v, %v", i, e, err)
+		}
+	}
+	if _, err := db.Lookup("user"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("Lookup user: %v", err)
+	}
+	runtime.ReadMemStats(&after)
+	if got := after.TotalAlloc - before.TotalAlloc; got > 1<<20 {
+		t.Errorf("Open and 6 lookups in %d users allocated %d bytes", n, got)
+	}
+	if db.Len() != n {
+		t.Errorf("Len = %d", db.Len())
+	}
+}
+
+// TestReplacedWhileOpen compiles a new database over one a reader has
+// open: the reader keeps reading the old one whole, the next Open sees
+// the new one.
+func TestReplacedWhileOpen(t *testing.T) {
+	dir := t.TempDir()
+	src, dst := filepath.Join(dir, "userdb"), filepath.Join(dir, "userdb.dat")
+	os.WriteFile(src, []byte(sample), 0o600)
+	if _, err := Compile(src, dst); err != nil {
+		t.Fatal(err)
+	}
+	old, err := Open(dst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer old.Close()
+	os.WriteFile(src, []byte("zelda\tuid=7|gid=7|home=/m/z|server=s:/m\n"), 0o600)
+	if _, err := Compile(src, dst); err != nil {
+		t.Fatal(err)
+	}
+	if e, err := old.Lookup("tevie"); err != nil || e.UID != 2001 {
+		t.Errorf("old database after the rename: %+v, %v", e, err)
+	}
+	if es, err := old.Entries(); err != nil || len(es) != 3 {
+		t.Errorf("old database Entries: %d, %v", len(es), err)
+	}
+	cur, err := Open(dst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cur.Close()
+	if _, err := cur.Lookup("zelda"); err != nil || cur.Len() != 1 {
+		t.Errorf("new database: %v, %d users", err, cur.Len())
+	}
+}
+
+// TestReadsVersion1 opens a database compiled by an earlier mailnfs.
+func TestReadsVersion1(t *testing.T) {
+	es, _ := Parse(strings.NewReader(sample), "s")
+	payload, err := msgpack.Marshal(es)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(payload)
+	b := append([]byte("MNFSUDB\x01"), binary.BigEndian.AppendUint64(nil, uint64(len(payload)))...)
+	b = append(append(b, payload...), sum[:]...)
+	file := filepath.Join(t.TempDir(), "userdb.dat")
+	os.WriteFile(file, b, 0o644)
+	db, err := Open(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if e, err := db.Lookup("golde"); err != nil || e.Mail != "/usr/mail1/56/78-golde/Mail" || db.Len() != 3 {
+		t.Errorf("Lookup golde = %+v, %v (%d users)", e, err, db.Len())
+	}
+	b[len(b)-1] ^= 1
+	if _, err := Decode(b); !errors.Is(err, ErrCorrupt) {
+		t.Errorf("damaged version 1: %v", err)
 	}
 }
 
@@ -177,13 +306,17 @@ func FuzzDecode(f *testing.F) {
 	f.Add([]byte(Magic))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		db, err := Decode(b)
+		var es []Entry
+		if err == nil {
+			es, err = db.Entries()
+		}
 		if err != nil {
 			if !errors.Is(err, ErrCorrupt) {
 				t.Fatalf("error not ErrCorrupt: %v", err)
 			}
 			return
 		}
-		for _, e := range db.Entries() {
+		for _, e := range es {
 			if _, err := db.Lookup(e.Name); err != nil {
 				t.Fatal(err)
 			}

@@ -245,6 +245,7 @@ func (r *runner) open(ctx context.Context, target string) (*client.Client, strin
 		return nil, "", nil, err
 	}
 	e, err := db.Lookup(target)
+	db.Close()
 	if err != nil {
 		return nil, "", nil, err
 	}
@@ -536,6 +537,7 @@ func (r *runner) userdb(args []string) error {
 			return err
 		}
 		e, err := db.Lookup(args[1])
+		db.Close()
 		if err != nil {
 			return err
 		}
