@@ -13,7 +13,10 @@
 // and server are required; mail (the Maildir, default home + "/Maildir")
 // and any other field (customer, quota, ...) are optional and kept. A field
 // may appear once. Names are unique, at most 255 bytes, without whitespace,
-// '|' or control characters. Errors name the file and line.
+// '|' or control characters. uid and gid are below 2^32-1 ((uid_t)-1);
+// home, mail and the export are absolute paths without ".." components;
+// and the user's Maildir must route (see Routing). Errors name the file
+// and line.
 //
 // # Compiled format
 //
@@ -159,8 +162,10 @@ func Parse(r io.Reader, file string) ([]Entry, error) {
 			switch k {
 			case "uid", "gid":
 				n, err := strconv.ParseUint(v, 10, 32)
-				if err != nil {
-					return nil, fail("%s=%q is not a number below 2^32", k, v)
+				if err != nil || n == 1<<32-1 {
+					// 2^32-1 is (uid_t)-1: no one (chown reads it
+					// as "unchanged"), and a server maps it to nobody.
+					return nil, fail("%s=%q is not a number below 2^32-1", k, v)
 				}
 				if k == "uid" {
 					e.UID = uint32(n)
@@ -170,6 +175,9 @@ func Parse(r io.Reader, file string) ([]Entry, error) {
 			case "home", "mail":
 				if !strings.HasPrefix(v, "/") || strings.Contains(v, "\x00") {
 					return nil, fail("%s=%q must be an absolute path", k, v)
+				}
+				if hasDotDot(v) {
+					return nil, fail("%s=%q: no \"..\" allowed (it would leave the mount point the route assumes)", k, v)
 				}
 				if k == "home" {
 					e.Home = path.Clean(v)
@@ -193,6 +201,9 @@ func Parse(r io.Reader, file string) ([]Entry, error) {
 				return nil, fail("user %q has no %s=", name, req)
 			}
 		}
+		if _, err := e.route(); err != nil {
+			return nil, fail("user %q: %v", name, err)
+		}
 		out = append(out, e)
 	}
 	if err := sc.Err(); err != nil {
@@ -200,6 +211,17 @@ func Parse(r io.Reader, file string) ([]Entry, error) {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out, nil
+}
+
+// hasDotDot reports whether the slash-separated path p has a ".."
+// component.
+func hasDotDot(p string) bool {
+	for _, c := range strings.Split(p, "/") {
+		if c == ".." {
+			return true
+		}
+	}
+	return false
 }
 
 func checkName(n string) error {
@@ -219,6 +241,9 @@ func SplitServer(s string) (host, export string, err error) {
 	i := strings.Index(s, ":/")
 	if i <= 0 {
 		return "", "", fmt.Errorf("server=%q: want HOST:/EXPORT", s)
+	}
+	if hasDotDot(s[i+1:]) {
+		return "", "", fmt.Errorf("server=%q: no \"..\" allowed in the export", s)
 	}
 	host, export = s[:i], path.Clean(s[i+1:])
 	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
@@ -524,9 +549,17 @@ func (r Route) URL() string {
 
 // Route works out where e's Maildir is (see the package comment).
 func (e Entry) Route() (Route, error) {
-	host, export, err := SplitServer(e.Server)
+	r, err := e.route()
 	if err != nil {
 		return Route{}, fmt.Errorf("userdb: user %s: %w", e.Name, err)
+	}
+	return r, nil
+}
+
+func (e Entry) route() (Route, error) {
+	host, export, err := SplitServer(e.Server)
+	if err != nil {
+		return Route{}, err
 	}
 	md := e.Mail
 	if md == "" {
@@ -541,12 +574,12 @@ func (e Entry) Route() (Route, error) {
 	default:
 		_, after, ok := strings.Cut(strings.TrimPrefix(md, "/"), "/")
 		if !ok {
-			return Route{}, fmt.Errorf("userdb: user %s: Maildir %s is not below a mount point of %s", e.Name, md, e.Server)
+			return Route{}, fmt.Errorf("Maildir %s is not below a mount point of %s", md, e.Server)
 		}
 		rel = after
 	}
 	if rel == "" {
-		return Route{}, fmt.Errorf("userdb: user %s: Maildir %s is the export root", e.Name, md)
+		return Route{}, fmt.Errorf("Maildir %s is the export root", md)
 	}
 	return Route{Host: host, Export: export, Maildir: rel, UID: e.UID, GID: e.GID}, nil
 }
