@@ -12,8 +12,8 @@
 // fields are separated by one or more tabs; fields by '|'. uid, gid, home
 // and server are required; mail (the Maildir, default home + "/Maildir")
 // and any other field (customer, quota, ...) are optional and kept. A field
-// may appear once. Names are unique, at most 255 bytes, without whitespace,
-// '|' or control characters. uid and gid are below 2^32-1 ((uid_t)-1);
+// may appear once. Names are unique, at most 255 bytes of UTF-8, without
+// whitespace, '|', control or format characters (a byte order mark). uid and gid are below 2^32-1 ((uid_t)-1);
 // home, mail and the export are absolute paths without ".." components;
 // and the user's Maildir must route (see Routing). Errors name the file
 // and line.
@@ -72,6 +72,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/vmihailenco/msgpack/v5"
 )
@@ -228,9 +230,16 @@ func checkName(n string) error {
 	if n == "" || len(n) > 255 {
 		return fmt.Errorf("user name must be 1 to 255 bytes")
 	}
-	for _, c := range []byte(n) {
-		if c <= ' ' || c == '|' || c == 0x7f {
-			return fmt.Errorf("user name %q holds whitespace, '|' or a control character", n)
+	if !utf8.ValidString(n) {
+		return fmt.Errorf("user name %q is not UTF-8", n)
+	}
+	for _, c := range n {
+		// unicode.IsPrint is false for every space but ' ', for control
+		// and format characters: a byte order mark (U+FEFF) at the start
+		// of a file saved as "UTF-8 with BOM" would otherwise become part
+		// of the first user's name, and that user unknown (exit 67).
+		if c == ' ' || c == '|' || !unicode.IsPrint(c) {
+			return fmt.Errorf("user name %q holds whitespace, '|', a control or format character (a byte order mark?)", n)
 		}
 	}
 	return nil
