@@ -125,6 +125,15 @@ func (e *SyntaxError) Error() string { return fmt.Sprintf("%s:%d: %s", e.File, e
 // Parse reads a userdb text source. file names it in errors.
 func Parse(r io.Reader, file string) ([]Entry, error) {
 	var out []Entry
+	if err := parse(r, file, func(e *Entry) error { out = append(out, *e); return nil }); err != nil {
+		return nil, err
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
+}
+
+// parse calls fn with each user of a userdb text source, in file order.
+func parse(r io.Reader, file string, fn func(*Entry) error) error {
 	seen := map[string]int{}
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
@@ -140,25 +149,26 @@ func Parse(r io.Reader, file string) ([]Entry, error) {
 		}
 		name, rest, ok := strings.Cut(text, "\t")
 		if !ok {
-			return nil, fail("want NAME<TAB>field=value|..., found no tab")
+			return fail("want NAME<TAB>field=value|..., found no tab")
 		}
 		rest = strings.TrimLeft(rest, "\t")
 		if err := checkName(name); err != nil {
-			return nil, fail("%v", err)
+			return fail("%v", err)
 		}
 		if prev, dup := seen[name]; dup {
-			return nil, fail("user %q already defined on line %d", name, prev)
+			return fail("user %q already defined on line %d", name, prev)
 		}
+		name = strings.Clone(name) // not the whole line, kept in seen
 		seen[name] = line
 		e := Entry{Name: name}
 		have := map[string]bool{}
 		for _, f := range strings.Split(rest, "|") {
 			k, v, ok := strings.Cut(f, "=")
 			if !ok || k == "" {
-				return nil, fail("field %q is not name=value", f)
+				return fail("field %q is not name=value", f)
 			}
 			if have[k] {
-				return nil, fail("field %q given twice", k)
+				return fail("field %q given twice", k)
 			}
 			have[k] = true
 			switch k {
@@ -167,7 +177,7 @@ func Parse(r io.Reader, file string) ([]Entry, error) {
 				if err != nil || n == 1<<32-1 {
 					// 2^32-1 is (uid_t)-1: no one (chown reads it
 					// as "unchanged"), and a server maps it to nobody.
-					return nil, fail("%s=%q is not a number below 2^32-1", k, v)
+					return fail("%s=%q is not a number below 2^32-1", k, v)
 				}
 				if k == "uid" {
 					e.UID = uint32(n)
@@ -176,10 +186,10 @@ func Parse(r io.Reader, file string) ([]Entry, error) {
 				}
 			case "home", "mail":
 				if !strings.HasPrefix(v, "/") || strings.Contains(v, "\x00") {
-					return nil, fail("%s=%q must be an absolute path", k, v)
+					return fail("%s=%q must be an absolute path", k, v)
 				}
 				if hasDotDot(v) {
-					return nil, fail("%s=%q: no \"..\" allowed (it would leave the mount point the route assumes)", k, v)
+					return fail("%s=%q: no \"..\" allowed (it would leave the mount point the route assumes)", k, v)
 				}
 				if k == "home" {
 					e.Home = path.Clean(v)
@@ -188,7 +198,7 @@ func Parse(r io.Reader, file string) ([]Entry, error) {
 				}
 			case "server":
 				if _, _, err := SplitServer(v); err != nil {
-					return nil, fail("%v", err)
+					return fail("%v", err)
 				}
 				e.Server = v
 			default:
@@ -200,19 +210,20 @@ func Parse(r io.Reader, file string) ([]Entry, error) {
 		}
 		for _, req := range []string{"uid", "gid", "home", "server"} {
 			if !have[req] {
-				return nil, fail("user %q has no %s=", name, req)
+				return fail("user %q has no %s=", name, req)
 			}
 		}
 		if _, err := e.route(); err != nil {
-			return nil, fail("user %q: %v", name, err)
+			return fail("user %q: %v", name, err)
 		}
-		out = append(out, e)
+		if err := fn(&e); err != nil {
+			return err
+		}
 	}
 	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("userdb: %s:%d: %w", file, line+1, err)
+		return fmt.Errorf("userdb: %s:%d: %w", file, line+1, err)
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
-	return out, nil
+	return nil
 }
 
 // hasDotDot reports whether the slash-separated path p has a ".."
@@ -265,33 +276,72 @@ func SplitServer(s string) (host, export string, err error) {
 // Encode writes entries as a compiled database (version 2). Names must
 // be unique.
 func Encode(w io.Writer, entries []Entry) error {
-	es := append([]Entry(nil), entries...)
-	sort.Slice(es, func(i, j int) bool { return es[i].Name < es[j].Name })
-	index := make([]byte, 8*(len(es)+1))
-	var records bytes.Buffer
-	enc := msgpack.NewEncoder(&records)
-	for i, e := range es {
-		if i > 0 && es[i-1].Name == e.Name {
-			return fmt.Errorf("userdb: encode: user %q given twice", e.Name)
+	var b builder
+	for i := range entries {
+		if err := b.add(&entries[i]); err != nil {
+			return err
 		}
-		start := records.Len()
-		if err := enc.Encode(&e); err != nil {
-			return fmt.Errorf("userdb: encode: %w", err)
-		}
-		rec := records.Bytes()[start:]
-		binary.BigEndian.PutUint32(index[8*i:], uint32(start))
-		binary.BigEndian.PutUint32(index[8*i+4:], crc32.Checksum(rec, castagnoli))
 	}
-	if headerSize+len(index)+records.Len() > MaxFileSize {
+	return b.write(w)
+}
+
+// builder makes a compiled database of entries added in any order,
+// holding each only as its encoded record (so that compiling a million
+// users takes a fraction of the memory their Entry values would).
+type builder struct {
+	buf  bytes.Buffer
+	enc  *msgpack.Encoder
+	recs []builtRecord
+}
+
+// builtRecord is where an added entry's record is in builder.buf.
+type builtRecord struct {
+	name       string
+	start, end int
+}
+
+func (b *builder) add(e *Entry) error {
+	if b.enc == nil {
+		b.enc = msgpack.NewEncoder(&b.buf)
+		b.enc.SetSortMapKeys(true) // the same source, the same file
+	}
+	start := b.buf.Len()
+	if err := b.enc.Encode(e); err != nil {
+		return fmt.Errorf("userdb: encode: %w", err)
+	}
+	if headerSize+8*(len(b.recs)+2)+b.buf.Len() > MaxFileSize {
 		return fmt.Errorf("userdb: encode: database larger than %d bytes", MaxFileSize)
 	}
-	binary.BigEndian.PutUint32(index[8*len(es):], uint32(records.Len()))
+	b.recs = append(b.recs, builtRecord{name: e.Name, start: start, end: b.buf.Len()})
+	return nil
+}
+
+// write writes the database: header, index and records in name order.
+func (b *builder) write(w io.Writer) error {
+	sort.Slice(b.recs, func(i, j int) bool { return b.recs[i].name < b.recs[j].name })
+	buf := b.buf.Bytes()
+	index := make([]byte, 8*(len(b.recs)+1))
+	off := 0
+	for i, r := range b.recs {
+		if i > 0 && b.recs[i-1].name == r.name {
+			return fmt.Errorf("userdb: encode: user %q given twice", r.name)
+		}
+		binary.BigEndian.PutUint32(index[8*i:], uint32(off))
+		binary.BigEndian.PutUint32(index[8*i+4:], crc32.Checksum(buf[r.start:r.end], castagnoli))
+		off += r.end - r.start
+	}
+	binary.BigEndian.PutUint32(index[8*len(b.recs):], uint32(off))
 	var hdr [headerSize]byte
 	copy(hdr[:], Magic)
-	binary.BigEndian.PutUint32(hdr[8:], uint32(len(es)))
+	binary.BigEndian.PutUint32(hdr[8:], uint32(len(b.recs)))
 	binary.BigEndian.PutUint32(hdr[12:], crc32.Checksum(hdr[:12], castagnoli))
-	for _, b := range [][]byte{hdr[:], index, records.Bytes()} {
-		if _, err := w.Write(b); err != nil {
+	for _, p := range [][]byte{hdr[:], index} {
+		if _, err := w.Write(p); err != nil {
+			return err
+		}
+	}
+	for _, r := range b.recs {
+		if _, err := w.Write(buf[r.start:r.end]); err != nil {
 			return err
 		}
 	}
@@ -306,7 +356,12 @@ func Compile(src, dst string) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	entries, err := Parse(io.LimitReader(f, MaxFileSize), src)
+	var b builder
+	if fi, err := f.Stat(); err == nil {
+		// The records take about as much room as the text: grow once.
+		b.buf.Grow(int(min(fi.Size()+fi.Size()/8, MaxFileSize)))
+	}
+	err = parse(io.LimitReader(f, MaxFileSize), src, b.add)
 	f.Close()
 	if err != nil {
 		return 0, err
@@ -317,7 +372,7 @@ func Compile(src, dst string) (int, error) {
 	}
 	defer os.Remove(tmp.Name())
 	bw := bufio.NewWriter(tmp)
-	err = Encode(bw, entries)
+	err = b.write(bw)
 	if err == nil {
 		err = bw.Flush()
 	}
@@ -336,7 +391,7 @@ func Compile(src, dst string) (int, error) {
 	if err := os.Rename(tmp.Name(), dst); err != nil {
 		return 0, err
 	}
-	return len(entries), nil
+	return len(b.recs), nil
 }
 
 // DB is an open compiled database. Lookups read it as they go; it is
