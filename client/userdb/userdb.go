@@ -22,7 +22,8 @@
 //
 // Compile writes userdb.dat (format version 2, all integers big-endian):
 //
-//	"MNFSUDB\x02" | count (uint32) | CRC-32C of the 12 bytes before it
+//	"MNFSUDB\x02" | count (uint32) | source size (int64) |
+//	source mtime (int64, Unix ns) | CRC-32C of the 28 bytes before it
 //	index: count+1 x (offset uint32 | CRC-32C uint32)
 //	records: one msgpack (github.com/vmihailenco/msgpack/v5) Entry each,
 //	         sorted by name
@@ -85,8 +86,9 @@ const Magic = "MNFSUDB\x02"
 // magicV1 starts a version 1 database, still read by Open and Decode.
 const magicV1 = "MNFSUDB\x01"
 
-// headerSize is the length of a version 2 header: magic, count, CRC.
-const headerSize = 16
+// headerSize is the length of a version 2 header: magic, count, the
+// source's size and mtime, CRC.
+const headerSize = 32
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
@@ -292,6 +294,9 @@ type builder struct {
 	buf  bytes.Buffer
 	enc  *msgpack.Encoder
 	recs []builtRecord
+	// srcSize and srcMtime (Unix nanoseconds) describe the source
+	// file; both zero for Encode.
+	srcSize, srcMtime int64
 }
 
 // builtRecord is where an added entry's record is in builder.buf.
@@ -334,7 +339,9 @@ func (b *builder) write(w io.Writer) error {
 	var hdr [headerSize]byte
 	copy(hdr[:], Magic)
 	binary.BigEndian.PutUint32(hdr[8:], uint32(len(b.recs)))
-	binary.BigEndian.PutUint32(hdr[12:], crc32.Checksum(hdr[:12], castagnoli))
+	binary.BigEndian.PutUint64(hdr[12:], uint64(b.srcSize))
+	binary.BigEndian.PutUint64(hdr[20:], uint64(b.srcMtime))
+	binary.BigEndian.PutUint32(hdr[28:], crc32.Checksum(hdr[:28], castagnoli))
 	for _, p := range [][]byte{hdr[:], index} {
 		if _, err := w.Write(p); err != nil {
 			return err
@@ -356,11 +363,16 @@ func Compile(src, dst string) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	var b builder
-	if fi, err := f.Stat(); err == nil {
-		// The records take about as much room as the text: grow once.
-		b.buf.Grow(int(min(fi.Size()+fi.Size()/8, MaxFileSize)))
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return 0, err
 	}
+	// Taken before the text is read: a source changed while it is read
+	// differs from the one recorded.
+	b := builder{srcSize: fi.Size(), srcMtime: fi.ModTime().UnixNano()}
+	// The records take about as much room as the text: grow once.
+	b.buf.Grow(int(min(fi.Size()+fi.Size()/8, MaxFileSize)))
 	err = parse(io.LimitReader(f, MaxFileSize), src, b.add)
 	f.Close()
 	if err != nil {
@@ -402,6 +414,21 @@ type DB struct {
 	n       int       // number of users
 	records int64     // where the records area starts
 	recLen  int64     // and its length
+	// srcSize and srcMtime describe the source Compile read (zero: not
+	// known).
+	srcSize, srcMtime int64
+}
+
+// CompiledFrom reports whether the database was compiled from a source
+// of fi's size and modification time, as fi describes it now: false once
+// the source has been edited or copied over (rsync -a keeps the master's
+// mtime, but that differs from the one compiled), true when the database
+// does not say (Encode, version 1).
+func (db *DB) CompiledFrom(fi os.FileInfo) bool {
+	if db.srcSize == 0 && db.srcMtime == 0 {
+		return true
+	}
+	return fi.Size() == db.srcSize && fi.ModTime().UnixNano() == db.srcMtime
 }
 
 // Decode reads a compiled database held in memory, checking its framing
@@ -466,11 +493,12 @@ func newDB(r io.ReaderAt, size int64) (*DB, error) {
 		}
 		return nil, fmt.Errorf("%w: bad magic (is this a userdb.dat?)", ErrCorrupt)
 	}
-	if crc32.Checksum(hdr[:12], castagnoli) != binary.BigEndian.Uint32(hdr[12:]) {
+	if crc32.Checksum(hdr[:28], castagnoli) != binary.BigEndian.Uint32(hdr[28:]) {
 		return nil, fmt.Errorf("%w: header checksum mismatch", ErrCorrupt)
 	}
 	n := int64(binary.BigEndian.Uint32(hdr[8:]))
-	db := &DB{r: r, n: int(n), records: headerSize + 8*(n+1)}
+	db := &DB{r: r, n: int(n), records: headerSize + 8*(n+1),
+		srcSize: int64(binary.BigEndian.Uint64(hdr[12:])), srcMtime: int64(binary.BigEndian.Uint64(hdr[20:]))}
 	if db.records > size {
 		return nil, fmt.Errorf("%w: %d bytes, too short for %d users", ErrCorrupt, size, n)
 	}

@@ -24,7 +24,9 @@
 // (EX_TEMPFAIL) on any failure that may pass (network, server, a full disk
 // or a disk quota on the box), so the MTA retries; 77 (EX_NOPERM) over the
 // user's Maildir++ quota (-quota, or the userdb's quota= field), as
-// Courier's deliverquota; 67 (EX_NOUSER) for an unknown user; 65
+// Courier's deliverquota; 67 (EX_NOUSER) for an unknown user (75 while
+// the userdb source beside userdb.dat is not the one it was compiled
+// from); 65
 // (EX_DATAERR) for an oversized message; 64 (EX_USAGE) for bad arguments. mount-test exits 1
 // when a step fails. Other commands exit 75 on temporary failures and 70
 // otherwise.
@@ -314,6 +316,26 @@ func (r *runner) dialURL(ctx context.Context, target string, t client.Target, op
 	return nil, "", fmt.Errorf("%s: no directory of its path exists on the server", target)
 }
 
+// sourceChanged reports whether the userdb source beside the compiled
+// database dat (dat without ".dat") is not the file dat was compiled from
+// (another size or mtime than it recorded).
+func sourceChanged(dat string) (string, bool) {
+	src, ok := strings.CutSuffix(dat, ".dat")
+	if !ok {
+		return "", false
+	}
+	fi, err := os.Stat(src)
+	if err != nil {
+		return "", false
+	}
+	db, err := userdb.Open(dat)
+	if err != nil {
+		return "", false
+	}
+	defer db.Close()
+	return src, !db.CompiledFrom(fi)
+}
+
 func need(args []string, n int, what string) error {
 	if len(args) != n {
 		return usageError{"want " + what}
@@ -331,6 +353,11 @@ func (r *runner) deliver(ctx context.Context, args []string) int {
 	}
 	c, box, fields, err := r.open(ctx, args[0])
 	if errors.Is(err, userdb.ErrNotFound) {
+		if src, ok := sourceChanged(r.cfg.UserDB); ok {
+			// The user may be in the source that the MTA routes
+			// by and not yet in the database compiled from it.
+			return fail(exitTempFail, fmt.Errorf("%w; %s is not the source %s was compiled from: deferring until it is compiled again", err, src, r.cfg.UserDB))
+		}
 		return fail(exitNoUser, err)
 	}
 	if errors.Is(err, client.ErrBadURL) {

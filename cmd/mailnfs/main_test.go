@@ -106,6 +106,59 @@ func TestUserdbCompileSyntaxError(t *testing.T) {
 	}
 }
 
+// TestDeliverUserdbNotCompiledYet: while a new source has been copied
+// into place and not yet compiled, a user the MTA routes by the source
+// (Exim's lsearch) is missing from userdb.dat; deliver defers (75) rather
+// than bounce (67). Compiled, or compiled first and then moved into place
+// (README's sequence), an unknown user is 67 again.
+func TestDeliverUserdbNotCompiledYet(t *testing.T) {
+	dir := t.TempDir()
+	src, dat := filepath.Join(dir, "userdb"), filepath.Join(dir, "userdb.dat")
+	line := "tevie\tuid=2001|gid=2001|home=/mail1/tevie|server=127.0.0.1:/mail1\n"
+	if err := os.WriteFile(src, []byte(line), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if r := run(t, "", "userdb", "compile", src, dat); r.code != exitOK {
+		t.Fatalf("compile: %d %s", r.code, r.stderr)
+	}
+	if r := run(t, "x\n", "deliver", "-userdb", dat, "nobody"); r.code != exitNoUser {
+		t.Errorf("deliver to an unknown user: exit %d, %q; want 67", r.code, r.stderr)
+	}
+	// rsync -a: the new source keeps the master's mtime, older than the
+	// compile.
+	next := []byte(line + "golde\tuid=2002|gid=2001|home=/mail1/golde|server=127.0.0.1:/mail1\n")
+	if err := os.WriteFile(src, next, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	older := time.Now().Add(-time.Hour)
+	if err := os.Chtimes(src, older, older); err != nil {
+		t.Fatal(err)
+	}
+	r := run(t, "x\n", "deliver", "-userdb", dat, "golde")
+	if r.code != exitTempFail || !strings.Contains(r.stderr, "deferring until it is compiled") {
+		t.Errorf("deliver to a user of the uncompiled source: exit %d, %q; want 75", r.code, r.stderr)
+	}
+	if r := run(t, "", "userdb", "compile", src, dat); r.code != exitOK {
+		t.Fatalf("compile: %d %s", r.code, r.stderr)
+	}
+	if r := run(t, "x\n", "deliver", "-userdb", dat, "nobody"); r.code != exitNoUser {
+		t.Errorf("deliver to an unknown user after the compile: exit %d, %q; want 67", r.code, r.stderr)
+	}
+	// Compiled as userdb.new, then renamed into place.
+	if err := os.WriteFile(src+".new", append(next, "lazar\tuid=2003|gid=2001|home=/mail1/lazar|server=127.0.0.1:/mail1\n"...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if r := run(t, "", "userdb", "compile", src+".new", dat); r.code != exitOK {
+		t.Fatalf("compile: %d %s", r.code, r.stderr)
+	}
+	if err := os.Rename(src+".new", src); err != nil {
+		t.Fatal(err)
+	}
+	if r := run(t, "x\n", "deliver", "-userdb", dat, "nobody"); r.code != exitNoUser {
+		t.Errorf("deliver to an unknown user after compile and mv: exit %d, %q; want 67", r.code, r.stderr)
+	}
+}
+
 func TestUserdbRouting(t *testing.T) {
 	s := nfsdtest.StartServer(t)
 	dir := t.TempDir()
