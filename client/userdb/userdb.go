@@ -25,8 +25,9 @@
 //	"MNFSUDB\x02" | count (uint32) | source size (int64) |
 //	source mtime (int64, Unix ns) | CRC-32C of the 28 bytes before it
 //	index: count+1 x (offset uint32 | CRC-32C uint32)
-//	records: one msgpack (github.com/vmihailenco/msgpack/v5) Entry each,
-//	         sorted by name
+//	records: one per user, sorted by name: the name's length (a byte),
+//	         the name, and the Entry in msgpack
+//	         (github.com/vmihailenco/msgpack/v5)
 //
 // Index entry i gives where record i starts in the records area and its
 // checksum; entry count gives the records area's length (its checksum
@@ -310,7 +311,13 @@ func (b *builder) add(e *Entry) error {
 		b.enc = msgpack.NewEncoder(&b.buf)
 		b.enc.SetSortMapKeys(true) // the same source, the same file
 	}
+	if e.Name == "" || len(e.Name) > 255 {
+		return fmt.Errorf("userdb: encode: user name %q: want 1 to 255 bytes", e.Name)
+	}
 	start := b.buf.Len()
+	// The name first, so that a lookup compares it without decoding.
+	b.buf.WriteByte(byte(len(e.Name)))
+	b.buf.WriteString(e.Name)
 	if err := b.enc.Encode(e); err != nil {
 		return fmt.Errorf("userdb: encode: %w", err)
 	}
@@ -518,24 +525,44 @@ func newDB(r io.ReaderAt, size int64) (*DB, error) {
 
 // record reads and checks entry i.
 func (db *DB) record(i int) (Entry, error) {
+	name, body, err := db.raw(i)
+	if err != nil {
+		return Entry{}, err
+	}
+	return decodeRecord(i, name, body)
+}
+
+// raw reads and checks record i: the user's name, and the msgpack Entry.
+func (db *DB) raw(i int) (name, body []byte, err error) {
 	var ix [12]byte
 	if _, err := db.r.ReadAt(ix[:], headerSize+8*int64(i)); err != nil {
-		return Entry{}, fmt.Errorf("%w: index entry %d: %v", ErrCorrupt, i, err)
+		return nil, nil, fmt.Errorf("%w: index entry %d: %v", ErrCorrupt, i, err)
 	}
 	start, sum, end := binary.BigEndian.Uint32(ix[:]), binary.BigEndian.Uint32(ix[4:]), binary.BigEndian.Uint32(ix[8:])
 	if start >= end || int64(end) > db.recLen {
-		return Entry{}, fmt.Errorf("%w: index entry %d: record at %d to %d", ErrCorrupt, i, start, end)
+		return nil, nil, fmt.Errorf("%w: index entry %d: record at %d to %d", ErrCorrupt, i, start, end)
 	}
 	rec := make([]byte, end-start)
 	if _, err := db.r.ReadAt(rec, db.records+int64(start)); err != nil {
-		return Entry{}, fmt.Errorf("%w: record %d: %v", ErrCorrupt, i, err)
+		return nil, nil, fmt.Errorf("%w: record %d: %v", ErrCorrupt, i, err)
 	}
 	if crc32.Checksum(rec, castagnoli) != sum {
-		return Entry{}, fmt.Errorf("%w: record %d: checksum mismatch", ErrCorrupt, i)
+		return nil, nil, fmt.Errorf("%w: record %d: checksum mismatch", ErrCorrupt, i)
 	}
+	if n := int(rec[0]); n == 0 || 1+n > len(rec) {
+		return nil, nil, fmt.Errorf("%w: record %d: bad name length", ErrCorrupt, i)
+	}
+	return rec[1 : 1+rec[0]], rec[1+rec[0]:], nil
+}
+
+// decodeRecord decodes record i's Entry, which must be name's.
+func decodeRecord(i int, name, body []byte) (Entry, error) {
 	var e Entry
-	if err := msgpack.Unmarshal(rec, &e); err != nil {
+	if err := msgpack.Unmarshal(body, &e); err != nil {
 		return Entry{}, fmt.Errorf("%w: record %d: %v", ErrCorrupt, i, err)
+	}
+	if e.Name != string(name) {
+		return Entry{}, fmt.Errorf("%w: record %d: names %q and %q", ErrCorrupt, i, name, e.Name)
 	}
 	return e, nil
 }
@@ -602,13 +629,14 @@ func (db *DB) Lookup(name string) (Entry, error) {
 	lo, hi := 0, db.n
 	for lo < hi {
 		mid := int(uint(lo+hi) >> 1)
-		e, err := db.record(mid)
-		switch {
-		case err != nil:
+		got, body, err := db.raw(mid)
+		if err != nil {
 			return Entry{}, err
-		case e.Name == name:
-			return e, nil
-		case e.Name < name:
+		}
+		switch c := strings.Compare(string(got), name); {
+		case c == 0:
+			return decodeRecord(mid, got, body)
+		case c < 0:
 			lo = mid + 1
 		default:
 			hi = mid
