@@ -49,19 +49,25 @@ func NewRouter(db *userdb.DB, opts Options) *Router {
 // bound for other boxes do not wait at all. A failed dial is tried again
 // by the next caller.
 func (r *Router) Resolve(ctx context.Context, user string) (*Client, string, error) {
+	c, box, _, err := r.resolve(ctx, user)
+	return c, box, err
+}
+
+// resolve is Resolve that also returns the user's entry.
+func (r *Router) resolve(ctx context.Context, user string) (*Client, string, userdb.Entry, error) {
 	e, err := r.db.Lookup(user)
 	if err != nil {
-		return nil, "", err
+		return nil, "", e, err
 	}
 	route, err := e.Route()
 	if err != nil {
-		return nil, "", err
+		return nil, "", e, err
 	}
 	key := route.Host + "\x00" + route.Export
 	r.mu.Lock()
 	if r.closed {
 		r.mu.Unlock()
-		return nil, "", ErrClosed
+		return nil, "", e, ErrClosed
 	}
 	rc := r.clients[key]
 	if rc == nil {
@@ -75,12 +81,12 @@ func (r *Router) Resolve(ctx context.Context, user string) (*Client, string, err
 	select {
 	case <-rc.ready:
 	case <-ctx.Done():
-		return nil, "", fmt.Errorf("client: route %s to %s:%s: %w", user, route.Host, route.Export, ctx.Err())
+		return nil, "", e, fmt.Errorf("client: route %s to %s:%s: %w", user, route.Host, route.Export, ctx.Err())
 	}
 	if rc.err != nil {
-		return nil, "", fmt.Errorf("client: route %s to %s:%s: %w", user, route.Host, route.Export, rc.err)
+		return nil, "", e, fmt.Errorf("client: route %s to %s:%s: %w", user, route.Host, route.Export, rc.err)
 	}
-	return rc.c.WithAuth(AuthSys(rc.c.hostname, route.UID, route.GID)), route.Maildir, nil
+	return rc.c.WithAuth(AuthSys(rc.c.hostname, route.UID, route.GID)), route.Maildir, e, nil
 }
 
 // routerDialTimeout bounds a Router's dial of a storage box. The dial is
@@ -122,12 +128,12 @@ func (r *Router) dial(ctx context.Context, key string, route userdb.Route, rc *r
 // within the Maildir++ quota of the user's quota= field if there is one
 // (Client.DeliverQuota; a field that does not parse is an error).
 func (r *Router) Deliver(ctx context.Context, user string, msg io.Reader) (string, error) {
-	c, box, err := r.Resolve(ctx, user)
+	c, box, e, err := r.resolve(ctx, user)
 	if err != nil {
 		return "", err
 	}
 	var q Quota
-	if e, err := r.db.Lookup(user); err == nil && e.Fields["quota"] != "" {
+	if e.Fields["quota"] != "" {
 		if q, err = ParseQuota(e.Fields["quota"]); err != nil {
 			return "", fmt.Errorf("client: user %s: %w", user, err)
 		}
