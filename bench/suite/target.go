@@ -396,6 +396,38 @@ func (t *NFSTarget) List(ctx context.Context, mailbox string) ([]Msg, error) {
 	return out, nil
 }
 
+// listExact lists new/ and cur/ as they are, for Verify: every name, where
+// List (client.List) shows a key found in both directories once, taking
+// it for a message renamed while it lists, and so would hide a message a
+// server left under two names.
+func (t *NFSTarget) listExact(ctx context.Context, mailbox string) ([]Msg, error) {
+	var out []Msg
+	for _, d := range []string{"new", "cur"} {
+		fh, _, err := t.c.LookupPath(ctx, path.Join(mailbox, d))
+		if err != nil {
+			return nil, err
+		}
+		err = t.c.ReadDirPlusAll(ctx, fh, func(es []client.DirEntryPlus) bool {
+			for _, e := range es {
+				mn, err := client.ParseMessageName(e.Name)
+				if err != nil {
+					continue
+				}
+				m := Msg{Dir: d, Name: e.Name, Key: mn.Unique, Size: mn.Size}
+				if m.Size < 0 && e.Attr != nil {
+					m.Size = int64(e.Attr.Size)
+				}
+				out = append(out, m)
+			}
+			return true
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
 // Read implements Target.
 func (t *NFSTarget) Read(ctx context.Context, mailbox string, m Msg) ([]byte, error) {
 	return t.c.ReadFile(ctx, path.Join(mailbox, m.Dir, m.Name))

@@ -76,9 +76,15 @@ func Verify(ctx context.Context, t Target, mailboxes []string, acked []Delivery,
 			v.Expected++
 		}
 	}
+	list := t.List
+	if el, ok := t.(interface {
+		listExact(context.Context, string) ([]Msg, error)
+	}); ok {
+		list = el.listExact // every name, a key under two names too
+	}
 	found := make(map[string]int, len(want))
 	for _, mb := range mailboxes {
-		ms, err := t.List(ctx, mb)
+		ms, err := list(ctx, mb)
 		if err != nil {
 			return nil, fmt.Errorf("verify: list %s: %w", mb, err)
 		}

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/mailnfs/mailnfs/nfsd/nfsdtest"
 )
 
 // deliverSome delivers n messages into mailbox through t with the
@@ -165,5 +167,33 @@ func TestRunFailsLoudly(t *testing.T) {
 				t.Errorf("table does not say %q:\n%s", want, out.String())
 			}
 		})
+	}
+}
+
+// TestVerifySeesSameKeyTwice plants, on a server verified over NFS (an
+// nfs:// target), a message left in cur/ as well as in new/ under the same
+// unique name, as a server that renamed without removing the old name
+// would: the verification lists new/ and cur/ as they are (client.List
+// shows such a key once, taking it for a message renamed during the
+// listing) and fails.
+func TestVerifySeesSameKeyTwice(t *testing.T) {
+	s := nfsdtest.StartServer(t)
+	testHookBeforeVerify = func(_ Target, boxes []string) {
+		box := filepath.Join(s.Root, boxes[0])
+		files := newFiles(t, filepath.Join(box, "new"))
+		b, err := os.ReadFile(files[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(box, "cur", filepath.Base(files[0])+":2,S"), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	defer func() { testHookBeforeVerify = nil }()
+	var out, errb bytes.Buffer
+	code := Main(context.Background(), "mailnfs-bench", []string{"-target", s.URL("") + "&uid=0&gid=0", "-duration", "300ms",
+		"-rounds", "1", "-mailboxes", "1", "-concurrency", "2", "-count", "5", "-progress", "off", "deliver"}, &out, &errb)
+	if code != ExitFailed || !strings.Contains(out.String(), "duplicated 1") {
+		t.Fatalf("exit %d, want %d and duplicated 1\n%s\n%s", code, ExitFailed, out.String(), errb.String())
 	}
 }
