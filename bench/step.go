@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"slices"
 	"strings"
 	"sync"
@@ -91,7 +92,9 @@ func summarize(d []time.Duration) Latency {
 		return Latency{}
 	}
 	slices.Sort(d)
-	q := func(p float64) time.Duration { return d[min(len(d)-1, int(p*float64(len(d))))] }
+	// Nearest rank: the smallest latency at least a fraction p of the
+	// deliveries did not exceed.
+	q := func(p float64) time.Duration { return d[max(0, int(math.Ceil(p*float64(len(d))))-1)] }
 	return Latency{P50: q(0.50), P90: q(0.90), P99: q(0.99), Max: d[len(d)-1]}
 }
 
