@@ -223,7 +223,9 @@ func parse(r io.Reader, file string, fn func(*Entry) error) error {
 			return err
 		}
 	}
-	if err := sc.Err(); err != nil {
+	if err := sc.Err(); errors.Is(err, bufio.ErrTooLong) {
+		return &SyntaxError{File: file, Line: line + 1, Msg: "line longer than 1 MiB"}
+	} else if err != nil {
 		return fmt.Errorf("userdb: %s:%d: %w", file, line+1, err)
 	}
 	return nil

@@ -55,6 +55,7 @@ func TestParseErrorsNameTheLine(t *testing.T) {
 		{"te\xffvie\tuid=1|gid=1|home=/h/a|server=s:/e", "f:1: user name \"te\\xffvie\" is not UTF-8"},
 		{"te\u00a0vie\tuid=1|gid=1|home=/h/a|server=s:/e", "f:1: user name"},
 		{"tëvie\tuid=1|gid=1|home=/h/a|server=s:/e\n\x01\tuid=1", "f:2: user name"},
+		{"# ok\na\tuid=1|gid=1|home=/h/a|server=s:/e|note=" + strings.Repeat("x", 2<<20), "f:2: line longer than 1 MiB"},
 		{"a\tuid=4294967295|gid=1|home=/h/a|server=s:/e", "f:1: uid=\"4294967295\" is not a number below 2^32-1"},
 		{"a\tuid=1|gid=4294967295|home=/h/a|server=s:/e", "f:1: gid=\"4294967295\""},
 		{"a\tuid=1|gid=1|home=/mail1/../mail2/a|server=s:/usr/mail1", "f:1: home=\"/mail1/../mail2/a\": no \"..\""},
