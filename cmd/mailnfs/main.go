@@ -28,8 +28,9 @@
 // the userdb source beside userdb.dat is not the one it was compiled
 // from); 65
 // (EX_DATAERR) for an oversized message; 64 (EX_USAGE) for bad arguments. mount-test exits 1
-// when a step fails. Other commands exit 75 on temporary failures and 70
-// otherwise.
+// when a step fails. userdb exits 65 for a syntax error in the source, 67
+// for an unknown user and 70 for anything else. Other commands exit 75 on
+// temporary failures and 70 otherwise.
 package main
 
 import (
@@ -201,6 +202,11 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return exitDataErr // a userdb source line to fix, not to retry
 	case errors.Is(err, userdb.ErrNotFound):
 		return exitNoUser
+	case cmd == "userdb":
+		// Local files only (a missing source, an unwritable directory,
+		// a damaged userdb.dat): nothing that passes by retrying, and
+		// client.Temporary would take them for transport errors.
+		return exitSoftware
 	case client.Temporary(err):
 		return exitTempFail
 	}

@@ -104,6 +104,13 @@ func TestUserdbCompileSyntaxError(t *testing.T) {
 	if _, err := os.Stat(dat); !os.IsNotExist(err) {
 		t.Errorf("a failed compile left %s: %v", dat, err)
 	}
+	// A missing source or database is no temporary failure either.
+	if r := run(t, "", "userdb", "compile", filepath.Join(dir, "missing"), dat); r.code != exitSoftware {
+		t.Errorf("compile of a missing source: exit %d, %q; want 70", r.code, r.stderr)
+	}
+	if r := run(t, "", "userdb", "-userdb", filepath.Join(dir, "missing.dat"), "lookup", "tevie"); r.code != exitSoftware {
+		t.Errorf("lookup in a missing database: exit %d, %q; want 70", r.code, r.stderr)
+	}
 }
 
 // TestDeliverUserdbNotCompiledYet: while a new source has been copied
