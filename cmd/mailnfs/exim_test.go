@@ -81,6 +81,13 @@ mailnfs_pipe:
   command = %[3]s deliver -userdb %[4]s -nfsport %[5]d -mountport %[5]d -timeout 10s $local_part_data
   user = mail
   temp_errors = 75
+  # the pipe transport's defaults are for mbox: no "From " line before
+  # the message, no blank line after it
+  message_prefix =
+  message_suffix =
+  return_path_add
+  delivery_date_add
+  envelope_to_add
   return_fail_output
   log_output
 begin retry
@@ -128,7 +135,11 @@ begin retry
 	if !logged("=>", "tevie@example.test") || len(ents) != 1 {
 		t.Fatalf("tevie: %d messages in new/, want 1; Exim's log:\n%s", len(ents), mainlog())
 	}
-	if b, _ := os.ReadFile(filepath.Join(s.Root, "tevie/Maildir/new", ents[0].Name())); !bytes.Contains(b, []byte("hello tevie")) {
+	// The message as a Maildir holds it: Return-path first, neither the
+	// pipe transport's default mbox "From " line before it nor its blank
+	// line after the body.
+	if b, _ := os.ReadFile(filepath.Join(s.Root, "tevie/Maildir/new", ents[0].Name())); !bytes.HasPrefix(b, []byte("Return-path: <sender@example.test>\n")) ||
+		!bytes.HasSuffix(b, []byte("\n\nhello tevie\n")) || !bytes.Contains(b, []byte("\nEnvelope-to: tevie@example.test\n")) {
 		t.Errorf("tevie's message: %q", b)
 	}
 
