@@ -23,7 +23,8 @@
 // Compile writes userdb.dat (format version 2, all integers big-endian):
 //
 //	"MNFSUDB\x02" | count (uint32) | source size (int64) |
-//	source mtime (int64, Unix ns) | CRC-32C of the 28 bytes before it
+//	source mtime (int64, Unix ns) | source path (first 8 bytes of the
+//	SHA-256 of its absolute path) | CRC-32C of the 36 bytes before it
 //	index: count+1 x (offset uint32 | CRC-32C uint32)
 //	records: one per user, sorted by name: the name's length (a byte),
 //	         the name, and the Entry in msgpack
@@ -88,8 +89,8 @@ const Magic = "MNFSUDB\x02"
 const magicV1 = "MNFSUDB\x01"
 
 // headerSize is the length of a version 2 header: magic, count, the
-// source's size and mtime, CRC.
-const headerSize = 32
+// source's size, mtime and path hash, CRC.
+const headerSize = 40
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
@@ -297,9 +298,10 @@ type builder struct {
 	buf  bytes.Buffer
 	enc  *msgpack.Encoder
 	recs []builtRecord
-	// srcSize and srcMtime (Unix nanoseconds) describe the source
-	// file; both zero for Encode.
+	// srcSize, srcMtime (Unix nanoseconds) and srcPath (pathHash)
+	// describe the source file; all zero for Encode.
 	srcSize, srcMtime int64
+	srcPath           uint64
 }
 
 // builtRecord is where an added entry's record is in builder.buf.
@@ -350,7 +352,8 @@ func (b *builder) write(w io.Writer) error {
 	binary.BigEndian.PutUint32(hdr[8:], uint32(len(b.recs)))
 	binary.BigEndian.PutUint64(hdr[12:], uint64(b.srcSize))
 	binary.BigEndian.PutUint64(hdr[20:], uint64(b.srcMtime))
-	binary.BigEndian.PutUint32(hdr[28:], crc32.Checksum(hdr[:28], castagnoli))
+	binary.BigEndian.PutUint64(hdr[28:], b.srcPath)
+	binary.BigEndian.PutUint32(hdr[36:], crc32.Checksum(hdr[:36], castagnoli))
 	for _, p := range [][]byte{hdr[:], index} {
 		if _, err := w.Write(p); err != nil {
 			return err
@@ -379,7 +382,7 @@ func Compile(src, dst string) (int, error) {
 	}
 	// Taken before the text is read: a source changed while it is read
 	// differs from the one recorded.
-	b := builder{srcSize: fi.Size(), srcMtime: fi.ModTime().UnixNano()}
+	b := builder{srcSize: fi.Size(), srcMtime: fi.ModTime().UnixNano(), srcPath: pathHash(src)}
 	// The records take about as much room as the text: grow once.
 	b.buf.Grow(int(min(fi.Size()+fi.Size()/8, MaxFileSize)))
 	err = parse(io.LimitReader(f, MaxFileSize), src, b.add)
@@ -423,21 +426,39 @@ type DB struct {
 	n       int       // number of users
 	records int64     // where the records area starts
 	recLen  int64     // and its length
-	// srcSize and srcMtime describe the source Compile read (zero: not
-	// known).
+	// srcSize, srcMtime and srcPath describe the source Compile read
+	// (zero: not known).
 	srcSize, srcMtime int64
+	srcPath           uint64
 }
 
-// CompiledFrom reports whether the database was compiled from a source
-// of fi's size and modification time, as fi describes it now: false once
-// the source has been edited or copied over (rsync -a keeps the master's
-// mtime, but that differs from the one compiled), true when the database
-// does not say (Encode, version 1).
-func (db *DB) CompiledFrom(fi os.FileInfo) bool {
-	if db.srcSize == 0 && db.srcMtime == 0 {
-		return true
+// SourceChanged reports whether the database was compiled from the file
+// src (the same path, symbolic links resolved) and src is no longer that
+// file: another size or modification time (an edit; a copy into place,
+// even one that keeps the master's mtime as rsync -a does, since the
+// master's mtime changed with its edit). It is false for a database
+// compiled from another file, one that does not say (Encode, version 1),
+// and when src cannot be examined.
+func (db *DB) SourceChanged(src string) bool {
+	if db.srcPath == 0 || pathHash(src) != db.srcPath {
+		return false
 	}
-	return fi.Size() == db.srcSize && fi.ModTime().UnixNano() == db.srcMtime
+	fi, err := os.Stat(src)
+	return err == nil && (fi.Size() != db.srcSize || fi.ModTime().UnixNano() != db.srcMtime)
+}
+
+// pathHash identifies the file named p: the first 8 bytes of the SHA-256
+// of its absolute path, symbolic links resolved; 0 if there is none.
+func pathHash(p string) uint64 {
+	abs, err := filepath.Abs(p)
+	if err == nil {
+		abs, err = filepath.EvalSymlinks(abs)
+	}
+	if err != nil {
+		return 0
+	}
+	sum := sha256.Sum256([]byte(abs))
+	return binary.BigEndian.Uint64(sum[:])
 }
 
 // Decode reads a compiled database held in memory, checking its framing
@@ -502,12 +523,13 @@ func newDB(r io.ReaderAt, size int64) (*DB, error) {
 		}
 		return nil, fmt.Errorf("%w: bad magic (is this a userdb.dat?)", ErrCorrupt)
 	}
-	if crc32.Checksum(hdr[:28], castagnoli) != binary.BigEndian.Uint32(hdr[28:]) {
+	if crc32.Checksum(hdr[:36], castagnoli) != binary.BigEndian.Uint32(hdr[36:]) {
 		return nil, fmt.Errorf("%w: header checksum mismatch", ErrCorrupt)
 	}
 	n := int64(binary.BigEndian.Uint32(hdr[8:]))
 	db := &DB{r: r, n: int(n), records: headerSize + 8*(n+1),
-		srcSize: int64(binary.BigEndian.Uint64(hdr[12:])), srcMtime: int64(binary.BigEndian.Uint64(hdr[20:]))}
+		srcSize: int64(binary.BigEndian.Uint64(hdr[12:])), srcMtime: int64(binary.BigEndian.Uint64(hdr[20:])),
+		srcPath: binary.BigEndian.Uint64(hdr[28:])}
 	if db.records > size {
 		return nil, fmt.Errorf("%w: %d bytes, too short for %d users", ErrCorrupt, size, n)
 	}

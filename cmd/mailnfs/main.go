@@ -25,8 +25,8 @@
 // or a disk quota on the box), so the MTA retries; 77 (EX_NOPERM) over the
 // user's Maildir++ quota (-quota, or the userdb's quota= field), as
 // Courier's deliverquota; 67 (EX_NOUSER) for an unknown user (75 while
-// the userdb source beside userdb.dat is not the one it was compiled
-// from); 65
+// the userdb source beside userdb.dat changed after it was compiled from
+// it); 65
 // (EX_DATAERR) for an oversized message; 64 (EX_USAGE) for bad arguments. mount-test exits 1
 // when a step fails. userdb exits 65 for a syntax error in the source, 67
 // for an unknown user and 70 for anything else. Other commands exit 75 on
@@ -323,15 +323,11 @@ func (r *runner) dialURL(ctx context.Context, target string, t client.Target, op
 }
 
 // sourceChanged reports whether the userdb source beside the compiled
-// database dat (dat without ".dat") is not the file dat was compiled from
-// (another size or mtime than it recorded).
+// database dat (dat without ".dat") is the file dat was compiled from and
+// has changed since (DB.SourceChanged).
 func sourceChanged(dat string) (string, bool) {
 	src, ok := strings.CutSuffix(dat, ".dat")
 	if !ok {
-		return "", false
-	}
-	fi, err := os.Stat(src)
-	if err != nil {
 		return "", false
 	}
 	db, err := userdb.Open(dat)
@@ -339,7 +335,7 @@ func sourceChanged(dat string) (string, bool) {
 		return "", false
 	}
 	defer db.Close()
-	return src, !db.CompiledFrom(fi)
+	return src, db.SourceChanged(src)
 }
 
 func need(args []string, n int, what string) error {
@@ -362,7 +358,7 @@ func (r *runner) deliver(ctx context.Context, args []string) int {
 		if src, ok := sourceChanged(r.cfg.UserDB); ok {
 			// The user may be in the source that the MTA routes
 			// by and not yet in the database compiled from it.
-			return fail(exitTempFail, fmt.Errorf("%w; %s is not the source %s was compiled from: deferring until it is compiled again", err, src, r.cfg.UserDB))
+			return fail(exitTempFail, fmt.Errorf("%w; %s changed after %s was compiled from it: deferring until it is compiled again", err, src, r.cfg.UserDB))
 		}
 		return fail(exitNoUser, err)
 	}

@@ -164,6 +164,21 @@ func TestDeliverUserdbNotCompiledYet(t *testing.T) {
 	if r := run(t, "x\n", "deliver", "-userdb", dat, "nobody"); r.code != exitNoUser {
 		t.Errorf("deliver to an unknown user after compile and mv: exit %d, %q; want 67", r.code, r.stderr)
 	}
+	// Compiled from a file elsewhere: the one beside, edited, is not
+	// the database's source.
+	other := filepath.Join(t.TempDir(), "users.txt")
+	if err := os.WriteFile(other, []byte(line), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if r := run(t, "", "userdb", "compile", other, dat); r.code != exitOK {
+		t.Fatalf("compile: %d %s", r.code, r.stderr)
+	}
+	if err := os.WriteFile(src, []byte("# stale\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if r := run(t, "x\n", "deliver", "-userdb", dat, "nobody"); r.code != exitNoUser {
+		t.Errorf("deliver to an unknown user, compiled from another file: exit %d, %q; want 67", r.code, r.stderr)
+	}
 }
 
 func TestUserdbRouting(t *testing.T) {
