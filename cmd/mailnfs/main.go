@@ -40,9 +40,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"os/signal"
 	"path"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -574,8 +576,8 @@ func (r *runner) userdb(args []string) error {
 		if e.Mail != "" {
 			fmt.Fprintf(r.stdout, "mail\t%s\n", e.Mail)
 		}
-		for k, v := range e.Fields {
-			fmt.Fprintf(r.stdout, "%s\t%s\n", k, v)
+		for _, k := range slices.Sorted(maps.Keys(e.Fields)) {
+			fmt.Fprintf(r.stdout, "%s\t%s\n", k, e.Fields[k])
 		}
 		route, err := e.Route()
 		if err != nil {

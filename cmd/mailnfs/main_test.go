@@ -181,6 +181,28 @@ func TestDeliverUserdbNotCompiledYet(t *testing.T) {
 	}
 }
 
+// TestUserdbLookupFieldOrder: userdb lookup prints the extra fields in
+// name order, so that two front ends' answers compare with diff.
+func TestUserdbLookupFieldOrder(t *testing.T) {
+	dir := t.TempDir()
+	src, dat := filepath.Join(dir, "userdb"), filepath.Join(dir, "userdb.dat")
+	line := "tevie\tuid=2001|gid=2001|home=/mail1/tevie|server=127.0.0.1:/mail1"
+	for _, k := range []string{"zeta", "eta", "alpha", "quota", "delta", "customer", "beta", "kappa", "gamma", "iota"} {
+		line += "|" + k + "=1"
+	}
+	if err := os.WriteFile(src, []byte(line+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if r := run(t, "", "userdb", "compile", src, dat); r.code != exitOK {
+		t.Fatalf("compile: %d %s", r.code, r.stderr)
+	}
+	r := run(t, "", "userdb", "-userdb", dat, "lookup", "tevie")
+	want := "alpha\t1\nbeta\t1\ncustomer\t1\ndelta\t1\neta\t1\ngamma\t1\niota\t1\nkappa\t1\nquota\t1\nzeta\t1\n"
+	if r.code != exitOK || !strings.Contains(r.stdout, "server\t127.0.0.1:/mail1\n"+want+"url\t") {
+		t.Errorf("lookup: exit %d\n%s", r.code, r.stdout)
+	}
+}
+
 func TestUserdbRouting(t *testing.T) {
 	s := nfsdtest.StartServer(t)
 	dir := t.TempDir()
