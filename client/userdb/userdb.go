@@ -131,15 +131,16 @@ func (e *SyntaxError) Error() string { return fmt.Sprintf("%s:%d: %s", e.File, e
 // Parse reads a userdb text source. file names it in errors.
 func Parse(r io.Reader, file string) ([]Entry, error) {
 	var out []Entry
-	if err := parse(r, file, func(e *Entry) error { out = append(out, *e); return nil }); err != nil {
+	if err := parse(r, file, nil, func(e *Entry) error { out = append(out, *e); return nil }); err != nil {
 		return nil, err
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out, nil
 }
 
-// parse calls fn with each user of a userdb text source, in file order.
-func parse(r io.Reader, file string, fn func(*Entry) error) error {
+// parse calls fn with each user of a userdb text source, in file order,
+// once checks accept it.
+func parse(r io.Reader, file string, checks []func(*Entry) error, fn func(*Entry) error) error {
 	seen := map[string]int{}
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
@@ -221,6 +222,11 @@ func parse(r io.Reader, file string, fn func(*Entry) error) error {
 		}
 		if _, err := e.route(); err != nil {
 			return fail("user %q: %v", name, err)
+		}
+		for _, check := range checks {
+			if err := check(&e); err != nil {
+				return fail("user %q: %v", name, err)
+			}
 		}
 		if err := fn(&e); err != nil {
 			return err
@@ -371,8 +377,10 @@ func (b *builder) write(w io.Writer) error {
 
 // Compile parses the text file src and writes the database to dst
 // atomically (temporary file in dst's directory, fsync, rename). It
-// returns the number of users.
-func Compile(src, dst string) (int, error) {
+// returns the number of users. Each of checks may refuse a user (a field
+// this package does not know, such as quota=); its error becomes a
+// SyntaxError at the user's line.
+func Compile(src, dst string, checks ...func(*Entry) error) (int, error) {
 	f, err := os.Open(src)
 	if err != nil {
 		return 0, err
@@ -387,7 +395,7 @@ func Compile(src, dst string) (int, error) {
 	b := builder{srcSize: fi.Size(), srcMtime: fi.ModTime().UnixNano(), srcPath: pathHash(src)}
 	// The records take about as much room as the text: grow once.
 	b.buf.Grow(int(min(fi.Size()+fi.Size()/8, MaxFileSize)))
-	err = parse(io.LimitReader(f, MaxFileSize), src, b.add)
+	err = parse(io.LimitReader(f, MaxFileSize), src, checks, b.add)
 	f.Close()
 	if err != nil {
 		return 0, err

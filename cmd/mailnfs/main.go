@@ -553,7 +553,15 @@ func (r *runner) userdb(args []string) error {
 		if len(args) > 3 {
 			return usageError{"want userdb compile [SRC [DST]]"}
 		}
-		n, err := userdb.Compile(src, dst)
+		// A quota= that does not parse would defer every delivery to
+		// the user: refuse it here, at its line.
+		n, err := userdb.Compile(src, dst, func(e *userdb.Entry) error {
+			if q, ok := e.Fields["quota"]; ok {
+				_, err := client.ParseQuota(q)
+				return err
+			}
+			return nil
+		})
 		if err != nil {
 			return err
 		}

@@ -104,6 +104,14 @@ func TestUserdbCompileSyntaxError(t *testing.T) {
 	if _, err := os.Stat(dat); !os.IsNotExist(err) {
 		t.Errorf("a failed compile left %s: %v", dat, err)
 	}
+	// A quota= that does not parse, which would defer every delivery to
+	// the user, is refused at its line.
+	if err := os.WriteFile(src, []byte("# users\ntevie\tuid=2001|gid=2001|home=/mail1/tevie|server=s:/mail1|quota=10XS\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if r := run(t, "", "userdb", "compile", src, dat); r.code != exitDataErr || !strings.Contains(r.stderr, src+":2: user \"tevie\": ") {
+		t.Errorf("compile of a bad quota=: exit %d, %q; want 65 and %s:2:", r.code, r.stderr, src)
+	}
 	// A missing source or database is no temporary failure either.
 	if r := run(t, "", "userdb", "compile", filepath.Join(dir, "missing"), dat); r.code != exitSoftware {
 		t.Errorf("compile of a missing source: exit %d, %q; want 70", r.code, r.stderr)
@@ -187,7 +195,7 @@ func TestUserdbLookupFieldOrder(t *testing.T) {
 	dir := t.TempDir()
 	src, dat := filepath.Join(dir, "userdb"), filepath.Join(dir, "userdb.dat")
 	line := "tevie\tuid=2001|gid=2001|home=/mail1/tevie|server=127.0.0.1:/mail1"
-	for _, k := range []string{"zeta", "eta", "alpha", "quota", "delta", "customer", "beta", "kappa", "gamma", "iota"} {
+	for _, k := range []string{"zeta", "eta", "alpha", "lambda", "delta", "customer", "beta", "kappa", "gamma", "iota"} {
 		line += "|" + k + "=1"
 	}
 	if err := os.WriteFile(src, []byte(line+"\n"), 0o644); err != nil {
@@ -197,7 +205,7 @@ func TestUserdbLookupFieldOrder(t *testing.T) {
 		t.Fatalf("compile: %d %s", r.code, r.stderr)
 	}
 	r := run(t, "", "userdb", "-userdb", dat, "lookup", "tevie")
-	want := "alpha\t1\nbeta\t1\ncustomer\t1\ndelta\t1\neta\t1\ngamma\t1\niota\t1\nkappa\t1\nquota\t1\nzeta\t1\n"
+	want := "alpha\t1\nbeta\t1\ncustomer\t1\ndelta\t1\neta\t1\ngamma\t1\niota\t1\nkappa\t1\nlambda\t1\nzeta\t1\n"
 	if r.code != exitOK || !strings.Contains(r.stdout, "server\t127.0.0.1:/mail1\n"+want+"url\t") {
 		t.Errorf("lookup: exit %d\n%s", r.code, r.stdout)
 	}
