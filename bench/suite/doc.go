@@ -19,7 +19,9 @@
 //     verified on disk. Needs root.
 //
 // Every run works below a fresh directory "suite-<random>" of the target and
-// removes it afterwards (unless Config.Keep).
+// removes it afterwards (unless Config.Keep, or the target's verification
+// failed: the evidence stays, except for self, whose directory goes with
+// its server).
 //
 // # Workloads
 //

@@ -154,7 +154,12 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	defer func() {
 		for _, tr := range runs {
 			_, self := tr.t.(*SelfTarget) // Close removes its whole directory, faster than over NFS
-			if !cfg.Keep && !self {
+			failed := tr.res.Verify != nil && !tr.res.Verify.OK
+			if failed && !self && !cfg.Keep {
+				// The evidence of a loss or a duplicate stays.
+				cfg.Logger.Warn("verification failed: run directory kept for inspection", "target", tr.t.Name(), "dir", tr.top)
+			}
+			if !cfg.Keep && !self && !failed {
 				if err := tr.t.RemoveAll(context.WithoutCancel(ctx), tr.top); err != nil {
 					cfg.Logger.Warn("cleanup", "target", tr.t.Name(), "err", err)
 				}

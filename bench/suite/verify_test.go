@@ -154,7 +154,8 @@ func TestRunFailsLoudly(t *testing.T) {
 			}
 			defer func() { testHookBeforeVerify = nil }()
 			var out, errb bytes.Buffer
-			code := Main(context.Background(), "mailnfs-bench", []string{"-target", "dir:" + t.TempDir(), "-duration", "300ms",
+			dir := t.TempDir()
+			code := Main(context.Background(), "mailnfs-bench", []string{"-target", "dir:" + dir, "-duration", "300ms",
 				"-rounds", "1", "-mailboxes", "1", "-concurrency", "2", "-count", "5", "-progress", "off", "deliver"}, &out, &errb)
 			if code != ExitFailed {
 				t.Fatalf("exit %d, want %d\n%s\n%s", code, ExitFailed, out.String(), errb.String())
@@ -165,6 +166,10 @@ func TestRunFailsLoudly(t *testing.T) {
 			want := map[string]string{"loss": "lost 1", "duplicate": "duplicated 1"}[fault]
 			if !strings.Contains(out.String(), want) {
 				t.Errorf("table does not say %q:\n%s", want, out.String())
+			}
+			// The run directory, the evidence, is kept.
+			if kept, _ := filepath.Glob(filepath.Join(dir, "suite-*")); len(kept) != 1 || !strings.Contains(errb.String(), "kept for inspection") {
+				t.Errorf("after a failed verification: run directories %v; stderr:\n%s", kept, errb.String())
 			}
 		})
 	}
