@@ -12,11 +12,12 @@
 // fields are separated by one or more tabs; fields by '|'. uid, gid, home
 // and server are required; mail (the Maildir, default home + "/Maildir")
 // and any other field (customer, quota, ...) are optional and kept. A field
-// may appear once. Names are unique, at most 255 bytes of UTF-8, without
-// whitespace, '|', control or format characters (a byte order mark). uid
-// and gid are below 2^32-1 ((uid_t)-1); home, mail and the export are
-// absolute paths without ".." components; and the user's Maildir must
-// route (see Routing). Errors name the file and line.
+// may appear once. Names are unique without regard to ASCII case (as
+// lookups are: Exim lower-cases a local part), at most 255 bytes of
+// UTF-8, without whitespace, '|', control or format characters (a byte
+// order mark). uid and gid are below 2^32-1 ((uid_t)-1); home, mail and
+// the export are absolute paths without ".." components; and the user's
+// Maildir must route (see Routing). Errors name the file and line.
 //
 // # Compiled format
 //
@@ -26,8 +27,8 @@
 //	source mtime (int64, Unix ns) | source path (first 8 bytes of the
 //	SHA-256 of its absolute path) | CRC-32C of the 36 bytes before it
 //	index: count+1 x (offset uint32 | CRC-32C uint32)
-//	records: one per user, sorted by name: the name's length (a byte),
-//	         the name, and the Entry in msgpack
+//	records: one per user, sorted by name in lower case (ASCII): that
+//	         name's length (a byte), the name, and the Entry in msgpack
 //	         (github.com/vmihailenco/msgpack/v5)
 //
 // Index entry i gives where record i starts in the records area and its
@@ -162,11 +163,11 @@ func parse(r io.Reader, file string, checks []func(*Entry) error, fn func(*Entry
 		if err := checkName(name); err != nil {
 			return fail("%v", err)
 		}
-		if prev, dup := seen[name]; dup {
-			return fail("user %q already defined on line %d", name, prev)
+		if prev, dup := seen[foldASCII(name)]; dup {
+			return fail("user %q already defined on line %d (names ignore ASCII case)", name, prev)
 		}
 		name = strings.Clone(name) // not the whole line, kept in seen
-		seen[name] = line
+		seen[foldASCII(name)] = line
 		e := Entry{Name: name}
 		have := map[string]bool{}
 		for _, f := range strings.Split(rest, "|") {
@@ -238,6 +239,23 @@ func parse(r io.Reader, file string, checks []func(*Entry) error, fn func(*Entry
 		return fmt.Errorf("userdb: %s:%d: %w", file, line+1, err)
 	}
 	return nil
+}
+
+// foldASCII returns s with ASCII letters in lower case: how user names
+// compare (Exim compares local parts so, and lower-cases them by default).
+func foldASCII(s string) string {
+	for i := 0; i < len(s); i++ {
+		if 'A' <= s[i] && s[i] <= 'Z' {
+			b := []byte(s)
+			for j := i; j < len(b); j++ {
+				if 'A' <= b[j] && b[j] <= 'Z' {
+					b[j] += 'a' - 'A'
+				}
+			}
+			return string(b)
+		}
+	}
+	return s
 }
 
 // hasDotDot reports whether the slash-separated path p has a ".."
@@ -327,16 +345,18 @@ func (b *builder) add(e *Entry) error {
 		return fmt.Errorf("userdb: encode: user name %q: want 1 to 255 bytes", e.Name)
 	}
 	start := b.buf.Len()
-	// The name first, so that a lookup compares it without decoding.
-	b.buf.WriteByte(byte(len(e.Name)))
-	b.buf.WriteString(e.Name)
+	// The name first, so that a lookup compares it without decoding;
+	// in lower case, as lookups ignore ASCII case.
+	key := foldASCII(e.Name)
+	b.buf.WriteByte(byte(len(key)))
+	b.buf.WriteString(key)
 	if err := b.enc.Encode(e); err != nil {
 		return fmt.Errorf("userdb: encode: %w", err)
 	}
 	if headerSize+8*(len(b.recs)+2)+b.buf.Len() > MaxFileSize {
 		return fmt.Errorf("userdb: encode: database larger than %d bytes", MaxFileSize)
 	}
-	b.recs = append(b.recs, builtRecord{name: e.Name, start: start, end: b.buf.Len()})
+	b.recs = append(b.recs, builtRecord{name: key, start: start, end: b.buf.Len()})
 	return nil
 }
 
@@ -348,7 +368,7 @@ func (b *builder) write(w io.Writer) error {
 	off := 0
 	for i, r := range b.recs {
 		if i > 0 && b.recs[i-1].name == r.name {
-			return fmt.Errorf("userdb: encode: user %q given twice", r.name)
+			return fmt.Errorf("userdb: encode: user %q given twice (names ignore ASCII case)", r.name)
 		}
 		binary.BigEndian.PutUint32(index[8*i:], uint32(off))
 		binary.BigEndian.PutUint32(index[8*i+4:], crc32.Checksum(buf[r.start:r.end], castagnoli))
@@ -589,14 +609,14 @@ func (db *DB) raw(i int) (name, body []byte, err error) {
 	return rec[1 : 1+rec[0]], rec[1+rec[0]:], nil
 }
 
-// decodeRecord decodes record i's Entry, which must be name's.
-func decodeRecord(i int, name, body []byte) (Entry, error) {
+// decodeRecord decodes record i's Entry, whose name must fold to key.
+func decodeRecord(i int, key, body []byte) (Entry, error) {
 	var e Entry
 	if err := msgpack.Unmarshal(body, &e); err != nil {
 		return Entry{}, fmt.Errorf("%w: record %d: %v", ErrCorrupt, i, err)
 	}
-	if e.Name != string(name) {
-		return Entry{}, fmt.Errorf("%w: record %d: names %q and %q", ErrCorrupt, i, name, e.Name)
+	if foldASCII(e.Name) != string(key) {
+		return Entry{}, fmt.Errorf("%w: record %d: names %q and %q", ErrCorrupt, i, key, e.Name)
 	}
 	return e, nil
 }
@@ -649,7 +669,7 @@ func (db *DB) Entries() ([]Entry, error) {
 		if err != nil {
 			return nil, err
 		}
-		if i > 0 && es[i-1].Name >= e.Name {
+		if i > 0 && foldASCII(es[i-1].Name) >= foldASCII(e.Name) {
 			return nil, fmt.Errorf("%w: record %d: entries not sorted", ErrCorrupt, i)
 		}
 		es = append(es, e)
@@ -657,9 +677,11 @@ func (db *DB) Entries() ([]Entry, error) {
 	return es, nil
 }
 
-// Lookup finds a user by exact name: ErrNotFound if there is none,
-// ErrCorrupt if a record it reads is damaged.
+// Lookup finds a user by name, ignoring ASCII case as Exim does with
+// local parts: ErrNotFound if there is none, ErrCorrupt if a record it
+// reads is damaged.
 func (db *DB) Lookup(name string) (Entry, error) {
+	key := foldASCII(name)
 	lo, hi := 0, db.n
 	for lo < hi {
 		mid := int(uint(lo+hi) >> 1)
@@ -667,7 +689,7 @@ func (db *DB) Lookup(name string) (Entry, error) {
 		if err != nil {
 			return Entry{}, err
 		}
-		switch c := strings.Compare(string(got), name); {
+		switch c := strings.Compare(string(got), key); {
 		case c == 0:
 			return decodeRecord(mid, got, body)
 		case c < 0:

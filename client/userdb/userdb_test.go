@@ -56,6 +56,7 @@ func TestParseErrorsNameTheLine(t *testing.T) {
 		{"te\u00a0vie\tuid=1|gid=1|home=/h/a|server=s:/e", "f:1: user name"},
 		{"tëvie\tuid=1|gid=1|home=/h/a|server=s:/e\n\x01\tuid=1", "f:2: user name"},
 		{"# ok\na\tuid=1|gid=1|home=/h/a|server=s:/e|note=" + strings.Repeat("x", 2<<20), "f:2: line longer than 1 MiB"},
+		{"Tevie\tuid=1|gid=1|home=/h/T|server=s:/e\ntevie\tuid=2|gid=2|home=/h/t|server=s:/e", "f:2: user \"tevie\" already defined on line 1 (names ignore ASCII case)"},
 		{"a\tuid=4294967295|gid=1|home=/h/a|server=s:/e", "f:1: uid=\"4294967295\" is not a number below 2^32-1"},
 		{"a\tuid=1|gid=4294967295|home=/h/a|server=s:/e", "f:1: gid=\"4294967295\""},
 		{"a\tuid=1|gid=1|home=/mail1/../mail2/a|server=s:/usr/mail1", "f:1: home=\"/mail1/../mail2/a\": no \"..\""},
@@ -93,6 +94,12 @@ func TestCompileOpenLookup(t *testing.T) {
 	}
 	if _, err := db.Lookup("nobody"); !errors.Is(err, ErrNotFound) {
 		t.Errorf("Lookup nobody: %v", err)
+	}
+	// Exim lower-cases local parts: a lookup ignores ASCII case.
+	for _, name := range []string{"TEVIE", "Tevie"} {
+		if e, err := db.Lookup(name); err != nil || e.Name != "tevie" {
+			t.Errorf("Lookup %s = %+v, %v", name, e, err)
+		}
 	}
 	if db.Len() != 3 {
 		t.Errorf("Len = %d", db.Len())

@@ -35,7 +35,7 @@ func TestEximPipe(t *testing.T) {
 	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
 		t.Fatalf("build mailnfs: %v\n%s", err, out)
 	}
-	for _, u := range []string{"tevie", "rolf"} {
+	for _, u := range []string{"tevie", "rolf", "Lazar"} {
 		md := filepath.Join(s.Root, u, "Maildir")
 		for _, d := range []string{"", "/tmp", "/new", "/cur"} {
 			if err := os.MkdirAll(md+d, 0o700); err != nil {
@@ -48,7 +48,8 @@ func TestEximPipe(t *testing.T) {
 	src, dat := filepath.Join(dir, "userdb"), filepath.Join(dir, "userdb.dat")
 	userdb := fmt.Sprintf("tevie\tuid=2001|gid=2001|home=%[1]s/tevie|server=127.0.0.1:%[1]s\n"+
 		"rolf\tuid=2001|gid=2001|home=%[1]s/rolf|server=127.0.0.1:%[1]s|quota=100S\n"+
-		"golde\tuid=2001|gid=2001|home=%[1]s/golde|server=127.0.0.2:%[1]s\n", s.Export)
+		"golde\tuid=2001|gid=2001|home=%[1]s/golde|server=127.0.0.2:%[1]s\n"+
+		"Lazar\tuid=2001|gid=2001|home=%[1]s/Lazar|server=127.0.0.1:%[1]s\n", s.Export)
 	if err := os.WriteFile(src, []byte(userdb), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -141,6 +142,13 @@ begin retry
 	if b, _ := os.ReadFile(filepath.Join(s.Root, "tevie/Maildir/new", ents[0].Name())); !bytes.HasPrefix(b, []byte("Return-path: <sender@example.test>\n")) ||
 		!bytes.HasSuffix(b, []byte("\n\nhello tevie\n")) || !bytes.Contains(b, []byte("\nEnvelope-to: tevie@example.test\n")) {
 		t.Errorf("tevie's message: %q", b)
+	}
+
+	// Exim lower-cases the local part (and lsearch,ret=key returns it so):
+	// Lazar of the userdb is "lazar" to mailnfs deliver.
+	send("Lazar@example.test", "hello lazar")
+	if ents, _ := os.ReadDir(filepath.Join(s.Root, "Lazar/Maildir/new")); !logged("=>", "Lazar@example.test") || len(ents) != 1 {
+		t.Errorf("Lazar: %d messages in new/, want 1; Exim's log:\n%s", len(ents), mainlog())
 	}
 
 	// golde's box (127.0.0.2) does not answer: mailnfs exits 75 and Exim
