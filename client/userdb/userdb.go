@@ -750,12 +750,12 @@ func (e Entry) route() (Route, error) {
 	default:
 		_, after, ok := strings.Cut(strings.TrimPrefix(md, "/"), "/")
 		if !ok {
-			return Route{}, fmt.Errorf("Maildir %s is not below a mount point of %s", md, e.Server)
+			return Route{}, fmt.Errorf("the Maildir %s is not below a mount point of %s", md, e.Server)
 		}
 		rel = after
 	}
 	if rel == "" {
-		return Route{}, fmt.Errorf("Maildir %s is the export root", md)
+		return Route{}, fmt.Errorf("the Maildir %s is the export root", md)
 	}
 	return Route{Host: host, Export: export, Maildir: rel, UID: e.UID, GID: e.GID}, nil
 }

@@ -63,8 +63,8 @@ func TestParseErrorsNameTheLine(t *testing.T) {
 		{"a\tuid=1|gid=1|home=/mail1/12/../../../etc|server=s:/usr/mail1", "f:1: home="},
 		{"a\tuid=1|gid=1|home=/mail1/a|mail=/mail1/a/../../b/Maildir|server=s:/usr/mail1", "f:1: mail="},
 		{"a\tuid=1|gid=1|home=/mail1/a|server=s:/usr/mail1/..", "f:1: server=\"s:/usr/mail1/..\": no \"..\""},
-		{"a\tuid=1|gid=1|home=/usr/mail1|mail=/usr/mail1|server=s:/usr/mail1", "f:1: user \"a\": Maildir /usr/mail1 is the export root"},
-		{"a\tuid=1|gid=1|home=/h|mail=/Maildir|server=s:/e", "f:1: user \"a\": Maildir /Maildir is not below a mount point of s:/e"},
+		{"a\tuid=1|gid=1|home=/usr/mail1|mail=/usr/mail1|server=s:/usr/mail1", "f:1: user \"a\": the Maildir /usr/mail1 is the export root"},
+		{"a\tuid=1|gid=1|home=/h|mail=/Maildir|server=s:/e", "f:1: user \"a\": the Maildir /Maildir is not below a mount point of s:/e"},
 	} {
 		_, err := Parse(strings.NewReader(tc.text), "f")
 		var se *SyntaxError
