@@ -24,22 +24,37 @@ import (
 // reserve. After it, every thread of the process has its own credentials
 // back (a thread left with the user's fsuid also fails the statfs and
 // cleanup that follow: checked by breaking the restore).
-func TestWriteKeepsRootReserve(t *testing.T) {
+// reserveExport makes a 64 MiB ext4 that keeps blocks back for root, an
+// export on it with dir (each directory below the export owned by uid
+// 2001), and opens it with opts (StateDir: on the file system unless
+// given). It returns the mount point, the store, dir's handle as uid 2001
+// and the file system's statfs before any write.
+func reserveExport(t *testing.T, dir string, opts Options) (string, *FS, Handle, unix.Statfs_t) {
+	t.Helper()
 	mnt := loopfstest.Ext4(t, 64<<20, true)
 	export := filepath.Join(mnt, "export")
-	require.NoError(t, os.MkdirAll(filepath.Join(export, "box"), 0o755))
-	require.NoError(t, os.Chown(filepath.Join(export, "box"), 2001, 2001))
-	f, err := Open(export, Options{StateDir: filepath.Join(mnt, "state")})
+	require.NoError(t, os.MkdirAll(filepath.Join(export, dir), 0o755))
+	for d := dir; d != "."; d = filepath.Dir(d) {
+		require.NoError(t, os.Chown(filepath.Join(export, d), 2001, 2001))
+	}
+	if opts.StateDir == "" {
+		opts.StateDir = filepath.Join(mnt, "state")
+	}
+	f, err := Open(export, opts)
 	require.NoError(t, err)
-	defer f.Close()
-	user := Cred{UID: 2001, GID: 2001}
-	box, err := f.LookupPath(user, "box")
+	t.Cleanup(func() { f.Close() })
+	h, err := f.LookupPath(Cred{UID: 2001, GID: 2001}, dir)
 	require.NoError(t, err)
+	var st unix.Statfs_t
+	require.NoError(t, unix.Statfs(mnt, &st))
+	require.NotZero(t, st.Bfree-st.Bavail, "mkfs kept no reserved blocks")
+	return mnt, f, h, st
+}
 
-	var before unix.Statfs_t
-	require.NoError(t, unix.Statfs(mnt, &before))
+func TestWriteKeepsRootReserve(t *testing.T) {
+	mnt, f, box, before := reserveExport(t, "box", Options{})
 	reserved := before.Bfree - before.Bavail // root's reserve and ext4's own
-	require.NotZero(t, reserved, "mkfs kept no reserved blocks")
+	user := Cred{UID: 2001, GID: 2001}
 	capsBefore := threadCreds(t)
 
 	chunk := make([]byte, 64<<10)
@@ -133,19 +148,9 @@ func TestUserWriteLimits(t *testing.T) {
 // MKDIR (a directory takes one) must not go on into the blocks ext4 keeps
 // for root: the store makes them as root.
 func TestNamespaceKeepsRootReserve(t *testing.T) {
-	mnt := loopfstest.Ext4(t, 64<<20, true)
-	export := filepath.Join(mnt, "export")
-	require.NoError(t, os.MkdirAll(filepath.Join(export, "box"), 0o755))
-	require.NoError(t, os.Chown(filepath.Join(export, "box"), 2001, 2001))
-	f, err := Open(export, Options{StateDir: filepath.Join(mnt, "state")})
-	require.NoError(t, err)
-	defer f.Close()
+	mnt, f, box, before := reserveExport(t, "box", Options{})
+	reserved := before.Bfree - before.Bavail // root's reserve and ext4's own
 	user := Cred{UID: 2001, GID: 2001}
-	box, err := f.LookupPath(user, "box")
-	require.NoError(t, err)
-	var before unix.Statfs_t
-	require.NoError(t, unix.Statfs(mnt, &before))
-	reserved := before.Bfree - before.Bavail
 
 	mode := uint32(0o600)
 	h, _, _, err := f.Create(box, user, "fill", Guarded, SetAttr{Mode: &mode}, [8]byte{})
@@ -196,21 +201,10 @@ func TestNamespaceKeepsRootReserve(t *testing.T) {
 // to its limit for users, must not get the expansions out of the reserve
 // kept for root: the WRITE is refused ENOSPC.
 func TestExpandKeepsRootReserve(t *testing.T) {
-	mnt := loopfstest.Ext4(t, 64<<20, true)
-	export := filepath.Join(mnt, "export")
-	require.NoError(t, os.MkdirAll(filepath.Join(export, "box", "cur"), 0o755))
-	require.NoError(t, os.Chown(filepath.Join(export, "box"), 2001, 2001))
-	require.NoError(t, os.Chown(filepath.Join(export, "box", "cur"), 2001, 2001))
-	f, err := Open(export, Options{StateDir: t.TempDir(), Compress: "zstd"})
-	require.NoError(t, err)
-	defer f.Close()
+	mnt, f, box, before := reserveExport(t, "box/cur", Options{StateDir: t.TempDir(), Compress: "zstd"})
+	reserved := before.Bfree - before.Bavail // root's reserve and ext4's own
 	f.PauseCompression()
 	user := Cred{UID: 2001, GID: 2001}
-	box, err := f.LookupPath(user, "box/cur")
-	require.NoError(t, err)
-	var before unix.Statfs_t
-	require.NoError(t, unix.Statfs(mnt, &before))
-	reserved := before.Bfree - before.Bavail
 
 	mode := uint32(0o600)
 	zeros := make([]byte, 4<<20)
