@@ -53,8 +53,15 @@ func (s *Server) readUDP(pc net.PacketConn, calls *sync.WaitGroup) error {
 	// On a wildcard socket, learn each datagram's destination address so
 	// the reply leaves from it.
 	var oob []byte
-	if uc != nil && local.Addr().IsUnspecified() && enablePktinfo(uc) {
-		oob = make([]byte, pktinfoSize)
+	if uc != nil && local.Addr().IsUnspecified() {
+		if enablePktinfo(uc) {
+			oob = make([]byte, pktinfoSize)
+		} else {
+			// Linux has packet info; elsewhere (FreeBSD) it is not
+			// used yet, so say what that costs on a box with more
+			// than one address.
+			log.Warn("nfsd: UDP on a wildcard address without packet info: a reply leaves from the address routing picks, which a client that wrote to another address of this host drops, and hosts.allow rules naming a server address (daemon@host) do not match UDP calls; give -listen one address, or have front ends mount over TCP")
+		}
 	}
 	var backoff time.Duration
 	for {
