@@ -716,8 +716,9 @@ func (f *FS) setupNew(d *node, dst *unix.Stat_t, name string, fd int, c Cred, s 
 // createMode returns the mode a new object of type typ gets when c asks
 // for mode in a directory with stat dst, the object's group being gid.
 // The mode is set as root (chmod after the create), so the kernel's rules
-// for an unprivileged creator are applied here: a directory in a setgid
-// directory is setgid (inode_init_owner), and a non-directory that would
+// for an unprivileged creator are applied here: a directory keeps only
+// the permissions and S_ISVTX asked, and is setgid in a setgid directory
+// (inode_init_owner), and a non-directory that would
 // be setgid and group-executable loses S_ISGID unless c is in its group
 // or root (mode_strip_sgid; c lacks CAP_FSETID unless root). The group is
 // the setgid directory's, or c's own, or one c is in (newOwner), so this
@@ -725,6 +726,9 @@ func (f *FS) setupNew(d *node, dst *unix.Stat_t, name string, fd int, c Cred, s 
 // not in.
 func createMode(mode uint32, typ FileType, dst *unix.Stat_t, c Cred, gid uint32) uint32 {
 	if typ == TypeDir {
+		// mkdir(2) keeps only the permissions and S_ISVTX of the
+		// mode asked (vfs_mkdir); S_ISGID comes from the parent alone.
+		mode &= 0o1777
 		if dst.Mode&unix.S_ISGID != 0 {
 			mode |= unix.S_ISGID // setgid directories propagate
 		}

@@ -21,7 +21,8 @@ import (
 // directory of a group the caller is not in (and then is in), and the
 // modes must agree: CREATE and MKNOD of a group-executable setgid file
 // lose S_ISGID (mode_strip_sgid), a non-group-executable one keeps it, a
-// new directory inherits it, and a chmod (SETATTR) by an owner outside the
+// new directory inherits it and never takes S_ISUID or S_ISGID from the
+// mode asked (vfs_mkdir keeps only the permissions and S_ISVTX), and a chmod (SETATTR) by an owner outside the
 // group drops it from files and directories alike (setattr_copy).
 func TestSetgidLikeKernel(t *testing.T) {
 	old := unix.Umask(0o022)
@@ -73,6 +74,7 @@ func TestSetgidLikeKernel(t *testing.T) {
 					func() error { return createFileAt(kfd, "y", 0o2745) },
 					func() error { return unix.Mknodat(kfd, "p", unix.S_IFIFO|0o2755, 0) },
 					func() error { return unix.Mkdirat(kfd, "d", 0o755) },
+					func() error { return unix.Mkdirat(kfd, "e", 0o7755) },
 					func() error { return unix.Fchmodat(kfd, "own", 0o2755, 0) },
 					func() error { return unix.Fchmodat(kfd, "ownf", 0o2755, 0) },
 				} {
@@ -99,12 +101,15 @@ func TestSetgidLikeKernel(t *testing.T) {
 			if _, _, _, err := s.Mkdir(dh, c, "d", maildirfs.SetAttr{Mode: u32(0o755)}); err != nil {
 				t.Fatal(err)
 			}
+			if _, _, _, err := s.Mkdir(dh, c, "e", maildirfs.SetAttr{Mode: u32(0o7755)}); err != nil {
+				t.Fatal(err)
+			}
 			for _, name := range []string{"own", "ownf"} {
 				if _, err := s.SetAttr(lookup(t, s, "store", name), c, maildirfs.SetAttr{Mode: u32(0o2755)}, nil); err != nil {
 					t.Fatal(err)
 				}
 			}
-			for _, name := range []string{"x", "y", "p", "d", "own", "ownf"} {
+			for _, name := range []string{"x", "y", "p", "d", "e", "own", "ownf"} {
 				var k, m unix.Stat_t
 				if err := unix.Lstat(filepath.Join(kdir, name), &k); err != nil {
 					t.Fatal(err)
