@@ -692,10 +692,14 @@ func (f *FS) zready(n *node) (*unix.Stat_t, zent, error) {
 // SETATTR of the size): a compressed file is expanded first. It returns
 // with n.zmu held for reading (so the compressor waits) and the function
 // that releases it. The expansion is written as root: for a caller other
-// than root it needs the room it takes to be left for users
+// than root it needs the room it keeps to be left for users
 // (roomForUser), or a few compressed files of zeros would be expanded
 // into the reserve kept for root (and left pending when it ran out).
-func (f *FS) zplain(n *node, c Cred) (func(), error) {
+// keep is the size the modification leaves the file (a truncation), or
+// -1 (a WRITE): a truncation gives back what the expansion took beyond
+// it, so truncating a compressed file on a disk full for users is not
+// refused.
+func (f *FS) zplain(n *node, c Cred, keep int64) (func(), error) {
 	if f.z == nil || n.typ != TypeReg {
 		return func() {}, nil
 	}
@@ -708,8 +712,14 @@ func (f *FS) zplain(n *node, c Cred) (func(), error) {
 			return n.zmu.RUnlock, nil
 		}
 		n.zmu.RUnlock()
-		if err := roomForUser(f.rootFd, c, e.usize-pst.Size); err != nil {
-			return nil, err
+		need := e.usize
+		if keep >= 0 && keep < need {
+			need = keep
+		}
+		if need > pst.Size {
+			if err := roomForUser(f.rootFd, c, need-pst.Size); err != nil {
+				return nil, err
+			}
 		}
 		n.zmu.Lock()
 		err = f.zexpandNode(n)

@@ -341,7 +341,7 @@ func (f *FS) Write(h Handle, c Cred, off uint64, data []byte, stable StableHow) 
 		wcc.After = f.attr(st)
 		return 0, 0, verf, wcc, err
 	}
-	release, err := f.zplain(n, c)
+	release, err := f.zplain(n, c, -1)
 	if err != nil {
 		wcc.After = f.postAttr(n)
 		return 0, 0, verf, wcc, err
@@ -586,7 +586,7 @@ func (f *FS) setAttrLocked(n *node, st *unix.Stat_t, c Cred, s SetAttr, created 
 	// a new id, before anything changes.
 	switch {
 	case s.Size != nil:
-		release, err := f.zplain(n, c)
+		release, err := f.zplain(n, c, int64(*s.Size)) // at most 2^63-1 (EFBIG above)
 		if err != nil {
 			return err
 		}

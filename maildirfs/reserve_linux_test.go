@@ -247,3 +247,80 @@ func TestExpandKeepsRootReserve(t *testing.T) {
 		t.Errorf("WRITE into a compressed file on a full disk: %v, want ENOSPC", err)
 	}
 }
+
+// TestTruncateCompressedOnFullDisk: once a user's writes are refused for
+// want of space, the same user's truncation of a compressed file (SETATTR
+// of the size, an UNCHECKED CREATE with size 0) frees space as on a plain
+// file: the expansion it needs first is given back by the truncation, so
+// it takes nothing kept for root and is not refused with ENOSPC.
+func TestTruncateCompressedOnFullDisk(t *testing.T) {
+	mnt := loopfstest.Ext4(t, 64<<20, true)
+	export := filepath.Join(mnt, "export")
+	require.NoError(t, os.MkdirAll(filepath.Join(export, "box", "cur"), 0o755))
+	require.NoError(t, os.Chown(filepath.Join(export, "box"), 2001, 2001))
+	require.NoError(t, os.Chown(filepath.Join(export, "box", "cur"), 2001, 2001))
+	f, err := Open(export, Options{StateDir: t.TempDir(), Compress: "zstd"})
+	require.NoError(t, err)
+	defer f.Close()
+	f.PauseCompression()
+	user := Cred{UID: 2001, GID: 2001}
+	box, err := f.LookupPath(user, "box/cur")
+	require.NoError(t, err)
+	var before unix.Statfs_t
+	require.NoError(t, unix.Statfs(mnt, &before))
+	reserved := before.Bfree - before.Bavail
+
+	mode := uint32(0o600)
+	zeros := make([]byte, 1<<20)
+	var hs []Handle
+	for i := range 3 {
+		h, _, _, err := f.Create(box, user, fmt.Sprintf("z%d", i), Guarded, SetAttr{Mode: &mode}, [8]byte{})
+		require.NoError(t, err)
+		_, _, _, _, err = f.Write(h, user, 0, zeros, FileSync)
+		require.NoError(t, err)
+		hs = append(hs, h)
+	}
+	n, err := f.zcompress(hs)
+	require.NoError(t, err)
+	require.Equal(t, len(hs), n, "files compressed")
+
+	h, _, _, err := f.Create(box, user, "fill", Guarded, SetAttr{Mode: &mode}, [8]byte{})
+	require.NoError(t, err)
+	chunk := make([]byte, 64<<10)
+	for i := range chunk {
+		chunk[i] = byte(i*7 + i>>8)
+	}
+	for off := uint64(0); ; off += uint64(len(chunk)) {
+		if _, _, _, _, err = f.Write(h, user, off, chunk, Unstable); err != nil {
+			break
+		}
+	}
+	require.ErrorIs(t, err, unix.ENOSPC)
+	// The last blocks for users too (a short chunk may have left some).
+	for off, one := uint64(0), make([]byte, 1024); ; off += uint64(len(one)) {
+		if _, _, _, _, err = f.Write(h, user, 1<<30+off, one, Unstable); err != nil {
+			break
+		}
+	}
+	var st unix.Statfs_t
+	require.NoError(t, unix.Statfs(mnt, &st))
+	require.Zero(t, st.Bavail, "blocks left for users")
+
+	zero, half := uint64(0), uint64(1000)
+	_, err = f.SetAttr(hs[0], user, SetAttr{Size: &zero}, nil)
+	require.NoError(t, err, "truncating a compressed file to 0 on a disk full for users")
+	_, err = f.SetAttr(hs[1], user, SetAttr{Size: &half}, nil)
+	require.NoError(t, err, "truncating a compressed file to 1000 bytes on a disk full for users")
+	_, _, _, err = f.Create(box, user, "z2", Unchecked, SetAttr{Size: &zero}, [8]byte{})
+	require.NoError(t, err, "UNCHECKED CREATE with size 0 over a compressed file on a disk full for users")
+	for i, want := range []uint64{0, 1000, 0} {
+		a, err := f.Getattr(hs[i])
+		require.NoError(t, err)
+		require.Equal(t, want, a.Size, "file %d", i)
+	}
+	var full unix.Statfs_t
+	require.NoError(t, unix.Statfs(mnt, &full))
+	if full.Bfree < reserved*9/10 {
+		t.Errorf("the truncations left %d blocks free; the reserve was %d: they used it", full.Bfree, reserved)
+	}
+}
