@@ -199,6 +199,10 @@
 // releases its mutex while the leader syncs). The emit
 // callback of ReadDir must not call ReadDir on the same directory more than
 // three times concurrently (it would wait for its own cursor).
+// node.attrMu (SETATTR from its guard's check to its change; an UNCHECKED
+// CREATE's truncation, under the name's claim) comes before node.zmu and
+// the leaves above; it is released before the change's fsync, but held
+// across the expansion of a compressed file a size change needs first.
 //
 // # Compression
 //
