@@ -4,6 +4,7 @@ import (
 	"errors"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/mailnfs/mailnfs/maildirfs"
 	"github.com/mailnfs/mailnfs/maildirfs/mdtest"
@@ -17,6 +18,11 @@ func TestSetAttrGuardAtomic(t *testing.T) {
 	s := mdtest.New(t)
 	h := create(t, s, s.Root(), root, "f", []byte("0123456789"))
 	for round := range 20 {
+		// A ctime is only as fine as the kernel's clock tick (coarse
+		// before Linux 6.13's multigrain timestamps): wait past the
+		// last change's tick, so that the winner's change always gives
+		// a ctime the guard no longer matches.
+		time.Sleep(20 * time.Millisecond)
 		a := getattr(t, s, h)
 		const racers = 8
 		var (
