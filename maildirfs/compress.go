@@ -83,6 +83,11 @@ type zent struct {
 	// pending: the marker is a "Z2" one naming another size than
 	// st_size: a rewrite stopped part way (zresolve finishes it).
 	pending bool
+	// foreign: the file has a marker this version cannot read (a
+	// newer mailnfsd's format, found after a downgrade); it is pending
+	// for good with usize its physical size, so that it is neither
+	// served nor rewritten (zresolve answers EIO).
+	foreign bool
 }
 
 // compressed reports whether e is a complete compressed file.
@@ -446,7 +451,8 @@ func (f *FS) zstate(st *unix.Stat_t, getx func(buf []byte) (int, error)) zent {
 		return c
 	}
 	var v [zXattrLen + 1]byte
-	if k, err := getx(v[:]); err == nil {
+	k, err := getx(v[:])
+	if err == nil {
 		if us, cs, id, ok := zparseXattr(v[:k]); ok {
 			switch {
 			case cs == st.Size:
@@ -454,7 +460,15 @@ func (f *FS) zstate(st *unix.Stat_t, getx func(buf []byte) (int, error)) zent {
 			case id != 0:
 				e.usize, e.id, e.pending = us, id, true
 			}
+		} else {
+			err = unix.ERANGE
 		}
+	}
+	if err == unix.ERANGE {
+		// A marker longer than any this version writes, or one it
+		// cannot parse: served as plain, the file's bytes would be a
+		// newer format's compressed data.
+		e.usize, e.pending, e.foreign = st.Size, true, true
 	}
 	z.store(st.Ino, e)
 	return e
@@ -775,6 +789,11 @@ func (f *FS) zresolve(n *node, st *unix.Stat_t, e zent) error {
 		rec = f.zfindRec(k.journal, n.kfh, st.Ino, k.id)
 	}
 	switch {
+	case e.foreign:
+		if ok, held := f.corruptLog.Allow(st.Ino, time.Now()); ok {
+			f.log.Error("maildirfs: file compressed in a format this mailnfsd does not know (by a newer version, before a downgrade?); it answers EIO until served by that version or expanded with it (logged once a minute per file)", "ino", st.Ino, "held_back", held)
+		}
+		return unix.EIO
 	case (rec == nil || e.id != rec.id) && e.pending:
 		if ok, held := f.corruptLog.Allow(st.Ino, time.Now()); ok {
 			f.log.Error("maildirfs: file left half rewritten and its journal record is gone; it answers EIO (logged once a minute per file)", "ino", st.Ino, "held_back", held)

@@ -313,6 +313,59 @@ func TestCompressMagicIsNotEnough(t *testing.T) {
 	}
 }
 
+// TestCompressForeignMarker: a compressed file whose marker this version
+// cannot read (a newer mailnfsd's format, met after a downgrade; here a
+// "Z3" marker longer than "Z2" and a "Z9" one of Z2's length) answers EIO
+// on READ and WRITE and fails Expand, instead of serving its compressed
+// bytes as the message (what a build from before "Z2" did with this
+// version's files: NFS3_OK and the zstd frames).
+func TestCompressForeignMarker(t *testing.T) {
+	mdtest.RequireRoot(t)
+	defer maildirfs.SetZMin(0, 0)()
+	for _, marker := range []string{"Z3", "Z9"} {
+		t.Run(marker, func(t *testing.T) {
+			s := zstore(t)
+			tmp, cur := lookup(t, s, "Maildir", "tmp"), lookup(t, s, "Maildir", "cur")
+			data := bytes.Repeat([]byte("lorem ipsum dolor sit amet mailbox delivery\n"), 200)
+			h := create(t, s, tmp, root, "m", data)
+			if _, _, err := s.Rename(tmp, "m", cur, "m:2,", root); err != nil {
+				t.Fatal(err)
+			}
+			if n, err := s.CompressNow([]maildirfs.Handle{h}); err != nil || n != 1 {
+				t.Fatalf("compress: %d %v", n, err)
+			}
+			p := filepath.Join(s.Dir, "Maildir", "cur", "m:2,")
+			v := make([]byte, 26)
+			if _, err := unix.Getxattr(p, maildirfs.ZXattr, v); err != nil {
+				t.Fatal(err)
+			}
+			v[0], v[1] = marker[0], marker[1]
+			if marker == "Z3" {
+				v = append(v, make([]byte, 8)...)
+			}
+			if err := unix.Setxattr(p, maildirfs.ZXattr, v, 0); err != nil {
+				t.Fatal(err)
+			}
+			s.Reopen(t)
+			buf := make([]byte, len(data))
+			if k, _, _, err := s.Read(h, root, 0, buf); !errors.Is(err, unix.EIO) {
+				t.Errorf("READ: %d bytes %q..., err %v; want EIO", k, buf[:min(k, 16)], err)
+			}
+			if _, _, _, _, err := s.Write(h, root, 0, []byte("x"), maildirfs.FileSync); !errors.Is(err, unix.EIO) {
+				t.Errorf("WRITE: %v; want EIO", err)
+			}
+			s.SkipCheck = true
+			if err := s.FS.Close(); err != nil {
+				t.Fatal(err)
+			}
+			s.FS = nil
+			if _, err := maildirfs.Expand(s.Dir, s.Opts); !errors.Is(err, unix.EIO) {
+				t.Errorf("Expand: %v; want EIO", err)
+			}
+		})
+	}
+}
+
 // crashSteps are the steps of a compression group, in order; the group
 // touches no inode before "marked" (the first "xattr" comes before the
 // first marker).

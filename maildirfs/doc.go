@@ -224,7 +224,9 @@
 // rewrite id; "Z1" without the id on files compressed before ids existed)
 // is the authority: a file is compressed only when it parses and st_size
 // equals the compressed size it names; the magic alone never counts. A Z2
-// marker naming another size marks a rewrite that stopped part way.
+// marker naming another size marks a rewrite that stopped part way. A
+// marker that does not parse (a newer version's format, met after a
+// downgrade) makes the file answer EIO, never its bytes as the message.
 // GETATTR, LOOKUP, READDIRPLUS and wcc data report the uncompressed size;
 // used (st_blocks) is the real allocation. The state per inode is cached,
 // validated by ctime and st_size, so the xattr is read once per file.
