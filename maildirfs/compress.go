@@ -1076,6 +1076,18 @@ func (r *zrec) encode() []byte {
 	return binary.BigEndian.AppendUint32(b, crc32.Checksum(b, crcTable))
 }
 
+// zforeignJournal reports whether b starts with the magic of a journal
+// record version other than those zdecodeRec reads (two digits after
+// "MNFSZJ"; a magic torn by a crash has zeros there), and returns it.
+func zforeignJournal(b []byte) (string, bool) {
+	if len(b) < len(zJMagic) || string(b[:6]) != zJMagic[:6] {
+		return "", false
+	}
+	v := string(b[:len(zJMagic)])
+	known := v == zJMagic || v == zJMagic1
+	return v, !known && b[6] >= '0' && b[6] <= '9' && b[7] >= '0' && b[7] <= '9'
+}
+
 // zdecodeRec parses one record at the start of b and returns it and its
 // length. A torn or corrupt record is an error (the journal ends there).
 func zdecodeRec(b []byte) (*zrec, int, error) {
@@ -1152,6 +1164,12 @@ func (f *FS) zrecover() error {
 		for len(b) > 0 {
 			rec, k, err := zdecodeRec(b)
 			if err != nil {
+				if v, ok := zforeignJournal(b); ok {
+					// A newer version's rewrites, met after a downgrade:
+					// retiring the journal would leave them unfinished for
+					// good, even after going back to that version.
+					return fmt.Errorf("maildirfs: journal %s: a record in a format this mailnfsd does not know (%s: written by a newer version?); start that version to finish its rewrites, or move the journal away: %w", filepath.Join(z.jdir, name), v, ErrCorrupt)
+				}
 				// A torn tail: it was never synced, so no inode was touched
 				// for it.
 				break

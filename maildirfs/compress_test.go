@@ -366,6 +366,47 @@ func TestCompressForeignMarker(t *testing.T) {
 	}
 }
 
+// TestCompressForeignJournal: a journal record this version cannot read
+// (a newer mailnfsd's, left by its crash and met after a downgrade) stops
+// Open with an error naming it, and the journal is kept for that version;
+// it was taken for a torn tail and the journal emptied, so the rewrites it
+// named could never be finished. A magic torn by a crash is still a torn
+// tail.
+func TestCompressForeignJournal(t *testing.T) {
+	mdtest.RequireRoot(t)
+	s := zstore(t)
+	wj, err := filepath.Glob(filepath.Join(s.StateDir, maildirfs.ZJournalDir, "*", "worker.j"))
+	if err != nil || len(wj) != 1 {
+		t.Fatalf("worker journal: %v %v", wj, err)
+	}
+	if err := s.FS.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s.FS = nil
+	foreign := append([]byte("MNFSZJ03C"), make([]byte, 120)...)
+	if err := os.WriteFile(wj[0], foreign, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if fsys, err := maildirfs.Open(s.Dir, s.Opts); err == nil || !strings.Contains(err.Error(), "MNFSZJ03") {
+		if fsys != nil {
+			fsys.Close()
+		}
+		t.Fatalf("Open: %v; want an error naming MNFSZJ03", err)
+	}
+	if b, err := os.ReadFile(wj[0]); err != nil || !bytes.Equal(b, foreign) {
+		t.Fatalf("journal after the refused Open: %d bytes, %v", len(b), err)
+	}
+	torn := append([]byte("MNFSZJ0"), make([]byte, 121)...)
+	if err := os.WriteFile(wj[0], torn, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	fsys, err := maildirfs.Open(s.Dir, s.Opts)
+	if err != nil {
+		t.Fatalf("Open with a torn magic: %v", err)
+	}
+	s.FS = fsys
+}
+
 // crashSteps are the steps of a compression group, in order; the group
 // touches no inode before "marked" (the first "xattr" comes before the
 // first marker).

@@ -272,7 +272,8 @@
 // so a record left behind (by a failure, or a journal that could not be
 // emptied) matches nothing once a client changed the file. Records from
 // before ids (MNFSZJ01) are redone as before, when a Z1 marker names
-// their sizes.
+// their sizes. A record of a version Open does not know (a newer
+// mailnfsd's, after a downgrade) fails Open and the journal is kept.
 //
 // A rewrite that fails without a crash does not stop the server. The files
 // it may have damaged (the rewrite failed, or the group's sync failed and
