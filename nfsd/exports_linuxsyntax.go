@@ -63,6 +63,7 @@ func (o linuxOpts) rule(pos Pos, clients []Client) *Rule {
 // defaults for the clients after them.
 func (p *parser) linuxLine(linePos Pos, toks []token) ([]*Rule, bool) {
 	defaults := defaultLinuxOpts()
+	sawDefaults := false
 	var rules []*Rule
 	for _, t := range toks {
 		switch {
@@ -70,6 +71,7 @@ func (p *parser) linuxLine(linePos Pos, toks []token) ([]*Rule, bool) {
 			if !p.linuxOptions(&defaults, t.text[1:], t.pos.add(1)) {
 				return nil, false
 			}
+			sawDefaults = true
 			continue
 		case !t.literal && strings.HasPrefix(t.text, "("):
 			p.errorf(t.pos, "options %s must follow the client with no space: write host%s, or *%s for everyone", t.text, t.text, t.text)
@@ -85,6 +87,13 @@ func (p *parser) linuxLine(linePos Pos, toks []token) ([]*Rule, bool) {
 			if !p.linuxOptions(&o, strings.TrimSuffix(opts, ")"), t.pos.add(len(host)+1)) {
 				return nil, false
 			}
+		}
+		if !hasOpts && !sawDefaults {
+			// As exportfs warns ("No options for ..."). mailnfsd read
+			// such a line as FreeBSD's, read-write, before d18433f, so
+			// after an upgrade its clients' writes fail with ROFS.
+			p.warnf(t.pos, "%s has no options, so it gets Linux's defaults: read-only, root squashed (exports(5)); write %s(rw) if its clients deliver mail, or %s(ro) to say read-only",
+				t.text, t.text, t.text)
 		}
 		if o.mpSet && !p.lineMountpoint(o) {
 			return nil, false

@@ -502,8 +502,18 @@ func TestParseExportsWarnings(t *testing.T) {
 		want []string
 	}{
 		"Clear": {
-			"/a -network 10.1.2.0/24\n/b 127.0.0.1(rw)\n/c /d 127.0.0.1\n/e -ro 127.0.0.1\n/f 10.0.0.0/8\n",
+			"/a -network 10.1.2.0/24\n/b 127.0.0.1(rw)\n/c /d 127.0.0.1\n/e -ro 127.0.0.1\n/f -rw 10.0.0.0/8\n",
 			nil,
+		},
+		// Read-only by Linux's defaults; builds before d18433f read these
+		// lines as FreeBSD's read-write, so an upgrade turned the export
+		// read-only without a word.
+		"LinuxNoOptions": {
+			"/f 10.0.0.0/8\n/g 10.1.0.0/16(rw) *\n",
+			[]string{
+				"exports:1:4: 10.0.0.0/8 has no options, so it gets Linux's defaults: read-only, root squashed (exports(5)); write 10.0.0.0/8(rw) if its clients deliver mail, or 10.0.0.0/8(ro) to say read-only",
+				"exports:2:20: * has no options, so it gets Linux's defaults: read-only, root squashed (exports(5)); write *(rw) if its clients deliver mail, or *(ro) to say read-only",
+			},
 		},
 		"AmbiguousHosts": {
 			"# mail\n/srv/mail 10.1.2.3 mx1.example\n",

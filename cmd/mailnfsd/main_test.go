@@ -65,7 +65,8 @@ func TestCheckConfig(t *testing.T) {
 				"warning: " + file + ":1:1: read as FreeBSD exports(5): " + export + " is read-write for 10.1.2.3 (root squashed), but Linux reads this line as read-only; " +
 				"write " + export + " 10.1.2.3(ro) for Linux's read-only, or " + export + " 10.1.2.3(rw) to keep read-write\n", ""},
 		{"LinuxNetworkWithoutOptions", export + " 10.1.2.0/24\n", 0,
-			file + ": OK, 1 exports, 1 rules\n" + export + "\t10.1.2.0/24 ro squash=root->65534:65534 (per id) alldirs (" + file + fmt.Sprintf(":1:%d)\n", len(export)+2), ""},
+			file + ": OK, 1 exports, 1 rules\n" + export + "\t10.1.2.0/24 ro squash=root->65534:65534 (per id) alldirs (" + file + fmt.Sprintf(":1:%d)\n", len(export)+2) +
+				"warning: " + file + fmt.Sprintf(":1:%d: ", len(export)+2) + "10.1.2.0/24 has no options, so it gets Linux's defaults: read-only, root squashed (exports(5)); write 10.1.2.0/24(rw) if its clients deliver mail, or 10.1.2.0/24(ro) to say read-only\n", ""},
 		{"MountpointNotMounted", export + " 127.0.0.1(rw,mp)\n", 0,
 			file + ": OK, 1 exports, 1 rules\n" + export + "\t127.0.0.1 rw squash=root->65534:65534 (per id) alldirs mountpoint=" + export + " (" + file + fmt.Sprintf(":1:%d)\n", len(export)+2) +
 				"warning: " + file + fmt.Sprintf(":1:%d: ", len(export)+15) + "export " + export + " is not served: " + export + " is not a mount point (mp); mount its file system, then reload (SIGHUP)\n", ""},
