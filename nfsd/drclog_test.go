@@ -372,3 +372,46 @@ func TestDRCLogLinkLocalClient(t *testing.T) {
 		}
 	}
 }
+
+// TestDRCLogReadsOlderBuild reads a duplicate request log written by an
+// older mailnfsd (f7108ed, killed while a client delivered; its header and
+// first 16 records, 5 of them MKDIRs refused with EXIST and marked so):
+// an upgraded server must still find the 11 calls the old one began and
+// may have run, or a retransmission across the upgrade is answered NOENT
+// or EXIST instead of as done.
+func TestDRCLogReadsOlderBuild(t *testing.T) {
+	const path = "testdata/drc-f7108ed.log"
+	// The newest record was written at 1795978798.997752152.
+	now := time.Unix(1795978799, 0)
+	prev := readDRCLog(path, now, DefaultDRCTTL)
+	if len(prev) != 11 {
+		t.Fatalf("%d calls read, want 11", len(prev))
+	}
+	procs := map[uint32]bool{7: true, 8: true, 9: true, 14: true} // WRITE CREATE MKDIR RENAME
+	for k, at := range prev {
+		if k.addr != netip.MustParseAddr("127.0.0.1") || k.prog != 100003 || k.vers != 3 || !procs[k.proc] || k.n == 0 {
+			t.Errorf("record %+v", k)
+		}
+		if d := now.Sub(at); d < 0 || d > 2*time.Second {
+			t.Errorf("record %+v at %v, %v before now", k, at, d)
+		}
+	}
+	dir := t.TempDir()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, DRCLogFile), b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	l, loaded, err := OpenDRCLog(filepath.Join(dir, DRCLogFile), 0, 0, now)
+	if err != nil || loaded != 11 {
+		t.Fatalf("OpenDRCLog: loaded %d, %v", loaded, err)
+	}
+	for k := range prev {
+		if may, _ := l.begin(k, now); !may {
+			t.Errorf("call %+v not reported as begun by the earlier run", k)
+		}
+	}
+	l.Close()
+}
