@@ -241,6 +241,29 @@ func parse(r io.Reader, file string, checks []func(*Entry) error, fn func(*Entry
 	return nil
 }
 
+// dropCaseTwins keeps one entry of each group whose names differ only in
+// ASCII case, which version 1 allowed (names were compared exactly) and
+// version 2 does not: the one named in lower case, which an MTA that
+// lower-cases local parts (Exim's default) found, else the first. So an
+// old database still opens, and delivers as it did, instead of failing
+// every lookup.
+func dropCaseTwins(es []Entry) []Entry {
+	keep := make(map[string]int, len(es)) // folded name -> index in out
+	out := es[:0:0]
+	for _, e := range es {
+		k := foldASCII(e.Name)
+		i, twin := keep[k]
+		switch {
+		case !twin:
+			keep[k] = len(out)
+			out = append(out, e)
+		case e.Name == k:
+			out[i] = e
+		}
+	}
+	return out
+}
+
 // foldASCII returns s with ASCII letters in lower case: how user names
 // compare (Exim compares local parts so, and lower-cases them by default).
 func foldASCII(s string) string {
@@ -650,6 +673,7 @@ func decodeV1(r io.ReaderAt, size int64) (*DB, error) {
 			return nil, fmt.Errorf("%w: entries not sorted", ErrCorrupt)
 		}
 	}
+	es = dropCaseTwins(es)
 	var buf bytes.Buffer
 	if err := Encode(&buf, es); err != nil {
 		return nil, err

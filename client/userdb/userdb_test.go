@@ -254,6 +254,37 @@ func TestReadsVersion1(t *testing.T) {
 	if _, err := Decode(b); !errors.Is(err, ErrCorrupt) {
 		t.Errorf("damaged version 1: %v", err)
 	}
+
+	// Version 1 compared names exactly: "Golde" beside "golde" was two
+	// users. Such a file still opens (it failed every lookup: "given
+	// twice"), with the lower-case one, which Exim's lower-cased local
+	// part found.
+	twin := es[0]
+	for _, e := range es {
+		if e.Name == "golde" {
+			twin = e
+		}
+	}
+	twin.Name, twin.Mail = "Golde", "/usr/mail1/other/Mail"
+	es = append([]Entry{twin}, es...) // "Golde" sorts first
+	if payload, err = msgpack.Marshal(es); err != nil {
+		t.Fatal(err)
+	}
+	sum = sha256.Sum256(payload)
+	b = append([]byte("MNFSUDB\x01"), binary.BigEndian.AppendUint64(nil, uint64(len(payload)))...)
+	b = append(append(b, payload...), sum[:]...)
+	db, err = Decode(b)
+	if err != nil {
+		t.Fatalf("version 1 with names differing in case: %v", err)
+	}
+	for _, name := range []string{"golde", "Golde", "GOLDE"} {
+		if e, err := db.Lookup(name); err != nil || e.Mail != "/usr/mail1/56/78-golde/Mail" {
+			t.Errorf("Lookup %s = %+v, %v; want the lower-case user's", name, e, err)
+		}
+	}
+	if db.Len() != 3 {
+		t.Errorf("%d users, want 3", db.Len())
+	}
 }
 
 func TestRoute(t *testing.T) {
