@@ -99,6 +99,12 @@ type Exports struct {
 		// close it.
 		retireSeq uint64
 		closed    bool
+		// closedStats are the counters of the retired stores closed
+		// since, summed by the path they served: PathStats adds them to
+		// the path's live stores, so that a path's counters in the
+		// metrics do not fall back to zero when a reload gives it a new
+		// store.
+		closedStats map[string]maildirfs.Stats
 	}
 
 	// insecure remembers the (client, export) pairs already logged as
@@ -360,6 +366,15 @@ func (x *Exports) closeRetired(st Store, seq uint64) {
 		x.mu.Unlock()
 		return
 	}
+	// Its counts until now stay in the path's counters (PathStats);
+	// a call still running on it may add a few more that are lost.
+	path := x.mu.retired[i].path
+	if x.mu.closedStats == nil {
+		x.mu.closedStats = map[string]maildirfs.Stats{}
+	}
+	c := x.mu.closedStats[path]
+	addCounters(&c, st.Stats())
+	x.mu.closedStats[path] = c
 	x.mu.retired = slices.Delete(x.mu.retired, i, i+1)
 	x.mu.Unlock()
 	if err := st.Close(); err != nil {
@@ -432,6 +447,55 @@ func (x *Exports) Store(path string) Store {
 		}
 	}
 	return nil
+}
+
+// PathStats returns the Stats of the store serving the export at path,
+// with its counters (syncs, cache hits and misses, compressions and their
+// bytes, trainings) summed over every store that has served path in this
+// process: the one serving it now, those a reload retired (still open
+// for calls in flight, or closed since). A reload that drops a path and
+// brings it back after retireGrace, or that finds another directory at
+// it, opens a new store, whose own counts start at zero; the metrics
+// read these sums, so that their counters never go down. ok is false
+// when no store serves path now.
+func (x *Exports) PathStats(path string) (st maildirfs.Stats, ok bool) {
+	// Under mu, so that no store is counted twice or not at all while a
+	// reload or closeRetired moves it.
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	s := x.Store(path)
+	if s == nil {
+		return st, false
+	}
+	st = s.Stats()
+	for _, r := range x.mu.retired {
+		if r.path == path && r.store != s {
+			addCounters(&st, r.store.Stats())
+		}
+	}
+	addCounters(&st, x.mu.closedStats[path])
+	return st, true
+}
+
+// addCounters adds the counter fields of s to dst; gauges (open nodes,
+// the compression queue, dictionaries) stay dst's.
+func addCounters(dst *maildirfs.Stats, s maildirfs.Stats) {
+	dst.FileSyncCalls += s.FileSyncCalls
+	dst.DirSyncCalls += s.DirSyncCalls
+	dst.SyncCalls += s.SyncCalls
+	dst.FileSyncs += s.FileSyncs
+	dst.DirSyncs += s.DirSyncs
+	dst.SyncBatches += s.SyncBatches
+	dst.SyncErrors += s.SyncErrors
+	dst.CacheHits += s.CacheHits
+	dst.CacheMisses += s.CacheMisses
+	dst.Compressed += s.Compressed
+	dst.Expanded += s.Expanded
+	dst.CompressDropped += s.CompressDropped
+	dst.CompressFailed += s.CompressFailed
+	dst.CompressPlainBytes += s.CompressPlainBytes
+	dst.CompressStoredBytes += s.CompressStoredBytes
+	dst.CompressTrainings += s.CompressTrainings
 }
 
 // Authorize routes handle h to its export by the export id in the handle

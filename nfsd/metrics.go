@@ -658,11 +658,13 @@ func (m *Metrics) CollectServer(s *Server) {
 	m.reg.MustRegister(newServerCollector(s))
 }
 
-// CollectExports registers a collector that reads Stats() of every export's
-// store at every scrape (the exports in force then): sync requests and
-// actual syncs (their ratio is the group commit size), sync errors, open
-// nodes and handle cache hits, labelled by export path. It panics if called
-// twice for the same Metrics.
+// CollectExports registers a collector that reads the Stats of every
+// export (Exports.PathStats) at every scrape (the exports in force then):
+// sync requests and actual syncs (their ratio is the group commit size),
+// sync errors, open nodes and handle cache hits, labelled by export path.
+// Counters are summed over every store that served the path, so a reload
+// that gives it a new store does not take them back to zero. It panics if
+// called twice for the same Metrics.
 func (m *Metrics) CollectExports(x *Exports) {
 	m.reg.MustRegister(newStoreCollector(x))
 }
@@ -767,7 +769,7 @@ func newStoreCollector(x *Exports) *storeCollector {
 			"export", "kind"),
 		syncErrors: desc("store_sync_errors_total", "Failed syncs (each rotates the write verifier), by export.", "export"),
 		groupSize: desc("store_group_commit_mean_size",
-			"Sync requests per actual sync since the store opened, by export (1 = no coalescing).", "export"),
+			"Sync requests per actual sync since mailnfsd started serving the export, by export (1 = no coalescing).", "export"),
 		openNodes:   desc("store_open_nodes", "Objects with an open fd in the store's handle cache, by export.", "export"),
 		cacheHits:   desc("store_handle_cache_hits_total", "Handle resolutions served from the open-fd cache, by export.", "export"),
 		cacheMisses: desc("store_handle_cache_misses_total", "Handle resolutions that needed open_by_handle_at, by export.", "export"),
@@ -805,11 +807,12 @@ func (c *storeCollector) Collect(ch chan<- prometheus.Metric) {
 			continue
 		}
 		seen[e.Path] = true
-		s := c.x.Store(e.Path)
-		if s == nil {
+		// Summed over the stores that served the path, so that a
+		// reload that opens a new one does not reset the counters.
+		st, ok := c.x.PathStats(e.Path)
+		if !ok {
 			continue
 		}
-		st := s.Stats()
 		counter := func(d *prometheus.Desc, v uint64, labels ...string) {
 			ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
 		}
