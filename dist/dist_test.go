@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -325,4 +326,97 @@ func TestServicesStartAfterRpcbind(t *testing.T) {
 			t.Errorf("the systemd unit is not ordered After=%s (After: %v)", want, after)
 		}
 	}
+}
+
+// TestSystemdReloadChecks runs the systemd unit's ExecReload= lines as
+// systemd does (in order, the first failure failing the reload) against a
+// running mailnfsd. A broken exports file must fail `systemctl reload`
+// with its file:line:col, as `service mailnfsd reload` does on FreeBSD
+// (reload_precmd); the unit only sent SIGHUP, so the reload reported
+// success while mailnfsd kept the old rules, and the error was in the
+// journal only. A good file reloads.
+func TestSystemdReloadChecks(t *testing.T) {
+	nfsdtest.RequireRoot(t)
+	unit, err := os.ReadFile("systemd/mailnfsd.service")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var reload []string
+	for _, m := range regexp.MustCompile(`(?m)^ExecReload=(.*)$`).FindAllStringSubmatch(string(unit), -1) {
+		reload = append(reload, m[1])
+	}
+	if len(reload) == 0 {
+		t.Fatal("the unit has no ExecReload")
+	}
+	bin := build(t)
+	dir := t.TempDir()
+	export := filepath.Join(dir, "mail1")
+	if err := os.Mkdir(export, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	exports := filepath.Join(dir, "exports")
+	writeExports := func(text string) {
+		t.Helper()
+		if err := os.WriteFile(exports, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writeExports(export + " -network 127.0.0.0/8\n")
+	state := filepath.Join(dir, "state")
+	d := exec.Command(filepath.Join(bin, "mailnfsd"), "-exports", exports, "-state-dir", state,
+		"-listen", "127.0.0.1", "-nfs-port", "0", "-portmap-port", "0")
+	var log logtest.Buffer
+	d.Stdout, d.Stderr = &log, &log
+	if err := d.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { d.Process.Kill(); d.Wait() }()
+	waitLog := func(what string) {
+		t.Helper()
+		for range 400 {
+			if strings.Contains(log.String(), what) {
+				return
+			}
+			time.Sleep(25 * time.Millisecond)
+		}
+		t.Fatalf("mailnfsd did not log %q:\n%s", what, log.String())
+	}
+	waitLog("mailnfsd serving")
+
+	// systemctl reload: each line with the unit's variables, as systemd
+	// expands them (${X} and $X; the unit quotes nothing).
+	vars := map[string]string{
+		"MAILNFSD_EXPORTS": exports, "STATE_DIRECTORY": state, "MAILNFSD_FLAGS": "",
+		"MAINPID": strconv.Itoa(d.Process.Pid),
+	}
+	systemctlReload := func() (string, error) {
+		var out bytes.Buffer
+		for _, line := range reload {
+			line = strings.ReplaceAll(line, "@SBINDIR@", bin)
+			line = regexp.MustCompile(`\$\{?([A-Z_]+)\}?`).ReplaceAllStringFunc(line, func(v string) string {
+				return vars[strings.Trim(v, "${}")]
+			})
+			args := strings.Fields(line)
+			cmd := exec.Command(args[0], args[1:]...)
+			cmd.Stdout, cmd.Stderr = &out, &out
+			if err := cmd.Run(); err != nil {
+				return out.String(), err
+			}
+		}
+		return out.String(), nil
+	}
+
+	writeExports(export + " -network 127.0.0.0/8\n" + export + "/sub -netwrk 10.0.0.0/8\n")
+	out, err := systemctlReload()
+	if err == nil {
+		t.Errorf("systemctl reload with a broken exports file succeeded; want it to fail with the file's errors (output %q)", out)
+	} else if !strings.Contains(out, exports+":2:") {
+		t.Errorf("systemctl reload with a broken exports file failed without naming %s:2:col:\n%s", exports, out)
+	}
+
+	writeExports(export + " -network 127.0.0.0/8 -ro\n")
+	if out, err := systemctlReload(); err != nil {
+		t.Fatalf("systemctl reload with a good exports file: %v\n%s", err, out)
+	}
+	waitLog("exports and hosts_access reloaded")
 }
