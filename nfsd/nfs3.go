@@ -257,7 +257,8 @@ func (n *NFS3) status(req *Request, err error) nfs3.Status {
 	st := statusFromError(err)
 	if st == nfs3.StatusServerFault || errors.Is(err, maildirfs.ErrCorrupt) {
 		if ok, held := n.storeErrors.AllowN(storeErrorKey{req.Proc, st}, time.Now(), storeErrorLines); ok {
-			n.logger(req).Warn("nfs3: store error", "proc", nfs3.Proc(req.Proc).String(), "status", st.String(), "err", err, "held_back", held)
+			n.logger(req).Warn("nfs3: store error", "proc", nfs3.Proc(req.Proc).String(), "status", st.String(), "err", err,
+				"export", req.export, "held_back", held)
 		}
 	}
 	return st
@@ -280,6 +281,9 @@ func (n *NFS3) authorize(req *Request, h []byte) (Access, nfs3.Status) {
 		n.logger(req).Error("nfs3: Authorizer returned no Store", "export", acc.Export)
 		return Access{}, nfs3.StatusServerFault
 	}
+	// Which export a store error is on: with exports on several disks,
+	// the line must say which one fails.
+	req.export = acc.Export
 	return acc, nfs3.StatusOK
 }
 

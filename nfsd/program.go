@@ -54,6 +54,10 @@ type Request struct {
 	// MayHaveRun: a GUARDED CREATE refused EXIST because another client
 	// held the name must not be answered as done on its retransmission.
 	Refused bool
+
+	// export is the path of the export the call's handle belongs to,
+	// once NFS3 has authorized it: for the call's log lines.
+	export string
 }
 
 // Program serves one ONC RPC program over all its versions.

@@ -484,4 +484,11 @@ func TestStoreErrorStormLogRateLimited(t *testing.T) {
 	if n := p.stopAndCount(t, `msg="nfs3: store error" `)[0]; n > 10 {
 		t.Errorf("%d CREATEs failing with SERVERFAULT logged %d store errors, want at most 10", faults, n)
 	}
+	// Each line names the export whose store failed: with exports on
+	// several disks, the operator must know which one to look at.
+	for _, l := range strings.Split(p.stderr.String(), "\n") {
+		if strings.Contains(l, `msg="nfs3: store error" `) && !strings.Contains(l, " export="+export+" ") {
+			t.Errorf("store error line without export=%s:\n%s", export, l)
+		}
+	}
 }
