@@ -67,7 +67,11 @@ type conn struct {
 		sync.Mutex
 		stopping bool // Shutdown asked the reader to stop
 	}
-	closeOnce sync.Once
+	// drainTimeout (nanoseconds; 0 until Shutdown) replaces WriteTimeout
+	// for the writes of a stopping server: a client that does not take
+	// its replies must not hold Shutdown to its deadline.
+	drainTimeout atomic.Int64
+	closeOnce    sync.Once
 }
 
 // startConn registers nc and starts its goroutines. It closes nc at once
@@ -236,12 +240,30 @@ func addrPort(a net.Addr) netip.AddrPort {
 	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
 }
 
-// stopReading makes the reader stop at the next record boundary (Shutdown).
-func (c *conn) stopReading() {
+// stopReading makes the reader stop at the next record boundary, and
+// bounds the writes of replies by drain instead of WriteTimeout
+// (Shutdown): a write pending now fails drain from now, which closes the
+// connection.
+func (c *conn) stopReading(drain time.Duration) {
 	c.mu.Lock()
 	c.mu.stopping = true
 	c.nc.SetReadDeadline(time.Unix(1, 0))
 	c.mu.Unlock()
+	// Stored before the deadline is set: a writer that sets its own
+	// after this reads it back (setWriteDeadline).
+	c.drainTimeout.Store(int64(drain))
+	c.nc.SetWriteDeadline(time.Now().Add(drain))
+}
+
+// setWriteDeadline sets the deadline of the next write: WriteTimeout
+// from now, or stopReading's drain once the server is stopping. Without
+// a lock: the drain is checked after the deadline is set, so that
+// whichever of this and stopReading runs last, it stays in force.
+func (c *conn) setWriteDeadline() {
+	c.nc.SetWriteDeadline(time.Now().Add(c.s.WriteTimeout))
+	if d := c.drainTimeout.Load(); d != 0 {
+		c.nc.SetWriteDeadline(time.Now().Add(time.Duration(d)))
+	}
 }
 
 // setReadDeadline sets the read deadline unless the reader was told to
@@ -547,7 +569,7 @@ func (c *conn) send(e *xdr.Encoder, reserve int64) {
 			for _, e := range batch {
 				bufs = append(bufs, e.Bytes())
 			}
-			c.nc.SetWriteDeadline(time.Now().Add(c.s.WriteTimeout))
+			c.setWriteDeadline()
 			// WriteTo consumes its receiver; keep bufs for reuse.
 			b := bufs
 			if _, err = b.WriteTo(c.nc); err != nil {

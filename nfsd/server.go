@@ -31,6 +31,7 @@ const (
 	DefaultIdleTimeout        = 6 * time.Minute
 	DefaultRecordTimeout      = 30 * time.Second
 	DefaultWriteTimeout       = time.Minute
+	DefaultDrainWriteTimeout  = 5 * time.Second
 	DefaultMaxConns           = 4096
 	DefaultMaxConnsPerHost    = 256
 	DefaultDRCSize            = 4096
@@ -87,6 +88,12 @@ type Server struct {
 	// WriteTimeout closes a TCP connection that does not take its replies
 	// within this time. Zero means 1 minute.
 	WriteTimeout time.Duration
+
+	// DrainWriteTimeout is WriteTimeout once Shutdown has begun: a client
+	// that does not take the replies of its calls within it has its
+	// connection closed, so that one stuck client does not hold the
+	// shutdown to its deadline. Zero means 5 seconds.
+	DrainWriteTimeout time.Duration
 
 	// MaxConns bounds open TCP connections. A connection accepted at the
 	// bound closes the connection that has been idle longest (no call in
@@ -302,6 +309,9 @@ func (s *Server) init() {
 		if s.WriteTimeout <= 0 {
 			s.WriteTimeout = DefaultWriteTimeout
 		}
+		if s.DrainWriteTimeout <= 0 {
+			s.DrainWriteTimeout = DefaultDrainWriteTimeout
+		}
 		if s.MaxConns <= 0 {
 			s.MaxConns = DefaultMaxConns
 		}
@@ -402,8 +412,11 @@ func (s *Server) Stats() Stats {
 // Shutdown stops the server gracefully: listeners and UDP sockets stop
 // taking new calls, calls already read are served and their replies written,
 // then every connection is closed and Serve and ServeUDP return
-// ErrServerClosed. If ctx ends first, the calls' contexts are cancelled,
-// all connections are closed and ctx's error is returned.
+// ErrServerClosed. A connection whose client does not take its replies
+// within DrainWriteTimeout is closed without them (the client sends its
+// calls again to the next server, as after a crash). If ctx ends first,
+// the calls' contexts are cancelled, all connections are closed and ctx's
+// error is returned.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.init()
 	if s.closing.CompareAndSwap(false, true) {
@@ -419,7 +432,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		pc.SetReadDeadline(time.Unix(1, 0))
 	}
 	for c := range s.mu.conns {
-		c.stopReading()
+		c.stopReading(s.DrainWriteTimeout)
 	}
 	s.mu.Unlock()
 
