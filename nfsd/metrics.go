@@ -10,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -140,6 +141,7 @@ func NewMetricsWithOptions(reg prometheus.Registerer, opts MetricsOptions) *Metr
 // number is small; to stay bounded anyway, labels after the 256th distinct
 // rule are counted as "other". cmd/mailnfsd passes it as Config.Denied.
 func (m *Metrics) Denied(rule string) {
+	rule = labelValue(rule)
 	m.denials.Lock()
 	if !m.denials.seen[rule] {
 		if len(m.denials.seen) >= maxDenialRules {
@@ -149,6 +151,20 @@ func (m *Metrics) Denied(rule string) {
 	}
 	m.denials.Unlock()
 	m.denials.vec.WithLabelValues(rule).Inc()
+}
+
+// labelValue returns s as a label value: s itself when it is valid UTF-8,
+// else s quoted as a Go string ("/srv/bo\xe9te" with the quotes), which
+// no valid value equals (export paths start with /, rules with a word).
+// Export paths are bytes (an exports file may name a Latin-1 directory,
+// written raw or as \351), and a label value that is not UTF-8 made
+// the client library panic: every scrape failed with HTTP 500, and a MNT
+// refused on such an export was answered SYSTEM_ERR.
+func labelValue(s string) string {
+	if utf8.ValidString(s) {
+		return s
+	}
+	return strconv.Quote(s)
 }
 
 // MetricsHandler serves the metrics gathered by g in the Prometheus text
@@ -813,29 +829,30 @@ func (c *storeCollector) Collect(ch chan<- prometheus.Metric) {
 		if !ok {
 			continue
 		}
+		label := labelValue(e.Path)
 		counter := func(d *prometheus.Desc, v uint64, labels ...string) {
 			ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
 		}
-		counter(c.syncCalls, st.FileSyncCalls, e.Path, "file")
-		counter(c.syncCalls, st.DirSyncCalls, e.Path, "dir")
-		counter(c.syncs, st.FileSyncs, e.Path, "file")
-		counter(c.syncs, st.DirSyncs, e.Path, "dir")
-		counter(c.syncErrors, st.SyncErrors, e.Path)
+		counter(c.syncCalls, st.FileSyncCalls, label, "file")
+		counter(c.syncCalls, st.DirSyncCalls, label, "dir")
+		counter(c.syncs, st.FileSyncs, label, "file")
+		counter(c.syncs, st.DirSyncs, label, "dir")
+		counter(c.syncErrors, st.SyncErrors, label)
 		mean := 0.0
 		if st.SyncBatches > 0 {
 			mean = float64(st.SyncCalls) / float64(st.SyncBatches)
 		}
-		ch <- prometheus.MustNewConstMetric(c.groupSize, prometheus.GaugeValue, mean, e.Path)
-		ch <- prometheus.MustNewConstMetric(c.openNodes, prometheus.GaugeValue, float64(st.OpenNodes), e.Path)
-		counter(c.cacheHits, st.CacheHits, e.Path)
-		counter(c.cacheMisses, st.CacheMisses, e.Path)
-		counter(c.compress, st.Compressed, e.Path, "compressed")
-		counter(c.compress, st.Expanded, e.Path, "expanded")
-		counter(c.compress, st.CompressDropped, e.Path, "dropped")
-		counter(c.compress, st.CompressFailed, e.Path, "failed")
-		counter(c.compressPlain, st.CompressPlainBytes, e.Path)
-		counter(c.compressStored, st.CompressStoredBytes, e.Path)
-		ch <- prometheus.MustNewConstMetric(c.compressDicts, prometheus.GaugeValue, float64(st.CompressDicts), e.Path)
-		counter(c.compressTrainings, st.CompressTrainings, e.Path)
+		ch <- prometheus.MustNewConstMetric(c.groupSize, prometheus.GaugeValue, mean, label)
+		ch <- prometheus.MustNewConstMetric(c.openNodes, prometheus.GaugeValue, float64(st.OpenNodes), label)
+		counter(c.cacheHits, st.CacheHits, label)
+		counter(c.cacheMisses, st.CacheMisses, label)
+		counter(c.compress, st.Compressed, label, "compressed")
+		counter(c.compress, st.Expanded, label, "expanded")
+		counter(c.compress, st.CompressDropped, label, "dropped")
+		counter(c.compress, st.CompressFailed, label, "failed")
+		counter(c.compressPlain, st.CompressPlainBytes, label)
+		counter(c.compressStored, st.CompressStoredBytes, label)
+		ch <- prometheus.MustNewConstMetric(c.compressDicts, prometheus.GaugeValue, float64(st.CompressDicts), label)
+		counter(c.compressTrainings, st.CompressTrainings, label)
 	}
 }

@@ -7,6 +7,9 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -494,5 +497,66 @@ func TestInstrumentConcurrent(t *testing.T) {
 	}
 	if got, _ := sample(byName, "mailnfsd_client_connections", labels("client", "10.1.2.11")); got != workers*50 {
 		t.Errorf("connections of 10.1.2.11 = %v, want %d", got, workers*50)
+	}
+}
+
+// TestMetricsNonUTF8Export serves an export whose path is not UTF-8 (a
+// Latin-1 directory name, written raw in the exports file, or as \351 in
+// the Linux syntax; the parser accepts both) with metrics on. Prometheus label values must be UTF-8:
+// the export's store series made every scrape fail with HTTP 500, and a
+// refused MNT of its subdirectory, counted by rule, panicked and was
+// answered SYSTEM_ERR (mailnfs deliver then failed with 75 instead of
+// mounting the export). Such values are now labelled quoted.
+func TestMetricsNonUTF8Export(t *testing.T) {
+	const name = "bo\xe9te"
+	reg := prometheus.NewRegistry()
+	m := nfsd.NewMetrics(reg)
+	srv := nfsdtest.StartServer(t,
+		nfsdtest.WithConfig(func(c *nfsd.Config) {
+			c.Denied = m.Denied
+			c.Instrument = func(p nfsd.Program) nfsd.Program { return nfsd.InstrumentProgram(p, m) }
+		}),
+		nfsdtest.WithSetup(func(t testing.TB, root string) {
+			if err := os.MkdirAll(filepath.Join(root, name, "sub"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}),
+		nfsdtest.WithExports(func(root string) string {
+			return root + "/" + name + " -maproot=0 -network 127.0.0.0/8\n"
+		}))
+	export := filepath.Join(srv.Root, name)
+	m.CollectServer(srv.Daemon.Server)
+	m.CollectExports(srv.Daemon.Exports)
+	hs := httptest.NewServer(nfsd.MetricsHandler(reg))
+	t.Cleanup(hs.Close)
+
+	mnt := nfsdtest.Dial(t, "tcp", srv.MountAddr)
+	root := nfsdtest.AuthSys(0, 0)
+	for _, tc := range []struct {
+		path string
+		want nfs3.MountStat
+	}{
+		{export, nfs3.MountOK},
+		{export + "/sub", nfs3.MountAcces}, // no alldirs: a denial, counted by rule
+	} {
+		dec, err := mnt.Call(nfs3.MountProgram, nfs3.MountV3, uint32(nfs3.MountProcMnt), root, func(e *xdr.Encoder) {
+			(&nfs3.DirPath{Path: tc.path}).Encode(e)
+		})
+		if err != nil {
+			t.Fatalf("MNT %q: %v", tc.path, err)
+		}
+		var mr nfs3.MountRes3
+		mr.Decode(dec)
+		if mr.Status != tc.want {
+			t.Errorf("MNT %q: %v, want %v", tc.path, mr.Status, tc.want)
+		}
+	}
+	fams := scrape(t, hs.URL)
+	quoted := strconv.Quote(export)
+	if _, ok := sample(fams, "mailnfsd_store_syncs_total", labels("export", quoted)); !ok {
+		t.Errorf("no mailnfsd_store_syncs_total{export=%s}", quoted)
+	}
+	if v, _ := sample(fams, "mailnfsd_access_denials_total", labels("rule", strconv.Quote("mount:alldirs:"+export))); v != 1 {
+		t.Errorf("denials of the alldirs rule: %v, want 1", v)
 	}
 }
