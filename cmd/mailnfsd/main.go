@@ -173,6 +173,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	cfg := f.config(log)
+	// A -metrics that is no host:port fails the check and the start
+	// alike, as a bad flag; one that is taken fails only the start.
+	if err := checkMetricsAddr(f.metrics); err != nil {
+		fmt.Fprintf(stderr, "mailnfsd: %v\n", err)
+		return 2
+	}
 	if f.checkConfig {
 		// Flags the server refuses at start (a -listen that is not an
 		// IP address, a port out of range) fail the check as they fail

@@ -167,6 +167,12 @@ func TestBadFlags(t *testing.T) {
 		{"-log-format", "xml"},
 		{"-nfs-port", "70000", "-exports", "/dev/null"},
 		{"-listen", "localhost", "-exports", "/dev/null"},
+		// A -metrics that is no host:port fails -check-config (the
+		// unit's ExecStartPre) as it fails the start; it passed the
+		// check, and the start then failed (exit 1) in a restart loop.
+		{"-metrics", "9139", "-exports", "/dev/null"},
+		{"-check-config", "-metrics", "9139", "-exports", "/dev/null"},
+		{"-check-config", "-metrics", "127.0.0.1:99999", "-exports", "/dev/null"},
 	} {
 		var stdout, stderr bytes.Buffer
 		if code := run(context.Background(), args, &stdout, &stderr); code != 2 {

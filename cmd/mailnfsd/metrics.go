@@ -14,6 +14,24 @@ import (
 	"github.com/mailnfs/mailnfs/nfsd"
 )
 
+// checkMetricsAddr checks the form of a -metrics address (host:port, the
+// host optional, the port a number up to 65535 or a service name) without
+// listening, so that -check-config (the systemd unit's ExecStartPre)
+// refuses what the start would. Empty: no metrics.
+func checkMetricsAddr(addr string) error {
+	if addr == "" {
+		return nil
+	}
+	_, port, err := net.SplitHostPort(addr)
+	if err == nil {
+		_, err = net.LookupPort("tcp", port)
+	}
+	if err != nil {
+		return fmt.Errorf("-metrics %q: want HOST:PORT, e.g. 127.0.0.1:9139: %v", addr, err)
+	}
+	return nil
+}
+
 // setupMetrics serves Prometheus metrics on addr and hooks them into cfg:
 // every program is instrumented from the first call (cfg.Instrument), and
 // the transport's and the stores' snapshots are collected once the daemon
