@@ -128,13 +128,20 @@ func newLogger(level, format string, w io.Writer) (*slog.Logger, error) {
 		return nil, fmt.Errorf("-log-level %q: want debug, info, warn or error", level)
 	}
 	o := &slog.HandlerOptions{Level: l}
+	var newHandler func(io.Writer) slog.Handler
 	switch format {
 	case "text":
-		return slog.New(slog.NewTextHandler(w, o)), nil
+		newHandler = func(w io.Writer) slog.Handler { return slog.NewTextHandler(w, o) }
 	case "json":
-		return slog.New(slog.NewJSONHandler(w, o)), nil
+		newHandler = func(w io.Writer) slog.Handler { return slog.NewJSONHandler(w, o) }
+	default:
+		return nil, fmt.Errorf("-log-format %q: want text or json", format)
 	}
-	return nil, fmt.Errorf("-log-format %q: want text or json", format)
+	if f, ok := w.(*os.File); ok && journalStream(f) {
+		// Under systemd: each line with its priority for the journal.
+		return slog.New(newPriorityHandler(w, newHandler)), nil
+	}
+	return slog.New(newHandler(w)), nil
 }
 
 // config turns the flags into an nfsd.Config.
