@@ -617,7 +617,7 @@ func (n *NFS3) create(_ context.Context, req *Request, a *nfs3.CreateArgs, r *nf
 		return
 	}
 	h, attr, w, err := acc.Store.Create(a.Where.Dir, acc.Cred, a.Where.Name, maildirfs.CreateMode(a.Mode), setAttr(&a.Attr), a.Verf)
-	if a.Mode != nfs3.Unchecked && retryDone(req, err, nfs3.StatusExist) {
+	if a.Mode != nfs3.Unchecked && retryDone(req, err, nfs3.StatusExist) && callersOwn(req, acc, a.Where.Dir, a.Where.Name) {
 		// The earlier run may have made the file and stopped before it
 		// was finished (owner, mode, verifier) or before it replied.
 		rh, ra, rw, rerr := acc.Store.FinishCreate(a.Where.Dir, acc.Cred, a.Where.Name, maildirfs.CreateMode(a.Mode), setAttr(&a.Attr), a.Verf)
@@ -625,7 +625,7 @@ func (n *NFS3) create(_ context.Context, req *Request, a *nfs3.CreateArgs, r *nf
 			n.logRetry(req, a.Where.Name)
 			h, attr, w, err = rh, ra, rw, nil
 		}
-	} else if a.Mode == nfs3.Unchecked && req.MayHaveRun && err == nil && attr.Size == 0 {
+	} else if a.Mode == nfs3.Unchecked && req.MayHaveRun && err == nil && attr.Size == 0 && (!req.Completed || attr.UID == acc.Cred.UID) {
 		// UNCHECKED opens what it finds, which may be the file an
 		// earlier run made and did not give to its owner: finish it
 		// (FinishCreate takes only an empty file still the server's or
@@ -645,7 +645,7 @@ func (n *NFS3) mkdir(_ context.Context, req *Request, a *nfs3.MkdirArgs, r *nfs3
 		return
 	}
 	h, attr, w, err := acc.Store.Mkdir(a.Where.Dir, acc.Cred, a.Where.Name, setAttr(&a.Attr))
-	if retryDone(req, err, nfs3.StatusExist) {
+	if retryDone(req, err, nfs3.StatusExist) && callersOwn(req, acc, a.Where.Dir, a.Where.Name) {
 		rh, ra, rw, rerr := acc.Store.FinishMkdir(a.Where.Dir, acc.Cred, a.Where.Name, setAttr(&a.Attr))
 		if rerr == nil {
 			n.logRetry(req, a.Where.Name)
@@ -663,7 +663,7 @@ func (n *NFS3) symlink(_ context.Context, req *Request, a *nfs3.SymlinkArgs, r *
 		return
 	}
 	h, attr, w, err := acc.Store.Symlink(a.Where.Dir, acc.Cred, a.Where.Name, a.Target, setAttr(&a.Attr))
-	if retryDone(req, err, nfs3.StatusExist) {
+	if retryDone(req, err, nfs3.StatusExist) && callersOwn(req, acc, a.Where.Dir, a.Where.Name) {
 		rh, ra, rw, rerr := acc.Store.FinishSymlink(a.Where.Dir, acc.Cred, a.Where.Name, a.Target, setAttr(&a.Attr))
 		if rerr == nil {
 			n.logRetry(req, a.Where.Name)

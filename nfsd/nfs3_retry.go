@@ -32,6 +32,23 @@ func retryDone(req *Request, err error, want nfs3.Status) bool {
 	return req.MayHaveRun && err != nil && statusFromError(err) == want
 }
 
+// callersOwn reports whether the object at name in dir may be finished
+// for a retransmitted call that met it (maildirfs FinishCreate and its
+// kin take one still the server's own, as a run stopped before the chown
+// leaves it): always for a call an earlier run began, but for one this
+// run completed (Request.Completed) only when the object is already the
+// caller's, since that run gave what it made to its caller; a user who
+// pushed their own call out of the cache could otherwise resend it and be
+// given an empty file, directory or symlink root has made at that name
+// since. One LOOKUP, on that path only.
+func callersOwn(req *Request, acc Access, dir []byte, name string) bool {
+	if !req.Completed {
+		return true
+	}
+	_, attr, _, err := acc.Store.Lookup(dir, acc.Cred, name)
+	return err == nil && attr.UID == acc.Cred.UID
+}
+
 // answerDone answers a call whose effect is there as done: it makes
 // durable, in turn, the objects the call changed (the earlier run may have
 // been stopped after the change and before its syncs, and the reply

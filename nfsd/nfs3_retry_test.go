@@ -125,3 +125,66 @@ func TestRetryUncheckedCreateCutShort(t *testing.T) {
 		t.Errorf("UNCHECKED CREATE not marked over the server's file: attributes %+v, want it as it is", r.ObjAttr)
 	}
 }
+
+// TestRetryCompletedTakesOnlyOwn: a retransmission of a call this run
+// completed (its reply evicted from the duplicate request cache, as a user
+// can force by flooding it) that meets an empty object of root's at its
+// name (made there since the user removed their own) leaves it root's and
+// keeps its EXIST; it was finished for the caller, chowned to them, as
+// after a restart. The caller's own object is still answered as done.
+func TestRetryCompletedTakesOnlyOwn(t *testing.T) {
+	e := newN3Env(t)
+	var sa nfs3.SetattrRes
+	e.call(nfs3.ProcSetattr, &nfs3.SetattrArgs{Object: e.root, NewAttr: nfs3.SetAttr{Mode: ptr[uint32](0o1777)}}, &sa)
+	e.wantStatus("SETATTR root", sa.Status, nfs3.StatusOK)
+	// Root's empty 0600 file, directory and symlink, as root makes them
+	// (and as a run stopped before the chown leaves them).
+	for _, err := range []error{
+		os.WriteFile(filepath.Join(e.st.Dir, "lock"), nil, 0o600),
+		os.Mkdir(filepath.Join(e.st.Dir, "dir"), 0o700),
+		os.Symlink("t", filepath.Join(e.st.Dir, "link")),
+	} {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.cred = &rpc.AuthSysParms{MachineName: "test", UID: 3000, GID: 3001}
+	where := func(name string) nfs3.DirOpArgs { return nfs3.DirOpArgs{Dir: e.root, Name: name} }
+	send := func() map[string]nfs3.Status {
+		var c nfs3.CreateRes
+		e.call(nfs3.ProcCreate, &nfs3.CreateArgs{Where: where("lock"), Mode: nfs3.Guarded, Attr: nfs3.SetAttr{Mode: ptr[uint32](0o600)}}, &c)
+		var m nfs3.MkdirRes
+		e.call(nfs3.ProcMkdir, &nfs3.MkdirArgs{Where: where("dir"), Attr: nfs3.SetAttr{Mode: ptr[uint32](0o700)}}, &m)
+		var s nfs3.SymlinkRes
+		e.call(nfs3.ProcSymlink, &nfs3.SymlinkArgs{Where: where("link"), Attr: nfs3.SetAttr{}, Target: "t"}, &s)
+		var u nfs3.CreateRes
+		e.call(nfs3.ProcCreate, &nfs3.CreateArgs{Where: where("lock"), Mode: nfs3.Unchecked, Attr: nfs3.SetAttr{Mode: ptr[uint32](0o600)}}, &u)
+		return map[string]nfs3.Status{"CREATE": c.Status, "MKDIR": m.Status, "SYMLINK": s.Status}
+	}
+	e.completed = true
+	for proc, st := range send() {
+		if st != nfs3.StatusExist {
+			t.Errorf("%s resent after its reply was evicted, over root's object: %v, want NFS3ERR_EXIST", proc, st)
+		}
+	}
+	for _, name := range []string{"lock", "dir", "link"} {
+		var st syscall.Stat_t
+		if err := syscall.Lstat(filepath.Join(e.st.Dir, name), &st); err != nil {
+			t.Fatal(err)
+		}
+		if st.Uid != 0 {
+			t.Errorf("root's %s given to uid %d by a resent call", name, st.Uid)
+		}
+	}
+	// The caller's own empty file: answered as done.
+	if err := os.WriteFile(filepath.Join(e.st.Dir, "mine"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(filepath.Join(e.st.Dir, "mine"), 3000, 3001); err != nil {
+		t.Fatal(err)
+	}
+	var c nfs3.CreateRes
+	e.call(nfs3.ProcCreate, &nfs3.CreateArgs{Where: where("mine"), Mode: nfs3.Guarded, Attr: nfs3.SetAttr{Mode: ptr[uint32](0o600)}}, &c)
+	e.wantStatus("CREATE resent over the caller's own file", c.Status, nfs3.StatusOK)
+	e.completed = false
+}

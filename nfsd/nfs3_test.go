@@ -67,6 +67,9 @@ type n3Env struct {
 	// mayHaveRun marks the calls as retransmissions of calls an earlier
 	// run began (Request.MayHaveRun).
 	mayHaveRun bool
+	// completed also marks them Request.Completed (this run's calls
+	// whose replies left the duplicate request cache).
+	completed bool
 }
 
 func newN3Env(t *testing.T) *n3Env { return newN3EnvTB(t) }
@@ -103,7 +106,8 @@ func (e *n3Env) rawCtx(ctx context.Context, proc nfs3.Proc, args []byte) (Status
 		Addr: netip.MustParseAddrPort("127.0.0.1:700"), Net: "tcp",
 		Local:      netip.MustParseAddrPort("127.0.0.1:2049"),
 		Args:       xdr.NewDecoder(args),
-		MayHaveRun: e.mayHaveRun,
+		MayHaveRun: e.mayHaveRun || e.completed,
+		Completed:  e.completed,
 	}
 	res := xdr.NewEncoder(nil)
 	st := e.n.Serve(ctx, req, res)

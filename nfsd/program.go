@@ -46,6 +46,14 @@ type Request struct {
 	// is gone and whose target is there) as success.
 	MayHaveRun bool
 
+	// Completed is set with MayHaveRun when this run carried the call out
+	// to its reply, which has since been evicted from the duplicate
+	// request cache (not when an earlier run began it): an object the
+	// call made was then given to its caller, so one at its name that is
+	// not the caller's (root's file made there since) is not its own and
+	// is not finished for it.
+	Completed bool
+
 	// Refused is set by a Program on a call it answered with an error
 	// that leaves nothing done (NFS3: any status but OK, IO and
 	// SERVERFAULT). The duplicate request cache then keeps no key of the

@@ -663,7 +663,7 @@ func (s *Server) dispatch(ep *endpoint, rec []byte, e *xdr.Encoder) verdict {
 			}
 			return dropCall
 		case drcEvicted:
-			req.MayHaveRun = true
+			req.MayHaveRun, req.Completed = true, true
 			s.stats.drcEvictedHits.Add(1)
 			s.logRetransmission(log, key.addr, false, "nfsd: retransmission of a call whose reply had left the duplicate request cache", "prog", h.Prog, "vers", h.Vers, "proc", h.Proc)
 		}
