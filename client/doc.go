@@ -60,6 +60,6 @@
 //
 // # Concurrency
 //
-// Lock order inside an rpcConn: wmu (writes) before mu (state). Close stops
+// Lock order inside an rpcConn: wsem (writes) before mu (state). Close stops
 // every goroutine the package starts and waits for them.
 package client

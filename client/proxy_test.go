@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/mailnfs/mailnfs/internal/rpc"
@@ -191,3 +192,94 @@ func (p *cutProxy) pump(src, dst net.Conn, toServer bool) {
 }
 
 var _ io.Closer = (*net.TCPConn)(nil)
+
+// stallProxy is a byte-level TCP proxy in front of a real server. After
+// Stall(n) it forwards n more bytes from each client connection and then
+// stops reading from it, as a server process that hangs: the client's
+// writes fill the socket buffers and then block.
+type stallProxy struct {
+	ln      net.Listener
+	budget  atomic.Int64 // bytes still forwarded; <0: no limit
+	stopped chan struct{}
+	mu      sync.Mutex
+	conns   []net.Conn
+	wg      sync.WaitGroup
+}
+
+func startStallProxy(t *testing.T, backend string) *stallProxy {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &stallProxy{ln: ln, stopped: make(chan struct{})}
+	p.budget.Store(-1)
+	p.wg.Add(1)
+	go p.accept(backend)
+	t.Cleanup(func() {
+		close(p.stopped)
+		ln.Close()
+		p.mu.Lock()
+		for _, c := range p.conns {
+			c.Close()
+		}
+		p.mu.Unlock()
+		p.wg.Wait()
+	})
+	return p
+}
+
+func (p *stallProxy) Port() int { return p.ln.Addr().(*net.TCPAddr).Port }
+
+// Stall lets n more bytes through from the clients, then none.
+func (p *stallProxy) Stall(n int64) { p.budget.Store(n) }
+
+func (p *stallProxy) accept(backend string) {
+	defer p.wg.Done()
+	for {
+		cc, err := p.ln.Accept()
+		if err != nil {
+			return
+		}
+		sc, err := net.Dial("tcp", backend)
+		if err != nil {
+			cc.Close()
+			continue
+		}
+		p.mu.Lock()
+		p.conns = append(p.conns, cc, sc)
+		p.mu.Unlock()
+		p.wg.Add(2)
+		go func() {
+			defer p.wg.Done()
+			_, _ = io.Copy(cc, sc)
+		}()
+		go func() {
+			defer p.wg.Done()
+			defer sc.Close()
+			buf := make([]byte, 4096)
+			for {
+				b := p.budget.Load()
+				if b == 0 {
+					<-p.stopped
+					return
+				}
+				n := len(buf)
+				if b > 0 && int64(n) > b {
+					n = int(b)
+				}
+				m, err := cc.Read(buf[:n])
+				if m > 0 {
+					if b > 0 {
+						p.budget.Add(-int64(m))
+					}
+					if _, werr := sc.Write(buf[:m]); werr != nil {
+						return
+					}
+				}
+				if err != nil {
+					return
+				}
+			}
+		}()
+	}
+}

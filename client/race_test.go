@@ -424,3 +424,55 @@ func TestRouterWaitersKeepOwnDeadline(t *testing.T) {
 		t.Errorf("a: %v, want its own deadline", err)
 	}
 }
+
+// A server that stops reading (its process hung, the box's disk stuck):
+// calls already written wait for replies that never come, and the next
+// writes fill the socket and block. Every call still returns when its
+// context ends, not WriteTimeout (30 s) later, whether it was blocked in
+// the write or waiting its turn to write.
+func TestCallsHonourDeadlineWhenServerStopsReading(t *testing.T) {
+	checkGoroutines(t)
+	s := startServer(t, maildirSetup("box"))
+	p := startStallProxy(t, s.NFSAddr.String())
+	u := fmt.Sprintf("nfs://127.0.0.1%s?version=3&nfsport=%d&mountport=%d", s.Export, p.Port(), s.MountAddr.Port())
+	c, err := Dial(context.Background(), u, Options{Hostname: "front1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	h, err := c.maildir(context.Background(), "box")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mode := uint32(0o600)
+	fh, _, err := c.Create(context.Background(), h.tmp, "big", Guarded, SetAttr{Mode: &mode}, [8]byte{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Stall(4096)
+	const deadline = time.Second
+	ctx, cancel := context.WithTimeout(context.Background(), deadline)
+	defer cancel()
+	start := time.Now()
+	var wg sync.WaitGroup
+	took := make([]time.Duration, 16)
+	errs := make([]error, len(took))
+	data := make([]byte, 1<<20)
+	for i := range took {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, errs[i] = c.Write(ctx, fh, uint64(i)<<20, data, Unstable)
+			took[i] = time.Since(start)
+		}()
+	}
+	wg.Wait()
+	for i := range took {
+		if errs[i] == nil || !Temporary(errs[i]) {
+			t.Errorf("WRITE %d to a server not reading: %v, want a temporary error", i, errs[i])
+		}
+		if took[i] > deadline+time.Second {
+			t.Errorf("WRITE %d with a %v deadline returned after %v", i, deadline, took[i])
+		}
+	}
+}

@@ -76,7 +76,8 @@ type RPCOptions struct {
 	// means 30 s.
 	ReconnectTimeout time.Duration
 	// WriteTimeout bounds writing one record; on expiry the connection is
-	// treated as lost. Zero means 30 s.
+	// treated as lost. Zero means 30 s. A call whose context ends first
+	// stops writing then (the connection is lost the same way).
 	WriteTimeout time.Duration
 	// MaxRecord bounds one reply record. Zero means rpc.MaxRecord.
 	MaxRecord int
@@ -146,7 +147,7 @@ func DialRPC(ctx context.Context, addr string, opts RPCOptions) (*RPCClient, err
 			}
 			return nil, err
 		}
-		c.conns = append(c.conns, &rpcConn{c: c, id: i, nc: nc, gen: 1, pending: map[uint32]*pendingCall{}})
+		c.conns = append(c.conns, &rpcConn{c: c, id: i, nc: nc, gen: 1, pending: map[uint32]*pendingCall{}, wsem: make(chan struct{}, 1)})
 	}
 	for _, rc := range c.conns {
 		c.wg.Add(1)
@@ -215,7 +216,7 @@ func (c *RPCClient) dial(ctx context.Context) (net.Conn, error) {
 type pendingCall struct {
 	xid     uint32
 	rec     []byte        // framed record, resent verbatim on reconnect
-	sentGen uint64        // connection generation it was last written on; guarded by rpcConn.wmu
+	sentGen uint64        // connection generation it was last written on; guarded by rpcConn.wsem
 	done    chan struct{} // closed once reply or err is set
 	reply   []byte
 	err     error
@@ -226,7 +227,10 @@ type rpcConn struct {
 	c  *RPCClient
 	id int
 
-	wmu sync.Mutex // serialises writes; guards pendingCall.sentGen
+	// wsem (capacity 1) serialises writes and guards pendingCall.sentGen;
+	// a channel, so that a caller whose context ends stops waiting for
+	// it.
+	wsem chan struct{}
 
 	mu      sync.Mutex
 	nc      net.Conn // nil while disconnected
@@ -264,7 +268,7 @@ func (c *RPCClient) Call(ctx context.Context, prog, vers, proc uint32, auth Auth
 	if err := rc.register(pc); err != nil {
 		return nil, err
 	}
-	rc.send(pc)
+	rc.send(ctx, pc)
 	select {
 	case <-pc.done:
 	case <-ctx.Done():
@@ -307,13 +311,16 @@ func withReplyGrace(ctx context.Context, d time.Duration) context.Context {
 // by the reader, which never blocks on a caller.
 func (rc *rpcConn) awaitGrace(ctx context.Context, pc *pendingCall) bool {
 	if d, _ := ctx.Value(graceKey{}).(time.Duration); d > 0 {
-		t := time.NewTimer(d)
-		defer t.Stop()
+		gctx, cancel := context.WithTimeout(context.Background(), d)
+		defer cancel()
+		// ctx may have ended before pc was written (the connection
+		// not taking data): write it now, within the grace.
+		rc.send(gctx, pc)
 		select {
 		case <-pc.done:
 			return true
 		case <-rc.c.stop:
-		case <-t.C:
+		case <-gctx.Done():
 		}
 	}
 	if !rc.forget(pc) {
@@ -358,10 +365,16 @@ func complete(pc *pendingCall, reply []byte, err error) {
 
 // send writes pc on the current connection unless it was already written
 // on it. A write failure closes the connection; the run loop then
-// reconnects and resends.
-func (rc *rpcConn) send(pc *pendingCall) {
-	rc.wmu.Lock()
-	defer rc.wmu.Unlock()
+// reconnects and resends. It gives up when ctx ends, waiting for its turn
+// or in the write (a server that stopped reading fills the socket): the
+// record is then torn and the connection closed, as on WriteTimeout.
+func (rc *rpcConn) send(ctx context.Context, pc *pendingCall) {
+	select {
+	case rc.wsem <- struct{}{}:
+	case <-ctx.Done():
+		return
+	}
+	defer func() { <-rc.wsem }()
 	rc.mu.Lock()
 	nc, gen := rc.nc, rc.gen
 	_, still := rc.pending[pc.xid]
@@ -371,7 +384,10 @@ func (rc *rpcConn) send(pc *pendingCall) {
 	}
 	pc.sentGen = gen
 	_ = nc.SetWriteDeadline(time.Now().Add(rc.c.opts.WriteTimeout))
-	if _, err := nc.Write(pc.rec); err != nil {
+	stop := context.AfterFunc(ctx, func() { _ = nc.SetWriteDeadline(time.Unix(1, 0)) })
+	_, err := nc.Write(pc.rec)
+	stop()
+	if err != nil {
 		rc.c.opts.Logger.Debug("client: write failed", "addr", rc.c.addr, "conn", rc.id, "err", err)
 		nc.Close()
 	}
@@ -412,7 +428,7 @@ func (rc *rpcConn) run() {
 		rc.mu.Unlock()
 		log.Debug("client: reconnected", "addr", rc.c.addr, "conn", rc.id, "resend", len(resend))
 		for _, pc := range resend {
-			rc.send(pc)
+			rc.send(context.Background(), pc)
 		}
 	}
 }
