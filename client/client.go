@@ -249,8 +249,18 @@ func DialTarget(ctx context.Context, t Target, opts Options) (*Client, error) {
 	if c.dtpref == 0 || c.dtpref > 64<<10 {
 		c.dtpref = 32 << 10
 	}
+	// A READ or READDIR reply must fit the record bound: the reader
+	// refuses a larger one and the call, resent on the new connection,
+	// would draw the same reply until its deadline.
+	lim := uint32(max(c.rpc.opts.MaxRecord-replyRoom, 4096))
+	c.rtmax, c.dtpref = min(c.rtmax, lim), min(c.dtpref, lim)
 	return c, nil
 }
+
+// replyRoom is what a READ reply holds besides its data: the RPC reply
+// header (with a verifier of up to 400 bytes), status, attributes, count
+// and eof, rounded up.
+const replyRoom = 1024
 
 func clampIO(n uint32) uint32 {
 	switch {

@@ -355,3 +355,33 @@ func checkListing(t *testing.T, ctx context.Context, c *Client, dir []byte, want
 	}
 	return pages
 }
+
+// A client whose RPCOptions.MaxRecord is below the server's rtmax reads
+// in pieces that fit: a READ of rtmax drew a reply the reader refused,
+// and the call, resent on each new connection, drew it again until its
+// deadline.
+func TestDialKeepsReadsWithinMaxRecord(t *testing.T) {
+	checkGoroutines(t)
+	s := startServer(t, maildirSetup("box"))
+	want := make([]byte, 300000)
+	for i := range want {
+		want[i] = byte(i % 251)
+	}
+	if err := os.WriteFile(filepath.Join(s.Root, "box", "new", "1.x,S=300000"), want, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c := dialServer(t, s, "", Options{RPC: RPCOptions{MaxRecord: 128 << 10}})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	fh, _, err := c.LookupPath(ctx, "box/new/1.x,S=300000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := c.ReadAll(ctx, fh)
+	if err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("ReadAll with MaxRecord 128 KiB: %d bytes, %v; want the 300000-byte file", len(got), err)
+	}
+	if c.MaxRead() > 128<<10 {
+		t.Errorf("MaxRead = %d, above MaxRecord", c.MaxRead())
+	}
+}

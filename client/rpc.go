@@ -79,7 +79,8 @@ type RPCOptions struct {
 	// treated as lost. Zero means 30 s. A call whose context ends first
 	// stops writing then (the connection is lost the same way).
 	WriteTimeout time.Duration
-	// MaxRecord bounds one reply record. Zero means rpc.MaxRecord.
+	// MaxRecord bounds one reply record. Zero means rpc.MaxRecord. Dial
+	// keeps READ and READDIR sizes within it.
 	MaxRecord int
 	// PrivilegedPort binds the local end to a port below 1024 (needs root),
 	// for servers that insist on "secure" ports. False uses any port.
