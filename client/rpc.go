@@ -77,7 +77,10 @@ type RPCOptions struct {
 	ReconnectTimeout time.Duration
 	// WriteTimeout bounds writing one record; on expiry the connection is
 	// treated as lost. Zero means 30 s. A call whose context ends first
-	// stops writing then (the connection is lost the same way).
+	// stops writing then (the connection is lost the same way). On Linux
+	// it is also the socket's TCP_USER_TIMEOUT: data written and not
+	// acknowledged by the server's host for that long (a path that drops
+	// every packet) loses the connection, which is then redialled.
 	WriteTimeout time.Duration
 	// MaxRecord bounds one reply record. Zero means rpc.MaxRecord. Dial
 	// keeps READ and READDIR sizes within it.
@@ -188,7 +191,7 @@ func (c *RPCClient) dial(ctx context.Context) (net.Conn, error) {
 		}
 	}()
 	if !c.opts.PrivilegedPort {
-		var d net.Dialer
+		d := net.Dialer{Control: userTimeout(c.opts.WriteTimeout)}
 		nc, err := d.DialContext(ctx, "tcp", c.addr)
 		if err != nil {
 			return nil, fmt.Errorf("client: dial %s: %w", c.addr, err)
@@ -200,7 +203,7 @@ func (c *RPCClient) dial(ctx context.Context) (net.Conn, error) {
 	var err error
 	for range 64 {
 		n, _ := rand.Int(rand.Reader, big.NewInt(512))
-		d := net.Dialer{LocalAddr: &net.TCPAddr{Port: 512 + int(n.Int64())}}
+		d := net.Dialer{LocalAddr: &net.TCPAddr{Port: 512 + int(n.Int64())}, Control: userTimeout(c.opts.WriteTimeout)}
 		var nc net.Conn
 		nc, err = d.DialContext(ctx, "tcp", c.addr)
 		if err == nil {
