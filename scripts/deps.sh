@@ -29,6 +29,7 @@ required=(
 	"doveadm:dovecot-core"
 	"exim4:exim4-daemon-light"
 	"setpriv:util-linux"
+	"nft:nftables"
 )
 optional=(
 	"tshark:tshark"
