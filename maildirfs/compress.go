@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/mailnfs/mailnfs/internal/ratelog"
 )
 
 // Compression at rest (Options.Compress): see doc.go, "Compression".
@@ -113,6 +115,9 @@ type zstore struct {
 	// broken: the worker journal could not be set aside after a failed
 	// group; no more groups run (their records must not be overwritten).
 	broken atomic.Bool
+	// failLog limits the worker's lines about failed groups to one a
+	// minute.
+	failLog ratelog.Limiter[struct{}]
 
 	queue chan Handle
 	bmu   sync.Mutex
@@ -1460,7 +1465,11 @@ func (f *FS) zworker(ctx context.Context) {
 // logged (a crash of the test hook is not).
 func (f *FS) zcompressLogged(hs []Handle) {
 	if _, err := f.zcompress(hs); err != nil && !errors.Is(err, errZCrash) {
-		f.log.Warn("maildirfs: background compression", "err", err)
+		// A lasting cause (a full or read-only state directory) fails
+		// every group, several a second while mail arrives.
+		if ok, held := f.z.failLog.Allow(struct{}{}, time.Now()); ok {
+			f.log.Warn("maildirfs: background compression (logged once a minute)", "err", err, "held_back", held)
+		}
 	}
 }
 
@@ -1571,10 +1580,12 @@ func (f *FS) zcompressGroup(hs []Handle) (done, used int, _ error) {
 	}
 	if err != nil {
 		// Nothing was touched (no marker carries the records' ids):
-		// empty the journal and give up the group.
+		// empty the journal and give up the group. The journal is in
+		// the state directory, not the export: say so, or a full state
+		// directory reads as a full mail disk.
 		unix.Ftruncate(z.wj, 0)
 		fdatasync(z.wj)
-		return 0, used, err
+		return 0, used, fmt.Errorf("compression journal %s (in the state directory; these messages stay uncompressed): %w", filepath.Join(z.jdir, zWorkerJ), err)
 	}
 	if err := zstep("journaled"); err != nil {
 		return 0, used, err

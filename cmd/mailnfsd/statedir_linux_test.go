@@ -1,0 +1,108 @@
+package main
+
+import (
+	"context"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/mailnfs/mailnfs/client"
+	"github.com/mailnfs/mailnfs/nfsd/nfsdtest"
+)
+
+// TestFullStateDirCompression runs a real mailnfsd compressing an export
+// with its state directory on a small tmpfs, fills the tmpfs and delivers
+// 300 messages. The deliveries must succeed and read back (the state
+// directory holds nothing they need: drc.log was allocated at start), and
+// the compression worker, whose journal is in the full state directory,
+// must say so once a minute, naming the journal, not once per group of
+// messages (dozens of lines a second while mail arrives) with a bare "no
+// space left on device" that reads as a full mail disk.
+func TestFullStateDirCompression(t *testing.T) {
+	nfsdtest.RequireRoot(t)
+	dir := t.TempDir()
+	export := filepath.Join(dir, "export")
+	for _, d := range []string{"tmp", "new", "cur"} {
+		if err := os.MkdirAll(filepath.Join(export, "Maildir", d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	state := filepath.Join(dir, "state")
+	if err := os.Mkdir(state, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mount("tmpfs", state, "tmpfs", 0, "size=6m,mode=0700"); err != nil {
+		t.Skipf("mount tmpfs: %v", err)
+	}
+	t.Cleanup(func() { unix.Unmount(state, unix.MNT_DETACH) })
+	exports := filepath.Join(dir, "exports")
+	writeFile(t, exports, export+" -compress=zstd -maproot=0:0 -network 127.0.0.0/8\n")
+	ports := freePorts(t, 2)
+	p := startBinary(t, "-exports", exports, "-state-dir", state,
+		"-listen", "127.0.0.1", "-nfs-port", strconv.Itoa(ports[0]), "-portmap-port", strconv.Itoa(ports[1]))
+	p.waitListening(t, ports...)
+
+	// Fill the state directory's file system.
+	fill, err := os.Create(filepath.Join(state, "fill"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for buf := make([]byte, 64<<10); ; {
+		if _, err := fill.Write(buf); err != nil {
+			break
+		}
+	}
+	fill.Close()
+
+	url := "nfs://127.0.0.1:" + strconv.Itoa(ports[1]) + export + "?uid=0&gid=0"
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	c, err := client.Dial(ctx, url, client.Options{})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, p.stderr.String())
+	}
+	defer c.Close()
+	msg := "Subject: x\n\n" + strings.Repeat("a line of mail that compresses well\n", 500)
+	var names []string
+	for range 300 {
+		name, err := c.Deliver(ctx, "Maildir", strings.NewReader(msg))
+		if err != nil {
+			t.Fatalf("delivery with the state directory full: %v", err)
+		}
+		names = append(names, name)
+	}
+	for _, name := range names[len(names)-3:] {
+		r, err := c.Open(ctx, "Maildir", name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := io.ReadAll(r)
+		r.Close()
+		if err != nil || string(b) != msg {
+			t.Fatalf("%s read back %d bytes, err %v", name, len(b), err)
+		}
+	}
+	// Let the worker take what is queued.
+	time.Sleep(time.Second)
+	const line = `msg="maildirfs: background compression`
+	n := p.stopAndCount(t, line)[0]
+	log := p.stderr.String()
+	if n == 0 {
+		t.Fatalf("compression with the state directory full logged nothing:\n%s", log)
+	}
+	if n > 1 {
+		t.Errorf("300 deliveries with the state directory full: %d lines %s, want one a minute", n, line)
+	}
+	for _, l := range strings.Split(log, "\n") {
+		if strings.Contains(l, line) && !strings.Contains(l, filepath.Join(state, "maildirfs-z")) {
+			t.Errorf("the line does not name the compression journal in the state directory:\n%s", l)
+			break
+		}
+	}
+}
