@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"log/slog"
 	mrand "math/rand/v2"
 	"os"
 	"path/filepath"
@@ -101,8 +102,9 @@ type zstore struct {
 	compress bool // compress messages delivered into new/ or cur/
 	jdir     string
 	jdirFd   int
-	jmu      sync.Mutex // guards wj and its content
-	wj       int        // worker journal, O_RDWR
+	jlock    *zjournalLock // the journal directory's, shared by this process's stores
+	jmu      sync.Mutex    // guards wj and its content
+	wj       int           // worker journal, O_RDWR
 
 	mu   sync.Mutex
 	ents map[uint64]zent // guarded by mu
@@ -223,6 +225,10 @@ func (f *FS) zopen(force bool) error {
 	z.jdirFd, err = unix.Open(z.jdir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return fmt.Errorf("maildirfs: journal dir: %w", err)
+	}
+	if z.jlock, err = zlockJournal(z.jdirFd, f.log); err != nil {
+		unix.Close(z.jdirFd)
+		return fmt.Errorf("maildirfs: compression journal %s of %s: %w", z.jdir, f.root, err)
 	}
 	f.z = z
 	if above >= 0 {
@@ -363,6 +369,85 @@ func (f *FS) zclose() {
 	if z.jdirFd >= 0 {
 		unix.Close(z.jdirFd)
 		z.jdirFd = -1
+	}
+	if z.jlock != nil {
+		z.jlock.release()
+		z.jlock = nil
+	}
+}
+
+// zjournalLocks holds, by directory, the flock of each journal directory
+// a store of this process has open. Another process must not open the
+// same tree's journal while one does: its Open would redo the running
+// worker's records under it and retire its journals (a failed-N.j whose
+// files then answer EIO), and the two workers would rewrite the same
+// files. That happens when a second mailnfsd is started with the same
+// -state-dir and exports (its stores open before it finds the ports
+// taken). Stores of one process share the lock: a reload keeps one store
+// per tree itself (nfsd).
+var zjournalLocks struct {
+	mu sync.Mutex
+	m  map[zdirID]*zjournalLock
+}
+
+type zdirID struct{ dev, ino uint64 }
+
+// zjournalLock is the flock of one journal directory, held while n > 0.
+type zjournalLock struct {
+	id zdirID
+	fd int // -1: the file system has no flock; nothing is held
+	n  int // guarded by zjournalLocks.mu
+}
+
+// zlockJournal takes (or shares, within this process) the lock of the
+// journal directory open as dirFd. It fails with EBUSY if another process
+// holds it.
+func zlockJournal(dirFd int, log *slog.Logger) (*zjournalLock, error) {
+	var st unix.Stat_t
+	if err := unix.Fstat(dirFd, &st); err != nil {
+		return nil, err
+	}
+	id := zdirID{uint64(st.Dev), st.Ino}
+	zjournalLocks.mu.Lock()
+	defer zjournalLocks.mu.Unlock()
+	if l := zjournalLocks.m[id]; l != nil {
+		l.n++
+		return l, nil
+	}
+	// An fd of its own: the lock must outlive the store that took it
+	// while another store of this process shares it.
+	fd, err := unix.Openat(dirFd, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	if err := unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB); err == unix.EWOULDBLOCK {
+		unix.Close(fd)
+		return nil, fmt.Errorf("in use by another process (a mailnfsd with the same -state-dir serving this tree, or mailnfsd compact or expand): stop it first, or give this one a -state-dir of its own: %w", unix.EBUSY)
+	} else if err != nil {
+		// A file system without flock (a state directory on NFS without
+		// a lock manager): go on without the guard.
+		log.Warn("maildirfs: cannot lock the compression journal's directory; a second mailnfsd started with the same -state-dir would not be stopped from using it", "err", err)
+		unix.Close(fd)
+		fd = -1
+	}
+	l := &zjournalLock{id: id, fd: fd, n: 1}
+	if zjournalLocks.m == nil {
+		zjournalLocks.m = make(map[zdirID]*zjournalLock)
+	}
+	zjournalLocks.m[id] = l
+	return l, nil
+}
+
+// release gives up one store's share of the lock; the last one unlocks.
+func (l *zjournalLock) release() {
+	zjournalLocks.mu.Lock()
+	defer zjournalLocks.mu.Unlock()
+	if l.n--; l.n > 0 {
+		return
+	}
+	delete(zjournalLocks.m, l.id)
+	if l.fd >= 0 {
+		unix.Close(l.fd)
 	}
 }
 

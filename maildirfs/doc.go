@@ -310,7 +310,12 @@
 // with the server's StateDir (the journal's place). They hold an
 // exclusive flock on the export root and every store a shared one, so
 // they fail (EBUSY) on a tree a store has open, and a store does not open
-// a tree they are converting.
+// a tree they are converting. The journal directory is flocked too, by the
+// first store of a process to open it (a process's stores share it): a
+// second process started with the same StateDir on the same tree (a
+// second mailnfsd, which opens its stores before it finds the ports
+// taken) fails with EBUSY instead of redoing and retiring the running
+// worker's journals.
 //
 // # Trained dictionaries
 //

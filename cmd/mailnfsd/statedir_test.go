@@ -3,8 +3,11 @@ package main
 import (
 	"net/netip"
 	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mailnfs/mailnfs/internal/nfs3"
 	"github.com/mailnfs/mailnfs/internal/xdr"
@@ -106,5 +109,71 @@ func TestStateDirPermissions(t *testing.T) {
 	}
 	if log := restart(); !strings.Contains(log, keyWarn) || strings.Contains(log, dirWarn) {
 		t.Errorf("handle key 0644: want the key warning only:\n%s", log)
+	}
+}
+
+// TestSecondServerSameStateDir starts a real mailnfsd compressing an
+// export, then the same command line again, as an operator might by
+// mistake while the first runs. The second must leave the first's
+// compression journal alone: a failed-N.j there (which the first keeps
+// for the files a failed rewrite left pending; a stand-in here) would
+// otherwise be retired by the second's Open before it even finds the
+// ports taken, and those files would answer EIO for good. It must fail
+// saying why, and the first must go on serving.
+func TestSecondServerSameStateDir(t *testing.T) {
+	nfsdtest.RequireRoot(t)
+	dir := t.TempDir()
+	export := filepath.Join(dir, "export")
+	for _, d := range []string{"tmp", "new", "cur"} {
+		if err := os.MkdirAll(filepath.Join(export, "Maildir", d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	state := filepath.Join(dir, "state")
+	exports := filepath.Join(dir, "exports")
+	writeFile(t, exports, export+" -compress=zstd -maproot=0:0 -network 127.0.0.0/8\n")
+	ports := freePorts(t, 2)
+	args := []string{"-exports", exports, "-state-dir", state,
+		"-listen", "127.0.0.1", "-nfs-port", strconv.Itoa(ports[0]), "-portmap-port", strconv.Itoa(ports[1])}
+	first := startBinary(t, args...)
+	first.waitListening(t, ports...)
+	jdirs, err := filepath.Glob(filepath.Join(state, "maildirfs-z", "*"))
+	if err != nil || len(jdirs) != 1 {
+		t.Fatalf("compression journal directories: %v, %v", jdirs, err)
+	}
+	kept := filepath.Join(jdirs[0], "failed-1.j")
+	writeFile(t, kept, "records of a failed rewrite")
+
+	second := startBinary(t, args...)
+	select {
+	case <-second.done:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("a second mailnfsd with the same state directory and ports did not exit:\n%s", second.stderr.String())
+	}
+	if second.err == nil {
+		t.Errorf("the second mailnfsd exited 0:\n%s", second.stderr.String())
+	}
+	if _, err := os.Stat(kept); err != nil {
+		t.Errorf("the running mailnfsd's kept compression journal after a second one started: %v\n%s", err, second.stderr.String())
+	}
+	if log := second.stderr.String(); !strings.Contains(log, "in use by another process") {
+		t.Errorf("the second mailnfsd does not say its compression journal is in use:\n%s", log)
+	}
+
+	// The first serves on.
+	addr := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(ports[0]))
+	d, err := nfsdtest.Dial(t, "tcp", addr).Call(nfs3.MountProgram, 3, uint32(nfs3.MountProcMnt), nfsdtest.AuthSys(0, 0), func(e *xdr.Encoder) {
+		(&nfs3.DirPath{Path: export}).Encode(e)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mnt nfs3.MountRes3
+	mnt.Decode(d)
+	if mnt.Status != nfs3.MountOK {
+		t.Fatalf("MNT from the first mailnfsd: %v", mnt.Status)
+	}
+	if code := first.stop(t, os.Interrupt); code != 0 {
+		t.Fatalf("exit %d\n%s", code, first.stderr.String())
 	}
 }
