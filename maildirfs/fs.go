@@ -98,7 +98,10 @@ func open(root string, opts Options, zforce bool) (*FS, error) {
 	for _, w := range keyExposure(opts.StateDir) {
 		opts.Logger.Warn("maildirfs: "+w, "state_dir", opts.StateDir)
 	}
-	if created {
+	if created == keyRestored {
+		opts.Logger.Warn("maildirfs: the handle key was gone from the state directory while mailnfsd ran (the directory removed or emptied); wrote back the key this process signs handles with, so that they survive the next restart. Anything else that was there (drc.log, the compression journal) was lost with it",
+			"key", filepath.Join(opts.StateDir, keyFile))
+	} else if created == keyCreated {
 		// The same as a first start, unless the state directory was lost
 		// or replaced: then every handle given out before fails its MAC
 		// (ErrBadHandle), and only this line tells the operator why.
@@ -241,33 +244,71 @@ func keyExposure(dir string) []string {
 	return ws
 }
 
+// keyOrigin says where loadKey's key came from.
+type keyOrigin int
+
+const (
+	keyRead     keyOrigin = iota // the key file
+	keyCreated                   // a new key, written to the missing file
+	keyRestored                  // the key this process loaded before, written back to the missing file
+)
+
+// loadedKeys holds the handle key each state directory had when this
+// process first loaded it. A store opened later (a reload) that finds the
+// key file gone writes this one back rather than a new key: the stores
+// already open sign with it, and a new key on disk would fail every handle
+// they gave out at the next restart.
+var loadedKeys struct {
+	sync.Mutex
+	m map[string][32]byte // by filepath.Clean(dir)
+}
+
 // loadKey reads the 32-byte handle key, creating it (0600) on first use;
-// created reports that this call created it.
-func loadKey(dir string) (key [32]byte, created bool, err error) {
+// origin reports whether this call created it or wrote back the one this
+// process loaded before.
+func loadKey(dir string) (key [32]byte, origin keyOrigin, err error) {
+	loadedKeys.Lock()
+	defer loadedKeys.Unlock()
+	known, ok := loadedKeys.m[filepath.Clean(dir)]
+	key, origin, err = loadKeyFile(dir, known, ok)
+	if err == nil && !ok {
+		if loadedKeys.m == nil {
+			loadedKeys.m = make(map[string][32]byte)
+		}
+		loadedKeys.m[filepath.Clean(dir)] = key
+	}
+	return key, origin, err
+}
+
+// loadKeyFile is loadKey: a missing key file is created with known, if
+// haveKnown, else with a new random key.
+func loadKeyFile(dir string, known [32]byte, haveKnown bool) (key [32]byte, origin keyOrigin, err error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return key, false, fmt.Errorf("maildirfs: state dir: %w", err)
+		return key, keyRead, fmt.Errorf("maildirfs: state dir: %w", err)
 	}
 	p := filepath.Join(dir, keyFile)
 	for range 3 {
 		b, err := os.ReadFile(p)
 		if err == nil {
 			if len(b) != len(key) {
-				return key, false, fmt.Errorf("maildirfs: %s: %d bytes, want %d: %w", p, len(b), len(key), ErrCorrupt)
+				return key, keyRead, fmt.Errorf("maildirfs: %s: %d bytes, want %d: %w", p, len(b), len(key), ErrCorrupt)
 			}
 			copy(key[:], b)
-			return key, created, nil
+			return key, origin, nil
 		}
 		if !errors.Is(err, os.ErrNotExist) {
-			return key, false, fmt.Errorf("maildirfs: read key: %w", err)
+			return key, keyRead, fmt.Errorf("maildirfs: read key: %w", err)
 		}
 		// Write a temporary file, sync it, then link it into place: two
 		// concurrent Opens agree on one key.
-		if _, err := rand.Read(key[:]); err != nil {
-			return key, false, err
+		if haveKnown {
+			key = known
+		} else if _, err := rand.Read(key[:]); err != nil {
+			return key, keyRead, err
 		}
 		tmp, err := os.CreateTemp(dir, keyFile+".tmp*")
 		if err != nil {
-			return key, false, fmt.Errorf("maildirfs: create key: %w", err)
+			return key, keyRead, fmt.Errorf("maildirfs: create key: %w", err)
 		}
 		err = tmp.Chmod(0o600)
 		if err == nil {
@@ -281,21 +322,26 @@ func loadKey(dir string) (key [32]byte, created bool, err error) {
 		}
 		if err == nil {
 			err = os.Link(tmp.Name(), p)
-			created = err == nil
+			if err == nil {
+				origin = keyCreated
+				if haveKnown {
+					origin = keyRestored
+				}
+			}
 			if errors.Is(err, os.ErrExist) {
 				err = nil
 			}
 		}
 		os.Remove(tmp.Name())
 		if err != nil {
-			return key, false, fmt.Errorf("maildirfs: write key: %w", err)
+			return key, keyRead, fmt.Errorf("maildirfs: write key: %w", err)
 		}
 		if d, err := os.Open(dir); err == nil {
 			d.Sync()
 			d.Close()
 		}
 	}
-	return key, false, fmt.Errorf("maildirfs: could not establish key in %s", dir)
+	return key, keyRead, fmt.Errorf("maildirfs: could not establish key in %s", dir)
 }
 
 // Close closes every cached fd. Calls after Close fail.

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -175,5 +176,75 @@ func TestSecondServerSameStateDir(t *testing.T) {
 	}
 	if code := first.stop(t, os.Interrupt); code != 0 {
 		t.Fatalf("exit %d\n%s", code, first.stderr.String())
+	}
+}
+
+// TestReloadAfterLostStateDir removes a real mailnfsd's state directory
+// while it serves (a package purge, a mistaken cleanup) and reloads it
+// with one more export. The process still signs handles with its key; a
+// reload that opens a store must put that key back, not create a new
+// one: with a new key on disk, the next restart fails every handle the
+// front ends hold with NFS3ERR_BADHANDLE although no client ever saw the
+// new key. After a restart, a handle from before must still work.
+func TestReloadAfterLostStateDir(t *testing.T) {
+	p, export, port, args := stormServerArgs(t)
+	exports, stateDir := args[1], args[3]
+	addr := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(port))
+	d, err := nfsdtest.Dial(t, "tcp", addr).Call(nfs3.MountProgram, 3, uint32(nfs3.MountProcMnt), nfsdtest.AuthSys(0, 0), func(e *xdr.Encoder) {
+		(&nfs3.DirPath{Path: export}).Encode(e)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mnt nfs3.MountRes3
+	mnt.Decode(d)
+	if mnt.Status != nfs3.MountOK {
+		t.Fatalf("MNT: %v", mnt.Status)
+	}
+	getattr := func() nfs3.Status {
+		d, err := nfsdtest.Dial(t, "tcp", addr).Call(nfs3.Program, nfs3.Version, uint32(nfs3.ProcGetattr), nfsdtest.AuthSys(0, 0), func(e *xdr.Encoder) {
+			e.Opaque(mnt.Handle)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return nfs3.Status(d.Uint32())
+	}
+
+	before := len(p.stderr.String())
+	if err := os.RemoveAll(stateDir); err != nil {
+		t.Fatal(err)
+	}
+	other := filepath.Join(filepath.Dir(export), "other")
+	if err := os.Mkdir(other, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(exports)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, exports, string(b)+other+" -maproot=0:0 -network 127.0.0.0/8\n")
+	n := strings.Count(p.stderr.String(), "reload")
+	p.cmd.Process.Signal(syscall.SIGHUP)
+	for deadline := time.Now().Add(10 * time.Second); strings.Count(p.stderr.String(), "reload") == n; {
+		if time.Now().After(deadline) {
+			t.Fatalf("no reload line after SIGHUP:\n%s", p.stderr.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if st := getattr(); st != nfs3.StatusOK {
+		t.Fatalf("GETATTR after the reload: %v", st)
+	}
+	if code := p.stop(t, os.Interrupt); code != 0 {
+		t.Fatalf("exit %d\n%s", code, p.stderr.String())
+	}
+	log := p.stderr.String()[before:]
+	if !strings.Contains(log, "wrote back the key this process signs handles with") || strings.Contains(log, "created a new one") {
+		t.Errorf("the reload does not say it wrote the handle key back (or says it created a new one):\n%s", log)
+	}
+	p = startBinary(t, args...)
+	p.waitListening(t, port)
+	if st := getattr(); st != nfs3.StatusOK {
+		t.Errorf("GETATTR of a handle from before the state directory was lost, after a reload and a restart: %v, want OK\n%s", st, log)
 	}
 }
