@@ -91,6 +91,12 @@ func Start(ctx context.Context, cfg Config) (_ *Daemon, err error) {
 	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
 		return nil, fmt.Errorf("state directory: %w", err)
 	}
+	switch fs := stateDirFS(cfg.StateDir); fs {
+	case "tmpfs", "ramfs":
+		log.Warn("the state directory is on "+fs+", which a reboot empties: the handle key goes with it, and after every reboot the front ends' handles fail with NFS3ERR_BADHANDLE until they mount again; put -state-dir on a disk (default /var/lib/mailnfsd)", "state_dir", cfg.StateDir)
+	case "nfs":
+		log.Warn("the state directory is on NFS: mailnfsd's start then depends on another server (or on itself, if it is one of its exports), and the locks of drc.log and the compression journal on that server's lock manager; put -state-dir on a local disk (default /var/lib/mailnfsd)", "state_dir", cfg.StateDir)
+	}
 	d.Exports, err = OpenExports(table, ExportsOptions{
 		StateDir:   cfg.StateDir,
 		Logger:     log,

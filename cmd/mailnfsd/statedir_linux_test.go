@@ -106,3 +106,32 @@ func TestFullStateDirCompression(t *testing.T) {
 		}
 	}
 }
+
+// TestStateDirOnTmpfs starts a real mailnfsd with its state directory on
+// a disk, then on a tmpfs (a -state-dir under /run, or a RuntimeDirectory=
+// by mistake). A reboot empties a tmpfs and the handle key with it, so
+// that every reboot of the box fails every handle the front ends hold:
+// that must be warned about at start, and a disk must not be.
+func TestStateDirOnTmpfs(t *testing.T) {
+	p, _, port, args := stormServerArgs(t)
+	stateDir := args[3]
+	const warn = "the state directory is on tmpfs, which a reboot empties"
+	if code := p.stop(t, os.Interrupt); code != 0 {
+		t.Fatalf("exit %d\n%s", code, p.stderr.String())
+	}
+	if log := p.stderr.String(); strings.Contains(log, warn) {
+		t.Errorf("a state directory on a disk is warned about:\n%s", log)
+	}
+	if err := unix.Mount("tmpfs", stateDir, "tmpfs", 0, "size=8m,mode=0700"); err != nil {
+		t.Skipf("mount tmpfs: %v", err)
+	}
+	t.Cleanup(func() { unix.Unmount(stateDir, unix.MNT_DETACH) })
+	p = startBinary(t, args...)
+	p.waitListening(t, port)
+	if code := p.stop(t, os.Interrupt); code != 0 {
+		t.Fatalf("exit %d\n%s", code, p.stderr.String())
+	}
+	if log := p.stderr.String(); !strings.Contains(log, warn) || !strings.Contains(log, "state_dir="+stateDir) {
+		t.Errorf("a state directory on tmpfs is not warned about:\n%s", log)
+	}
+}
