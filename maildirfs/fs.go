@@ -244,6 +244,33 @@ func keyExposure(dir string) []string {
 	return ws
 }
 
+// checkKey fails unless b, read from the key file p, is a key.
+func checkKey(p string, b []byte) error {
+	if len(b) != 32 {
+		return fmt.Errorf("maildirfs: %s: %d bytes, want 32 (restore it from a backup; or remove it, and clients get NFS3ERR_BADHANDLE until they mount again): %w", p, len(b), ErrCorrupt)
+	}
+	return nil
+}
+
+// CheckStateDir reports what would fail Open in the state directory dir
+// before a store opens (mailnfsd -check-config): dir not a directory, or a
+// handle key that cannot be read or is not a key. A missing dir or key is
+// no error: Open creates it.
+func CheckStateDir(dir string) error {
+	if st, err := os.Stat(dir); err == nil && !st.IsDir() {
+		return fmt.Errorf("maildirfs: state dir %s: %w", dir, unix.ENOTDIR)
+	}
+	p := filepath.Join(dir, keyFile)
+	b, err := os.ReadFile(p)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("maildirfs: read key: %w", err)
+	}
+	return checkKey(p, b)
+}
+
 // keyOrigin says where loadKey's key came from.
 type keyOrigin int
 
@@ -290,8 +317,8 @@ func loadKeyFile(dir string, known [32]byte, haveKnown bool) (key [32]byte, orig
 	for range 3 {
 		b, err := os.ReadFile(p)
 		if err == nil {
-			if len(b) != len(key) {
-				return key, keyRead, fmt.Errorf("maildirfs: %s: %d bytes, want %d: %w", p, len(b), len(key), ErrCorrupt)
+			if err := checkKey(p, b); err != nil {
+				return key, keyRead, err
 			}
 			copy(key[:], b)
 			return key, origin, nil

@@ -47,6 +47,7 @@ import (
 	"time"
 
 	"github.com/mailnfs/mailnfs/internal/sysmonhold"
+	"github.com/mailnfs/mailnfs/maildirfs"
 	"github.com/mailnfs/mailnfs/nfsd"
 )
 
@@ -262,7 +263,9 @@ func procs(n int) int {
 // because their mp/mountpoint directory is not mounted
 // (nfsd.CheckMountpoints) and exposure outside private networks
 // (warnings do not fail the check). A compressing export that overlaps
-// another (nfsd.CheckCompressOverlap) is an error, as it fails the start.
+// another (nfsd.CheckCompressOverlap), or a state directory whose handle
+// key the stores would refuse (maildirfs.CheckStateDir), is an error, as
+// it fails the start.
 func checkConfig(f *flags, stdout, stderr io.Writer) int {
 	path := f.exports
 	table, err := nfsd.LoadExports(path, &nfsd.ParseOptions{LookupHost: nfsd.LookupHost})
@@ -290,6 +293,11 @@ func checkConfig(f *flags, stdout, stderr io.Writer) int {
 		if err := nfsd.CheckCompressOverlap(table); err != nil {
 			problems = append(problems, err.Error())
 		}
+	}
+	// A handle key the start would refuse fails the check too, or the
+	// unit's ExecStartPre passes and the start fails in a loop.
+	if err := maildirfs.CheckStateDir(f.stateDir); err != nil && len(table.Exports) > 0 {
+		problems = append(problems, "-state-dir: "+err.Error())
 	}
 	if len(problems) > 0 {
 		fmt.Fprintln(stderr, strings.Join(problems, "\n"))

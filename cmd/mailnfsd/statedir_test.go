@@ -248,3 +248,51 @@ func TestReloadAfterLostStateDir(t *testing.T) {
 		t.Errorf("GETATTR of a handle from before the state directory was lost, after a reload and a restart: %v, want OK\n%s", st, log)
 	}
 }
+
+// TestCheckConfigHandleKey: a handle key of the wrong size (a truncated
+// restore) fails mailnfsd's start, so it must fail -check-config too:
+// the systemd unit runs the check as ExecStartPre (and ExecReload), and a
+// check that passes a state directory the start refuses lets the unit
+// into a Restart=on-failure loop. A good key, or none yet, passes.
+func TestCheckConfigHandleKey(t *testing.T) {
+	dir := t.TempDir()
+	export := filepath.Join(dir, "mail")
+	if err := os.Mkdir(export, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(dir, "exports")
+	writeFile(t, file, export+" 127.0.0.1(rw)\n")
+	state := filepath.Join(dir, "state")
+	check := func() (int, string) {
+		p := startBinary(t, "-check-config", "-exports", file, "-listen", "127.0.0.1", "-state-dir", state)
+		return p.exitCode(t), p.stderr.String()
+	}
+	if code, errOut := check(); code != 0 {
+		t.Fatalf("no state directory yet: exit %d\n%s", code, errOut)
+	}
+	if err := os.Mkdir(state, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	key := filepath.Join(state, "maildirfs-handle.key")
+	if err := os.WriteFile(key, make([]byte, 32), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, errOut := check(); code != 0 {
+		t.Fatalf("a good handle key: exit %d\n%s", code, errOut)
+	}
+	if err := os.WriteFile(key, make([]byte, 31), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, errOut := check()
+	if code != 1 || !strings.Contains(errOut, key+": 31 bytes, want 32") {
+		t.Errorf("a handle key of 31 bytes: exit %d, want 1 naming the key\n%s", code, errOut)
+	}
+	if os.Geteuid() == 0 {
+		ports := freePorts(t, 2)
+		p := startBinary(t, "-exports", file, "-state-dir", state, "-listen", "127.0.0.1",
+			"-nfs-port", strconv.Itoa(ports[0]), "-portmap-port", strconv.Itoa(ports[1]))
+		if code := p.exitCode(t); code != 1 {
+			t.Errorf("start with a handle key of 31 bytes: exit %d, want 1 (as the check)\n%s", code, p.stderr.String())
+		}
+	}
+}
