@@ -120,6 +120,9 @@ type zstore struct {
 	// failLog limits the worker's lines about failed groups to one a
 	// minute.
 	failLog ratelog.Limiter[struct{}]
+	// expandLog limits the lines about expansions that could not write
+	// their journal to one a minute.
+	expandLog ratelog.Limiter[struct{}]
 
 	queue chan Handle
 	bmu   sync.Mutex
@@ -966,6 +969,13 @@ func (f *FS) zexpandNode(n *node) error {
 	rec := &zrec{compress: false, kfh: n.kfh, ino: st.Ino, id: znewID(), csize: st.Size, atime: st.Atim, mtime: st.Mtim, usize: e.usize, data: plain}
 	name := fmt.Sprintf("e-%d-%d.j", st.Ino, z.seq.Add(1))
 	if err := zwriteJournal(z.jdirFd, name, [][]byte{rec.encode()}); err != nil {
+		// Nothing was touched. The call fails (a full state directory:
+		// NFS3ERR_NOSPC, with room on the export), so say which disk.
+		unix.Unlinkat(z.jdirFd, name, 0)
+		if ok, held := z.expandLog.Allow(struct{}{}, time.Now()); ok {
+			f.log.Error("maildirfs: cannot expand a compressed file for a write: its compression journal in the state directory cannot be written; the write fails (logged once a minute)",
+				"journal", filepath.Join(z.jdir, name), "ino", st.Ino, "err", err, "held_back", held)
+		}
 		return err
 	}
 	if err := zstep("expand-journaled"); err != nil {

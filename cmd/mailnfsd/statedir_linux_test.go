@@ -135,3 +135,97 @@ func TestStateDirOnTmpfs(t *testing.T) {
 		t.Errorf("a state directory on tmpfs is not warned about:\n%s", log)
 	}
 }
+
+// TestFullStateDirExpand: a WRITE into a message the store has compressed
+// first expands it, journalling the plain content in the state
+// directory. With the state directory full (its own small file system)
+// that WRITE fails, and the mail disk has room: the log must say why,
+// naming the journal, or the operator looks at the wrong disk. Once the
+// state directory has room again, the WRITE succeeds and the message is
+// intact.
+func TestFullStateDirExpand(t *testing.T) {
+	nfsdtest.RequireRoot(t)
+	dir := t.TempDir()
+	export := filepath.Join(dir, "export")
+	for _, d := range []string{"tmp", "new", "cur"} {
+		if err := os.MkdirAll(filepath.Join(export, "Maildir", d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	state := filepath.Join(dir, "state")
+	if err := os.Mkdir(state, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mount("tmpfs", state, "tmpfs", 0, "size=6m,mode=0700"); err != nil {
+		t.Skipf("mount tmpfs: %v", err)
+	}
+	t.Cleanup(func() { unix.Unmount(state, unix.MNT_DETACH) })
+	exports := filepath.Join(dir, "exports")
+	writeFile(t, exports, export+" -compress=zstd -maproot=0:0 -network 127.0.0.0/8\n")
+	ports := freePorts(t, 2)
+	p := startBinary(t, "-exports", exports, "-state-dir", state,
+		"-listen", "127.0.0.1", "-nfs-port", strconv.Itoa(ports[0]), "-portmap-port", strconv.Itoa(ports[1]))
+	p.waitListening(t, ports...)
+	url := "nfs://127.0.0.1:" + strconv.Itoa(ports[1]) + export + "?uid=0&gid=0"
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	c, err := client.Dial(ctx, url, client.Options{})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, p.stderr.String())
+	}
+	defer c.Close()
+	msg := "Subject: x\n\n" + strings.Repeat("a line of mail that compresses well\n", 500)
+	name, err := c.Deliver(ctx, "Maildir", strings.NewReader(msg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(export, "Maildir/new", name)
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if st, err := os.Stat(file); err == nil && st.Size() < int64(len(msg))/2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("not compressed after 30 s")
+		}
+	}
+	fill, err := os.Create(filepath.Join(state, "fill"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for buf := make([]byte, 4096); ; {
+		if _, err := fill.Write(buf); err != nil {
+			break
+		}
+	}
+	fill.Close()
+	fh, _, err := c.LookupPath(ctx, "Maildir/new/"+name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := len(p.stderr.String())
+	_, werr := c.Write(ctx, fh, 0, []byte("X"), client.FileSync)
+	if werr == nil {
+		t.Skip("the WRITE into a compressed message succeeded with the state directory full")
+	}
+	// The log reaches p.stderr through a pipe: wait for it.
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		log := p.stderr.String()[before:]
+		if strings.Contains(log, filepath.Join(state, "maildirfs-z")) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("a WRITE failed (%v) for want of room in the state directory; the log does not name the journal there:\n%s", werr, log)
+			break
+		}
+	}
+	if err := os.Remove(filepath.Join(state, "fill")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Write(ctx, fh, 0, []byte("X"), client.FileSync); err != nil {
+		t.Fatalf("WRITE with room in the state directory again: %v", err)
+	}
+	b, err := os.ReadFile(file)
+	if err != nil || string(b) != "X"+msg[1:] {
+		t.Fatalf("the message after the WRITE: %d bytes, err %v", len(b), err)
+	}
+}
