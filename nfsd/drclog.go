@@ -80,6 +80,38 @@ const DRCLogFile = "drc.log"
 // process or another) holds the file.
 var ErrDRCLogBusy = errors.New("in use by another server")
 
+// ErrDRCLogUnwritable is wrapped by the error OpenDRCLog returns, with a
+// usable log, when the file cannot be created or written (its file system
+// full or read-only): the log then knows the calls an earlier run left
+// (as far as they could be read) and records none.
+var ErrDRCLogUnwritable = errors.New("cannot be written; calls of this run are not recorded")
+
+// drcLogNoRoom reports whether err is the state directory's file system
+// refusing to store the log (full, over quota, read-only), which a server
+// can serve through.
+func drcLogNoRoom(err error) bool {
+	return errors.Is(err, unix.ENOSPC) || errors.Is(err, unix.EDQUOT) || errors.Is(err, unix.EROFS)
+}
+
+// readOnlyDRCLog is the log OpenDRCLog returns with ErrDRCLogUnwritable:
+// it knows prev, the calls an earlier run left, and records nothing.
+func readOnlyDRCLog(path string, prev map[drcKey]time.Time, ttl time.Duration, cause error) (*DRCLog, int, error) {
+	l := &DRCLog{slots: 1, prev: prev, ttl: ttl}
+	l.faulted.Store(true) // no ring to store into
+	l.setPrevUntil()
+	return l, len(prev), fmt.Errorf("duplicate request log %s: %w: %w", path, ErrDRCLogUnwritable, cause)
+}
+
+// setPrevUntil sets prevUntil and prevLive from prev.
+func (l *DRCLog) setPrevUntil() {
+	for _, at := range l.prev {
+		if u := at.Add(l.ttl); u.After(l.prevUntil) {
+			l.prevUntil = u
+		}
+	}
+	l.prevLive.Store(len(l.prev) > 0)
+}
+
 const (
 	drcLogMagic      = "MNFSDRC1"
 	drcLogRecordSize = 64
@@ -92,7 +124,10 @@ const (
 
 // OpenDRCLog opens or creates the log at path with slots records (0 means
 // DefaultDRCLogSlots) and loads what an earlier run recorded within ttl
-// of now. loaded is the number of calls it found.
+// of now. loaded is the number of calls it found. If the file cannot be
+// created or written for want of room or a read-only file system, it
+// returns a log that knows those calls and records none, with an error
+// wrapping ErrDRCLogUnwritable.
 func OpenDRCLog(path string, slots int, ttl time.Duration, now time.Time) (_ *DRCLog, loaded int, err error) {
 	if slots <= 0 {
 		slots = DefaultDRCLogSlots
@@ -102,6 +137,9 @@ func OpenDRCLog(path string, slots int, ttl time.Duration, now time.Time) (_ *DR
 	}
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
+		if drcLogNoRoom(err) {
+			return readOnlyDRCLog(path, readDRCLog(path, now, ttl), ttl, err)
+		}
 		return nil, 0, fmt.Errorf("duplicate request log: %w", err)
 	}
 	// One process maps the file at a time: another's truncation would
@@ -121,6 +159,10 @@ func OpenDRCLog(path string, slots int, ttl time.Duration, now time.Time) (_ *DR
 	size := drcLogHeaderSize + slots*drcLogRecordSize
 	if err := writeZeros(f, size); err != nil {
 		f.Close()
+		if drcLogNoRoom(err) {
+			// The earlier run's calls were read above: keep them.
+			return readOnlyDRCLog(path, prev, ttl, err)
+		}
 		return nil, 0, fmt.Errorf("duplicate request log: %w", err)
 	}
 	mem, err := unix.Mmap(int(f.Fd()), 0, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
@@ -133,11 +175,8 @@ func OpenDRCLog(path string, slots int, ttl time.Duration, now time.Time) (_ *DR
 	l := &DRCLog{f: f, mem: mem, slots: uint64(slots), prev: prev, ttl: ttl}
 	for k, at := range prev {
 		l.record(k, at)
-		if u := at.Add(ttl); u.After(l.prevUntil) {
-			l.prevUntil = u
-		}
 	}
-	l.prevLive.Store(len(prev) > 0)
+	l.setPrevUntil()
 	return l, len(prev), nil
 }
 
@@ -325,7 +364,7 @@ func (l *DRCLog) begin(k drcKey, now time.Time) (mayHaveRun bool, slot drcLogSlo
 func (l *DRCLog) Close() error {
 	l.memMu.Lock()
 	defer l.memMu.Unlock()
-	if l.mem == nil {
+	if l.mem == nil || l.f == nil {
 		return nil
 	}
 	err := unix.Munmap(l.mem)

@@ -169,6 +169,11 @@ func Start(ctx context.Context, cfg Config) (_ *Daemon, err error) {
 			// Another server shares the state directory (the handle key
 			// may be shared; the log cannot): serve without it.
 			log.Warn("serving without a duplicate request log: calls retransmitted after a restart may fail with NOENT or EXIST", "err", err)
+		case errors.Is(err, ErrDRCLogUnwritable):
+			// A full or read-only state directory: the log is worth
+			// less than the service. The earlier run's calls are kept.
+			log.Error("serving without a duplicate request log: calls retransmitted after the next restart may fail with NOENT or EXIST; make room in the state directory and restart", "err", err, "calls_from_earlier_run", loaded)
+			d.Server.DRCLog = l
 		case err != nil:
 			return nil, err
 		default:

@@ -229,3 +229,47 @@ func TestFullStateDirExpand(t *testing.T) {
 		t.Fatalf("the message after the WRITE: %d bytes, err %v", len(b), err)
 	}
 }
+
+// TestStartFullStateDir starts a real mailnfsd whose state directory has
+// room for the handle key but not for drc.log (4 MiB): a full /var at a
+// restart. drc.log only protects retransmissions across a restart; the
+// box must serve without it, saying so once, not refuse to start (exit
+// 1, and under systemd a restart loop until someone frees space).
+func TestStartFullStateDir(t *testing.T) {
+	nfsdtest.RequireRoot(t)
+	dir := t.TempDir()
+	export := filepath.Join(dir, "export")
+	for _, d := range []string{"tmp", "new", "cur"} {
+		if err := os.MkdirAll(filepath.Join(export, "Maildir", d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	state := filepath.Join(dir, "state")
+	if err := os.Mkdir(state, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mount("tmpfs", state, "tmpfs", 0, "size=1m,mode=0700"); err != nil {
+		t.Skipf("mount tmpfs: %v", err)
+	}
+	t.Cleanup(func() { unix.Unmount(state, unix.MNT_DETACH) })
+	exports := filepath.Join(dir, "exports")
+	writeFile(t, exports, export+" -maproot=0:0 -network 127.0.0.0/8\n")
+	ports := freePorts(t, 2)
+	p := startBinary(t, "-exports", exports, "-state-dir", state,
+		"-listen", "127.0.0.1", "-nfs-port", strconv.Itoa(ports[0]), "-portmap-port", strconv.Itoa(ports[1]))
+	p.waitListening(t, ports...)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	c, err := client.Dial(ctx, "nfs://127.0.0.1:"+strconv.Itoa(ports[1])+export+"?uid=0&gid=0", client.Options{})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, p.stderr.String())
+	}
+	defer c.Close()
+	if _, err := c.Deliver(ctx, "Maildir", strings.NewReader("Subject: x\n\nx\n")); err != nil {
+		t.Fatal(err)
+	}
+	const line = "serving without a duplicate request log"
+	if n := p.stopAndCount(t, line)[0]; n != 1 {
+		t.Errorf("%q logged %d times, want once:\n%s", line, n, p.stderr.String())
+	}
+}
