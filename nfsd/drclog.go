@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"io"
 	"log/slog"
 	"net/netip"
 	"os"
@@ -194,14 +195,31 @@ func writeZeros(f *os.File, size int) error {
 	return nil
 }
 
+// drcLogMaxSlots bounds the ring readDRCLog reads, whatever the file's
+// header or size claim: 64 MiB, sixteen times the default ring.
+const drcLogMaxSlots = 16 * DefaultDRCLogSlots
+
 // readDRCLog returns the calls recorded at path within ttl of now; a
-// missing, short or foreign file has none.
+// missing, short or foreign file has none. It reads the ring its header
+// names (at most drcLogMaxSlots records), not the whole file: a file grown
+// or extended past that (damaged, or not mailnfsd's) must not take the
+// memory of the start.
 func readDRCLog(path string, now time.Time, ttl time.Duration) map[drcKey]time.Time {
 	prev := map[drcKey]time.Time{}
-	b, err := os.ReadFile(path)
-	if err != nil || len(b) < drcLogHeaderSize || !bytes.Equal(b[:8], []byte(drcLogMagic)) {
+	f, err := os.Open(path)
+	if err != nil {
 		return prev
 	}
+	defer f.Close()
+	var hdr [drcLogHeaderSize]byte
+	if _, err := io.ReadFull(f, hdr[:]); err != nil || !bytes.Equal(hdr[:8], []byte(drcLogMagic)) {
+		return prev
+	}
+	slots := min(binary.LittleEndian.Uint64(hdr[8:]), drcLogMaxSlots)
+	b := make([]byte, drcLogHeaderSize+slots*drcLogRecordSize)
+	copy(b, hdr[:])
+	n, _ := io.ReadFull(f, b[drcLogHeaderSize:])
+	b = b[:drcLogHeaderSize+n]
 	refused := map[drcKey]time.Time{}
 	for off := drcLogHeaderSize; off+drcLogRecordSize <= len(b); off += drcLogRecordSize {
 		k, at, wasRefused, ok := decodeDRCRecord(b[off : off+drcLogRecordSize])

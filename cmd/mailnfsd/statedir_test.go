@@ -296,3 +296,27 @@ func TestCheckConfigHandleKey(t *testing.T) {
 		}
 	}
 }
+
+// TestHugeDRCLog restarts a real mailnfsd whose drc.log was extended to
+// 1 TiB (sparse: a damaged file system's size, a tool writing at an
+// offset). mailnfsd reads the ring the header names, 4 MiB, and starts;
+// it read the whole file and died at start (out of memory).
+func TestHugeDRCLog(t *testing.T) {
+	p, _, port, args := stormServerArgs(t)
+	stateDir := args[3]
+	if code := p.stop(t, os.Interrupt); code != 0 {
+		t.Fatalf("exit %d\n%s", code, p.stderr.String())
+	}
+	if err := os.Truncate(filepath.Join(stateDir, "drc.log"), 1<<40); err != nil {
+		t.Skipf("extend drc.log: %v", err)
+	}
+	p = startBinary(t, args...)
+	p.waitListening(t, port)
+	if code := p.stop(t, os.Interrupt); code != 0 {
+		t.Fatalf("exit %d\n%s", code, p.stderr.String())
+	}
+	st, err := os.Stat(filepath.Join(stateDir, "drc.log"))
+	if err != nil || st.Size() > 8<<20 {
+		t.Errorf("drc.log after the restart: %v, %v; want its 4 MiB ring", st.Size(), err)
+	}
+}
