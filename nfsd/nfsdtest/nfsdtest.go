@@ -10,6 +10,8 @@ package nfsdtest
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"net/netip"
@@ -207,14 +209,35 @@ var build struct {
 	err  error
 }
 
+// checkoutID names the checkout the test runs in: a short hash of the
+// directory holding go.mod above the working directory (a test's is its
+// package's), or "" if there is none.
+func checkoutID() string {
+	dir, err := os.Getwd()
+	for err == nil {
+		if _, serr := os.Stat(filepath.Join(dir, "go.mod")); serr == nil {
+			sum := sha256.Sum256([]byte(dir))
+			return hex.EncodeToString(sum[:6])
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			break
+		}
+		dir = parent
+	}
+	return ""
+}
+
 // Binary builds cmd/mailnfsd once per test binary and returns its path. The
-// binary is written to a per-user cache under os.TempDir (atomically, so
-// test binaries of several packages may build at once); go build's own
-// cache keeps rebuilds cheap.
+// binary is written to a per-user, per-checkout cache under os.TempDir
+// (atomically, so test binaries of several packages may build at once);
+// go build's own cache keeps rebuilds cheap.
 func Binary(t testing.TB) string {
 	t.Helper()
 	build.once.Do(func() {
-		dir := filepath.Join(os.TempDir(), fmt.Sprintf("mailnfsd-testbin-%d", os.Getuid()))
+		// One directory per checkout: test runs of two worktrees at once
+		// must not exec each other's build.
+		dir := filepath.Join(os.TempDir(), fmt.Sprintf("mailnfsd-testbin-%d-%s", os.Getuid(), checkoutID()))
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			build.err = err
 			return
