@@ -159,17 +159,7 @@ func TestRetransmissionStormLogRateLimited(t *testing.T) {
 		writeFile(t, filepath.Join(export, "f"+strconv.Itoa(i)), "x")
 	}
 	addr := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(port))
-	d, err := nfsdtest.Dial(t, "tcp", addr).Call(nfs3.MountProgram, 3, uint32(nfs3.MountProcMnt), nfsdtest.AuthSys(0, 0), func(e *xdr.Encoder) {
-		(&nfs3.DirPath{Path: export}).Encode(e)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mnt nfs3.MountRes3
-	mnt.Decode(d)
-	if mnt.Status != nfs3.MountOK {
-		t.Fatalf("MNT: %v", mnt.Status)
-	}
+	root := mountAsRoot(t, addr, export)
 	// remove sends REMOVE name with xid on c and returns the status.
 	cred := nfsdtest.AuthSys(0, 0)
 	var c net.Conn
@@ -185,7 +175,7 @@ func TestRetransmissionStormLogRateLimited(t *testing.T) {
 	remove := func(xid uint32, name string) nfs3.Status {
 		var e xdr.Encoder
 		rpc.CallHeader{XID: xid, Prog: nfs3.Program, Vers: nfs3.Version, Proc: uint32(nfs3.ProcRemove), Cred: cred, Verf: nfsdtest.AuthNone}.Encode(&e)
-		(&nfs3.DirOpArgs{Dir: mnt.Handle, Name: name}).Encode(&e)
+		(&nfs3.DirOpArgs{Dir: root, Name: name}).Encode(&e)
 		c.SetDeadline(time.Now().Add(30 * time.Second))
 		if _, err := c.Write(rpc.FrameRecord(e.Bytes())); err != nil {
 			t.Fatal(err)
@@ -491,4 +481,35 @@ func TestStoreErrorStormLogRateLimited(t *testing.T) {
 			t.Errorf("store error line without export=%s:\n%s", export, l)
 		}
 	}
+}
+
+// mountAsRoot mounts export at addr with MOUNT v3 as uid 0 and returns the
+// root handle.
+func mountAsRoot(t *testing.T, addr netip.AddrPort, export string) []byte {
+	t.Helper()
+	d, err := nfsdtest.Dial(t, "tcp", addr).Call(nfs3.MountProgram, 3, uint32(nfs3.MountProcMnt), nfsdtest.AuthSys(0, 0), func(e *xdr.Encoder) {
+		(&nfs3.DirPath{Path: export}).Encode(e)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mnt nfs3.MountRes3
+	mnt.Decode(d)
+	if mnt.Status != nfs3.MountOK {
+		t.Fatalf("MNT: %v", mnt.Status)
+	}
+	return mnt.Handle
+}
+
+// getattrStatus sends GETATTR of fh to addr as uid 0, on a connection of
+// its own, and returns the reply's status.
+func getattrStatus(t *testing.T, addr netip.AddrPort, fh []byte) nfs3.Status {
+	t.Helper()
+	d, err := nfsdtest.Dial(t, "tcp", addr).Call(nfs3.Program, nfs3.Version, uint32(nfs3.ProcGetattr), nfsdtest.AuthSys(0, 0), func(e *xdr.Encoder) {
+		e.Opaque(fh)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return nfs3.Status(d.Uint32())
 }

@@ -16,6 +16,46 @@ import (
 	"github.com/mailnfs/mailnfs/nfsd/nfsdtest"
 )
 
+// startSmallStateDir starts the real mailnfsd with a compressing export
+// holding an empty Maildir and its -state-dir on a 6 MiB tmpfs of its
+// own, and waits until it listens. It returns the server, the export and
+// state directories and the NFS and portmapper ports.
+func startSmallStateDir(t *testing.T) (*proc, string, string, []int) {
+	t.Helper()
+	nfsdtest.RequireRoot(t)
+	dir := t.TempDir()
+	export, exports := compressingExport(t, dir)
+	state := filepath.Join(dir, "state")
+	if err := os.Mkdir(state, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mount("tmpfs", state, "tmpfs", 0, "size=6m,mode=0700"); err != nil {
+		t.Skipf("mount tmpfs: %v", err)
+	}
+	t.Cleanup(func() { unix.Unmount(state, unix.MNT_DETACH) })
+	ports := freePorts(t, 2)
+	p := startBinary(t, "-exports", exports, "-state-dir", state,
+		"-listen", "127.0.0.1", "-nfs-port", strconv.Itoa(ports[0]), "-portmap-port", strconv.Itoa(ports[1]))
+	p.waitListening(t, ports...)
+	return p, export, state, ports
+}
+
+// fillFile writes chunk-sized blocks to a new file at path until its file
+// system is full.
+func fillFile(t *testing.T, path string, chunk int) {
+	t.Helper()
+	fill, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for buf := make([]byte, chunk); ; {
+		if _, err := fill.Write(buf); err != nil {
+			break
+		}
+	}
+	fill.Close()
+}
+
 // TestFullStateDirCompression runs a real mailnfsd compressing an export
 // with its state directory on a small tmpfs, fills the tmpfs and delivers
 // 300 messages. The deliveries must succeed and read back (the state
@@ -25,40 +65,10 @@ import (
 // messages (dozens of lines a second while mail arrives) with a bare "no
 // space left on device" that reads as a full mail disk.
 func TestFullStateDirCompression(t *testing.T) {
-	nfsdtest.RequireRoot(t)
-	dir := t.TempDir()
-	export := filepath.Join(dir, "export")
-	for _, d := range []string{"tmp", "new", "cur"} {
-		if err := os.MkdirAll(filepath.Join(export, "Maildir", d), 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	state := filepath.Join(dir, "state")
-	if err := os.Mkdir(state, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if err := unix.Mount("tmpfs", state, "tmpfs", 0, "size=6m,mode=0700"); err != nil {
-		t.Skipf("mount tmpfs: %v", err)
-	}
-	t.Cleanup(func() { unix.Unmount(state, unix.MNT_DETACH) })
-	exports := filepath.Join(dir, "exports")
-	writeFile(t, exports, export+" -compress=zstd -maproot=0:0 -network 127.0.0.0/8\n")
-	ports := freePorts(t, 2)
-	p := startBinary(t, "-exports", exports, "-state-dir", state,
-		"-listen", "127.0.0.1", "-nfs-port", strconv.Itoa(ports[0]), "-portmap-port", strconv.Itoa(ports[1]))
-	p.waitListening(t, ports...)
+	p, export, state, ports := startSmallStateDir(t)
 
 	// Fill the state directory's file system.
-	fill, err := os.Create(filepath.Join(state, "fill"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for buf := make([]byte, 64<<10); ; {
-		if _, err := fill.Write(buf); err != nil {
-			break
-		}
-	}
-	fill.Close()
+	fillFile(t, filepath.Join(state, "fill"), 64<<10)
 
 	url := "nfs://127.0.0.1:" + strconv.Itoa(ports[1]) + export + "?uid=0&gid=0"
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -144,28 +154,7 @@ func TestStateDirOnTmpfs(t *testing.T) {
 // state directory has room again, the WRITE succeeds and the message is
 // intact.
 func TestFullStateDirExpand(t *testing.T) {
-	nfsdtest.RequireRoot(t)
-	dir := t.TempDir()
-	export := filepath.Join(dir, "export")
-	for _, d := range []string{"tmp", "new", "cur"} {
-		if err := os.MkdirAll(filepath.Join(export, "Maildir", d), 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	state := filepath.Join(dir, "state")
-	if err := os.Mkdir(state, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if err := unix.Mount("tmpfs", state, "tmpfs", 0, "size=6m,mode=0700"); err != nil {
-		t.Skipf("mount tmpfs: %v", err)
-	}
-	t.Cleanup(func() { unix.Unmount(state, unix.MNT_DETACH) })
-	exports := filepath.Join(dir, "exports")
-	writeFile(t, exports, export+" -compress=zstd -maproot=0:0 -network 127.0.0.0/8\n")
-	ports := freePorts(t, 2)
-	p := startBinary(t, "-exports", exports, "-state-dir", state,
-		"-listen", "127.0.0.1", "-nfs-port", strconv.Itoa(ports[0]), "-portmap-port", strconv.Itoa(ports[1]))
-	p.waitListening(t, ports...)
+	p, export, state, ports := startSmallStateDir(t)
 	url := "nfs://127.0.0.1:" + strconv.Itoa(ports[1]) + export + "?uid=0&gid=0"
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -188,16 +177,7 @@ func TestFullStateDirExpand(t *testing.T) {
 			t.Fatal("not compressed after 30 s")
 		}
 	}
-	fill, err := os.Create(filepath.Join(state, "fill"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for buf := make([]byte, 4096); ; {
-		if _, err := fill.Write(buf); err != nil {
-			break
-		}
-	}
-	fill.Close()
+	fillFile(t, filepath.Join(state, "fill"), 4096)
 	fh, _, err := c.LookupPath(ctx, "Maildir/new/"+name)
 	if err != nil {
 		t.Fatal(err)

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/mailnfs/mailnfs/internal/nfs3"
-	"github.com/mailnfs/mailnfs/internal/xdr"
 	"github.com/mailnfs/mailnfs/nfsd/nfsdtest"
 )
 
@@ -24,26 +23,8 @@ func TestLostStateDir(t *testing.T) {
 	p, export, port, args := stormServerArgs(t)
 	stateDir := args[3]
 	addr := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(port))
-	d, err := nfsdtest.Dial(t, "tcp", addr).Call(nfs3.MountProgram, 3, uint32(nfs3.MountProcMnt), nfsdtest.AuthSys(0, 0), func(e *xdr.Encoder) {
-		(&nfs3.DirPath{Path: export}).Encode(e)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mnt nfs3.MountRes3
-	mnt.Decode(d)
-	if mnt.Status != nfs3.MountOK {
-		t.Fatalf("MNT: %v", mnt.Status)
-	}
-	getattr := func() nfs3.Status {
-		d, err := nfsdtest.Dial(t, "tcp", addr).Call(nfs3.Program, nfs3.Version, uint32(nfs3.ProcGetattr), nfsdtest.AuthSys(0, 0), func(e *xdr.Encoder) {
-			e.Opaque(mnt.Handle)
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return nfs3.Status(d.Uint32())
-	}
+	root := mountAsRoot(t, addr, export)
+	getattr := func() nfs3.Status { return getattrStatus(t, addr, root) }
 	const newKey = "no handle key in the state directory; created a new one"
 	restart := func() string {
 		if code := p.stop(t, os.Interrupt); code != 0 {
@@ -124,15 +105,8 @@ func TestStateDirPermissions(t *testing.T) {
 func TestSecondServerSameStateDir(t *testing.T) {
 	nfsdtest.RequireRoot(t)
 	dir := t.TempDir()
-	export := filepath.Join(dir, "export")
-	for _, d := range []string{"tmp", "new", "cur"} {
-		if err := os.MkdirAll(filepath.Join(export, "Maildir", d), 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
+	export, exports := compressingExport(t, dir)
 	state := filepath.Join(dir, "state")
-	exports := filepath.Join(dir, "exports")
-	writeFile(t, exports, export+" -compress=zstd -maproot=0:0 -network 127.0.0.0/8\n")
 	ports := freePorts(t, 2)
 	args := []string{"-exports", exports, "-state-dir", state,
 		"-listen", "127.0.0.1", "-nfs-port", strconv.Itoa(ports[0]), "-portmap-port", strconv.Itoa(ports[1])}
@@ -163,17 +137,7 @@ func TestSecondServerSameStateDir(t *testing.T) {
 
 	// The first serves on.
 	addr := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(ports[0]))
-	d, err := nfsdtest.Dial(t, "tcp", addr).Call(nfs3.MountProgram, 3, uint32(nfs3.MountProcMnt), nfsdtest.AuthSys(0, 0), func(e *xdr.Encoder) {
-		(&nfs3.DirPath{Path: export}).Encode(e)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mnt nfs3.MountRes3
-	mnt.Decode(d)
-	if mnt.Status != nfs3.MountOK {
-		t.Fatalf("MNT from the first mailnfsd: %v", mnt.Status)
-	}
+	mountAsRoot(t, addr, export) // fails the test unless MNT is answered OK
 	if code := first.stop(t, os.Interrupt); code != 0 {
 		t.Fatalf("exit %d\n%s", code, first.stderr.String())
 	}
@@ -190,26 +154,8 @@ func TestReloadAfterLostStateDir(t *testing.T) {
 	p, export, port, args := stormServerArgs(t)
 	exports, stateDir := args[1], args[3]
 	addr := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(port))
-	d, err := nfsdtest.Dial(t, "tcp", addr).Call(nfs3.MountProgram, 3, uint32(nfs3.MountProcMnt), nfsdtest.AuthSys(0, 0), func(e *xdr.Encoder) {
-		(&nfs3.DirPath{Path: export}).Encode(e)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mnt nfs3.MountRes3
-	mnt.Decode(d)
-	if mnt.Status != nfs3.MountOK {
-		t.Fatalf("MNT: %v", mnt.Status)
-	}
-	getattr := func() nfs3.Status {
-		d, err := nfsdtest.Dial(t, "tcp", addr).Call(nfs3.Program, nfs3.Version, uint32(nfs3.ProcGetattr), nfsdtest.AuthSys(0, 0), func(e *xdr.Encoder) {
-			e.Opaque(mnt.Handle)
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return nfs3.Status(d.Uint32())
-	}
+	root := mountAsRoot(t, addr, export)
+	getattr := func() nfs3.Status { return getattrStatus(t, addr, root) }
 
 	before := len(p.stderr.String())
 	if err := os.RemoveAll(stateDir); err != nil {
@@ -319,4 +265,20 @@ func TestHugeDRCLog(t *testing.T) {
 	if err != nil || st.Size() > 8<<20 {
 		t.Errorf("drc.log after the restart: %v, %v; want its 4 MiB ring", st.Size(), err)
 	}
+}
+
+// compressingExport makes dir/export holding an empty Maildir and an
+// exports file dir/exports that exports it compressed to loopback, root
+// unsquashed; it returns both paths.
+func compressingExport(t *testing.T, dir string) (export, exports string) {
+	t.Helper()
+	export = filepath.Join(dir, "export")
+	for _, d := range []string{"tmp", "new", "cur"} {
+		if err := os.MkdirAll(filepath.Join(export, "Maildir", d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	exports = filepath.Join(dir, "exports")
+	writeFile(t, exports, export+" -compress=zstd -maproot=0:0 -network 127.0.0.0/8\n")
+	return export, exports
 }
