@@ -206,32 +206,8 @@ func TestExpandKeepsRootReserve(t *testing.T) {
 	f.PauseCompression()
 	user := Cred{UID: 2001, GID: 2001}
 
-	mode := uint32(0o600)
-	zeros := make([]byte, 4<<20)
-	var hs []Handle
-	for i := range 8 {
-		h, _, _, err := f.Create(box, user, fmt.Sprintf("z%d", i), Guarded, SetAttr{Mode: &mode}, [8]byte{})
-		require.NoError(t, err)
-		_, _, _, _, err = f.Write(h, user, 0, zeros, FileSync)
-		require.NoError(t, err)
-		hs = append(hs, h)
-	}
-	n, err := f.zcompress(hs)
-	require.NoError(t, err)
-	require.Equal(t, len(hs), n, "files compressed")
-
-	h, _, _, err := f.Create(box, user, "fill", Guarded, SetAttr{Mode: &mode}, [8]byte{})
-	require.NoError(t, err)
-	chunk := make([]byte, 64<<10)
-	for i := range chunk {
-		chunk[i] = byte(i*7 + i>>8)
-	}
-	for off := uint64(0); ; off += uint64(len(chunk)) {
-		if _, _, _, _, err = f.Write(h, user, off, chunk, Unstable); err != nil {
-			break
-		}
-	}
-	require.ErrorIs(t, err, unix.ENOSPC)
+	hs := compressedFiles(t, f, box, user, 8, 4<<20)
+	_, err := fillAsUser(t, f, box, user)
 	for i, h := range hs {
 		if _, _, _, _, err = f.Write(h, user, 0, []byte("x"), FileSync); err == nil {
 			t.Logf("file %d expanded", i)
@@ -254,48 +230,13 @@ func TestExpandKeepsRootReserve(t *testing.T) {
 // file: the expansion it needs first is given back by the truncation, so
 // it takes nothing kept for root and is not refused with ENOSPC.
 func TestTruncateCompressedOnFullDisk(t *testing.T) {
-	mnt := loopfstest.Ext4(t, 64<<20, true)
-	export := filepath.Join(mnt, "export")
-	require.NoError(t, os.MkdirAll(filepath.Join(export, "box", "cur"), 0o755))
-	require.NoError(t, os.Chown(filepath.Join(export, "box"), 2001, 2001))
-	require.NoError(t, os.Chown(filepath.Join(export, "box", "cur"), 2001, 2001))
-	f, err := Open(export, Options{StateDir: t.TempDir(), Compress: "zstd"})
-	require.NoError(t, err)
-	defer f.Close()
+	mnt, f, box, before := reserveExport(t, "box/cur", Options{StateDir: t.TempDir(), Compress: "zstd"})
+	reserved := before.Bfree - before.Bavail
 	f.PauseCompression()
 	user := Cred{UID: 2001, GID: 2001}
-	box, err := f.LookupPath(user, "box/cur")
-	require.NoError(t, err)
-	var before unix.Statfs_t
-	require.NoError(t, unix.Statfs(mnt, &before))
-	reserved := before.Bfree - before.Bavail
 
-	mode := uint32(0o600)
-	zeros := make([]byte, 1<<20)
-	var hs []Handle
-	for i := range 3 {
-		h, _, _, err := f.Create(box, user, fmt.Sprintf("z%d", i), Guarded, SetAttr{Mode: &mode}, [8]byte{})
-		require.NoError(t, err)
-		_, _, _, _, err = f.Write(h, user, 0, zeros, FileSync)
-		require.NoError(t, err)
-		hs = append(hs, h)
-	}
-	n, err := f.zcompress(hs)
-	require.NoError(t, err)
-	require.Equal(t, len(hs), n, "files compressed")
-
-	h, _, _, err := f.Create(box, user, "fill", Guarded, SetAttr{Mode: &mode}, [8]byte{})
-	require.NoError(t, err)
-	chunk := make([]byte, 64<<10)
-	for i := range chunk {
-		chunk[i] = byte(i*7 + i>>8)
-	}
-	for off := uint64(0); ; off += uint64(len(chunk)) {
-		if _, _, _, _, err = f.Write(h, user, off, chunk, Unstable); err != nil {
-			break
-		}
-	}
-	require.ErrorIs(t, err, unix.ENOSPC)
+	hs := compressedFiles(t, f, box, user, 3, 1<<20)
+	h, err := fillAsUser(t, f, box, user)
 	// The last blocks for users too (a short chunk may have left some).
 	for off, one := uint64(0), make([]byte, 1024); ; off += uint64(len(one)) {
 		if _, _, _, _, err = f.Write(h, user, 1<<30+off, one, Unstable); err != nil {
@@ -323,4 +264,45 @@ func TestTruncateCompressedOnFullDisk(t *testing.T) {
 	if full.Bfree < reserved*9/10 {
 		t.Errorf("the truncations left %d blocks free; the reserve was %d: they used it", full.Bfree, reserved)
 	}
+}
+
+// compressedFiles makes n files of size zero bytes in box as user and
+// compresses them (the worker paused), returning their handles.
+func compressedFiles(t *testing.T, f *FS, box Handle, user Cred, n, size int) []Handle {
+	t.Helper()
+	mode := uint32(0o600)
+	zeros := make([]byte, size)
+	var hs []Handle
+	for i := range n {
+		h, _, _, err := f.Create(box, user, fmt.Sprintf("z%d", i), Guarded, SetAttr{Mode: &mode}, [8]byte{})
+		require.NoError(t, err)
+		_, _, _, _, err = f.Write(h, user, 0, zeros, FileSync)
+		require.NoError(t, err)
+		hs = append(hs, h)
+	}
+	k, err := f.zcompress(hs)
+	require.NoError(t, err)
+	require.Equal(t, len(hs), k, "files compressed")
+	return hs
+}
+
+// fillAsUser writes a file "fill" in box as user, 64 KiB at a time, until
+// the file system refuses the user with ENOSPC, and returns the file and
+// that error.
+func fillAsUser(t *testing.T, f *FS, box Handle, user Cred) (Handle, error) {
+	t.Helper()
+	mode := uint32(0o600)
+	h, _, _, err := f.Create(box, user, "fill", Guarded, SetAttr{Mode: &mode}, [8]byte{})
+	require.NoError(t, err)
+	chunk := make([]byte, 64<<10)
+	for i := range chunk {
+		chunk[i] = byte(i*7 + i>>8)
+	}
+	for off := uint64(0); ; off += uint64(len(chunk)) {
+		if _, _, _, _, err = f.Write(h, user, off, chunk, Unstable); err != nil {
+			break
+		}
+	}
+	require.ErrorIs(t, err, unix.ENOSPC)
+	return h, err
 }
