@@ -236,10 +236,10 @@ func TestTruncateCompressedOnFullDisk(t *testing.T) {
 	user := Cred{UID: 2001, GID: 2001}
 
 	hs := compressedFiles(t, f, box, user, 3, 1<<20)
-	h, err := fillAsUser(t, f, box, user)
+	h, _ := fillAsUser(t, f, box, user)
 	// The last blocks for users too (a short chunk may have left some).
 	for off, one := uint64(0), make([]byte, 1024); ; off += uint64(len(one)) {
-		if _, _, _, _, err = f.Write(h, user, 1<<30+off, one, Unstable); err != nil {
+		if _, _, _, _, err := f.Write(h, user, 1<<30+off, one, Unstable); err != nil {
 			break
 		}
 	}
@@ -248,7 +248,7 @@ func TestTruncateCompressedOnFullDisk(t *testing.T) {
 	require.Zero(t, st.Bavail, "blocks left for users")
 
 	zero, half := uint64(0), uint64(1000)
-	_, err = f.SetAttr(hs[0], user, SetAttr{Size: &zero}, nil)
+	_, err := f.SetAttr(hs[0], user, SetAttr{Size: &zero}, nil)
 	require.NoError(t, err, "truncating a compressed file to 0 on a disk full for users")
 	_, err = f.SetAttr(hs[1], user, SetAttr{Size: &half}, nil)
 	require.NoError(t, err, "truncating a compressed file to 1000 bytes on a disk full for users")
