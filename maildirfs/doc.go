@@ -105,7 +105,8 @@
 // group-executable is not when the caller is outside its group
 // (mode_strip_sgid); a chmod by an owner outside the group drops S_ISGID
 // from files and directories (setattr_copy); a WRITE by another user
-// drops setuid and setgid (file_remove_privs). On Linux a WRITE for a caller other than root runs on a thread
+// drops setuid and setgid (file_remove_privs), and so does a size change
+// by a caller other than root (do_truncate). On Linux a WRITE for a caller other than root runs on a thread
 // with the caller's fsuid and without CAP_SYS_RESOURCE, so that a full
 // file system or a quota stops users with ENOSPC or EDQUOT before the
 // blocks kept for root are used (UserWriteLimits tells whether it can).

@@ -610,6 +610,16 @@ func (f *FS) setAttrLocked(n *node, st *unix.Stat_t, c Cred, s SetAttr, created 
 		if err := unix.Ftruncate(fd, int64(*s.Size)); err != nil {
 			return err
 		}
+		// truncate(2) by a process without CAP_FSETID drops setuid
+		// and setgid (do_truncate); we truncate as root, so do it
+		// ourselves, as after a WRITE. The Linux client leaves this to
+		// the server: it sends the size without the mode. A mode in
+		// the same call is applied below instead.
+		if !created && s.Mode == nil && c.UID != 0 && st.Mode&(unix.S_ISUID|unix.S_ISGID) != 0 {
+			if err := f.killPriv(n, st); err != nil {
+				return err
+			}
+		}
 	}
 	// chown before chmod: chown clears setuid/setgid bits.
 	if (s.UID != nil || s.GID != nil) && !created {

@@ -243,3 +243,41 @@ func TestPrivilegeRules(t *testing.T) {
 		t.Errorf("setgid set by non-member: %o", a.Mode)
 	}
 }
+
+// TestTruncateClearsSetid: a size change by a caller other than root
+// clears setuid, and setgid when group-executable, as the kernel's
+// truncate(2) does for a process without CAP_FSETID (the store truncates
+// as root, and the Linux NFS client leaves the clearing to the server).
+func TestTruncateClearsSetid(t *testing.T) {
+	s := mdtest.New(t)
+	r := s.Root()
+	if _, err := s.SetAttr(r, root, maildirfs.SetAttr{Mode: u32(0o1777)}, nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name       string
+		owner, by  maildirfs.Cred
+		mode, want uint32
+	}{
+		{"SetuidByOther", alice, bob, 0o4777, 0o777},
+		{"SetuidSetgidByOwner", alice, alice, 0o6775, 0o775},
+		{"SetgidNotGroupExec", alice, alice, 0o2664, 0o2664},
+		{"SetuidByRoot", alice, root, 0o4777, 0o4777},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h, _, _, err := s.Create(r, tc.owner, tc.name, maildirfs.Guarded, maildirfs.SetAttr{Mode: u32(tc.mode)}, [8]byte{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if a := getattr(t, s, h); a.Mode != tc.mode {
+				t.Fatalf("mode after create: %o, want %o", a.Mode, tc.mode)
+			}
+			if _, err := s.SetAttr(h, tc.by, maildirfs.SetAttr{Size: u64(10)}, nil); err != nil {
+				t.Fatal(err)
+			}
+			if a := getattr(t, s, h); a.Mode != tc.want || a.Size != 10 {
+				t.Errorf("after SETATTR size 10: mode %o size %d, want mode %o size 10", a.Mode, a.Size, tc.want)
+			}
+		})
+	}
+}
