@@ -154,6 +154,13 @@ type Options struct {
 	// NoChown skips chown of created objects (a server not running as root);
 	// objects are then owned by the server's uid.
 	NoChown bool
+	// HandleSearch lets Open succeed where open_by_handle_at is not
+	// permitted (a server not running as root, without
+	// CAP_DAC_READ_SEARCH): a handle whose object is not cached is then
+	// found by searching the export, slow for big trees (search.go). For
+	// demos; without it such an Open fails with an error that says what
+	// is missing. Compression at rest is refused with it.
+	HandleSearch bool
 	// SyncWindow is how long a group commit waits to gather more syncs;
 	// zero means sync at once, batching only syncs that arrive while one
 	// is running.

@@ -124,7 +124,7 @@ func (f *FS) zwalk(fn func(dir string, h Handle) error) error {
 	for len(stack) > 0 {
 		d := stack[len(stack)-1]
 		stack = stack[:len(stack)-1]
-		fd, err := openHandle(f.rootFd, d.k, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC)
+		fd, err := f.openK(d.k, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC)
 		if err != nil {
 			if err == unix.ESTALE || err == unix.ENOENT {
 				continue // removed meanwhile

@@ -1317,7 +1317,7 @@ func (f *FS) zrecover() error {
 // zredo applies rec to its inode if it still exists and carries rec's id
 // (zmatch), syncing it; done reports whether it did.
 func (f *FS) zredo(rec *zrec) (done bool, _ error) {
-	fd, err := openHandle(f.rootFd, rec.kfh, unix.O_RDWR|unix.O_CLOEXEC)
+	fd, err := f.openK(rec.kfh, unix.O_RDWR|unix.O_CLOEXEC)
 	if err != nil {
 		if handleOpenErr(err) == ErrStale {
 			return false, nil // removed since: nothing to finish

@@ -49,8 +49,11 @@
 // out, not where the file is now).
 //
 // open_by_handle_at needs CAP_DAC_READ_SEARCH: Open fails with a clear
-// error when it is not permitted. There is no weaker fallback mode (no
-// inode index). Run mailnfsd as root, or as an unprivileged user that owns
+// error when it is not permitted, unless Options.HandleSearch (mailnfsd
+// -demo, so that make run works for any user): then a handle whose node
+// is not cached is found by walking the export and comparing kernel
+// handles (search.go), which suits a demo's few files, not a mail store;
+// there is no inode index. Run mailnfsd as root, or as an unprivileged user that owns
 // the export and holds only CAP_DAC_READ_SEARCH (setcap
 // cap_dac_read_search+ep, or an ambient capability) with Options.NoChown;
 // both are tested. With NoChown every object belongs to the server's user,

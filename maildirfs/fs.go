@@ -26,7 +26,8 @@ const keyFile = "maildirfs-handle.key"
 // calls. All methods are safe for concurrent use.
 type FS struct {
 	root     string
-	rootFd   int // O_RDONLY|O_DIRECTORY; also the mount fd for open_by_handle_at (Linux)
+	rootFd   int  // O_RDONLY|O_DIRECTORY; also the mount fd for open_by_handle_at (Linux)
+	search   bool // handles are resolved by searching the tree (Options.HandleSearch, search.go)
 	rootDev  uint64
 	rootIno  uint64
 	mountID  uint64 // of the root (Linux mount id, FreeBSD fsid): kernel handles from other mounts are refused
@@ -158,6 +159,11 @@ func open(root string, opts Options, zforce bool) (*FS, error) {
 	// Probe handle resolution now so a missing privilege fails Open, not
 	// every request later.
 	pfd, err := openPath(fd, k)
+	if errors.Is(err, unix.EPERM) && opts.HandleSearch {
+		f.search = true
+		opts.Logger.Warn("maildirfs: "+handleOpenCall+" not permitted (not root): handles not cached are found by searching the export, which is slow for more than a few thousand files; fine for a demo, not for service (run mailnfsd as root)", "root", root)
+		pfd, err = openChildPath(fd, ".")
+	}
 	if err != nil {
 		unix.Close(fd)
 		if errors.Is(err, unix.EPERM) {
@@ -171,6 +177,11 @@ func open(root string, opts Options, zforce bool) (*FS, error) {
 	n := &node{key: k.key(), kfh: k, h: h, pathFd: pfd, ioFd: -1, typ: TypeDir, ino: st.Ino}
 	f.rootNode = n
 	f.cache.insert(n) // refs = 1: pinned forever
+	if f.search && (opts.Compress != "" || zmarked(fd)) {
+		f.cache.closeAll()
+		unix.Close(fd)
+		return nil, fmt.Errorf("maildirfs: %s: compression at rest needs it (%s is compressed or to be): %w", handlePrivilegeHint, root, unix.EPERM)
+	}
 	if err := f.zopen(zforce); err != nil {
 		f.cache.closeAll()
 		unix.Close(fd)
@@ -465,7 +476,7 @@ func (f *FS) getGen(h Handle) (*node, *unix.Stat_t, uint64, error) {
 			return nil, nil, 0, err
 		}
 		f.stats.misses.Add(1)
-		fd, err := openPath(f.rootFd, k)
+		fd, err := f.openKPath(k)
 		if err != nil {
 			if e := handleOpenErr(err); e != nil {
 				return nil, nil, 0, e

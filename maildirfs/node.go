@@ -307,17 +307,17 @@ func (f *FS) io(n *node, needWrite bool) (int, error) {
 	writable := false
 	switch n.typ {
 	case TypeDir:
-		fd, err = openHandle(f.rootFd, n.kfh, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC)
+		fd, err = f.openNode(n, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC)
 	case TypeReg:
 		if !f.opts.ReadOnly {
-			fd, err = openHandle(f.rootFd, n.kfh, unix.O_RDWR|unix.O_CLOEXEC)
+			fd, err = f.openNode(n, unix.O_RDWR|unix.O_CLOEXEC)
 			writable = err == nil
 		}
 		if !writable {
 			if needWrite && err != nil {
 				return -1, err
 			}
-			fd, err = openHandle(f.rootFd, n.kfh, unix.O_RDONLY|unix.O_CLOEXEC)
+			fd, err = f.openNode(n, unix.O_RDONLY|unix.O_CLOEXEC)
 		}
 	default:
 		return -1, unix.EINVAL
@@ -364,7 +364,7 @@ func (f *FS) cursor(n *node) (*dirCursor, error) {
 		}
 	}
 	if len(n.curs) < maxDirCursors {
-		fd, err := openHandle(f.rootFd, n.kfh, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC)
+		fd, err := f.openNode(n, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC)
 		if err != nil {
 			n.curMu.Unlock()
 			if err == unix.ESTALE {

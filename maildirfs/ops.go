@@ -197,7 +197,7 @@ func (f *FS) lookupChild(d *node, name string) (Handle, *unix.Stat_t, error) {
 		f.zfixStable(st, func(st *unix.Stat_t) { f.zfixFd(fd, st) })
 		return h, st, nil
 	}
-	fd, err := openPath(f.rootFd, k)
+	fd, err := f.openChildK(d, name, k)
 	if err != nil {
 		if handleOpenErr(err) == ErrStale {
 			return nil, nil, unix.ENOENT // removed since name_to_handle_at

@@ -505,3 +505,10 @@ func roomForUser(int, Cred, int64) error { return nil }
 func UserWriteLimits() (ok bool, why string) {
 	return false, "FreeBSD has no per-thread file system uid: users' writes run as the server's uid and may use the blocks UFS reserves for root (minfree)"
 }
+
+// reopenFd is not needed here: without root, FreeBSD makes no file
+// handles either (getfhat), so a store never resolves them by search
+// (Options.HandleSearch).
+func reopenFd(fd, flags int) (int, error) {
+	return -1, unix.EOPNOTSUPP
+}

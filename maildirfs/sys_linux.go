@@ -134,10 +134,17 @@ func fdHandle(fd, dirfd int, name string) (kernelFH, uint64, error) {
 }
 
 // linkNode makes a new link name in dirfd to the object of n
-// (AT_EMPTY_PATH links the inode itself; it needs CAP_DAC_READ_SEARCH,
-// which handle resolution needs anyway).
+// (AT_EMPTY_PATH links the inode itself; before Linux 6.10 it needs
+// CAP_DAC_READ_SEARCH, which handle resolution needs anyway, and answers
+// ENOENT without it). A process without it (Options.HandleSearch) links
+// the object through its /proc/self/fd link, which names the same inode;
+// a removed object (no links left) gets ENOENT from both.
 func linkNode(n *node, dirfd int, name string) error {
-	return unix.Linkat(n.pathFd, "", dirfd, name, unix.AT_EMPTY_PATH)
+	err := unix.Linkat(n.pathFd, "", dirfd, name, unix.AT_EMPTY_PATH)
+	if err == unix.ENOENT && !serverIsRoot {
+		err = unix.Linkat(unix.AT_FDCWD, "/proc/self/fd/"+strconv.Itoa(n.pathFd), dirfd, name, unix.AT_SYMLINK_FOLLOW)
+	}
+	return err
 }
 
 // readlinkNode reads the target of the symlink n into buf.
@@ -462,3 +469,16 @@ var UserWriteLimits = sync.OnceValues(func() (ok bool, why string) {
 	}
 	return true, ""
 })
+
+// reopenFd opens the object of the O_PATH fd with open(2) flags through
+// its /proc/self/fd link, as the process (its permissions are checked):
+// how a store without open_by_handle_at opens nodes for I/O
+// (Options.HandleSearch).
+func reopenFd(fd, flags int) (int, error) {
+	nfd, err := unix.Open("/proc/self/fd/"+strconv.Itoa(fd), flags|unix.O_CLOEXEC, 0)
+	if outOfFds(err) {
+		ShedUnused()
+		nfd, err = unix.Open("/proc/self/fd/"+strconv.Itoa(fd), flags|unix.O_CLOEXEC, 0)
+	}
+	return nfd, err
+}

@@ -43,6 +43,8 @@ type ExportsOptions struct {
 	// NoChown is passed to every store: created objects keep the server's
 	// uid (a server not running as root).
 	NoChown bool
+	// HandleSearch is passed to every store (maildirfs.Options).
+	HandleSearch bool
 	// SyncWindow is passed to every store (group commit wait); zero syncs
 	// at once.
 	SyncWindow time.Duration
@@ -388,8 +390,10 @@ func (x *Exports) open(e *Export) (Store, error) {
 		ExportID:   e.ID,
 		NoChown:    x.opts.NoChown,
 		SyncWindow: x.opts.SyncWindow,
-		Compress:   e.Compress,
-		Logger:     x.log.With("export", e.Path),
+
+		HandleSearch: x.opts.HandleSearch,
+		Compress:     e.Compress,
+		Logger:       x.log.With("export", e.Path),
 	}
 	if x.opts.OpenStore != nil {
 		return x.opts.OpenStore(e.Path, o)

@@ -61,6 +61,10 @@ type Config struct {
 	// StateDir holds the handle key (created 0700 if missing). Required:
 	// handles must verify after a restart.
 	StateDir string
+	// HandleSearch lets a server not run as root serve without
+	// open_by_handle_at, finding uncached handles by searching each
+	// export (maildirfs.Options.HandleSearch): for -demo only.
+	HandleSearch bool
 	// SyncWindow is the group commit wait of every store; zero syncs at
 	// once.
 	SyncWindow time.Duration

@@ -102,7 +102,9 @@ func Start(ctx context.Context, cfg Config) (_ *Daemon, err error) {
 		Logger:     log,
 		NoChown:    noChown,
 		SyncWindow: cfg.SyncWindow,
-		Denied:     cfg.Denied,
+
+		HandleSearch: cfg.HandleSearch,
+		Denied:       cfg.Denied,
 	})
 	if err != nil {
 		return nil, err

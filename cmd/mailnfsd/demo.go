@@ -62,6 +62,9 @@ func setupDemo(f *flags, cfg *nfsd.Config, stdout io.Writer) error {
 		cfg.Listen = "127.0.0.1"
 	}
 	root := os.Geteuid() == 0
+	// Not root, the store may not open files by handle: it finds them by
+	// searching the small demo export instead.
+	cfg.HandleSearch = true
 	if !f.set["nfs-port"] {
 		cfg.NFSPort = demoPort(stdout, cfg.Listen, "NFS", 2049, demoNFSPort, root)
 	}

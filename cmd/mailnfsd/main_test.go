@@ -222,7 +222,13 @@ type proc struct {
 
 func startBinary(t *testing.T, args ...string) *proc {
 	t.Helper()
-	p := &proc{cmd: exec.Command(nfsdtest.Binary(t), args...), done: make(chan struct{})}
+	return startCmd(t, exec.Command(nfsdtest.Binary(t), args...))
+}
+
+// startCmd starts cmd, a mailnfsd command, as startBinary does.
+func startCmd(t *testing.T, cmd *exec.Cmd) *proc {
+	t.Helper()
+	p := &proc{cmd: cmd, done: make(chan struct{})}
 	p.cmd.Stdout, p.cmd.Stderr = &p.stdout, &p.stderr
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
