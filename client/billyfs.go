@@ -88,7 +88,7 @@ func (b *BillyFS) lookup(p string, follow bool) ([]byte, *Attr, error) {
 }
 
 func (b *BillyFS) walk(p string, follow bool, hops int) ([]byte, *Attr, error) {
-	fh := b.c.root
+	fh := b.c.rootFH()
 	attr, err := b.c.Getattr(b.ctx, fh)
 	if err != nil {
 		return nil, nil, err
@@ -341,7 +341,7 @@ func (b *BillyFS) MkdirAll(p string, perm os.FileMode) error {
 	if err := inside(p); err != nil {
 		return err
 	}
-	fh := b.c.root
+	fh := b.c.rootFH()
 	cur := "/"
 	for _, name := range strings.Split(strings.Trim(b.abs(p), "/"), "/") {
 		if name == "" {

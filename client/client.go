@@ -1,6 +1,7 @@
 package client
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 	"path"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -144,7 +146,7 @@ type Client struct {
 	target    Target
 	mountAddr string
 	mntPath   string // the path given to MNT
-	root      []byte // handle of target.Path
+	root      *mountRoot
 	hostname  string
 	log       *slog.Logger
 
@@ -212,6 +214,7 @@ func DialTarget(ctx context.Context, t Target, opts Options) (*Client, error) {
 		mountAddr:   net.JoinHostPort(t.Host, strconv.Itoa(t.MountPort)),
 		hostname:    host,
 		log:         log,
+		root:        new(mountRoot),
 		deliveries:  new(atomic.Uint64),
 		mdc:         new(maildirCache),
 		renameGrace: renameGrace,
@@ -231,16 +234,14 @@ func DialTarget(ctx context.Context, t Target, opts Options) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	c.root = mnt.Handle
-	if rest != "" {
-		fh, _, err := c.LookupPath(ctx, rest)
-		if err != nil {
-			c.Close()
-			return nil, err
-		}
-		c.root = fh
+	c.root.sub = rest
+	root, err := c.rootFrom(ctx, mnt.Handle)
+	if err != nil {
+		c.Close()
+		return nil, err
 	}
-	info, err := c.FSInfo(ctx, c.root)
+	c.root.fh.Store(&root)
+	info, err := c.FSInfo(ctx, root)
 	if err != nil {
 		c.Close()
 		return nil, err
@@ -307,6 +308,55 @@ func (c *Client) mount(ctx context.Context) (MountResult, string, error) {
 	return res, strings.TrimPrefix(strings.TrimPrefix(p, best), "/"), nil
 }
 
+// mountRoot is the handle of the URL's path, shared by a Client and its
+// WithAuth views; remount replaces it.
+type mountRoot struct {
+	fh  atomic.Pointer[[]byte]
+	sub string     // the URL's path below the MNT dirpath, looked up from its handle
+	mu  sync.Mutex // serialises remount
+}
+
+// rootFH returns the root handle in use.
+func (c *Client) rootFH() []byte { return *c.root.fh.Load() }
+
+// rootFrom returns the handle of the URL's path given the handle MNT
+// returned.
+func (c *Client) rootFrom(ctx context.Context, mnt []byte) ([]byte, error) {
+	if c.root.sub == "" {
+		return mnt, nil
+	}
+	fh, _, err := c.LookupPathFrom(ctx, mnt, c.root.sub)
+	return fh, err
+}
+
+// remount MNTs the export again and replaces the root handle old, which
+// the server answered STALE or BADHANDLE (the box restarted with a new
+// handle key, or the export directory was replaced): a long-lived client
+// (a Router's) would otherwise fail every call until it was made anew.
+// Every cached Maildir handle is dropped with it. A caller that finds the
+// root already replaced (another caller remounted) does nothing.
+func (c *Client) remount(ctx context.Context, old []byte) error {
+	c.root.mu.Lock()
+	defer c.root.mu.Unlock()
+	if !bytes.Equal(c.rootFH(), old) {
+		return nil
+	}
+	res, err := Mnt(ctx, c.mountAddr, c.auth, c.mntPath)
+	if err != nil {
+		return &remountError{err}
+	}
+	root, err := c.rootFrom(ctx, res.Handle)
+	if err != nil {
+		return &remountError{err}
+	}
+	c.root.fh.Store(&root)
+	c.mdc.mu.Lock()
+	clear(c.mdc.m)
+	c.mdc.mu.Unlock()
+	c.log.Warn("client: root handle stale, remounted", "addr", c.mountAddr, "path", c.mntPath, "changed", !bytes.Equal(root, old))
+	return nil
+}
+
 // Close sends UMNT (best effort) and closes the connections, stopping every
 // goroutine of the client.
 func (c *Client) Close() error {
@@ -324,7 +374,7 @@ func (c *Client) Close() error {
 }
 
 // Root returns the handle of the URL's path.
-func (c *Client) Root() []byte { return c.root }
+func (c *Client) Root() []byte { return c.rootFH() }
 
 // Target returns the parsed URL with the ports that were found.
 func (c *Client) Target() Target { return c.target }

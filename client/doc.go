@@ -48,7 +48,11 @@
 // Usage and CleanTmp complete the reader side; SetFlags and Delete follow
 // a message another front end renamed under them (its own flag change),
 // and List lists a message renamed during the listing once. Handles of
-// tmp/, new/ and cur/ are cached per mailbox and refreshed on STALE.
+// tmp/, new/ and cur/ are cached per mailbox and refreshed on STALE or
+// BADHANDLE; when the look-up from the root is answered so too (the box
+// restarted with a new handle key, or its export directory was replaced)
+// the Maildir methods mount the export again and retry, so a long-lived
+// Client or Router needs no remaking. A refused remount is Temporary.
 //
 // # Routing and other views
 //

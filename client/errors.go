@@ -129,13 +129,19 @@ func IsStatus(err error, s Status) bool {
 
 // Temporary reports whether err is worth retrying later: transport failures
 // (connection refused or lost, timeouts, ErrDisconnected), NFS3ERR_JUKEBOX,
-// NFS3ERR_SERVERFAULT, NFS3ERR_IO, NFS3ERR_NOSPC, NFS3ERR_DQUOT (an MTA
-// defers and retries) and RPC SYSTEM_ERR. Programming and permission errors
-// are not temporary, and neither are ErrOverQuota and a userdb syntax
-// error.
+// NFS3ERR_SERVERFAULT, NFS3ERR_IO, NFS3ERR_NOSPC, NFS3ERR_DQUOT,
+// NFS3ERR_STALE (an MTA defers and retries), RPC SYSTEM_ERR, and any
+// refusal of a remount (the box refused to MNT again an export this
+// client had mounted: its exports changed, a reload dropped the export;
+// mail waits for the box to be put right instead of bouncing). Programming
+// and permission errors are not temporary, and neither are ErrOverQuota
+// and a userdb syntax error.
 func Temporary(err error) bool {
 	if err == nil {
 		return false
+	}
+	if re := (*remountError)(nil); errors.As(err, &re) {
+		return true
 	}
 	var e *Error
 	if errors.As(err, &e) {
@@ -162,3 +168,10 @@ func Temporary(err error) bool {
 	// Everything else comes from the transport or the context.
 	return true
 }
+
+// remountError is a failed remount of an export the client had mounted
+// (Client.remount); Temporary takes it for one whatever the cause.
+type remountError struct{ err error }
+
+func (e *remountError) Error() string { return "client: remount: " + e.err.Error() }
+func (e *remountError) Unwrap() error { return e.err }

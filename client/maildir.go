@@ -95,16 +95,34 @@ func (c *Client) dropMaildir(mailbox string) {
 	c.mdc.mu.Unlock()
 }
 
+// staleHandle reports whether err is a STALE or BADHANDLE answer.
+func staleHandle(err error) bool {
+	return IsStatus(err, NFS3ErrStale) || IsStatus(err, NFS3ErrBadHandle)
+}
+
 // withMaildir runs fn with the mailbox's handles, once more with fresh
-// handles if the cached ones were STALE.
+// handles if the cached ones were STALE or BADHANDLE. If the look-up from
+// the root is answered so too, the root itself is stale (the box has a new
+// handle key, or its export directory was replaced): the export is
+// mounted again (remount), once, and the look-up retried.
 func (c *Client) withMaildir(ctx context.Context, mailbox string, fn func(h *maildirHandles) error) error {
+	remounted := false
 	for try := 0; ; try++ {
+		root := c.rootFH()
 		h, err := c.maildir(ctx, mailbox)
+		if err != nil && !remounted && staleHandle(err) {
+			remounted = true
+			if rerr := c.remount(ctx, root); rerr != nil {
+				// The MNT's answer says what to do (retry or not).
+				return fmt.Errorf("%w (after %v)", rerr, err)
+			}
+			continue
+		}
 		if err != nil {
 			return err
 		}
 		err = fn(h)
-		if try == 0 && (IsStatus(err, NFS3ErrStale) || IsStatus(err, NFS3ErrBadHandle)) {
+		if try == 0 && staleHandle(err) {
 			c.dropMaildir(mailbox)
 			continue
 		}
@@ -127,7 +145,7 @@ func (c *Client) MakeMaildir(ctx context.Context, mailbox string) error {
 			return err
 		}
 	}
-	fh := c.root
+	fh := c.rootFH()
 	perm := uint32(0o700)
 	parts := strings.Split(strings.Trim(path.Clean("/"+mailbox), "/"), "/")
 	if parts[0] == "" {

@@ -460,7 +460,7 @@ func (c *Client) Pathconf(ctx context.Context, fh []byte) (Pathconf, error) {
 // LookupPath walks a slash-separated path relative to the root handle
 // ("" or "." is the root). It does not follow symbolic links.
 func (c *Client) LookupPath(ctx context.Context, p string) ([]byte, *Attr, error) {
-	return c.LookupPathFrom(ctx, c.root, p)
+	return c.LookupPathFrom(ctx, c.rootFH(), p)
 }
 
 // LookupPathFrom walks p from the directory handle start.
