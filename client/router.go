@@ -24,6 +24,11 @@ type Router struct {
 	mu      sync.Mutex
 	clients map[string]*routeConn // by host + export
 	closed  bool
+	// closing ends with Close: it cancels the dials in progress, which
+	// dials waits for.
+	closing    context.Context
+	closeDials context.CancelFunc
+	dials      sync.WaitGroup
 }
 
 // routeConn is the Client of one storage box and export, or the dial
@@ -38,7 +43,9 @@ type routeConn struct {
 // Auth is ignored: each user's ids are used).
 func NewRouter(db *userdb.DB, opts Options) *Router {
 	opts.Auth = nil
-	return &Router{db: db, opts: opts, clients: map[string]*routeConn{}}
+	r := &Router{db: db, opts: opts, clients: map[string]*routeConn{}}
+	r.closing, r.closeDials = context.WithCancel(context.Background())
+	return r
 }
 
 // Resolve returns a client view for user (with the user's credential) and
@@ -73,6 +80,7 @@ func (r *Router) resolve(ctx context.Context, user string) (*Client, string, use
 	if rc == nil {
 		rc = &routeConn{ready: make(chan struct{})}
 		r.clients[key] = rc
+		r.dials.Add(1)
 		r.mu.Unlock()
 		go r.dial(ctx, key, route, rc)
 	} else {
@@ -95,10 +103,12 @@ func (r *Router) resolve(ctx context.Context, user string) (*Client, string, use
 const routerDialTimeout = 30 * time.Second
 
 // dial makes rc's Client and publishes it; a failed dial is dropped from
-// the map so that the next caller tries again.
+// the map so that the next caller tries again. Close cancels it.
 func (r *Router) dial(ctx context.Context, key string, route userdb.Route, rc *routeConn) {
+	defer r.dials.Done()
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), routerDialTimeout)
 	defer cancel()
+	defer context.AfterFunc(r.closing, cancel)()
 	c, err := func() (*Client, error) {
 		t, err := ParseURL(route.URL())
 		if err != nil {
@@ -112,16 +122,19 @@ func (r *Router) dial(ctx context.Context, key string, route userdb.Route, rc *r
 		return DialTarget(ctx, t, r.opts)
 	}()
 	r.mu.Lock()
-	defer r.mu.Unlock()
+	var late *Client // dialled after Close: closed here, outside the lock
 	switch {
 	case err != nil:
 		delete(r.clients, key)
 	case r.closed:
-		c.Close()
-		c, err = nil, ErrClosed
+		late, c, err = c, nil, ErrClosed
 	}
 	rc.c, rc.err = c, err
 	close(rc.ready)
+	r.mu.Unlock()
+	if late != nil {
+		late.Close()
+	}
 }
 
 // Deliver stores the message in user's Maildir (see Client.Deliver),
@@ -141,18 +154,31 @@ func (r *Router) Deliver(ctx context.Context, user string, msg io.Reader) (strin
 	return c.DeliverQuota(ctx, box, msg, q)
 }
 
-// Close closes every Client the Router opened.
+// Close closes every Client the Router opened, all at once (each sends
+// UMNT, bounded by 2 s, to a box that may not answer), and ends the dials
+// in progress; it returns when they are done. Calls still running fail.
 func (r *Router) Close() error {
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	r.closed = true
+	var open []*Client
 	for k, rc := range r.clients {
 		select {
 		case <-rc.ready:
-			rc.c.Close() // a dial still running closes its own
+			if rc.c != nil {
+				open = append(open, rc.c)
+			}
 		default:
+			// A dial still running closes its own.
 		}
 		delete(r.clients, k)
 	}
+	r.mu.Unlock()
+	r.closeDials()
+	var wg sync.WaitGroup
+	for _, c := range open {
+		wg.Go(func() { c.Close() })
+	}
+	wg.Wait()
+	r.dials.Wait()
 	return nil
 }

@@ -3,6 +3,7 @@ package reliability
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -22,12 +23,33 @@ type routerBoxes struct {
 	users map[string]*procServer // user -> box
 	r     *client.Router
 	sent  map[string]int // user -> deliveries acknowledged
+	// silentPort: with silent set, the portmapper port of a box that
+	// takes connections and never answers, export /silent, user "silent".
+	silentPort int
 }
 
-func newRouterBoxes(t *testing.T) *routerBoxes {
+func newRouterBoxes(t *testing.T, silent bool) *routerBoxes {
 	t.Helper()
 	rb := &routerBoxes{users: map[string]*procServer{}, sent: map[string]int{}}
 	var text strings.Builder
+	if silent {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { ln.Close() })
+		go func() {
+			for {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				defer c.Close()
+			}
+		}()
+		rb.silentPort = ln.Addr().(*net.TCPAddr).Port
+		text.WriteString("silent\tuid=3100|gid=3100|home=/silent/silent|server=127.0.0.1:/silent\n")
+	}
 	uid := 3001
 	for b := range 2 {
 		s := newProcServer(t)
@@ -63,6 +85,9 @@ func newRouterBoxes(t *testing.T) *routerBoxes {
 	}
 	rb.r = client.NewRouter(db, client.Options{RPC: client.RPCOptions{ReconnectTimeout: 5 * time.Second}})
 	rb.r.Adjust = func(tg *client.Target) {
+		if tg.Path == "/silent" {
+			tg.PortmapPort = rb.silentPort
+		}
 		for _, s := range rb.boxes {
 			if strings.HasPrefix(tg.Path, s.export) {
 				tg.PortmapPort = s.pmPort
@@ -108,7 +133,7 @@ func (rb *routerBoxes) check(t *testing.T) {
 // deliveries after each restart succeed with the same Router, none is
 // stored twice, and Close returns promptly.
 func TestRouterAcrossBoxRestart(t *testing.T) {
-	rb := newRouterBoxes(t)
+	rb := newRouterBoxes(t, false)
 	rb.deliverAll(t, "before")
 	box := rb.boxes[0]
 
@@ -155,7 +180,7 @@ func (s *procServer) reload(t *testing.T) {
 // export a reload dropped is a temporary error, and deliveries resume once
 // it is back.
 func TestRouterExportReplacedOrRemoved(t *testing.T) {
-	rb := newRouterBoxes(t)
+	rb := newRouterBoxes(t, false)
 	defer rb.r.Close()
 	rb.deliverAll(t, "before")
 	box := rb.boxes[0]
@@ -210,4 +235,42 @@ func TestRouterExportReplacedOrRemoved(t *testing.T) {
 	box.reload(t)
 	rb.deliverAll(t, "after the export was put back")
 	rb.check(t)
+}
+
+// TestRouterCloseStoppedBoxes: Close returns within a few seconds however
+// many boxes do not answer (two stopped with SIGSTOP here), and ends a dial
+// in progress (to a box that takes connections and never answers) rather
+// than leaving it, and the delivery waiting for it, to run out their time.
+func TestRouterCloseStoppedBoxes(t *testing.T) {
+	rb := newRouterBoxes(t, true)
+	rb.deliverAll(t, "before")
+	for _, s := range rb.boxes {
+		if err := s.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.cmd.Process.Signal(syscall.SIGCONT) })
+	}
+	dialing := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		_, err := rb.r.Deliver(ctx, "silent", strings.NewReader("x\n"))
+		dialing <- err
+	}()
+	time.Sleep(200 * time.Millisecond) // the dial of /silent has begun
+	start := time.Now()
+	rb.r.Close()
+	took := time.Since(start)
+	t.Logf("Router.Close took %v", took)
+	if took > 3*time.Second {
+		t.Errorf("Router.Close took %v with two stopped boxes", took)
+	}
+	select {
+	case err := <-dialing:
+		if err == nil {
+			t.Errorf("delivery to a silent box succeeded")
+		}
+	case <-time.After(time.Second):
+		t.Errorf("a delivery waiting for a dial still waits 1 s after Close")
+	}
 }
