@@ -59,7 +59,8 @@
 // Router maps users through a compiled userdb (package client/userdb) to
 // one Client per storage box and export, calling as each user's AUTH_SYS
 // uid and gid (Client.WithAuth); a box that does not answer holds up only
-// its own users. BillyFS is a go-billy Filesystem over a
+// its own users, and one whose portmapper names other ports once it cannot
+// be reached (it came back on another port) is dialled anew. BillyFS is a go-billy Filesystem over a
 // Client; it passes go-billy's own FilesystemSuite.
 //
 // # Concurrency

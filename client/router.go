@@ -2,12 +2,15 @@ package client
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/mailnfs/mailnfs/client/userdb"
+	"github.com/mailnfs/mailnfs/internal/nfs3"
 )
 
 // Router delivers to users looked up in a compiled userdb. It keeps one
@@ -37,6 +40,10 @@ type routeConn struct {
 	ready chan struct{}
 	c     *Client
 	err   error
+	// askPorts: the ports came from the box's portmapper (the route
+	// named none), so they may be asked again (recheckPorts).
+	askPorts bool
+	checked  atomic.Int64 // unix nanoseconds of the last recheckPorts
 }
 
 // NewRouter returns a Router over db; opts are used for every Dial (their
@@ -56,25 +63,25 @@ func NewRouter(db *userdb.DB, opts Options) *Router {
 // bound for other boxes do not wait at all. A failed dial is tried again
 // by the next caller.
 func (r *Router) Resolve(ctx context.Context, user string) (*Client, string, error) {
-	c, box, _, err := r.resolve(ctx, user)
+	c, box, _, _, err := r.resolve(ctx, user)
 	return c, box, err
 }
 
-// resolve is Resolve that also returns the user's entry.
-func (r *Router) resolve(ctx context.Context, user string) (*Client, string, userdb.Entry, error) {
+// resolve is Resolve that also returns the user's entry and route.
+func (r *Router) resolve(ctx context.Context, user string) (*Client, string, userdb.Entry, *routeConn, error) {
 	e, err := r.db.Lookup(user)
 	if err != nil {
-		return nil, "", e, err
+		return nil, "", e, nil, err
 	}
 	route, err := e.Route()
 	if err != nil {
-		return nil, "", e, err
+		return nil, "", e, nil, err
 	}
 	key := route.Host + "\x00" + route.Export
 	r.mu.Lock()
 	if r.closed {
 		r.mu.Unlock()
-		return nil, "", e, ErrClosed
+		return nil, "", e, nil, ErrClosed
 	}
 	rc := r.clients[key]
 	if rc == nil {
@@ -89,12 +96,55 @@ func (r *Router) resolve(ctx context.Context, user string) (*Client, string, use
 	select {
 	case <-rc.ready:
 	case <-ctx.Done():
-		return nil, "", e, fmt.Errorf("client: route %s to %s:%s: %w", user, route.Host, route.Export, ctx.Err())
+		return nil, "", e, nil, fmt.Errorf("client: route %s to %s:%s: %w", user, route.Host, route.Export, ctx.Err())
 	}
 	if rc.err != nil {
-		return nil, "", e, fmt.Errorf("client: route %s to %s:%s: %w", user, route.Host, route.Export, rc.err)
+		return nil, "", e, nil, fmt.Errorf("client: route %s to %s:%s: %w", user, route.Host, route.Export, rc.err)
 	}
-	return rc.c.WithAuth(AuthSys(rc.c.hostname, route.UID, route.GID)), route.Maildir, e, nil
+	return rc.c.WithAuth(AuthSys(rc.c.hostname, route.UID, route.GID)), route.Maildir, e, rc, nil
+}
+
+// portRecheck is how often a box that cannot be reached has its
+// portmapper asked whether its ports moved.
+const portRecheck = 5 * time.Second
+
+// recheckPorts is called when a call to rc's box failed for want of a
+// connection (ErrDisconnected). The Client redials the ports it found at
+// Dial for ever; a box that came back on other ports (a changed
+// -nfs-port, a restart under rpcbind) would never be reached again. So
+// the portmapper is asked (at most every portRecheck), and if it names
+// other ports the route is dropped: the next caller dials the box anew,
+// and the old Client, whose calls all fail, is closed.
+func (r *Router) recheckPorts(rc *routeConn) {
+	now := time.Now().UnixNano()
+	last := rc.checked.Load()
+	if !rc.askPorts || now-last < int64(portRecheck) || !rc.checked.CompareAndSwap(last, now) {
+		return
+	}
+	old := rc.c.Target()
+	ctx, cancel := context.WithTimeout(r.closing, cleanupTimeout)
+	defer cancel()
+	nfsPort, err := GetPort(ctx, old.PortmapAddr(), nfs3.Program, nfs3.Version, nil)
+	if err != nil {
+		return // the box is down altogether: the Client redials
+	}
+	mountPort, err := GetPort(ctx, old.PortmapAddr(), nfs3.MountProgram, nfs3.MountV3, nil)
+	if err != nil || (nfsPort == old.NFSPort && mountPort == old.MountPort) {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for k, x := range r.clients {
+		if x == rc {
+			rc.c.log.Warn("client: box moved to other ports, dialling it anew", "host", old.Host, "nfs_port", nfsPort, "mount_port", mountPort, "old_nfs_port", old.NFSPort, "old_mount_port", old.MountPort)
+			delete(r.clients, k)
+			r.dials.Add(1)
+			go func() {
+				defer r.dials.Done()
+				rc.c.Close()
+			}()
+		}
+	}
 }
 
 // routerDialTimeout bounds a Router's dial of a storage box. The dial is
@@ -117,6 +167,7 @@ func (r *Router) dial(ctx context.Context, key string, route userdb.Route, rc *r
 		if r.Adjust != nil {
 			r.Adjust(&t)
 		}
+		rc.askPorts = t.NFSPort == 0 && t.MountPort == 0
 		// The mount itself is done as the user; later calls switch
 		// credentials per user through WithAuth.
 		return DialTarget(ctx, t, r.opts)
@@ -141,7 +192,7 @@ func (r *Router) dial(ctx context.Context, key string, route userdb.Route, rc *r
 // within the Maildir++ quota of the user's quota= field if there is one
 // (Client.DeliverQuota; a field that does not parse is an error).
 func (r *Router) Deliver(ctx context.Context, user string, msg io.Reader) (string, error) {
-	c, box, e, err := r.resolve(ctx, user)
+	c, box, e, rc, err := r.resolve(ctx, user)
 	if err != nil {
 		return "", err
 	}
@@ -151,7 +202,11 @@ func (r *Router) Deliver(ctx context.Context, user string, msg io.Reader) (strin
 			return "", fmt.Errorf("client: user %s: %w", user, err)
 		}
 	}
-	return c.DeliverQuota(ctx, box, msg, q)
+	name, err := c.DeliverQuota(ctx, box, msg, q)
+	if errors.Is(err, ErrDisconnected) {
+		r.recheckPorts(rc)
+	}
+	return name, err
 }
 
 // Close closes every Client the Router opened, all at once (each sends

@@ -274,3 +274,39 @@ func TestRouterCloseStoppedBoxes(t *testing.T) {
 		t.Errorf("a delivery waiting for a dial still waits 1 s after Close")
 	}
 }
+
+// TestRouterBoxMovedPorts: a box down past ReconnectTimeout comes back on
+// its ports and is reached again; a box that comes back on another NFS
+// port (its portmapper says so) is dialled anew: a delivery that failed
+// meanwhile is temporary, and the next ones succeed with the same Router.
+func TestRouterBoxMovedPorts(t *testing.T) {
+	rb := newRouterBoxes(t, false)
+	defer rb.r.Close()
+	rb.deliverAll(t, "before")
+	box := rb.boxes[0]
+	box.kill(t)
+	time.Sleep(7 * time.Second) // past ReconnectTimeout (5 s)
+	box.start(t)
+	time.Sleep(1500 * time.Millisecond) // the 1 s redial backoff
+	rb.deliverAll(t, "after 7 s down")
+
+	box.kill(t)
+	box.nfsPort = freePort(t)
+	box.start(t)
+	for name, s := range rb.users {
+		if s != box {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		_, err := rb.r.Deliver(ctx, name, strings.NewReader("moved\n"))
+		cancel()
+		switch {
+		case err == nil:
+			rb.sent[name]++
+		case !client.Temporary(err):
+			t.Errorf("deliver to %s while its box moved: %v, not temporary", name, err)
+		}
+	}
+	rb.deliverAll(t, "after the box moved to another NFS port")
+	rb.check(t)
+}
