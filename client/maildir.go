@@ -242,9 +242,23 @@ func readMessage(mailbox string, r io.Reader) ([]byte, error) {
 // deliverData is Deliver of a message already read.
 func (c *Client) deliverData(ctx context.Context, mailbox string, data []byte) (string, error) {
 	var name string
+	var last created
 	err := c.withMaildir(ctx, mailbox, func(h *maildirHandles) error {
+		if last.name != "" {
+			// A retry with fresh handles (the last were refused, STALE
+			// or BADHANDLE) after a CREATE was sent: the refusal may
+			// come from a box restarted with a new handle key after it
+			// ran the CREATE, or the RENAME. Delivered then; else the
+			// tmp file, if any, goes.
+			if last.ok && c.holds(ctx, h.new, last.name, last.fileid) {
+				name = last.name
+				return nil
+			}
+			var ignored error
+			c.removeTmp(h, last.name, &ignored)
+		}
 		var err error
-		name, err = c.deliver(ctx, h, data)
+		name, err = c.deliver(ctx, h, data, &last)
 		return err
 	})
 	if err != nil {
@@ -253,7 +267,15 @@ func (c *Client) deliverData(ctx context.Context, mailbox string, data []byte) (
 	return name, nil
 }
 
-func (c *Client) deliver(ctx context.Context, h *maildirHandles, data []byte) (string, error) {
+// created is the tmp file a delivery made (ok), or may have made.
+type created struct {
+	ok     bool
+	name   string
+	fileid uint64
+}
+
+// deliver stores data in h.new; last is set to each tmp file it creates.
+func (c *Client) deliver(ctx context.Context, h *maildirHandles, data []byte, last *created) (string, error) {
 	for attempt := 0; ; attempt++ {
 		name := UniqueName(time.Now(), os.Getpid(), c.deliveries.Add(1), c.hostname) + ",S=" + strconv.Itoa(len(data))
 		fh, fileid, err := c.createTmp(ctx, h, name)
@@ -266,9 +288,13 @@ func (c *Client) deliver(ctx context.Context, h *maildirHandles, data []byte) (s
 			// alone, so whatever is there is ours to remove.
 			return "", c.cleanup(h, name, err)
 		}
+		if staleHandle(err) {
+			*last = created{name: name}
+		}
 		if err != nil {
 			return "", err
 		}
+		*last = created{true, name, fileid}
 		if err := c.WriteAll(ctx, fh, data); err != nil {
 			return "", c.cleanup(h, name, err)
 		}
