@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
@@ -62,6 +63,11 @@ type DRCLog struct {
 
 	// Logger, if set, reports a fault of the mapping.
 	Logger *slog.Logger
+
+	// checkMu serialises Check; checkFailed (guarded by it) says its
+	// last attempt to create the file again failed and was logged.
+	checkMu     sync.Mutex
+	checkFailed bool
 
 	mu   sync.Mutex
 	prev map[drcKey]time.Time // calls an earlier run began; guarded by mu
@@ -154,31 +160,134 @@ func OpenDRCLog(path string, slots int, ttl time.Duration, now time.Time) (_ *DR
 		return nil, 0, fmt.Errorf("duplicate request log: lock %s: %w", path, err)
 	}
 	prev := readDRCLog(path, now, ttl)
-	// A fresh ring of zeros, written through the file rather than left as
-	// a hole: a store into a mapped hole must allocate a block, and on a
-	// full disk that is a fault (SIGBUS), not an error.
-	size := drcLogHeaderSize + slots*drcLogRecordSize
-	if err := writeZeros(f, size); err != nil {
+	mem, err := mapRing(f, slots)
+	if err != nil {
 		f.Close()
 		if drcLogNoRoom(err) {
 			// The earlier run's calls were read above: keep them.
 			return readOnlyDRCLog(path, prev, ttl, err)
 		}
-		return nil, 0, fmt.Errorf("duplicate request log: %w", err)
+		return nil, 0, fmt.Errorf("duplicate request log: %s: %w", path, err)
 	}
-	mem, err := unix.Mmap(int(f.Fd()), 0, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
-	if err != nil {
-		f.Close()
-		return nil, 0, fmt.Errorf("duplicate request log: mmap %s: %w", path, err)
-	}
-	copy(mem, drcLogMagic)
-	binary.LittleEndian.PutUint64(mem[8:], uint64(slots))
 	l := &DRCLog{f: f, mem: mem, slots: uint64(slots), prev: prev, ttl: ttl}
 	for k, at := range prev {
 		l.record(k, at)
 	}
 	l.setPrevUntil()
 	return l, len(prev), nil
+}
+
+// mapRing makes f a fresh ring of slots records and maps it shared. The
+// zeros are written through the file rather than left as a hole: a store
+// into a mapped hole must allocate a block, and on a full disk that is a
+// fault (SIGBUS), not an error.
+func mapRing(f *os.File, slots int) ([]byte, error) {
+	size := drcLogHeaderSize + slots*drcLogRecordSize
+	if err := writeZeros(f, size); err != nil {
+		return nil, err
+	}
+	mem, err := unix.Mmap(int(f.Fd()), 0, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	if err != nil {
+		return nil, fmt.Errorf("mmap: %w", err)
+	}
+	copy(mem, drcLogMagic)
+	binary.LittleEndian.PutUint64(mem[8:], uint64(slots))
+	return mem, nil
+}
+
+// DefaultDRCLogCheck is how often a Daemon checks that its drc.log is
+// still in the state directory (DRCLog.Check).
+const DefaultDRCLogCheck = 30 * time.Second
+
+// Check makes sure the file the log records into still has its name. An
+// operator who removes drc.log, or the whole state directory while
+// cleaning up, leaves the ring recording into a file no name reaches, and
+// the next start would find no calls to protect. Check then creates the
+// file again (and its directory, 0700), copies the ring into it, records
+// there from then on and logs it once; it reports whether it did. A
+// failure is logged once until a check succeeds. It costs an fstat and a
+// stat; a Daemon calls it every DefaultDRCLogCheck and on Reload, never on
+// the call path (a store waits for the new mapping only during the
+// ring's copy, 4 MiB by default).
+func (l *DRCLog) Check() (recreated bool) {
+	l.checkMu.Lock()
+	defer l.checkMu.Unlock()
+	l.memMu.RLock()
+	f, open := l.f, l.mem != nil
+	l.memMu.RUnlock()
+	if !open || l.faulted.Load() {
+		return false
+	}
+	path := f.Name()
+	err := l.recreate(f, path)
+	if err == nil || errors.Is(err, errDRCLogUnchanged) {
+		if err == nil && l.Logger != nil {
+			l.Logger.Warn("duplicate request log: drc.log was removed or replaced while mailnfsd ran (the state directory cleaned up?); created it again with the calls recorded so far",
+				"path", path)
+		}
+		l.checkFailed = false
+		return err == nil
+	}
+	if !l.checkFailed && l.Logger != nil {
+		l.Logger.Error("duplicate request log: drc.log was removed or replaced while mailnfsd ran, and creating it again failed: calls retransmitted after the next restart may fail with NOENT or EXIST; will try again",
+			"path", path, "err", err)
+	}
+	l.checkFailed = true
+	return false
+}
+
+// errDRCLogUnchanged is recreate's answer when the log's file is still at
+// its path, or the log was closed meanwhile.
+var errDRCLogUnchanged = errors.New("unchanged")
+
+// recreate gives the log a new file at path, with the ring copied in,
+// unless f (the log's file) is still there.
+func (l *DRCLog) recreate(f *os.File, path string) error {
+	ours, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	st, err := os.Stat(path)
+	switch {
+	case err == nil && os.SameFile(ours, st):
+		return errDRCLogUnchanged
+	case err != nil && !errors.Is(err, os.ErrNotExist):
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return err
+	}
+	nf, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return err
+	}
+	if err := unix.Flock(int(nf.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		nf.Close()
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			return ErrDRCLogBusy
+		}
+		return fmt.Errorf("lock: %w", err)
+	}
+	mem, err := mapRing(nf, int(l.slots))
+	if err != nil {
+		nf.Close()
+		return err
+	}
+	l.memMu.Lock()
+	if l.mem == nil { // closed meanwhile
+		l.memMu.Unlock()
+		unix.Munmap(mem)
+		nf.Close()
+		return errDRCLogUnchanged
+	}
+	copy(mem, l.mem)
+	old, oldF := l.mem, l.f
+	l.mem, l.f = mem, nf
+	l.memMu.Unlock()
+	// The old file has no name left: nothing of it is needed.
+	unix.Munmap(old)
+	oldF.Close()
+	return nil
 }
 
 // writeZeros makes f size bytes of zeros, written (allocated).

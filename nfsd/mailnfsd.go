@@ -53,6 +53,8 @@ type Daemon struct {
 	watchDone  chan struct{}
 
 	drcLog *DRCLog // Server.DRCLog, closed by Shutdown
+	// drcStop ends watchDRCLog, drcDone says it has; nil without drcLog.
+	drcStop, drcDone chan struct{}
 
 	wg       sync.WaitGroup // serve loops
 	fatal    chan error     // a serve loop that failed other than by Shutdown
@@ -267,6 +269,10 @@ func Start(ctx context.Context, cfg Config) (_ *Daemon, err error) {
 			}
 		}()
 	}
+	if d.drcLog != nil {
+		d.drcStop, d.drcDone = make(chan struct{}), make(chan struct{})
+		go d.watchDRCLog(DefaultDRCLogCheck)
+	}
 	attrs := []any{"exports", len(table.Exports), "nfs", d.nfsAddr, "mount", d.mountAddr, "state_dir", cfg.StateDir}
 	switch {
 	case d.Portmap != nil:
@@ -397,6 +403,22 @@ func (d *Daemon) watchRpcbind(every time.Duration) {
 	}
 }
 
+// watchDRCLog checks every interval that drc.log is still in the state
+// directory (DRCLog.Check creates it again if not).
+func (d *Daemon) watchDRCLog(every time.Duration) {
+	defer close(d.drcDone)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-d.drcStop:
+			return
+		case <-t.C:
+			d.drcLog.Check()
+		}
+	}
+}
+
 // inUseHint returns "; " and hint when err says the port is taken, for
 // the operator who starts mailnfsd on a box where a system service still
 // holds it; else "".
@@ -504,10 +526,14 @@ func (d *Daemon) Fatal() <-chan error { return d.fatal }
 // in. Both files are parsed before either changes: on any error (parse, or
 // an export that cannot be opened) the old rules of both stay in force,
 // the error is logged and returned. Calls already running finish under
-// the rules they started with.
+// the rules they started with. It also checks that drc.log is still in
+// the state directory (DRCLog.Check).
 func (d *Daemon) Reload() error {
 	d.reloadMu.Lock()
 	defer d.reloadMu.Unlock()
+	if d.drcLog != nil {
+		d.drcLog.Check() // a SIGHUP after cleaning up need not wait for the timer
+	}
 	table, err := d.loadTable()
 	var hosts *HostsAccess
 	if err == nil {
@@ -546,6 +572,10 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 		if d.watchStop != nil {
 			close(d.watchStop)
 			<-d.watchDone
+		}
+		if d.drcStop != nil {
+			close(d.drcStop)
+			<-d.drcDone
 		}
 		if d.registered.Load() {
 			uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -11,6 +12,8 @@ import (
 	"time"
 
 	"github.com/mailnfs/mailnfs/internal/nfs3"
+	"github.com/mailnfs/mailnfs/internal/rpc"
+	"github.com/mailnfs/mailnfs/internal/xdr"
 	"github.com/mailnfs/mailnfs/nfsd/nfsdtest"
 )
 
@@ -281,4 +284,80 @@ func compressingExport(t *testing.T, dir string) (export, exports string) {
 	exports = filepath.Join(dir, "exports")
 	writeFile(t, exports, export+" -compress=zstd -maproot=0:0 -network 127.0.0.0/8\n")
 	return export, exports
+}
+
+// TestDRCLogRemovedWhileRunning removes a real mailnfsd's drc.log while
+// it runs (an operator cleaning up the state directory), sends SIGHUP,
+// removes files over NFS and kills the server. The calls must be recorded
+// where the next start reads them: before, they went into the removed
+// file, and the restarted server answered their retransmissions
+// NFS3ERR_NOENT (a delivery agent sees a failure for a call that
+// succeeded, and delivers again). The log must say it created the file
+// again.
+func TestDRCLogRemovedWhileRunning(t *testing.T) {
+	p, export, port, args := stormServerArgs(t)
+	stateDir := args[3]
+	const files = 5
+	for i := range files {
+		writeFile(t, filepath.Join(export, "f"+strconv.Itoa(i)), "x")
+	}
+	addr := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(port))
+	root := mountAsRoot(t, addr, export)
+	if err := os.Remove(filepath.Join(stateDir, "drc.log")); err != nil {
+		t.Fatal(err)
+	}
+	n := strings.Count(p.stderr.String(), "reload")
+	p.cmd.Process.Signal(syscall.SIGHUP)
+	for deadline := time.Now().Add(10 * time.Second); strings.Count(p.stderr.String(), "reload") == n; {
+		if time.Now().After(deadline) {
+			t.Fatalf("no reload line after SIGHUP:\n%s", p.stderr.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	for i := range files {
+		if st := removeXID(t, addr, root, 7000+uint32(i), "f"+strconv.Itoa(i)); st != nfs3.StatusOK {
+			t.Fatalf("REMOVE f%d: %v", i, st)
+		}
+	}
+	p.cmd.Process.Kill()
+	p.exitCode(t)
+	if log := p.stderr.String(); !strings.Contains(log, "drc.log was removed or replaced while mailnfsd ran") {
+		t.Errorf("the log does not say drc.log was created again:\n%s", log)
+	}
+
+	p = startBinary(t, args...)
+	p.waitListening(t, port)
+	for i := range files {
+		if st := removeXID(t, addr, root, 7000+uint32(i), "f"+strconv.Itoa(i)); st != nfs3.StatusOK {
+			t.Errorf("REMOVE f%d retransmitted after the restart: %v, want it answered as done", i, st)
+		}
+	}
+}
+
+// removeXID sends REMOVE of name in dir to addr as uid 0 with xid, on a
+// TCP connection of its own, and returns the reply's status.
+func removeXID(t *testing.T, addr netip.AddrPort, dir []byte, xid uint32, name string) nfs3.Status {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr.String(), 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(30 * time.Second))
+	var e xdr.Encoder
+	rpc.CallHeader{XID: xid, Prog: nfs3.Program, Vers: nfs3.Version, Proc: uint32(nfs3.ProcRemove), Cred: nfsdtest.AuthSys(0, 0), Verf: nfsdtest.AuthNone}.Encode(&e)
+	(&nfs3.DirOpArgs{Dir: dir, Name: name}).Encode(&e)
+	if _, err := c.Write(rpc.FrameRecord(e.Bytes())); err != nil {
+		t.Fatal(err)
+	}
+	rec, err := rpc.NewRecordReader(c, 0).Next()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d xdr.Decoder
+	d.Reset(rec)
+	if got, err := rpc.DecodeReply(&d); err != nil || got != xid {
+		t.Fatalf("REMOVE %s: reply to xid %d: %v, want %d", name, got, err, xid)
+	}
+	return nfs3.Status(d.Uint32())
 }
