@@ -246,8 +246,14 @@ func (f *FS) sweepUnlinked() {
 // directory can put their own key in its place for the next start.
 func keyExposure(dir string) []string {
 	var ws []string
-	if st, err := os.Stat(dir); err == nil && st.Mode().Perm()&0o022 != 0 && st.Mode()&os.ModeSticky == 0 {
-		ws = append(ws, fmt.Sprintf("the state directory is writable by group or others (mode %04o): a local user could replace the handle key; chmod go-w it", st.Mode().Perm()))
+	if st, err := os.Stat(dir); err == nil && st.Mode().Perm()&0o022 != 0 {
+		if st.Mode()&os.ModeSticky == 0 {
+			ws = append(ws, fmt.Sprintf("the state directory is writable by group or others (mode %04o): a local user could replace the handle key; chmod go-w it", st.Mode().Perm()))
+		} else {
+			// The sticky bit keeps others from replacing the files
+			// there, not from creating the ones that are missing.
+			ws = append(ws, fmt.Sprintf("the state directory is writable by group or others (mode 1%03o, sticky, like /tmp): a local user could create the files mailnfsd makes there (a handle key of their own if it is ever missing, drc.log, the compression journal); use a directory of its own that only root writes (default /var/lib/mailnfsd)", st.Mode().Perm()))
+		}
 	}
 	if st, err := os.Stat(filepath.Join(dir, keyFile)); err == nil && st.Mode().Perm()&0o077 != 0 {
 		ws = append(ws, fmt.Sprintf("the handle key is readable or writable by group or others (mode %04o): whoever reads it can forge file handles; chmod 600 it", st.Mode().Perm()))

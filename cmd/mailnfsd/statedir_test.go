@@ -63,8 +63,10 @@ func TestLostStateDir(t *testing.T) {
 // TestStateDirPermissions starts a real mailnfsd with a state directory
 // others may write, then with a handle key others may read: whoever reads
 // the key can forge handles, whoever writes the directory can put their
-// own key there. Each must be warned about, with the fix; the directory
-// mailnfsd makes itself (0700, key 0600) gets no warning.
+// own key there; a sticky one (like /tmp) keeps others from replacing
+// the key, not from creating what is missing. Each must be warned about,
+// with the fix; the directory mailnfsd makes itself (0700, key 0600) gets
+// no warning.
 func TestStateDirPermissions(t *testing.T) {
 	p, _, port, args := stormServerArgs(t)
 	stateDir := args[3]
@@ -85,6 +87,15 @@ func TestStateDirPermissions(t *testing.T) {
 	}
 	if log := restart(); !strings.Contains(log, dirWarn) || strings.Contains(log, keyWarn) {
 		t.Errorf("state directory 0777: want the directory warning only:\n%s", log)
+	}
+	// Sticky, like /tmp: others cannot replace the key, but can create
+	// whatever is missing there.
+	const stickyWarn = "the state directory is writable by group or others (mode 1777, sticky, like /tmp)"
+	if err := os.Chmod(stateDir, 0o777|os.ModeSticky); err != nil {
+		t.Fatal(err)
+	}
+	if log := restart(); !strings.Contains(log, stickyWarn) || strings.Contains(log, keyWarn) {
+		t.Errorf("state directory 1777: want the sticky directory warning only:\n%s", log)
 	}
 	if err := os.Chmod(stateDir, 0o700); err != nil {
 		t.Fatal(err)
