@@ -13,7 +13,8 @@
 //	mailnfsd compact [-state-dir /var/lib/mailnfsd] DIR
 //	mailnfsd expand [-state-dir /var/lib/mailnfsd] DIR
 //
-// SIGTERM and SIGINT stop it after the calls in flight are answered; SIGHUP
+// SIGTERM and SIGINT stop it after the calls in flight are answered (a
+// second one during that stops it at once, exit status 1); SIGHUP
 // re-reads the exports and hosts_access files (a broken file keeps the old
 // rules of both, logged). -hosts-allow enforces hosts_access(5) rules:
 // "rpcbind"/"portmap" guard the portmapper, "mountd" and "nfsd" guard MOUNT
@@ -78,10 +79,11 @@ const usage = `usage: mailnfsd [flags]                 serve the exports over NF
 
 SIGHUP re-reads the exports and hosts_access files (a broken file keeps the
 old rules of both); SIGTERM or SIGINT stops after the calls in flight are
-answered (-shutdown-timeout). ` + pprofEnv + `=127.0.0.1:6060 in the environment
+answered (-shutdown-timeout), a second one at once (exit status 1). ` + pprofEnv + `=127.0.0.1:6060 in the environment
 serves net/http/pprof there (loopback only; for debugging).
 Exit status: 0 after a clean stop or a good -check-config, 1 when the server
-fails or the configuration has errors, 2 for bad flags.
+fails, stops with errors or is stopped by a second signal, or the
+configuration has errors, 2 for bad flags.
 
 Flags:
 `
@@ -208,8 +210,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 
-	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
-	defer stop()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	finished := make(chan struct{})
+	defer close(finished)
+	go stopOnSignal(log, cancel, finished)
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
@@ -233,6 +238,33 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// stopOnSignal calls cancel on the first SIGTERM or SIGINT, and exits the
+// process at once, status 1, on a second one before finished closes: an
+// operator who sends it again (Ctrl-C twice, kill twice) wants the drain
+// (up to -shutdown-timeout, 30 s) cut short, as from most daemons. That
+// is as safe as a kill: every reply sent was durable when sent, drc.log's
+// records are in the page cache for the next start to answer the
+// interrupted calls' retransmissions as done, and a registration with the
+// system rpcbind left behind is replaced at the next start.
+func stopOnSignal(log *slog.Logger, cancel func(), finished <-chan struct{}) {
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+	defer signal.Stop(sigs)
+	select {
+	case sig := <-sigs:
+		log.Info("stopping after the calls in flight; send SIGTERM or SIGINT again to exit at once", "signal", sig.String())
+		cancel()
+	case <-finished:
+		return
+	}
+	select {
+	case sig := <-sigs:
+		log.Error("second signal while stopping: exiting at once, calls in flight unanswered (clients retransmit them to the next start)", "signal", sig.String())
+		os.Exit(1)
+	case <-finished:
+	}
 }
 
 // procs is the GOMAXPROCS for the -procs flag n; a GOMAXPROCS in the

@@ -27,6 +27,47 @@ import (
 // while such a client was connected); now it gives the client
 // DrainWriteTimeout (5 s), closes the connection and stops cleanly.
 func TestShutdownStuckReader(t *testing.T) {
+	p := startStuckReader(t)
+	start := time.Now()
+	code := p.stop(t, syscall.SIGTERM)
+	took := time.Since(start)
+	if code != 0 || took > 15*time.Second {
+		t.Errorf("SIGTERM with a client not taking its replies: exit %d after %v, want 0 within 15 s (-shutdown-timeout 30s)\n%s",
+			code, took.Round(time.Millisecond), p.stderr.String())
+	}
+}
+
+// TestShutdownSecondSignal: a second SIGTERM during the drain (here held
+// for DrainWriteTimeout, 5 s, by a client not taking its replies) stops
+// mailnfsd at once, exit status 1, saying so. Before, it was ignored and
+// the drain ran its course.
+func TestShutdownSecondSignal(t *testing.T) {
+	p := startStuckReader(t)
+	start := time.Now()
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(p.stderr.String(), "send SIGTERM or SIGINT again"); {
+		if time.Now().After(deadline) {
+			t.Fatalf("no line on the first SIGTERM:\n%s", p.stderr.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	code := p.stop(t, syscall.SIGTERM)
+	took := time.Since(start)
+	if code != 1 || took > 3*time.Second {
+		t.Errorf("a second SIGTERM during the drain: exit %d after %v, want 1 at once\n%s", code, took.Round(time.Millisecond), p.stderr.String())
+	}
+	if !strings.Contains(p.stderr.String(), "second signal while stopping: exiting at once") {
+		t.Errorf("the log does not say the second signal stopped it:\n%s", p.stderr.String())
+	}
+}
+
+// startStuckReader starts a real mailnfsd (-shutdown-timeout 30s) with a
+// client that sent 64 READs of 1 MiB and takes none of the replies: more
+// than the socket buffers hold, so a drain waits for it.
+func startStuckReader(t *testing.T) *proc {
+	t.Helper()
 	nfsdtest.RequireRoot(t)
 	dir := t.TempDir()
 	export := filepath.Join(dir, "export")
@@ -70,7 +111,7 @@ func TestShutdownStuckReader(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer stuck.Close()
+	t.Cleanup(func() { stuck.Close() })
 	stuck.(*net.TCPConn).SetReadBuffer(4096)
 	var calls bytes.Buffer
 	for i := range 64 {
@@ -86,12 +127,5 @@ func TestShutdownStuckReader(t *testing.T) {
 		t.Fatal(err)
 	}
 	time.Sleep(time.Second) // the calls are served; their replies wait
-
-	start := time.Now()
-	code := p.stop(t, syscall.SIGTERM)
-	took := time.Since(start)
-	if code != 0 || took > 15*time.Second {
-		t.Errorf("SIGTERM with a client not taking its replies: exit %d after %v, want 0 within 15 s (-shutdown-timeout 30s)\n%s",
-			code, took.Round(time.Millisecond), p.stderr.String())
-	}
+	return p
 }
