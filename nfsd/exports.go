@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"net/netip"
+	"runtime"
 	"slices"
 	"sort"
 	"strings"
@@ -32,6 +33,22 @@ import (
 // Nobody is the uid and gid that squashed callers get unless an option says
 // otherwise (modern Linux and FreeBSD nobody; reference.md §1.3).
 const Nobody = 65534
+
+// bsdNoGroup is the gid FreeBSD-syntax lines give squashed callers
+// (DefaultSquash, AUTH_NONE callers, "-maproot=user:"): noGroupFor the
+// host. A variable for tests.
+var bsdNoGroup = noGroupFor(runtime.GOOS)
+
+// noGroupFor returns the gid of group nogroup on goos: on FreeBSD 65533
+// (GID_NOGROUP, which mountd gives squashed root: nobody:nogroup =
+// 65534:65533), elsewhere 65534 (Linux's nogroup, and its knfsd's
+// anongid).
+func noGroupFor(goos string) uint32 {
+	if goos == "freebsd" {
+		return 65533
+	}
+	return Nobody
+}
 
 // Limits on what an exports file may hold. They bound memory for a hostile
 // or broken file; real files are far below them.
@@ -247,7 +264,8 @@ type Squash struct {
 	// Anon is the credential squashed callers get. AUTH_NONE callers get it
 	// too under SquashAll and PerID (Linux anonuid/anongid); otherwise
 	// (FreeBSD -maproot, whose target may be root itself) they get
-	// 65534:65534.
+	// nobody:nogroup (65534:65533 on a FreeBSD host, 65534:65534
+	// elsewhere).
 	Anon maildirfs.Cred
 	// PerID selects Linux semantics for SquashRoot: uid 0 becomes Anon.UID
 	// and gid 0 (primary or supplementary) becomes Anon.GID, each on its
@@ -256,10 +274,17 @@ type Squash struct {
 	PerID bool
 }
 
-// DefaultSquash is the mapping of a rule without squash options: root
-// becomes 65534:65534 with no supplementary groups.
+// DefaultSquash is the mapping of a FreeBSD-syntax rule without squash
+// options: root becomes nobody:nogroup with no supplementary groups, as
+// mountd maps it: 65534:65533 on a FreeBSD host, 65534:65534 on Linux
+// (whose nogroup is 65534).
 func DefaultSquash() Squash {
-	return Squash{Mode: SquashRoot, Anon: maildirfs.Cred{UID: Nobody, GID: Nobody}}
+	return Squash{Mode: SquashRoot, Anon: bsdNobody()}
+}
+
+// bsdNobody is nobody:nogroup on FreeBSD-syntax lines.
+func bsdNobody() maildirfs.Cred {
+	return maildirfs.Cred{UID: Nobody, GID: bsdNoGroup}
 }
 
 // invalidID is the AUTH_SYS uid or gid 4294967295, (uid_t)-1: chown(2)
@@ -272,13 +297,13 @@ const invalidID = 1<<32 - 1
 // result never aliases sys or s.
 //
 // A uid or gid of 4294967295 becomes the anonymous one, as Linux knfsd
-// maps its invalid id (the rule's Anon on Linux lines, 65534 on FreeBSD
-// lines, whatever the squash mode), and a supplementary 4294967295 is
+// maps its invalid id (the rule's Anon on Linux lines, nobody:nogroup on
+// FreeBSD lines, whatever the squash mode), and a supplementary 4294967295 is
 // dropped: no object may be given that id (invalidID).
 func (s Squash) Map(sys *rpc.AuthSysParms) maildirfs.Cred {
 	c := s.mapIDs(sys)
 	if c.UID == invalidID || c.GID == invalidID {
-		anon := maildirfs.Cred{UID: Nobody, GID: Nobody}
+		anon := bsdNobody()
 		if s.PerID {
 			anon = s.Anon
 		}
@@ -307,7 +332,7 @@ func (s Squash) mapIDs(sys *rpc.AuthSysParms) maildirfs.Cred {
 		return s.anon()
 	}
 	if sys == nil {
-		return maildirfs.Cred{UID: Nobody, GID: Nobody}
+		return bsdNobody()
 	}
 	c := maildirfs.Cred{UID: sys.UID, GID: sys.GID, GIDs: append([]uint32(nil), sys.GIDs...)}
 	if s.Mode == SquashNone {

@@ -375,8 +375,9 @@ func (p *parser) parseCred(opt string, v optPart) (maildirfs.Cred, bool) {
 		c.UID = u.UID
 	}
 	if groups == "" {
-		// "user:" means the uid with no groups (FreeBSD exports(5)).
-		c.GID = Nobody
+		// "user:" means the uid with no groups (FreeBSD exports(5)):
+		// nogroup as the primary gid, as mountd gives it.
+		c.GID = bsdNoGroup
 		return c, true
 	}
 	off := len(name) + 1

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -845,4 +846,35 @@ func TestExportsExample(t *testing.T) {
 	exEqual(t, "zstd", tab.Lookup("/srv/mail3").Compress)
 	exEqual(t, "zstd", tab.Lookup("/srv/mail4").Compress)
 	exEqual(t, "", tab.Lookup("/srv/mail").Compress)
+}
+
+// TestFreeBSDNoGroup: on a FreeBSD host, FreeBSD-syntax lines squash to
+// nobody:nogroup, 65534:65533, as mountd does (UID_NOBODY, GID_NOGROUP):
+// root without -maproot, AUTH_NONE callers and "-maproot=user:" (no
+// groups). mailnfsd gave 65534:65534 there, a gid FreeBSD's group file
+// names nobody, not nogroup. On Linux (nogroup is 65534) they keep 65534,
+// and Linux-syntax lines get anongid, 65534, on either host.
+func TestFreeBSDNoGroup(t *testing.T) {
+	exEqual(t, noGroupFor(runtime.GOOS), bsdNoGroup, "nogroup of this host")
+	defer func(g uint32) { bsdNoGroup = g }(bsdNoGroup)
+	root := &rpc.AuthSysParms{UID: 0, GID: 0, GIDs: []uint32{0, 5}}
+	for _, tc := range []struct {
+		goos    string
+		nogroup uint32
+	}{{"freebsd", 65533}, {"linux", 65534}} {
+		t.Run(tc.goos, func(t *testing.T) {
+			bsdNoGroup = noGroupFor(tc.goos)
+			tab, err := ParseExports("exports", []byte("/a -network 10.0.0.0/8\n/b -maproot=1000: -network 10.0.0.0/8\n/c 10.0.0.0/8(rw)\n"), testParseOptions())
+			exNoErr(t, err)
+			bsd := maildirfs.Cred{UID: Nobody, GID: tc.nogroup}
+			a := tab.Lookup("/a").Rules[0].Squash
+			exEqual(t, bsd, a.Map(root), "root on a FreeBSD line")
+			exEqual(t, bsd, a.Map(nil), "AUTH_NONE on a FreeBSD line")
+			exEqual(t, maildirfs.Cred{UID: 1000, GID: tc.nogroup}, tab.Lookup("/b").Rules[0].Squash.Map(root), "-maproot=1000:")
+			linux := maildirfs.Cred{UID: Nobody, GID: Nobody}
+			c := tab.Lookup("/c").Rules[0].Squash
+			exEqual(t, linux, c.Map(&rpc.AuthSysParms{}), "root on a Linux line")
+			exEqual(t, linux, c.Map(nil), "AUTH_NONE on a Linux line")
+		})
+	}
 }
