@@ -324,6 +324,26 @@ func loadKey(dir string) (key [32]byte, origin keyOrigin, err error) {
 	return key, origin, err
 }
 
+// RestoreKey writes back the handle key this process loaded from stateDir
+// if the key file is gone (the state directory removed or emptied while
+// the server runs): the stores sign with it, and the next start would
+// otherwise make a new key and fail every handle given out. It reports
+// whether it wrote it. A state directory no store of this process has
+// loaded a key from, and a key file that is there, are left alone.
+func RestoreKey(stateDir string) (bool, error) {
+	loadedKeys.Lock()
+	defer loadedKeys.Unlock()
+	known, ok := loadedKeys.m[filepath.Clean(stateDir)]
+	if !ok {
+		return false, nil
+	}
+	if _, err := os.Lstat(filepath.Join(stateDir, keyFile)); !errors.Is(err, os.ErrNotExist) {
+		return false, nil
+	}
+	_, origin, err := loadKeyFile(stateDir, known, true)
+	return origin == keyRestored, err
+}
+
 // loadKeyFile is loadKey: a missing key file is created with known, if
 // haveKnown, else with a new random key.
 func loadKeyFile(dir string, known [32]byte, haveKnown bool) (key [32]byte, origin keyOrigin, err error) {

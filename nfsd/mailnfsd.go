@@ -53,8 +53,9 @@ type Daemon struct {
 	watchDone  chan struct{}
 
 	drcLog *DRCLog // Server.DRCLog, closed by Shutdown
-	// drcStop ends watchDRCLog, drcDone says it has; nil without drcLog.
+	// drcStop ends watchStateDir, drcDone says it has.
 	drcStop, drcDone chan struct{}
+	keyFailed        atomic.Bool // checkStateDir's last key write-back failed (logged)
 
 	wg       sync.WaitGroup // serve loops
 	fatal    chan error     // a serve loop that failed other than by Shutdown
@@ -269,10 +270,8 @@ func Start(ctx context.Context, cfg Config) (_ *Daemon, err error) {
 			}
 		}()
 	}
-	if d.drcLog != nil {
-		d.drcStop, d.drcDone = make(chan struct{}), make(chan struct{})
-		go d.watchDRCLog(DefaultDRCLogCheck)
-	}
+	d.drcStop, d.drcDone = make(chan struct{}), make(chan struct{})
+	go d.watchStateDir(DefaultDRCLogCheck)
 	attrs := []any{"exports", len(table.Exports), "nfs", d.nfsAddr, "mount", d.mountAddr, "state_dir", cfg.StateDir}
 	switch {
 	case d.Portmap != nil:
@@ -403,9 +402,30 @@ func (d *Daemon) watchRpcbind(every time.Duration) {
 	}
 }
 
-// watchDRCLog checks every interval that drc.log is still in the state
-// directory (DRCLog.Check creates it again if not).
-func (d *Daemon) watchDRCLog(every time.Duration) {
+// checkStateDir puts back what an operator cleaning up removed from the
+// state directory while mailnfsd runs: drc.log (DRCLog.Check) and the
+// handle key, which the stores sign with and which the next start would
+// otherwise replace with a new one, failing every front end's handles
+// with NFS3ERR_BADHANDLE (maildirfs.RestoreKey).
+func (d *Daemon) checkStateDir() {
+	if d.drcLog != nil {
+		d.drcLog.Check()
+	}
+	restored, err := maildirfs.RestoreKey(d.cfg.StateDir)
+	switch {
+	case err != nil && !d.keyFailed.Swap(true):
+		d.log.Error("the handle key is gone from the state directory and writing it back failed: the next start will make a new key and front ends' handles will fail with NFS3ERR_BADHANDLE until they mount again; will try again", "state_dir", d.cfg.StateDir, "err", err)
+	case restored:
+		d.log.Warn("the handle key was gone from the state directory while mailnfsd ran (the directory removed or emptied); wrote back the key this process signs handles with, so that they survive the next restart", "state_dir", d.cfg.StateDir)
+	}
+	if err == nil {
+		d.keyFailed.Store(false)
+	}
+}
+
+// watchStateDir checks every interval that the state directory still
+// holds drc.log and the handle key (checkStateDir).
+func (d *Daemon) watchStateDir(every time.Duration) {
 	defer close(d.drcDone)
 	t := time.NewTicker(every)
 	defer t.Stop()
@@ -414,7 +434,7 @@ func (d *Daemon) watchDRCLog(every time.Duration) {
 		case <-d.drcStop:
 			return
 		case <-t.C:
-			d.drcLog.Check()
+			d.checkStateDir()
 		}
 	}
 }
@@ -531,9 +551,7 @@ func (d *Daemon) Fatal() <-chan error { return d.fatal }
 func (d *Daemon) Reload() error {
 	d.reloadMu.Lock()
 	defer d.reloadMu.Unlock()
-	if d.drcLog != nil {
-		d.drcLog.Check() // a SIGHUP after cleaning up need not wait for the timer
-	}
+	d.checkStateDir() // a SIGHUP after cleaning up need not wait for the timer
 	table, err := d.loadTable()
 	var hosts *HostsAccess
 	if err == nil {

@@ -209,6 +209,44 @@ func TestReloadAfterLostStateDir(t *testing.T) {
 	}
 }
 
+// TestSighupAfterLostStateDir is TestReloadAfterLostStateDir with the
+// exports unchanged, so the reload opens no store: the SIGHUP an operator
+// sends after a cleanup (or the next state directory check, every 30 s)
+// must still write the handle key back, and a restart must then accept
+// the handles from before.
+func TestSighupAfterLostStateDir(t *testing.T) {
+	p, export, port, args := stormServerArgs(t)
+	addr := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(port))
+	root := mountAsRoot(t, addr, export)
+	stateDir := args[3]
+	if err := os.RemoveAll(stateDir); err != nil {
+		t.Fatal(err)
+	}
+	before := len(p.stderr.String())
+	p.cmd.Process.Signal(syscall.SIGHUP)
+	key := filepath.Join(stateDir, "maildirfs-handle.key")
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if _, err := os.Stat(key); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no handle key in the state directory 10 s after SIGHUP:\n%s", p.stderr.String()[before:])
+		}
+	}
+	if code := p.stop(t, syscall.SIGKILL); code != -1 {
+		t.Fatalf("exit %d after SIGKILL", code)
+	}
+	log := p.stderr.String()[before:]
+	if !strings.Contains(log, "wrote back the key this process signs handles with") {
+		t.Errorf("the SIGHUP does not say it wrote the handle key back:\n%s", log)
+	}
+	p = startBinary(t, args...)
+	p.waitListening(t, port)
+	if st := getattrStatus(t, addr, root); st != nfs3.StatusOK {
+		t.Errorf("GETATTR of a handle from before the state directory was lost, after a SIGHUP and a restart: %v, want OK\n%s", st, p.stderr.String())
+	}
+}
+
 // TestCheckConfigHandleKey: a handle key of the wrong size (a truncated
 // restore) fails mailnfsd's start, so it must fail -check-config too:
 // the systemd unit runs the check as ExecStartPre (and ExecReload), and a
