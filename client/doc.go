@@ -52,7 +52,11 @@
 // BADHANDLE; when the look-up from the root is answered so too (the box
 // restarted with a new handle key, or its export directory was replaced)
 // the Maildir methods mount the export again and retry, so a long-lived
-// Client or Router needs no remaking. A refused remount is Temporary.
+// Client or Router needs no remaking. A refused remount is Temporary. A
+// delivery whose CREATE or RENAME was answered so looks for its message in
+// new/ with the fresh handles before trying again, and, if that look
+// cannot be made in time, once more with a fresh deadline before it
+// reports a failure.
 //
 // # Routing and other views
 //

@@ -243,24 +243,50 @@ func readMessage(mailbox string, r io.Reader) ([]byte, error) {
 func (c *Client) deliverData(ctx context.Context, mailbox string, data []byte) (string, error) {
 	var name string
 	var last created
+	// owed: a try was refused STALE or BADHANDLE after its CREATE was
+	// sent, and new/ has not been looked at with fresh handles since.
+	// The refusal may come from a box restarted with a new handle key
+	// (or with its export directory replaced) after it ran the CREATE,
+	// or the RENAME: delivered then; else the tmp file, if any, goes.
+	owed := false
+	// found makes that look with h and reports whether last is in new/.
+	// A failed LOOKUP proves nothing, but tmp/ no longer holding the file
+	// it created means it was renamed, so new/ is asked again (with a
+	// fresh deadline, as deliver does).
+	found := func(ctx context.Context, h *maildirHandles) bool {
+		owed = false
+		if last.ok && c.holds(ctx, h.new, last.name, last.fileid) {
+			return true
+		}
+		var ignored error
+		return c.removeTmp(h, last.name, &ignored) && last.ok && c.holdsNow(h.new, last.name, last.fileid)
+	}
 	err := c.withMaildir(ctx, mailbox, func(h *maildirHandles) error {
-		if last.name != "" {
-			// A retry with fresh handles (the last were refused, STALE
-			// or BADHANDLE) after a CREATE was sent: the refusal may
-			// come from a box restarted with a new handle key after it
-			// ran the CREATE, or the RENAME. Delivered then; else the
-			// tmp file, if any, goes.
-			if last.ok && c.holds(ctx, h.new, last.name, last.fileid) {
-				name = last.name
-				return nil
-			}
-			var ignored error
-			c.removeTmp(h, last.name, &ignored)
+		if owed && found(ctx, h) {
+			name = last.name
+			return nil
 		}
 		var err error
 		name, err = c.deliver(ctx, h, data, &last)
+		owed = staleHandle(err) && last.name != ""
 		return err
 	})
+	if err != nil && owed {
+		// The retry could not look (the caller's deadline passed, the
+		// remount failed): look now with a fresh deadline, so that a
+		// delivery reported failed is not in new/.
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+		defer cancel()
+		c.dropMaildir(mailbox) // the handles in the cache were refused
+		if c.withMaildir(cctx, mailbox, func(h *maildirHandles) error {
+			if found(cctx, h) {
+				return nil
+			}
+			return os.ErrNotExist
+		}) == nil {
+			return last.name, nil
+		}
+	}
 	if err != nil {
 		return "", fmt.Errorf("client: deliver to %s: %w", mailbox, err)
 	}

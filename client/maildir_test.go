@@ -374,6 +374,69 @@ func TestDeliverReplyLost(t *testing.T) {
 	}
 }
 
+// TestDeliverReplyLostStaleLate: the RENAME runs, its reply is lost, and
+// the box comes back only after the caller's deadline, without its
+// duplicate request log and with the Maildir restored from a copy that
+// links its messages (so new/ and tmp/ are other directories, the
+// messages the same files): the retransmitted RENAME, answered within the
+// reply grace, is STALE, as it is after a restart with a new handle key.
+// The message is in new/ by then, so the delivery must not be reported
+// failed (an MTA would deliver it again): the look for it runs with a
+// fresh deadline, as the other checks after a failure do.
+func TestDeliverReplyLostStaleLate(t *testing.T) {
+	checkGoroutines(t)
+	s := startServer(t, maildirSetup("box"))
+	p := startCutProxy(t, s.NFSAddr.String())
+	u := fmt.Sprintf("nfs://127.0.0.1%s?version=3&nfsport=%d&mountport=%d", s.Export, p.Port(), s.MountAddr.Port())
+	c, err := Dial(context.Background(), u, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	p.Arm(14, func() {
+		s.Stop(t)
+		box := filepath.Join(s.Root, "box")
+		for _, d := range []string{"tmp", "new", "cur"} {
+			if err := os.MkdirAll(filepath.Join(box+".copy", d), 0o700); err != nil {
+				t.Error(err)
+			}
+		}
+		msgs, _ := os.ReadDir(filepath.Join(box, "new"))
+		for _, m := range msgs {
+			if err := os.Link(filepath.Join(box, "new", m.Name()), filepath.Join(box+".copy", "new", m.Name())); err != nil {
+				t.Error(err)
+			}
+		}
+		// The old Maildir leaves the export: its handles are STALE.
+		if err := os.Rename(box, s.Root+".old-box"); err != nil {
+			t.Error(err)
+		}
+		if err := os.Rename(box+".copy", box); err != nil {
+			t.Error(err)
+		}
+		if err := os.Remove(filepath.Join(s.StateDir, "drc.log")); err != nil {
+			t.Error(err)
+		}
+		s.Restart(t)
+		<-ctx.Done()
+	})
+	name, err := c.Deliver(ctx, "box", strings.NewReader("Subject: once\r\n\r\nonly once\r\n"))
+	if cuts, _ := p.Stats(); cuts != 1 {
+		t.Fatalf("proxy cut %d times, want 1", cuts)
+	}
+	ents, _ := os.ReadDir(filepath.Join(s.Root, "box", "new"))
+	if err != nil {
+		t.Errorf("delivery reported failed (temporary %v) with %d messages in new/: %v", Temporary(err), len(ents), err)
+	} else if len(ents) != 1 || ents[0].Name() != name {
+		t.Errorf("new/ = %v, want exactly %s", ents, name)
+	}
+	if tmp, _ := os.ReadDir(filepath.Join(s.Root, "box", "tmp")); len(tmp) != 0 {
+		t.Errorf("tmp/ = %v", tmp)
+	}
+}
+
 // TestDeliverAcrossServerRestart: the client reconnects by itself after the
 // server restarts, and its cached handles stay valid.
 func TestDeliverAcrossServerRestart(t *testing.T) {
