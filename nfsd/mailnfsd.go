@@ -9,7 +9,6 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -217,23 +216,15 @@ func Start(ctx context.Context, cfg Config) (_ *Daemon, err error) {
 	d.register(d.NFS)
 	d.register(d.Mount)
 
-	ipv4, ipv6 := listenFamilies(d.nfsAddr.Addr())
+	// tcp6 and udp6 only for IPv6 sockets: an IPv4-mapped listen address
+	// (::ffff:10.1.2.1), or every address on a host without IPv6, is
+	// served on IPv4 sockets.
+	ipv6 := d.nfsAddr.Addr().Unmap().Is6()
 	maps := ServiceMappings(d.nfsAddr.Port(), d.mountAddr.Port(), ipv6)
-	if !ipv4 {
-		maps = slices.DeleteFunc(maps, func(m RpcbindMapping) bool {
-			return m.Netid == portmap.NetidTCP || m.Netid == portmap.NetidUDP
-		})
-	}
 	if cfg.NoPortmap {
 		d.registerRpcbind(ctx, maps)
 	} else {
 		d.Portmap = NewPortmap(d.portmapAddr.Port())
-		if !ipv4 {
-			// NewPortmap lists itself on tcp and udp.
-			for v := uint32(portmap.V2); v <= portmap.V4; v++ {
-				d.Portmap.UnsetLocal(portmap.Prog, v)
-			}
-		}
 		if ipv6 {
 			for _, netid := range []string{portmap.NetidTCP6, portmap.NetidUDP6} {
 				for v := uint32(portmap.V2); v <= portmap.V4; v++ {
@@ -283,24 +274,6 @@ func Start(ctx context.Context, cfg Config) (_ *Daemon, err error) {
 	}
 	log.Info("mailnfsd serving", attrs...)
 	return d, nil
-}
-
-// listenFamilies reports which address families the sockets bound to a
-// serve: the wildcard :: (every address, Listen empty on a host with IPv6)
-// is a dual-stack socket and serves both; an IPv4 address, or an
-// IPv4-mapped one (::ffff:10.1.2.1), is served on IPv4 sockets; any other
-// IPv6 address (::1, 2001:db8::1) on IPv6 sockets only, which the
-// portmapper must not list on tcp and udp: a client that asks there for
-// an IPv4 address would be sent where nothing listens.
-func listenFamilies(a netip.Addr) (ipv4, ipv6 bool) {
-	a = a.Unmap()
-	switch {
-	case a.Is4():
-		return true, false
-	case a.IsUnspecified():
-		return true, true
-	}
-	return false, true
 }
 
 // logTableWarnings logs the exports file's warnings (ExportTable.Warnings),

@@ -3,7 +3,6 @@ package nfsd_test
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -115,33 +114,6 @@ func TestStartMappedListenRegistersIPv4(t *testing.T) {
 	}
 	if !slices.Contains(netids, "tcp") || !slices.Contains(netids, "udp") {
 		t.Errorf("netids %v lack tcp or udp", netids)
-	}
-}
-
-// TestStartIPv6ListenRegistersIPv6Only: -listen ::1 is served on IPv6
-// sockets only, so the portmapper lists NFS, MOUNT and itself on tcp6 and
-// udp6, not on tcp or udp (rpcinfo showed all four, and a client asking
-// for an IPv4 address got one where nothing listens).
-func TestStartIPv6ListenRegistersIPv6Only(t *testing.T) {
-	cfg := testConfig(t)
-	cfg.Listen = "::1"
-	d, err := nfsd.Start(context.Background(), cfg)
-	if err != nil {
-		t.Skipf("no IPv6 loopback: %v", err)
-	}
-	defer d.Shutdown(context.Background())
-	progs := map[string]bool{}
-	for _, m := range d.Portmap.Mappings() {
-		if m.Netid == "tcp" || m.Netid == "udp" {
-			t.Errorf("registered %d v%d on %s for an IPv6-only listener", m.Prog, m.Vers, m.Netid)
-			continue
-		}
-		progs[fmt.Sprintf("%d/%s", m.Prog, m.Netid)] = true
-	}
-	for _, want := range []string{"100000/tcp6", "100000/udp6", "100003/tcp6", "100003/udp6", "100005/tcp6", "100005/udp6"} {
-		if !progs[want] {
-			t.Errorf("no %s registration; have %v", want, progs)
-		}
 	}
 }
 
