@@ -829,18 +829,18 @@ func TestExportsExample(t *testing.T) {
 	tab, err := ParseExports("exports.example", data, testParseOptions())
 	exNoErr(t, err)
 	want := "9 exports, 12 rules\n" +
-		"/srv/mail\t10.1.2.0/24 rw squash=root->65534:65534 (exports.example:49:1)\n" +
-		"/srv/mail\t10.1.3.10,10.1.3.11 rw squash=root->0:0 alldirs (exports.example:53:1)\n" +
-		"/srv/archive\t192.168.0.0/16 ro squash=all->5000:5000 (exports.example:57:1)\n" +
-		"/srv/spool\t127.0.0.1 rw squash=root->0:65534 (exports.example:60:1)\n" +
-		"/srv/queue\t127.0.0.1 rw squash=root->0:65534 (exports.example:60:1)\n" +
-		"/srv/mail2\t10.2.0.0/16 rw squash=root->65534:65534 (per id) alldirs (exports.example:66:12)\n" +
-		"/srv/mail2\t10.2.0.5 rw squash=none alldirs (exports.example:66:28)\n" +
-		"/srv/mail2\tfd00:2::/64 rw squash=all->5000:5000 (per id) alldirs (exports.example:67:12)\n" +
-		"/srv/public\t* ro squash=root->65534:65534 (per id) alldirs (exports.example:70:34)\n" +
-		"/srv/mail5\t10.5.0.0/16 rw squash=root->65534:65534 (per id) alldirs secure mountpoint=/srv/mail5 (exports.example:80:12)\n" +
-		"/srv/mail3\t10.3.0.0/16 rw squash=root->0:0 compress=zstd (exports.example:90:1)\n" +
-		"/srv/mail4\t10.4.0.0/16 rw squash=none alldirs compress=zstd (exports.example:91:12)\n"
+		"/srv/mail\t10.1.2.0/24 rw squash=root->65534:65534 (exports.example:51:1)\n" +
+		"/srv/mail\t10.1.3.10,10.1.3.11 rw squash=root->0:0 alldirs (exports.example:55:1)\n" +
+		"/srv/archive\t192.168.0.0/16 ro squash=all->5000:5000 (exports.example:59:1)\n" +
+		"/srv/spool\t127.0.0.1 rw squash=root->0:65534 (exports.example:62:1)\n" +
+		"/srv/queue\t127.0.0.1 rw squash=root->0:65534 (exports.example:62:1)\n" +
+		"/srv/mail2\t10.2.0.0/16 rw squash=root->65534:65534 (per id) alldirs (exports.example:68:12)\n" +
+		"/srv/mail2\t10.2.0.5 rw squash=none alldirs (exports.example:68:28)\n" +
+		"/srv/mail2\tfd00:2::/64 rw squash=all->5000:5000 (per id) alldirs (exports.example:69:12)\n" +
+		"/srv/public\t* ro squash=root->65534:65534 (per id) alldirs (exports.example:72:34)\n" +
+		"/srv/mail5\t10.5.0.0/16 rw squash=root->65534:65534 (per id) alldirs secure mountpoint=/srv/mail5 (exports.example:82:12)\n" +
+		"/srv/mail3\t10.3.0.0/16 rw squash=root->0:0 compress=zstd (exports.example:92:1)\n" +
+		"/srv/mail4\t10.4.0.0/16 rw squash=none alldirs compress=zstd (exports.example:93:12)\n"
 	exEqual(t, want, tab.Summary())
 	exEqual(t, []Warning(nil), tab.Warnings, "the example draws no warnings")
 	exEqual(t, "zstd", tab.Lookup("/srv/mail3").Compress)
