@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"testing"
 
@@ -27,8 +28,20 @@ func (s *billySuite) SetUpTest(c *check.C) {
 func TestBillyFilesystem(t *testing.T) {
 	s := startServer(t)
 	c := dialServer(t, s, "", Options{})
-	check.Suite(&billySuite{c: c})
-	check.TestingT(t)
+	// check.Run, not check.Suite and check.TestingT: Suite adds to a
+	// package-wide list that TestingT runs whole, so with -count=N the
+	// later runs also ran the earlier runs' suites, whose client and
+	// server were closed ("GETATTR : client: closed").
+	conf := &check.RunConf{Verbose: testing.Verbose()}
+	if f := flag.Lookup("check.f"); f != nil {
+		conf.Filter = f.Value.String()
+	}
+	res := check.Run(&billySuite{c: c}, conf)
+	if !res.Passed() {
+		t.Error(res)
+	} else {
+		t.Log(res)
+	}
 }
 
 // TestTempFileMany and TestTempFileManyWithUtil create and remove 102,400
