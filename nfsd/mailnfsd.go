@@ -364,10 +364,19 @@ func (d *Daemon) watchRpcbind(every time.Duration) {
 			}
 			foreign = true
 		default:
+			// Nothing is UNSET first (as Register does at start): a
+			// server that took NFS since GetPort keeps it.
 			down, foreign = false, false
-			if err := d.registerMappings(ctx); err != nil {
+			rctx, rcancel := context.WithTimeout(context.Background(), 10*time.Second)
+			refused, err := d.rpcbind.RegisterAbsent(rctx, d.mappings)
+			rcancel()
+			switch {
+			case err != nil:
 				d.log.Warn("registering again with the system rpcbind failed", "err", err)
-			} else {
+			case refused > 0:
+				d.log.Warn("registered with the system rpcbind again: it had lost our mappings; some were taken meanwhile (another server's, or ours still there), left alone", "mappings", len(d.mappings), "refused", refused)
+			default:
+				d.registered.Store(true)
 				d.log.Info("registered with the system rpcbind again: it had lost our mappings", "mappings", len(d.mappings))
 			}
 		}

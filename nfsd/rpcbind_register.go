@@ -129,6 +129,23 @@ func (c *RpcbindClient) Register(ctx context.Context, maps []RpcbindMapping) err
 	return nil
 }
 
+// RegisterAbsent SETs each mapping without UNSETting anything first:
+// rpcbind refuses a SET of a (prog, vers, netid) it already maps, so a
+// mapping another server made after the caller found ours gone stays. It
+// returns how many SETs were refused so; it stops at the first error.
+func (c *RpcbindClient) RegisterAbsent(ctx context.Context, maps []RpcbindMapping) (refused int, err error) {
+	for _, m := range maps {
+		ok, err := c.Set(ctx, m)
+		if err != nil {
+			return refused, err
+		}
+		if !ok {
+			refused++
+		}
+	}
+	return refused, nil
+}
+
 // Unregister UNSETs each mapping, going on after failures, and returns them
 // joined. Mappings that were not registered are no error.
 func (c *RpcbindClient) Unregister(ctx context.Context, maps []RpcbindMapping) error {
