@@ -46,12 +46,19 @@ func mixedData(r *rand.Rand, n int) []byte {
 }
 
 // waitCompressed waits until the background worker compressed want files.
+//
+// It gives up only after two minutes without progress: a dictionary
+// training is one long step, which under -race on a loaded 2-core
+// machine took over 30 s (TestCompressRetrains failed so 3 times in 5).
 func waitCompressed(t testing.TB, s *mdtest.Store, want uint64) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for s.Stats().Compressed < want {
-		if time.Now().After(deadline) {
-			t.Fatalf("compressed %d files, want %d (stats %+v)", s.Stats().Compressed, want, s.Stats())
+	last, since := s.Stats().Compressed, time.Now()
+	for n := last; n < want; n = s.Stats().Compressed {
+		if n != last {
+			last, since = n, time.Now()
+		}
+		if time.Since(since) > 2*time.Minute {
+			t.Fatalf("compressed %d files, want %d, none more for 2 minutes (stats %+v)", n, want, s.Stats())
 		}
 		time.Sleep(2 * time.Millisecond)
 	}
