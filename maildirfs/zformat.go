@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"hash/crc32"
+	"slices"
 	"sync"
 
 	"github.com/klauspost/compress/zstd"
@@ -184,19 +185,23 @@ func (z *zindex) decodeFrame(i int, src, dst []byte) ([]byte, error) {
 	return out, nil
 }
 
-// zdecodeAll decompresses a whole compressed file held in b.
+// zdecodeAll decompresses a whole compressed file held in b. The output
+// grows frame by frame as frames decode: the header's uncompressed size is
+// only a claim (up to zMaxUSize, a terabyte, in a file of a few MiB) until
+// the frames bear it out.
 func zdecodeAll(b []byte) ([]byte, error) {
 	z, err := zparseIndex(b, int64(len(b)))
 	if err != nil {
 		return nil, err
 	}
-	out := make([]byte, 0, z.usize)
+	var out []byte
 	for i := range z.frames() {
+		out = slices.Grow(out, int(z.frameLen(i)))
 		p, err := z.decodeFrame(i, b[z.offs[i]:z.offs[i+1]], out[len(out):])
 		if err != nil {
 			return nil, err
 		}
-		out = out[:len(out)+len(p)]
+		out = append(out, p...) // right whether or not p was decoded in place
 	}
 	return out, nil
 }

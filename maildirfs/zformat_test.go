@@ -2,6 +2,9 @@ package maildirfs
 
 import (
 	"bytes"
+	"encoding/binary"
+	"errors"
+	"hash/crc32"
 	"math/rand/v2"
 	"testing"
 
@@ -108,4 +111,29 @@ func FuzzZXattr(f *testing.F) {
 			t.Fatal("marker does not re-encode to its bytes")
 		}
 	})
+}
+
+// TestZDecodeAllClaimedSize: a header (with a valid checksum) may claim up
+// to zMaxUSize uncompressed bytes in a small file, one byte per 4 MiB
+// frame. zdecodeAll must fail on the bad frames, not first allocate the
+// terabyte the header claims (which kills the process).
+func TestZDecodeAllClaimedSize(t *testing.T) {
+	const fs = zMaxFrameSz
+	nf := (zMaxUSize + fs - 1) / fs
+	b := make([]byte, zHdrLen+4*nf+nf)
+	copy(b, zMagic)
+	binary.BigEndian.PutUint64(b[8:], zMaxUSize)
+	binary.BigEndian.PutUint32(b[16:], fs)
+	binary.BigEndian.PutUint32(b[20:], uint32(nf))
+	for i := range nf {
+		binary.BigEndian.PutUint32(b[zHdrLen+4*i:], 1)
+	}
+	c := crc32.Update(crc32.Checksum(b[:24], crcTable), crcTable, b[zHdrLen:zHdrLen+4*nf])
+	binary.BigEndian.PutUint32(b[24:], c)
+	if _, err := zparseIndex(b, int64(len(b))); err != nil {
+		t.Fatalf("crafted index rejected: %v", err)
+	}
+	if _, err := zdecodeAll(b); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("zdecodeAll = %v, want ErrCorrupt", err)
+	}
 }
