@@ -169,3 +169,48 @@ func TestFSTypeName(t *testing.T) {
 		t.Errorf("unterminated: %q", got)
 	}
 }
+
+// FuzzParseDirent: whatever a getdents buffer holds, each parser either
+// refuses a record or returns one that lies within the buffer, is at least
+// a header long (so ReadDir's loop always advances) and names bytes inside
+// the record; the Linux name stops at the first NUL, the FreeBSD one is
+// exactly d_namlen bytes.
+func FuzzParseDirent(f *testing.F) {
+	var lin, bsd []byte
+	for _, e := range direntCases {
+		lin = append(lin, linuxRecord(e.ino, e.next, 8, e.name)...)
+		bsd = append(bsd, freebsdRecord(e.ino, e.next, 8, e.name)...)
+	}
+	f.Add(lin)
+	f.Add(bsd)
+	f.Add(linuxRecord(5, 6, 8, "name")[:18])
+	f.Add(freebsdRecord(5, 6, 8, "name")[:23])
+	f.Fuzz(func(t *testing.T, buf []byte) {
+		for _, p := range []struct {
+			name string
+			hdr  int
+			fn   func([]byte) (uint64, uint64, int, []byte, bool)
+		}{{"linux", linuxDirentHdr, parseLinuxDirent}, {"freebsd", freebsdDirentHdr, parseFreeBSDDirent}} {
+			for off := 0; off < len(buf); {
+				rec := buf[off:]
+				_, _, reclen, name, ok := p.fn(rec)
+				if !ok {
+					break
+				}
+				if reclen < p.hdr || reclen > len(rec) {
+					t.Fatalf("%s: reclen %d of %d bytes", p.name, reclen, len(rec))
+				}
+				if len(name) > reclen-p.hdr || (len(name) > 0 && &name[0] != &rec[p.hdr]) {
+					t.Fatalf("%s: name %q outside record of %d bytes", p.name, name, reclen)
+				}
+				if p.name == "linux" && bytes.IndexByte(name, 0) >= 0 {
+					t.Fatalf("linux: name %q holds a NUL", name)
+				}
+				if p.name == "freebsd" && len(name) != int(binary.NativeEndian.Uint16(rec[20:22])) {
+					t.Fatalf("freebsd: name of %d bytes, d_namlen %d", len(name), binary.NativeEndian.Uint16(rec[20:22]))
+				}
+				off += reclen
+			}
+		}
+	})
+}
