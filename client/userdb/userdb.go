@@ -82,6 +82,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/vmihailenco/msgpack/v5"
+	"github.com/vmihailenco/msgpack/v5/msgpcode"
 )
 
 // Magic starts every compiled database; its last byte is the format
@@ -634,6 +635,9 @@ func (db *DB) raw(i int) (name, body []byte, err error) {
 
 // decodeRecord decodes record i's Entry, whose name must fold to key.
 func decodeRecord(i int, key, body []byte) (Entry, error) {
+	if err := checkLengths(body); err != nil {
+		return Entry{}, fmt.Errorf("%w: record %d: %v", ErrCorrupt, i, err)
+	}
 	var e Entry
 	if err := msgpack.Unmarshal(body, &e); err != nil {
 		return Entry{}, fmt.Errorf("%w: record %d: %v", ErrCorrupt, i, err)
@@ -642,6 +646,53 @@ func decodeRecord(i int, key, body []byte) (Entry, error) {
 		return Entry{}, fmt.Errorf("%w: record %d: names %q and %q", ErrCorrupt, i, key, e.Name)
 	}
 	return e, nil
+}
+
+// checkLengths checks that every array and map in the msgpack value b
+// announces no more elements than the bytes after its header can hold (one
+// byte an element at least), so that decoding never allocates what a
+// damaged or forged file merely claims: msgpack makes a map or slice of
+// the announced size before it reads an element (84 MB for an 8-byte map
+// header; a slice header of 2^32-1 elements exhausts memory). Strings and
+// binaries are left to msgpack, which grows them as bytes arrive. A value
+// nested deeper than a database needs is refused too.
+func checkLengths(b []byte) error {
+	r := bytes.NewReader(b)
+	d := msgpack.NewDecoder(r)
+	var walk func(depth int) error
+	walk = func(depth int) error {
+		if depth > 8 {
+			return errors.New("msgpack nested too deep")
+		}
+		c, err := d.PeekCode()
+		if err != nil {
+			return err
+		}
+		var n, per int
+		switch {
+		case msgpcode.IsFixedMap(c) || c == msgpcode.Map16 || c == msgpcode.Map32:
+			n, err = d.DecodeMapLen()
+			per = 2
+		case msgpcode.IsFixedArray(c) || c == msgpcode.Array16 || c == msgpcode.Array32:
+			n, err = d.DecodeArrayLen()
+			per = 1
+		default:
+			return d.Skip()
+		}
+		if err != nil {
+			return err
+		}
+		if int64(n)*int64(per) > int64(r.Len()) {
+			return fmt.Errorf("msgpack length %d, %d bytes left", n, r.Len())
+		}
+		for range n * per {
+			if err := walk(depth + 1); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	return walk(0)
 }
 
 // decodeV1 reads a version 1 database ("MNFSUDB\x01", payload length,
@@ -664,14 +715,26 @@ func decodeV1(r io.ReaderAt, size int64) (*DB, error) {
 	if got := sha256.Sum256(payload); !bytes.Equal(got[:], sum) {
 		return nil, fmt.Errorf("%w: checksum mismatch", ErrCorrupt)
 	}
-	var es []Entry
-	if err := msgpack.Unmarshal(payload, &es); err != nil {
+	if err := checkLengths(payload); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrCorrupt, err)
 	}
-	for i := 1; i < len(es); i++ {
-		if es[i-1].Name >= es[i].Name {
+	// Entry by entry, so that the array's length costs nothing until
+	// its entries are there (msgpack would make a slice of that many).
+	d := msgpack.NewDecoder(bytes.NewReader(payload))
+	count, err := d.DecodeArrayLen()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrCorrupt, err)
+	}
+	var es []Entry
+	for i := range count {
+		var e Entry
+		if err := d.Decode(&e); err != nil {
+			return nil, fmt.Errorf("%w: entry %d: %v", ErrCorrupt, i, err)
+		}
+		if i > 0 && es[i-1].Name >= e.Name {
 			return nil, fmt.Errorf("%w: entries not sorted", ErrCorrupt)
 		}
+		es = append(es, e)
 	}
 	es = dropCaseTwins(es)
 	var buf bytes.Buffer
