@@ -951,6 +951,18 @@ func (f *FS) zexpandNode(n *node) error {
 	if err != nil || e.usize < 0 {
 		return err
 	}
+	// The store compresses no file larger than zMaxFile (zsized), so a
+	// marker claiming more (damaged, or set by a local user: user.*
+	// xattrs are the owner's) is refused before the file is read into
+	// memory, and a header must claim the marker's size before any frame
+	// is decoded: zero frames claiming a terabyte fit in a few MiB.
+	if e.usize > zMaxFile || st.Size > 2*zMaxFile {
+		if ok, held := f.corruptLog.Allow(st.Ino, time.Now()); ok {
+			f.log.Error("maildirfs: cannot expand compressed file (logged once a minute per file)", "ino", st.Ino,
+				"err", fmt.Errorf("marker names %d bytes in a file of %d, more than the store compresses: %w", e.usize, st.Size, ErrCorrupt), "held_back", held)
+		}
+		return unix.EIO
+	}
 	fd, err := f.io(n, true)
 	if err != nil {
 		return err
@@ -959,7 +971,14 @@ func (f *FS) zexpandNode(n *node) error {
 	if err := preadFull(fd, comp, 0); err != nil {
 		return err
 	}
-	plain, err := zdecodeAll(comp)
+	zi, err := zparseIndex(comp, st.Size)
+	if err == nil && zi.usize != e.usize {
+		err = fmt.Errorf("header names %d bytes, marker %d: %w", zi.usize, e.usize, ErrCorrupt)
+	}
+	var plain []byte
+	if err == nil {
+		plain, err = zdecodeAll(comp)
+	}
 	if err != nil || int64(len(plain)) != e.usize {
 		if ok, held := f.corruptLog.Allow(st.Ino, time.Now()); ok {
 			f.log.Error("maildirfs: cannot expand compressed file (logged once a minute per file)", "ino", st.Ino, "err", err, "held_back", held)

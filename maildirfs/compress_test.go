@@ -2,12 +2,14 @@ package maildirfs_test
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -1123,4 +1125,56 @@ func TestCompressPauseResume(t *testing.T) {
 	s.ResumeCompression()
 	s.ResumeCompression()
 	waitCompressed(t, s, 6)
+}
+
+// TestExpandRefusesOversizeClaims: a marker or header that claims more
+// than the store ever compresses (zMaxFile; a planted or damaged marker,
+// as a local user on the box can set user.* xattrs) fails the WRITE that
+// would expand the file with EIO before the claim costs memory. A marker
+// naming a sparse 1 TiB file had the expansion allocate 1 TiB (the
+// process died out of memory); a header claiming 256 MiB of zero frames
+// under a marker of 4 KiB had every frame decoded before the sizes were
+// compared.
+func TestExpandRefusesOversizeClaims(t *testing.T) {
+	for _, tc := range []struct {
+		name         string
+		data         []byte
+		size         int64 // the file's length (sparse beyond data)
+		usize, csize int64 // the marker's
+	}{
+		{"SparseTebibyte", nil, 1<<40 - 4096, 1<<40 - 4096, 1<<40 - 4096},
+		{"HeaderClaimsMore", maildirfs.ZZeros(64), 0, 4096, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := zstore(t)
+			cur := lookup(t, s, "Maildir", "cur")
+			h := create(t, s, cur, root, "m:2,", []byte("plain"))
+			p := filepath.Join(s.Dir, "Maildir", "cur", "m:2,")
+			if err := os.WriteFile(p, tc.data, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			size := max(tc.size, int64(len(tc.data)))
+			if err := os.Truncate(p, size); err != nil {
+				t.Skipf("no sparse file of %d bytes here: %v", size, err)
+			}
+			v := append([]byte("Z1"), make([]byte, 16)...)
+			binary.BigEndian.PutUint64(v[2:], uint64(tc.usize))
+			binary.BigEndian.PutUint64(v[10:], uint64(size))
+			if err := unix.Setxattr(p, maildirfs.ZXattr, v, 0); err != nil {
+				t.Fatal(err)
+			}
+			s.Reopen(t)
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
+			_, _, _, _, err := s.Write(h, root, 0, []byte("x"), maildirfs.FileSync)
+			runtime.ReadMemStats(&after)
+			if !errors.Is(err, unix.EIO) {
+				t.Errorf("WRITE: %v; want EIO", err)
+			}
+			if n := after.TotalAlloc - before.TotalAlloc; n > 64<<20 {
+				t.Errorf("WRITE allocated %d MiB", n>>20)
+			}
+			s.SkipCheck = true
+		})
+	}
 }

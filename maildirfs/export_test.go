@@ -1,6 +1,8 @@
 package maildirfs
 
 import (
+	"encoding/binary"
+	"hash/crc32"
 	"time"
 
 	"github.com/klauspost/compress/zstd"
@@ -73,6 +75,25 @@ func ZEncoder(level zstd.EncoderLevel, dict string) (func([]byte) []byte, error)
 
 // ZDecode decompresses a whole file of the on-disk layout.
 func ZDecode(b []byte) ([]byte, error) { return zdecodeAll(b) }
+
+// ZZeros returns a file of the on-disk layout (valid checksum) holding n
+// frames of zMaxFrameSz zero bytes each: a few hundred bytes a frame.
+func ZZeros(n int) []byte {
+	enc, _ := zcodecs()
+	frame := enc.EncodeAll(make([]byte, zMaxFrameSz), nil)
+	b := make([]byte, zHdrLen+4*n, zHdrLen+(4+len(frame))*n)
+	copy(b, zMagic)
+	binary.BigEndian.PutUint64(b[8:], uint64(n)*zMaxFrameSz)
+	binary.BigEndian.PutUint32(b[16:], zMaxFrameSz)
+	binary.BigEndian.PutUint32(b[20:], uint32(n))
+	for i := range n {
+		binary.BigEndian.PutUint32(b[zHdrLen+4*i:], uint32(len(frame)))
+		b = append(b, frame...)
+	}
+	c := crc32.Update(crc32.Checksum(b[:24], crcTable), crcTable, b[zHdrLen:zHdrLen+4*n])
+	binary.BigEndian.PutUint32(b[24:], c)
+	return b
+}
 
 // SetZTrain sets the training schedule (samples per training, their
 // bytes, messages and age before a retraining, minimum gain) and returns
