@@ -231,6 +231,10 @@
 // marker naming another size marks a rewrite that stopped part way. A
 // marker that does not parse (a newer version's format, met after a
 // downgrade) makes the file answer EIO, never its bytes as the message.
+// Expanding a file (for a WRITE, SETATTR or Expand) also fails with EIO
+// when its marker names more than 64 MiB (zMaxFile: no larger file is
+// compressed) or its header another size than the marker, before the file
+// is read into memory.
 // GETATTR, LOOKUP, READDIRPLUS and wcc data report the uncompressed size;
 // used (st_blocks) is the real allocation. The state per inode is cached,
 // validated by ctime and st_size, so the xattr is read once per file.
