@@ -3,6 +3,7 @@ package bench
 import (
 	"bytes"
 	"fmt"
+	"math"
 	"os"
 	"strconv"
 	"strings"
@@ -60,20 +61,23 @@ func parseStatCPU(stat []byte) (time.Duration, error) {
 	if len(f) < 15 {
 		return 0, fmt.Errorf("short stat line (%d fields)", len(f))
 	}
+	// A Duration holds maxTicks ticks of 10 ms (2,900 years of CPU):
+	// anything above is not a real reading. The product is taken with
+	// the tick's length, not a second (which overflowed above 2.9 years).
+	const tick = time.Second / clockTicks
+	const maxTicks = math.MaxInt64 / int64(tick)
 	var ticks int64
 	for n := 14; n <= 17; n++ {
 		v, err := strconv.ParseInt(f[n-3], 10, 64)
 		if err != nil {
 			return 0, fmt.Errorf("field %d: %w", n, err)
 		}
-		// 2^40 ticks is 348 years of CPU: anything above is not a real
-		// reading (and would overflow a Duration).
-		if v < 0 || v > 1<<40 {
+		if v < 0 || v > maxTicks-ticks {
 			return 0, fmt.Errorf("field %d: %d ticks out of range", n, v)
 		}
 		ticks += v
 	}
-	return time.Duration(ticks) * time.Second / clockTicks, nil
+	return time.Duration(ticks) * tick, nil
 }
 
 // statusKB returns the value of a "Key:   123 kB" line of /proc/PID/status in bytes.
