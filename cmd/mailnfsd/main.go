@@ -214,7 +214,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	defer cancel()
 	finished := make(chan struct{})
 	defer close(finished)
-	go stopOnSignal(log, cancel, finished)
+	// Notify before anything listens: a signal that came before it would
+	// kill the process by the default action, mid-start.
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+	defer signal.Stop(sigs)
+	go stopOnSignal(log, sigs, cancel, finished)
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
@@ -240,7 +245,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-// stopOnSignal calls cancel on the first SIGTERM or SIGINT, and exits the
+// stopOnSignal calls cancel on the first SIGTERM or SIGINT from sigs, and exits the
 // process at once, status 1, on a second one before finished closes: an
 // operator who sends it again (Ctrl-C twice, kill twice) wants the drain
 // (up to -shutdown-timeout, 30 s) cut short, as from most daemons. That
@@ -248,10 +253,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 // records are in the page cache for the next start to answer the
 // interrupted calls' retransmissions as done, and a registration with the
 // system rpcbind left behind is replaced at the next start.
-func stopOnSignal(log *slog.Logger, cancel func(), finished <-chan struct{}) {
-	sigs := make(chan os.Signal, 2)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
-	defer signal.Stop(sigs)
+func stopOnSignal(log *slog.Logger, sigs <-chan os.Signal, cancel func(), finished <-chan struct{}) {
 	select {
 	case sig := <-sigs:
 		log.Info("stopping after the calls in flight; send SIGTERM or SIGINT again to exit at once", "signal", sig.String())
