@@ -142,7 +142,7 @@ func OpenDRCLog(path string, slots int, ttl time.Duration, now time.Time) (_ *DR
 	if ttl <= 0 {
 		ttl = DefaultDRCTTL
 	}
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	f, err := openDRCLogFile(path, false)
 	if err != nil {
 		if drcLogNoRoom(err) {
 			return readOnlyDRCLog(path, readDRCLog(path, now, ttl), ttl, err)
@@ -175,6 +175,42 @@ func OpenDRCLog(path string, slots int, ttl time.Duration, now time.Time) (_ *DR
 	}
 	l.setPrevUntil()
 	return l, len(prev), nil
+}
+
+// openDRCLogFile opens or creates the log's file at path, which is then
+// truncated to a fresh ring: so it refuses a symbolic link (whoever may
+// write the state directory could point it at any file root may write)
+// and anything but a regular file. planted says the name was found
+// replaced while the log ran (DRCLog.Check): then it also refuses a file
+// with other links (a hard link planted to another file) or of another
+// owner. At start a hard link is taken, as a backup made with cp -al
+// leaves one.
+func openDRCLogFile(path string, planted bool) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|unix.O_NOFOLLOW|unix.O_NONBLOCK, 0o600)
+	if err != nil {
+		if st, lerr := os.Lstat(path); lerr == nil && st.Mode()&os.ModeSymlink != 0 {
+			return nil, fmt.Errorf("%s is a symbolic link, not followed: %w", path, unix.ELOOP)
+		}
+		return nil, err
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+		f.Close()
+		return nil, err
+	}
+	switch {
+	case st.Mode&unix.S_IFMT != unix.S_IFREG:
+		err = fmt.Errorf("%s is not a regular file (mode %#o): %w", path, st.Mode, unix.EINVAL)
+	case planted && st.Nlink != 1:
+		err = fmt.Errorf("%s has %d links, not made by mailnfsd: %w", path, st.Nlink, unix.EEXIST)
+	case planted && int(st.Uid) != os.Geteuid():
+		err = fmt.Errorf("%s is owned by uid %d, not made by mailnfsd: %w", path, st.Uid, unix.EPERM)
+	}
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
 }
 
 // mapRing makes f a fresh ring of slots records and maps it shared. The
@@ -257,7 +293,7 @@ func (l *DRCLog) recreate(f *os.File, path string) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return err
 	}
-	nf, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	nf, err := openDRCLogFile(path, true)
 	if err != nil {
 		return err
 	}

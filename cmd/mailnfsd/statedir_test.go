@@ -410,3 +410,61 @@ func removeXID(t *testing.T, addr netip.AddrPort, dir []byte, xid uint32, name s
 	}
 	return nfs3.Status(d.Uint32())
 }
+
+// TestDRCLogCheckLeavesPlantedFiles: when drc.log is gone while mailnfsd
+// runs and something else has its name (a symlink or a hard link to
+// another file, which whoever may write the state directory can plant),
+// the check at SIGHUP (and every 30 s) must not follow it: it opened the
+// name O_RDWR|O_CREATE and truncated what it reached to a fresh ring, so a
+// symlink to /etc/shadow had root overwrite /etc/shadow with zeros. The
+// planted name is left alone and the failure logged; a start refuses a
+// symlink there too.
+func TestDRCLogCheckLeavesPlantedFiles(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		plant func(victim, name string) error
+	}{
+		{"Symlink", os.Symlink},
+		{"HardLink", os.Link},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p, _, _, args := stormServerArgs(t)
+			stateDir := args[3]
+			victim := filepath.Join(filepath.Dir(stateDir), "victim")
+			const content = "root:x:0:0:not a ring\n"
+			writeFile(t, victim, content)
+			log := filepath.Join(stateDir, "drc.log")
+			if err := os.Remove(log); err != nil {
+				t.Fatal(err)
+			}
+			if err := tc.plant(victim, log); err != nil {
+				t.Fatal(err)
+			}
+			n := strings.Count(p.stderr.String(), "reload")
+			p.cmd.Process.Signal(syscall.SIGHUP)
+			for deadline := time.Now().Add(10 * time.Second); strings.Count(p.stderr.String(), "reload") == n; {
+				if time.Now().After(deadline) {
+					t.Fatalf("no reload line after SIGHUP:\n%s", p.stderr.String())
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			if b, err := os.ReadFile(victim); err != nil || string(b) != content {
+				t.Errorf("the file drc.log was made to name: %d bytes (%v), want its %d untouched", len(b), err, len(content))
+			}
+			if p.stop(t, syscall.SIGTERM); !strings.Contains(p.stderr.String(), "creating it again failed") {
+				t.Errorf("the log does not say drc.log could not be created again:\n%s", p.stderr.String())
+			}
+			if tc.name != "Symlink" {
+				return // a hard link is taken at start (cp -al backups)
+			}
+			// Nor does the next start follow the link it left.
+			p = startBinary(t, args...)
+			if code := p.exitCode(t); code == 0 || !strings.Contains(p.stderr.String(), "symbolic link") {
+				t.Errorf("start with drc.log a symlink: exit %d\n%s", code, p.stderr.String())
+			}
+			if b, err := os.ReadFile(victim); err != nil || string(b) != content {
+				t.Errorf("after a start, the file drc.log names: %d bytes (%v), want its %d untouched", len(b), err, len(content))
+			}
+		})
+	}
+}
