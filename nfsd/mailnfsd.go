@@ -579,7 +579,9 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 		}
 		if d.registered.Load() {
 			uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-			if err := d.rpcbind.Unregister(uctx, d.mappings); err != nil {
+			// Only what still maps to us: the watch leaves alone a
+			// mapping another server took, and so does the stop.
+			if err := d.rpcbind.UnregisterOwn(uctx, d.mappings); err != nil {
 				errs = append(errs, fmt.Errorf("rpcbind: %w", err))
 			}
 			cancel()

@@ -158,6 +158,44 @@ func (c *RpcbindClient) Unregister(ctx context.Context, maps []RpcbindMapping) e
 	return errors.Join(errs...)
 }
 
+// UnregisterOwn UNSETs each mapping rpcbind still maps to the mapping's
+// port, going on after failures, and returns them joined: a (prog, vers,
+// netid) another server took meanwhile (rpcbind lost ours and it
+// registered) is left alone, where an UNSET would remove it whatever its
+// port. It asks with one rpcbind v3 DUMP, or else (an old portmap) v2
+// GETPORT; a mapping neither can tell about is UNSET as Unregister does.
+func (c *RpcbindClient) UnregisterOwn(ctx context.Context, maps []RpcbindMapping) error {
+	type key struct {
+		prog, vers uint32
+		netid      string
+	}
+	var ports map[key]uint16 // nil: DUMP failed
+	if table, err := c.Dump(ctx); err == nil {
+		ports = make(map[key]uint16, len(table))
+		for _, b := range table {
+			if ap, err := portmap.ParseUaddr(b.Addr); err == nil {
+				ports[key{b.Prog, b.Vers, b.Netid}] = ap.Port()
+			}
+		}
+	}
+	var errs []error
+	for _, m := range maps {
+		if ports != nil {
+			if ports[key{m.Prog, m.Vers, m.Netid}] != m.Port {
+				continue // not ours, or nothing there
+			}
+		} else if info, ok := portmap.LookupNetid(m.Netid); ok && !info.IPv6 {
+			if port, err := c.GetPort(ctx, m.Prog, m.Vers, info.Prot); err == nil && port != m.Port {
+				continue
+			}
+		}
+		if _, err := c.Unset(ctx, m.Prog, m.Vers, m.Netid); err != nil {
+			errs = append(errs, fmt.Errorf("unset prog %d vers %d %s: %w", m.Prog, m.Vers, m.Netid, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
 // Set registers m on the wildcard address and returns rpcbind's verdict.
 func (c *RpcbindClient) Set(ctx context.Context, m RpcbindMapping) (bool, error) {
 	info, ok := portmap.LookupNetid(m.Netid)

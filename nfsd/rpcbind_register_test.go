@@ -429,4 +429,7 @@ func TestRpcbindWatch(t *testing.T) {
 	if port, err := c.GetPort(ctx, rpc.ProgMount, 3, portmap.IPProtoTCP); err != nil || port != 0 {
 		t.Errorf("MOUNT still mapped after shutdown: port %d, %v", port, err)
 	}
+	if port, err := c.GetPort(ctx, rpc.ProgNFS, 3, portmap.IPProtoTCP); err != nil || port != 2999 {
+		t.Errorf("another server's NFS mapping after shutdown: port %d, %v; want 2999 left alone", port, err)
+	}
 }
