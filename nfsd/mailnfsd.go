@@ -328,7 +328,8 @@ func (d *Daemon) registerMappings(ctx context.Context) error {
 }
 
 // watchRpcbind asks the system's rpcbind every interval for the NFS v3
-// TCP port and registers again when it has none: an rpcbind started
+// TCP port (and, when that is ours, MOUNT v3's) and registers again when
+// it has none: an rpcbind started
 // after mailnfsd, or restarted without its warm-start state, would
 // otherwise send every front end's mount away until mailnfsd restarts.
 // A port of another server is left alone (logged once); an rpcbind that
@@ -357,6 +358,11 @@ func (d *Daemon) watchRpcbind(every time.Duration) {
 			down = true
 		case port == nfsPort:
 			down, foreign = false, false
+			// MOUNT may be gone alone (a local mountd that stopped
+			// unregistered it): the front ends could not mount.
+			if mport, err := d.rpcbind.GetPort(ctx, rpc.ProgMount, 3, portmap.IPProtoTCP); err == nil && mport == 0 {
+				d.registerAgain("MOUNT")
+			}
 		case port != 0:
 			down = false
 			if !foreign {
@@ -364,24 +370,27 @@ func (d *Daemon) watchRpcbind(every time.Duration) {
 			}
 			foreign = true
 		default:
-			// Nothing is UNSET first (as Register does at start): a
-			// server that took NFS since GetPort keeps it.
 			down, foreign = false, false
-			rctx, rcancel := context.WithTimeout(context.Background(), 10*time.Second)
-			refused, err := d.rpcbind.RegisterAbsent(rctx, d.mappings)
-			rcancel()
-			switch {
-			case err != nil:
-				d.log.Warn("registering again with the system rpcbind failed", "err", err)
-			case refused > 0:
-				d.log.Warn("registered with the system rpcbind again: it had lost our mappings; some were taken meanwhile (another server's, or ours still there), left alone", "mappings", len(d.mappings), "refused", refused)
-			default:
-				d.registered.Store(true)
-				d.log.Info("registered with the system rpcbind again: it had lost our mappings", "mappings", len(d.mappings))
-			}
+			d.registerAgain("NFS")
 		}
 		cancel()
 	}
+}
+
+// registerAgain registers the mappings the system rpcbind has lost (what
+// names the program found missing) with SETs alone, not Register's UNSET
+// then SET: a server that took a mapping since the watch looked keeps it,
+// and so does each of ours still there (refused, counted as already).
+func (d *Daemon) registerAgain(what string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	refused, err := d.rpcbind.RegisterAbsent(ctx, d.mappings)
+	if err != nil {
+		d.log.Warn("registering again with the system rpcbind failed", "missing", what, "err", err)
+		return
+	}
+	d.registered.Store(true)
+	d.log.Info("registered with the system rpcbind again: it had lost our mappings", "missing", what, "mappings", len(d.mappings)-refused, "already", refused)
 }
 
 // checkStateDir puts back what an operator cleaning up removed from the

@@ -397,6 +397,21 @@ func TestRpcbindWatch(t *testing.T) {
 		t.Errorf("re-registration not logged:\n%s", logs.String())
 	}
 
+	// MOUNT alone lost (a local mountd that stopped unregistered it):
+	// registered again too, and NFS's mappings are left as they are.
+	for _, m := range d.mappings {
+		if m.Prog == rpc.ProgMount {
+			if _, err := c.Unset(ctx, m.Prog, m.Vers, m.Netid); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	mountLine := "100005    3   tcp  " + strconv.Itoa(int(d.MountAddr().Port()))
+	pmWaitFor(t, ctx, func() bool {
+		stdout, _, err := ns.Exec(ctx, "rpcinfo", "-p", "127.0.0.1")
+		return err == nil && strings.Contains(string(stdout), mountLine) && strings.Contains(string(stdout), nfsLine)
+	})
+
 	// Another server's NFS mapping is left alone. The watch may register
 	// ours again between the UNSET and the other server's SET (it ticks
 	// every 50 ms): then the SET is refused, and tried again.
