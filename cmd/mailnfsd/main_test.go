@@ -290,6 +290,20 @@ func (p *proc) waitListening(t *testing.T, ports ...int) {
 	}
 }
 
+// reload sends SIGHUP and waits (10 s at most) for the line that says
+// the reload ran or failed.
+func (p *proc) reload(t *testing.T) {
+	t.Helper()
+	n := strings.Count(p.stderr.String(), "reload")
+	p.cmd.Process.Signal(syscall.SIGHUP)
+	for deadline := time.Now().Add(10 * time.Second); strings.Count(p.stderr.String(), "reload") == n; {
+		if time.Now().After(deadline) {
+			t.Fatalf("no reload line after SIGHUP:\n%s", p.stderr.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 // stop sends sig and returns the exit code.
 func (p *proc) stop(t *testing.T, sig os.Signal) int {
 	t.Helper()

@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -45,16 +44,6 @@ func TestReloadReplacedExportDir(t *testing.T) {
 		}
 		return name
 	}
-	reload := func() {
-		n := strings.Count(p.stderr.String(), "reload")
-		p.cmd.Process.Signal(syscall.SIGHUP)
-		for deadline := time.Now().Add(10 * time.Second); strings.Count(p.stderr.String(), "reload") == n; {
-			if time.Now().After(deadline) {
-				t.Fatalf("no reload line after SIGHUP:\n%s", p.stderr.String())
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-	}
 	maildir(export)
 	first := deliver()
 	if _, err := os.Stat(filepath.Join(export, "Maildir/new", first)); err != nil {
@@ -64,7 +53,7 @@ func TestReloadReplacedExportDir(t *testing.T) {
 		t.Fatal(err)
 	}
 	maildir(export)
-	reload()
+	p.reload(t)
 	second := deliver()
 	if _, err := os.Stat(filepath.Join(export, "Maildir/new", second)); err != nil {
 		_, oerr := os.Stat(filepath.Join(export+".old", "Maildir/new", second))
@@ -74,7 +63,7 @@ func TestReloadReplacedExportDir(t *testing.T) {
 	if err := os.RemoveAll(export); err != nil {
 		t.Fatal(err)
 	}
-	reload()
+	p.reload(t)
 	if log := p.stderr.String(); !strings.Contains(log, "reload failed") || !strings.Contains(log, "export "+export+":") {
 		t.Errorf("a reload with the export directory gone is not refused with its name:\n%s", log)
 	}

@@ -184,14 +184,7 @@ func TestReloadAfterLostStateDir(t *testing.T) {
 		t.Fatal(err)
 	}
 	writeFile(t, exports, string(b)+other+" -maproot=0:0 -network 127.0.0.0/8\n")
-	n := strings.Count(p.stderr.String(), "reload")
-	p.cmd.Process.Signal(syscall.SIGHUP)
-	for deadline := time.Now().Add(10 * time.Second); strings.Count(p.stderr.String(), "reload") == n; {
-		if time.Now().After(deadline) {
-			t.Fatalf("no reload line after SIGHUP:\n%s", p.stderr.String())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	p.reload(t)
 	if st := getattr(); st != nfs3.StatusOK {
 		t.Fatalf("GETATTR after the reload: %v", st)
 	}
@@ -355,14 +348,7 @@ func TestDRCLogRemovedWhileRunning(t *testing.T) {
 	if err := os.Remove(filepath.Join(stateDir, "drc.log")); err != nil {
 		t.Fatal(err)
 	}
-	n := strings.Count(p.stderr.String(), "reload")
-	p.cmd.Process.Signal(syscall.SIGHUP)
-	for deadline := time.Now().Add(10 * time.Second); strings.Count(p.stderr.String(), "reload") == n; {
-		if time.Now().After(deadline) {
-			t.Fatalf("no reload line after SIGHUP:\n%s", p.stderr.String())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	p.reload(t)
 	for i := range files {
 		if st := removeXID(t, addr, root, 7000+uint32(i), "f"+strconv.Itoa(i)); st != nfs3.StatusOK {
 			t.Fatalf("REMOVE f%d: %v", i, st)
@@ -440,14 +426,7 @@ func TestDRCLogCheckLeavesPlantedFiles(t *testing.T) {
 			if err := tc.plant(victim, log); err != nil {
 				t.Fatal(err)
 			}
-			n := strings.Count(p.stderr.String(), "reload")
-			p.cmd.Process.Signal(syscall.SIGHUP)
-			for deadline := time.Now().Add(10 * time.Second); strings.Count(p.stderr.String(), "reload") == n; {
-				if time.Now().After(deadline) {
-					t.Fatalf("no reload line after SIGHUP:\n%s", p.stderr.String())
-				}
-				time.Sleep(10 * time.Millisecond)
-			}
+			p.reload(t)
 			if b, err := os.ReadFile(victim); err != nil || string(b) != content {
 				t.Errorf("the file drc.log was made to name: %d bytes (%v), want its %d untouched", len(b), err, len(content))
 			}
