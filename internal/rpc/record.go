@@ -50,7 +50,9 @@ func (rr *RecordReader) Next() ([]byte, error) {
 		}
 		h := binary.BigEndian.Uint32(rr.hdr[:])
 		n := int(h &^ lastFragment)
-		if len(rr.buf)+n > rr.max {
+		// n > max-len, not len+n > max: on a 32-bit int, len+n could
+		// wrap past the limit (len(rr.buf) <= max always holds).
+		if n > rr.max-len(rr.buf) {
 			return nil, fmt.Errorf("%w: fragment of %d bytes after %d, limit %d", ErrRecordTooLarge, n, len(rr.buf), rr.max)
 		}
 		if err := rr.read(n); err != nil {
