@@ -161,7 +161,6 @@ func TestRetransmissionStormLogRateLimited(t *testing.T) {
 	addr := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(port))
 	root := mountAsRoot(t, addr, export)
 	// remove sends REMOVE name with xid on c and returns the status.
-	cred := nfsdtest.AuthSys(0, 0)
 	var c net.Conn
 	var rr *rpc.RecordReader
 	dial := func() {
@@ -173,23 +172,7 @@ func TestRetransmissionStormLogRateLimited(t *testing.T) {
 		rr = rpc.NewRecordReader(c, 0)
 	}
 	remove := func(xid uint32, name string) nfs3.Status {
-		var e xdr.Encoder
-		rpc.CallHeader{XID: xid, Prog: nfs3.Program, Vers: nfs3.Version, Proc: uint32(nfs3.ProcRemove), Cred: cred, Verf: nfsdtest.AuthNone}.Encode(&e)
-		(&nfs3.DirOpArgs{Dir: root, Name: name}).Encode(&e)
-		c.SetDeadline(time.Now().Add(30 * time.Second))
-		if _, err := c.Write(rpc.FrameRecord(e.Bytes())); err != nil {
-			t.Fatal(err)
-		}
-		rec, err := rr.Next()
-		if err != nil {
-			t.Fatal(err)
-		}
-		var d xdr.Decoder
-		d.Reset(rec)
-		if got, err := rpc.DecodeReply(&d); err != nil || got != xid {
-			t.Fatalf("REMOVE %s: reply to xid %d: %v, want %d", name, got, err, xid)
-		}
-		return nfs3.Status(d.Uint32())
+		return removeOn(t, c, rr, root, xid, name)
 	}
 	dial()
 	for i := range files {
@@ -443,21 +426,11 @@ func TestStoreErrorStormLogRateLimited(t *testing.T) {
 
 	c := nfsdtest.Dial(t, "tcp", netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(ports[0])))
 	cred := nfsdtest.AuthSys(0, 0)
-	d, err := c.Call(nfs3.MountProgram, 3, uint32(nfs3.MountProcMnt), cred, func(e *xdr.Encoder) {
-		(&nfs3.DirPath{Path: export}).Encode(e)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mnt nfs3.MountRes3
-	mnt.Decode(d)
-	if mnt.Status != nfs3.MountOK {
-		t.Fatalf("MNT: %v", mnt.Status)
-	}
+	fh := mountOn(t, c, export)
 	faults := 0
 	for i := range 200 {
 		d, err := c.Call(nfs3.Program, nfs3.Version, uint32(nfs3.ProcCreate), cred, func(e *xdr.Encoder) {
-			(&nfs3.CreateArgs{Where: nfs3.DirOpArgs{Dir: mnt.Handle, Name: "f" + strconv.Itoa(i)}, Mode: nfs3.Unchecked}).Encode(e)
+			(&nfs3.CreateArgs{Where: nfs3.DirOpArgs{Dir: fh, Name: "f" + strconv.Itoa(i)}, Mode: nfs3.Unchecked}).Encode(e)
 		})
 		if err != nil {
 			t.Fatal(err)
@@ -483,11 +456,18 @@ func TestStoreErrorStormLogRateLimited(t *testing.T) {
 	}
 }
 
-// mountAsRoot mounts export at addr with MOUNT v3 as uid 0 and returns the
-// root handle.
+// mountAsRoot mounts export at addr with MOUNT v3 as uid 0, on a
+// connection of its own, and returns the root handle.
 func mountAsRoot(t *testing.T, addr netip.AddrPort, export string) []byte {
 	t.Helper()
-	d, err := nfsdtest.Dial(t, "tcp", addr).Call(nfs3.MountProgram, 3, uint32(nfs3.MountProcMnt), nfsdtest.AuthSys(0, 0), func(e *xdr.Encoder) {
+	return mountOn(t, nfsdtest.Dial(t, "tcp", addr), export)
+}
+
+// mountOn mounts export with MOUNT v3 as uid 0 on c and returns the root
+// handle; the test fails unless MNT is answered OK.
+func mountOn(t *testing.T, c *nfsdtest.Caller, export string) []byte {
+	t.Helper()
+	d, err := c.Call(nfs3.MountProgram, 3, uint32(nfs3.MountProcMnt), nfsdtest.AuthSys(0, 0), func(e *xdr.Encoder) {
 		(&nfs3.DirPath{Path: export}).Encode(e)
 	})
 	if err != nil {

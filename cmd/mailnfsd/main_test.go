@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mailnfs/mailnfs/client"
 	"github.com/mailnfs/mailnfs/internal/logtest"
 	"github.com/mailnfs/mailnfs/internal/nfs3"
 	"github.com/mailnfs/mailnfs/internal/portmap"
@@ -288,6 +289,19 @@ func (p *proc) waitListening(t *testing.T, ports ...int) {
 			time.Sleep(20 * time.Millisecond)
 		}
 	}
+}
+
+// dialAsRoot mounts export through the portmapper on pmPort as uid 0
+// with the client library; the test fails, with p's log, if it cannot.
+// The client is closed when the test ends.
+func (p *proc) dialAsRoot(ctx context.Context, t *testing.T, pmPort int, export string) *client.Client {
+	t.Helper()
+	c, err := client.Dial(ctx, "nfs://127.0.0.1:"+strconv.Itoa(pmPort)+export+"?uid=0&gid=0", client.Options{})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, p.stderr.String())
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
 }
 
 // reload sends SIGHUP and waits (10 s at most) for the line that says

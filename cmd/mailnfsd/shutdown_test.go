@@ -84,18 +84,8 @@ func startStuckReader(t *testing.T) *proc {
 	addr := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(ports[0]))
 	root := nfsdtest.AuthSys(0, 0)
 	c := nfsdtest.Dial(t, "tcp", addr)
-	d, err := c.Call(nfs3.MountProgram, 3, uint32(nfs3.MountProcMnt), root, func(e *xdr.Encoder) {
-		(&nfs3.DirPath{Path: export}).Encode(e)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mnt nfs3.MountRes3
-	mnt.Decode(d)
-	if mnt.Status != nfs3.MountOK {
-		t.Fatalf("MNT: %v", mnt.Status)
-	}
-	d, err = c.Call(nfs3.Program, nfs3.Version, uint32(nfs3.ProcLookup), root, (&nfs3.LookupArgs{Dir: mnt.Handle, Name: "big"}).Encode)
+	fh := mountOn(t, c, export)
+	d, err := c.Call(nfs3.Program, nfs3.Version, uint32(nfs3.ProcLookup), root, (&nfs3.LookupArgs{Dir: fh, Name: "big"}).Encode)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -70,14 +70,9 @@ func TestFullStateDirCompression(t *testing.T) {
 	// Fill the state directory's file system.
 	fillFile(t, filepath.Join(state, "fill"), 64<<10)
 
-	url := "nfs://127.0.0.1:" + strconv.Itoa(ports[1]) + export + "?uid=0&gid=0"
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	c, err := client.Dial(ctx, url, client.Options{})
-	if err != nil {
-		t.Fatalf("%v\n%s", err, p.stderr.String())
-	}
-	defer c.Close()
+	c := p.dialAsRoot(ctx, t, ports[1], export)
 	msg := "Subject: x\n\n" + strings.Repeat("a line of mail that compresses well\n", 500)
 	var names []string
 	for range 300 {
@@ -155,14 +150,9 @@ func TestStateDirOnTmpfs(t *testing.T) {
 // intact.
 func TestFullStateDirExpand(t *testing.T) {
 	p, export, state, ports := startSmallStateDir(t)
-	url := "nfs://127.0.0.1:" + strconv.Itoa(ports[1]) + export + "?uid=0&gid=0"
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	c, err := client.Dial(ctx, url, client.Options{})
-	if err != nil {
-		t.Fatalf("%v\n%s", err, p.stderr.String())
-	}
-	defer c.Close()
+	c := p.dialAsRoot(ctx, t, ports[1], export)
 	msg := "Subject: x\n\n" + strings.Repeat("a line of mail that compresses well\n", 500)
 	name, err := c.Deliver(ctx, "Maildir", strings.NewReader(msg))
 	if err != nil {
@@ -240,11 +230,7 @@ func TestStartFullStateDir(t *testing.T) {
 	p.waitListening(t, ports...)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	c, err := client.Dial(ctx, "nfs://127.0.0.1:"+strconv.Itoa(ports[1])+export+"?uid=0&gid=0", client.Options{})
-	if err != nil {
-		t.Fatalf("%v\n%s", err, p.stderr.String())
-	}
-	defer c.Close()
+	c := p.dialAsRoot(ctx, t, ports[1], export)
 	if _, err := c.Deliver(ctx, "Maildir", strings.NewReader("Subject: x\n\nx\n")); err != nil {
 		t.Fatal(err)
 	}

@@ -378,6 +378,13 @@ func removeXID(t *testing.T, addr netip.AddrPort, dir []byte, xid uint32, name s
 		t.Fatal(err)
 	}
 	defer c.Close()
+	return removeOn(t, c, rpc.NewRecordReader(c, 0), dir, xid, name)
+}
+
+// removeOn sends REMOVE of name in dir as uid 0 with xid on c, whose
+// replies rr reads, and returns the reply's status.
+func removeOn(t *testing.T, c net.Conn, rr *rpc.RecordReader, dir []byte, xid uint32, name string) nfs3.Status {
+	t.Helper()
 	c.SetDeadline(time.Now().Add(30 * time.Second))
 	var e xdr.Encoder
 	rpc.CallHeader{XID: xid, Prog: nfs3.Program, Vers: nfs3.Version, Proc: uint32(nfs3.ProcRemove), Cred: nfsdtest.AuthSys(0, 0), Verf: nfsdtest.AuthNone}.Encode(&e)
@@ -385,7 +392,7 @@ func removeXID(t *testing.T, addr netip.AddrPort, dir []byte, xid uint32, name s
 	if _, err := c.Write(rpc.FrameRecord(e.Bytes())); err != nil {
 		t.Fatal(err)
 	}
-	rec, err := rpc.NewRecordReader(c, 0).Next()
+	rec, err := rr.Next()
 	if err != nil {
 		t.Fatal(err)
 	}
