@@ -149,16 +149,6 @@ func OpenDRCLog(path string, slots int, ttl time.Duration, now time.Time) (_ *DR
 		}
 		return nil, 0, fmt.Errorf("duplicate request log: %w", err)
 	}
-	// One process maps the file at a time: another's truncation would
-	// fault our mapping, and both would write the same slots. The lock
-	// goes with the process, however it ends.
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
-		f.Close()
-		if errors.Is(err, unix.EWOULDBLOCK) {
-			return nil, 0, fmt.Errorf("duplicate request log %s: %w", path, ErrDRCLogBusy)
-		}
-		return nil, 0, fmt.Errorf("duplicate request log: lock %s: %w", path, err)
-	}
 	prev := readDRCLog(path, now, ttl)
 	mem, err := mapRing(f, slots)
 	if err != nil {
@@ -177,8 +167,8 @@ func OpenDRCLog(path string, slots int, ttl time.Duration, now time.Time) (_ *DR
 	return l, len(prev), nil
 }
 
-// openDRCLogFile opens or creates the log's file at path, which is then
-// truncated to a fresh ring: so it refuses a symbolic link (whoever may
+// openDRCLogFile opens or creates the log's file at path and locks it.
+// The file is then truncated to a fresh ring: so it refuses a symbolic link (whoever may
 // write the state directory could point it at any file root may write)
 // and anything but a regular file. planted says the name was found
 // replaced while the log ran (DRCLog.Check): then it also refuses a file
@@ -209,6 +199,16 @@ func openDRCLogFile(path string, planted bool) (*os.File, error) {
 	if err != nil {
 		f.Close()
 		return nil, err
+	}
+	// One process maps the file at a time: another's truncation would
+	// fault our mapping, and both would write the same slots. The lock
+	// goes with the process, however it ends.
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			return nil, fmt.Errorf("%s: %w", path, ErrDRCLogBusy)
+		}
+		return nil, fmt.Errorf("lock %s: %w", path, err)
 	}
 	return f, nil
 }
@@ -296,13 +296,6 @@ func (l *DRCLog) recreate(f *os.File, path string) error {
 	nf, err := openDRCLogFile(path, true)
 	if err != nil {
 		return err
-	}
-	if err := unix.Flock(int(nf.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
-		nf.Close()
-		if errors.Is(err, unix.EWOULDBLOCK) {
-			return ErrDRCLogBusy
-		}
-		return fmt.Errorf("lock: %w", err)
 	}
 	mem, err := mapRing(nf, int(l.slots))
 	if err != nil {
