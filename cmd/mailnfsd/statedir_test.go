@@ -217,21 +217,18 @@ func TestSighupAfterLostStateDir(t *testing.T) {
 	}
 	before := len(p.stderr.String())
 	p.cmd.Process.Signal(syscall.SIGHUP)
-	key := filepath.Join(stateDir, "maildirfs-handle.key")
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		if _, err := os.Stat(key); err == nil {
-			break
-		}
+	// The line comes after the key is written and synced: wait for it
+	// (the file alone may be there before the line).
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(p.stderr.String()[before:], "wrote back the key this process signs handles with"); time.Sleep(10 * time.Millisecond) {
 		if time.Now().After(deadline) {
-			t.Fatalf("no handle key in the state directory 10 s after SIGHUP:\n%s", p.stderr.String()[before:])
+			t.Fatalf("the SIGHUP does not say it wrote the handle key back within 10 s:\n%s", p.stderr.String()[before:])
 		}
+	}
+	if _, err := os.Stat(filepath.Join(stateDir, "maildirfs-handle.key")); err != nil {
+		t.Fatalf("no handle key in the state directory after the SIGHUP: %v", err)
 	}
 	if code := p.stop(t, syscall.SIGKILL); code != -1 {
 		t.Fatalf("exit %d after SIGKILL", code)
-	}
-	log := p.stderr.String()[before:]
-	if !strings.Contains(log, "wrote back the key this process signs handles with") {
-		t.Errorf("the SIGHUP does not say it wrote the handle key back:\n%s", log)
 	}
 	p = startBinary(t, args...)
 	p.waitListening(t, port)
